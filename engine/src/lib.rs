@@ -1,0 +1,1 @@
+//! mailvault storage engine: encrypted append-only segments, one shard per core.

@@ -1,0 +1,2 @@
+//! mailvault protocol frontends: pure protocol codecs in `proto`, sessions over the engine API.
+#![forbid(unsafe_code)]

@@ -1,0 +1,4 @@
+//! The `mailvault` command: server and operator tools.
+#![forbid(unsafe_code)]
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Load generator over the real protocols (issue 7).
