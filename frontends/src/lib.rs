@@ -1,2 +1,4 @@
 //! mailvault protocol frontends: pure protocol codecs in `proto`, sessions over the engine API.
 #![forbid(unsafe_code)]
+
+pub mod proto;
