@@ -62,7 +62,7 @@ pub(crate) fn encode_into(input: &[u8], variant: Variant, out: &mut Vec<u8>) {
 }
 
 /// Encodes `input` as standard padded base64.
-pub fn encode(input: &[u8]) -> String {
+pub(crate) fn encode(input: &[u8]) -> String {
     let mut out = Vec::with_capacity(input.len().div_ceil(3) * 4);
     encode_into(input, Variant::Standard, &mut out);
     // Every byte pushed comes from the ASCII alphabet.
@@ -74,7 +74,7 @@ pub fn encode(input: &[u8]) -> String {
 pub(crate) fn decode(input: &[u8], variant: Variant) -> Option<Vec<u8>> {
     let payload = match variant {
         Variant::Standard => {
-            if input.len() % 4 != 0 {
+            if !input.len().is_multiple_of(4) {
                 return None;
             }
             let padding = input.iter().rev().take_while(|&&byte| byte == b'=').count();

@@ -129,8 +129,8 @@ impl Unstuffer {
                     State::CarriageReturn
                 }
             }
-            (State::DotCarriageReturn, b'\n') => State::Finished,
-            (State::CarriageReturn | State::DotCarriageReturn, b'\n') => {
+            (State::DotCarriageReturn, b'\n') | (State::Finished, _) => State::Finished,
+            (State::CarriageReturn, b'\n') => {
                 self.emit(b"\r\n", body);
                 State::LineStart
             }
@@ -142,7 +142,6 @@ impl Unstuffer {
                 self.emit(&[b'\r', other], body);
                 State::Middle
             }
-            (State::Finished, _) => State::Finished,
             (State::LineStart | State::Middle | State::Dot, other) => {
                 self.emit(&[other], body);
                 State::Middle

@@ -12,8 +12,8 @@ pub(crate) enum Line<'a> {
     /// No CRLF yet, and the line may still end within the limit.
     Incomplete,
     /// The line is, or will be, longer than the limit. `consumed_bytes` is what can be dropped
-    /// now: the whole line when its CRLF is there (`line_finished`), otherwise what has arrived
-    /// (less a trailing CR, because the LF that completes it may be next).
+    /// now (never a trailing CR, because the LF that completes it may be next); the rest of the
+    /// line is then skipped with [`discard_line`] unless `line_finished`.
     TooLong {
         consumed_bytes: usize,
         line_finished: bool,
@@ -21,35 +21,26 @@ pub(crate) enum Line<'a> {
 }
 
 /// Takes the first CRLF-terminated line of `input`; only CRLF ends a line (a bare LF is content,
-/// which is what keeps the codecs safe from SMTP-smuggling style ambiguities).
+/// which is what keeps the codecs safe from SMTP-smuggling style ambiguities). Looks at no more
+/// than `line_bytes_max` bytes, so a flood without line ends costs nothing more to reject.
 pub(crate) fn take_line(input: &[u8], line_bytes_max: usize) -> Line<'_> {
-    match find_crlf(input) {
-        Some(position) => {
-            let consumed_bytes = position + 2;
-            if consumed_bytes > line_bytes_max {
-                return Line::TooLong {
-                    consumed_bytes,
-                    line_finished: true,
-                };
-            }
-            Line::Complete {
-                content: input.get(..position).unwrap_or_default(),
-                consumed_bytes,
-            }
+    let window = input.get(..line_bytes_max).unwrap_or(input);
+    if let Some(position) = find_crlf(window) {
+        return Line::Complete {
+            content: window.get(..position).unwrap_or_default(),
+            consumed_bytes: position + 2,
+        };
+    }
+    let ends_with_cr = window.last() == Some(&b'\r');
+    // The shortest line this prefix can still become: the CRLF, or its LF, is missing.
+    let shortest_bytes = window.len() + if ends_with_cr { 1 } else { 2 };
+    if window.len() < input.len() || shortest_bytes > line_bytes_max {
+        Line::TooLong {
+            consumed_bytes: window.len() - usize::from(ends_with_cr),
+            line_finished: false,
         }
-        None => {
-            let ends_with_cr = input.last() == Some(&b'\r');
-            // The shortest line this prefix can still become: the CRLF, or the LF, is missing.
-            let shortest_bytes = input.len() + if ends_with_cr { 1 } else { 2 };
-            if shortest_bytes > line_bytes_max {
-                Line::TooLong {
-                    consumed_bytes: input.len() - usize::from(ends_with_cr),
-                    line_finished: false,
-                }
-            } else {
-                Line::Incomplete
-            }
-        }
+    } else {
+        Line::Incomplete
     }
 }
 
@@ -107,8 +98,8 @@ mod tests {
         assert_eq!(
             take_line(b"NOOP\r\n", 5),
             Line::TooLong {
-                consumed_bytes: 6,
-                line_finished: true
+                consumed_bytes: 4,
+                line_finished: false
             }
         );
         assert_eq!(take_line(b"NOOP", 6), Line::Incomplete);

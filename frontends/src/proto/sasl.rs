@@ -2,7 +2,9 @@
 //! the PLAIN mechanism's message (RFC 4616).
 
 use super::base64::{self, Variant};
+use super::line::{Line, take_line};
 use super::secret::Secret;
+use super::{Limits, Parsed, Rejected};
 
 /// Longest identity or password inside a PLAIN message, in bytes (RFC 4616 §2 allows 255
 /// characters; UTF-8 needs up to four bytes each).
@@ -21,6 +23,9 @@ pub enum SaslResponse {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SaslError {
+    /// The response line is longer than `line_bytes_max`.
+    #[error("SASL response line too long")]
+    LineTooLong,
     /// The response is not valid base64.
     #[error("invalid base64 in SASL response")]
     InvalidBase64,
@@ -30,6 +35,39 @@ pub enum SaslError {
     /// A PLAIN field is not UTF-8, is empty where it must not be, or is too long.
     #[error("invalid identity or password in PLAIN message")]
     InvalidPlainField,
+}
+
+/// Parses the client's answer to a challenge: one line of base64, or `*` to cancel
+/// (RFC 4954 §4, RFC 5034 §4, RFC 3501 §6.2.2). Used by POP3 AUTH and IMAP AUTHENTICATE.
+pub fn parse_response_line(
+    input: &[u8],
+    limits: &Limits,
+) -> Result<Parsed<SaslResponse>, Rejected<SaslError>> {
+    match take_line(input, limits.line_bytes_max) {
+        Line::Incomplete => Ok(Parsed::NeedsMoreData),
+        Line::TooLong {
+            consumed_bytes,
+            line_finished,
+        } => Err(Rejected {
+            error: SaslError::LineTooLong,
+            consumed_bytes,
+            line_finished,
+        }),
+        Line::Complete {
+            content,
+            consumed_bytes,
+        } => match decode_response(content) {
+            Ok(value) => Ok(Parsed::Complete {
+                value,
+                consumed_bytes,
+            }),
+            Err(error) => Err(Rejected {
+                error,
+                consumed_bytes,
+                line_finished: true,
+            }),
+        },
+    }
 }
 
 /// Decodes one response token (the text of a continuation line, or an initial response).
@@ -133,6 +171,34 @@ mod tests {
             Ok(SaslResponse::Data(Secret::new(Vec::new())))
         );
         assert_eq!(decode_response(b"!!"), Err(SaslError::InvalidBase64));
+    }
+
+    #[test]
+    fn response_line() {
+        let limits = Limits::pop3();
+        assert_eq!(
+            parse_response_line(b"dGVzdA==", &limits),
+            Ok(Parsed::NeedsMoreData)
+        );
+        assert_eq!(
+            parse_response_line(b"dGVzdA==\r\nNOOP", &limits),
+            Ok(Parsed::Complete {
+                value: SaslResponse::Data(Secret::new(b"test".to_vec())),
+                consumed_bytes: 10
+            })
+        );
+        assert_eq!(
+            parse_response_line(b"*\r\n", &limits),
+            Ok(Parsed::Complete {
+                value: SaslResponse::Cancel,
+                consumed_bytes: 3
+            })
+        );
+        let rejected = parse_response_line(b"d=GV\r\n", &limits).unwrap_err();
+        assert_eq!(
+            (rejected.error, rejected.consumed_bytes),
+            (SaslError::InvalidBase64, 6)
+        );
     }
 
     #[test]

@@ -1,1 +1,1 @@
-//! IMAP4rev1 (RFC 3501) command parsing and response building (in progress).
+//! `IMAP4rev1` (RFC 3501) command parsing and response building (in progress).

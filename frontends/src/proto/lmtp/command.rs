@@ -225,11 +225,14 @@ fn parse_rcpt(argument: &[u8]) -> Result<Command, ParseError> {
     Ok(Command::Rcpt { to })
 }
 
+/// One `KEY[=value]` parameter.
+type Parameter<'a> = (&'a [u8], Option<&'a [u8]>);
+
 /// Splits ` KEY=value KEY2` into keywords and optional values (RFC 5321 esmtp-param).
 fn split_parameters<'a>(
     rest: &'a [u8],
     command: &'static str,
-) -> Result<Vec<(&'a [u8], Option<&'a [u8]>)>, ParseError> {
+) -> Result<Vec<Parameter<'a>>, ParseError> {
     if rest.is_empty() {
         return Ok(Vec::new());
     }
@@ -273,7 +276,8 @@ impl Command {
             Self::Mail { from, parameters } => {
                 let mut text = format!("MAIL FROM:{from}");
                 if let Some(size) = parameters.size_bytes {
-                    text.push_str(&format!(" SIZE={size}"));
+                    text.push_str(" SIZE=");
+                    text.push_str(&size.to_string());
                 }
                 match parameters.body {
                     Some(BodyType::SevenBit) => text.push_str(" BODY=7BIT"),
