@@ -1,1 +1,23 @@
 //! mailvault storage engine: encrypted append-only segments, one shard per core.
+//!
+//! Frontends use [`Engine`]: accounts, mailboxes and messages, never segments. Each shard
+//! runs on its own thread and io_uring runtime; requests are routed to the shard that owns the
+//! account and answered once durable.
+
+pub mod api;
+pub mod clock;
+pub mod crypto;
+mod engine;
+pub mod error;
+pub mod format;
+pub mod index;
+pub mod io;
+pub mod segment;
+mod shard;
+mod store;
+
+pub use api::*;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::{Engine, EngineConfig, block_on};
+pub use error::{EngineError, OpenError};
+pub use store::{StoreMetadata, init_store};

@@ -1,0 +1,99 @@
+//! The values the engine API hands to frontends: accounts, mailboxes and messages, never
+//! segments or records.
+
+pub use crate::format::Flags;
+
+/// Names the special mailbox every account has; IMAP treats it case-insensitively.
+pub const INBOX: &str = "INBOX";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxInfo {
+    pub name: String,
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub messages: u32,
+    pub unseen: u32,
+    pub size_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageInfo {
+    pub uid: u32,
+    pub flags: Flags,
+    pub size: u64,
+    pub internal_date_unix_ms: i64,
+    /// BLAKE3 of the message bytes.
+    pub digest: [u8; 32],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub info: MessageInfo,
+    pub body: Vec<u8>,
+}
+
+/// Identifies an expunged message for restore: the mailbox it was in and its uid there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeletedMessageId {
+    pub mailbox_id: u32,
+    pub uid: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedMessageInfo {
+    pub id: DeletedMessageId,
+    pub mailbox_name: String,
+    pub size: u64,
+    pub expunged_unix_ms: i64,
+    pub restorable_until_unix_ms: i64,
+}
+
+/// How STORE changes flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlagChange {
+    Replace(Flags),
+    Add(Flags),
+    Remove(Flags),
+}
+
+impl FlagChange {
+    pub fn apply(&self, current: &Flags) -> Flags {
+        match self {
+            Self::Replace(flags) => flags.clone(),
+            Self::Add(flags) => {
+                let mut keywords = current.keywords.clone();
+                for keyword in &flags.keywords {
+                    if !keywords.contains(keyword) {
+                        keywords.push(keyword.clone());
+                    }
+                }
+                Flags {
+                    system: current.system | flags.system,
+                    keywords,
+                }
+            }
+            Self::Remove(flags) => Flags {
+                system: current.system & !flags.system,
+                keywords: current
+                    .keywords
+                    .iter()
+                    .filter(|keyword| !flags.keywords.contains(keyword))
+                    .cloned()
+                    .collect(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    pub shard_id: u32,
+    pub accounts: u64,
+    pub messages: u64,
+    pub deleted_messages: u64,
+    pub segments: u64,
+    pub active_segment_id: u64,
+    pub active_segment_bytes: u64,
+    pub commits: u64,
+    pub records_committed: u64,
+}

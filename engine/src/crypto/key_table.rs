@@ -1,0 +1,91 @@
+//! The shard's table of account data keys: each stored only wrapped by the HSM's KEK (as
+//! `KeyWrapped` records in the log), unwrapped on first use and cached for the shard's life.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use mailvault_hsm::{HsmError, HsmSession, WrappedDek};
+
+use super::RecordCipher;
+
+#[derive(Debug, Default)]
+pub struct KeyTable {
+    entries: HashMap<u64, KeyEntry>,
+}
+
+#[derive(Debug)]
+struct KeyEntry {
+    wrapped: WrappedDek,
+    cipher: Option<Rc<RecordCipher>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyTableError {
+    #[error("no data key for account {account_id}")]
+    Missing { account_id: u64 },
+    #[error("unwrapping the data key of account {account_id}: {source}")]
+    Unwrap { account_id: u64, source: HsmError },
+}
+
+impl KeyTable {
+    pub fn insert(&mut self, account_id: u64, wrapped: WrappedDek) {
+        self.entries.insert(
+            account_id,
+            KeyEntry {
+                wrapped,
+                cipher: None,
+            },
+        );
+    }
+
+    /// Inserts an already unwrapped key (the one just generated for a new account), sparing
+    /// an HSM round trip.
+    pub fn insert_unwrapped(&mut self, account_id: u64, wrapped: WrappedDek, cipher: RecordCipher) {
+        self.entries.insert(
+            account_id,
+            KeyEntry {
+                wrapped,
+                cipher: Some(Rc::new(cipher)),
+            },
+        );
+    }
+
+    pub fn contains(&self, account_id: u64) -> bool {
+        self.entries.contains_key(&account_id)
+    }
+
+    pub fn wrapped(&self, account_id: u64) -> Option<&WrappedDek> {
+        self.entries.get(&account_id).map(|entry| &entry.wrapped)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The account's cipher, unwrapping its key through the HSM on first use.
+    pub fn cipher(
+        &mut self,
+        account_id: u64,
+        hsm: &HsmSession,
+    ) -> Result<Rc<RecordCipher>, KeyTableError> {
+        let entry = self
+            .entries
+            .get_mut(&account_id)
+            .ok_or(KeyTableError::Missing { account_id })?;
+        if entry.cipher.is_none() {
+            let dek = hsm
+                .unwrap_dek(&entry.wrapped)
+                .map_err(|source| KeyTableError::Unwrap { account_id, source })?;
+            entry.cipher = Some(Rc::new(RecordCipher::new(&dek)));
+        }
+        entry
+            .cipher
+            .clone()
+            .ok_or(KeyTableError::Missing { account_id })
+    }
+}

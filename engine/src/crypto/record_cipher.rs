@@ -1,0 +1,79 @@
+//! Seals and opens record payloads with one account's data key.
+//!
+//! Nonce: the record id (8 bytes, little-endian) then four zero bytes. Record ids never repeat
+//! within a store (see `shard::record_ids`), and a data key belongs to one account, so no nonce
+//! is ever used twice under one key. Associated data: the frame header's authenticated bytes
+//! (kind, record id, account, mailbox, uid).
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use mailvault_hsm::Dek;
+
+use crate::format::FrameHeader;
+
+pub const TAG_BYTES: usize = 16;
+
+/// An account's data key, expanded for AES-256-GCM. aws-lc cleanses the key schedule on drop.
+pub struct RecordCipher {
+    key: LessSafeKey,
+}
+
+impl std::fmt::Debug for RecordCipher {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("RecordCipher(<redacted>)")
+    }
+}
+
+/// The payload does not authenticate under this key and header: tampered, moved, or another
+/// account's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("record does not authenticate (tampered, moved, or wrong key)")]
+pub struct RecordOpenError;
+
+pub fn record_nonce(record_id: u64) -> [u8; 12] {
+    let mut nonce = [0; 12];
+    nonce[..8].copy_from_slice(&record_id.to_le_bytes());
+    nonce
+}
+
+impl RecordCipher {
+    pub fn new(dek: &Dek) -> Self {
+        // A 32-byte key is always a valid AES-256 key, so construction cannot fail.
+        let key = UnboundKey::new(&AES_256_GCM, dek.as_bytes()).map_or_else(
+            |_| unreachable!("a 32-byte key is a valid AES-256-GCM key"),
+            LessSafeKey::new,
+        );
+        Self { key }
+    }
+
+    /// Encrypts `plaintext` in place and appends the tag; `header.payload_length` must already
+    /// be `plaintext.len() + TAG_BYTES` (it is not authenticated, the CRC covers it).
+    pub fn seal(&self, header: &FrameHeader, plaintext: &mut Vec<u8>) {
+        let nonce = Nonce::assume_unique_for_key(record_nonce(header.record_id));
+        let associated = header.associated_data();
+        // Sealing fails only if the input exceeds GCM's 64 GiB limit; records are capped far below.
+        if self
+            .key
+            .seal_in_place_append_tag(nonce, Aad::from(associated), plaintext)
+            .is_err()
+        {
+            unreachable!("record payloads are bounded far below the AES-GCM limit");
+        }
+    }
+
+    /// Decrypts and authenticates a payload, returning the plaintext.
+    pub fn open(
+        &self,
+        header: &FrameHeader,
+        mut payload: Vec<u8>,
+    ) -> Result<Vec<u8>, RecordOpenError> {
+        let nonce = Nonce::assume_unique_for_key(record_nonce(header.record_id));
+        let associated = header.associated_data();
+        let plaintext_length = self
+            .key
+            .open_in_place(nonce, Aad::from(associated), &mut payload)
+            .map_err(|_| RecordOpenError)?
+            .len();
+        payload.truncate(plaintext_length);
+        Ok(payload)
+    }
+}

@@ -1,0 +1,468 @@
+//! The engine handle: starts one shard thread per core and routes each request to the shard
+//! that owns its account.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use mailvault_hsm::Hsm;
+
+use crate::api::{
+    DeletedMessageId, DeletedMessageInfo, FlagChange, Flags, MailboxInfo, Message, MessageInfo,
+    ShardStats,
+};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{EngineError, OpenError};
+use crate::io::DiskStorage;
+use crate::shard::request::{Mutation, Outcome, Query, Reply, Request};
+use crate::shard::routing::shard_for_account;
+use crate::shard::{ShardConfig, open_shard};
+use crate::store::{StoreMetadata, shard_directory};
+
+/// Requests waiting per shard before senders wait too (back-pressure, not unbounded memory).
+const SHARD_QUEUE_REQUESTS_MAX: usize = 4096;
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    /// A segment is sealed once it holds this much; also its preallocation.
+    pub segment_bytes_max: u64,
+    pub message_bytes_max: usize,
+    /// How long an expunged message stays restorable (7 to 14 days in production).
+    pub retention_days: u32,
+    /// Pin shard `i` to core `i` (off in tests, which share cores with each other).
+    pub pin_threads: bool,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            segment_bytes_max: 256 * 1024 * 1024,
+            message_bytes_max: 64 * 1024 * 1024,
+            retention_days: 14,
+            pin_threads: false,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// A running engine; clone it freely (all clones talk to the same shards).
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    senders: Vec<flume::Sender<Request>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for sender in &self.senders {
+            let _ = sender.send(Request::Shutdown);
+        }
+        if let Ok(mut threads) = self.threads.lock() {
+            for thread in threads.drain(..) {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// Runs a future to completion on a fresh runtime: for command-line tools and tests that
+/// call the engine from outside any runtime.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    match compio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(future),
+        Err(error) => panic!("cannot start an io_uring runtime: {error}"),
+    }
+}
+
+impl Engine {
+    /// Opens an initialized store: one thread per shard, each recovering its segments. Returns
+    /// once every shard is ready, or the first shard's error.
+    pub fn open(config: &EngineConfig, hsm: &Hsm) -> Result<Self, OpenError> {
+        let metadata = StoreMetadata::read(&config.data_dir)?;
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let mut senders = Vec::new();
+        let mut threads = Vec::new();
+        let mut ready = Vec::new();
+        for shard_id in 0..metadata.shards {
+            let (sender, receiver) = flume::bounded(SHARD_QUEUE_REQUESTS_MAX);
+            let (ready_sender, ready_receiver) = flume::bounded(1);
+            let shard_config = ShardConfig {
+                shard_id: shard_id as u32,
+                segment_bytes_max: config.segment_bytes_max,
+                message_bytes_max: config.message_bytes_max,
+                retention_ms: i64::from(config.retention_days) * DAY_MS,
+                clock: config.clock.clone(),
+            };
+            let directory = shard_directory(&config.data_dir, shard_id);
+            let hsm = hsm.clone();
+            let core = config.pin_threads.then_some(shard_id % cores);
+            let thread = std::thread::Builder::new()
+                .name(format!("mailvault-shard-{shard_id}"))
+                .spawn(move || {
+                    run_shard_thread(
+                        shard_config,
+                        directory,
+                        &hsm,
+                        core,
+                        &receiver,
+                        &ready_sender,
+                    )
+                })?;
+            senders.push(sender);
+            threads.push(thread);
+            ready.push(ready_receiver);
+        }
+        let engine = Self {
+            inner: Arc::new(Inner {
+                senders,
+                threads: Mutex::new(threads),
+            }),
+        };
+        for (shard_id, receiver) in ready.into_iter().enumerate() {
+            let result = receiver.recv().unwrap_or_else(|_| {
+                Err(OpenError::Shard {
+                    shard_id: shard_id as u32,
+                    source: EngineError::ShutDown,
+                })
+            });
+            result?;
+        }
+        Ok(engine)
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.inner.senders.len()
+    }
+
+    async fn send(&self, shard: usize, request: Request) -> Result<(), EngineError> {
+        self.inner.senders[shard]
+            .send_async(request)
+            .await
+            .map_err(|_| EngineError::ShutDown)
+    }
+
+    async fn mutate(&self, account: &str, mutation: Mutation) -> Result<Outcome, EngineError> {
+        let (reply, answer) = flume::bounded(1);
+        let shard = shard_for_account(account, self.shard_count());
+        self.send(shard, Request::Mutate { mutation, reply })
+            .await?;
+        answer
+            .recv_async()
+            .await
+            .map_err(|_| EngineError::ShutDown)?
+    }
+
+    async fn query<T>(
+        &self,
+        account: &str,
+        make: impl FnOnce(Reply<T>) -> Query,
+    ) -> Result<T, EngineError> {
+        let (reply, answer) = flume::bounded(1);
+        let shard = shard_for_account(account, self.shard_count());
+        self.send(shard, Request::Query(make(reply))).await?;
+        answer
+            .recv_async()
+            .await
+            .map_err(|_| EngineError::ShutDown)?
+    }
+
+    async fn query_all<T>(&self, make: impl Fn(Reply<T>) -> Query) -> Result<Vec<T>, EngineError> {
+        let mut answers = Vec::new();
+        for shard in 0..self.shard_count() {
+            let (reply, answer) = flume::bounded(1);
+            self.send(shard, Request::Query(make(reply))).await?;
+            answers.push(answer);
+        }
+        let mut results = Vec::new();
+        for answer in answers {
+            results.push(
+                answer
+                    .recv_async()
+                    .await
+                    .map_err(|_| EngineError::ShutDown)??,
+            );
+        }
+        Ok(results)
+    }
+
+    pub async fn create_account(&self, account: &str) -> Result<(), EngineError> {
+        self.mutate(
+            account,
+            Mutation::CreateAccount {
+                account: account.to_owned(),
+            },
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Every account name, sorted.
+    pub async fn list_accounts(&self) -> Result<Vec<String>, EngineError> {
+        let mut names: Vec<String> = self
+            .query_all(Query::Accounts)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    pub async fn create_mailbox(&self, account: &str, name: &str) -> Result<(), EngineError> {
+        let mutation = Mutation::CreateMailbox {
+            account: account.to_owned(),
+            name: name.to_owned(),
+        };
+        self.mutate(account, mutation).await.map(drop)
+    }
+
+    pub async fn rename_mailbox(
+        &self,
+        account: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<(), EngineError> {
+        let mutation = Mutation::RenameMailbox {
+            account: account.to_owned(),
+            from: from.to_owned(),
+            to: to.to_owned(),
+        };
+        self.mutate(account, mutation).await.map(drop)
+    }
+
+    /// Deletes a mailbox; its messages become restorable deleted messages.
+    pub async fn delete_mailbox(&self, account: &str, name: &str) -> Result<(), EngineError> {
+        let mutation = Mutation::DeleteMailbox {
+            account: account.to_owned(),
+            name: name.to_owned(),
+        };
+        self.mutate(account, mutation).await.map(drop)
+    }
+
+    pub async fn list_mailboxes(&self, account: &str) -> Result<Vec<MailboxInfo>, EngineError> {
+        let account_name = account.to_owned();
+        self.query(account, |reply| Query::Mailboxes {
+            account: account_name,
+            reply,
+        })
+        .await
+    }
+
+    /// Stores a message; returns its uid once it is durable.
+    pub async fn append(
+        &self,
+        account: &str,
+        mailbox: &str,
+        body: Vec<u8>,
+        flags: Flags,
+        internal_date_unix_ms: Option<i64>,
+    ) -> Result<u32, EngineError> {
+        let mutation = Mutation::Append {
+            account: account.to_owned(),
+            mailbox: mailbox.to_owned(),
+            body,
+            flags,
+            internal_date_unix_ms,
+        };
+        match self.mutate(account, mutation).await? {
+            Outcome::Uid(uid) => Ok(uid),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The mailbox's status and every message's metadata, in uid order.
+    pub async fn list_messages(
+        &self,
+        account: &str,
+        mailbox: &str,
+    ) -> Result<(MailboxInfo, Vec<MessageInfo>), EngineError> {
+        let (account_name, mailbox) = (account.to_owned(), mailbox.to_owned());
+        self.query(account, |reply| Query::Messages {
+            account: account_name,
+            mailbox,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn fetch(
+        &self,
+        account: &str,
+        mailbox: &str,
+        uid: u32,
+    ) -> Result<Message, EngineError> {
+        let (account_name, mailbox) = (account.to_owned(), mailbox.to_owned());
+        self.query(account, |reply| Query::Fetch {
+            account: account_name,
+            mailbox,
+            uid,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn change_flags(
+        &self,
+        account: &str,
+        mailbox: &str,
+        uids: &[u32],
+        change: FlagChange,
+    ) -> Result<(), EngineError> {
+        let mutation = Mutation::ChangeFlags {
+            account: account.to_owned(),
+            mailbox: mailbox.to_owned(),
+            uids: uids.to_vec(),
+            change,
+        };
+        self.mutate(account, mutation).await.map(drop)
+    }
+
+    /// Copies messages; returns (source uid, new uid) pairs.
+    pub async fn copy(
+        &self,
+        account: &str,
+        from: &str,
+        uids: &[u32],
+        to: &str,
+    ) -> Result<Vec<(u32, u32)>, EngineError> {
+        self.copy_or_move(account, from, uids, to, false).await
+    }
+
+    /// Moves messages (not via the deleted list); returns (source uid, new uid) pairs.
+    pub async fn move_messages(
+        &self,
+        account: &str,
+        from: &str,
+        uids: &[u32],
+        to: &str,
+    ) -> Result<Vec<(u32, u32)>, EngineError> {
+        self.copy_or_move(account, from, uids, to, true).await
+    }
+
+    async fn copy_or_move(
+        &self,
+        account: &str,
+        from: &str,
+        uids: &[u32],
+        to: &str,
+        remove_source: bool,
+    ) -> Result<Vec<(u32, u32)>, EngineError> {
+        let mutation = Mutation::Copy {
+            account: account.to_owned(),
+            from: from.to_owned(),
+            uids: uids.to_vec(),
+            to: to.to_owned(),
+            remove_source,
+        };
+        match self.mutate(account, mutation).await? {
+            Outcome::UidMap(map) => Ok(map),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Expunges messages: they leave the mailbox and stay restorable for the retention window.
+    pub async fn expunge(
+        &self,
+        account: &str,
+        mailbox: &str,
+        uids: &[u32],
+    ) -> Result<(), EngineError> {
+        let mutation = Mutation::Expunge {
+            account: account.to_owned(),
+            mailbox: mailbox.to_owned(),
+            uids: uids.to_vec(),
+        };
+        self.mutate(account, mutation).await.map(drop)
+    }
+
+    /// Deleted messages still inside their retention window, oldest first.
+    pub async fn list_deleted(
+        &self,
+        account: &str,
+    ) -> Result<Vec<DeletedMessageInfo>, EngineError> {
+        let account_name = account.to_owned();
+        self.query(account, |reply| Query::Deleted {
+            account: account_name,
+            reply,
+        })
+        .await
+    }
+
+    /// Restores a deleted message into its mailbox (or INBOX if that is gone): (mailbox, uid).
+    pub async fn restore(
+        &self,
+        account: &str,
+        deleted: DeletedMessageId,
+    ) -> Result<(String, u32), EngineError> {
+        match self
+            .mutate(
+                account,
+                Mutation::Restore {
+                    account: account.to_owned(),
+                    deleted,
+                },
+            )
+            .await?
+        {
+            Outcome::Restored { mailbox, uid } => Ok((mailbox, uid)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub async fn stats(&self) -> Result<Vec<ShardStats>, EngineError> {
+        self.query_all(Query::Stats).await
+    }
+}
+
+fn unexpected(outcome: &Outcome) -> EngineError {
+    EngineError::Corrupt(format!("internal error: unexpected outcome {outcome:?}"))
+}
+
+fn run_shard_thread(
+    config: ShardConfig,
+    directory: PathBuf,
+    hsm: &Hsm,
+    core: Option<usize>,
+    receiver: &flume::Receiver<Request>,
+    ready: &flume::Sender<Result<(), OpenError>>,
+) {
+    let shard_id = config.shard_id;
+    let mut builder = compio::runtime::RuntimeBuilder::new();
+    if let Some(core) = core {
+        builder.thread_affinity(std::iter::once(core).collect());
+    }
+    let runtime = match builder.build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let _ = ready.send(Err(error.into()));
+            return;
+        }
+    };
+    runtime.block_on(async {
+        let opened = match hsm.session() {
+            Ok(session) => open_shard(DiskStorage::new(directory), config, session).await,
+            Err(error) => Err(OpenError::Shard {
+                shard_id,
+                source: error.into(),
+            }),
+        };
+        match opened {
+            Ok(shard) => {
+                let _ = ready.send(Ok(()));
+                shard.run(receiver.clone()).await;
+            }
+            Err(error) => {
+                let _ = ready.send(Err(error));
+            }
+        }
+    });
+}

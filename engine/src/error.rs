@@ -1,0 +1,53 @@
+//! The engine's typed errors. Messages name accounts and mailboxes, never mail content or keys.
+
+use crate::segment::ScanError;
+
+/// Why a request failed. Nothing in the store changed unless the variant says so.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error("account `{0}` does not exist")]
+    NoSuchAccount(String),
+    #[error("account `{0}` already exists")]
+    AccountExists(String),
+    #[error("mailbox `{0}` does not exist")]
+    NoSuchMailbox(String),
+    #[error("mailbox `{0}` already exists")]
+    MailboxExists(String),
+    #[error("message uid {0} does not exist")]
+    NoSuchMessage(u32),
+    #[error("no restorable deleted message with that id (gone, or its retention window ended)")]
+    NotRestorable,
+    #[error("invalid {what}: {reason}")]
+    InvalidInput { what: &'static str, reason: String },
+    #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
+    MessageTooLarge { size: usize, limit: usize },
+    #[error("the store's data failed verification: {0}")]
+    Corrupt(String),
+    #[error("HSM: {0}")]
+    Hsm(#[from] mailvault_hsm::HsmError),
+    #[error("shard {shard_id} stopped accepting writes after a storage failure: {reason}")]
+    ShardFailed { shard_id: u32, reason: String },
+    #[error("the engine is shut down")]
+    ShutDown,
+    #[error("storage: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    #[error("no mailvault store at {0} (run `mailvault init`)")]
+    NotInitialized(String),
+    #[error("store at {path}: {reason}")]
+    BadStoreMetadata { path: String, reason: String },
+    #[error("shard {shard_id}: {source}")]
+    Recovery { shard_id: u32, source: ScanError },
+    #[error("shard {shard_id}: {source}")]
+    Shard { shard_id: u32, source: EngineError },
+    #[error("HSM: {0}")]
+    Hsm(#[from] mailvault_hsm::HsmError),
+    #[error("storage: {0}")]
+    Io(#[from] std::io::Error),
+}

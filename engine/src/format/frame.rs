@@ -1,0 +1,211 @@
+//! The record frame: a 40-byte clear header (what the index needs before decrypting, and the
+//! AEAD associated data) followed by the AES-256-GCM payload, padded to 8 bytes.
+//!
+//! ```text
+//!  0  u32 magic "MVRF"      12 u8  kind        24 u64 account_id
+//!  4  u32 payload_length    13 u8  flags (0)   32 u32 mailbox_id
+//!  8  u32 crc32c            14 u16 reserved    36 u32 uid
+//!                           16 u64 record_id   40 payload, then zero padding to 8
+//! ```
+//! The CRC32C covers bytes 0..8, 12..40 and the payload: everything but itself.
+//! Flags: bit 0 `COMMIT_END` marks the last frame of a commit (see `segment::scan`); flags are
+//! not associated data, so marking the end of a batch needs no re-encryption.
+
+use super::RECORD_PAYLOAD_BYTES_MAX;
+use super::align_up;
+
+pub const FRAME_HEADER_BYTES: usize = 40;
+pub const FRAME_ALIGN_BYTES: usize = 8;
+const FRAME_MAGIC: [u8; 4] = *b"MVRF";
+/// Flag: this frame is the last of its commit.
+pub const FRAME_FLAG_COMMIT_END: u8 = 1;
+const ASSOCIATED_DATA_BYTES: usize = 25;
+
+/// The clear part of a frame. Everything here except `payload_length` is associated data of
+/// the payload's AEAD, so a frame moved to another account, mailbox or uid fails to decrypt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    pub kind: u8,
+    pub flags: u8,
+    pub record_id: u64,
+    pub account_id: u64,
+    pub mailbox_id: u32,
+    pub uid: u32,
+    pub payload_length: u32,
+}
+
+const _: () = assert!(FRAME_HEADER_BYTES == 4 + 4 + 4 + 1 + 1 + 2 + 8 + 8 + 4 + 4);
+const _: () = assert!(FRAME_HEADER_BYTES % FRAME_ALIGN_BYTES == 0);
+
+impl FrameHeader {
+    /// The bytes bound into the AEAD: kind, record id, account, mailbox, uid.
+    pub fn associated_data(&self) -> [u8; ASSOCIATED_DATA_BYTES] {
+        let encoded = self.encode_without_crc();
+        let mut associated = [0; ASSOCIATED_DATA_BYTES];
+        associated[0] = encoded[12];
+        associated[1..].copy_from_slice(&encoded[16..40]);
+        associated
+    }
+
+    pub fn is_commit_end(&self) -> bool {
+        self.flags & FRAME_FLAG_COMMIT_END != 0
+    }
+
+    fn encode_without_crc(&self) -> [u8; FRAME_HEADER_BYTES] {
+        let mut bytes = [0; FRAME_HEADER_BYTES];
+        bytes[0..4].copy_from_slice(&FRAME_MAGIC);
+        bytes[4..8].copy_from_slice(&self.payload_length.to_le_bytes());
+        bytes[12] = self.kind;
+        bytes[13] = self.flags;
+        bytes[16..24].copy_from_slice(&self.record_id.to_le_bytes());
+        bytes[24..32].copy_from_slice(&self.account_id.to_le_bytes());
+        bytes[32..36].copy_from_slice(&self.mailbox_id.to_le_bytes());
+        bytes[36..40].copy_from_slice(&self.uid.to_le_bytes());
+        bytes
+    }
+
+    fn decode(bytes: &[u8; FRAME_HEADER_BYTES]) -> (Self, u32) {
+        let u32_at = |at: usize| {
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
+        let u64_at = |at: usize| {
+            let mut array = [0; 8];
+            array.copy_from_slice(&bytes[at..at + 8]);
+            u64::from_le_bytes(array)
+        };
+        let header = Self {
+            kind: bytes[12],
+            flags: bytes[13],
+            record_id: u64_at(16),
+            account_id: u64_at(24),
+            mailbox_id: u32_at(32),
+            uid: u32_at(36),
+            payload_length: u32_at(4),
+        };
+        (header, u32_at(8))
+    }
+}
+
+/// Total bytes a frame with this payload occupies on disk, padding included.
+pub const fn frame_encoded_bytes(payload_length: usize) -> usize {
+    align_up(FRAME_HEADER_BYTES + payload_length, FRAME_ALIGN_BYTES)
+}
+
+/// Appends one frame (header, payload, zero padding) to `out`.
+pub fn encode_frame(header: &FrameHeader, payload: &[u8], out: &mut Vec<u8>) {
+    debug_assert_eq!(header.payload_length as usize, payload.len());
+    assert!(
+        payload.len() <= RECORD_PAYLOAD_BYTES_MAX,
+        "payload bound is checked by callers"
+    );
+    let mut bytes = header.encode_without_crc();
+    let crc = frame_crc(&bytes, payload);
+    bytes[8..12].copy_from_slice(&crc.to_le_bytes());
+    let start = out.len();
+    out.extend_from_slice(&bytes);
+    out.extend_from_slice(payload);
+    out.resize(start + frame_encoded_bytes(payload.len()), 0);
+}
+
+/// Sets `COMMIT_END` on the encoded frame at the start of `frame` and refreshes its CRC.
+pub fn mark_commit_end(frame: &mut [u8]) {
+    let Some(header_bytes) = frame.first_chunk_mut::<FRAME_HEADER_BYTES>() else {
+        return;
+    };
+    header_bytes[13] |= FRAME_FLAG_COMMIT_END;
+    let (header, _) = FrameHeader::decode(header_bytes);
+    let header_copy = *header_bytes;
+    let payload_end = FRAME_HEADER_BYTES + header.payload_length as usize;
+    let Some(payload) = frame.get(FRAME_HEADER_BYTES..payload_end) else {
+        return;
+    };
+    let crc = frame_crc(&header_copy, payload);
+    frame[8..12].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn frame_crc(header: &[u8; FRAME_HEADER_BYTES], payload: &[u8]) -> u32 {
+    let crc = crc32c::crc32c(&header[0..8]);
+    let crc = crc32c::crc32c_append(crc, &header[12..40]);
+    crc32c::crc32c_append(crc, payload)
+}
+
+/// A decoded frame borrowing its payload from the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    pub header: FrameHeader,
+    pub payload: &'a [u8],
+    /// Bytes this frame occupies, padding included: the offset of the next frame.
+    pub encoded_bytes: usize,
+}
+
+/// What the bytes at a frame position hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameDecode<'a> {
+    Frame(Frame<'a>),
+    /// Zeroes where a magic would be: the end of the written records (preallocated space).
+    End,
+    /// The input ends inside the frame; `bytes_needed` is the whole frame's size.
+    NeedsMoreData {
+        bytes_needed: usize,
+    },
+}
+
+/// The bytes at a frame position are not a valid frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    #[error("bad frame magic")]
+    BadMagic,
+    #[error("frame payload length {length} exceeds the limit")]
+    TooLong { length: u32 },
+    #[error("frame checksum mismatch")]
+    BadChecksum,
+    #[error("frame padding is not zero")]
+    BadPadding,
+}
+
+/// Decodes the frame at the start of `input`.
+pub fn decode_frame(input: &[u8]) -> Result<FrameDecode<'_>, FrameError> {
+    let Some(header_bytes) = input.first_chunk::<FRAME_HEADER_BYTES>() else {
+        if input.len() >= 4 && input[..4] == [0; 4] {
+            return Ok(FrameDecode::End);
+        }
+        return Ok(FrameDecode::NeedsMoreData {
+            bytes_needed: FRAME_HEADER_BYTES,
+        });
+    };
+    if header_bytes[0..4] == [0; 4] {
+        return Ok(FrameDecode::End);
+    }
+    if header_bytes[0..4] != FRAME_MAGIC {
+        return Err(FrameError::BadMagic);
+    }
+    let (header, stored_crc) = FrameHeader::decode(header_bytes);
+    let payload_length = header.payload_length as usize;
+    if payload_length > RECORD_PAYLOAD_BYTES_MAX {
+        return Err(FrameError::TooLong {
+            length: header.payload_length,
+        });
+    }
+    let encoded_bytes = frame_encoded_bytes(payload_length);
+    let Some(frame_bytes) = input.get(..encoded_bytes) else {
+        return Ok(FrameDecode::NeedsMoreData {
+            bytes_needed: encoded_bytes,
+        });
+    };
+    let payload = &frame_bytes[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + payload_length];
+    if frame_crc(header_bytes, payload) != stored_crc {
+        return Err(FrameError::BadChecksum);
+    }
+    if frame_bytes[FRAME_HEADER_BYTES + payload_length..]
+        .iter()
+        .any(|byte| *byte != 0)
+    {
+        return Err(FrameError::BadPadding);
+    }
+    Ok(FrameDecode::Frame(Frame {
+        header,
+        payload,
+        encoded_bytes,
+    }))
+}

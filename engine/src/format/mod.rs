@@ -1,0 +1,34 @@
+//! Pure codecs for every byte mailvault writes to disk: no IO here (docs/format.md is the spec).
+//!
+//! Decoders take byte slices and return values, `NeedsMoreData`, or a typed error; they never
+//! panic on any input (property-tested and fuzzed).
+
+mod bytes;
+mod frame;
+mod record;
+mod segment_header;
+
+pub use bytes::{ByteReader, ByteWriter, ReadError};
+pub use frame::{
+    FRAME_ALIGN_BYTES, FRAME_FLAG_COMMIT_END, FRAME_HEADER_BYTES, Frame, FrameDecode, FrameError,
+    FrameHeader, decode_frame, encode_frame, frame_encoded_bytes, mark_commit_end,
+};
+pub use record::{
+    Flags, KEYWORD_BYTES_MAX, KEYWORDS_MAX, MessageReference, NAME_BYTES_MAX, Record, RecordKind,
+};
+pub use segment_header::{SEGMENT_HEADER_BYTES, SegmentHeader, SegmentHeaderError};
+
+/// Direct IO granularity: segment writes start and end on this boundary.
+pub const BLOCK_BYTES: usize = 4096;
+
+/// The on-disk format version written in every segment header.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Largest record payload accepted on write or read: a 64 MiB message is far beyond what any
+/// MTA relays (Postfix defaults to 10 MiB) and bounds memory per record.
+pub const RECORD_PAYLOAD_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Rounds `value` up to a multiple of `align` (a power of two).
+pub const fn align_up(value: usize, align: usize) -> usize {
+    (value + align - 1) & !(align - 1)
+}

@@ -1,0 +1,353 @@
+//! Record payloads: what a frame's AEAD plaintext holds for each record kind.
+//!
+//! Where a record is placed (account, mailbox, uid) lives in the clear frame header and is
+//! authenticated as associated data; the payload carries the rest. Records that add a message
+//! by reference (copy, move, restore) carry the whole message reference, so replaying one never
+//! depends on the state of another message: compaction may drop the source's records freely.
+
+use super::bytes::{ByteReader, ByteWriter, ReadError};
+
+/// Longest account or mailbox name, in bytes (RFC 5321 caps an address at 256 octets).
+pub const NAME_BYTES_MAX: usize = 1024;
+/// Most keywords on one message, and longest keyword, in bytes.
+pub const KEYWORDS_MAX: usize = 64;
+pub const KEYWORD_BYTES_MAX: usize = 128;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RecordKind {
+    AccountCreated = 1,
+    MailboxCreated = 2,
+    MailboxRenamed = 3,
+    MailboxDeleted = 4,
+    MessageAppended = 5,
+    FlagsChanged = 6,
+    MessageCopied = 7,
+    MessageMoved = 8,
+    MessageExpunged = 9,
+    MessageRestored = 10,
+    /// An account's data key wrapped by the HSM KEK; its payload is not encrypted again (the
+    /// wrapped key is already ciphertext only the HSM can open).
+    KeyWrapped = 11,
+    /// The footer of a sealed segment; its payload is not encrypted (it holds no mail data).
+    SegmentSealed = 100,
+}
+
+impl RecordKind {
+    /// Whether the payload is stored in the clear (it holds no mail data, or is already
+    /// ciphertext). Every other kind is AES-256-GCM under the account's data key.
+    pub fn is_clear(self) -> bool {
+        matches!(self, Self::KeyWrapped | Self::SegmentSealed)
+    }
+
+    pub fn from_u8(value: u8) -> Option<Self> {
+        Some(match value {
+            1 => Self::AccountCreated,
+            2 => Self::MailboxCreated,
+            3 => Self::MailboxRenamed,
+            4 => Self::MailboxDeleted,
+            5 => Self::MessageAppended,
+            6 => Self::FlagsChanged,
+            7 => Self::MessageCopied,
+            8 => Self::MessageMoved,
+            9 => Self::MessageExpunged,
+            10 => Self::MessageRestored,
+            11 => Self::KeyWrapped,
+            100 => Self::SegmentSealed,
+            _ => return None,
+        })
+    }
+}
+
+/// IMAP system flags as a bit set plus keywords.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Flags {
+    pub system: u8,
+    pub keywords: Vec<String>,
+}
+
+impl Flags {
+    pub const SEEN: u8 = 1;
+    pub const ANSWERED: u8 = 2;
+    pub const FLAGGED: u8 = 4;
+    pub const DELETED: u8 = 8;
+    pub const DRAFT: u8 = 16;
+    const SYSTEM_ALL: u8 = 31;
+
+    pub fn contains(&self, flag: u8) -> bool {
+        self.system & flag == flag
+    }
+
+    fn encode(&self, writer: &mut ByteWriter) {
+        writer.u8(self.system);
+        writer.u8(u8::try_from(self.keywords.len()).unwrap_or(u8::MAX));
+        for keyword in &self.keywords {
+            writer.string(keyword);
+        }
+    }
+
+    fn decode(reader: &mut ByteReader<'_>) -> Result<Self, ReadError> {
+        let system = reader.u8()?;
+        if system & !Self::SYSTEM_ALL != 0 {
+            return Err(ReadError::Invalid { field: "flags" });
+        }
+        let count = usize::from(reader.u8()?);
+        if count > KEYWORDS_MAX {
+            return Err(ReadError::Invalid { field: "keywords" });
+        }
+        let keywords = (0..count)
+            .map(|_| reader.string(KEYWORD_BYTES_MAX, "keyword"))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { system, keywords })
+    }
+
+    /// Whether these flags fit the on-disk limits.
+    pub fn is_valid(&self) -> bool {
+        self.system & !Self::SYSTEM_ALL == 0
+            && self.keywords.len() <= KEYWORDS_MAX
+            && self
+                .keywords
+                .iter()
+                .all(|keyword| !keyword.is_empty() && keyword.len() <= KEYWORD_BYTES_MAX)
+    }
+}
+
+/// A message as mailboxes reference it: the blob record holding its body and what the index
+/// keeps about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageReference {
+    pub blob_record_id: u64,
+    pub size: u64,
+    pub internal_date_unix_ms: i64,
+    pub digest: [u8; 32],
+}
+
+impl MessageReference {
+    fn encode(&self, writer: &mut ByteWriter) {
+        writer
+            .u64(self.blob_record_id)
+            .u64(self.size)
+            .i64(self.internal_date_unix_ms)
+            .raw(&self.digest);
+    }
+
+    fn decode(reader: &mut ByteReader<'_>) -> Result<Self, ReadError> {
+        Ok(Self {
+            blob_record_id: reader.u64()?,
+            size: reader.u64()?,
+            internal_date_unix_ms: reader.i64()?,
+            digest: reader.array()?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    AccountCreated {
+        name: String,
+        created_unix_ms: i64,
+    },
+    MailboxCreated {
+        name: String,
+        uid_validity: u32,
+    },
+    MailboxRenamed {
+        name: String,
+    },
+    MailboxDeleted {
+        at_unix_ms: i64,
+    },
+    /// A new message; its body is the rest of the payload. The digest is BLAKE3 of the body.
+    MessageAppended {
+        internal_date_unix_ms: i64,
+        flags: Flags,
+        digest: [u8; 32],
+        body: Vec<u8>,
+    },
+    FlagsChanged {
+        flags: Flags,
+    },
+    MessageCopied {
+        message: MessageReference,
+        flags: Flags,
+    },
+    MessageMoved {
+        source_mailbox_id: u32,
+        source_uid: u32,
+        message: MessageReference,
+        flags: Flags,
+    },
+    MessageExpunged {
+        at_unix_ms: i64,
+    },
+    MessageRestored {
+        deleted_mailbox_id: u32,
+        deleted_uid: u32,
+        message: MessageReference,
+        flags: Flags,
+    },
+    KeyWrapped {
+        wrapped_key: Vec<u8>,
+    },
+    SegmentSealed {
+        record_count: u64,
+        records_end: u64,
+        digest: [u8; 32],
+    },
+}
+
+impl Record {
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            Self::AccountCreated { .. } => RecordKind::AccountCreated,
+            Self::MailboxCreated { .. } => RecordKind::MailboxCreated,
+            Self::MailboxRenamed { .. } => RecordKind::MailboxRenamed,
+            Self::MailboxDeleted { .. } => RecordKind::MailboxDeleted,
+            Self::MessageAppended { .. } => RecordKind::MessageAppended,
+            Self::FlagsChanged { .. } => RecordKind::FlagsChanged,
+            Self::MessageCopied { .. } => RecordKind::MessageCopied,
+            Self::MessageMoved { .. } => RecordKind::MessageMoved,
+            Self::MessageExpunged { .. } => RecordKind::MessageExpunged,
+            Self::MessageRestored { .. } => RecordKind::MessageRestored,
+            Self::KeyWrapped { .. } => RecordKind::KeyWrapped,
+            Self::SegmentSealed { .. } => RecordKind::SegmentSealed,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut writer = ByteWriter::with_capacity(64);
+        match self {
+            Self::AccountCreated {
+                name,
+                created_unix_ms,
+            } => {
+                writer.string(name).i64(*created_unix_ms);
+            }
+            Self::MailboxCreated { name, uid_validity } => {
+                writer.string(name).u32(*uid_validity);
+            }
+            Self::MailboxRenamed { name } => {
+                writer.string(name);
+            }
+            Self::MailboxDeleted { at_unix_ms } | Self::MessageExpunged { at_unix_ms } => {
+                writer.i64(*at_unix_ms);
+            }
+            Self::MessageAppended {
+                internal_date_unix_ms,
+                flags,
+                digest,
+                body,
+            } => {
+                writer = ByteWriter::with_capacity(body.len() + 64);
+                writer.i64(*internal_date_unix_ms);
+                flags.encode(&mut writer);
+                writer.raw(digest).raw(body);
+            }
+            Self::FlagsChanged { flags } => flags.encode(&mut writer),
+            Self::MessageCopied { message, flags } => {
+                message.encode(&mut writer);
+                flags.encode(&mut writer);
+            }
+            Self::MessageMoved {
+                source_mailbox_id,
+                source_uid,
+                message,
+                flags,
+            } => {
+                writer.u32(*source_mailbox_id).u32(*source_uid);
+                message.encode(&mut writer);
+                flags.encode(&mut writer);
+            }
+            Self::MessageRestored {
+                deleted_mailbox_id,
+                deleted_uid,
+                message,
+                flags,
+            } => {
+                writer.u32(*deleted_mailbox_id).u32(*deleted_uid);
+                message.encode(&mut writer);
+                flags.encode(&mut writer);
+            }
+            Self::KeyWrapped { wrapped_key } => {
+                writer.raw(wrapped_key);
+            }
+            Self::SegmentSealed {
+                record_count,
+                records_end,
+                digest,
+            } => {
+                writer.u64(*record_count).u64(*records_end).raw(digest);
+            }
+        }
+        writer.into_inner()
+    }
+
+    /// Decodes a payload of `kind`. Takes the plaintext by value so that a message body is
+    /// returned without copying it.
+    pub fn decode(kind: RecordKind, mut payload: Vec<u8>) -> Result<Self, ReadError> {
+        let mut reader = ByteReader::new(&payload);
+        let record = match kind {
+            RecordKind::AccountCreated => Self::AccountCreated {
+                name: reader.string(NAME_BYTES_MAX, "account name")?,
+                created_unix_ms: reader.i64()?,
+            },
+            RecordKind::MailboxCreated => Self::MailboxCreated {
+                name: reader.string(NAME_BYTES_MAX, "mailbox name")?,
+                uid_validity: reader.u32()?,
+            },
+            RecordKind::MailboxRenamed => Self::MailboxRenamed {
+                name: reader.string(NAME_BYTES_MAX, "mailbox name")?,
+            },
+            RecordKind::MailboxDeleted => Self::MailboxDeleted {
+                at_unix_ms: reader.i64()?,
+            },
+            RecordKind::MessageExpunged => Self::MessageExpunged {
+                at_unix_ms: reader.i64()?,
+            },
+            RecordKind::MessageAppended => {
+                let internal_date_unix_ms = reader.i64()?;
+                let flags = Flags::decode(&mut reader)?;
+                let digest = reader.array()?;
+                let body_start = reader.position();
+                payload.drain(..body_start);
+                return Ok(Self::MessageAppended {
+                    internal_date_unix_ms,
+                    flags,
+                    digest,
+                    body: payload,
+                });
+            }
+            RecordKind::FlagsChanged => Self::FlagsChanged {
+                flags: Flags::decode(&mut reader)?,
+            },
+            RecordKind::MessageCopied => Self::MessageCopied {
+                message: MessageReference::decode(&mut reader)?,
+                flags: Flags::decode(&mut reader)?,
+            },
+            RecordKind::MessageMoved => Self::MessageMoved {
+                source_mailbox_id: reader.u32()?,
+                source_uid: reader.u32()?,
+                message: MessageReference::decode(&mut reader)?,
+                flags: Flags::decode(&mut reader)?,
+            },
+            RecordKind::MessageRestored => Self::MessageRestored {
+                deleted_mailbox_id: reader.u32()?,
+                deleted_uid: reader.u32()?,
+                message: MessageReference::decode(&mut reader)?,
+                flags: Flags::decode(&mut reader)?,
+            },
+            RecordKind::KeyWrapped => {
+                return Ok(Self::KeyWrapped {
+                    wrapped_key: payload,
+                });
+            }
+            RecordKind::SegmentSealed => Self::SegmentSealed {
+                record_count: reader.u64()?,
+                records_end: reader.u64()?,
+                digest: reader.array()?,
+            },
+        };
+        reader.finish("record payload")?;
+        Ok(record)
+    }
+}

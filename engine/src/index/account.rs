@@ -1,0 +1,63 @@
+//! What the index keeps per account, mailbox and message.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::format::{Flags, MessageReference};
+
+#[derive(Debug)]
+pub struct Account {
+    pub id: u64,
+    pub name: String,
+    pub created_unix_ms: i64,
+    pub mailboxes: BTreeMap<u32, Mailbox>,
+    pub mailbox_ids: HashMap<String, u32>,
+    /// Mailbox ids are never reused, so a restored message never lands in a stranger's mailbox.
+    pub next_mailbox_id: u32,
+    /// The highest UIDVALIDITY handed out, so a recreated mailbox always gets a new one.
+    pub last_uid_validity: u32,
+    /// Expunged messages, restorable until their retention window ends.
+    pub deleted: Vec<DeletedMessage>,
+}
+
+impl Account {
+    pub fn mailbox_id(&self, name: &str) -> Option<u32> {
+        self.mailbox_ids.get(name).copied()
+    }
+
+    pub fn mailbox(&self, name: &str) -> Option<&Mailbox> {
+        self.mailbox_id(name).and_then(|id| self.mailboxes.get(&id))
+    }
+}
+
+#[derive(Debug)]
+pub struct Mailbox {
+    pub id: u32,
+    pub name: String,
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub messages: BTreeMap<u32, MessageEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageEntry {
+    pub message: MessageReference,
+    pub flags: Flags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedMessage {
+    pub mailbox_id: u32,
+    pub mailbox_name: String,
+    pub uid: u32,
+    pub entry: MessageEntry,
+    pub expunged_unix_ms: i64,
+}
+
+/// Where a message body's record lives, and how many mailbox entries (live or deleted) use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobLocation {
+    pub segment_id: u64,
+    pub offset: u64,
+    pub frame_bytes: u32,
+    pub references: u32,
+}

@@ -1,0 +1,254 @@
+//! Applying one record to the index: the single definition of what each record means.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{Account, BlobLocation, DeletedMessage, Index, Mailbox, MessageEntry};
+use crate::format::{FrameHeader, MessageReference, Record};
+
+/// The log contradicts itself: a record refers to something that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    #[error("record {record_id} refers to unknown account {account_id}")]
+    UnknownAccount { record_id: u64, account_id: u64 },
+    #[error("record {record_id} refers to unknown mailbox {mailbox_id}")]
+    UnknownMailbox { record_id: u64, mailbox_id: u32 },
+    #[error("record {record_id} refers to unknown message uid {uid}")]
+    UnknownMessage { record_id: u64, uid: u32 },
+    #[error("record {record_id} creates account {account_id}, which exists")]
+    DuplicateAccount { record_id: u64, account_id: u64 },
+}
+
+/// Where a record's frame sits in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLocation {
+    pub segment_id: u64,
+    pub offset: u64,
+    pub frame_bytes: u32,
+}
+
+impl Index {
+    /// Applies one (decrypted) record. Clear records (keys, footers) are not index state.
+    pub fn apply(
+        &mut self,
+        header: &FrameHeader,
+        record: Record,
+        location: RecordLocation,
+    ) -> Result<(), ApplyError> {
+        let record_id = header.record_id;
+        if let Record::AccountCreated {
+            name,
+            created_unix_ms,
+        } = record
+        {
+            return self.create_account(header, name, created_unix_ms);
+        }
+        let account =
+            self.accounts
+                .get_mut(&header.account_id)
+                .ok_or(ApplyError::UnknownAccount {
+                    record_id,
+                    account_id: header.account_id,
+                })?;
+        let blobs = &mut self.blobs;
+        let unknown_mailbox = ApplyError::UnknownMailbox {
+            record_id,
+            mailbox_id: header.mailbox_id,
+        };
+        let unknown_message = ApplyError::UnknownMessage {
+            record_id,
+            uid: header.uid,
+        };
+        match record {
+            Record::AccountCreated { .. }
+            | Record::KeyWrapped { .. }
+            | Record::SegmentSealed { .. } => {}
+            Record::MailboxCreated { name, uid_validity } => {
+                account.mailbox_ids.insert(name.clone(), header.mailbox_id);
+                account.mailboxes.insert(
+                    header.mailbox_id,
+                    Mailbox {
+                        id: header.mailbox_id,
+                        name,
+                        uid_validity,
+                        uid_next: 1,
+                        messages: BTreeMap::new(),
+                    },
+                );
+                account.next_mailbox_id = account.next_mailbox_id.max(header.mailbox_id + 1);
+                account.last_uid_validity = account.last_uid_validity.max(uid_validity);
+            }
+            Record::MailboxRenamed { name } => {
+                let mailbox = account
+                    .mailboxes
+                    .get_mut(&header.mailbox_id)
+                    .ok_or(unknown_mailbox)?;
+                account.mailbox_ids.remove(&mailbox.name);
+                account.mailbox_ids.insert(name.clone(), header.mailbox_id);
+                mailbox.name = name;
+            }
+            Record::MailboxDeleted { at_unix_ms } => {
+                let mailbox = account
+                    .mailboxes
+                    .remove(&header.mailbox_id)
+                    .ok_or(unknown_mailbox)?;
+                account.mailbox_ids.remove(&mailbox.name);
+                for (uid, entry) in mailbox.messages {
+                    account.deleted.push(DeletedMessage {
+                        mailbox_id: mailbox.id,
+                        mailbox_name: mailbox.name.clone(),
+                        uid,
+                        entry,
+                        expunged_unix_ms: at_unix_ms,
+                    });
+                }
+            }
+            Record::MessageAppended {
+                internal_date_unix_ms,
+                flags,
+                digest,
+                body,
+            } => {
+                let message = MessageReference {
+                    blob_record_id: record_id,
+                    size: body.len() as u64,
+                    internal_date_unix_ms,
+                    digest,
+                };
+                blobs.insert(
+                    record_id,
+                    BlobLocation {
+                        segment_id: location.segment_id,
+                        offset: location.offset,
+                        frame_bytes: location.frame_bytes,
+                        references: 0,
+                    },
+                );
+                let mailbox = account
+                    .mailboxes
+                    .get_mut(&header.mailbox_id)
+                    .ok_or(unknown_mailbox)?;
+                add_message(mailbox, blobs, header.uid, MessageEntry { message, flags });
+            }
+            Record::FlagsChanged { flags } => {
+                let mailbox = account
+                    .mailboxes
+                    .get_mut(&header.mailbox_id)
+                    .ok_or(unknown_mailbox)?;
+                mailbox
+                    .messages
+                    .get_mut(&header.uid)
+                    .ok_or(unknown_message)?
+                    .flags = flags;
+            }
+            Record::MessageCopied { message, flags } => {
+                let mailbox = account
+                    .mailboxes
+                    .get_mut(&header.mailbox_id)
+                    .ok_or(unknown_mailbox)?;
+                add_message(mailbox, blobs, header.uid, MessageEntry { message, flags });
+            }
+            Record::MessageMoved {
+                source_mailbox_id,
+                source_uid,
+                message,
+                flags,
+            } => {
+                if let Some(source) = account.mailboxes.get_mut(&source_mailbox_id)
+                    && source.messages.remove(&source_uid).is_some()
+                {
+                    release_blob(blobs, message.blob_record_id);
+                }
+                let mailbox = account
+                    .mailboxes
+                    .get_mut(&header.mailbox_id)
+                    .ok_or(unknown_mailbox)?;
+                add_message(mailbox, blobs, header.uid, MessageEntry { message, flags });
+            }
+            Record::MessageExpunged { at_unix_ms } => {
+                let mailbox = account
+                    .mailboxes
+                    .get_mut(&header.mailbox_id)
+                    .ok_or(unknown_mailbox)?;
+                let entry = mailbox
+                    .messages
+                    .remove(&header.uid)
+                    .ok_or(unknown_message)?;
+                account.deleted.push(DeletedMessage {
+                    mailbox_id: mailbox.id,
+                    mailbox_name: mailbox.name.clone(),
+                    uid: header.uid,
+                    entry,
+                    expunged_unix_ms: at_unix_ms,
+                });
+            }
+            Record::MessageRestored {
+                deleted_mailbox_id,
+                deleted_uid,
+                message,
+                flags,
+            } => {
+                if let Some(position) = account.deleted.iter().position(|deleted| {
+                    deleted.mailbox_id == deleted_mailbox_id && deleted.uid == deleted_uid
+                }) {
+                    account.deleted.swap_remove(position);
+                    release_blob(blobs, message.blob_record_id);
+                }
+                let mailbox = account
+                    .mailboxes
+                    .get_mut(&header.mailbox_id)
+                    .ok_or(unknown_mailbox)?;
+                add_message(mailbox, blobs, header.uid, MessageEntry { message, flags });
+            }
+        }
+        Ok(())
+    }
+
+    fn create_account(
+        &mut self,
+        header: &FrameHeader,
+        name: String,
+        created_unix_ms: i64,
+    ) -> Result<(), ApplyError> {
+        if self.accounts.contains_key(&header.account_id) {
+            return Err(ApplyError::DuplicateAccount {
+                record_id: header.record_id,
+                account_id: header.account_id,
+            });
+        }
+        self.account_ids.insert(name.clone(), header.account_id);
+        self.accounts.insert(
+            header.account_id,
+            Account {
+                id: header.account_id,
+                name,
+                created_unix_ms,
+                mailboxes: BTreeMap::new(),
+                mailbox_ids: HashMap::new(),
+                next_mailbox_id: 1,
+                last_uid_validity: 0,
+                deleted: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+}
+
+fn add_message(
+    mailbox: &mut Mailbox,
+    blobs: &mut std::collections::HashMap<u64, BlobLocation>,
+    uid: u32,
+    entry: MessageEntry,
+) {
+    if let Some(blob) = blobs.get_mut(&entry.message.blob_record_id) {
+        blob.references += 1;
+    }
+    mailbox.uid_next = mailbox.uid_next.max(uid + 1);
+    mailbox.messages.insert(uid, entry);
+}
+
+fn release_blob(blobs: &mut std::collections::HashMap<u64, BlobLocation>, blob_record_id: u64) {
+    if let Some(blob) = blobs.get_mut(&blob_record_id) {
+        blob.references = blob.references.saturating_sub(1);
+    }
+}

@@ -1,0 +1,89 @@
+//! A growable byte buffer whose contents start on a 4 KiB boundary in memory, as O_DIRECT
+//! requires, built on a plain `Vec` (the aligned window is found inside it: no unsafe code).
+
+use crate::format::{BLOCK_BYTES, align_up};
+
+#[derive(Debug, Default)]
+pub struct BlockBuffer {
+    storage: Vec<u8>,
+    start: usize,
+    length: usize,
+}
+
+impl BlockBuffer {
+    /// An empty buffer that can hold `capacity_bytes` without reallocating.
+    pub fn with_capacity(capacity_bytes: usize) -> Self {
+        let mut buffer = Self::default();
+        buffer.reserve(capacity_bytes);
+        buffer
+    }
+
+    pub fn len(&self) -> usize {
+        self.length
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.length == 0
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &self.storage[self.start..self.start + self.length]
+    }
+
+    pub fn clear(&mut self) {
+        self.length = 0;
+    }
+
+    /// Appends bytes, moving to a larger aligned allocation when needed.
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.reserve(self.length + bytes.len());
+        let end = self.start + self.length;
+        self.storage[end..end + bytes.len()].copy_from_slice(bytes);
+        self.length += bytes.len();
+    }
+
+    /// Pads with zeroes up to the next block boundary.
+    pub fn pad_to_block(&mut self) {
+        let padded = align_up(self.length, BLOCK_BYTES);
+        self.reserve(padded);
+        self.storage[self.start + self.length..self.start + padded].fill(0);
+        self.length = padded;
+    }
+
+    /// Keeps only the bytes from `from` on, moved to the front (the partial tail block).
+    pub fn keep_from(&mut self, from: usize) {
+        let from = from.min(self.length);
+        self.storage
+            .copy_within(self.start + from..self.start + self.length, self.start);
+        self.length -= from;
+    }
+
+    pub fn truncate(&mut self, length: usize) {
+        self.length = self.length.min(length);
+    }
+
+    fn reserve(&mut self, length: usize) {
+        if self.storage.len() >= self.start + length && !self.storage.is_empty() {
+            return;
+        }
+        let capacity = align_up(length.max(BLOCK_BYTES), BLOCK_BYTES) * 2;
+        let mut storage = vec![0; capacity + BLOCK_BYTES];
+        let start = storage.as_ptr().align_offset(BLOCK_BYTES);
+        storage[start..start + self.length].copy_from_slice(self.as_slice());
+        self.storage = storage;
+        self.start = start;
+    }
+
+    /// The aligned window, for the IO layer: (backing vector, start, length).
+    pub(crate) fn into_parts(self) -> (Vec<u8>, usize, usize) {
+        (self.storage, self.start, self.length)
+    }
+
+    pub(crate) fn from_parts(storage: Vec<u8>, start: usize, length: usize) -> Self {
+        Self {
+            storage,
+            start,
+            length,
+        }
+    }
+}

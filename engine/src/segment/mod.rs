@@ -1,0 +1,10 @@
+//! Segment files: the active one being appended to, sealed ones that never change, and the
+//! recovery scan that reads either back.
+
+mod active;
+mod names;
+mod scan;
+
+pub use active::ActiveSegment;
+pub use names::{SEGMENT_SUFFIX, parse_segment_name, segment_name};
+pub use scan::{ScanEnd, ScanError, ScannedFrame, scan_segment};

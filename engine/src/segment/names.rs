@@ -1,0 +1,28 @@
+//! Segment file names: the segment id, zero-padded so names sort in log order.
+
+pub const SEGMENT_SUFFIX: &str = ".seg";
+
+pub fn segment_name(segment_id: u64) -> String {
+    format!("{segment_id:016}{SEGMENT_SUFFIX}")
+}
+
+pub fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(SEGMENT_SUFFIX)?;
+    if digits.len() != 16 || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_sort_in_log_order() {
+        assert_eq!(parse_segment_name(&segment_name(42)), Some(42));
+        assert!(segment_name(9) < segment_name(10));
+        assert_eq!(parse_segment_name("42.seg"), None);
+        assert_eq!(parse_segment_name("000000000000004x.seg"), None);
+    }
+}

@@ -1,0 +1,364 @@
+//! Reads a segment back, frame by frame, and classifies how it ends.
+//!
+//! A sealed segment must end with a footer whose digest matches; anything else wrong in it is
+//! corruption. The active (last) segment may end in a torn tail: a short or bad frame with
+//! nothing valid after it, which is what a crash during a commit leaves and is safe to cut
+//! (that commit was never acknowledged). A bad frame followed by a valid one is corruption:
+//! acknowledged data was damaged, and it is reported, never skipped.
+//!
+//! Only one commit is ever unsynced, and its sectors may reach the disk in any order, so valid
+//! frames of that same commit may follow its damaged one. What proves damage to acknowledged
+//! data is a *later* commit: a valid frame after a valid `COMMIT_END` frame past the damage.
+//! Damage confined to the last commit cannot be told apart from a torn write and is cut
+//! (docs/format.md, "Recovery").
+
+use std::io;
+
+use crate::format::{
+    BLOCK_BYTES, FRAME_ALIGN_BYTES, FrameDecode, FrameHeader, Record, RecordKind,
+    SEGMENT_HEADER_BYTES, SegmentHeader, SegmentHeaderError, decode_frame,
+};
+use crate::io::StorageFile;
+
+/// How much of a segment is read at a time during a scan.
+const SCAN_CHUNK_BYTES: usize = 8 * 1024 * 1024;
+
+#[derive(Debug)]
+pub struct ScannedFrame {
+    pub header: FrameHeader,
+    pub offset: u64,
+    pub frame_bytes: u32,
+    pub payload: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub enum ScanEnd {
+    Sealed {
+        record_count: u64,
+    },
+    /// The log ends cleanly at `log_end` (zeros follow); appending may resume there.
+    Open {
+        log_end: u64,
+        digest: blake3::Hasher,
+        tail_block: Vec<u8>,
+        record_count: u64,
+    },
+    /// A torn last commit starts at `log_end`; cut it and resume there.
+    TornTail {
+        log_end: u64,
+        digest: blake3::Hasher,
+        tail_block: Vec<u8>,
+        record_count: u64,
+        reason: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScanError {
+    #[error("reading segment {segment_id}: {source}")]
+    Io { segment_id: u64, source: io::Error },
+    #[error("segment {segment_id} header: {source}")]
+    Header {
+        segment_id: u64,
+        source: SegmentHeaderError,
+    },
+    #[error("segment {segment_id} is corrupt at offset {offset}: {reason}")]
+    Corrupt {
+        segment_id: u64,
+        offset: u64,
+        reason: String,
+    },
+    #[error("replaying segment {segment_id} at offset {offset}: {reason}")]
+    Replay {
+        segment_id: u64,
+        offset: u64,
+        reason: String,
+    },
+}
+
+/// Scans a whole segment, handing every record frame (footer excluded) to `on_frame`.
+/// `is_last` says whether this is the active segment (which may be unsealed or torn).
+pub async fn scan_segment<F: StorageFile>(
+    file: &F,
+    segment_id: u64,
+    is_last: bool,
+    mut on_frame: impl FnMut(ScannedFrame) -> Result<(), String>,
+) -> Result<ScanEnd, ScanError> {
+    let io_error = |source| ScanError::Io { segment_id, source };
+    let corrupt = |offset: u64, reason: String| ScanError::Corrupt {
+        segment_id,
+        offset,
+        reason,
+    };
+    let file_length = file.len().await.map_err(io_error)?;
+    let mut reader = ChunkReader {
+        file,
+        file_length,
+        buffer: Vec::new(),
+        buffer_offset: 0,
+    };
+
+    reader.fill(0, BLOCK_BYTES).await.map_err(io_error)?;
+    let header = SegmentHeader::decode(reader.bytes_at(0))
+        .map_err(|source| ScanError::Header { segment_id, source })?;
+    if header.segment_id != segment_id {
+        return Err(corrupt(
+            0,
+            format!("header names segment {}", header.segment_id),
+        ));
+    }
+    if reader
+        .bytes_at(0)
+        .get(SEGMENT_HEADER_BYTES..BLOCK_BYTES)
+        .is_none_or(|rest| rest.iter().any(|b| *b != 0))
+    {
+        return Err(corrupt(
+            0,
+            "header block is short or not zero-padded".into(),
+        ));
+    }
+    let mut digest = blake3::Hasher::new();
+    digest.update(&reader.bytes_at(0)[..BLOCK_BYTES]);
+    // Frames are handed on only once their commit is complete: a crash must never leave half
+    // of a commit (say, an account without its INBOX) visible.
+    let mut committed = Committed {
+        log_end: BLOCK_BYTES as u64,
+        digest: digest.clone(),
+        record_count: 0,
+    };
+    let mut pending: Vec<ScannedFrame> = Vec::new();
+    let mut offset = BLOCK_BYTES as u64;
+    loop {
+        let decoded = loop {
+            match decode_frame(reader.bytes_at(offset)) {
+                Ok(FrameDecode::NeedsMoreData { bytes_needed })
+                    if reader.can_grow(offset, bytes_needed) =>
+                {
+                    reader
+                        .fill(offset, bytes_needed.max(SCAN_CHUNK_BYTES))
+                        .await
+                        .map_err(io_error)?;
+                }
+                other => break other,
+            }
+        };
+        let problem = match decoded {
+            Ok(FrameDecode::Frame(frame))
+                if frame.header.kind == RecordKind::SegmentSealed as u8 =>
+            {
+                if !pending.is_empty() {
+                    return Err(corrupt(
+                        offset,
+                        "footer follows an incomplete commit".into(),
+                    ));
+                }
+                let frame_end = offset + frame.encoded_bytes as u64;
+                let record_count = committed.record_count;
+                return check_footer(
+                    frame.payload,
+                    offset,
+                    frame_end,
+                    file_length,
+                    record_count,
+                    committed.digest,
+                )
+                .map(|()| ScanEnd::Sealed { record_count })
+                .map_err(|reason| corrupt(offset, reason));
+            }
+            Ok(FrameDecode::Frame(frame)) => {
+                let frame_bytes = frame.encoded_bytes;
+                digest.update(&reader.bytes_at(offset)[..frame_bytes]);
+                pending.push(ScannedFrame {
+                    header: frame.header,
+                    offset,
+                    frame_bytes: frame_bytes as u32,
+                    payload: frame.payload.to_vec(),
+                });
+                offset += frame_bytes as u64;
+                if frame.header.is_commit_end() {
+                    committed.record_count += pending.len() as u64;
+                    committed.log_end = offset;
+                    committed.digest = digest.clone();
+                    for scanned in pending.drain(..) {
+                        let at = scanned.offset;
+                        on_frame(scanned).map_err(|reason| ScanError::Replay {
+                            segment_id,
+                            offset: at,
+                            reason,
+                        })?;
+                    }
+                }
+                continue;
+            }
+            Ok(FrameDecode::End) => None,
+            Ok(FrameDecode::NeedsMoreData { .. }) if offset >= file_length => None,
+            Ok(FrameDecode::NeedsMoreData { .. }) => {
+                Some("frame cut short by the end of the file".to_owned())
+            }
+            Err(error) => Some(error.to_string()),
+        };
+        let problem = match (problem, pending.is_empty()) {
+            (None, true) => None,
+            (None, false) => Some(format!(
+                "last commit incomplete ({} frames without a commit end)",
+                pending.len()
+            )),
+            (Some(reason), _) => Some(reason),
+        };
+        if !is_last {
+            let reason = problem.unwrap_or_else(|| "sealed segment has no footer".to_owned());
+            return Err(corrupt(offset, reason));
+        }
+        let log_end = committed.log_end;
+        let tail_start = log_end / BLOCK_BYTES as u64 * BLOCK_BYTES as u64;
+        reader
+            .fill(tail_start, (log_end - tail_start) as usize)
+            .await
+            .map_err(io_error)?;
+        let tail_block = reader.bytes_at(tail_start)[..(log_end - tail_start) as usize].to_vec();
+        let Committed {
+            digest,
+            record_count,
+            ..
+        } = committed;
+        return match problem {
+            None => Ok(ScanEnd::Open {
+                log_end,
+                digest,
+                tail_block,
+                record_count,
+            }),
+            Some(reason) => {
+                if let Some(valid_at) = find_later_commit(&mut reader, offset)
+                    .await
+                    .map_err(io_error)?
+                {
+                    return Err(corrupt(
+                        offset,
+                        format!("{reason}; a later commit follows at offset {valid_at}"),
+                    ));
+                }
+                Ok(ScanEnd::TornTail {
+                    log_end,
+                    digest,
+                    tail_block,
+                    record_count,
+                    reason,
+                })
+            }
+        };
+    }
+}
+
+/// The scan's state at the end of the last complete commit.
+struct Committed {
+    log_end: u64,
+    digest: blake3::Hasher,
+    record_count: u64,
+}
+
+fn check_footer(
+    payload: &[u8],
+    offset: u64,
+    frame_end: u64,
+    file_length: u64,
+    record_count: u64,
+    digest: blake3::Hasher,
+) -> Result<(), String> {
+    let Ok(Record::SegmentSealed {
+        record_count: sealed_count,
+        records_end,
+        digest: sealed_digest,
+    }) = Record::decode(RecordKind::SegmentSealed, payload.to_vec())
+    else {
+        return Err("footer does not decode".into());
+    };
+    if records_end != offset || sealed_count != record_count {
+        return Err(format!(
+            "footer says {sealed_count} records ending at {records_end}, found {record_count} ending at {offset}"
+        ));
+    }
+    if frame_end != file_length {
+        return Err(format!(
+            "{} bytes follow the footer",
+            file_length.saturating_sub(frame_end)
+        ));
+    }
+    if *digest.finalize().as_bytes() != sealed_digest {
+        return Err("segment digest does not match its footer".into());
+    }
+    Ok(())
+}
+
+/// Looks, past a bad frame, for a valid frame that follows a valid `COMMIT_END` frame: proof
+/// that a complete commit was written after the damaged one.
+async fn find_later_commit<F: StorageFile>(
+    reader: &mut ChunkReader<'_, F>,
+    bad_offset: u64,
+) -> io::Result<Option<u64>> {
+    let mut offset = bad_offset + FRAME_ALIGN_BYTES as u64;
+    let mut commit_end_seen = false;
+    while offset < reader.file_length {
+        if !reader.contains(offset, crate::format::FRAME_HEADER_BYTES) {
+            reader.fill(offset, SCAN_CHUNK_BYTES).await?;
+        }
+        let frame = loop {
+            match decode_frame(reader.bytes_at(offset)) {
+                Ok(FrameDecode::Frame(frame)) => {
+                    break Some((frame.header.is_commit_end(), frame.encoded_bytes));
+                }
+                Ok(FrameDecode::NeedsMoreData { bytes_needed })
+                    if reader.can_grow(offset, bytes_needed) =>
+                {
+                    reader.fill(offset, bytes_needed).await?;
+                }
+                _ => break None,
+            }
+        };
+        match frame {
+            Some(_) if commit_end_seen => return Ok(Some(offset)),
+            Some((is_commit_end, encoded_bytes)) => {
+                commit_end_seen = is_commit_end;
+                offset += encoded_bytes as u64;
+            }
+            None => offset += FRAME_ALIGN_BYTES as u64,
+        }
+    }
+    Ok(None)
+}
+
+/// A window of the file in memory, refilled as the scan moves forward.
+struct ChunkReader<'a, F> {
+    file: &'a F,
+    file_length: u64,
+    buffer: Vec<u8>,
+    buffer_offset: u64,
+}
+
+impl<F: StorageFile> ChunkReader<'_, F> {
+    fn bytes_at(&self, offset: u64) -> &[u8] {
+        offset
+            .checked_sub(self.buffer_offset)
+            .and_then(|start| self.buffer.get(start as usize..))
+            .unwrap_or_default()
+    }
+
+    fn contains(&self, offset: u64, length: usize) -> bool {
+        self.bytes_at(offset).len() >= length
+    }
+
+    /// Whether the file holds `length` bytes at `offset` that the window does not yet.
+    fn can_grow(&self, offset: u64, length: usize) -> bool {
+        !self.contains(offset, length) && offset + length as u64 <= self.file_length
+    }
+
+    /// Makes the window start at `offset` and hold `length` bytes (or up to the file's end).
+    async fn fill(&mut self, offset: u64, length: usize) -> io::Result<()> {
+        let end = (offset + length as u64).min(self.file_length);
+        let length = end.saturating_sub(offset) as usize;
+        self.buffer = self.file.read_exact(offset, length).await?;
+        self.buffer_offset = offset;
+        Ok(())
+    }
+}

@@ -1,0 +1,64 @@
+//! Turning one record into a frame of the current batch, and applying it to the index.
+
+use crate::crypto::{RecordCipher, TAG_BYTES};
+use crate::format::{FrameHeader, Record, encode_frame, frame_encoded_bytes};
+use crate::index::RecordLocation;
+use crate::io::Storage;
+use crate::segment::ActiveSegment;
+
+use super::{Batch, Shard};
+
+/// Where a record belongs: its frame header's place fields.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Place {
+    pub account_id: u64,
+    pub mailbox_id: u32,
+    pub uid: u32,
+}
+
+impl<S: Storage> Shard<S> {
+    /// Encrypts (unless the kind is stored clear), frames, and applies one record. `cipher` is
+    /// the account's key, looked up before anything of the mutation was emitted.
+    pub(super) fn emit(
+        &mut self,
+        batch: &mut Batch,
+        place: Place,
+        record: Record,
+        cipher: &RecordCipher,
+    ) {
+        let record_id = self.next_record_id;
+        self.next_record_id += 1;
+        let kind = record.kind();
+        let mut payload = record.encode();
+        let tag_bytes = if kind.is_clear() { 0 } else { TAG_BYTES };
+        let header = FrameHeader {
+            kind: kind as u8,
+            flags: 0,
+            record_id,
+            account_id: place.account_id,
+            mailbox_id: place.mailbox_id,
+            uid: place.uid,
+            payload_length: (payload.len() + tag_bytes) as u32,
+        };
+        if !kind.is_clear() {
+            cipher.seal(&header, &mut payload);
+        }
+        let location = RecordLocation {
+            segment_id: ActiveSegment::segment_id(&self.active),
+            offset: self.active.log_end() + batch.frames.len() as u64,
+            frame_bytes: frame_encoded_bytes(payload.len()) as u32,
+        };
+        batch.last_frame_start = batch.frames.len();
+        encode_frame(&header, &payload, &mut batch.frames);
+        batch.frame_count += 1;
+        if let Record::KeyWrapped { .. } = record {
+            return; // the key table was filled when the key was made
+        }
+        if let Err(error) = self.index.apply(&header, record, location) {
+            // Validation ran before any record was made, so this is a bug; stop before the
+            // index and the log drift further apart.
+            tracing::error!(shard = self.config.shard_id, %error, "index rejected a validated record");
+            self.failure = Some(format!("internal error: {error}"));
+        }
+    }
+}

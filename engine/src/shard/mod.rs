@@ -1,0 +1,158 @@
+//! A shard: one core's share of the accounts and everything about them (segments, index,
+//! keys). It runs as one task on its core's runtime and owns its state outright: no locks.
+//!
+//! Group commit: the loop takes every request waiting in its queue, turns the mutations into
+//! records applied to the index and encoded into one buffer, then writes and syncs that buffer
+//! once and answers them all. Requests arriving during the sync wait for the next round, so
+//! under load many appends share one fdatasync. Reads that arrive in a batch after a mutation
+//! are answered after its commit, so no one ever sees what is not durable.
+
+mod emit;
+mod plan;
+mod query;
+mod recovery;
+pub(crate) mod request;
+pub(crate) mod routing;
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use mailvault_hsm::HsmSession;
+
+use crate::clock::Clock;
+use crate::crypto::KeyTable;
+use crate::index::Index;
+use crate::io::Storage;
+use crate::segment::ActiveSegment;
+use request::{Outcome, Reply, Request};
+
+pub(crate) use recovery::open_shard;
+
+/// Most requests taken into one commit. Record ids skip ahead by more than the records one
+/// commit can hold after a restart (see `recovery`), so this bounds that gap too.
+const BATCH_REQUESTS_MAX: usize = 1024;
+/// A batch stops taking mutations once its frames pass this size.
+const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub(crate) struct ShardConfig {
+    pub shard_id: u32,
+    pub segment_bytes_max: u64,
+    pub message_bytes_max: usize,
+    pub retention_ms: i64,
+    pub clock: Arc<dyn Clock>,
+}
+
+pub(crate) struct Shard<S: Storage> {
+    config: ShardConfig,
+    storage: S,
+    hsm: HsmSession,
+    index: Index,
+    keys: KeyTable,
+    active: ActiveSegment<S::File>,
+    /// Read handles for every segment, the active one included.
+    readers: HashMap<u64, Rc<S::File>>,
+    next_record_id: u64,
+    next_account_number: u64,
+    /// Set when a write or sync failed: the shard then refuses everything (fsyncgate: an
+    /// fsync error is never retried as if the data might still be durable).
+    failure: Option<String>,
+    commits: u64,
+    records_committed: u64,
+}
+
+impl<S: Storage> std::fmt::Debug for Shard<S> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Shard")
+            .field("shard_id", &self.config.shard_id)
+            .field("active_segment", &self.active.segment_id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One commit's worth of encoded frames and the answers waiting for it.
+#[derive(Default)]
+struct Batch {
+    frames: Vec<u8>,
+    frame_count: u64,
+    /// Offset in `frames` of the last frame, to mark it as the commit's end.
+    last_frame_start: usize,
+    acks: Vec<(Reply<Outcome>, Outcome)>,
+    deferred_queries: Vec<request::Query>,
+}
+
+impl<S: Storage> Shard<S> {
+    /// Serves requests until shutdown or until the queue closes.
+    pub(crate) async fn run(mut self, receiver: flume::Receiver<Request>) {
+        let mut shutting_down = false;
+        while !shutting_down {
+            let Ok(first) = receiver.recv_async().await else {
+                break;
+            };
+            let mut batch = Batch::default();
+            let mut next = Some(first);
+            let mut taken = 0;
+            while let Some(request) = next.take() {
+                match request {
+                    Request::Mutate { mutation, reply } => {
+                        self.plan_into(mutation, reply, &mut batch)
+                    }
+                    Request::Query(query) if batch.frames.is_empty() => self.answer(query),
+                    Request::Query(query) => batch.deferred_queries.push(query),
+                    Request::Shutdown => shutting_down = true,
+                }
+                taken += 1;
+                if taken < BATCH_REQUESTS_MAX
+                    && batch.frames.len() < BATCH_BYTES_MAX
+                    && !shutting_down
+                {
+                    next = receiver.try_recv().ok();
+                }
+            }
+            self.commit(batch).await;
+        }
+    }
+
+    async fn commit(&mut self, mut batch: Batch) {
+        if batch.frame_count > 0 {
+            crate::format::mark_commit_end(&mut batch.frames[batch.last_frame_start..]);
+            let result = self.active.commit(&batch.frames, batch.frame_count).await;
+            match result {
+                Ok(()) => {
+                    self.commits += 1;
+                    self.records_committed += batch.frame_count;
+                }
+                Err(error) => {
+                    tracing::error!(shard = self.config.shard_id, %error, "commit failed; shard stops accepting requests");
+                    self.failure = Some(error.to_string());
+                }
+            }
+        }
+        for (reply, outcome) in batch.acks {
+            let answer = match &self.failure {
+                None => Ok(outcome),
+                Some(_) => Err(self.failed_error()),
+            };
+            let _ = reply.send(answer);
+        }
+        for query in batch.deferred_queries {
+            self.answer(query);
+        }
+        if self.failure.is_none()
+            && self.active.log_end() >= self.config.segment_bytes_max
+            && let Err(error) = self.rotate_segment().await
+        {
+            tracing::error!(shard = self.config.shard_id, %error, "segment rotation failed; shard stops accepting requests");
+            self.failure = Some(error.to_string());
+        }
+    }
+
+    fn failed_error(&self) -> crate::error::EngineError {
+        crate::error::EngineError::ShardFailed {
+            shard_id: self.config.shard_id,
+            reason: self.failure.clone().unwrap_or_default(),
+        }
+    }
+}

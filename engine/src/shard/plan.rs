@@ -1,0 +1,415 @@
+//! Mutations: validated in full against the index first, then emitted as records. A mutation
+//! that fails validation emits nothing, so bad input changes nothing.
+
+use std::rc::Rc;
+
+use crate::api::INBOX;
+use crate::crypto::RecordCipher;
+use crate::error::EngineError;
+use crate::format::{Flags, NAME_BYTES_MAX, Record};
+use crate::index::{Account, Mailbox, MessageEntry};
+use crate::io::Storage;
+
+use super::emit::Place;
+use super::request::{Mutation, Outcome, Reply};
+use super::{Batch, Shard};
+
+/// Most messages one request may touch; bounds the records one commit can hold (see
+/// `recovery::RECORD_ID_GAP`).
+pub(crate) const UIDS_PER_REQUEST_MAX: usize = 10_000;
+
+/// IMAP's INBOX is case-insensitive; every other name is kept as given.
+pub(crate) fn normalize_mailbox(name: &str) -> String {
+    if name.eq_ignore_ascii_case(INBOX) {
+        INBOX.to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
+fn validate_name(what: &'static str, name: &str) -> Result<(), EngineError> {
+    let reason = if name.is_empty() {
+        "must not be empty".to_owned()
+    } else if name.len() > NAME_BYTES_MAX {
+        format!("longer than {NAME_BYTES_MAX} bytes")
+    } else if name.chars().any(char::is_control) {
+        "must not contain control characters".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(EngineError::InvalidInput { what, reason })
+}
+
+fn mailbox<'a>(account: &'a Account, name: &str) -> Result<&'a Mailbox, EngineError> {
+    account
+        .mailbox(name)
+        .ok_or_else(|| EngineError::NoSuchMailbox(name.to_owned()))
+}
+
+fn entries(mailbox: &Mailbox, uids: &[u32]) -> Result<Vec<(u32, MessageEntry)>, EngineError> {
+    if uids.len() > UIDS_PER_REQUEST_MAX {
+        return Err(EngineError::InvalidInput {
+            what: "uid list",
+            reason: format!("more than {UIDS_PER_REQUEST_MAX} messages in one request"),
+        });
+    }
+    uids.iter()
+        .map(|uid| {
+            mailbox
+                .messages
+                .get(uid)
+                .map(|entry| (*uid, entry.clone()))
+                .ok_or(EngineError::NoSuchMessage(*uid))
+        })
+        .collect()
+}
+
+impl<S: Storage> Shard<S> {
+    pub(super) fn plan_into(
+        &mut self,
+        mutation: Mutation,
+        reply: Reply<Outcome>,
+        batch: &mut Batch,
+    ) {
+        if self.failure.is_some() {
+            let _ = reply.send(Err(self.failed_error()));
+            return;
+        }
+        match self.plan(mutation, batch) {
+            Ok(outcome) => batch.acks.push((reply, outcome)),
+            Err(error) => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+
+    fn account(&mut self, name: &str) -> Result<(&Account, Rc<RecordCipher>), EngineError> {
+        let account_id = self
+            .index
+            .account_id(name)
+            .ok_or_else(|| EngineError::NoSuchAccount(name.to_owned()))?;
+        let cipher = self
+            .keys
+            .cipher(account_id, &self.hsm)
+            .map_err(|error| EngineError::Corrupt(error.to_string()))?;
+        let account = self
+            .index
+            .account(account_id)
+            .ok_or_else(|| EngineError::NoSuchAccount(name.to_owned()))?;
+        Ok((account, cipher))
+    }
+
+    fn plan(&mut self, mutation: Mutation, batch: &mut Batch) -> Result<Outcome, EngineError> {
+        let now = self.config.clock.now_unix_ms();
+        match mutation {
+            Mutation::CreateAccount { account } => self.create_account(&account, now, batch),
+            Mutation::CreateMailbox { account, name } => {
+                let name = normalize_mailbox(&name);
+                validate_name("mailbox name", &name)?;
+                let (account, cipher) = self.account(&account)?;
+                if account.mailbox_ids.contains_key(&name) {
+                    return Err(EngineError::MailboxExists(name));
+                }
+                let place = Place {
+                    account_id: account.id,
+                    mailbox_id: account.next_mailbox_id,
+                    uid: 0,
+                };
+                let uid_validity = next_uid_validity(account, now);
+                self.emit(
+                    batch,
+                    place,
+                    Record::MailboxCreated { name, uid_validity },
+                    &cipher,
+                );
+                Ok(Outcome::Done)
+            }
+            Mutation::RenameMailbox { account, from, to } => {
+                let (from, to) = (normalize_mailbox(&from), normalize_mailbox(&to));
+                validate_name("mailbox name", &to)?;
+                let (account, cipher) = self.account(&account)?;
+                let source = mailbox(account, &from)?;
+                if from == INBOX {
+                    return Err(EngineError::InvalidInput {
+                        what: "rename",
+                        reason: "INBOX cannot be renamed".into(),
+                    });
+                }
+                if account.mailbox_ids.contains_key(&to) {
+                    return Err(EngineError::MailboxExists(to));
+                }
+                let place = Place {
+                    account_id: account.id,
+                    mailbox_id: source.id,
+                    uid: 0,
+                };
+                self.emit(batch, place, Record::MailboxRenamed { name: to }, &cipher);
+                Ok(Outcome::Done)
+            }
+            Mutation::DeleteMailbox { account, name } => {
+                let name = normalize_mailbox(&name);
+                let (account, cipher) = self.account(&account)?;
+                let target = mailbox(account, &name)?;
+                if name == INBOX {
+                    return Err(EngineError::InvalidInput {
+                        what: "delete",
+                        reason: "INBOX cannot be deleted".into(),
+                    });
+                }
+                let place = Place {
+                    account_id: account.id,
+                    mailbox_id: target.id,
+                    uid: 0,
+                };
+                self.emit(
+                    batch,
+                    place,
+                    Record::MailboxDeleted { at_unix_ms: now },
+                    &cipher,
+                );
+                Ok(Outcome::Done)
+            }
+            Mutation::Append {
+                account,
+                mailbox: name,
+                body,
+                flags,
+                internal_date_unix_ms,
+            } => {
+                if body.len() > self.config.message_bytes_max {
+                    return Err(EngineError::MessageTooLarge {
+                        size: body.len(),
+                        limit: self.config.message_bytes_max,
+                    });
+                }
+                if body.is_empty() {
+                    return Err(EngineError::InvalidInput {
+                        what: "message",
+                        reason: "must not be empty".into(),
+                    });
+                }
+                validate_flags(&flags)?;
+                let (account, cipher) = self.account(&account)?;
+                let target = mailbox(account, &normalize_mailbox(&name))?;
+                let place = Place {
+                    account_id: account.id,
+                    mailbox_id: target.id,
+                    uid: target.uid_next,
+                };
+                let digest = *blake3::hash(&body).as_bytes();
+                let record = Record::MessageAppended {
+                    internal_date_unix_ms: internal_date_unix_ms.unwrap_or(now),
+                    flags,
+                    digest,
+                    body,
+                };
+                self.emit(batch, place, record, &cipher);
+                Ok(Outcome::Uid(place.uid))
+            }
+            Mutation::ChangeFlags {
+                account,
+                mailbox: name,
+                uids,
+                change,
+            } => {
+                let (account, cipher) = self.account(&account)?;
+                let target = mailbox(account, &normalize_mailbox(&name))?;
+                let account_id = account.id;
+                let mailbox_id = target.id;
+                let mut changes = Vec::new();
+                for (uid, entry) in entries(target, &uids)? {
+                    let flags = change.apply(&entry.flags);
+                    validate_flags(&flags)?;
+                    if flags != entry.flags {
+                        changes.push((uid, flags));
+                    }
+                }
+                for (uid, flags) in changes {
+                    self.emit(
+                        batch,
+                        Place {
+                            account_id,
+                            mailbox_id,
+                            uid,
+                        },
+                        Record::FlagsChanged { flags },
+                        &cipher,
+                    );
+                }
+                Ok(Outcome::Done)
+            }
+            Mutation::Copy {
+                account,
+                from,
+                uids,
+                to,
+                remove_source,
+            } => {
+                let (account, cipher) = self.account(&account)?;
+                let source = mailbox(account, &normalize_mailbox(&from))?;
+                let target = mailbox(account, &normalize_mailbox(&to))?;
+                let (account_id, source_id, target_id, first_uid) =
+                    (account.id, source.id, target.id, target.uid_next);
+                let moved = entries(source, &uids)?;
+                let mut map = Vec::with_capacity(moved.len());
+                for ((source_uid, entry), new_uid) in moved.into_iter().zip(first_uid..) {
+                    let MessageEntry { message, flags } = entry;
+                    let record = if remove_source {
+                        Record::MessageMoved {
+                            source_mailbox_id: source_id,
+                            source_uid,
+                            message,
+                            flags,
+                        }
+                    } else {
+                        Record::MessageCopied { message, flags }
+                    };
+                    self.emit(
+                        batch,
+                        Place {
+                            account_id,
+                            mailbox_id: target_id,
+                            uid: new_uid,
+                        },
+                        record,
+                        &cipher,
+                    );
+                    map.push((source_uid, new_uid));
+                }
+                Ok(Outcome::UidMap(map))
+            }
+            Mutation::Expunge {
+                account,
+                mailbox: name,
+                uids,
+            } => {
+                let (account, cipher) = self.account(&account)?;
+                let target = mailbox(account, &normalize_mailbox(&name))?;
+                let (account_id, mailbox_id) = (account.id, target.id);
+                let expunged = entries(target, &uids)?;
+                for (uid, _) in expunged {
+                    self.emit(
+                        batch,
+                        Place {
+                            account_id,
+                            mailbox_id,
+                            uid,
+                        },
+                        Record::MessageExpunged { at_unix_ms: now },
+                        &cipher,
+                    );
+                }
+                Ok(Outcome::Done)
+            }
+            Mutation::Restore { account, deleted } => {
+                let retention_ms = self.config.retention_ms;
+                let (account, cipher) = self.account(&account)?;
+                let found = account
+                    .deleted
+                    .iter()
+                    .find(|message| {
+                        message.mailbox_id == deleted.mailbox_id && message.uid == deleted.uid
+                    })
+                    .filter(|message| now < message.expunged_unix_ms.saturating_add(retention_ms))
+                    .ok_or(EngineError::NotRestorable)?;
+                let target = account
+                    .mailboxes
+                    .get(&found.mailbox_id)
+                    .or_else(|| account.mailbox(INBOX))
+                    .ok_or_else(|| EngineError::NoSuchMailbox(INBOX.to_owned()))?;
+                let place = Place {
+                    account_id: account.id,
+                    mailbox_id: target.id,
+                    uid: target.uid_next,
+                };
+                let target_name = target.name.clone();
+                let MessageEntry { message, flags } = found.entry.clone();
+                let record = Record::MessageRestored {
+                    deleted_mailbox_id: deleted.mailbox_id,
+                    deleted_uid: deleted.uid,
+                    message,
+                    flags,
+                };
+                self.emit(batch, place, record, &cipher);
+                Ok(Outcome::Restored {
+                    mailbox: target_name,
+                    uid: place.uid,
+                })
+            }
+        }
+    }
+
+    fn create_account(
+        &mut self,
+        name: &str,
+        now: i64,
+        batch: &mut Batch,
+    ) -> Result<Outcome, EngineError> {
+        validate_name("account name", name)?;
+        if self.index.account_id(name).is_some() {
+            return Err(EngineError::AccountExists(name.to_owned()));
+        }
+        let dek = self.hsm.generate_dek()?;
+        let wrapped = self.hsm.wrap_dek(&dek)?;
+        let account_id = (u64::from(self.config.shard_id) << 48) | self.next_account_number;
+        self.next_account_number += 1;
+        let wrapped_key = wrapped.to_bytes();
+        self.keys
+            .insert_unwrapped(account_id, wrapped, RecordCipher::new(&dek));
+        drop(dek);
+        let cipher = self
+            .keys
+            .cipher(account_id, &self.hsm)
+            .map_err(|error| EngineError::Corrupt(error.to_string()))?;
+        let account_place = Place {
+            account_id,
+            mailbox_id: 0,
+            uid: 0,
+        };
+        self.emit(
+            batch,
+            account_place,
+            Record::KeyWrapped { wrapped_key },
+            &cipher,
+        );
+        let record = Record::AccountCreated {
+            name: name.to_owned(),
+            created_unix_ms: now,
+        };
+        self.emit(batch, account_place, record, &cipher);
+        let inbox_place = Place {
+            account_id,
+            mailbox_id: 1,
+            uid: 0,
+        };
+        let uid_validity = u32::try_from(now / 1000).unwrap_or(1).max(1);
+        self.emit(
+            batch,
+            inbox_place,
+            Record::MailboxCreated {
+                name: INBOX.to_owned(),
+                uid_validity,
+            },
+            &cipher,
+        );
+        Ok(Outcome::Done)
+    }
+}
+
+/// A UIDVALIDITY never handed out before in this account (RFC 3501 §2.3.1.1): the time in
+/// seconds, or one more than the last if the clock has not moved past it.
+fn next_uid_validity(account: &Account, now_unix_ms: i64) -> u32 {
+    let seconds = u32::try_from(now_unix_ms / 1000).unwrap_or(u32::MAX);
+    seconds.max(account.last_uid_validity.saturating_add(1))
+}
+
+fn validate_flags(flags: &Flags) -> Result<(), EngineError> {
+    if flags.is_valid() {
+        Ok(())
+    } else {
+        Err(EngineError::InvalidInput {
+            what: "flags",
+            reason: "unknown system flag or keyword too long/many".into(),
+        })
+    }
+}

@@ -1,0 +1,275 @@
+//! Reads: listings straight from the index, message bodies from disk on a task of their own
+//! (so a slow read never holds up the commit loop).
+
+use std::rc::Rc;
+
+use crate::api::{
+    DeletedMessageId, DeletedMessageInfo, MailboxInfo, Message, MessageInfo, ShardStats,
+};
+use crate::crypto::RecordCipher;
+use crate::error::EngineError;
+use crate::format::{Flags, FrameDecode, Record, RecordKind, decode_frame};
+use crate::index::{Account, BlobLocation, Mailbox, MessageEntry};
+use crate::io::{Storage, StorageFile};
+
+use super::Shard;
+use super::plan::normalize_mailbox;
+use super::request::{Query, Reply};
+
+/// Answers a request; a requester that went away no longer needs the answer.
+fn respond<T>(reply: &Reply<T>, answer: Result<T, EngineError>) {
+    let _ = reply.send(answer);
+}
+
+fn mailbox_info(mailbox: &Mailbox) -> MailboxInfo {
+    MailboxInfo {
+        name: mailbox.name.clone(),
+        uid_validity: mailbox.uid_validity,
+        uid_next: mailbox.uid_next,
+        messages: mailbox.messages.len() as u32,
+        unseen: mailbox
+            .messages
+            .values()
+            .filter(|entry| !entry.flags.contains(Flags::SEEN))
+            .count() as u32,
+        size_bytes: mailbox
+            .messages
+            .values()
+            .map(|entry| entry.message.size)
+            .sum(),
+    }
+}
+
+fn message_info(uid: u32, entry: &MessageEntry) -> MessageInfo {
+    MessageInfo {
+        uid,
+        flags: entry.flags.clone(),
+        size: entry.message.size,
+        internal_date_unix_ms: entry.message.internal_date_unix_ms,
+        digest: entry.message.digest,
+    }
+}
+
+impl<S: Storage> Shard<S> {
+    pub(super) fn answer(&mut self, query: Query) {
+        if self.failure.is_some() {
+            match query {
+                Query::Accounts(reply) => respond(&reply, Err(self.failed_error())),
+                Query::Mailboxes { reply, .. } => respond(&reply, Err(self.failed_error())),
+                Query::Messages { reply, .. } => respond(&reply, Err(self.failed_error())),
+                Query::Fetch { reply, .. } => respond(&reply, Err(self.failed_error())),
+                Query::Deleted { reply, .. } => respond(&reply, Err(self.failed_error())),
+                Query::Stats(reply) => respond(&reply, Err(self.failed_error())),
+            }
+            return;
+        }
+        match query {
+            Query::Accounts(reply) => respond(
+                &reply,
+                Ok(self
+                    .index
+                    .accounts()
+                    .map(|account| account.name.clone())
+                    .collect()),
+            ),
+            Query::Mailboxes { account, reply } => respond(
+                &reply,
+                self.find_account(&account)
+                    .map(|account| account.mailboxes.values().map(mailbox_info).collect()),
+            ),
+            Query::Messages {
+                account,
+                mailbox,
+                reply,
+            } => respond(&reply, self.messages(&account, &mailbox)),
+            Query::Deleted { account, reply } => respond(&reply, self.deleted(&account)),
+            Query::Stats(reply) => respond(&reply, Ok(self.stats())),
+            Query::Fetch {
+                account,
+                mailbox,
+                uid,
+                reply,
+            } => match self.locate(&account, &mailbox, uid) {
+                Ok(located) => {
+                    compio::runtime::spawn(async move {
+                        let _ = reply.send(read_message(located).await);
+                    })
+                    .detach();
+                }
+                Err(error) => respond(&reply, Err(error)),
+            },
+        }
+    }
+
+    fn find_account(&self, name: &str) -> Result<&Account, EngineError> {
+        self.index
+            .account_by_name(name)
+            .ok_or_else(|| EngineError::NoSuchAccount(name.to_owned()))
+    }
+
+    fn messages(
+        &self,
+        account: &str,
+        mailbox: &str,
+    ) -> Result<(MailboxInfo, Vec<MessageInfo>), EngineError> {
+        let name = normalize_mailbox(mailbox);
+        let mailbox = self
+            .find_account(account)?
+            .mailbox(&name)
+            .ok_or(EngineError::NoSuchMailbox(name))?;
+        let messages = mailbox
+            .messages
+            .iter()
+            .map(|(uid, entry)| message_info(*uid, entry))
+            .collect();
+        Ok((mailbox_info(mailbox), messages))
+    }
+
+    fn deleted(&self, account: &str) -> Result<Vec<DeletedMessageInfo>, EngineError> {
+        let now = self.config.clock.now_unix_ms();
+        let retention_ms = self.config.retention_ms;
+        let mut deleted: Vec<_> = self
+            .find_account(account)?
+            .deleted
+            .iter()
+            .map(|message| DeletedMessageInfo {
+                id: DeletedMessageId {
+                    mailbox_id: message.mailbox_id,
+                    uid: message.uid,
+                },
+                mailbox_name: message.mailbox_name.clone(),
+                size: message.entry.message.size,
+                expunged_unix_ms: message.expunged_unix_ms,
+                restorable_until_unix_ms: message.expunged_unix_ms.saturating_add(retention_ms),
+            })
+            .filter(|message| now < message.restorable_until_unix_ms)
+            .collect();
+        deleted.sort_by_key(|message| {
+            (
+                message.expunged_unix_ms,
+                message.id.mailbox_id,
+                message.id.uid,
+            )
+        });
+        Ok(deleted)
+    }
+
+    fn stats(&self) -> ShardStats {
+        let accounts = self.index.accounts();
+        let (mut account_count, mut messages, mut deleted_messages) = (0, 0, 0);
+        for account in accounts {
+            account_count += 1;
+            messages += account
+                .mailboxes
+                .values()
+                .map(|mailbox| mailbox.messages.len() as u64)
+                .sum::<u64>();
+            deleted_messages += account.deleted.len() as u64;
+        }
+        ShardStats {
+            shard_id: self.config.shard_id,
+            accounts: account_count,
+            messages,
+            deleted_messages,
+            segments: self.readers.len() as u64,
+            active_segment_id: self.active.segment_id(),
+            active_segment_bytes: self.active.log_end(),
+            commits: self.commits,
+            records_committed: self.records_committed,
+        }
+    }
+
+    fn locate(
+        &mut self,
+        account: &str,
+        mailbox: &str,
+        uid: u32,
+    ) -> Result<Located<S::File>, EngineError> {
+        let name = normalize_mailbox(mailbox);
+        let account = self.find_account(account)?;
+        let account_id = account.id;
+        let mailbox = account
+            .mailbox(&name)
+            .ok_or(EngineError::NoSuchMailbox(name))?;
+        let entry = mailbox
+            .messages
+            .get(&uid)
+            .ok_or(EngineError::NoSuchMessage(uid))?;
+        let info = message_info(uid, entry);
+        let blob_record_id = entry.message.blob_record_id;
+        let location = *self
+            .index
+            .blob(blob_record_id)
+            .ok_or_else(|| EngineError::Corrupt(format!("message uid {uid} has no stored body")))?;
+        let file = self
+            .readers
+            .get(&location.segment_id)
+            .cloned()
+            .ok_or_else(|| {
+                EngineError::Corrupt(format!("segment {} is missing", location.segment_id))
+            })?;
+        let cipher = self
+            .keys
+            .cipher(account_id, &self.hsm)
+            .map_err(|error| EngineError::Corrupt(error.to_string()))?;
+        Ok(Located {
+            file,
+            location,
+            cipher,
+            account_id,
+            blob_record_id,
+            info,
+        })
+    }
+}
+
+/// Everything a body read needs, taken from the shard so the read can run on its own task.
+struct Located<F> {
+    file: Rc<F>,
+    location: BlobLocation,
+    cipher: Rc<RecordCipher>,
+    account_id: u64,
+    blob_record_id: u64,
+    info: MessageInfo,
+}
+
+/// Reads, checks and decrypts one message: frame checksum, that the frame is the record the
+/// index named, AEAD tag, and the body's BLAKE3 digest.
+async fn read_message<F: StorageFile>(located: Located<F>) -> Result<Message, EngineError> {
+    let Located {
+        file,
+        location,
+        cipher,
+        account_id,
+        blob_record_id,
+        info,
+    } = located;
+    let corrupt = |what: &str| EngineError::Corrupt(format!("message uid {}: {what}", info.uid));
+    let bytes = file
+        .read_exact(location.offset, location.frame_bytes as usize)
+        .await?;
+    let frame = match decode_frame(&bytes) {
+        Ok(FrameDecode::Frame(frame)) => frame,
+        Ok(_) => return Err(corrupt("frame is incomplete")),
+        Err(error) => return Err(corrupt(&error.to_string())),
+    };
+    let header = frame.header;
+    if header.record_id != blob_record_id
+        || header.account_id != account_id
+        || header.kind != RecordKind::MessageAppended as u8
+    {
+        return Err(corrupt("frame is not the record the index names"));
+    }
+    let plaintext = cipher
+        .open(&header, frame.payload.to_vec())
+        .map_err(|error| corrupt(&error.to_string()))?;
+    let Ok(Record::MessageAppended { body, .. }) =
+        Record::decode(RecordKind::MessageAppended, plaintext)
+    else {
+        return Err(corrupt("record does not decode"));
+    };
+    if *blake3::hash(&body).as_bytes() != info.digest {
+        return Err(corrupt("body digest mismatch"));
+    }
+    Ok(Message { info, body })
+}
