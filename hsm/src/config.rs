@@ -38,6 +38,17 @@ impl Pin {
         cryptoki::types::AuthPin::from(self.0.as_str().to_owned())
     }
 
+    /// Equality without an early exit on the first differing byte.
+    pub(crate) fn matches(&self, other: &Pin) -> bool {
+        let (left, right) = (self.0.as_bytes(), other.0.as_bytes());
+        left.len() == right.len()
+            && left
+                .iter()
+                .zip(right)
+                .fold(0_u8, |difference, (a, b)| difference | (a ^ b))
+                == 0
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -6,17 +6,54 @@
 //! `Hsm` and the bootstrap code share one `Pkcs11` per module path. It is never finalized:
 //! the module lives as long as the process.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CryptokiError, RvError};
+use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 
+use crate::config::Pin;
 use crate::error::{HsmError, return_value};
 
-static CONTEXTS: Mutex<Option<HashMap<PathBuf, Pkcs11>>> = Mutex::new(None);
+static CONTEXTS: Mutex<BTreeMap<PathBuf, Pkcs11>> = Mutex::new(BTreeMap::new());
+/// The PIN that last logged in to each (module, slot) in this process. PKCS#11 login state is
+/// per token and process: once one session is logged in, `C_Login` on any other session returns
+/// `CKR_USER_ALREADY_LOGGED_IN` without checking the PIN. Comparing against the PIN that did log
+/// in keeps a wrong PIN a `WrongPin` even then.
+static LOGGED_IN: Mutex<BTreeMap<(PathBuf, u64), Pin>> = Mutex::new(BTreeMap::new());
+
+/// Logs `session` in as the user with `pin`; see [`LOGGED_IN`]. The registry stays locked
+/// across `C_Login`, so no other thread can slip between a login and its being recorded.
+pub(crate) fn login_user(
+    module_path: &Path,
+    slot: Slot,
+    session: &Session,
+    pin: &Pin,
+) -> Result<(), HsmError> {
+    let mut logins = LOGGED_IN.lock().unwrap_or_else(PoisonError::into_inner);
+    let key = (module_path.to_owned(), slot.id());
+    let Err(error) = session.login(UserType::User, Some(&pin.to_auth_pin())) else {
+        logins.insert(key, pin.clone());
+        return Ok(());
+    };
+    match return_value(&error) {
+        // Logged in by an `Hsm` with another PIN: ours was never checked, so it is wrong.
+        Some(RvError::UserAlreadyLoggedIn)
+            if logins.get(&key).is_some_and(|other| !other.matches(pin)) =>
+        {
+            Err(HsmError::WrongPin)
+        }
+        Some(RvError::UserAlreadyLoggedIn) => Ok(()),
+        Some(RvError::PinIncorrect | RvError::PinLenRange | RvError::PinInvalid) => {
+            Err(HsmError::WrongPin)
+        }
+        Some(RvError::PinLocked) => Err(HsmError::PinLocked),
+        _ => Err(HsmError::pkcs11("C_Login")(error)),
+    }
+}
 
 /// The initialized context for `module_path`, loading and initializing it on first use.
 ///
@@ -24,7 +61,6 @@ static CONTEXTS: Mutex<Option<HashMap<PathBuf, Pkcs11>>> = Mutex::new(None);
 /// fixed (for example once the `SoftHSM2` config file exists).
 pub(crate) fn context(module_path: &Path) -> Result<Pkcs11, HsmError> {
     let mut contexts = CONTEXTS.lock().unwrap_or_else(PoisonError::into_inner);
-    let contexts = contexts.get_or_insert_with(HashMap::new);
     if let Some(context) = contexts.get(module_path) {
         return Ok(context.clone());
     }

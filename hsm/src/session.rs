@@ -2,16 +2,16 @@
 //! owned by one thread), plus finding the token objects mailvault keeps by label.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use cryptoki::context::Pkcs11;
-use cryptoki::error::RvError;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
+use cryptoki::session::Session;
 use cryptoki::slot::Slot;
 
 use crate::config::{HsmConfig, Pin, check_token_label};
-use crate::error::{HsmError, return_value};
+use crate::error::HsmError;
 use crate::pkcs11;
 
 /// A token mailvault can use: the process-wide module context, the token's slot and the PIN.
@@ -24,6 +24,7 @@ pub struct Hsm {
 
 struct HsmInner {
     context: Pkcs11,
+    module_path: PathBuf,
     slot: Slot,
     token_label: String,
     pin: Pin,
@@ -56,6 +57,7 @@ impl Hsm {
         let hsm = Hsm {
             inner: Arc::new(HsmInner {
                 context,
+                module_path: config.module_path.clone(),
                 slot,
                 token_label: config.token_label.clone(),
                 pin: config.pin.clone(),
@@ -73,7 +75,14 @@ impl Hsm {
             .context
             .open_rw_session(self.inner.slot)
             .map_err(HsmError::pkcs11("C_OpenSession"))?;
-        login(&session, &self.inner.pin)?;
+        // Login state is per token and process, shared by all sessions: "already logged in"
+        // (another thread did it) is success when our PIN is the one that logged in.
+        pkcs11::login_user(
+            &self.inner.module_path,
+            self.inner.slot,
+            &session,
+            &self.inner.pin,
+        )?;
         Ok(HsmSession {
             session,
             hsm: self.clone(),
@@ -92,22 +101,6 @@ impl Hsm {
             .get_token_info(self.inner.slot)
             .map_err(HsmError::pkcs11("C_GetTokenInfo"))?;
         Ok(info.serial_number().to_owned())
-    }
-}
-
-/// Logs a session in as the user. PKCS#11 login state is per token and per process, shared by
-/// all its sessions, so "already logged in" (another thread's session did it) is success.
-pub(crate) fn login(session: &Session, pin: &Pin) -> Result<(), HsmError> {
-    match session.login(UserType::User, Some(&pin.to_auth_pin())) {
-        Ok(()) => Ok(()),
-        Err(error) => match return_value(&error) {
-            Some(RvError::UserAlreadyLoggedIn) => Ok(()),
-            Some(RvError::PinIncorrect | RvError::PinLenRange | RvError::PinInvalid) => {
-                Err(HsmError::WrongPin)
-            }
-            Some(RvError::PinLocked) => Err(HsmError::PinLocked),
-            _ => Err(HsmError::pkcs11("C_Login")(error)),
-        },
     }
 }
 

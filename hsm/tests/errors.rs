@@ -20,6 +20,20 @@ fn a_wrong_pin_is_wrong_pin() {
 }
 
 #[test]
+fn a_wrong_pin_is_wrong_even_while_the_token_is_logged_in() {
+    let token = TestToken::create();
+    // This session keeps the token logged in for the whole process, so `C_Login` will answer
+    // "already logged in" without looking at the PIN.
+    let _logged_in = token.hsm.session().unwrap();
+    let config = HsmConfig {
+        pin: Pin::new("not-the-pin".to_owned()),
+        ..token.config.clone()
+    };
+    assert!(matches!(Hsm::open(&config), Err(HsmError::WrongPin)));
+    Hsm::open(&token.config).unwrap().session().unwrap();
+}
+
+#[test]
 fn a_missing_module_is_module_not_found() {
     let config = HsmConfig {
         module_path: PathBuf::from("/nonexistent/libpkcs11-nothing.so"),
