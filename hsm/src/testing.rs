@@ -65,12 +65,7 @@ impl TestToken {
     }
 
     pub fn try_create() -> Result<TestToken, HsmError> {
-        let conf_path = std::env::var_os("SOFTHSM2_CONF")
-            .map(PathBuf::from)
-            .ok_or_else(|| HsmError::Config {
-                what: "SOFTHSM2_CONF is not set (cargo sets it from .cargo/config.toml)".to_owned(),
-            })?;
-        let token_dir = prepare_conf(&conf_path)?;
+        let token_dir = token_dir_from_env()?;
         SWEEP.call_once(|| sweep_stale_tokens(&token_dir));
         let module_path = std::env::var_os("MAILVAULT_HSM_MODULE")
             .map_or_else(|| PathBuf::from(DEFAULT_MODULE_PATH), PathBuf::from);
@@ -85,11 +80,22 @@ impl TestToken {
             &random_pin()?,
             &config.pin,
         )?;
+        TestToken::adopt_in(config, &token_dir)
+    }
+
+    /// Takes ownership of an existing token (for tests that create one through
+    /// `bootstrap::init_token` themselves): opens it, and deletes it when dropped.
+    pub fn adopt(config: HsmConfig) -> Result<TestToken, HsmError> {
+        let token_dir = token_dir_from_env()?;
+        TestToken::adopt_in(config, &token_dir)
+    }
+
+    fn adopt_in(config: HsmConfig, token_dir: &Path) -> Result<TestToken, HsmError> {
         let hsm = Hsm::open(&config)?;
         let token_files = hsm
             .token_serial()
             .ok()
-            .and_then(|serial| find_token_files(&token_dir, &serial));
+            .and_then(|serial| find_token_files(token_dir, &serial));
         Ok(TestToken {
             config,
             hsm,
@@ -104,6 +110,16 @@ impl Drop for TestToken {
             remove_token_files(directory);
         }
     }
+}
+
+/// The token directory of the config `SOFTHSM2_CONF` names, creating both if missing.
+fn token_dir_from_env() -> Result<PathBuf, HsmError> {
+    let conf_path = std::env::var_os("SOFTHSM2_CONF")
+        .map(PathBuf::from)
+        .ok_or_else(|| HsmError::Config {
+            what: "SOFTHSM2_CONF is not set (cargo sets it from .cargo/config.toml)".to_owned(),
+        })?;
+    prepare_conf(&conf_path)
 }
 
 /// Ensures the config exists; returns the token directory it names.

@@ -57,8 +57,8 @@ fn init_token_creates_a_token_the_user_pin_opens() {
     let so_pin = Pin::new("so-pin-1".to_owned());
     init_token(&config.module_path, &label, &so_pin, &config.pin).unwrap();
     init_token(&config.module_path, &label, &so_pin, &config.pin).unwrap();
-    let hsm = Hsm::open(&config).unwrap();
-    let status = hsm.session().unwrap().ensure_keys().unwrap();
+    let created = TestToken::adopt(config.clone()).unwrap();
+    let status = created.hsm.session().unwrap().ensure_keys().unwrap();
     assert_eq!(status.current_kek, Some(1));
     let wrong = HsmConfig {
         pin: Pin::new("user-pin-2".to_owned()),
