@@ -1,0 +1,44 @@
+//! What every subcommand needs: the data directory, the HSM, and an open engine.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use mailvault_engine::{Engine, EngineConfig};
+use mailvault_hsm::{Hsm, HsmConfig};
+
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub data_dir: PathBuf,
+}
+
+impl Context {
+    pub(crate) fn new(data_dir: PathBuf) -> Self {
+        Self { data_dir }
+    }
+
+    /// HSM settings from the environment; without a PIN variable, the PIN file the token
+    /// script writes beside the data directory (`.mailvault/hsm-pin` in the embedded default).
+    pub(crate) fn hsm(&self) -> anyhow::Result<Hsm> {
+        let default_pin_file = self.data_dir.parent().unwrap_or(Path::new(".")).join("hsm-pin");
+        let config = HsmConfig::from_lookup(|name| {
+            std::env::var(name).ok().or_else(|| {
+                let no_pin = std::env::var_os("MAILVAULT_HSM_PIN").is_none();
+                (name == "MAILVAULT_HSM_PIN_FILE" && no_pin && default_pin_file.exists())
+                    .then(|| default_pin_file.display().to_string())
+            })
+        })
+        .context("HSM configuration")?;
+        Hsm::open(&config).with_context(|| format!("opening HSM token `{}`", config.token_label))
+    }
+
+    pub(crate) fn engine_config(&self) -> EngineConfig {
+        EngineConfig::new(&self.data_dir)
+    }
+
+    pub(crate) fn open_engine(&self) -> anyhow::Result<Engine> {
+        // A missing store is the likelier mistake, and its error says what to run.
+        mailvault_engine::StoreMetadata::read(&self.data_dir)?;
+        let hsm = self.hsm()?;
+        Engine::open(&self.engine_config(), &hsm).with_context(|| format!("opening store {}", self.data_dir.display()))
+    }
+}

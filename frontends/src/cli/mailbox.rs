@@ -1,0 +1,59 @@
+//! `mailbox list|create|rename|delete|messages`.
+
+use clap::Subcommand;
+use mailvault_engine::{Flags, block_on};
+
+use super::Context;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MailboxCommand {
+    /// Mailboxes with UIDVALIDITY, UIDNEXT, message and unseen counts.
+    List { account: String },
+    Create { account: String, name: String },
+    Rename { account: String, from: String, to: String },
+    /// Delete a mailbox; its messages stay restorable for the retention window.
+    Delete { account: String, name: String },
+    /// The messages of a mailbox: uid, size, flags.
+    Messages { account: String, mailbox: String },
+}
+
+fn describe_flags(flags: &Flags) -> String {
+    let names = [
+        (Flags::SEEN, "\\Seen"),
+        (Flags::ANSWERED, "\\Answered"),
+        (Flags::FLAGGED, "\\Flagged"),
+        (Flags::DELETED, "\\Deleted"),
+        (Flags::DRAFT, "\\Draft"),
+    ];
+    let mut words: Vec<&str> = names.iter().filter(|(bit, _)| flags.contains(*bit)).map(|(_, name)| *name).collect();
+    words.extend(flags.keywords.iter().map(String::as_str));
+    words.join(" ")
+}
+
+pub(crate) fn run(context: &Context, command: MailboxCommand) -> anyhow::Result<()> {
+    let engine = context.open_engine()?;
+    block_on(async {
+        match command {
+            MailboxCommand::List { account } => {
+                println!("{:>12} {:>8} {:>8} {:>8} name", "uidvalidity", "uidnext", "messages", "unseen");
+                for mailbox in engine.list_mailboxes(&account).await? {
+                    println!(
+                        "{:>12} {:>8} {:>8} {:>8} {}",
+                        mailbox.uid_validity, mailbox.uid_next, mailbox.messages, mailbox.unseen, mailbox.name
+                    );
+                }
+            }
+            MailboxCommand::Create { account, name } => engine.create_mailbox(&account, &name).await?,
+            MailboxCommand::Rename { account, from, to } => engine.rename_mailbox(&account, &from, &to).await?,
+            MailboxCommand::Delete { account, name } => engine.delete_mailbox(&account, &name).await?,
+            MailboxCommand::Messages { account, mailbox } => {
+                let (_, messages) = engine.list_messages(&account, &mailbox).await?;
+                println!("{:>8} {:>10} flags", "uid", "bytes");
+                for message in messages {
+                    println!("{:>8} {:>10} {}", message.uid, message.size, describe_flags(&message.flags));
+                }
+            }
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,74 @@
+//! Command-line parsing and dispatch. Each subcommand lives in its own file.
+
+mod account;
+mod context;
+mod keys;
+mod mailbox;
+mod message;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub(crate) use context::Context;
+
+/// mailvault: an encrypted mail store whose keys live in an HSM.
+///
+/// HSM settings come from the environment, never the command line: MAILVAULT_HSM_MODULE
+/// (default /usr/lib/softhsm/libsofthsm2.so), MAILVAULT_HSM_TOKEN (default "mailvault"),
+/// MAILVAULT_HSM_PIN or MAILVAULT_HSM_PIN_FILE (default: hsm-pin beside the data directory),
+/// and SOFTHSM2_CONF for SoftHSM. `scripts/mailvault` sets all of them for the embedded default.
+#[derive(Debug, Parser)]
+#[command(name = "mailvault", version, about, long_about)]
+pub(crate) struct Arguments {
+    /// The store directory.
+    #[arg(long, global = true, env = "MAILVAULT_DATA_DIR", default_value = ".mailvault/data")]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a store (idempotent) and the HSM keys it needs.
+    Init {
+        /// Engine shards, one per core by default.
+        #[arg(long)]
+        shards: Option<usize>,
+    },
+    /// Run the server: init on first run, open the store, serve until stopped.
+    Serve {
+        #[arg(long)]
+        shards: Option<usize>,
+    },
+    /// Accounts: add, list, deleted mail, restore.
+    #[command(subcommand)]
+    Account(account::AccountCommand),
+    /// Mailboxes of an account: list, create, rename, delete, show messages.
+    #[command(subcommand)]
+    Mailbox(mailbox::MailboxCommand),
+    /// Store a message file (or `-` for standard input) in a mailbox; prints its uid.
+    Append(message::AppendArguments),
+    /// Print a message's bytes to standard output.
+    Cat(message::CatArguments),
+    /// Per-shard statistics.
+    Stats,
+    /// HSM keys: status, rotate.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+}
+
+pub(crate) fn run(arguments: Arguments) -> anyhow::Result<()> {
+    let context = Context::new(arguments.data_dir);
+    match arguments.command {
+        Command::Init { shards } => serve::init(&context, shards).map(drop),
+        Command::Serve { shards } => serve::serve(&context, shards),
+        Command::Account(command) => account::run(&context, command),
+        Command::Mailbox(command) => mailbox::run(&context, command),
+        Command::Append(append) => message::append(&context, &append),
+        Command::Cat(cat) => message::cat(&context, &cat),
+        Command::Stats => message::stats(&context),
+        Command::Keys(command) => keys::run(&context, &command),
+    }
+}
