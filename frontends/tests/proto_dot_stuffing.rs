@@ -8,13 +8,7 @@ use proptest::prelude::*;
 /// Bodies rich in the bytes that matter: dots, CR, LF.
 fn body() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(
-        prop_oneof![
-            Just(b'.'),
-            Just(b'\r'),
-            Just(b'\n'),
-            Just(b'a'),
-            any::<u8>()
-        ],
+        prop_oneof![Just(b'.'), Just(b'\r'), Just(b'\n'), Just(b'a'), any::<u8>()],
         0..200,
     )
 }

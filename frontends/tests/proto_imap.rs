@@ -5,9 +5,9 @@
 use std::num::NonZeroU32;
 
 use mailvault_frontends::proto::imap::{
-    Command, CommandKind, Date, DateTime, FetchAttribute, FetchAttributes, Flag, Parsed, Partial,
-    SearchKey, Section, SectionText, SequenceNumber, SequenceRange, SequenceSet, StatusItem,
-    StoreMode, Tag, decode_mailbox_name, encode_mailbox_name, parse_command,
+    Command, CommandKind, Date, DateTime, FetchAttribute, FetchAttributes, Flag, Parsed, Partial, SearchKey, Section,
+    SectionText, SequenceNumber, SequenceRange, SequenceSet, StatusItem, StoreMode, Tag, decode_mailbox_name,
+    encode_mailbox_name, parse_command,
 };
 use mailvault_frontends::proto::sasl::SaslResponse;
 use mailvault_frontends::proto::{Limits, Secret};
@@ -24,18 +24,11 @@ fn mailbox() -> impl Strategy<Value = String> {
         "\\PC{0,8}",
         "[a-z\u{e9}\u{4e2d}\u{1f4e7}&]{1,8}"
     ]
-    .prop_filter("INBOX is normalised", |name| {
-        !name.eq_ignore_ascii_case("INBOX")
-    })
+    .prop_filter("INBOX is normalised", |name| !name.eq_ignore_ascii_case("INBOX"))
 }
 
 fn text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        "[A-Za-z0-9]{1,10}",
-        "[ -~]{0,12}",
-        "\\PC{0,6}",
-        "[a\r\n\"\\\\]{0,6}"
-    ]
+    prop_oneof!["[A-Za-z0-9]{1,10}", "[ -~]{0,12}", "\\PC{0,6}", "[a\r\n\"\\\\]{0,6}"]
 }
 
 fn number() -> impl Strategy<Value = NonZeroU32> {
@@ -68,21 +61,20 @@ fn flag() -> impl Strategy<Value = Flag> {
 }
 
 fn date() -> impl Strategy<Value = Date> {
-    (1900_u16..2100, 1_u8..=12, 1_u8..=28).prop_filter_map("valid date", |(year, month, day)| {
-        Date::new(year, month, day)
-    })
+    (1900_u16..2100, 1_u8..=12, 1_u8..=28)
+        .prop_filter_map("valid date", |(year, month, day)| Date::new(year, month, day))
 }
 
 fn date_time() -> impl Strategy<Value = DateTime> {
-    (date(), 0_u8..24, 0_u8..60, 0_u8..61, -1439_i16..=1439).prop_map(
-        |(date, hour, minute, second, zone_minutes)| DateTime {
+    (date(), 0_u8..24, 0_u8..60, 0_u8..61, -1439_i16..=1439).prop_map(|(date, hour, minute, second, zone_minutes)| {
+        DateTime {
             date,
             hour,
             minute,
             second,
             zone_minutes,
-        },
-    )
+        }
+    })
 }
 
 fn search_key() -> impl Strategy<Value = SearchKey> {
@@ -125,8 +117,7 @@ fn search_key() -> impl Strategy<Value = SearchKey> {
     leaf.prop_recursive(4, 16, 3, |inner| {
         prop_oneof![
             inner.clone().prop_map(|key| SearchKey::Not(Box::new(key))),
-            (inner.clone(), inner.clone())
-                .prop_map(|(left, right)| SearchKey::Or(Box::new(left), Box::new(right))),
+            (inner.clone(), inner.clone()).prop_map(|(left, right)| SearchKey::Or(Box::new(left), Box::new(right))),
             proptest::collection::vec(inner, 1..3).prop_map(SearchKey::And),
         ]
     })
@@ -168,16 +159,13 @@ fn fetch_attributes() -> impl Strategy<Value = FetchAttributes> {
         Just(FetchAttribute::Body),
         Just(FetchAttribute::BodyStructure),
         Just(FetchAttribute::Uid),
-        (
-            any::<bool>(),
-            section(),
-            proptest::option::of((any::<u32>(), number()))
-        )
-            .prop_map(|(peek, section, partial)| FetchAttribute::BodySection {
+        (any::<bool>(), section(), proptest::option::of((any::<u32>(), number()))).prop_map(
+            |(peek, section, partial)| FetchAttribute::BodySection {
                 peek,
                 section,
                 partial: partial.map(|(origin, length)| Partial { origin, length }),
-            }),
+            }
+        ),
     ];
     prop_oneof![
         Just(FetchAttributes::All),
@@ -198,11 +186,7 @@ fn status_item() -> impl Strategy<Value = StatusItem> {
 }
 
 fn store_mode() -> impl Strategy<Value = StoreMode> {
-    prop_oneof![
-        Just(StoreMode::Replace),
-        Just(StoreMode::Add),
-        Just(StoreMode::Remove)
-    ]
+    prop_oneof![Just(StoreMode::Replace), Just(StoreMode::Add), Just(StoreMode::Remove)]
 }
 
 fn bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -252,15 +236,13 @@ fn mailbox_command() -> impl Strategy<Value = CommandKind> {
             mailbox().prop_map(|mailbox| CommandKind::Unsubscribe { mailbox }),
             (mailbox(), mailbox()).prop_map(|(from, to)| CommandKind::Rename { from, to }),
         ],
-        (any::<bool>(), "\\PC{0,6}", "[A-Za-z*%./]{0,8}|\\PC{0,6}").prop_map(
-            |(subscribed, reference, pattern)| {
-                if subscribed {
-                    CommandKind::Lsub { reference, pattern }
-                } else {
-                    CommandKind::List { reference, pattern }
-                }
+        (any::<bool>(), "\\PC{0,6}", "[A-Za-z*%./]{0,8}|\\PC{0,6}").prop_map(|(subscribed, reference, pattern)| {
+            if subscribed {
+                CommandKind::Lsub { reference, pattern }
+            } else {
+                CommandKind::List { reference, pattern }
             }
-        ),
+        }),
         (mailbox(), proptest::collection::vec(status_item(), 1..5))
             .prop_map(|(mailbox, items)| CommandKind::Status { mailbox, items }),
         (
@@ -283,24 +265,12 @@ fn selected_command() -> impl Strategy<Value = CommandKind> {
         proptest::option::of(sequence_set()).prop_map(|uids| CommandKind::Expunge { uids }),
         (
             any::<bool>(),
-            proptest::option::of(prop_oneof![
-                Just("UTF-8".to_owned()),
-                Just("us-ascii".to_owned())
-            ]),
+            proptest::option::of(prop_oneof![Just("UTF-8".to_owned()), Just("us-ascii".to_owned())]),
             proptest::collection::vec(search_key(), 1..4)
         )
-            .prop_map(|(uid, charset, criteria)| CommandKind::Search {
-                uid,
-                charset,
-                criteria
-            }),
-        (any::<bool>(), sequence_set(), fetch_attributes()).prop_map(|(uid, set, attributes)| {
-            CommandKind::Fetch {
-                uid,
-                set,
-                attributes,
-            }
-        }),
+            .prop_map(|(uid, charset, criteria)| CommandKind::Search { uid, charset, criteria }),
+        (any::<bool>(), sequence_set(), fetch_attributes())
+            .prop_map(|(uid, set, attributes)| { CommandKind::Fetch { uid, set, attributes } }),
         (
             any::<bool>(),
             sequence_set(),
@@ -315,15 +285,13 @@ fn selected_command() -> impl Strategy<Value = CommandKind> {
                 silent,
                 flags
             }),
-        (any::<bool>(), any::<bool>(), sequence_set(), mailbox()).prop_map(
-            |(copy, uid, set, mailbox)| {
-                if copy {
-                    CommandKind::Copy { uid, set, mailbox }
-                } else {
-                    CommandKind::Move { uid, set, mailbox }
-                }
+        (any::<bool>(), any::<bool>(), sequence_set(), mailbox()).prop_map(|(copy, uid, set, mailbox)| {
+            if copy {
+                CommandKind::Copy { uid, set, mailbox }
+            } else {
+                CommandKind::Move { uid, set, mailbox }
             }
-        ),
+        }),
     ]
 }
 

@@ -2,8 +2,7 @@
 //! bytes the parser asks for more instead of guessing, and pipelined commands come apart.
 
 use mailvault_frontends::proto::lmtp::{
-    Address, BodyType, Command, ForwardPath, MailParameters, ParseError, Reply, ReversePath,
-    parse_command,
+    Address, BodyType, Command, ForwardPath, MailParameters, ParseError, Reply, ReversePath, parse_command,
 };
 use mailvault_frontends::proto::{Limits, Parsed};
 use proptest::prelude::*;
@@ -24,27 +23,18 @@ fn address() -> impl Strategy<Value = Address> {
 fn command() -> impl Strategy<Value = Command> {
     let parameters = (
         proptest::option::of(any::<u64>()),
-        proptest::option::of(prop_oneof![
-            Just(BodyType::SevenBit),
-            Just(BodyType::EightBitMime)
-        ]),
+        proptest::option::of(prop_oneof![Just(BodyType::SevenBit), Just(BodyType::EightBitMime)]),
     )
         .prop_map(|(size_bytes, body)| MailParameters { size_bytes, body });
     prop_oneof![
         "[!-~]{1,30}".prop_map(|domain| Command::Lhlo { domain }),
         (
-            prop_oneof![
-                Just(ReversePath::Null),
-                address().prop_map(ReversePath::Address)
-            ],
+            prop_oneof![Just(ReversePath::Null), address().prop_map(ReversePath::Address)],
             parameters
         )
             .prop_map(|(from, parameters)| Command::Mail { from, parameters }),
-        prop_oneof![
-            Just(ForwardPath::Postmaster),
-            address().prop_map(ForwardPath::Address)
-        ]
-        .prop_map(|to| Command::Rcpt { to }),
+        prop_oneof![Just(ForwardPath::Postmaster), address().prop_map(ForwardPath::Address)]
+            .prop_map(|to| Command::Rcpt { to }),
         Just(Command::Data),
         Just(Command::Rset),
         Just(Command::Noop),
@@ -182,10 +172,7 @@ fn recipients() {
             to: ForwardPath::Address(address_of("joe", "x.org"))
         })
     );
-    assert_eq!(
-        parse("RCPT TO:<nobody>\r\n"),
-        Err(ParseError::InvalidRecipient)
-    );
+    assert_eq!(parse("RCPT TO:<nobody>\r\n"), Err(ParseError::InvalidRecipient));
     assert_eq!(
         parse("RCPT TO:<a@b.c> NOTIFY=NEVER\r\n"),
         Err(ParseError::UnrecognizedParameter("NOTIFY".into()))
@@ -204,16 +191,10 @@ fn other_commands_and_their_replies() {
         })
     );
     assert_eq!(parse("STARTTLS\r\n"), Ok(Command::StartTls));
-    assert_eq!(
-        parse("RSET now\r\n"),
-        Err(ParseError::Syntax { command: "RSET" })
-    );
+    assert_eq!(parse("RSET now\r\n"), Err(ParseError::Syntax { command: "RSET" }));
     let helo = parse("EHLO foo\r\n").unwrap_err();
     assert_eq!(helo, ParseError::UnknownCommand("EHLO".into()));
-    assert_eq!(
-        helo.reply().to_bytes(),
-        b"500 5.5.1 command not recognized: EHLO\r\n"
-    );
+    assert_eq!(helo.reply().to_bytes(), b"500 5.5.1 command not recognized: EHLO\r\n");
     assert_eq!(Reply::cannot_verify().code, 252);
 }
 

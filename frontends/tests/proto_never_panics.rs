@@ -1,9 +1,7 @@
 //! Property: no byte sequence makes any codec panic, and every answer is consistent with its
 //! input (a complete command consumes at least one byte and no more than it was given).
 
-use mailvault_frontends::proto::{
-    Limits, Parsed, discard_line, dot_stuffing, imap, lmtp, pop3, sasl,
-};
+use mailvault_frontends::proto::{Limits, Parsed, discard_line, dot_stuffing, imap, lmtp, pop3, sasl};
 use proptest::prelude::*;
 
 /// Fragments that steer random input into the deeper parts of the grammars.
@@ -97,6 +95,13 @@ const FRAGMENTS: &[&str] = &[
     "..",
     "\u{e9}",
     "\0",
+    "From: a <b@c>\r\n",
+    "To: g: x@y, \"q\" <z@w>;\r\n",
+    "Content-Type: multipart/mixed; boundary=B\r\n",
+    "--B\r\n",
+    "--B--\r\n",
+    "Content-Type: message/rfc822\r\n",
+    "Content-Transfer-Encoding: base64\r\n",
 ];
 
 fn protocol_like() -> impl Strategy<Value = Vec<u8>> {
@@ -108,21 +113,16 @@ fn protocol_like() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn small_limits() -> impl Strategy<Value = Limits> {
-    (1_usize..200, 0_usize..64, 0_usize..64, 0_usize..8).prop_map(
-        |(line, literal, message, depth)| Limits {
-            line_bytes_max: line,
-            literal_bytes_max: literal,
-            message_bytes_max: message,
-            recipients_max: 10,
-            nesting_depth_max: depth,
-        },
-    )
+    (1_usize..200, 0_usize..64, 0_usize..64, 0_usize..8).prop_map(|(line, literal, message, depth)| Limits {
+        line_bytes_max: line,
+        literal_bytes_max: literal,
+        message_bytes_max: message,
+        recipients_max: 10,
+        nesting_depth_max: depth,
+    })
 }
 
-fn check_line_result<T, E>(
-    result: Result<Parsed<T>, mailvault_frontends::proto::Rejected<E>>,
-    length: usize,
-) {
+fn check_line_result<T, E>(result: Result<Parsed<T>, mailvault_frontends::proto::Rejected<E>>, length: usize) {
     match result {
         Ok(Parsed::Complete { consumed_bytes, .. }) => {
             assert!(consumed_bytes > 0 && consumed_bytes <= length);
@@ -150,11 +150,7 @@ fn check_everything(input: &[u8], limits: &Limits) {
             assert!(rejected.consumed_bytes <= input.len());
             let mut reply = Vec::new();
             rejected.error.write_reply(&mut reply);
-            assert_eq!(
-                reply.split(|&byte| byte == b'\n').count(),
-                2,
-                "one reply line"
-            );
+            assert_eq!(reply.split(|&byte| byte == b'\n').count(), 2, "one reply line");
         }
     }
     let mut decoder = lmtp::DataDecoder::new(limits);
@@ -166,6 +162,8 @@ fn check_everything(input: &[u8], limits: &Limits) {
     let _ = imap::decode_mailbox_name(input);
     let _ = imap::SequenceSet::parse(input);
     let _ = sasl::PlainCredentials::parse(input);
+    let structure = imap::envelope::message_structure(input);
+    assert!(structure.envelope.starts_with(b"(") && structure.body_structure.starts_with(b"("));
 }
 
 proptest! {

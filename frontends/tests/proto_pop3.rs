@@ -35,8 +35,7 @@ fn command() -> impl Strategy<Value = Command> {
         Just(Command::Rset),
         Just(Command::Quit),
         proptest::option::of(message_number()).prop_map(|message| Command::Uidl { message }),
-        (message_number(), any::<u32>())
-            .prop_map(|(message, lines)| Command::Top { message, lines }),
+        (message_number(), any::<u32>()).prop_map(|(message, lines)| Command::Top { message, lines }),
         Just(Command::Capa),
         Just(Command::Stls),
     ]

@@ -8,6 +8,7 @@
 
 mod command;
 mod date_time;
+pub mod envelope;
 mod error;
 mod fetch;
 mod flag;

@@ -279,7 +279,7 @@ pub fn write_namespace(personal_prefix: &str, delimiter: char, out: &mut Vec<u8>
 }
 
 /// One item of a FETCH response. ENVELOPE, BODY and BODYSTRUCTURE are passed pre-rendered
-/// (see [`envelope`](super::envelope)).
+/// (see [`envelope::message_structure`](super::envelope::message_structure)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FetchData<'a> {
@@ -292,11 +292,11 @@ pub enum FetchData<'a> {
     /// `RFC822.SIZE n`.
     Rfc822Size(u64),
     /// `ENVELOPE (...)`, rendered.
-    Envelope(&'a str),
+    Envelope(&'a [u8]),
     /// `BODY (...)`, rendered.
-    Body(&'a str),
+    Body(&'a [u8]),
     /// `BODYSTRUCTURE (...)`, rendered.
-    BodyStructure(&'a str),
+    BodyStructure(&'a [u8]),
     /// `RFC822 {n}`.
     Rfc822(Option<&'a [u8]>),
     /// `RFC822.HEADER {n}`.
@@ -341,11 +341,16 @@ fn write_fetch_data(item: &FetchData<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(format!("RFC822.SIZE {size}").as_bytes());
         }
         FetchData::Envelope(rendered) => {
-            out.extend_from_slice(format!("ENVELOPE {rendered}").as_bytes());
+            out.extend_from_slice(b"ENVELOPE ");
+            out.extend_from_slice(rendered);
         }
-        FetchData::Body(rendered) => out.extend_from_slice(format!("BODY {rendered}").as_bytes()),
+        FetchData::Body(rendered) => {
+            out.extend_from_slice(b"BODY ");
+            out.extend_from_slice(rendered);
+        }
         FetchData::BodyStructure(rendered) => {
-            out.extend_from_slice(format!("BODYSTRUCTURE {rendered}").as_bytes());
+            out.extend_from_slice(b"BODYSTRUCTURE ");
+            out.extend_from_slice(rendered);
         }
         FetchData::Rfc822(data) => {
             out.extend_from_slice(b"RFC822 ");
