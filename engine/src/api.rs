@@ -67,10 +67,7 @@ impl FlagChange {
                         keywords.push(keyword.clone());
                     }
                 }
-                Flags {
-                    system: current.system | flags.system,
-                    keywords,
-                }
+                Flags { system: current.system | flags.system, keywords }
             }
             Self::Remove(flags) => Flags {
                 system: current.system & !flags.system,

@@ -14,9 +14,7 @@ impl Clock for SystemClock {
     fn now_unix_ms(&self) -> i64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| {
-                i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-            })
+            .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
     }
 }
 
@@ -28,9 +26,7 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(now_unix_ms: i64) -> Self {
-        Self {
-            now_unix_ms: Arc::new(AtomicI64::new(now_unix_ms)),
-        }
+        Self { now_unix_ms: Arc::new(AtomicI64::new(now_unix_ms)) }
     }
 
     pub fn advance_ms(&self, milliseconds: i64) {

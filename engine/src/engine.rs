@@ -8,8 +8,7 @@ use std::thread::JoinHandle;
 use mailvault_hsm::Hsm;
 
 use crate::api::{
-    DeletedMessageId, DeletedMessageInfo, FlagChange, Flags, MailboxInfo, Message, MessageInfo,
-    ShardStats,
+    DeletedMessageId, DeletedMessageInfo, FlagChange, Flags, MailboxInfo, Message, MessageInfo, ShardStats,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::{EngineError, OpenError};
@@ -107,33 +106,15 @@ impl Engine {
             let core = config.pin_threads.then_some(shard_id % cores);
             let thread = std::thread::Builder::new()
                 .name(format!("mailvault-shard-{shard_id}"))
-                .spawn(move || {
-                    run_shard_thread(
-                        shard_config,
-                        directory,
-                        &hsm,
-                        core,
-                        &receiver,
-                        &ready_sender,
-                    )
-                })?;
+                .spawn(move || run_shard_thread(shard_config, directory, &hsm, core, &receiver, &ready_sender))?;
             senders.push(sender);
             threads.push(thread);
             ready.push(ready_receiver);
         }
-        let engine = Self {
-            inner: Arc::new(Inner {
-                senders,
-                threads: Mutex::new(threads),
-            }),
-        };
+        let engine = Self { inner: Arc::new(Inner { senders, threads: Mutex::new(threads) }) };
         for (shard_id, receiver) in ready.into_iter().enumerate() {
-            let result = receiver.recv().unwrap_or_else(|_| {
-                Err(OpenError::Shard {
-                    shard_id: shard_id as u32,
-                    source: EngineError::ShutDown,
-                })
-            });
+            let stopped = OpenError::Shard { shard_id: shard_id as u32, source: EngineError::ShutDown };
+            let result = receiver.recv().unwrap_or(Err(stopped));
             result?;
         }
         Ok(engine)
@@ -144,35 +125,21 @@ impl Engine {
     }
 
     async fn send(&self, shard: usize, request: Request) -> Result<(), EngineError> {
-        self.inner.senders[shard]
-            .send_async(request)
-            .await
-            .map_err(|_| EngineError::ShutDown)
+        self.inner.senders[shard].send_async(request).await.map_err(|_| EngineError::ShutDown)
     }
 
     async fn mutate(&self, account: &str, mutation: Mutation) -> Result<Outcome, EngineError> {
         let (reply, answer) = flume::bounded(1);
         let shard = shard_for_account(account, self.shard_count());
-        self.send(shard, Request::Mutate { mutation, reply })
-            .await?;
-        answer
-            .recv_async()
-            .await
-            .map_err(|_| EngineError::ShutDown)?
+        self.send(shard, Request::Mutate { mutation, reply }).await?;
+        answer.recv_async().await.map_err(|_| EngineError::ShutDown)?
     }
 
-    async fn query<T>(
-        &self,
-        account: &str,
-        make: impl FnOnce(Reply<T>) -> Query,
-    ) -> Result<T, EngineError> {
+    async fn query<T>(&self, account: &str, make: impl FnOnce(Reply<T>) -> Query) -> Result<T, EngineError> {
         let (reply, answer) = flume::bounded(1);
         let shard = shard_for_account(account, self.shard_count());
         self.send(shard, Request::Query(make(reply))).await?;
-        answer
-            .recv_async()
-            .await
-            .map_err(|_| EngineError::ShutDown)?
+        answer.recv_async().await.map_err(|_| EngineError::ShutDown)?
     }
 
     async fn query_all<T>(&self, make: impl Fn(Reply<T>) -> Query) -> Result<Vec<T>, EngineError> {
@@ -184,77 +151,42 @@ impl Engine {
         }
         let mut results = Vec::new();
         for answer in answers {
-            results.push(
-                answer
-                    .recv_async()
-                    .await
-                    .map_err(|_| EngineError::ShutDown)??,
-            );
+            results.push(answer.recv_async().await.map_err(|_| EngineError::ShutDown)??);
         }
         Ok(results)
     }
 
     pub async fn create_account(&self, account: &str) -> Result<(), EngineError> {
-        self.mutate(
-            account,
-            Mutation::CreateAccount {
-                account: account.to_owned(),
-            },
-        )
-        .await
-        .map(drop)
+        self.mutate(account, Mutation::CreateAccount { account: account.to_owned() }).await.map(drop)
     }
 
     /// Every account name, sorted.
     pub async fn list_accounts(&self) -> Result<Vec<String>, EngineError> {
-        let mut names: Vec<String> = self
-            .query_all(Query::Accounts)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
+        let mut names: Vec<String> = self.query_all(Query::Accounts).await?.into_iter().flatten().collect();
         names.sort();
         Ok(names)
     }
 
     pub async fn create_mailbox(&self, account: &str, name: &str) -> Result<(), EngineError> {
-        let mutation = Mutation::CreateMailbox {
-            account: account.to_owned(),
-            name: name.to_owned(),
-        };
+        let mutation = Mutation::CreateMailbox { account: account.to_owned(), name: name.to_owned() };
         self.mutate(account, mutation).await.map(drop)
     }
 
-    pub async fn rename_mailbox(
-        &self,
-        account: &str,
-        from: &str,
-        to: &str,
-    ) -> Result<(), EngineError> {
-        let mutation = Mutation::RenameMailbox {
-            account: account.to_owned(),
-            from: from.to_owned(),
-            to: to.to_owned(),
-        };
+    pub async fn rename_mailbox(&self, account: &str, from: &str, to: &str) -> Result<(), EngineError> {
+        let mutation =
+            Mutation::RenameMailbox { account: account.to_owned(), from: from.to_owned(), to: to.to_owned() };
         self.mutate(account, mutation).await.map(drop)
     }
 
     /// Deletes a mailbox; its messages become restorable deleted messages.
     pub async fn delete_mailbox(&self, account: &str, name: &str) -> Result<(), EngineError> {
-        let mutation = Mutation::DeleteMailbox {
-            account: account.to_owned(),
-            name: name.to_owned(),
-        };
+        let mutation = Mutation::DeleteMailbox { account: account.to_owned(), name: name.to_owned() };
         self.mutate(account, mutation).await.map(drop)
     }
 
     pub async fn list_mailboxes(&self, account: &str) -> Result<Vec<MailboxInfo>, EngineError> {
         let account_name = account.to_owned();
-        self.query(account, |reply| Query::Mailboxes {
-            account: account_name,
-            reply,
-        })
-        .await
+        self.query(account, |reply| Query::Mailboxes { account: account_name, reply }).await
     }
 
     /// Stores a message; returns its uid once it is durable.
@@ -286,28 +218,12 @@ impl Engine {
         mailbox: &str,
     ) -> Result<(MailboxInfo, Vec<MessageInfo>), EngineError> {
         let (account_name, mailbox) = (account.to_owned(), mailbox.to_owned());
-        self.query(account, |reply| Query::Messages {
-            account: account_name,
-            mailbox,
-            reply,
-        })
-        .await
+        self.query(account, |reply| Query::Messages { account: account_name, mailbox, reply }).await
     }
 
-    pub async fn fetch(
-        &self,
-        account: &str,
-        mailbox: &str,
-        uid: u32,
-    ) -> Result<Message, EngineError> {
+    pub async fn fetch(&self, account: &str, mailbox: &str, uid: u32) -> Result<Message, EngineError> {
         let (account_name, mailbox) = (account.to_owned(), mailbox.to_owned());
-        self.query(account, |reply| Query::Fetch {
-            account: account_name,
-            mailbox,
-            uid,
-            reply,
-        })
-        .await
+        self.query(account, |reply| Query::Fetch { account: account_name, mailbox, uid, reply }).await
     }
 
     pub async fn change_flags(
@@ -370,49 +286,21 @@ impl Engine {
     }
 
     /// Expunges messages: they leave the mailbox and stay restorable for the retention window.
-    pub async fn expunge(
-        &self,
-        account: &str,
-        mailbox: &str,
-        uids: &[u32],
-    ) -> Result<(), EngineError> {
-        let mutation = Mutation::Expunge {
-            account: account.to_owned(),
-            mailbox: mailbox.to_owned(),
-            uids: uids.to_vec(),
-        };
+    pub async fn expunge(&self, account: &str, mailbox: &str, uids: &[u32]) -> Result<(), EngineError> {
+        let mutation =
+            Mutation::Expunge { account: account.to_owned(), mailbox: mailbox.to_owned(), uids: uids.to_vec() };
         self.mutate(account, mutation).await.map(drop)
     }
 
     /// Deleted messages still inside their retention window, oldest first.
-    pub async fn list_deleted(
-        &self,
-        account: &str,
-    ) -> Result<Vec<DeletedMessageInfo>, EngineError> {
+    pub async fn list_deleted(&self, account: &str) -> Result<Vec<DeletedMessageInfo>, EngineError> {
         let account_name = account.to_owned();
-        self.query(account, |reply| Query::Deleted {
-            account: account_name,
-            reply,
-        })
-        .await
+        self.query(account, |reply| Query::Deleted { account: account_name, reply }).await
     }
 
     /// Restores a deleted message into its mailbox (or INBOX if that is gone): (mailbox, uid).
-    pub async fn restore(
-        &self,
-        account: &str,
-        deleted: DeletedMessageId,
-    ) -> Result<(String, u32), EngineError> {
-        match self
-            .mutate(
-                account,
-                Mutation::Restore {
-                    account: account.to_owned(),
-                    deleted,
-                },
-            )
-            .await?
-        {
+    pub async fn restore(&self, account: &str, deleted: DeletedMessageId) -> Result<(String, u32), EngineError> {
+        match self.mutate(account, Mutation::Restore { account: account.to_owned(), deleted }).await? {
             Outcome::Restored { mailbox, uid } => Ok((mailbox, uid)),
             other => Err(unexpected(&other)),
         }
@@ -450,10 +338,7 @@ fn run_shard_thread(
     runtime.block_on(async {
         let opened = match hsm.session() {
             Ok(session) => open_shard(DiskStorage::new(directory), config, session).await,
-            Err(error) => Err(OpenError::Shard {
-                shard_id,
-                source: error.into(),
-            }),
+            Err(error) => Err(OpenError::Shard { shard_id, source: error.into() }),
         };
         match opened {
             Ok(shard) => {

@@ -27,10 +27,7 @@ pub(crate) fn shard_directory(data_dir: &Path, shard_id: usize) -> PathBuf {
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> OpenError {
-    OpenError::BadStoreMetadata {
-        path: path.display().to_string(),
-        reason: reason.into(),
-    }
+    OpenError::BadStoreMetadata { path: path.display().to_string(), reason: reason.into() }
 }
 
 impl StoreMetadata {
@@ -60,20 +57,14 @@ impl StoreMetadata {
 /// Creates a store with `shards` shards, or checks that the existing one matches.
 pub fn init_store(data_dir: &Path, shards: usize) -> Result<StoreMetadata, OpenError> {
     if !(1..=SHARDS_MAX).contains(&shards) {
-        return Err(bad(
-            data_dir,
-            format!("shard count must be 1 to {SHARDS_MAX}"),
-        ));
+        return Err(bad(data_dir, format!("shard count must be 1 to {SHARDS_MAX}")));
     }
     match StoreMetadata::read(data_dir) {
         Ok(existing) if existing.shards == shards => return Ok(existing),
         Ok(existing) => {
             return Err(bad(
                 data_dir,
-                format!(
-                    "store has {} shards; changing the count is not supported yet",
-                    existing.shards
-                ),
+                format!("store has {} shards; changing the count is not supported yet", existing.shards),
             ));
         }
         Err(OpenError::NotInitialized(_)) => {}

@@ -30,25 +30,13 @@ pub enum KeyTableError {
 
 impl KeyTable {
     pub fn insert(&mut self, account_id: u64, wrapped: WrappedDek) {
-        self.entries.insert(
-            account_id,
-            KeyEntry {
-                wrapped,
-                cipher: None,
-            },
-        );
+        self.entries.insert(account_id, KeyEntry { wrapped, cipher: None });
     }
 
     /// Inserts an already unwrapped key (the one just generated for a new account), sparing
     /// an HSM round trip.
     pub fn insert_unwrapped(&mut self, account_id: u64, wrapped: WrappedDek, cipher: RecordCipher) {
-        self.entries.insert(
-            account_id,
-            KeyEntry {
-                wrapped,
-                cipher: Some(Rc::new(cipher)),
-            },
-        );
+        self.entries.insert(account_id, KeyEntry { wrapped, cipher: Some(Rc::new(cipher)) });
     }
 
     pub fn contains(&self, account_id: u64) -> bool {
@@ -68,24 +56,12 @@ impl KeyTable {
     }
 
     /// The account's cipher, unwrapping its key through the HSM on first use.
-    pub fn cipher(
-        &mut self,
-        account_id: u64,
-        hsm: &HsmSession,
-    ) -> Result<Rc<RecordCipher>, KeyTableError> {
-        let entry = self
-            .entries
-            .get_mut(&account_id)
-            .ok_or(KeyTableError::Missing { account_id })?;
+    pub fn cipher(&mut self, account_id: u64, hsm: &HsmSession) -> Result<Rc<RecordCipher>, KeyTableError> {
+        let entry = self.entries.get_mut(&account_id).ok_or(KeyTableError::Missing { account_id })?;
         if entry.cipher.is_none() {
-            let dek = hsm
-                .unwrap_dek(&entry.wrapped)
-                .map_err(|source| KeyTableError::Unwrap { account_id, source })?;
+            let dek = hsm.unwrap_dek(&entry.wrapped).map_err(|source| KeyTableError::Unwrap { account_id, source })?;
             entry.cipher = Some(Rc::new(RecordCipher::new(&dek)));
         }
-        entry
-            .cipher
-            .clone()
-            .ok_or(KeyTableError::Missing { account_id })
+        entry.cipher.clone().ok_or(KeyTableError::Missing { account_id })
     }
 }

@@ -38,10 +38,8 @@ pub fn record_nonce(record_id: u64) -> [u8; 12] {
 impl RecordCipher {
     pub fn new(dek: &Dek) -> Self {
         // A 32-byte key is always a valid AES-256 key, so construction cannot fail.
-        let key = UnboundKey::new(&AES_256_GCM, dek.as_bytes()).map_or_else(
-            |_| unreachable!("a 32-byte key is a valid AES-256-GCM key"),
-            LessSafeKey::new,
-        );
+        let key = UnboundKey::new(&AES_256_GCM, dek.as_bytes())
+            .map_or_else(|_| unreachable!("a 32-byte key is a valid AES-256-GCM key"), LessSafeKey::new);
         Self { key }
     }
 
@@ -51,28 +49,17 @@ impl RecordCipher {
         let nonce = Nonce::assume_unique_for_key(record_nonce(header.record_id));
         let associated = header.associated_data();
         // Sealing fails only if the input exceeds GCM's 64 GiB limit; records are capped far below.
-        if self
-            .key
-            .seal_in_place_append_tag(nonce, Aad::from(associated), plaintext)
-            .is_err()
-        {
+        if self.key.seal_in_place_append_tag(nonce, Aad::from(associated), plaintext).is_err() {
             unreachable!("record payloads are bounded far below the AES-GCM limit");
         }
     }
 
     /// Decrypts and authenticates a payload, returning the plaintext.
-    pub fn open(
-        &self,
-        header: &FrameHeader,
-        mut payload: Vec<u8>,
-    ) -> Result<Vec<u8>, RecordOpenError> {
+    pub fn open(&self, header: &FrameHeader, mut payload: Vec<u8>) -> Result<Vec<u8>, RecordOpenError> {
         let nonce = Nonce::assume_unique_for_key(record_nonce(header.record_id));
         let associated = header.associated_data();
-        let plaintext_length = self
-            .key
-            .open_in_place(nonce, Aad::from(associated), &mut payload)
-            .map_err(|_| RecordOpenError)?
-            .len();
+        let plaintext_length =
+            self.key.open_in_place(nonce, Aad::from(associated), &mut payload).map_err(|_| RecordOpenError)?.len();
         payload.truncate(plaintext_length);
         Ok(payload)
     }

@@ -12,9 +12,7 @@ impl ByteWriter {
     }
 
     pub fn with_capacity(capacity: usize) -> Self {
-        Self {
-            bytes: Vec::with_capacity(capacity),
-        }
+        Self { bytes: Vec::with_capacity(capacity) }
     }
 
     pub fn u8(&mut self, value: u8) -> &mut Self {
@@ -92,9 +90,7 @@ impl<'a> ByteReader<'a> {
             .position
             .checked_add(length)
             .filter(|end| *end <= self.bytes.len())
-            .ok_or(ReadError::Truncated {
-                position: self.position,
-            })?;
+            .ok_or(ReadError::Truncated { position: self.position })?;
         let slice = &self.bytes[self.position..end];
         self.position = end;
         Ok(slice)
@@ -139,10 +135,6 @@ impl<'a> ByteReader<'a> {
 
     /// Fails unless every byte was consumed: trailing bytes mean a codec mismatch.
     pub fn finish(&self, field: &'static str) -> Result<(), ReadError> {
-        if self.position == self.bytes.len() {
-            Ok(())
-        } else {
-            Err(ReadError::Invalid { field })
-        }
+        if self.position == self.bytes.len() { Ok(()) } else { Err(ReadError::Invalid { field }) }
     }
 }

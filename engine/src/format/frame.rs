@@ -35,7 +35,7 @@ pub struct FrameHeader {
 }
 
 const _: () = assert!(FRAME_HEADER_BYTES == 4 + 4 + 4 + 1 + 1 + 2 + 8 + 8 + 4 + 4);
-const _: () = assert!(FRAME_HEADER_BYTES % FRAME_ALIGN_BYTES == 0);
+const _: () = assert!(FRAME_HEADER_BYTES.is_multiple_of(FRAME_ALIGN_BYTES));
 
 impl FrameHeader {
     /// The bytes bound into the AEAD: kind, record id, account, mailbox, uid.
@@ -65,9 +65,7 @@ impl FrameHeader {
     }
 
     fn decode(bytes: &[u8; FRAME_HEADER_BYTES]) -> (Self, u32) {
-        let u32_at = |at: usize| {
-            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
-        };
+        let u32_at = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
         let u64_at = |at: usize| {
             let mut array = [0; 8];
             array.copy_from_slice(&bytes[at..at + 8]);
@@ -94,10 +92,7 @@ pub const fn frame_encoded_bytes(payload_length: usize) -> usize {
 /// Appends one frame (header, payload, zero padding) to `out`.
 pub fn encode_frame(header: &FrameHeader, payload: &[u8], out: &mut Vec<u8>) {
     debug_assert_eq!(header.payload_length as usize, payload.len());
-    assert!(
-        payload.len() <= RECORD_PAYLOAD_BYTES_MAX,
-        "payload bound is checked by callers"
-    );
+    assert!(payload.len() <= RECORD_PAYLOAD_BYTES_MAX, "payload bound is checked by callers");
     let mut bytes = header.encode_without_crc();
     let crc = frame_crc(&bytes, payload);
     bytes[8..12].copy_from_slice(&crc.to_le_bytes());
@@ -170,9 +165,7 @@ pub fn decode_frame(input: &[u8]) -> Result<FrameDecode<'_>, FrameError> {
         if input.len() >= 4 && input[..4] == [0; 4] {
             return Ok(FrameDecode::End);
         }
-        return Ok(FrameDecode::NeedsMoreData {
-            bytes_needed: FRAME_HEADER_BYTES,
-        });
+        return Ok(FrameDecode::NeedsMoreData { bytes_needed: FRAME_HEADER_BYTES });
     };
     if header_bytes[0..4] == [0; 4] {
         return Ok(FrameDecode::End);
@@ -183,29 +176,18 @@ pub fn decode_frame(input: &[u8]) -> Result<FrameDecode<'_>, FrameError> {
     let (header, stored_crc) = FrameHeader::decode(header_bytes);
     let payload_length = header.payload_length as usize;
     if payload_length > RECORD_PAYLOAD_BYTES_MAX {
-        return Err(FrameError::TooLong {
-            length: header.payload_length,
-        });
+        return Err(FrameError::TooLong { length: header.payload_length });
     }
     let encoded_bytes = frame_encoded_bytes(payload_length);
     let Some(frame_bytes) = input.get(..encoded_bytes) else {
-        return Ok(FrameDecode::NeedsMoreData {
-            bytes_needed: encoded_bytes,
-        });
+        return Ok(FrameDecode::NeedsMoreData { bytes_needed: encoded_bytes });
     };
     let payload = &frame_bytes[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + payload_length];
     if frame_crc(header_bytes, payload) != stored_crc {
         return Err(FrameError::BadChecksum);
     }
-    if frame_bytes[FRAME_HEADER_BYTES + payload_length..]
-        .iter()
-        .any(|byte| *byte != 0)
-    {
+    if frame_bytes[FRAME_HEADER_BYTES + payload_length..].iter().any(|byte| *byte != 0) {
         return Err(FrameError::BadPadding);
     }
-    Ok(FrameDecode::Frame(Frame {
-        header,
-        payload,
-        encoded_bytes,
-    }))
+    Ok(FrameDecode::Frame(Frame { header, payload, encoded_bytes }))
 }

@@ -10,12 +10,10 @@ mod segment_header;
 
 pub use bytes::{ByteReader, ByteWriter, ReadError};
 pub use frame::{
-    FRAME_ALIGN_BYTES, FRAME_FLAG_COMMIT_END, FRAME_HEADER_BYTES, Frame, FrameDecode, FrameError,
-    FrameHeader, decode_frame, encode_frame, frame_encoded_bytes, mark_commit_end,
+    FRAME_ALIGN_BYTES, FRAME_FLAG_COMMIT_END, FRAME_HEADER_BYTES, Frame, FrameDecode, FrameError, FrameHeader,
+    decode_frame, encode_frame, frame_encoded_bytes, mark_commit_end,
 };
-pub use record::{
-    Flags, KEYWORD_BYTES_MAX, KEYWORDS_MAX, MessageReference, NAME_BYTES_MAX, Record, RecordKind,
-};
+pub use record::{Flags, KEYWORD_BYTES_MAX, KEYWORDS_MAX, MessageReference, NAME_BYTES_MAX, Record, RecordKind};
 pub use segment_header::{SEGMENT_HEADER_BYTES, SegmentHeader, SegmentHeaderError};
 
 /// Direct IO granularity: segment writes start and end on this boundary.

@@ -95,9 +95,7 @@ impl Flags {
         if count > KEYWORDS_MAX {
             return Err(ReadError::Invalid { field: "keywords" });
         }
-        let keywords = (0..count)
-            .map(|_| reader.string(KEYWORD_BYTES_MAX, "keyword"))
-            .collect::<Result<_, _>>()?;
+        let keywords = (0..count).map(|_| reader.string(KEYWORD_BYTES_MAX, "keyword")).collect::<Result<_, _>>()?;
         Ok(Self { system, keywords })
     }
 
@@ -105,10 +103,7 @@ impl Flags {
     pub fn is_valid(&self) -> bool {
         self.system & !Self::SYSTEM_ALL == 0
             && self.keywords.len() <= KEYWORDS_MAX
-            && self
-                .keywords
-                .iter()
-                .all(|keyword| !keyword.is_empty() && keyword.len() <= KEYWORD_BYTES_MAX)
+            && self.keywords.iter().all(|keyword| !keyword.is_empty() && keyword.len() <= KEYWORD_BYTES_MAX)
     }
 }
 
@@ -124,11 +119,7 @@ pub struct MessageReference {
 
 impl MessageReference {
     fn encode(&self, writer: &mut ByteWriter) {
-        writer
-            .u64(self.blob_record_id)
-            .u64(self.size)
-            .i64(self.internal_date_unix_ms)
-            .raw(&self.digest);
+        writer.u64(self.blob_record_id).u64(self.size).i64(self.internal_date_unix_ms).raw(&self.digest);
     }
 
     fn decode(reader: &mut ByteReader<'_>) -> Result<Self, ReadError> {
@@ -217,10 +208,7 @@ impl Record {
     pub fn encode(&self) -> Vec<u8> {
         let mut writer = ByteWriter::with_capacity(64);
         match self {
-            Self::AccountCreated {
-                name,
-                created_unix_ms,
-            } => {
+            Self::AccountCreated { name, created_unix_ms } => {
                 writer.string(name).i64(*created_unix_ms);
             }
             Self::MailboxCreated { name, uid_validity } => {
@@ -232,12 +220,7 @@ impl Record {
             Self::MailboxDeleted { at_unix_ms } | Self::MessageExpunged { at_unix_ms } => {
                 writer.i64(*at_unix_ms);
             }
-            Self::MessageAppended {
-                internal_date_unix_ms,
-                flags,
-                digest,
-                body,
-            } => {
+            Self::MessageAppended { internal_date_unix_ms, flags, digest, body } => {
                 writer = ByteWriter::with_capacity(body.len() + 64);
                 writer.i64(*internal_date_unix_ms);
                 flags.encode(&mut writer);
@@ -248,22 +231,12 @@ impl Record {
                 message.encode(&mut writer);
                 flags.encode(&mut writer);
             }
-            Self::MessageMoved {
-                source_mailbox_id,
-                source_uid,
-                message,
-                flags,
-            } => {
+            Self::MessageMoved { source_mailbox_id, source_uid, message, flags } => {
                 writer.u32(*source_mailbox_id).u32(*source_uid);
                 message.encode(&mut writer);
                 flags.encode(&mut writer);
             }
-            Self::MessageRestored {
-                deleted_mailbox_id,
-                deleted_uid,
-                message,
-                flags,
-            } => {
+            Self::MessageRestored { deleted_mailbox_id, deleted_uid, message, flags } => {
                 writer.u32(*deleted_mailbox_id).u32(*deleted_uid);
                 message.encode(&mut writer);
                 flags.encode(&mut writer);
@@ -271,11 +244,7 @@ impl Record {
             Self::KeyWrapped { wrapped_key } => {
                 writer.raw(wrapped_key);
             }
-            Self::SegmentSealed {
-                record_count,
-                records_end,
-                digest,
-            } => {
+            Self::SegmentSealed { record_count, records_end, digest } => {
                 writer.u64(*record_count).u64(*records_end).raw(digest);
             }
         }
@@ -295,31 +264,18 @@ impl Record {
                 name: reader.string(NAME_BYTES_MAX, "mailbox name")?,
                 uid_validity: reader.u32()?,
             },
-            RecordKind::MailboxRenamed => Self::MailboxRenamed {
-                name: reader.string(NAME_BYTES_MAX, "mailbox name")?,
-            },
-            RecordKind::MailboxDeleted => Self::MailboxDeleted {
-                at_unix_ms: reader.i64()?,
-            },
-            RecordKind::MessageExpunged => Self::MessageExpunged {
-                at_unix_ms: reader.i64()?,
-            },
+            RecordKind::MailboxRenamed => Self::MailboxRenamed { name: reader.string(NAME_BYTES_MAX, "mailbox name")? },
+            RecordKind::MailboxDeleted => Self::MailboxDeleted { at_unix_ms: reader.i64()? },
+            RecordKind::MessageExpunged => Self::MessageExpunged { at_unix_ms: reader.i64()? },
             RecordKind::MessageAppended => {
                 let internal_date_unix_ms = reader.i64()?;
                 let flags = Flags::decode(&mut reader)?;
                 let digest = reader.array()?;
                 let body_start = reader.position();
                 payload.drain(..body_start);
-                return Ok(Self::MessageAppended {
-                    internal_date_unix_ms,
-                    flags,
-                    digest,
-                    body: payload,
-                });
+                return Ok(Self::MessageAppended { internal_date_unix_ms, flags, digest, body: payload });
             }
-            RecordKind::FlagsChanged => Self::FlagsChanged {
-                flags: Flags::decode(&mut reader)?,
-            },
+            RecordKind::FlagsChanged => Self::FlagsChanged { flags: Flags::decode(&mut reader)? },
             RecordKind::MessageCopied => Self::MessageCopied {
                 message: MessageReference::decode(&mut reader)?,
                 flags: Flags::decode(&mut reader)?,
@@ -337,15 +293,11 @@ impl Record {
                 flags: Flags::decode(&mut reader)?,
             },
             RecordKind::KeyWrapped => {
-                return Ok(Self::KeyWrapped {
-                    wrapped_key: payload,
-                });
+                return Ok(Self::KeyWrapped { wrapped_key: payload });
             }
-            RecordKind::SegmentSealed => Self::SegmentSealed {
-                record_count: reader.u64()?,
-                records_end: reader.u64()?,
-                digest: reader.array()?,
-            },
+            RecordKind::SegmentSealed => {
+                Self::SegmentSealed { record_count: reader.u64()?, records_end: reader.u64()?, digest: reader.array()? }
+            }
         };
         reader.finish("record payload")?;
         Ok(record)

@@ -48,9 +48,7 @@ impl SegmentHeader {
     }
 
     pub fn decode(input: &[u8]) -> Result<Self, SegmentHeaderError> {
-        let bytes = input
-            .first_chunk::<SEGMENT_HEADER_BYTES>()
-            .ok_or(SegmentHeaderError::Truncated)?;
+        let bytes = input.first_chunk::<SEGMENT_HEADER_BYTES>().ok_or(SegmentHeaderError::Truncated)?;
         if bytes[0..8] != SEGMENT_MAGIC {
             return Err(SegmentHeaderError::BadMagic);
         }

@@ -29,192 +29,28 @@ pub struct RecordLocation {
 
 impl Index {
     /// Applies one (decrypted) record. Clear records (keys, footers) are not index state.
-    pub fn apply(
-        &mut self,
-        header: &FrameHeader,
-        record: Record,
-        location: RecordLocation,
-    ) -> Result<(), ApplyError> {
+    pub fn apply(&mut self, header: &FrameHeader, record: Record, location: RecordLocation) -> Result<(), ApplyError> {
         let record_id = header.record_id;
-        if let Record::AccountCreated {
-            name,
-            created_unix_ms,
-        } = record
-        {
+        if let Record::AccountCreated { name, created_unix_ms } = record {
             return self.create_account(header, name, created_unix_ms);
         }
-        let account =
-            self.accounts
-                .get_mut(&header.account_id)
-                .ok_or(ApplyError::UnknownAccount {
-                    record_id,
-                    account_id: header.account_id,
-                })?;
-        let blobs = &mut self.blobs;
-        let unknown_mailbox = ApplyError::UnknownMailbox {
-            record_id,
-            mailbox_id: header.mailbox_id,
-        };
-        let unknown_message = ApplyError::UnknownMessage {
-            record_id,
-            uid: header.uid,
-        };
+        let account = self
+            .accounts
+            .get_mut(&header.account_id)
+            .ok_or(ApplyError::UnknownAccount { record_id, account_id: header.account_id })?;
+        let context = RecordContext { header, location };
         match record {
-            Record::AccountCreated { .. }
-            | Record::KeyWrapped { .. }
-            | Record::SegmentSealed { .. } => {}
-            Record::MailboxCreated { name, uid_validity } => {
-                account.mailbox_ids.insert(name.clone(), header.mailbox_id);
-                account.mailboxes.insert(
-                    header.mailbox_id,
-                    Mailbox {
-                        id: header.mailbox_id,
-                        name,
-                        uid_validity,
-                        uid_next: 1,
-                        messages: BTreeMap::new(),
-                    },
-                );
-                account.next_mailbox_id = account.next_mailbox_id.max(header.mailbox_id + 1);
-                account.last_uid_validity = account.last_uid_validity.max(uid_validity);
+            Record::AccountCreated { .. } | Record::KeyWrapped { .. } | Record::SegmentSealed { .. } => Ok(()),
+            Record::MailboxCreated { .. } | Record::MailboxRenamed { .. } | Record::MailboxDeleted { .. } => {
+                apply_mailbox_record(account, &context, record)
             }
-            Record::MailboxRenamed { name } => {
-                let mailbox = account
-                    .mailboxes
-                    .get_mut(&header.mailbox_id)
-                    .ok_or(unknown_mailbox)?;
-                account.mailbox_ids.remove(&mailbox.name);
-                account.mailbox_ids.insert(name.clone(), header.mailbox_id);
-                mailbox.name = name;
-            }
-            Record::MailboxDeleted { at_unix_ms } => {
-                let mailbox = account
-                    .mailboxes
-                    .remove(&header.mailbox_id)
-                    .ok_or(unknown_mailbox)?;
-                account.mailbox_ids.remove(&mailbox.name);
-                for (uid, entry) in mailbox.messages {
-                    account.deleted.push(DeletedMessage {
-                        mailbox_id: mailbox.id,
-                        mailbox_name: mailbox.name.clone(),
-                        uid,
-                        entry,
-                        expunged_unix_ms: at_unix_ms,
-                    });
-                }
-            }
-            Record::MessageAppended {
-                internal_date_unix_ms,
-                flags,
-                digest,
-                body,
-            } => {
-                let message = MessageReference {
-                    blob_record_id: record_id,
-                    size: body.len() as u64,
-                    internal_date_unix_ms,
-                    digest,
-                };
-                blobs.insert(
-                    record_id,
-                    BlobLocation {
-                        segment_id: location.segment_id,
-                        offset: location.offset,
-                        frame_bytes: location.frame_bytes,
-                        references: 0,
-                    },
-                );
-                let mailbox = account
-                    .mailboxes
-                    .get_mut(&header.mailbox_id)
-                    .ok_or(unknown_mailbox)?;
-                add_message(mailbox, blobs, header.uid, MessageEntry { message, flags });
-            }
-            Record::FlagsChanged { flags } => {
-                let mailbox = account
-                    .mailboxes
-                    .get_mut(&header.mailbox_id)
-                    .ok_or(unknown_mailbox)?;
-                mailbox
-                    .messages
-                    .get_mut(&header.uid)
-                    .ok_or(unknown_message)?
-                    .flags = flags;
-            }
-            Record::MessageCopied { message, flags } => {
-                let mailbox = account
-                    .mailboxes
-                    .get_mut(&header.mailbox_id)
-                    .ok_or(unknown_mailbox)?;
-                add_message(mailbox, blobs, header.uid, MessageEntry { message, flags });
-            }
-            Record::MessageMoved {
-                source_mailbox_id,
-                source_uid,
-                message,
-                flags,
-            } => {
-                if let Some(source) = account.mailboxes.get_mut(&source_mailbox_id)
-                    && source.messages.remove(&source_uid).is_some()
-                {
-                    release_blob(blobs, message.blob_record_id);
-                }
-                let mailbox = account
-                    .mailboxes
-                    .get_mut(&header.mailbox_id)
-                    .ok_or(unknown_mailbox)?;
-                add_message(mailbox, blobs, header.uid, MessageEntry { message, flags });
-            }
-            Record::MessageExpunged { at_unix_ms } => {
-                let mailbox = account
-                    .mailboxes
-                    .get_mut(&header.mailbox_id)
-                    .ok_or(unknown_mailbox)?;
-                let entry = mailbox
-                    .messages
-                    .remove(&header.uid)
-                    .ok_or(unknown_message)?;
-                account.deleted.push(DeletedMessage {
-                    mailbox_id: mailbox.id,
-                    mailbox_name: mailbox.name.clone(),
-                    uid: header.uid,
-                    entry,
-                    expunged_unix_ms: at_unix_ms,
-                });
-            }
-            Record::MessageRestored {
-                deleted_mailbox_id,
-                deleted_uid,
-                message,
-                flags,
-            } => {
-                if let Some(position) = account.deleted.iter().position(|deleted| {
-                    deleted.mailbox_id == deleted_mailbox_id && deleted.uid == deleted_uid
-                }) {
-                    account.deleted.swap_remove(position);
-                    release_blob(blobs, message.blob_record_id);
-                }
-                let mailbox = account
-                    .mailboxes
-                    .get_mut(&header.mailbox_id)
-                    .ok_or(unknown_mailbox)?;
-                add_message(mailbox, blobs, header.uid, MessageEntry { message, flags });
-            }
+            record => apply_message_record(account, &mut self.blobs, &context, record),
         }
-        Ok(())
     }
 
-    fn create_account(
-        &mut self,
-        header: &FrameHeader,
-        name: String,
-        created_unix_ms: i64,
-    ) -> Result<(), ApplyError> {
+    fn create_account(&mut self, header: &FrameHeader, name: String, created_unix_ms: i64) -> Result<(), ApplyError> {
         if self.accounts.contains_key(&header.account_id) {
-            return Err(ApplyError::DuplicateAccount {
-                record_id: header.record_id,
-                account_id: header.account_id,
-            });
+            return Err(ApplyError::DuplicateAccount { record_id: header.record_id, account_id: header.account_id });
         }
         self.account_ids.insert(name.clone(), header.account_id);
         self.accounts.insert(
@@ -234,6 +70,122 @@ impl Index {
     }
 }
 
+/// The header and location of the record being applied.
+struct RecordContext<'a> {
+    header: &'a FrameHeader,
+    location: RecordLocation,
+}
+
+impl RecordContext<'_> {
+    fn unknown_mailbox(&self) -> ApplyError {
+        ApplyError::UnknownMailbox { record_id: self.header.record_id, mailbox_id: self.header.mailbox_id }
+    }
+
+    fn unknown_message(&self) -> ApplyError {
+        ApplyError::UnknownMessage { record_id: self.header.record_id, uid: self.header.uid }
+    }
+}
+
+fn apply_mailbox_record(account: &mut Account, context: &RecordContext<'_>, record: Record) -> Result<(), ApplyError> {
+    let mailbox_id = context.header.mailbox_id;
+    match record {
+        Record::MailboxCreated { name, uid_validity } => {
+            account.mailbox_ids.insert(name.clone(), mailbox_id);
+            let mailbox = Mailbox { id: mailbox_id, name, uid_validity, uid_next: 1, messages: BTreeMap::new() };
+            account.mailboxes.insert(mailbox_id, mailbox);
+            account.next_mailbox_id = account.next_mailbox_id.max(mailbox_id + 1);
+            account.last_uid_validity = account.last_uid_validity.max(uid_validity);
+        }
+        Record::MailboxRenamed { name } => {
+            let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
+            account.mailbox_ids.remove(&mailbox.name);
+            account.mailbox_ids.insert(name.clone(), mailbox_id);
+            mailbox.name = name;
+        }
+        Record::MailboxDeleted { at_unix_ms } => {
+            let mailbox = account.mailboxes.remove(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
+            account.mailbox_ids.remove(&mailbox.name);
+            for (uid, entry) in mailbox.messages {
+                account.deleted.push(DeletedMessage {
+                    mailbox_id,
+                    mailbox_name: mailbox.name.clone(),
+                    uid,
+                    entry,
+                    expunged_unix_ms: at_unix_ms,
+                });
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn apply_message_record(
+    account: &mut Account,
+    blobs: &mut HashMap<u64, BlobLocation>,
+    context: &RecordContext<'_>,
+    record: Record,
+) -> Result<(), ApplyError> {
+    let header = context.header;
+    let mailbox_id = header.mailbox_id;
+    match record {
+        Record::MessageAppended { internal_date_unix_ms, flags, digest, body } => {
+            let record_id = header.record_id;
+            let message =
+                MessageReference { blob_record_id: record_id, size: body.len() as u64, internal_date_unix_ms, digest };
+            let location = context.location;
+            let blob = BlobLocation {
+                segment_id: location.segment_id,
+                offset: location.offset,
+                frame_bytes: location.frame_bytes,
+                references: 0,
+            };
+            blobs.insert(record_id, blob);
+            let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
+            add_message(mailbox, blobs, header.uid, MessageEntry { message, flags });
+        }
+        Record::FlagsChanged { flags } => {
+            let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
+            mailbox.messages.get_mut(&header.uid).ok_or_else(|| context.unknown_message())?.flags = flags;
+        }
+        Record::MessageCopied { message, flags } => {
+            let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
+            add_message(mailbox, blobs, header.uid, MessageEntry { message, flags });
+        }
+        Record::MessageMoved { source_mailbox_id, source_uid, message, flags } => {
+            if let Some(source) = account.mailboxes.get_mut(&source_mailbox_id)
+                && source.messages.remove(&source_uid).is_some()
+            {
+                release_blob(blobs, message.blob_record_id);
+            }
+            let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
+            add_message(mailbox, blobs, header.uid, MessageEntry { message, flags });
+        }
+        Record::MessageExpunged { at_unix_ms } => {
+            let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
+            let entry = mailbox.messages.remove(&header.uid).ok_or_else(|| context.unknown_message())?;
+            let mailbox_name = mailbox.name.clone();
+            let deleted =
+                DeletedMessage { mailbox_id, mailbox_name, uid: header.uid, entry, expunged_unix_ms: at_unix_ms };
+            account.deleted.push(deleted);
+        }
+        Record::MessageRestored { deleted_mailbox_id, deleted_uid, message, flags } => {
+            let restored = account
+                .deleted
+                .iter()
+                .position(|deleted| deleted.mailbox_id == deleted_mailbox_id && deleted.uid == deleted_uid);
+            if let Some(position) = restored {
+                account.deleted.swap_remove(position);
+                release_blob(blobs, message.blob_record_id);
+            }
+            let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
+            add_message(mailbox, blobs, header.uid, MessageEntry { message, flags });
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 fn add_message(
     mailbox: &mut Mailbox,
     blobs: &mut std::collections::HashMap<u64, BlobLocation>,
@@ -247,7 +199,7 @@ fn add_message(
     mailbox.messages.insert(uid, entry);
 }
 
-fn release_blob(blobs: &mut std::collections::HashMap<u64, BlobLocation>, blob_record_id: u64) {
+fn release_blob(blobs: &mut HashMap<u64, BlobLocation>, blob_record_id: u64) {
     if let Some(blob) = blobs.get_mut(&blob_record_id) {
         blob.references = blob.references.saturating_sub(1);
     }

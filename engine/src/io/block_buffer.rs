@@ -53,8 +53,7 @@ impl BlockBuffer {
     /// Keeps only the bytes from `from` on, moved to the front (the partial tail block).
     pub fn keep_from(&mut self, from: usize) {
         let from = from.min(self.length);
-        self.storage
-            .copy_within(self.start + from..self.start + self.length, self.start);
+        self.storage.copy_within(self.start + from..self.start + self.length, self.start);
         self.length -= from;
     }
 
@@ -80,10 +79,6 @@ impl BlockBuffer {
     }
 
     pub(crate) fn from_parts(storage: Vec<u8>, start: usize, length: usize) -> Self {
-        Self {
-            storage,
-            start,
-            length,
-        }
+        Self { storage, start, length }
     }
 }

@@ -23,9 +23,7 @@ pub struct DiskStorage {
 
 impl DiskStorage {
     pub fn new(directory: impl Into<PathBuf>) -> Self {
-        Self {
-            directory: Rc::new(directory.into()),
-        }
+        Self { directory: Rc::new(directory.into()) }
     }
 
     pub fn directory(&self) -> &Path {
@@ -64,19 +62,12 @@ impl Storage for DiskStorage {
         let path = self.path(name);
         let direct = open_direct(&path, true).await?;
         let buffered = OpenOptions::new().read(true).open(&path).await?;
-        Ok(DiskFile {
-            direct: Some(direct),
-            buffered,
-        })
+        Ok(DiskFile { direct: Some(direct), buffered })
     }
 
     async fn open(&self, name: &str, writable: bool) -> io::Result<DiskFile> {
         let path = self.path(name);
-        let direct = if writable {
-            Some(open_direct(&path, false).await?)
-        } else {
-            None
-        };
+        let direct = if writable { Some(open_direct(&path, false).await?) } else { None };
         let buffered = OpenOptions::new().read(true).open(&path).await?;
         Ok(DiskFile { direct, buffered })
     }
@@ -109,46 +100,29 @@ fn read_only() -> io::Error {
 }
 
 impl StorageFile for DiskFile {
-    async fn write_blocks(
-        &self,
-        buffer: BlockBuffer,
-        offset: u64,
-    ) -> (io::Result<()>, BlockBuffer) {
+    async fn write_blocks(&self, buffer: BlockBuffer, offset: u64) -> (io::Result<()>, BlockBuffer) {
         let Some(mut direct) = self.direct.as_ref() else {
             return (Err(read_only()), buffer);
         };
         let (storage, start, length) = buffer.into_parts();
-        let BufResult(result, slice) = direct
-            .write_all_at(storage.slice(start..start + length), offset)
-            .await;
-        (
-            result,
-            BlockBuffer::from_parts(slice.into_inner(), start, length),
-        )
+        let BufResult(result, slice) = direct.write_all_at(storage.slice(start..start + length), offset).await;
+        (result, BlockBuffer::from_parts(slice.into_inner(), start, length))
     }
 
     async fn read_exact(&self, offset: u64, length: usize) -> io::Result<Vec<u8>> {
-        let BufResult(result, buffer) = self
-            .buffered
-            .read_exact_at(Vec::with_capacity(length), offset)
-            .await;
+        let BufResult(result, buffer) = self.buffered.read_exact_at(Vec::with_capacity(length), offset).await;
         result.map(|()| buffer)
     }
 
     async fn sync_data(&self) -> io::Result<()> {
-        self.direct
-            .as_ref()
-            .ok_or_else(read_only)?
-            .sync_data()
-            .await
+        self.direct.as_ref().ok_or_else(read_only)?.sync_data().await
     }
 
     async fn preallocate(&self, length: u64) -> io::Result<()> {
         let file = self.direct.as_ref().ok_or_else(read_only)?;
         match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::KEEP_SIZE, 0, length) {
-            Ok(()) => Ok(()),
             // Filesystems without fallocate still work, only with costlier syncs.
-            Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
+            Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
             Err(error) => Err(error.into()),
         }
     }
@@ -156,12 +130,7 @@ impl StorageFile for DiskFile {
     async fn zero_range(&self, offset: u64, length: u64) -> io::Result<()> {
         use rustix::fs::FallocateFlags;
         let file = self.direct.as_ref().ok_or_else(read_only)?;
-        match rustix::fs::fallocate(
-            file,
-            FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
-            offset,
-            length,
-        ) {
+        match rustix::fs::fallocate(file, FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE, offset, length) {
             Ok(()) => Ok(()),
             Err(rustix::io::Errno::OPNOTSUPP) => write_zeroes(file, offset, length).await,
             Err(error) => Err(error.into()),
@@ -169,14 +138,10 @@ impl StorageFile for DiskFile {
     }
 
     async fn set_len(&self, length: u64) -> io::Result<()> {
-        self.direct
-            .as_ref()
-            .ok_or_else(read_only)?
-            .set_len(length)
-            .await
+        self.direct.as_ref().ok_or_else(read_only)?.set_len(length).await
     }
 
-    async fn len(&self) -> io::Result<u64> {
+    async fn size(&self) -> io::Result<u64> {
         Ok(self.buffered.metadata().await?.len())
     }
 }
@@ -193,9 +158,8 @@ async fn write_zeroes(mut file: &File, offset: u64, length: u64) -> io::Result<(
         zeroes.extend_from_slice(&vec![0; chunk]);
         zeroes.pad_to_block();
         let (storage, start, chunk_length) = zeroes.into_parts();
-        let BufResult(result, slice) = file
-            .write_all_at(storage.slice(start..start + chunk_length), offset + written)
-            .await;
+        let BufResult(result, slice) =
+            file.write_all_at(storage.slice(start..start + chunk_length), offset + written).await;
         zeroes = BlockBuffer::from_parts(slice.into_inner(), start, chunk_length);
         result?;
         written += chunk as u64;

@@ -31,8 +31,7 @@ pub trait Storage: Clone + 'static {
 #[allow(async_fn_in_trait)]
 pub trait StorageFile: 'static {
     /// Writes whole blocks at a block-aligned offset; gives the buffer back for reuse.
-    async fn write_blocks(&self, buffer: BlockBuffer, offset: u64)
-    -> (io::Result<()>, BlockBuffer);
+    async fn write_blocks(&self, buffer: BlockBuffer, offset: u64) -> (io::Result<()>, BlockBuffer);
     /// Reads exactly `length` bytes at `offset` (any alignment).
     async fn read_exact(&self, offset: u64, length: usize) -> io::Result<Vec<u8>>;
     /// fdatasync: everything written before it is durable once it returns Ok.
@@ -44,5 +43,5 @@ pub trait StorageFile: 'static {
     /// recovery clears what a crashed commit may have left past the log's end.
     async fn zero_range(&self, offset: u64, length: u64) -> io::Result<()>;
     async fn set_len(&self, length: u64) -> io::Result<()>;
-    async fn len(&self) -> io::Result<u64>;
+    async fn size(&self) -> io::Result<u64>;
 }

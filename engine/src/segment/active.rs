@@ -43,14 +43,7 @@ impl<F: StorageFile> ActiveSegment<F> {
         file.sync_data().await?;
         storage.sync_directory().await?;
         tail.clear();
-        Ok(Self {
-            file,
-            segment_id: header.segment_id,
-            tail,
-            tail_offset: BLOCK_BYTES as u64,
-            record_count: 0,
-            digest,
-        })
+        Ok(Self { file, segment_id: header.segment_id, tail, tail_offset: BLOCK_BYTES as u64, record_count: 0, digest })
     }
 
     /// Resumes appending to a segment recovered by the scan: `log_end` is the end of its last
@@ -68,14 +61,7 @@ impl<F: StorageFile> ActiveSegment<F> {
         debug_assert_eq!(tail_block.len() as u64, log_end - tail_offset);
         let mut tail = BlockBuffer::with_capacity(BLOCK_BYTES * 2);
         tail.extend_from_slice(tail_block);
-        Self {
-            file,
-            segment_id,
-            tail,
-            tail_offset,
-            record_count,
-            digest,
-        }
+        Self { file, segment_id, tail, tail_offset, record_count, digest }
     }
 
     pub fn segment_id(&self) -> u64 {

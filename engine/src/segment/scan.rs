@@ -15,8 +15,8 @@
 use std::io;
 
 use crate::format::{
-    BLOCK_BYTES, FRAME_ALIGN_BYTES, FrameDecode, FrameHeader, Record, RecordKind,
-    SEGMENT_HEADER_BYTES, SegmentHeader, SegmentHeaderError, decode_frame,
+    BLOCK_BYTES, FRAME_ALIGN_BYTES, FrameDecode, FrameHeader, Record, RecordKind, SEGMENT_HEADER_BYTES, SegmentHeader,
+    SegmentHeaderError, decode_frame,
 };
 use crate::io::StorageFile;
 
@@ -59,22 +59,11 @@ pub enum ScanError {
     #[error("reading segment {segment_id}: {source}")]
     Io { segment_id: u64, source: io::Error },
     #[error("segment {segment_id} header: {source}")]
-    Header {
-        segment_id: u64,
-        source: SegmentHeaderError,
-    },
+    Header { segment_id: u64, source: SegmentHeaderError },
     #[error("segment {segment_id} is corrupt at offset {offset}: {reason}")]
-    Corrupt {
-        segment_id: u64,
-        offset: u64,
-        reason: String,
-    },
+    Corrupt { segment_id: u64, offset: u64, reason: String },
     #[error("replaying segment {segment_id} at offset {offset}: {reason}")]
-    Replay {
-        segment_id: u64,
-        offset: u64,
-        reason: String,
-    },
+    Replay { segment_id: u64, offset: u64, reason: String },
 }
 
 /// Scans a whole segment, handing every record frame (footer excluded) to `on_frame`.
@@ -86,85 +75,45 @@ pub async fn scan_segment<F: StorageFile>(
     mut on_frame: impl FnMut(ScannedFrame) -> Result<(), String>,
 ) -> Result<ScanEnd, ScanError> {
     let io_error = |source| ScanError::Io { segment_id, source };
-    let corrupt = |offset: u64, reason: String| ScanError::Corrupt {
-        segment_id,
-        offset,
-        reason,
-    };
-    let file_length = file.len().await.map_err(io_error)?;
-    let mut reader = ChunkReader {
-        file,
-        file_length,
-        buffer: Vec::new(),
-        buffer_offset: 0,
-    };
+    let corrupt = |offset: u64, reason: String| ScanError::Corrupt { segment_id, offset, reason };
+    let file_length = file.size().await.map_err(io_error)?;
+    let mut reader = ChunkReader { file, file_length, buffer: Vec::new(), buffer_offset: 0 };
 
     reader.fill(0, BLOCK_BYTES).await.map_err(io_error)?;
-    let header = SegmentHeader::decode(reader.bytes_at(0))
-        .map_err(|source| ScanError::Header { segment_id, source })?;
+    let header =
+        SegmentHeader::decode(reader.bytes_at(0)).map_err(|source| ScanError::Header { segment_id, source })?;
     if header.segment_id != segment_id {
-        return Err(corrupt(
-            0,
-            format!("header names segment {}", header.segment_id),
-        ));
+        return Err(corrupt(0, format!("header names segment {}", header.segment_id)));
     }
-    if reader
-        .bytes_at(0)
-        .get(SEGMENT_HEADER_BYTES..BLOCK_BYTES)
-        .is_none_or(|rest| rest.iter().any(|b| *b != 0))
-    {
-        return Err(corrupt(
-            0,
-            "header block is short or not zero-padded".into(),
-        ));
+    if reader.bytes_at(0).get(SEGMENT_HEADER_BYTES..BLOCK_BYTES).is_none_or(|rest| rest.iter().any(|b| *b != 0)) {
+        return Err(corrupt(0, "header block is short or not zero-padded".into()));
     }
     let mut digest = blake3::Hasher::new();
     digest.update(&reader.bytes_at(0)[..BLOCK_BYTES]);
     // Frames are handed on only once their commit is complete: a crash must never leave half
     // of a commit (say, an account without its INBOX) visible.
-    let mut committed = Committed {
-        log_end: BLOCK_BYTES as u64,
-        digest: digest.clone(),
-        record_count: 0,
-    };
+    let mut committed = Committed { log_end: BLOCK_BYTES as u64, digest: digest.clone(), record_count: 0 };
     let mut pending: Vec<ScannedFrame> = Vec::new();
     let mut offset = BLOCK_BYTES as u64;
     loop {
         let decoded = loop {
             match decode_frame(reader.bytes_at(offset)) {
-                Ok(FrameDecode::NeedsMoreData { bytes_needed })
-                    if reader.can_grow(offset, bytes_needed) =>
-                {
-                    reader
-                        .fill(offset, bytes_needed.max(SCAN_CHUNK_BYTES))
-                        .await
-                        .map_err(io_error)?;
+                Ok(FrameDecode::NeedsMoreData { bytes_needed }) if reader.can_grow(offset, bytes_needed) => {
+                    reader.fill(offset, bytes_needed.max(SCAN_CHUNK_BYTES)).await.map_err(io_error)?;
                 }
                 other => break other,
             }
         };
         let problem = match decoded {
-            Ok(FrameDecode::Frame(frame))
-                if frame.header.kind == RecordKind::SegmentSealed as u8 =>
-            {
+            Ok(FrameDecode::Frame(frame)) if frame.header.kind == RecordKind::SegmentSealed as u8 => {
                 if !pending.is_empty() {
-                    return Err(corrupt(
-                        offset,
-                        "footer follows an incomplete commit".into(),
-                    ));
+                    return Err(corrupt(offset, "footer follows an incomplete commit".into()));
                 }
                 let frame_end = offset + frame.encoded_bytes as u64;
                 let record_count = committed.record_count;
-                return check_footer(
-                    frame.payload,
-                    offset,
-                    frame_end,
-                    file_length,
-                    record_count,
-                    committed.digest,
-                )
-                .map(|()| ScanEnd::Sealed { record_count })
-                .map_err(|reason| corrupt(offset, reason));
+                return check_footer(frame.payload, offset, frame_end, file_length, record_count, &committed.digest)
+                    .map(|()| ScanEnd::Sealed { record_count })
+                    .map_err(|reason| corrupt(offset, reason));
             }
             Ok(FrameDecode::Frame(frame)) => {
                 let frame_bytes = frame.encoded_bytes;
@@ -182,28 +131,19 @@ pub async fn scan_segment<F: StorageFile>(
                     committed.digest = digest.clone();
                     for scanned in pending.drain(..) {
                         let at = scanned.offset;
-                        on_frame(scanned).map_err(|reason| ScanError::Replay {
-                            segment_id,
-                            offset: at,
-                            reason,
-                        })?;
+                        on_frame(scanned).map_err(|reason| ScanError::Replay { segment_id, offset: at, reason })?;
                     }
                 }
                 continue;
             }
             Ok(FrameDecode::End) => None,
             Ok(FrameDecode::NeedsMoreData { .. }) if offset >= file_length => None,
-            Ok(FrameDecode::NeedsMoreData { .. }) => {
-                Some("frame cut short by the end of the file".to_owned())
-            }
+            Ok(FrameDecode::NeedsMoreData { .. }) => Some("frame cut short by the end of the file".to_owned()),
             Err(error) => Some(error.to_string()),
         };
         let problem = match (problem, pending.is_empty()) {
             (None, true) => None,
-            (None, false) => Some(format!(
-                "last commit incomplete ({} frames without a commit end)",
-                pending.len()
-            )),
+            (None, false) => Some(format!("last commit incomplete ({} frames without a commit end)", pending.len())),
             (Some(reason), _) => Some(reason),
         };
         if !is_last {
@@ -212,40 +152,16 @@ pub async fn scan_segment<F: StorageFile>(
         }
         let log_end = committed.log_end;
         let tail_start = log_end / BLOCK_BYTES as u64 * BLOCK_BYTES as u64;
-        reader
-            .fill(tail_start, (log_end - tail_start) as usize)
-            .await
-            .map_err(io_error)?;
+        reader.fill(tail_start, (log_end - tail_start) as usize).await.map_err(io_error)?;
         let tail_block = reader.bytes_at(tail_start)[..(log_end - tail_start) as usize].to_vec();
-        let Committed {
-            digest,
-            record_count,
-            ..
-        } = committed;
+        let Committed { digest, record_count, .. } = committed;
         return match problem {
-            None => Ok(ScanEnd::Open {
-                log_end,
-                digest,
-                tail_block,
-                record_count,
-            }),
+            None => Ok(ScanEnd::Open { log_end, digest, tail_block, record_count }),
             Some(reason) => {
-                if let Some(valid_at) = find_later_commit(&mut reader, offset)
-                    .await
-                    .map_err(io_error)?
-                {
-                    return Err(corrupt(
-                        offset,
-                        format!("{reason}; a later commit follows at offset {valid_at}"),
-                    ));
+                if let Some(valid_at) = find_later_commit(&mut reader, offset).await.map_err(io_error)? {
+                    return Err(corrupt(offset, format!("{reason}; a later commit follows at offset {valid_at}")));
                 }
-                Ok(ScanEnd::TornTail {
-                    log_end,
-                    digest,
-                    tail_block,
-                    record_count,
-                    reason,
-                })
+                Ok(ScanEnd::TornTail { log_end, digest, tail_block, record_count, reason })
             }
         };
     }
@@ -264,13 +180,10 @@ fn check_footer(
     frame_end: u64,
     file_length: u64,
     record_count: u64,
-    digest: blake3::Hasher,
+    digest: &blake3::Hasher,
 ) -> Result<(), String> {
-    let Ok(Record::SegmentSealed {
-        record_count: sealed_count,
-        records_end,
-        digest: sealed_digest,
-    }) = Record::decode(RecordKind::SegmentSealed, payload.to_vec())
+    let Ok(Record::SegmentSealed { record_count: sealed_count, records_end, digest: sealed_digest }) =
+        Record::decode(RecordKind::SegmentSealed, payload.to_vec())
     else {
         return Err("footer does not decode".into());
     };
@@ -280,10 +193,7 @@ fn check_footer(
         ));
     }
     if frame_end != file_length {
-        return Err(format!(
-            "{} bytes follow the footer",
-            file_length.saturating_sub(frame_end)
-        ));
+        return Err(format!("{} bytes follow the footer", file_length.saturating_sub(frame_end)));
     }
     if *digest.finalize().as_bytes() != sealed_digest {
         return Err("segment digest does not match its footer".into());
@@ -308,9 +218,7 @@ async fn find_later_commit<F: StorageFile>(
                 Ok(FrameDecode::Frame(frame)) => {
                     break Some((frame.header.is_commit_end(), frame.encoded_bytes));
                 }
-                Ok(FrameDecode::NeedsMoreData { bytes_needed })
-                    if reader.can_grow(offset, bytes_needed) =>
-                {
+                Ok(FrameDecode::NeedsMoreData { bytes_needed }) if reader.can_grow(offset, bytes_needed) => {
                     reader.fill(offset, bytes_needed).await?;
                 }
                 _ => break None,
@@ -338,10 +246,7 @@ struct ChunkReader<'a, F> {
 
 impl<F: StorageFile> ChunkReader<'_, F> {
     fn bytes_at(&self, offset: u64) -> &[u8] {
-        offset
-            .checked_sub(self.buffer_offset)
-            .and_then(|start| self.buffer.get(start as usize..))
-            .unwrap_or_default()
+        offset.checked_sub(self.buffer_offset).and_then(|start| self.buffer.get(start as usize..)).unwrap_or_default()
     }
 
     fn contains(&self, offset: u64, length: usize) -> bool {

@@ -19,13 +19,7 @@ pub(super) struct Place {
 impl<S: Storage> Shard<S> {
     /// Encrypts (unless the kind is stored clear), frames, and applies one record. `cipher` is
     /// the account's key, looked up before anything of the mutation was emitted.
-    pub(super) fn emit(
-        &mut self,
-        batch: &mut Batch,
-        place: Place,
-        record: Record,
-        cipher: &RecordCipher,
-    ) {
+    pub(super) fn emit(&mut self, batch: &mut Batch, place: Place, record: Record, cipher: &RecordCipher) {
         let record_id = self.next_record_id;
         self.next_record_id += 1;
         let kind = record.kind();

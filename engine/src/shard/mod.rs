@@ -96,18 +96,13 @@ impl<S: Storage> Shard<S> {
             let mut taken = 0;
             while let Some(request) = next.take() {
                 match request {
-                    Request::Mutate { mutation, reply } => {
-                        self.plan_into(mutation, reply, &mut batch)
-                    }
+                    Request::Mutate { mutation, reply } => self.plan_into(mutation, reply, &mut batch),
                     Request::Query(query) if batch.frames.is_empty() => self.answer(query),
                     Request::Query(query) => batch.deferred_queries.push(query),
                     Request::Shutdown => shutting_down = true,
                 }
                 taken += 1;
-                if taken < BATCH_REQUESTS_MAX
-                    && batch.frames.len() < BATCH_BYTES_MAX
-                    && !shutting_down
-                {
+                if taken < BATCH_REQUESTS_MAX && batch.frames.len() < BATCH_BYTES_MAX && !shutting_down {
                     next = receiver.try_recv().ok();
                 }
             }

@@ -3,9 +3,7 @@
 
 use std::rc::Rc;
 
-use crate::api::{
-    DeletedMessageId, DeletedMessageInfo, MailboxInfo, Message, MessageInfo, ShardStats,
-};
+use crate::api::{DeletedMessageId, DeletedMessageInfo, MailboxInfo, Message, MessageInfo, ShardStats};
 use crate::crypto::RecordCipher;
 use crate::error::EngineError;
 use crate::format::{Flags, FrameDecode, Record, RecordKind, decode_frame};
@@ -27,16 +25,8 @@ fn mailbox_info(mailbox: &Mailbox) -> MailboxInfo {
         uid_validity: mailbox.uid_validity,
         uid_next: mailbox.uid_next,
         messages: mailbox.messages.len() as u32,
-        unseen: mailbox
-            .messages
-            .values()
-            .filter(|entry| !entry.flags.contains(Flags::SEEN))
-            .count() as u32,
-        size_bytes: mailbox
-            .messages
-            .values()
-            .map(|entry| entry.message.size)
-            .sum(),
+        unseen: mailbox.messages.values().filter(|entry| !entry.flags.contains(Flags::SEEN)).count() as u32,
+        size_bytes: mailbox.messages.values().map(|entry| entry.message.size).sum(),
     }
 }
 
@@ -64,32 +54,17 @@ impl<S: Storage> Shard<S> {
             return;
         }
         match query {
-            Query::Accounts(reply) => respond(
-                &reply,
-                Ok(self
-                    .index
-                    .accounts()
-                    .map(|account| account.name.clone())
-                    .collect()),
-            ),
+            Query::Accounts(reply) => {
+                respond(&reply, Ok(self.index.accounts().map(|account| account.name.clone()).collect()));
+            }
             Query::Mailboxes { account, reply } => respond(
                 &reply,
-                self.find_account(&account)
-                    .map(|account| account.mailboxes.values().map(mailbox_info).collect()),
+                self.find_account(&account).map(|account| account.mailboxes.values().map(mailbox_info).collect()),
             ),
-            Query::Messages {
-                account,
-                mailbox,
-                reply,
-            } => respond(&reply, self.messages(&account, &mailbox)),
+            Query::Messages { account, mailbox, reply } => respond(&reply, self.messages(&account, &mailbox)),
             Query::Deleted { account, reply } => respond(&reply, self.deleted(&account)),
             Query::Stats(reply) => respond(&reply, Ok(self.stats())),
-            Query::Fetch {
-                account,
-                mailbox,
-                uid,
-                reply,
-            } => match self.locate(&account, &mailbox, uid) {
+            Query::Fetch { account, mailbox, uid, reply } => match self.locate(&account, &mailbox, uid) {
                 Ok(located) => {
                     compio::runtime::spawn(async move {
                         let _ = reply.send(read_message(located).await);
@@ -102,26 +77,13 @@ impl<S: Storage> Shard<S> {
     }
 
     fn find_account(&self, name: &str) -> Result<&Account, EngineError> {
-        self.index
-            .account_by_name(name)
-            .ok_or_else(|| EngineError::NoSuchAccount(name.to_owned()))
+        self.index.account_by_name(name).ok_or_else(|| EngineError::NoSuchAccount(name.to_owned()))
     }
 
-    fn messages(
-        &self,
-        account: &str,
-        mailbox: &str,
-    ) -> Result<(MailboxInfo, Vec<MessageInfo>), EngineError> {
+    fn messages(&self, account: &str, mailbox: &str) -> Result<(MailboxInfo, Vec<MessageInfo>), EngineError> {
         let name = normalize_mailbox(mailbox);
-        let mailbox = self
-            .find_account(account)?
-            .mailbox(&name)
-            .ok_or(EngineError::NoSuchMailbox(name))?;
-        let messages = mailbox
-            .messages
-            .iter()
-            .map(|(uid, entry)| message_info(*uid, entry))
-            .collect();
+        let mailbox = self.find_account(account)?.mailbox(&name).ok_or(EngineError::NoSuchMailbox(name))?;
+        let messages = mailbox.messages.iter().map(|(uid, entry)| message_info(*uid, entry)).collect();
         Ok((mailbox_info(mailbox), messages))
     }
 
@@ -133,10 +95,7 @@ impl<S: Storage> Shard<S> {
             .deleted
             .iter()
             .map(|message| DeletedMessageInfo {
-                id: DeletedMessageId {
-                    mailbox_id: message.mailbox_id,
-                    uid: message.uid,
-                },
+                id: DeletedMessageId { mailbox_id: message.mailbox_id, uid: message.uid },
                 mailbox_name: message.mailbox_name.clone(),
                 size: message.entry.message.size,
                 expunged_unix_ms: message.expunged_unix_ms,
@@ -144,13 +103,7 @@ impl<S: Storage> Shard<S> {
             })
             .filter(|message| now < message.restorable_until_unix_ms)
             .collect();
-        deleted.sort_by_key(|message| {
-            (
-                message.expunged_unix_ms,
-                message.id.mailbox_id,
-                message.id.uid,
-            )
-        });
+        deleted.sort_by_key(|message| (message.expunged_unix_ms, message.id.mailbox_id, message.id.uid));
         Ok(deleted)
     }
 
@@ -159,11 +112,7 @@ impl<S: Storage> Shard<S> {
         let (mut account_count, mut messages, mut deleted_messages) = (0, 0, 0);
         for account in accounts {
             account_count += 1;
-            messages += account
-                .mailboxes
-                .values()
-                .map(|mailbox| mailbox.messages.len() as u64)
-                .sum::<u64>();
+            messages += account.mailboxes.values().map(|mailbox| mailbox.messages.len() as u64).sum::<u64>();
             deleted_messages += account.deleted.len() as u64;
         }
         ShardStats {
@@ -179,22 +128,12 @@ impl<S: Storage> Shard<S> {
         }
     }
 
-    fn locate(
-        &mut self,
-        account: &str,
-        mailbox: &str,
-        uid: u32,
-    ) -> Result<Located<S::File>, EngineError> {
+    fn locate(&mut self, account: &str, mailbox: &str, uid: u32) -> Result<Located<S::File>, EngineError> {
         let name = normalize_mailbox(mailbox);
         let account = self.find_account(account)?;
         let account_id = account.id;
-        let mailbox = account
-            .mailbox(&name)
-            .ok_or(EngineError::NoSuchMailbox(name))?;
-        let entry = mailbox
-            .messages
-            .get(&uid)
-            .ok_or(EngineError::NoSuchMessage(uid))?;
+        let mailbox = account.mailbox(&name).ok_or(EngineError::NoSuchMailbox(name))?;
+        let entry = mailbox.messages.get(&uid).ok_or(EngineError::NoSuchMessage(uid))?;
         let info = message_info(uid, entry);
         let blob_record_id = entry.message.blob_record_id;
         let location = *self
@@ -205,21 +144,10 @@ impl<S: Storage> Shard<S> {
             .readers
             .get(&location.segment_id)
             .cloned()
-            .ok_or_else(|| {
-                EngineError::Corrupt(format!("segment {} is missing", location.segment_id))
-            })?;
-        let cipher = self
-            .keys
-            .cipher(account_id, &self.hsm)
-            .map_err(|error| EngineError::Corrupt(error.to_string()))?;
-        Ok(Located {
-            file,
-            location,
-            cipher,
-            account_id,
-            blob_record_id,
-            info,
-        })
+            .ok_or_else(|| EngineError::Corrupt(format!("segment {} is missing", location.segment_id)))?;
+        let cipher =
+            self.keys.cipher(account_id, &self.hsm).map_err(|error| EngineError::Corrupt(error.to_string()))?;
+        Ok(Located { file, location, cipher, account_id, blob_record_id, info })
     }
 }
 
@@ -236,18 +164,9 @@ struct Located<F> {
 /// Reads, checks and decrypts one message: frame checksum, that the frame is the record the
 /// index named, AEAD tag, and the body's BLAKE3 digest.
 async fn read_message<F: StorageFile>(located: Located<F>) -> Result<Message, EngineError> {
-    let Located {
-        file,
-        location,
-        cipher,
-        account_id,
-        blob_record_id,
-        info,
-    } = located;
+    let Located { file, location, cipher, account_id, blob_record_id, info } = located;
     let corrupt = |what: &str| EngineError::Corrupt(format!("message uid {}: {what}", info.uid));
-    let bytes = file
-        .read_exact(location.offset, location.frame_bytes as usize)
-        .await?;
+    let bytes = file.read_exact(location.offset, location.frame_bytes as usize).await?;
     let frame = match decode_frame(&bytes) {
         Ok(FrameDecode::Frame(frame)) => frame,
         Ok(_) => return Err(corrupt("frame is incomplete")),
@@ -260,12 +179,8 @@ async fn read_message<F: StorageFile>(located: Located<F>) -> Result<Message, En
     {
         return Err(corrupt("frame is not the record the index names"));
     }
-    let plaintext = cipher
-        .open(&header, frame.payload.to_vec())
-        .map_err(|error| corrupt(&error.to_string()))?;
-    let Ok(Record::MessageAppended { body, .. }) =
-        Record::decode(RecordKind::MessageAppended, plaintext)
-    else {
+    let plaintext = cipher.open(&header, frame.payload.to_vec()).map_err(|error| corrupt(&error.to_string()))?;
+    let Ok(Record::MessageAppended { body, .. }) = Record::decode(RecordKind::MessageAppended, plaintext) else {
         return Err(corrupt("record does not decode"));
     };
     if *blake3::hash(&body).as_bytes() != info.digest {

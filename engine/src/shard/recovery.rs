@@ -17,9 +17,7 @@ use crate::error::OpenError;
 use crate::format::{BLOCK_BYTES, Record, RecordKind, SegmentHeader, align_up};
 use crate::index::{Index, RecordLocation};
 use crate::io::{Storage, StorageFile};
-use crate::segment::{
-    ActiveSegment, ScanEnd, ScanError, ScannedFrame, parse_segment_name, scan_segment, segment_name,
-};
+use crate::segment::{ActiveSegment, ScanEnd, ScanError, ScannedFrame, parse_segment_name, scan_segment, segment_name};
 
 const RECORD_ID_GAP: u64 = 1 << 24;
 const _: () = assert!((BATCH_REQUESTS_MAX * (UIDS_PER_REQUEST_MAX + 3)) as u64 <= RECORD_ID_GAP);
@@ -40,30 +38,17 @@ impl Replay<'_> {
     fn apply(&mut self, segment_id: u64, frame: ScannedFrame) -> Result<(), String> {
         let header = frame.header;
         self.max_record_id = self.max_record_id.max(header.record_id);
-        let kind = RecordKind::from_u8(header.kind)
-            .ok_or_else(|| format!("unknown record kind {}", header.kind))?;
+        let kind = RecordKind::from_u8(header.kind).ok_or_else(|| format!("unknown record kind {}", header.kind))?;
         if kind == RecordKind::KeyWrapped {
-            let wrapped =
-                WrappedDek::from_bytes(&frame.payload).map_err(|error| error.to_string())?;
+            let wrapped = WrappedDek::from_bytes(&frame.payload).map_err(|error| error.to_string())?;
             self.keys.insert(header.account_id, wrapped);
             return Ok(());
         }
-        let cipher = self
-            .keys
-            .cipher(header.account_id, self.hsm)
-            .map_err(|error| error.to_string())?;
-        let plaintext = cipher
-            .open(&header, frame.payload)
-            .map_err(|error| error.to_string())?;
+        let cipher = self.keys.cipher(header.account_id, self.hsm).map_err(|error| error.to_string())?;
+        let plaintext = cipher.open(&header, frame.payload).map_err(|error| error.to_string())?;
         let record = Record::decode(kind, plaintext).map_err(|error| error.to_string())?;
-        let location = RecordLocation {
-            segment_id,
-            offset: frame.offset,
-            frame_bytes: frame.frame_bytes,
-        };
-        self.index
-            .apply(&header, record, location)
-            .map_err(|error| error.to_string())
+        let location = RecordLocation { segment_id, offset: frame.offset, frame_bytes: frame.frame_bytes };
+        self.index.apply(&header, record, location).map_err(|error| error.to_string())
     }
 }
 
@@ -74,111 +59,54 @@ pub(crate) async fn open_shard<S: Storage>(
 ) -> Result<Shard<S>, OpenError> {
     let shard_id = config.shard_id;
     let recovery = |source| OpenError::Recovery { shard_id, source };
-    let mut segment_ids: Vec<u64> = storage
-        .list()
-        .await?
-        .iter()
-        .filter_map(|name| parse_segment_name(name))
-        .collect();
+    let mut segment_ids: Vec<u64> = storage.list().await?.iter().filter_map(|name| parse_segment_name(name)).collect();
     segment_ids.sort_unstable();
 
-    let mut replay = Replay {
-        index: Index::default(),
-        keys: KeyTable::default(),
-        hsm: &hsm,
-        max_record_id: 0,
-    };
+    let mut replay = Replay { index: Index::default(), keys: KeyTable::default(), hsm: &hsm, max_record_id: 0 };
     let mut readers = HashMap::new();
     let mut active = None;
     for (position, &segment_id) in segment_ids.iter().enumerate() {
         let is_last = position + 1 == segment_ids.len();
         let name = segment_name(segment_id);
         let file = storage.open(&name, is_last).await?;
-        let end = scan_segment(&file, segment_id, is_last, |frame| {
-            replay.apply(segment_id, frame)
-        })
-        .await
-        .map_err(recovery)?;
+        let end = scan_segment(&file, segment_id, is_last, |frame| replay.apply(segment_id, frame))
+            .await
+            .map_err(recovery)?;
         match end {
             ScanEnd::Sealed { .. } => {
                 readers.insert(segment_id, Rc::new(file));
             }
-            ScanEnd::Open {
-                log_end,
-                digest,
-                tail_block,
-                record_count,
-            } => {
+            ScanEnd::Open { log_end, digest, tail_block, record_count } => {
                 clear_after(&file, log_end, config.segment_bytes_max)
                     .await
                     .map_err(|source| recovery(ScanError::Io { segment_id, source }))?;
-                active = Some(ActiveSegment::resume(
-                    file,
-                    segment_id,
-                    log_end,
-                    digest,
-                    &tail_block,
-                    record_count,
-                ));
+                active = Some(ActiveSegment::resume(file, segment_id, log_end, digest, &tail_block, record_count));
                 readers.insert(segment_id, Rc::new(storage.open(&name, false).await?));
             }
-            ScanEnd::TornTail {
-                log_end,
-                digest,
-                tail_block,
-                record_count,
-                reason,
-            } => {
+            ScanEnd::TornTail { log_end, digest, tail_block, record_count, reason } => {
                 tracing::warn!(shard = shard_id, segment = segment_id, offset = log_end, %reason, "cutting torn tail of an unacknowledged commit");
                 clear_after(&file, log_end, config.segment_bytes_max)
                     .await
                     .map_err(|source| recovery(ScanError::Io { segment_id, source }))?;
-                active = Some(ActiveSegment::resume(
-                    file,
-                    segment_id,
-                    log_end,
-                    digest,
-                    &tail_block,
-                    record_count,
-                ));
+                active = Some(ActiveSegment::resume(file, segment_id, log_end, digest, &tail_block, record_count));
                 readers.insert(segment_id, Rc::new(storage.open(&name, false).await?));
             }
         }
     }
-    let active = match active {
-        Some(active) => active,
-        None => {
-            let segment_id = segment_ids.last().map_or(1, |last| last + 1);
-            let header = SegmentHeader {
-                shard_id,
-                segment_id,
-                created_unix_ms: config.clock.now_unix_ms(),
-            };
-            let active = ActiveSegment::create(&storage, header, config.segment_bytes_max).await?;
-            readers.insert(
-                segment_id,
-                Rc::new(storage.open(&segment_name(segment_id), false).await?),
-            );
-            active
-        }
-    };
-    let Replay {
-        index,
-        keys,
-        max_record_id,
-        ..
-    } = replay;
-    let shard_base = u64::from(shard_id) << SHARD_ID_SHIFT;
-    let next_record_id = if max_record_id == 0 {
-        shard_base + 1
+    let active = if let Some(active) = active {
+        active
     } else {
-        max_record_id + RECORD_ID_GAP
+        // A fresh shard, or a crash right after sealing: start the next segment.
+        let segment_id = segment_ids.last().map_or(1, |last| last + 1);
+        let header = SegmentHeader { shard_id, segment_id, created_unix_ms: config.clock.now_unix_ms() };
+        let active = ActiveSegment::create(&storage, header, config.segment_bytes_max).await?;
+        readers.insert(segment_id, Rc::new(storage.open(&segment_name(segment_id), false).await?));
+        active
     };
-    let next_account_number = index
-        .accounts()
-        .map(|account| (account.id & LOCAL_ID_MASK) + 1)
-        .max()
-        .unwrap_or(1);
+    let Replay { index, keys, max_record_id, .. } = replay;
+    let shard_base = u64::from(shard_id) << SHARD_ID_SHIFT;
+    let next_record_id = if max_record_id == 0 { shard_base + 1 } else { max_record_id + RECORD_ID_GAP };
+    let next_account_number = index.accounts().map(|account| (account.id & LOCAL_ID_MASK) + 1).max().unwrap_or(1);
     Ok(Shard {
         config,
         storage,
@@ -197,13 +125,9 @@ pub(crate) async fn open_shard<S: Storage>(
 
 /// Zeroes everything past the log's last whole block, where a crashed commit may have left
 /// frames that must never be read as part of a later one, then restores the preallocation.
-async fn clear_after<F: StorageFile>(
-    file: &F,
-    log_end: u64,
-    preallocate_bytes: u64,
-) -> std::io::Result<()> {
+async fn clear_after<F: StorageFile>(file: &F, log_end: u64, preallocate_bytes: u64) -> std::io::Result<()> {
     let clear_from = align_up(log_end as usize, BLOCK_BYTES) as u64;
-    let length = file.len().await?;
+    let length = file.size().await?;
     if length > clear_from {
         file.zero_range(clear_from, length - clear_from).await?;
         file.sync_data().await?;
@@ -221,8 +145,7 @@ impl<S: Storage> Shard<S> {
             segment_id,
             created_unix_ms: self.config.clock.now_unix_ms(),
         };
-        self.active =
-            ActiveSegment::create(&self.storage, header, self.config.segment_bytes_max).await?;
+        self.active = ActiveSegment::create(&self.storage, header, self.config.segment_bytes_max).await?;
         let reader = self.storage.open(&segment_name(segment_id), false).await?;
         self.readers.insert(segment_id, Rc::new(reader));
         Ok(())

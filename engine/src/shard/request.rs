@@ -1,8 +1,7 @@
 //! What frontends ask of a shard, and what it answers.
 
 use crate::api::{
-    DeletedMessageId, DeletedMessageInfo, FlagChange, Flags, MailboxInfo, Message, MessageInfo,
-    ShardStats,
+    DeletedMessageId, DeletedMessageInfo, FlagChange, Flags, MailboxInfo, Message, MessageInfo, ShardStats,
 };
 use crate::error::EngineError;
 
@@ -12,51 +11,15 @@ pub(crate) type Reply<T> = flume::Sender<Result<T, EngineError>>;
 /// and answered only once durable.
 #[derive(Debug)]
 pub(crate) enum Mutation {
-    CreateAccount {
-        account: String,
-    },
-    CreateMailbox {
-        account: String,
-        name: String,
-    },
-    RenameMailbox {
-        account: String,
-        from: String,
-        to: String,
-    },
-    DeleteMailbox {
-        account: String,
-        name: String,
-    },
-    Append {
-        account: String,
-        mailbox: String,
-        body: Vec<u8>,
-        flags: Flags,
-        internal_date_unix_ms: Option<i64>,
-    },
-    ChangeFlags {
-        account: String,
-        mailbox: String,
-        uids: Vec<u32>,
-        change: FlagChange,
-    },
-    Copy {
-        account: String,
-        from: String,
-        uids: Vec<u32>,
-        to: String,
-        remove_source: bool,
-    },
-    Expunge {
-        account: String,
-        mailbox: String,
-        uids: Vec<u32>,
-    },
-    Restore {
-        account: String,
-        deleted: DeletedMessageId,
-    },
+    CreateAccount { account: String },
+    CreateMailbox { account: String, name: String },
+    RenameMailbox { account: String, from: String, to: String },
+    DeleteMailbox { account: String, name: String },
+    Append { account: String, mailbox: String, body: Vec<u8>, flags: Flags, internal_date_unix_ms: Option<i64> },
+    ChangeFlags { account: String, mailbox: String, uids: Vec<u32>, change: FlagChange },
+    Copy { account: String, from: String, uids: Vec<u32>, to: String, remove_source: bool },
+    Expunge { account: String, mailbox: String, uids: Vec<u32> },
+    Restore { account: String, deleted: DeletedMessageId },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,34 +38,16 @@ pub(crate) enum Outcome {
 #[derive(Debug)]
 pub(crate) enum Query {
     Accounts(Reply<Vec<String>>),
-    Mailboxes {
-        account: String,
-        reply: Reply<Vec<MailboxInfo>>,
-    },
-    Messages {
-        account: String,
-        mailbox: String,
-        reply: Reply<(MailboxInfo, Vec<MessageInfo>)>,
-    },
-    Fetch {
-        account: String,
-        mailbox: String,
-        uid: u32,
-        reply: Reply<Message>,
-    },
-    Deleted {
-        account: String,
-        reply: Reply<Vec<DeletedMessageInfo>>,
-    },
+    Mailboxes { account: String, reply: Reply<Vec<MailboxInfo>> },
+    Messages { account: String, mailbox: String, reply: Reply<(MailboxInfo, Vec<MessageInfo>)> },
+    Fetch { account: String, mailbox: String, uid: u32, reply: Reply<Message> },
+    Deleted { account: String, reply: Reply<Vec<DeletedMessageInfo>> },
     Stats(Reply<ShardStats>),
 }
 
 #[derive(Debug)]
 pub(crate) enum Request {
-    Mutate {
-        mutation: Mutation,
-        reply: Reply<Outcome>,
-    },
+    Mutate { mutation: Mutation, reply: Reply<Outcome> },
     Query(Query),
     Shutdown,
 }

@@ -23,7 +23,10 @@ pub(crate) fn run(context: &Context, command: &KeysCommand) -> anyhow::Result<()
             let versions: Vec<String> = status.kek_versions.iter().map(|version| format!("v{version}")).collect();
             println!("token:            {}", hsm.token_label());
             println!("KEK versions:     {}", if versions.is_empty() { "none".to_owned() } else { versions.join(", ") });
-            println!("current KEK:      {}", status.current_kek.map_or("none".to_owned(), |version| format!("v{version}")));
+            println!(
+                "current KEK:      {}",
+                status.current_kek.map_or("none".to_owned(), |version| format!("v{version}"))
+            );
             println!("credential key:   {}", if status.credential_key { "present" } else { "missing" });
             println!("manifest key:     {}", if status.manifest_key { "present" } else { "missing" });
         }

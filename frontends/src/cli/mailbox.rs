@@ -8,13 +8,28 @@ use super::Context;
 #[derive(Debug, Subcommand)]
 pub(crate) enum MailboxCommand {
     /// Mailboxes with UIDVALIDITY, UIDNEXT, message and unseen counts.
-    List { account: String },
-    Create { account: String, name: String },
-    Rename { account: String, from: String, to: String },
+    List {
+        account: String,
+    },
+    Create {
+        account: String,
+        name: String,
+    },
+    Rename {
+        account: String,
+        from: String,
+        to: String,
+    },
     /// Delete a mailbox; its messages stay restorable for the retention window.
-    Delete { account: String, name: String },
+    Delete {
+        account: String,
+        name: String,
+    },
     /// The messages of a mailbox: uid, size, flags.
-    Messages { account: String, mailbox: String },
+    Messages {
+        account: String,
+        mailbox: String,
+    },
 }
 
 fn describe_flags(flags: &Flags) -> String {

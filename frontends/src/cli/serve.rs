@@ -38,7 +38,11 @@ pub(crate) fn serve(context: &Context, shards: Option<usize>) -> anyhow::Result<
     let stats = block_on(engine.stats())?;
     let accounts: u64 = stats.iter().map(|shard| shard.accounts).sum();
     let messages: u64 = stats.iter().map(|shard| shard.messages).sum();
-    println!("mailvault serving store {}: {} shards, {accounts} accounts, {messages} messages", context.data_dir.display(), stats.len());
+    println!(
+        "mailvault serving store {}: {} shards, {accounts} accounts, {messages} messages",
+        context.data_dir.display(),
+        stats.len()
+    );
     println!("protocol listeners (LMTP, POP3, IMAP) are not implemented yet; the engine is open. Stop with Ctrl-C.");
     loop {
         std::thread::park();
