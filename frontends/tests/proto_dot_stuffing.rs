@@ -7,10 +7,7 @@ use proptest::prelude::*;
 
 /// Bodies rich in the bytes that matter: dots, CR, LF.
 fn body() -> impl Strategy<Value = Vec<u8>> {
-    proptest::collection::vec(
-        prop_oneof![Just(b'.'), Just(b'\r'), Just(b'\n'), Just(b'a'), any::<u8>()],
-        0..200,
-    )
+    proptest::collection::vec(prop_oneof![Just(b'.'), Just(b'\r'), Just(b'\n'), Just(b'a'), any::<u8>()], 0..200)
 }
 
 fn expected(body: &[u8]) -> Vec<u8> {

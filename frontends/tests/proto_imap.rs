@@ -19,12 +19,8 @@ fn tag() -> impl Strategy<Value = Tag> {
 
 /// Any UTF-8 name except the spellings of INBOX, which are normalised.
 fn mailbox() -> impl Strategy<Value = String> {
-    prop_oneof![
-        "[A-Za-z0-9 ./&~#\"\\\\-]{0,16}",
-        "\\PC{0,8}",
-        "[a-z\u{e9}\u{4e2d}\u{1f4e7}&]{1,8}"
-    ]
-    .prop_filter("INBOX is normalised", |name| !name.eq_ignore_ascii_case("INBOX"))
+    prop_oneof!["[A-Za-z0-9 ./&~#\"\\\\-]{0,16}", "\\PC{0,8}", "[a-z\u{e9}\u{4e2d}\u{1f4e7}&]{1,8}"]
+        .prop_filter("INBOX is normalised", |name| !name.eq_ignore_ascii_case("INBOX"))
 }
 
 fn text() -> impl Strategy<Value = String> {
@@ -38,12 +34,7 @@ fn number() -> impl Strategy<Value = NonZeroU32> {
 fn sequence_set() -> impl Strategy<Value = SequenceSet> {
     let end = prop_oneof![4 => number().prop_map(SequenceNumber::Number), 1 => Just(SequenceNumber::Largest)];
     proptest::collection::vec((end.clone(), end), 1..4).prop_filter_map("non-empty", |ranges| {
-        SequenceSet::new(
-            ranges
-                .into_iter()
-                .map(|(start, end)| SequenceRange { start, end })
-                .collect(),
-        )
+        SequenceSet::new(ranges.into_iter().map(|(start, end)| SequenceRange { start, end }).collect())
     })
 }
 
@@ -66,15 +57,8 @@ fn date() -> impl Strategy<Value = Date> {
 }
 
 fn date_time() -> impl Strategy<Value = DateTime> {
-    (date(), 0_u8..24, 0_u8..60, 0_u8..61, -1439_i16..=1439).prop_map(|(date, hour, minute, second, zone_minutes)| {
-        DateTime {
-            date,
-            hour,
-            minute,
-            second,
-            zone_minutes,
-        }
-    })
+    (date(), 0_u8..24, 0_u8..60, 0_u8..61, -1439_i16..=1439)
+        .prop_map(|(date, hour, minute, second, zone_minutes)| DateTime { date, hour, minute, second, zone_minutes })
 }
 
 fn search_key() -> impl Strategy<Value = SearchKey> {
@@ -138,11 +122,7 @@ fn section() -> impl Strategy<Value = Section> {
     )
         .prop_map(|(part, text)| {
             // MIME needs a part number.
-            let text = if part.is_empty() && text == Some(SectionText::Mime) {
-                None
-            } else {
-                text
-            };
+            let text = if part.is_empty() && text == Some(SectionText::Mime) { None } else { text };
             Section { part, text }
         })
 }
@@ -216,12 +196,8 @@ fn any_state_command() -> impl Strategy<Value = CommandKind> {
                 initial_response: response.map(|bytes| SaslResponse::Data(Secret::new(bytes))),
             }
         }),
-        (text(), proptest::collection::vec(any::<u8>(), 1..40)).prop_map(|(username, password)| {
-            CommandKind::Login {
-                username,
-                password: Secret::new(password),
-            }
-        }),
+        (text(), proptest::collection::vec(any::<u8>(), 1..40))
+            .prop_map(|(username, password)| { CommandKind::Login { username, password: Secret::new(password) } }),
     ]
 }
 
@@ -237,26 +213,13 @@ fn mailbox_command() -> impl Strategy<Value = CommandKind> {
             (mailbox(), mailbox()).prop_map(|(from, to)| CommandKind::Rename { from, to }),
         ],
         (any::<bool>(), "\\PC{0,6}", "[A-Za-z*%./]{0,8}|\\PC{0,6}").prop_map(|(subscribed, reference, pattern)| {
-            if subscribed {
-                CommandKind::Lsub { reference, pattern }
-            } else {
-                CommandKind::List { reference, pattern }
-            }
+            if subscribed { CommandKind::Lsub { reference, pattern } } else { CommandKind::List { reference, pattern } }
         }),
         (mailbox(), proptest::collection::vec(status_item(), 1..5))
             .prop_map(|(mailbox, items)| CommandKind::Status { mailbox, items }),
-        (
-            mailbox(),
-            proptest::collection::vec(flag(), 0..4),
-            proptest::option::of(date_time()),
-            bytes()
-        )
-            .prop_map(|(mailbox, flags, date_time, message)| CommandKind::Append {
-                mailbox,
-                flags,
-                date_time,
-                message
-            }),
+        (mailbox(), proptest::collection::vec(flag(), 0..4), proptest::option::of(date_time()), bytes()).prop_map(
+            |(mailbox, flags, date_time, message)| CommandKind::Append { mailbox, flags, date_time, message }
+        ),
     ]
 }
 
@@ -271,26 +234,10 @@ fn selected_command() -> impl Strategy<Value = CommandKind> {
             .prop_map(|(uid, charset, criteria)| CommandKind::Search { uid, charset, criteria }),
         (any::<bool>(), sequence_set(), fetch_attributes())
             .prop_map(|(uid, set, attributes)| { CommandKind::Fetch { uid, set, attributes } }),
-        (
-            any::<bool>(),
-            sequence_set(),
-            store_mode(),
-            any::<bool>(),
-            proptest::collection::vec(flag(), 0..4)
-        )
-            .prop_map(|(uid, set, mode, silent, flags)| CommandKind::Store {
-                uid,
-                set,
-                mode,
-                silent,
-                flags
-            }),
+        (any::<bool>(), sequence_set(), store_mode(), any::<bool>(), proptest::collection::vec(flag(), 0..4))
+            .prop_map(|(uid, set, mode, silent, flags)| CommandKind::Store { uid, set, mode, silent, flags }),
         (any::<bool>(), any::<bool>(), sequence_set(), mailbox()).prop_map(|(copy, uid, set, mailbox)| {
-            if copy {
-                CommandKind::Copy { uid, set, mailbox }
-            } else {
-                CommandKind::Move { uid, set, mailbox }
-            }
+            if copy { CommandKind::Copy { uid, set, mailbox } } else { CommandKind::Move { uid, set, mailbox } }
         }),
     ]
 }

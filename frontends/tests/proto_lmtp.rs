@@ -13,10 +13,8 @@ fn address() -> impl Strategy<Value = Address> {
         "[ -~]{0,12}",
         "[a-z\u{e9}\u{4e2d}]{1,6}",
     ];
-    let domain = prop_oneof![
-        "[a-z0-9]([a-z0-9-]{0,6}[a-z0-9])?(\\.[a-z0-9]{1,8}){0,3}",
-        "\\[[0-9]{1,3}(\\.[0-9]{1,3}){3}\\]",
-    ];
+    let domain =
+        prop_oneof!["[a-z0-9]([a-z0-9-]{0,6}[a-z0-9])?(\\.[a-z0-9]{1,8}){0,3}", "\\[[0-9]{1,3}(\\.[0-9]{1,3}){3}\\]",];
     (local_part, domain).prop_map(|(local_part, domain)| Address { local_part, domain })
 }
 
@@ -28,10 +26,7 @@ fn command() -> impl Strategy<Value = Command> {
         .prop_map(|(size_bytes, body)| MailParameters { size_bytes, body });
     prop_oneof![
         "[!-~]{1,30}".prop_map(|domain| Command::Lhlo { domain }),
-        (
-            prop_oneof![Just(ReversePath::Null), address().prop_map(ReversePath::Address)],
-            parameters
-        )
+        (prop_oneof![Just(ReversePath::Null), address().prop_map(ReversePath::Address)], parameters)
             .prop_map(|(from, parameters)| Command::Mail { from, parameters }),
         prop_oneof![Just(ForwardPath::Postmaster), address().prop_map(ForwardPath::Address)]
             .prop_map(|to| Command::Rcpt { to }),
@@ -88,20 +83,12 @@ fn parse(text: &str) -> Result<Command, ParseError> {
 }
 
 fn address_of(local_part: &str, domain: &str) -> Address {
-    Address {
-        local_part: local_part.into(),
-        domain: domain.into(),
-    }
+    Address { local_part: local_part.into(), domain: domain.into() }
 }
 
 #[test]
 fn rfc2033_session_commands() {
-    assert_eq!(
-        parse("LHLO foo.edu\r\n"),
-        Ok(Command::Lhlo {
-            domain: "foo.edu".into()
-        })
-    );
+    assert_eq!(parse("LHLO foo.edu\r\n"), Ok(Command::Lhlo { domain: "foo.edu".into() }));
     assert_eq!(
         parse("MAIL FROM:<chris@bar.com>\r\n"),
         Ok(Command::Mail {
@@ -111,9 +98,7 @@ fn rfc2033_session_commands() {
     );
     assert_eq!(
         parse("RCPT TO:<pat@foo.edu>\r\n"),
-        Ok(Command::Rcpt {
-            to: ForwardPath::Address(address_of("pat", "foo.edu"))
-        })
+        Ok(Command::Rcpt { to: ForwardPath::Address(address_of("pat", "foo.edu")) })
     );
     assert_eq!(parse("DATA\r\n"), Ok(Command::Data));
     assert_eq!(parse("QUIT\r\n"), Ok(Command::Quit));
@@ -125,58 +110,30 @@ fn mail_parameters_and_null_path() {
         parse("mail from:<> SIZE=1000 BODY=8BITMIME\r\n"),
         Ok(Command::Mail {
             from: ReversePath::Null,
-            parameters: MailParameters {
-                size_bytes: Some(1000),
-                body: Some(BodyType::EightBitMime)
-            }
+            parameters: MailParameters { size_bytes: Some(1000), body: Some(BodyType::EightBitMime) }
         })
     );
     assert_eq!(
         parse("MAIL FROM: <a@b.c>\r\n"),
-        Ok(Command::Mail {
-            from: ReversePath::Address(address_of("a", "b.c")),
-            parameters: MailParameters::default()
-        }),
+        Ok(Command::Mail { from: ReversePath::Address(address_of("a", "b.c")), parameters: MailParameters::default() }),
         "a space after the colon is tolerated"
     );
-    assert_eq!(
-        parse("MAIL FROM:<a@b.c> SMTPUTF8\r\n"),
-        Err(ParseError::UnrecognizedParameter("SMTPUTF8".into()))
-    );
-    assert_eq!(
-        parse("MAIL FROM:<a@b.c> SIZE=x\r\n"),
-        Err(ParseError::InvalidParameterValue("SIZE"))
-    );
-    assert_eq!(
-        parse("MAIL FROM:<a@b.c> BODY=BINARYMIME\r\n"),
-        Err(ParseError::InvalidParameterValue("BODY"))
-    );
+    assert_eq!(parse("MAIL FROM:<a@b.c> SMTPUTF8\r\n"), Err(ParseError::UnrecognizedParameter("SMTPUTF8".into())));
+    assert_eq!(parse("MAIL FROM:<a@b.c> SIZE=x\r\n"), Err(ParseError::InvalidParameterValue("SIZE")));
+    assert_eq!(parse("MAIL FROM:<a@b.c> BODY=BINARYMIME\r\n"), Err(ParseError::InvalidParameterValue("BODY")));
     assert_eq!(parse("MAIL FROM:a@b.c\r\n"), Err(ParseError::InvalidSender));
-    assert_eq!(
-        parse("MAIL TO:<a@b.c>\r\n"),
-        Err(ParseError::Syntax { command: "MAIL" })
-    );
+    assert_eq!(parse("MAIL TO:<a@b.c>\r\n"), Err(ParseError::Syntax { command: "MAIL" }));
 }
 
 #[test]
 fn recipients() {
-    assert_eq!(
-        parse("RCPT TO:<postmaster>\r\n"),
-        Ok(Command::Rcpt {
-            to: ForwardPath::Postmaster
-        })
-    );
+    assert_eq!(parse("RCPT TO:<postmaster>\r\n"), Ok(Command::Rcpt { to: ForwardPath::Postmaster }));
     assert_eq!(
         parse("RCPT TO:<@relay.org:joe@x.org>\r\n"),
-        Ok(Command::Rcpt {
-            to: ForwardPath::Address(address_of("joe", "x.org"))
-        })
+        Ok(Command::Rcpt { to: ForwardPath::Address(address_of("joe", "x.org")) })
     );
     assert_eq!(parse("RCPT TO:<nobody>\r\n"), Err(ParseError::InvalidRecipient));
-    assert_eq!(
-        parse("RCPT TO:<a@b.c> NOTIFY=NEVER\r\n"),
-        Err(ParseError::UnrecognizedParameter("NOTIFY".into()))
-    );
+    assert_eq!(parse("RCPT TO:<a@b.c> NOTIFY=NEVER\r\n"), Err(ParseError::UnrecognizedParameter("NOTIFY".into())));
     let long = format!("RCPT TO:<{}@x.org>\r\n", "a".repeat(300));
     assert_eq!(parse(&long), Err(ParseError::InvalidRecipient));
 }
@@ -184,12 +141,7 @@ fn recipients() {
 #[test]
 fn other_commands_and_their_replies() {
     assert_eq!(parse("NOOP anything\r\n"), Ok(Command::Noop));
-    assert_eq!(
-        parse("VRFY Smith\r\n"),
-        Ok(Command::Vrfy {
-            argument: "Smith".into()
-        })
-    );
+    assert_eq!(parse("VRFY Smith\r\n"), Ok(Command::Vrfy { argument: "Smith".into() }));
     assert_eq!(parse("STARTTLS\r\n"), Ok(Command::StartTls));
     assert_eq!(parse("RSET now\r\n"), Err(ParseError::Syntax { command: "RSET" }));
     let helo = parse("EHLO foo\r\n").unwrap_err();
@@ -200,10 +152,7 @@ fn other_commands_and_their_replies() {
 
 #[test]
 fn overlong_line_is_rejected_and_skipped() {
-    let limits = Limits {
-        line_bytes_max: 32,
-        ..Limits::lmtp()
-    };
+    let limits = Limits { line_bytes_max: 32, ..Limits::lmtp() };
     let input = format!("VRFY {}\r\nNOOP\r\n", "x".repeat(40));
     let rejected = parse_command(input.as_bytes(), &limits).unwrap_err();
     assert_eq!(rejected.error, ParseError::LineTooLong);
@@ -216,9 +165,6 @@ fn overlong_line_is_rejected_and_skipped() {
     };
     assert_eq!(
         parse_command(&rest[consumed_bytes..], &limits),
-        Ok(Parsed::Complete {
-            value: Command::Noop,
-            consumed_bytes: 6
-        })
+        Ok(Parsed::Complete { value: Command::Noop, consumed_bytes: 6 })
     );
 }

@@ -16,17 +16,13 @@ fn command() -> impl Strategy<Value = Command> {
             any::<u8>().prop_filter("no line ends", |byte| *byte != b'\r' && *byte != b'\n'),
             1..40
         )
-        .prop_map(|password| Command::Pass {
-            password: Secret::new(password)
-        }),
-        (
-            "[A-Z0-9_-]{1,20}",
-            proptest::option::of(proptest::collection::vec(any::<u8>(), 0..60))
-        )
-            .prop_map(|(mechanism, response)| Command::Auth {
+        .prop_map(|password| Command::Pass { password: Secret::new(password) }),
+        ("[A-Z0-9_-]{1,20}", proptest::option::of(proptest::collection::vec(any::<u8>(), 0..60))).prop_map(
+            |(mechanism, response)| Command::Auth {
                 mechanism,
                 initial_response: response.map(|bytes| SaslResponse::Data(Secret::new(bytes))),
-            }),
+            }
+        ),
         Just(Command::Stat),
         proptest::option::of(message_number()).prop_map(|message| Command::List { message }),
         message_number().prop_map(|message| Command::Retr { message }),

@@ -1,10 +1,8 @@
 //! Base64 (RFC 4648 §4) for SASL exchanges, and the padless variant with ',' for '/' that
 //! modified UTF-7 mailbox names use (RFC 3501 §5.1.3). Small enough not to need a crate.
 
-const STANDARD_ALPHABET: &[u8; 64] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const MAILBOX_ALPHABET: &[u8; 64] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+const STANDARD_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const MAILBOX_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
 /// Which of the two alphabets, and whether '=' padding is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,10 +22,7 @@ impl Variant {
     }
 
     fn value_of(self, byte: u8) -> Option<u8> {
-        let position = self
-            .alphabet()
-            .iter()
-            .position(|&candidate| candidate == byte)?;
+        let position = self.alphabet().iter().position(|&candidate| candidate == byte)?;
         u8::try_from(position).ok()
     }
 }
@@ -35,12 +30,7 @@ impl Variant {
 /// Encodes `input` and appends the text to `out`.
 pub(crate) fn encode_into(input: &[u8], variant: Variant, out: &mut Vec<u8>) {
     let alphabet = variant.alphabet();
-    let symbol = |value: u32| {
-        alphabet
-            .get((value & 0x3f) as usize)
-            .copied()
-            .unwrap_or(b'=')
-    };
+    let symbol = |value: u32| alphabet.get((value & 0x3f) as usize).copied().unwrap_or(b'=');
     for chunk in input.chunks(3) {
         let first = u32::from(chunk.first().copied().unwrap_or(0));
         let second = u32::from(chunk.get(1).copied().unwrap_or(0));
@@ -121,10 +111,7 @@ mod tests {
         ];
         for (plain, text) in vectors {
             assert_eq!(encode(plain), text);
-            assert_eq!(
-                decode(text.as_bytes(), Variant::Standard).as_deref(),
-                Some(plain)
-            );
+            assert_eq!(decode(text.as_bytes(), Variant::Standard).as_deref(), Some(plain));
         }
     }
 
@@ -139,10 +126,7 @@ mod tests {
     fn mailbox_variant_has_no_padding() {
         let mut out = Vec::new();
         encode_into(&[0xff, 0xfe], Variant::Mailbox, &mut out);
-        assert_eq!(
-            out,
-            b"//4".map(|byte| if byte == b'/' { b',' } else { byte })
-        );
+        assert_eq!(out, b"//4".map(|byte| if byte == b'/' { b',' } else { byte }));
         assert_eq!(decode(b",,4", Variant::Mailbox), Some(vec![0xff, 0xfe]));
     }
 }

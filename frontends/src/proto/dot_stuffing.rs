@@ -65,11 +65,7 @@ pub struct Unstuffer {
 impl Unstuffer {
     /// An unstuffer at the start of a body that keeps up to `body_bytes_max` bytes.
     pub fn new(body_bytes_max: usize) -> Self {
-        Self {
-            state: State::LineStart,
-            body_bytes: 0,
-            body_bytes_max: body_bytes_max as u64,
-        }
+        Self { state: State::LineStart, body_bytes: 0, body_bytes_max: body_bytes_max as u64 }
     }
 
     /// Body bytes seen so far, including those past the limit that were not kept.
@@ -88,16 +84,11 @@ impl Unstuffer {
         let mut position = 0;
         while let Some(rest) = input.get(position..).filter(|rest| !rest.is_empty()) {
             if self.state == State::Finished {
-                return Unstuffed::Finished {
-                    consumed_bytes: position,
-                };
+                return Unstuffed::Finished { consumed_bytes: position };
             }
             if self.state == State::Middle {
                 // Fast path: copy the run of line content up to the next CR in one go.
-                let run = rest
-                    .iter()
-                    .position(|&byte| byte == b'\r')
-                    .unwrap_or(rest.len());
+                let run = rest.iter().position(|&byte| byte == b'\r').unwrap_or(rest.len());
                 self.emit(rest.get(..run).unwrap_or_default(), body);
                 position += run;
                 if run == rest.len() {
@@ -111,9 +102,7 @@ impl Unstuffer {
             self.step(byte, body);
         }
         if self.state == State::Finished {
-            Unstuffed::Finished {
-                consumed_bytes: position,
-            }
+            Unstuffed::Finished { consumed_bytes: position }
         } else {
             Unstuffed::NeedsMoreData
         }
@@ -200,25 +189,16 @@ mod tests {
 
     #[test]
     fn empty_body() {
-        assert_eq!(
-            unstuff(b".\r\n"),
-            (Vec::new(), Unstuffed::Finished { consumed_bytes: 3 })
-        );
+        assert_eq!(unstuff(b".\r\n"), (Vec::new(), Unstuffed::Finished { consumed_bytes: 3 }));
     }
 
     #[test]
     fn keeps_counting_past_the_limit() {
         let mut unstuffer = Unstuffer::new(4);
         let mut body = Vec::new();
-        assert_eq!(
-            unstuffer.decode(b"abcdef\r\n", &mut body),
-            Unstuffed::NeedsMoreData
-        );
+        assert_eq!(unstuffer.decode(b"abcdef\r\n", &mut body), Unstuffed::NeedsMoreData);
         assert!(unstuffer.exceeded());
-        assert_eq!(
-            unstuffer.decode(b".\r\nNOOP", &mut body),
-            Unstuffed::Finished { consumed_bytes: 3 }
-        );
+        assert_eq!(unstuffer.decode(b".\r\nNOOP", &mut body), Unstuffed::Finished { consumed_bytes: 3 });
         assert_eq!(unstuffer.body_bytes(), 8);
         assert!(body.len() <= 4, "nothing past the limit is kept");
     }

@@ -41,26 +41,17 @@ pub struct Limits {
 impl Limits {
     /// The defaults for LMTP.
     pub const fn lmtp() -> Self {
-        Self {
-            line_bytes_max: LMTP_LINE_BYTES_MAX,
-            ..Self::common()
-        }
+        Self { line_bytes_max: LMTP_LINE_BYTES_MAX, ..Self::common() }
     }
 
     /// The defaults for POP3.
     pub const fn pop3() -> Self {
-        Self {
-            line_bytes_max: POP3_LINE_BYTES_MAX,
-            ..Self::common()
-        }
+        Self { line_bytes_max: POP3_LINE_BYTES_MAX, ..Self::common() }
     }
 
     /// The defaults for IMAP.
     pub const fn imap() -> Self {
-        Self {
-            line_bytes_max: IMAP_LINE_BYTES_MAX,
-            ..Self::common()
-        }
+        Self { line_bytes_max: IMAP_LINE_BYTES_MAX, ..Self::common() }
     }
 
     const fn common() -> Self {

@@ -22,10 +22,7 @@ impl<T> Parsed<T> {
     /// The value and its length, if complete.
     pub fn complete(self) -> Option<(T, usize)> {
         match self {
-            Self::Complete {
-                value,
-                consumed_bytes,
-            } => Some((value, consumed_bytes)),
+            Self::Complete { value, consumed_bytes } => Some((value, consumed_bytes)),
             Self::NeedsMoreData => None,
         }
     }

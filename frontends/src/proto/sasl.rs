@@ -39,33 +39,15 @@ pub enum SaslError {
 
 /// Parses the client's answer to a challenge: one line of base64, or `*` to cancel
 /// (RFC 4954 §4, RFC 5034 §4, RFC 3501 §6.2.2). Used by POP3 AUTH and IMAP AUTHENTICATE.
-pub fn parse_response_line(
-    input: &[u8],
-    limits: &Limits,
-) -> Result<Parsed<SaslResponse>, Rejected<SaslError>> {
+pub fn parse_response_line(input: &[u8], limits: &Limits) -> Result<Parsed<SaslResponse>, Rejected<SaslError>> {
     match take_line(input, limits.line_bytes_max) {
         Line::Incomplete => Ok(Parsed::NeedsMoreData),
-        Line::TooLong {
-            consumed_bytes,
-            line_finished,
-        } => Err(Rejected {
-            error: SaslError::LineTooLong,
-            consumed_bytes,
-            line_finished,
-        }),
-        Line::Complete {
-            content,
-            consumed_bytes,
-        } => match decode_response(content) {
-            Ok(value) => Ok(Parsed::Complete {
-                value,
-                consumed_bytes,
-            }),
-            Err(error) => Err(Rejected {
-                error,
-                consumed_bytes,
-                line_finished: true,
-            }),
+        Line::TooLong { consumed_bytes, line_finished } => {
+            Err(Rejected { error: SaslError::LineTooLong, consumed_bytes, line_finished })
+        }
+        Line::Complete { content, consumed_bytes } => match decode_response(content) {
+            Ok(value) => Ok(Parsed::Complete { value, consumed_bytes }),
+            Err(error) => Err(Rejected { error, consumed_bytes, line_finished: true }),
         },
     }
 }
@@ -111,9 +93,7 @@ impl PlainCredentials {
             return Err(SaslError::MalformedPlain);
         };
         let valid = |field: &[u8]| {
-            !field.is_empty()
-                && field.len() <= PLAIN_FIELD_BYTES_MAX
-                && std::str::from_utf8(field).is_ok()
+            !field.is_empty() && field.len() <= PLAIN_FIELD_BYTES_MAX && std::str::from_utf8(field).is_ok()
         };
         if !valid(authentication) || !valid(password) {
             return Err(SaslError::InvalidPlainField);
@@ -152,8 +132,7 @@ mod tests {
 
     #[test]
     fn rfc4616_example() {
-        let SaslResponse::Data(message) = decode_response(b"AHRpbQB0YW5zdGFhZnRhbnN0YWFm").unwrap()
-        else {
+        let SaslResponse::Data(message) = decode_response(b"AHRpbQB0YW5zdGFhZnRhbnN0YWFm").unwrap() else {
             panic!("expected data");
         };
         let credentials = PlainCredentials::parse(message.expose()).unwrap();
@@ -166,58 +145,31 @@ mod tests {
     #[test]
     fn cancel_and_empty() {
         assert_eq!(decode_response(b"*"), Ok(SaslResponse::Cancel));
-        assert_eq!(
-            decode_response(b"="),
-            Ok(SaslResponse::Data(Secret::new(Vec::new())))
-        );
+        assert_eq!(decode_response(b"="), Ok(SaslResponse::Data(Secret::new(Vec::new()))));
         assert_eq!(decode_response(b"!!"), Err(SaslError::InvalidBase64));
     }
 
     #[test]
     fn response_line() {
         let limits = Limits::pop3();
-        assert_eq!(
-            parse_response_line(b"dGVzdA==", &limits),
-            Ok(Parsed::NeedsMoreData)
-        );
+        assert_eq!(parse_response_line(b"dGVzdA==", &limits), Ok(Parsed::NeedsMoreData));
         assert_eq!(
             parse_response_line(b"dGVzdA==\r\nNOOP", &limits),
-            Ok(Parsed::Complete {
-                value: SaslResponse::Data(Secret::new(b"test".to_vec())),
-                consumed_bytes: 10
-            })
+            Ok(Parsed::Complete { value: SaslResponse::Data(Secret::new(b"test".to_vec())), consumed_bytes: 10 })
         );
         assert_eq!(
             parse_response_line(b"*\r\n", &limits),
-            Ok(Parsed::Complete {
-                value: SaslResponse::Cancel,
-                consumed_bytes: 3
-            })
+            Ok(Parsed::Complete { value: SaslResponse::Cancel, consumed_bytes: 3 })
         );
         let rejected = parse_response_line(b"d=GV\r\n", &limits).unwrap_err();
-        assert_eq!(
-            (rejected.error, rejected.consumed_bytes),
-            (SaslError::InvalidBase64, 6)
-        );
+        assert_eq!((rejected.error, rejected.consumed_bytes), (SaslError::InvalidBase64, 6));
     }
 
     #[test]
     fn malformed_plain() {
-        assert_eq!(
-            PlainCredentials::parse(b"a\0b"),
-            Err(SaslError::MalformedPlain)
-        );
-        assert_eq!(
-            PlainCredentials::parse(b"a\0b\0c\0d"),
-            Err(SaslError::MalformedPlain)
-        );
-        assert_eq!(
-            PlainCredentials::parse(b"\0\0pw"),
-            Err(SaslError::InvalidPlainField)
-        );
-        assert_eq!(
-            PlainCredentials::parse(b"\0u\0\xff"),
-            Err(SaslError::InvalidPlainField)
-        );
+        assert_eq!(PlainCredentials::parse(b"a\0b"), Err(SaslError::MalformedPlain));
+        assert_eq!(PlainCredentials::parse(b"a\0b\0c\0d"), Err(SaslError::MalformedPlain));
+        assert_eq!(PlainCredentials::parse(b"\0\0pw"), Err(SaslError::InvalidPlainField));
+        assert_eq!(PlainCredentials::parse(b"\0u\0\xff"), Err(SaslError::InvalidPlainField));
     }
 }

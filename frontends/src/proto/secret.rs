@@ -31,9 +31,6 @@ mod tests {
 
     #[test]
     fn debug_hides_the_bytes() {
-        assert_eq!(
-            format!("{:?}", Secret::new(b"hunter2".to_vec())),
-            "Secret(..)"
-        );
+        assert_eq!(format!("{:?}", Secret::new(b"hunter2".to_vec())), "Secret(..)");
     }
 }

@@ -49,10 +49,7 @@ pub struct Tag(String);
 impl Tag {
     /// A tag, if `text` is a valid one.
     pub fn new(text: &str) -> Option<Self> {
-        let valid = !text.is_empty()
-            && text
-                .bytes()
-                .all(|byte| super::reader::is_astring_char(byte) && byte != b'+');
+        let valid = !text.is_empty() && text.bytes().all(|byte| super::reader::is_astring_char(byte) && byte != b'+');
         valid.then(|| Self(text.to_owned()))
     }
 

@@ -3,9 +3,7 @@
 
 use std::fmt;
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /// A calendar date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -37,8 +35,7 @@ impl Date {
     /// A validated date.
     pub fn new(year: u16, month: u8, day: u8) -> Option<Self> {
         let date = Self { year, month, day };
-        (year <= 9999 && (1..=12).contains(&month) && day >= 1 && day <= date.days_in_month())
-            .then_some(date)
+        (year <= 9999 && (1..=12).contains(&month) && day >= 1 && day <= date.days_in_month()).then_some(date)
     }
 
     fn days_in_month(self) -> u8 {
@@ -51,8 +48,7 @@ impl Date {
     }
 
     fn is_leap_year(self) -> bool {
-        (self.year.is_multiple_of(4) && !self.year.is_multiple_of(100))
-            || self.year.is_multiple_of(400)
+        (self.year.is_multiple_of(4) && !self.year.is_multiple_of(100)) || self.year.is_multiple_of(400)
     }
 
     /// Days since 1970-01-01 (negative before it); Howard Hinnant's `days_from_civil`.
@@ -61,8 +57,7 @@ impl Date {
         let year = i64::from(self.year) - i64::from(month <= 2);
         let era = year.div_euclid(400);
         let year_of_era = year - era * 400;
-        let day_of_year =
-            (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + i64::from(self.day) - 1;
+        let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + i64::from(self.day) - 1;
         let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
         era * 146_097 + day_of_era - 719_468
     }
@@ -72,40 +67,26 @@ impl Date {
         let shifted = days + 719_468;
         let era = shifted.div_euclid(146_097);
         let day_of_era = shifted - era * 146_097;
-        let year_of_era =
-            (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
         let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
         let month_index = (5 * day_of_year + 2) / 153;
         let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-        let month = if month_index < 10 {
-            month_index + 3
-        } else {
-            month_index - 9
-        };
+        let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
         let year = year_of_era + era * 400 + i64::from(month <= 2);
-        Self::new(
-            u16::try_from(year).ok()?,
-            u8::try_from(month).ok()?,
-            u8::try_from(day).ok()?,
-        )
+        Self::new(u16::try_from(year).ok()?, u8::try_from(month).ok()?, u8::try_from(day).ok()?)
     }
 
     /// Parses `d-Mon-yyyy` or `dd-Mon-yyyy`.
     pub(crate) fn parse(text: &[u8]) -> Option<Self> {
         let mut parts = text.split(|&byte| byte == b'-');
-        let (Some(day), Some(month), Some(year), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(day), Some(month), Some(year), None) = (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return None;
         };
         if day.is_empty() || day.len() > 2 || year.len() != 4 {
             return None;
         }
-        Self::new(
-            u16::try_from(digits(year)?).ok()?,
-            parse_month(month)?,
-            u8::try_from(digits(day)?).ok()?,
-        )
+        Self::new(u16::try_from(digits(year)?).ok()?, parse_month(month)?, u8::try_from(digits(day)?).ok()?)
     }
 }
 
@@ -137,23 +118,17 @@ impl DateTime {
     pub(crate) fn parse(text: &[u8]) -> Option<Self> {
         let text = text.strip_prefix(b" ").unwrap_or(text);
         let mut fields = text.split(|&byte| byte == b' ');
-        let (Some(date), Some(time), Some(zone), None) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
+        let (Some(date), Some(time), Some(zone), None) = (fields.next(), fields.next(), fields.next(), fields.next())
         else {
             return None;
         };
         let mut clock = time.split(|&byte| byte == b':');
-        let (Some(hour), Some(minute), Some(second), None) =
-            (clock.next(), clock.next(), clock.next(), clock.next())
+        let (Some(hour), Some(minute), Some(second), None) = (clock.next(), clock.next(), clock.next(), clock.next())
         else {
             return None;
         };
         let two_digits = |field: &[u8]| {
-            if field.len() == 2 {
-                u8::try_from(digits(field)?).ok()
-            } else {
-                None
-            }
+            if field.len() == 2 { u8::try_from(digits(field)?).ok() } else { None }
         };
         let (hour, minute, second) = (two_digits(hour)?, two_digits(minute)?, two_digits(second)?);
         let (sign, zone_digits) = match zone.split_first()? {
@@ -187,29 +162,18 @@ fn digits(text: &[u8]) -> Option<u32> {
 }
 
 fn parse_month(text: &[u8]) -> Option<u8> {
-    let index = MONTHS
-        .iter()
-        .position(|month| month.as_bytes().eq_ignore_ascii_case(text))?;
+    let index = MONTHS.iter().position(|month| month.as_bytes().eq_ignore_ascii_case(text))?;
     u8::try_from(index + 1).ok()
 }
 
 fn month_name(month: u8) -> &'static str {
-    MONTHS
-        .get(usize::from(month).wrapping_sub(1))
-        .copied()
-        .unwrap_or("Jan")
+    MONTHS.get(usize::from(month).wrapping_sub(1)).copied().unwrap_or("Jan")
 }
 
 impl fmt::Display for Date {
     /// `d-Mon-yyyy`, the form SEARCH takes.
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            formatter,
-            "{}-{}-{:04}",
-            self.day,
-            month_name(self.month),
-            self.year
-        )
+        write!(formatter, "{}-{}-{:04}", self.day, month_name(self.month), self.year)
     }
 }
 
@@ -241,14 +205,7 @@ mod tests {
     #[test]
     fn rfc3501_example() {
         let parsed = DateTime::parse(b"17-Jul-1996 02:44:25 -0700").unwrap();
-        assert_eq!(
-            parsed.date,
-            Date {
-                year: 1996,
-                month: 7,
-                day: 17
-            }
-        );
+        assert_eq!(parsed.date, Date { year: 1996, month: 7, day: 17 });
         assert_eq!(parsed.zone_minutes, -420);
         assert_eq!(parsed.unix_seconds(), 837_596_665);
         assert_eq!(parsed.to_string(), "17-Jul-1996 02:44:25 -0700");
@@ -264,30 +221,9 @@ mod tests {
 
     #[test]
     fn search_dates() {
-        assert_eq!(
-            Date::parse(b"1-Feb-1994"),
-            Some(Date {
-                year: 1994,
-                month: 2,
-                day: 1
-            })
-        );
-        assert_eq!(
-            Date::parse(b"29-feb-2000"),
-            Some(Date {
-                year: 2000,
-                month: 2,
-                day: 29
-            })
-        );
-        for bad in [
-            &b"29-Feb-1900"[..],
-            b"32-Jan-2000",
-            b"1-Foo-2000",
-            b"1-Jan-99",
-            b"001-Jan-2000",
-            b"1-Jan-2000-",
-        ] {
+        assert_eq!(Date::parse(b"1-Feb-1994"), Some(Date { year: 1994, month: 2, day: 1 }));
+        assert_eq!(Date::parse(b"29-feb-2000"), Some(Date { year: 2000, month: 2, day: 29 }));
+        for bad in [&b"29-Feb-1900"[..], b"32-Jan-2000", b"1-Foo-2000", b"1-Jan-99", b"001-Jan-2000", b"1-Jan-2000-"] {
             assert_eq!(Date::parse(bad), None);
         }
     }
@@ -295,12 +231,7 @@ mod tests {
     #[test]
     fn epoch_days_round_trip() {
         for days in [-719_162, -1, 0, 1, 11_016, 2_932_896] {
-            assert_eq!(
-                Date::from_days_since_epoch(days)
-                    .unwrap()
-                    .days_since_epoch(),
-                days
-            );
+            assert_eq!(Date::from_days_since_epoch(days).unwrap().days_since_epoch(), days);
         }
         assert_eq!(Date::new(1970, 1, 1).unwrap().days_since_epoch(), 0);
     }

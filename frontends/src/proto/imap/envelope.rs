@@ -4,8 +4,7 @@
 use std::borrow::Cow;
 
 use mail_parser::{
-    Addr, Address, ContentType, HeaderName, HeaderValue, Message, MessageParser, MessagePart,
-    MimeHeaders, PartType,
+    Addr, Address, ContentType, HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
 };
 
 use super::string::{write_nstring, write_string};
@@ -32,10 +31,8 @@ pub fn message_structure(raw_message: &[u8]) -> MessageStructure {
     let Some(message) = MessageParser::default().parse(raw_message) else {
         let mut envelope = Vec::new();
         write_empty_envelope(&mut envelope);
-        let fallback = format!(
-            "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" {} 0)",
-            raw_message.len()
-        );
+        let fallback =
+            format!("(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" {} 0)", raw_message.len());
         return MessageStructure {
             envelope,
             body: fallback.clone().into_bytes(),
@@ -48,11 +45,7 @@ pub fn message_structure(raw_message: &[u8]) -> MessageStructure {
     write_part(&message, 0, false, 0, &mut body);
     let mut body_structure = Vec::new();
     write_part(&message, 0, true, 0, &mut body_structure);
-    MessageStructure {
-        envelope,
-        body,
-        body_structure,
-    }
+    MessageStructure { envelope, body, body_structure }
 }
 
 fn write_empty_envelope(out: &mut Vec<u8>) {
@@ -79,14 +72,9 @@ fn write_envelope(message: &Message<'_>, out: &mut Vec<u8>) {
     write_nstring(subject.as_deref().map(str::as_bytes), out);
     let from = message.from();
     // RFC 3501 §7.4.2: sender and reply-to default to from.
-    for addresses in [
-        from,
-        message.sender().or(from),
-        message.reply_to().or(from),
-        message.to(),
-        message.cc(),
-        message.bcc(),
-    ] {
+    for addresses in
+        [from, message.sender().or(from), message.reply_to().or(from), message.to(), message.cc(), message.bcc()]
+    {
         out.push(b' ');
         write_address_list(addresses, out);
     }
@@ -113,16 +101,10 @@ fn write_address_list(addresses: Option<&Address<'_>>, out: &mut Vec<u8>) {
                     items.extend_from_slice(b"(NIL NIL ");
                     write_string(name.as_bytes(), &mut items);
                     items.extend_from_slice(b" NIL)");
-                    group
-                        .addresses
-                        .iter()
-                        .for_each(|address| write_address(address, &mut items));
+                    group.addresses.iter().for_each(|address| write_address(address, &mut items));
                     items.extend_from_slice(b"(NIL NIL NIL NIL)");
                 } else {
-                    group
-                        .addresses
-                        .iter()
-                        .for_each(|address| write_address(address, &mut items));
+                    group.addresses.iter().for_each(|address| write_address(address, &mut items));
                 }
             }
         }
@@ -149,10 +131,7 @@ fn write_address(address: &Addr<'_>, out: &mut Vec<u8>) {
     match address.name.as_deref() {
         Some(name) if name.is_ascii() => write_string(name.as_bytes(), out),
         // mail-parser decodes RFC 2047; ENVELOPE is 7-bit, so encode the name again.
-        Some(name) => write_string(
-            format!("=?UTF-8?B?{}?=", base64::encode(name.as_bytes())).as_bytes(),
-            out,
-        ),
+        Some(name) => write_string(format!("=?UTF-8?B?{}?=", base64::encode(name.as_bytes())).as_bytes(), out),
         None => out.extend_from_slice(b"NIL"),
     }
     out.extend_from_slice(b" NIL ");
@@ -163,13 +142,7 @@ fn write_address(address: &Addr<'_>, out: &mut Vec<u8>) {
 }
 
 /// Writes the part `part_id` of `message` (0 is the root).
-fn write_part(
-    message: &Message<'_>,
-    part_id: u32,
-    extensible: bool,
-    depth: usize,
-    out: &mut Vec<u8>,
-) {
+fn write_part(message: &Message<'_>, part_id: u32, extensible: bool, depth: usize, out: &mut Vec<u8>) {
     let Some(part) = message.parts.get(part_id as usize) else {
         out.extend_from_slice(b"(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
         return;
@@ -181,10 +154,7 @@ fn write_part(
                 write_part(message, child, extensible, depth + 1, out);
             }
             out.push(b' ');
-            let subtype = part
-                .content_type()
-                .and_then(ContentType::subtype)
-                .unwrap_or("mixed");
+            let subtype = part.content_type().and_then(ContentType::subtype).unwrap_or("mixed");
             write_string(subtype.to_ascii_uppercase().as_bytes(), out);
             if extensible {
                 out.push(b' ');
@@ -197,25 +167,15 @@ fn write_part(
     }
 }
 
-fn write_single_part(
-    message: &Message<'_>,
-    part: &MessagePart<'_>,
-    extensible: bool,
-    depth: usize,
-    out: &mut Vec<u8>,
-) {
+fn write_single_part(message: &Message<'_>, part: &MessagePart<'_>, extensible: bool, depth: usize, out: &mut Vec<u8>) {
     let content_type = part.content_type();
     let (media_type, subtype) = match content_type {
-        Some(content_type) => (
-            content_type.ctype().to_ascii_uppercase(),
-            content_type.subtype().unwrap_or("").to_ascii_uppercase(),
-        ),
+        Some(content_type) => {
+            (content_type.ctype().to_ascii_uppercase(), content_type.subtype().unwrap_or("").to_ascii_uppercase())
+        }
         None => ("TEXT".to_owned(), "PLAIN".to_owned()),
     };
-    let raw_body = message
-        .raw_message
-        .get(part.offset_body as usize..part.offset_end as usize)
-        .unwrap_or_default();
+    let raw_body = message.raw_message.get(part.offset_body as usize..part.offset_end as usize).unwrap_or_default();
     out.push(b'(');
     write_string(media_type.as_bytes(), out);
     out.push(b' ');
@@ -231,10 +191,7 @@ fn write_single_part(
     out.push(b' ');
     write_nstring(part.content_description().map(str::as_bytes), out);
     out.push(b' ');
-    let encoding = part
-        .content_transfer_encoding()
-        .unwrap_or("7BIT")
-        .to_ascii_uppercase();
+    let encoding = part.content_transfer_encoding().unwrap_or("7BIT").to_ascii_uppercase();
     write_string(encoding.as_bytes(), out);
     out.extend_from_slice(format!(" {}", raw_body.len()).as_bytes());
     let lines = raw_body.split(|&byte| byte == b'\n').count() - 1;
@@ -261,10 +218,7 @@ fn write_single_part(
 
 /// `("NAME" "value" ...)` or NIL.
 fn write_parameters(content_type: Option<&ContentType<'_>>, out: &mut Vec<u8>) {
-    match content_type
-        .and_then(ContentType::attributes)
-        .filter(|attributes| !attributes.is_empty())
-    {
+    match content_type.and_then(ContentType::attributes).filter(|attributes| !attributes.is_empty()) {
         Some(attributes) => {
             out.push(b'(');
             for (index, attribute) in attributes.iter().enumerate() {
@@ -342,10 +296,7 @@ mod tests {
              ((NIL NIL \"minutes\" \"CNRI.Reston.VA.US\")(\"John Klensin\" NIL \"KLENSIN\" \"MIT.EDU\")) \
              NIL NIL \"<B27397-0100000@cac.washington.edu>\")"
         );
-        assert_eq!(
-            text(&structure.body),
-            "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 14 2)"
-        );
+        assert_eq!(text(&structure.body), "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 14 2)");
         assert_eq!(
             text(&structure.body_structure),
             "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 14 2 NIL NIL NIL NIL)"
@@ -361,24 +312,12 @@ mod tests {
             Content-Disposition: attachment; filename=\"a.pdf\"\r\n\r\nAAAA\r\n--XX--\r\n";
         let structure = message_structure(raw);
         let body = text(&structure.body);
-        assert!(
-            body.starts_with("((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" "),
-            "{body}"
-        );
-        assert!(
-            body.contains("(\"APPLICATION\" \"PDF\" (\"NAME\" \"a.pdf\") NIL NIL \"BASE64\" "),
-            "{body}"
-        );
+        assert!(body.starts_with("((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" "), "{body}");
+        assert!(body.contains("(\"APPLICATION\" \"PDF\" (\"NAME\" \"a.pdf\") NIL NIL \"BASE64\" "), "{body}");
         assert!(body.ends_with(" \"MIXED\")"), "{body}");
         let extended = text(&structure.body_structure);
-        assert!(
-            extended.contains("(\"ATTACHMENT\" (\"FILENAME\" \"a.pdf\"))"),
-            "{extended}"
-        );
-        assert!(
-            extended.contains("\"MIXED\" (\"BOUNDARY\" \"XX\") NIL NIL NIL)"),
-            "{extended}"
-        );
+        assert!(extended.contains("(\"ATTACHMENT\" (\"FILENAME\" \"a.pdf\"))"), "{extended}");
+        assert!(extended.contains("\"MIXED\" (\"BOUNDARY\" \"XX\") NIL NIL NIL)"), "{extended}");
     }
 
     #[test]
@@ -386,19 +325,12 @@ mod tests {
         let raw = "From: =?UTF-8?Q?Ren=C3=A9?= <rene@example.com>\r\n\r\nx\r\n".as_bytes();
         let envelope = message_structure(raw).envelope;
         assert!(envelope.is_ascii());
-        assert!(
-            text(&envelope).contains("((\"=?UTF-8?B?UmVuw6k=?=\" NIL \"rene\" \"example.com\"))")
-        );
+        assert!(text(&envelope).contains("((\"=?UTF-8?B?UmVuw6k=?=\" NIL \"rene\" \"example.com\"))"));
     }
 
     #[test]
     fn garbage_does_not_panic() {
-        for raw in [
-            &b""[..],
-            b"\r\n",
-            b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n",
-            b"\xff\xfe:\r\n",
-        ] {
+        for raw in [&b""[..], b"\r\n", b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n", b"\xff\xfe:\r\n"] {
             let structure = message_structure(raw);
             assert!(structure.envelope.starts_with(b"("));
             assert!(structure.body_structure.starts_with(b"("));

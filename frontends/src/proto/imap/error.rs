@@ -78,12 +78,7 @@ impl TaggedError {
         } else {
             out.extend_from_slice(b" BAD ");
         }
-        out.extend(
-            self.error
-                .to_string()
-                .bytes()
-                .map(|byte| if byte.is_ascii_control() { b' ' } else { byte }),
-        );
+        out.extend(self.error.to_string().bytes().map(|byte| if byte.is_ascii_control() { b' ' } else { byte }));
         out.extend_from_slice(b"\r\n");
     }
 }

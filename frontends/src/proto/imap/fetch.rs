@@ -110,11 +110,9 @@ pub(crate) fn parse_fetch_attributes(reader: &mut Reader<'_>) -> Read<FetchAttri
         reader.expect(b')', "')' after fetch attributes")?;
         return Ok(FetchAttributes::List(attributes));
     }
-    for (name, macro_attributes) in [
-        ("ALL", FetchAttributes::All),
-        ("FAST", FetchAttributes::Fast),
-        ("FULL", FetchAttributes::Full),
-    ] {
+    for (name, macro_attributes) in
+        [("ALL", FetchAttributes::All), ("FAST", FetchAttributes::Fast), ("FULL", FetchAttributes::Full)]
+    {
         if reader.accept_word(name) {
             return Ok(macro_attributes);
         }
@@ -123,9 +121,7 @@ pub(crate) fn parse_fetch_attributes(reader: &mut Reader<'_>) -> Read<FetchAttri
 }
 
 fn parse_attribute(reader: &mut Reader<'_>) -> Read<FetchAttribute> {
-    let name = reader
-        .take_while(|byte| byte.is_ascii_alphanumeric() || byte == b'.')
-        .to_ascii_uppercase();
+    let name = reader.take_while(|byte| byte.is_ascii_alphanumeric() || byte == b'.').to_ascii_uppercase();
     let simple = match name.as_slice() {
         b"ENVELOPE" => FetchAttribute::Envelope,
         b"FLAGS" => FetchAttribute::Flags,
@@ -139,16 +135,8 @@ fn parse_attribute(reader: &mut Reader<'_>) -> Read<FetchAttribute> {
         b"BODY" if reader.peek() != Some(b'[') => FetchAttribute::Body,
         b"BODY" | b"BODY.PEEK" => {
             let section = parse_section(reader)?;
-            let partial = if reader.peek() == Some(b'<') {
-                Some(parse_partial(reader)?)
-            } else {
-                None
-            };
-            return Ok(FetchAttribute::BodySection {
-                peek: name.len() > 4,
-                section,
-                partial,
-            });
+            let partial = if reader.peek() == Some(b'<') { Some(parse_partial(reader)?) } else { None };
+            return Ok(FetchAttribute::BodySection { peek: name.len() > 4, section, partial });
         }
         _ => return Err(ParseError::Syntax("fetch attribute").into()),
     };
@@ -160,9 +148,7 @@ fn parse_section(reader: &mut Reader<'_>) -> Read<Section> {
     let mut section = Section::default();
     while reader.peek().is_some_and(|byte| byte.is_ascii_digit()) {
         let number = reader.number("section part")?;
-        section
-            .part
-            .push(NonZeroU32::new(number).ok_or(ParseError::Syntax("non-zero section part"))?);
+        section.part.push(NonZeroU32::new(number).ok_or(ParseError::Syntax("non-zero section part"))?);
         if !reader.accept(b'.') {
             break;
         }
@@ -179,9 +165,7 @@ fn parse_section(reader: &mut Reader<'_>) -> Read<Section> {
 }
 
 fn parse_section_text(reader: &mut Reader<'_>, after_part: bool) -> Read<SectionText> {
-    let keyword = reader
-        .take_while(|byte| byte.is_ascii_alphabetic() || byte == b'.')
-        .to_ascii_uppercase();
+    let keyword = reader.take_while(|byte| byte.is_ascii_alphabetic() || byte == b'.').to_ascii_uppercase();
     match keyword.as_slice() {
         b"HEADER" => Ok(SectionText::Header),
         b"TEXT" => Ok(SectionText::Text),
@@ -211,8 +195,8 @@ fn parse_partial(reader: &mut Reader<'_>) -> Read<Partial> {
     reader.expect(b'<', "'<' of partial")?;
     let origin = reader.number("partial origin")?;
     reader.expect(b'.', "'.' in partial")?;
-    let length = NonZeroU32::new(reader.number("partial length")?)
-        .ok_or(ParseError::Syntax("non-zero partial length"))?;
+    let length =
+        NonZeroU32::new(reader.number("partial length")?).ok_or(ParseError::Syntax("non-zero partial length"))?;
     reader.expect(b'>', "'>' of partial")?;
     Ok(Partial { origin, length })
 }
@@ -252,17 +236,11 @@ impl FetchAttribute {
             Self::Body => b"BODY",
             Self::BodyStructure => b"BODYSTRUCTURE",
             Self::Uid => b"UID",
-            Self::BodySection {
-                peek,
-                section,
-                partial,
-            } => {
+            Self::BodySection { peek, section, partial } => {
                 out.extend_from_slice(if *peek { b"BODY.PEEK" } else { b"BODY" });
                 section.write_to(out);
                 if let Some(partial) = partial {
-                    out.extend_from_slice(
-                        format!("<{}.{}>", partial.origin, partial.length).as_bytes(),
-                    );
+                    out.extend_from_slice(format!("<{}.{}>", partial.origin, partial.length).as_bytes());
                 }
                 return;
             }

@@ -31,10 +31,7 @@ fn write_mailbox(name: &str, out: &mut Vec<u8>) {
 
 fn write_list_pattern(pattern: &str, out: &mut Vec<u8>) {
     let wire = encode_mailbox_name(pattern);
-    if !wire.is_empty()
-        && wire
-            .bytes()
-            .all(|byte| super::reader::is_astring_char(byte) || byte == b'%' || byte == b'*')
+    if !wire.is_empty() && wire.bytes().all(|byte| super::reader::is_astring_char(byte) || byte == b'%' || byte == b'*')
     {
         out.extend_from_slice(wire.as_bytes());
     } else {
@@ -76,10 +73,7 @@ impl CommandKind {
             write_mailbox(mailbox, out);
         };
         match self {
-            Self::Authenticate {
-                mechanism,
-                initial_response,
-            } => {
+            Self::Authenticate { mechanism, initial_response } => {
                 out.extend_from_slice(b"AUTHENTICATE ");
                 out.extend_from_slice(mechanism.as_bytes());
                 if let Some(response) = initial_response {
@@ -105,11 +99,7 @@ impl CommandKind {
                 write_mailbox(to, out);
             }
             Self::List { reference, pattern } | Self::Lsub { reference, pattern } => {
-                out.extend_from_slice(if matches!(self, Self::List { .. }) {
-                    b"LIST "
-                } else {
-                    b"LSUB "
-                });
+                out.extend_from_slice(if matches!(self, Self::List { .. }) { b"LIST " } else { b"LSUB " });
                 write_astring(encode_mailbox_name(reference).as_bytes(), out);
                 out.push(b' ');
                 write_list_pattern(pattern, out);
@@ -119,12 +109,7 @@ impl CommandKind {
                 let names: Vec<&str> = items.iter().map(|item| item.name()).collect();
                 out.extend_from_slice(format!(" ({})", names.join(" ")).as_bytes());
             }
-            Self::Append {
-                mailbox,
-                flags,
-                date_time,
-                message,
-            } => {
+            Self::Append { mailbox, flags, date_time, message } => {
                 mailbox_command(b"APPEND", mailbox, out);
                 out.push(b' ');
                 if !flags.is_empty() {
@@ -149,11 +134,7 @@ impl CommandKind {
                     out.extend_from_slice(format!(" {uids}").as_bytes());
                 }
             }
-            Self::Search {
-                uid,
-                charset,
-                criteria,
-            } => {
+            Self::Search { uid, charset, criteria } => {
                 write_uid_prefix(*uid, out);
                 out.extend_from_slice(b"SEARCH ");
                 if let Some(charset) = charset {
@@ -163,22 +144,12 @@ impl CommandKind {
                 }
                 write_keys(criteria, out);
             }
-            Self::Fetch {
-                uid,
-                set,
-                attributes,
-            } => {
+            Self::Fetch { uid, set, attributes } => {
                 write_uid_prefix(*uid, out);
                 out.extend_from_slice(format!("FETCH {set} ").as_bytes());
                 attributes.write_to(out);
             }
-            Self::Store {
-                uid,
-                set,
-                mode,
-                silent,
-                flags,
-            } => {
+            Self::Store { uid, set, mode, silent, flags } => {
                 write_uid_prefix(*uid, out);
                 let sign = match mode {
                     StoreMode::Replace => "",
@@ -191,11 +162,7 @@ impl CommandKind {
             }
             Self::Copy { uid, set, mailbox } | Self::Move { uid, set, mailbox } => {
                 write_uid_prefix(*uid, out);
-                let name = if matches!(self, Self::Copy { .. }) {
-                    "COPY"
-                } else {
-                    "MOVE"
-                };
+                let name = if matches!(self, Self::Copy { .. }) { "COPY" } else { "MOVE" };
                 out.extend_from_slice(format!("{name} {set} ").as_bytes());
                 write_astring(encode_mailbox_name(mailbox).as_bytes(), out);
             }

@@ -80,11 +80,7 @@ pub fn decode_mailbox_name(wire: &[u8]) -> Option<String> {
 
 /// `INBOX` in any case is the one name that is case-insensitive (RFC 3501 §5.1).
 pub(crate) fn normalize_inbox(name: String) -> String {
-    if name.eq_ignore_ascii_case("INBOX") {
-        "INBOX".to_owned()
-    } else {
-        name
-    }
+    if name.eq_ignore_ascii_case("INBOX") { "INBOX".to_owned() } else { name }
 }
 
 #[cfg(test)]
@@ -95,10 +91,7 @@ mod tests {
     fn rfc3501_example() {
         let wire = "~peter/mail/&U,BTFw-/&ZeVnLIqe-";
         let name = decode_mailbox_name(wire.as_bytes()).unwrap();
-        assert_eq!(
-            name,
-            "~peter/mail/\u{53f0}\u{5317}/\u{65e5}\u{672c}\u{8a9e}"
-        );
+        assert_eq!(name, "~peter/mail/\u{53f0}\u{5317}/\u{65e5}\u{672c}\u{8a9e}");
         assert_eq!(encode_mailbox_name(&name), wire);
     }
 
@@ -107,30 +100,14 @@ mod tests {
         assert_eq!(encode_mailbox_name("Tom & Jerry"), "Tom &- Jerry");
         assert_eq!(decode_mailbox_name(b"Tom &- Jerry").unwrap(), "Tom & Jerry");
         let emoji = "mail \u{1f4e7}";
-        assert_eq!(
-            decode_mailbox_name(encode_mailbox_name(emoji).as_bytes()).unwrap(),
-            emoji
-        );
+        assert_eq!(decode_mailbox_name(encode_mailbox_name(emoji).as_bytes()).unwrap(), emoji);
         assert_eq!(encode_mailbox_name("Entw\u{fc}rfe"), "Entw&APw-rfe");
     }
 
     #[test]
     fn rejects_invalid_encodings() {
-        for wire in [
-            &b"&U,BTFw"[..],
-            b"\xc3\xa9t\xc3\xa9",
-            b"&AGE-",
-            b"&2D0-",
-            b"&U,BTF-",
-            b"a\tb",
-            b"&U/BTFw-",
-        ] {
-            assert_eq!(
-                decode_mailbox_name(wire),
-                None,
-                "{:?}",
-                String::from_utf8_lossy(wire)
-            );
+        for wire in [&b"&U,BTFw"[..], b"\xc3\xa9t\xc3\xa9", b"&AGE-", b"&2D0-", b"&U,BTF-", b"a\tb", b"&U/BTFw-"] {
+            assert_eq!(decode_mailbox_name(wire), None, "{:?}", String::from_utf8_lossy(wire));
         }
     }
 

@@ -31,9 +31,8 @@ pub use flag::Flag;
 pub use mailbox_name::{decode_mailbox_name, encode_mailbox_name};
 pub use parser::{parse_command, parse_idle_done};
 pub use response::{
-    FetchData, ResponseCode, Status, write_capability, write_continuation, write_exists,
-    write_expunge, write_fetch, write_flags, write_list, write_namespace, write_recent,
-    write_search, write_status, write_tagged, write_untagged,
+    FetchData, ResponseCode, Status, write_capability, write_continuation, write_exists, write_expunge, write_fetch,
+    write_flags, write_list, write_namespace, write_recent, write_search, write_status, write_tagged, write_untagged,
 };
 pub use search::SearchKey;
 pub use sequence_set::{SequenceNumber, SequenceRange, SequenceSet};

@@ -14,10 +14,7 @@ use crate::proto::{Limits, Rejected, Secret};
 
 /// Parses the first command in `input`. On success `consumed_bytes` covers the command and its
 /// literals, and nothing of the next command. See [`Parsed`] for literals.
-pub fn parse_command(
-    input: &[u8],
-    limits: &Limits,
-) -> Result<Parsed<Command>, Rejected<TaggedError>> {
+pub fn parse_command(input: &[u8], limits: &Limits) -> Result<Parsed<Command>, Rejected<TaggedError>> {
     let mut reader = match Reader::new(input, limits) {
         Ok(reader) => reader,
         Err(stop) => return stop_to_result(stop, None, 0),
@@ -28,32 +25,20 @@ pub fn parse_command(
     };
     let parsed = parse_kind(&mut reader).and_then(|kind| Ok((kind, reader.finish()?)));
     match parsed {
-        Ok((kind, consumed_bytes)) => Ok(Parsed::Complete {
-            value: Command { tag, kind },
-            consumed_bytes,
-        }),
+        Ok((kind, consumed_bytes)) => Ok(Parsed::Complete { value: Command { tag, kind }, consumed_bytes }),
         Err(stop) => stop_to_result(stop, Some(tag), reader.consumed_through_line()),
     }
 }
 
-fn stop_to_result<T>(
-    stop: Stop,
-    tag: Option<Tag>,
-    consumed_bytes: usize,
-) -> Result<Parsed<T>, Rejected<TaggedError>> {
+fn stop_to_result<T>(stop: Stop, tag: Option<Tag>, consumed_bytes: usize) -> Result<Parsed<T>, Rejected<TaggedError>> {
     match stop {
         Stop::NeedsMoreData => Ok(Parsed::NeedsMoreData),
         Stop::NeedsLiteral(request) => Ok(Parsed::NeedsLiteral(request)),
-        Stop::Invalid(error) => Err(Rejected {
-            error: TaggedError { tag, error },
-            consumed_bytes,
-            line_finished: true,
-        }),
+        Stop::Invalid(error) => {
+            Err(Rejected { error: TaggedError { tag, error }, consumed_bytes, line_finished: true })
+        }
         Stop::Rejected(rejected) => Err(Rejected {
-            error: TaggedError {
-                tag,
-                error: rejected.error,
-            },
+            error: TaggedError { tag, error: rejected.error },
             consumed_bytes: rejected.consumed_bytes,
             line_finished: rejected.line_finished,
         }),
@@ -61,41 +46,24 @@ fn stop_to_result<T>(
 }
 
 /// Parses the line a client sends to end IDLE (RFC 2177): `DONE`, in any case.
-pub fn parse_idle_done(
-    input: &[u8],
-    limits: &Limits,
-) -> Result<crate::proto::Parsed<()>, Rejected<ParseError>> {
+pub fn parse_idle_done(input: &[u8], limits: &Limits) -> Result<crate::proto::Parsed<()>, Rejected<ParseError>> {
     match take_line(input, limits.line_bytes_max) {
         Line::Incomplete => Ok(crate::proto::Parsed::NeedsMoreData),
-        Line::TooLong {
-            consumed_bytes,
-            line_finished,
-        } => Err(Rejected {
-            error: ParseError::LineTooLong,
-            consumed_bytes,
-            line_finished,
-        }),
-        Line::Complete {
-            content,
-            consumed_bytes,
-        } if content.eq_ignore_ascii_case(b"DONE") => Ok(crate::proto::Parsed::Complete {
-            value: (),
-            consumed_bytes,
-        }),
-        Line::Complete { consumed_bytes, .. } => Err(Rejected {
-            error: ParseError::ExpectedDone,
-            consumed_bytes,
-            line_finished: true,
-        }),
+        Line::TooLong { consumed_bytes, line_finished } => {
+            Err(Rejected { error: ParseError::LineTooLong, consumed_bytes, line_finished })
+        }
+        Line::Complete { content, consumed_bytes } if content.eq_ignore_ascii_case(b"DONE") => {
+            Ok(crate::proto::Parsed::Complete { value: (), consumed_bytes })
+        }
+        Line::Complete { consumed_bytes, .. } => {
+            Err(Rejected { error: ParseError::ExpectedDone, consumed_bytes, line_finished: true })
+        }
     }
 }
 
 fn read_tag(reader: &mut Reader<'_>) -> Read<Tag> {
     let text = reader.take_while(|byte| is_astring_char(byte) && byte != b'+');
-    let tag = std::str::from_utf8(text)
-        .ok()
-        .and_then(Tag::new)
-        .ok_or(ParseError::InvalidTag)?;
+    let tag = std::str::from_utf8(text).ok().and_then(Tag::new).ok_or(ParseError::InvalidTag)?;
     reader.space()?;
     Ok(tag)
 }
@@ -116,38 +84,19 @@ fn parse_kind(reader: &mut Reader<'_>) -> Read<CommandKind> {
         b"AUTHENTICATE" => parse_authenticate(reader)?,
         b"LOGIN" => {
             reader.space()?;
-            let username = String::from_utf8(reader.astring("user name")?)
-                .map_err(|_| ParseError::InvalidUtf8)?;
+            let username = String::from_utf8(reader.astring("user name")?).map_err(|_| ParseError::InvalidUtf8)?;
             reader.space()?;
-            CommandKind::Login {
-                username,
-                password: Secret::new(reader.astring("password")?),
-            }
+            CommandKind::Login { username, password: Secret::new(reader.astring("password")?) }
         }
-        b"SELECT" => CommandKind::Select {
-            mailbox: mailbox_argument(reader)?,
-        },
-        b"EXAMINE" => CommandKind::Examine {
-            mailbox: mailbox_argument(reader)?,
-        },
-        b"CREATE" => CommandKind::Create {
-            mailbox: mailbox_argument(reader)?,
-        },
-        b"DELETE" => CommandKind::Delete {
-            mailbox: mailbox_argument(reader)?,
-        },
-        b"SUBSCRIBE" => CommandKind::Subscribe {
-            mailbox: mailbox_argument(reader)?,
-        },
-        b"UNSUBSCRIBE" => CommandKind::Unsubscribe {
-            mailbox: mailbox_argument(reader)?,
-        },
+        b"SELECT" => CommandKind::Select { mailbox: mailbox_argument(reader)? },
+        b"EXAMINE" => CommandKind::Examine { mailbox: mailbox_argument(reader)? },
+        b"CREATE" => CommandKind::Create { mailbox: mailbox_argument(reader)? },
+        b"DELETE" => CommandKind::Delete { mailbox: mailbox_argument(reader)? },
+        b"SUBSCRIBE" => CommandKind::Subscribe { mailbox: mailbox_argument(reader)? },
+        b"UNSUBSCRIBE" => CommandKind::Unsubscribe { mailbox: mailbox_argument(reader)? },
         b"RENAME" => {
             let from = mailbox_argument(reader)?;
-            CommandKind::Rename {
-                from,
-                to: mailbox_argument(reader)?,
-            }
+            CommandKind::Rename { from, to: mailbox_argument(reader)? }
         }
         b"LIST" => {
             let (reference, pattern) = list_arguments(reader)?;
@@ -175,19 +124,13 @@ fn parse_selected(reader: &mut Reader<'_>, name: &[u8], uid: bool) -> Read<Comma
         b"SEARCH" => parse_search(reader, uid)?,
         b"EXPUNGE" if uid => {
             reader.space()?;
-            CommandKind::Expunge {
-                uids: Some(sequence_set(reader)?),
-            }
+            CommandKind::Expunge { uids: Some(sequence_set(reader)?) }
         }
         b"FETCH" => {
             reader.space()?;
             let set = sequence_set(reader)?;
             reader.space()?;
-            CommandKind::Fetch {
-                uid,
-                set,
-                attributes: parse_fetch_attributes(reader)?,
-            }
+            CommandKind::Fetch { uid, set, attributes: parse_fetch_attributes(reader)? }
         }
         b"STORE" => parse_store(reader, uid)?,
         b"COPY" | b"MOVE" => {
@@ -202,12 +145,7 @@ fn parse_selected(reader: &mut Reader<'_>, name: &[u8], uid: bool) -> Read<Comma
         }
         _ => {
             let shown: String = name.iter().take(32).map(|&byte| char::from(byte)).collect();
-            return Err(ParseError::UnknownCommand(if uid {
-                format!("UID {shown}")
-            } else {
-                shown
-            })
-            .into());
+            return Err(ParseError::UnknownCommand(if uid { format!("UID {shown}") } else { shown }).into());
         }
     };
     Ok(kind)
@@ -217,34 +155,26 @@ fn parse_authenticate(reader: &mut Reader<'_>) -> Read<CommandKind> {
     reader.space()?;
     let mechanism = String::from_utf8_lossy(reader.atom("mechanism")?).to_ascii_uppercase();
     let initial_response = if reader.accept(b' ') {
-        let text = reader
-            .take_while(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'='));
+        let text = reader.take_while(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'='));
         Some(sasl::decode_response(text).map_err(ParseError::from)?)
     } else {
         None
     };
-    Ok(CommandKind::Authenticate {
-        mechanism,
-        initial_response,
-    })
+    Ok(CommandKind::Authenticate { mechanism, initial_response })
 }
 
 /// SP mailbox, decoded and with INBOX normalised.
 fn mailbox_argument(reader: &mut Reader<'_>) -> Read<String> {
     reader.space()?;
     let wire = reader.astring("mailbox")?;
-    Ok(normalize_inbox(
-        decode_mailbox_name(&wire).ok_or(ParseError::InvalidMailboxName)?,
-    ))
+    Ok(normalize_inbox(decode_mailbox_name(&wire).ok_or(ParseError::InvalidMailboxName)?))
 }
 
 fn list_arguments(reader: &mut Reader<'_>) -> Read<(String, String)> {
     reader.space()?;
-    let reference =
-        decode_mailbox_name(&reader.astring("reference")?).ok_or(ParseError::InvalidMailboxName)?;
+    let reference = decode_mailbox_name(&reader.astring("reference")?).ok_or(ParseError::InvalidMailboxName)?;
     reader.space()?;
-    let pattern =
-        decode_mailbox_name(&reader.list_mailbox()?).ok_or(ParseError::InvalidMailboxName)?;
+    let pattern = decode_mailbox_name(&reader.list_mailbox()?).ok_or(ParseError::InvalidMailboxName)?;
     Ok((reference, pattern))
 }
 
@@ -290,12 +220,7 @@ fn parse_append(reader: &mut Reader<'_>) -> Read<CommandKind> {
         None
     };
     let message = reader.literal(reader.limits().message_bytes_max)?.to_vec();
-    Ok(CommandKind::Append {
-        mailbox,
-        flags,
-        date_time,
-        message,
-    })
+    Ok(CommandKind::Append { mailbox, flags, date_time, message })
 }
 
 fn parse_search(reader: &mut Reader<'_>, uid: bool) -> Read<CommandKind> {
@@ -315,11 +240,7 @@ fn parse_search(reader: &mut Reader<'_>, uid: bool) -> Read<CommandKind> {
     while reader.accept(b' ') {
         criteria.push(parse_search_key(reader, 1)?);
     }
-    Ok(CommandKind::Search {
-        uid,
-        charset,
-        criteria,
-    })
+    Ok(CommandKind::Search { uid, charset, criteria })
 }
 
 fn parse_store(reader: &mut Reader<'_>, uid: bool) -> Read<CommandKind> {
@@ -347,13 +268,7 @@ fn parse_store(reader: &mut Reader<'_>, uid: bool) -> Read<CommandKind> {
         }
         flags
     };
-    Ok(CommandKind::Store {
-        uid,
-        set,
-        mode,
-        silent,
-        flags,
-    })
+    Ok(CommandKind::Store { uid, set, mode, silent, flags })
 }
 
 /// flag-list: "(" [flag *(SP flag)] ")".
@@ -375,9 +290,5 @@ fn flag_list(reader: &mut Reader<'_>) -> Read<Vec<Flag>> {
 fn flag(reader: &mut Reader<'_>) -> Read<Flag> {
     let system = reader.accept(b'\\');
     let name = String::from_utf8_lossy(reader.atom("flag")?).into_owned();
-    Ok(if system {
-        Flag::system(&name)
-    } else {
-        Flag::Keyword(name)
-    })
+    Ok(if system { Flag::system(&name) } else { Flag::Keyword(name) })
 }

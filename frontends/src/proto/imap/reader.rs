@@ -56,21 +56,11 @@ impl<'a> Reader<'a> {
     /// A reader at the start of `input`, which must hold at least the first line.
     pub(crate) fn new(input: &'a [u8], limits: &Limits) -> Read<Self> {
         match take_line(input, limits.line_bytes_max) {
-            Line::Complete { content, .. } => Ok(Self {
-                input,
-                position: 0,
-                line_end: content.len(),
-                limits: *limits,
-            }),
+            Line::Complete { content, .. } => Ok(Self { input, position: 0, line_end: content.len(), limits: *limits }),
             Line::Incomplete => Err(Stop::NeedsMoreData),
-            Line::TooLong {
-                consumed_bytes,
-                line_finished,
-            } => Err(Stop::Rejected(Rejected {
-                error: ParseError::LineTooLong,
-                consumed_bytes,
-                line_finished,
-            })),
+            Line::TooLong { consumed_bytes, line_finished } => {
+                Err(Stop::Rejected(Rejected { error: ParseError::LineTooLong, consumed_bytes, line_finished }))
+            }
         }
     }
 
@@ -84,9 +74,7 @@ impl<'a> Reader<'a> {
     }
 
     fn rest(&self) -> &'a [u8] {
-        self.input
-            .get(self.position..self.line_end)
-            .unwrap_or_default()
+        self.input.get(self.position..self.line_end).unwrap_or_default()
     }
 
     pub(crate) fn peek(&self) -> Option<u8> {
@@ -107,11 +95,7 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn expect(&mut self, byte: u8, what: &'static str) -> Read<()> {
-        if self.accept(byte) {
-            Ok(())
-        } else {
-            Err(ParseError::Syntax(what).into())
-        }
+        if self.accept(byte) { Ok(()) } else { Err(ParseError::Syntax(what).into()) }
     }
 
     pub(crate) fn space(&mut self) -> Read<()> {
@@ -137,10 +121,7 @@ impl<'a> Reader<'a> {
 
     /// Consumes `keyword` case-insensitively if it is next.
     pub(crate) fn accept_keyword(&mut self, keyword: &str) -> bool {
-        let found = self
-            .rest()
-            .get(..keyword.len())
-            .is_some_and(|head| head.eq_ignore_ascii_case(keyword.as_bytes()));
+        let found = self.rest().get(..keyword.len()).is_some_and(|head| head.eq_ignore_ascii_case(keyword.as_bytes()));
         if found {
             self.position += keyword.len();
         }
@@ -151,9 +132,7 @@ impl<'a> Reader<'a> {
     /// another atom character).
     pub(crate) fn accept_word(&mut self, word: &str) -> bool {
         let rest = self.rest();
-        let found = rest
-            .get(..word.len())
-            .is_some_and(|head| head.eq_ignore_ascii_case(word.as_bytes()))
+        let found = rest.get(..word.len()).is_some_and(|head| head.eq_ignore_ascii_case(word.as_bytes()))
             && !rest.get(word.len()).is_some_and(|&byte| is_atom_char(byte));
         if found {
             self.position += word.len();
@@ -164,11 +143,7 @@ impl<'a> Reader<'a> {
     /// 1*ATOM-CHAR.
     pub(crate) fn atom(&mut self, what: &'static str) -> Read<&'a [u8]> {
         let atom = self.take_while(is_atom_char);
-        if atom.is_empty() {
-            Err(ParseError::Syntax(what).into())
-        } else {
-            Ok(atom)
-        }
+        if atom.is_empty() { Err(ParseError::Syntax(what).into()) } else { Ok(atom) }
     }
 
     /// number: 1*DIGIT that fits in 32 bits.
@@ -189,11 +164,7 @@ impl<'a> Reader<'a> {
             self.string(what)
         } else {
             let text = self.take_while(is_astring_char);
-            if text.is_empty() {
-                Err(ParseError::Syntax(what).into())
-            } else {
-                Ok(text.to_vec())
-            }
+            if text.is_empty() { Err(ParseError::Syntax(what).into()) } else { Ok(text.to_vec()) }
         }
     }
 
@@ -203,11 +174,7 @@ impl<'a> Reader<'a> {
             self.string("mailbox pattern")
         } else {
             let text = self.take_while(is_list_char);
-            if text.is_empty() {
-                Err(ParseError::Syntax("mailbox pattern").into())
-            } else {
-                Ok(text.to_vec())
-            }
+            if text.is_empty() { Err(ParseError::Syntax("mailbox pattern").into()) } else { Ok(text.to_vec()) }
         }
     }
 
@@ -256,30 +223,17 @@ impl<'a> Reader<'a> {
         if !self.at_line_end() {
             return Err(ParseError::Syntax("end of line after literal size").into());
         }
-        let size: u64 = match std::str::from_utf8(digits)
-            .ok()
-            .filter(|text| !text.is_empty() && text.len() <= 19)
-        {
-            Some(text) => text
-                .parse()
-                .map_err(|_| ParseError::Syntax("literal size"))?,
+        let size: u64 = match std::str::from_utf8(digits).ok().filter(|text| !text.is_empty() && text.len() <= 19) {
+            Some(text) => text.parse().map_err(|_| ParseError::Syntax("literal size"))?,
             None => return Err(ParseError::Syntax("literal size").into()),
         };
         if size > size_max as u64 {
-            return Err(ParseError::LiteralTooLarge {
-                size,
-                non_synchronizing,
-            }
-            .into());
+            return Err(ParseError::LiteralTooLarge { size, non_synchronizing }.into());
         }
         let data_offset = self.line_end + 2;
         let data_end = data_offset.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
         let Some(data) = self.input.get(data_offset..data_end) else {
-            return Err(Stop::NeedsLiteral(LiteralRequest {
-                size,
-                non_synchronizing,
-                data_offset,
-            }));
+            return Err(Stop::NeedsLiteral(LiteralRequest { size, non_synchronizing, data_offset }));
         };
         let after = self.input.get(data_end..).unwrap_or_default();
         match take_line(after, self.limits.line_bytes_max) {
@@ -289,10 +243,7 @@ impl<'a> Reader<'a> {
                 Ok(data)
             }
             Line::Incomplete => Err(Stop::NeedsMoreData),
-            Line::TooLong {
-                consumed_bytes,
-                line_finished,
-            } => Err(Stop::Rejected(Rejected {
+            Line::TooLong { consumed_bytes, line_finished } => Err(Stop::Rejected(Rejected {
                 error: ParseError::LineTooLong,
                 consumed_bytes: data_end + consumed_bytes,
                 line_finished,

@@ -104,10 +104,7 @@ impl ResponseCode {
             Self::BadCharset => "BADCHARSET (UTF-8 US-ASCII)".to_owned(),
             Self::Capability(capabilities) => format!("CAPABILITY {}", capabilities.join(" ")),
             Self::Parse => "PARSE".to_owned(),
-            Self::PermanentFlags {
-                flags,
-                keywords_allowed,
-            } => {
+            Self::PermanentFlags { flags, keywords_allowed } => {
                 out.extend_from_slice(b"PERMANENTFLAGS ");
                 let mut list = Vec::new();
                 write_flag_list(flags, &mut list);
@@ -128,11 +125,7 @@ impl ResponseCode {
             Self::UidValidity(validity) => format!("UIDVALIDITY {validity}"),
             Self::Unseen(number) => format!("UNSEEN {number}"),
             Self::AppendUid { uid_validity, uids } => format!("APPENDUID {uid_validity} {uids}"),
-            Self::CopyUid {
-                uid_validity,
-                source,
-                destination,
-            } => {
+            Self::CopyUid { uid_validity, source, destination } => {
                 format!("COPYUID {uid_validity} {source} {destination}")
             }
             Self::Nonexistent => "NONEXISTENT".to_owned(),
@@ -147,10 +140,7 @@ impl ResponseCode {
 
 /// Human-readable text: CR, LF and other controls become spaces, so no text can end a line.
 fn write_text(text: &str, out: &mut Vec<u8>) {
-    out.extend(
-        text.bytes()
-            .map(|byte| if byte.is_ascii_control() { b' ' } else { byte }),
-    );
+    out.extend(text.bytes().map(|byte| if byte.is_ascii_control() { b' ' } else { byte }));
 }
 
 fn write_status_tail(status: Status, code: Option<&ResponseCode>, text: &str, out: &mut Vec<u8>) {
@@ -166,13 +156,7 @@ fn write_status_tail(status: Status, code: Option<&ResponseCode>, text: &str, ou
 }
 
 /// `tag OK [code] text`: the completion of a command.
-pub fn write_tagged(
-    tag: &Tag,
-    status: Status,
-    code: Option<&ResponseCode>,
-    text: &str,
-    out: &mut Vec<u8>,
-) {
+pub fn write_tagged(tag: &Tag, status: Status, code: Option<&ResponseCode>, text: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(tag.as_str().as_bytes());
     out.push(b' ');
     write_status_tail(status, code, text, out);
@@ -233,11 +217,7 @@ pub fn write_list(
     mailbox: &str,
     out: &mut Vec<u8>,
 ) {
-    out.extend_from_slice(if subscribed_only {
-        b"* LSUB ("
-    } else {
-        b"* LIST ("
-    });
+    out.extend_from_slice(if subscribed_only { b"* LSUB (" } else { b"* LIST (" });
     write_text(&attributes.join(" "), out);
     out.extend_from_slice(b") ");
     match delimiter {
@@ -253,10 +233,7 @@ pub fn write_list(
 pub fn write_status(mailbox: &str, items: &[(StatusItem, u32)], out: &mut Vec<u8>) {
     out.extend_from_slice(b"* STATUS ");
     write_astring(encode_mailbox_name(mailbox).as_bytes(), out);
-    let pairs: Vec<String> = items
-        .iter()
-        .map(|(item, value)| format!("{} {value}", item.name()))
-        .collect();
+    let pairs: Vec<String> = items.iter().map(|(item, value)| format!("{} {value}", item.name())).collect();
     out.extend_from_slice(format!(" ({})\r\n", pairs.join(" ")).as_bytes());
 }
 
@@ -364,11 +341,7 @@ fn write_fetch_data(item: &FetchData<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(b"RFC822.TEXT ");
             write_nstring(*data, out);
         }
-        FetchData::BodySection {
-            section,
-            origin,
-            data,
-        } => {
+        FetchData::BodySection { section, origin, data } => {
             out.extend_from_slice(b"BODY");
             section.write_to(out);
             if let Some(origin) = origin {
@@ -392,25 +365,11 @@ mod tests {
     fn status_responses() {
         let mut out = Vec::new();
         let tag = Tag::new("A142").unwrap();
-        write_tagged(
-            &tag,
-            Status::Ok,
-            Some(&ResponseCode::ReadWrite),
-            "SELECT completed",
-            &mut out,
-        );
+        write_tagged(&tag, Status::Ok, Some(&ResponseCode::ReadWrite), "SELECT completed", &mut out);
+        write_untagged(Status::Ok, Some(&ResponseCode::UidValidity(3_857_529_045)), "UIDs valid", &mut out);
         write_untagged(
             Status::Ok,
-            Some(&ResponseCode::UidValidity(3_857_529_045)),
-            "UIDs valid",
-            &mut out,
-        );
-        write_untagged(
-            Status::Ok,
-            Some(&ResponseCode::PermanentFlags {
-                flags: vec![Flag::Deleted, Flag::Seen],
-                keywords_allowed: true,
-            }),
+            Some(&ResponseCode::PermanentFlags { flags: vec![Flag::Deleted, Flag::Seen], keywords_allowed: true }),
             "Limited",
             &mut out,
         );
@@ -430,34 +389,21 @@ mod tests {
         write_tagged(
             &tag,
             Status::Ok,
-            Some(&ResponseCode::AppendUid {
-                uid_validity: 38_505,
-                uids,
-            }),
+            Some(&ResponseCode::AppendUid { uid_validity: 38_505, uids }),
             "APPEND completed",
             &mut out,
         );
-        assert_eq!(
-            text(&out),
-            "A003 OK [APPENDUID 38505 3955] APPEND completed\r\n"
-        );
+        assert_eq!(text(&out), "A003 OK [APPENDUID 38505 3955] APPEND completed\r\n");
     }
 
     #[test]
     fn untagged_data() {
         let mut out = Vec::new();
         write_exists(172, &mut out);
-        write_flags(
-            &[Flag::Answered, Flag::Keyword("$Forwarded".into())],
-            &mut out,
-        );
+        write_flags(&[Flag::Answered, Flag::Keyword("$Forwarded".into())], &mut out);
         write_list(false, &["\\Noselect"], Some('/'), "~/Mail/foo", &mut out);
         write_list(false, &[], Some('/'), "Entw\u{fc}rfe", &mut out);
-        write_status(
-            "blurdybloop",
-            &[(StatusItem::Messages, 231), (StatusItem::UidNext, 44292)],
-            &mut out,
-        );
+        write_status("blurdybloop", &[(StatusItem::Messages, 231), (StatusItem::UidNext, 44292)], &mut out);
         write_search(&[2, 3, 6], &mut out);
         assert_eq!(
             text(&out),

@@ -164,10 +164,7 @@ pub(crate) fn parse_search_key(reader: &mut Reader<'_>, depth: usize) -> Read<Se
             reader.space()?;
             let left = parse_search_key(reader, depth + 1)?;
             reader.space()?;
-            SearchKey::Or(
-                Box::new(left),
-                Box::new(parse_search_key(reader, depth + 1)?),
-            )
+            SearchKey::Or(Box::new(left), Box::new(parse_search_key(reader, depth + 1)?))
         }
         _ => return Err(ParseError::Syntax("search key").into()),
     };
@@ -176,8 +173,7 @@ pub(crate) fn parse_search_key(reader: &mut Reader<'_>, depth: usize) -> Read<Se
 
 /// Reads a sequence-set token.
 pub(crate) fn sequence_set(reader: &mut Reader<'_>) -> Read<SequenceSet> {
-    let text =
-        reader.take_while(|byte| byte.is_ascii_digit() || matches!(byte, b':' | b',' | b'*'));
+    let text = reader.take_while(|byte| byte.is_ascii_digit() || matches!(byte, b':' | b',' | b'*'));
     SequenceSet::parse(text).ok_or_else(|| ParseError::InvalidSequenceSet.into())
 }
 

@@ -47,12 +47,7 @@ impl SequenceSet {
     /// A set holding one number.
     pub fn single(number: NonZeroU32) -> Self {
         let number = SequenceNumber::Number(number);
-        Self {
-            ranges: vec![SequenceRange {
-                start: number,
-                end: number,
-            }],
-        }
+        Self { ranges: vec![SequenceRange { start: number, end: number }] }
     }
 
     /// The ranges as written.
@@ -71,9 +66,7 @@ impl SequenceSet {
                     Some(end) => parse_number(end)?,
                     None => start,
                 };
-                ends.next()
-                    .is_none()
-                    .then_some(SequenceRange { start, end })
+                ends.next().is_none().then_some(SequenceRange { start, end })
             })
             .collect::<Option<Vec<_>>>()?;
         Self::new(ranges)
@@ -123,13 +116,10 @@ impl SequenceSet {
     /// Whether an explicit number exceeds `largest`: message sequence numbers must exist
     /// (RFC 3501 §9 seq-number), so the session replies BAD; UIDs need not.
     pub fn exceeds(&self, largest: u32) -> bool {
-        self.ranges
-            .iter()
-            .flat_map(|range| [range.start, range.end])
-            .any(|number| match number {
-                SequenceNumber::Number(number) => number.get() > largest,
-                SequenceNumber::Largest => false,
-            })
+        self.ranges.iter().flat_map(|range| [range.start, range.end]).any(|number| match number {
+            SequenceNumber::Number(number) => number.get() > largest,
+            SequenceNumber::Largest => false,
+        })
     }
 }
 
@@ -182,27 +172,14 @@ mod tests {
         for text in ["1", "*", "1:4,7,9:*", "4:2", "2,4:7,9,12:*"] {
             assert_eq!(set(text).to_string(), text);
         }
-        for text in [
-            "",
-            "0",
-            "1:",
-            ":1",
-            "1::2",
-            "1,",
-            "a",
-            "4294967296",
-            "1:2:3",
-        ] {
+        for text in ["", "0", "1:", ":1", "1::2", "1,", "a", "4294967296", "1:2:3"] {
             assert_eq!(SequenceSet::parse(text.as_bytes()), None, "{text}");
         }
     }
 
     #[test]
     fn resolves_against_largest() {
-        assert_eq!(
-            set("2,4:7,9,12:*").resolve(15),
-            vec![2..=2, 4..=7, 9..=9, 12..=15]
-        );
+        assert_eq!(set("2,4:7,9,12:*").resolve(15), vec![2..=2, 4..=7, 9..=9, 12..=15]);
         assert_eq!(set("7:4,5,1").resolve(10), vec![1..=1, 4..=7]);
         assert_eq!(set("900:*").resolve(500), vec![500..=500]);
         assert_eq!(set("1:*").resolve(0), Vec::<RangeInclusive<u32>>::new());

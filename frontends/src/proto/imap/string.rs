@@ -10,9 +10,7 @@ const QUOTED_BYTES_MAX: usize = 1024;
 /// TEXT-CHAR is 7-bit), and not too long.
 fn can_quote(bytes: &[u8]) -> bool {
     bytes.len() <= QUOTED_BYTES_MAX
-        && bytes
-            .iter()
-            .all(|&byte| byte != 0 && byte != b'\r' && byte != b'\n' && byte < 0x80)
+        && bytes.iter().all(|&byte| byte != 0 && byte != b'\r' && byte != b'\n' && byte < 0x80)
 }
 
 /// Appends a string as quoted or literal.
@@ -39,10 +37,7 @@ pub(crate) fn write_literal(bytes: &[u8], out: &mut Vec<u8>) {
 
 /// Appends an astring: bare when every byte is an ASTRING-CHAR, otherwise a string.
 pub(crate) fn write_astring(bytes: &[u8], out: &mut Vec<u8>) {
-    if !bytes.is_empty()
-        && bytes.iter().all(|&byte| is_astring_char(byte))
-        && !bytes.eq_ignore_ascii_case(b"NIL")
-    {
+    if !bytes.is_empty() && bytes.iter().all(|&byte| is_astring_char(byte)) && !bytes.eq_ignore_ascii_case(b"NIL") {
         out.extend_from_slice(bytes);
     } else {
         write_string(bytes, out);

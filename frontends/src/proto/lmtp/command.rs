@@ -64,37 +64,17 @@ pub enum Command {
 
 /// Parses the first command line of `input`. Pipelined commands after it are left alone:
 /// `consumed_bytes` covers exactly one line.
-pub fn parse_command(
-    input: &[u8],
-    limits: &Limits,
-) -> Result<Parsed<Command>, Rejected<ParseError>> {
+pub fn parse_command(input: &[u8], limits: &Limits) -> Result<Parsed<Command>, Rejected<ParseError>> {
     let (content, consumed_bytes) = match take_line(input, limits.line_bytes_max) {
-        Line::Complete {
-            content,
-            consumed_bytes,
-        } => (content, consumed_bytes),
+        Line::Complete { content, consumed_bytes } => (content, consumed_bytes),
         Line::Incomplete => return Ok(Parsed::NeedsMoreData),
-        Line::TooLong {
-            consumed_bytes,
-            line_finished,
-        } => {
-            return Err(Rejected {
-                error: ParseError::LineTooLong,
-                consumed_bytes,
-                line_finished,
-            });
+        Line::TooLong { consumed_bytes, line_finished } => {
+            return Err(Rejected { error: ParseError::LineTooLong, consumed_bytes, line_finished });
         }
     };
     match parse_line(content) {
-        Ok(value) => Ok(Parsed::Complete {
-            value,
-            consumed_bytes,
-        }),
-        Err(error) => Err(Rejected {
-            error,
-            consumed_bytes,
-            line_finished: true,
-        }),
+        Ok(value) => Ok(Parsed::Complete { value, consumed_bytes }),
+        Err(error) => Err(Rejected { error, consumed_bytes, line_finished: true }),
     }
 }
 
@@ -109,12 +89,8 @@ fn parse_line(line: &[u8]) -> Result<Command, ParseError> {
         Some(_) => Err(ParseError::Syntax { command: name }),
     };
     if verb_is("LHLO") {
-        let domain = argument
-            .filter(|text| is_word(text))
-            .ok_or(ParseError::Syntax { command: "LHLO" })?;
-        Ok(Command::Lhlo {
-            domain: String::from_utf8_lossy(domain).into_owned(),
-        })
+        let domain = argument.filter(|text| is_word(text)).ok_or(ParseError::Syntax { command: "LHLO" })?;
+        Ok(Command::Lhlo { domain: String::from_utf8_lossy(domain).into_owned() })
     } else if verb_is("MAIL") {
         parse_mail(argument.unwrap_or_default())
     } else if verb_is("RCPT") {
@@ -131,14 +107,10 @@ fn parse_line(line: &[u8]) -> Result<Command, ParseError> {
         no_argument(Command::StartTls, "STARTTLS")
     } else if verb_is("VRFY") {
         let argument = argument
-            .filter(|text| {
-                !text.is_empty() && text.iter().all(|&byte| byte >= b' ' && byte != 0x7f)
-            })
+            .filter(|text| !text.is_empty() && text.iter().all(|&byte| byte >= b' ' && byte != 0x7f))
             .and_then(|text| std::str::from_utf8(text).ok())
             .ok_or(ParseError::Syntax { command: "VRFY" })?;
-        Ok(Command::Vrfy {
-            argument: argument.to_owned(),
-        })
+        Ok(Command::Vrfy { argument: argument.to_owned() })
     } else {
         Err(ParseError::UnknownCommand(printable_prefix(verb)))
     }
@@ -151,16 +123,7 @@ fn is_word(text: &[u8]) -> bool {
 
 /// The verb as it can safely appear in a reply: at most 32 characters, controls replaced.
 fn printable_prefix(verb: &[u8]) -> String {
-    verb.iter()
-        .take(32)
-        .map(|&byte| {
-            if byte.is_ascii_graphic() {
-                char::from(byte)
-            } else {
-                '?'
-            }
-        })
-        .collect()
+    verb.iter().take(32).map(|&byte| if byte.is_ascii_graphic() { char::from(byte) } else { '?' }).collect()
 }
 
 /// Strips a case-insensitive `FROM:` / `TO:` and the spaces some clients put after the colon.
@@ -175,8 +138,7 @@ fn strip_keyword<'a>(argument: &'a [u8], keyword: &str) -> Option<&'a [u8]> {
 }
 
 fn parse_mail(argument: &[u8]) -> Result<Command, ParseError> {
-    let path_text =
-        strip_keyword(argument, "FROM:").ok_or(ParseError::Syntax { command: "MAIL" })?;
+    let path_text = strip_keyword(argument, "FROM:").ok_or(ParseError::Syntax { command: "MAIL" })?;
     let (path, rest) = path::split_bracketed(path_text).map_err(|_| ParseError::InvalidSender)?;
     let from = if path.is_empty() {
         ReversePath::Null
@@ -187,11 +149,7 @@ fn parse_mail(argument: &[u8]) -> Result<Command, ParseError> {
     for (keyword, value) in split_parameters(rest, "MAIL")? {
         if keyword.eq_ignore_ascii_case(b"SIZE") {
             let size = value
-                .filter(|digits| {
-                    !digits.is_empty()
-                        && digits.len() <= 20
-                        && digits.iter().all(u8::is_ascii_digit)
-                })
+                .filter(|digits| !digits.is_empty() && digits.len() <= 20 && digits.iter().all(u8::is_ascii_digit))
                 .and_then(|digits| std::str::from_utf8(digits).ok()?.parse().ok())
                 .ok_or(ParseError::InvalidParameterValue("SIZE"))?;
             parameters.size_bytes = Some(size);
@@ -211,8 +169,7 @@ fn parse_mail(argument: &[u8]) -> Result<Command, ParseError> {
 
 fn parse_rcpt(argument: &[u8]) -> Result<Command, ParseError> {
     let path_text = strip_keyword(argument, "TO:").ok_or(ParseError::Syntax { command: "RCPT" })?;
-    let (path, rest) =
-        path::split_bracketed(path_text).map_err(|_| ParseError::InvalidRecipient)?;
+    let (path, rest) = path::split_bracketed(path_text).map_err(|_| ParseError::InvalidRecipient)?;
     let to = if path.eq_ignore_ascii_case(b"Postmaster") {
         ForwardPath::Postmaster
     } else {
@@ -229,41 +186,24 @@ fn parse_rcpt(argument: &[u8]) -> Result<Command, ParseError> {
 type Parameter<'a> = (&'a [u8], Option<&'a [u8]>);
 
 /// Splits ` KEY=value KEY2` into keywords and optional values (RFC 5321 esmtp-param).
-fn split_parameters<'a>(
-    rest: &'a [u8],
-    command: &'static str,
-) -> Result<Vec<Parameter<'a>>, ParseError> {
+fn split_parameters<'a>(rest: &'a [u8], command: &'static str) -> Result<Vec<Parameter<'a>>, ParseError> {
     if rest.is_empty() {
         return Ok(Vec::new());
     }
-    let rest = rest
-        .strip_prefix(b" ")
-        .ok_or(ParseError::Syntax { command })?;
+    let rest = rest.strip_prefix(b" ").ok_or(ParseError::Syntax { command })?;
     rest.split(|&byte| byte == b' ')
         .filter(|parameter| !parameter.is_empty())
         .map(|parameter| {
             let (keyword, value) = match parameter.iter().position(|&byte| byte == b'=') {
-                Some(equals) => (
-                    parameter.get(..equals).unwrap_or_default(),
-                    parameter.get(equals + 1..),
-                ),
+                Some(equals) => (parameter.get(..equals).unwrap_or_default(), parameter.get(equals + 1..)),
                 None => (parameter, None),
             };
             let keyword_ok = keyword.first().is_some_and(u8::is_ascii_alphanumeric)
-                && keyword
-                    .iter()
-                    .all(|&byte| byte.is_ascii_alphanumeric() || byte == b'-');
+                && keyword.iter().all(|&byte| byte.is_ascii_alphanumeric() || byte == b'-');
             let value_ok = value.is_none_or(|value| {
-                !value.is_empty()
-                    && value
-                        .iter()
-                        .all(|&byte| (33..=126).contains(&byte) && byte != b'=')
+                !value.is_empty() && value.iter().all(|&byte| (33..=126).contains(&byte) && byte != b'=')
             });
-            if keyword_ok && value_ok {
-                Ok((keyword, value))
-            } else {
-                Err(ParseError::Syntax { command })
-            }
+            if keyword_ok && value_ok { Ok((keyword, value)) } else { Err(ParseError::Syntax { command }) }
         })
         .collect()
 }

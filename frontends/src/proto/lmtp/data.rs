@@ -55,10 +55,7 @@ pub struct DataDecoder {
 impl DataDecoder {
     /// A decoder enforcing `limits.message_bytes_max`.
     pub fn new(limits: &Limits) -> Self {
-        Self {
-            unstuffer: Unstuffer::new(limits.message_bytes_max),
-            body_bytes_max: limits.message_bytes_max,
-        }
+        Self { unstuffer: Unstuffer::new(limits.message_bytes_max), body_bytes_max: limits.message_bytes_max }
     }
 
     /// Whether the body has already outgrown the limit (the session may stop buffering it).
@@ -71,13 +68,11 @@ impl DataDecoder {
     pub fn decode(&mut self, input: &[u8], body: &mut Vec<u8>) -> Result<DataStatus, DataError> {
         match self.unstuffer.decode(input, body) {
             Unstuffed::NeedsMoreData => Ok(DataStatus::NeedsMoreData),
-            Unstuffed::Finished { consumed_bytes } if self.unstuffer.exceeded() => {
-                Err(DataError::TooLarge {
-                    consumed_bytes,
-                    body_bytes: self.unstuffer.body_bytes(),
-                    body_bytes_max: self.body_bytes_max,
-                })
-            }
+            Unstuffed::Finished { consumed_bytes } if self.unstuffer.exceeded() => Err(DataError::TooLarge {
+                consumed_bytes,
+                body_bytes: self.unstuffer.body_bytes(),
+                body_bytes_max: self.body_bytes_max,
+            }),
             Unstuffed::Finished { consumed_bytes } => Ok(DataStatus::Complete { consumed_bytes }),
         }
     }
@@ -92,35 +87,19 @@ mod tests {
         let mut decoder = DataDecoder::new(&Limits::lmtp());
         let mut body = Vec::new();
         let input = b"Blah blah blah...\r\n...etc. etc. etc.\r\n.\r\nQUIT\r\n";
-        assert_eq!(
-            decoder.decode(input, &mut body),
-            Ok(DataStatus::Complete { consumed_bytes: 41 })
-        );
+        assert_eq!(decoder.decode(input, &mut body), Ok(DataStatus::Complete { consumed_bytes: 41 }));
         assert_eq!(body, b"Blah blah blah...\r\n..etc. etc. etc.\r\n");
     }
 
     #[test]
     fn oversized_body_is_consumed_to_the_terminator() {
-        let limits = Limits {
-            message_bytes_max: 10,
-            ..Limits::lmtp()
-        };
+        let limits = Limits { message_bytes_max: 10, ..Limits::lmtp() };
         let mut decoder = DataDecoder::new(&limits);
         let mut body = Vec::new();
-        assert_eq!(
-            decoder.decode(b"0123456789abcdef\r\n", &mut body),
-            Ok(DataStatus::NeedsMoreData)
-        );
+        assert_eq!(decoder.decode(b"0123456789abcdef\r\n", &mut body), Ok(DataStatus::NeedsMoreData));
         assert!(decoder.exceeded());
         let error = decoder.decode(b".\r\nRSET\r\n", &mut body).unwrap_err();
-        assert_eq!(
-            error,
-            DataError::TooLarge {
-                consumed_bytes: 3,
-                body_bytes: 18,
-                body_bytes_max: 10
-            }
-        );
+        assert_eq!(error, DataError::TooLarge { consumed_bytes: 3, body_bytes: 18, body_bytes_max: 10 });
         assert_eq!(error.reply().code, 552);
     }
 }

@@ -43,10 +43,6 @@ impl ParseError {
             Self::InvalidRecipient => (501, 1, 3),
             Self::UnrecognizedParameter(_) => (555, 5, 4),
         };
-        Reply::new(
-            code,
-            Some(EnhancedStatus::new(5, subject, detail)),
-            self.to_string(),
-        )
+        Reply::new(code, Some(EnhancedStatus::new(5, subject, detail)), self.to_string())
     }
 }

@@ -70,18 +70,12 @@ fn position_outside_quotes(bytes: &[u8], wanted: u8) -> Option<usize> {
 /// (`@relay1,@relay2:`), which RFC 5321 §4.1.2 says must be accepted and ignored.
 pub(crate) fn parse_address(path: &[u8]) -> Result<Address, InvalidPath> {
     let mailbox = if path.first() == Some(&b'@') {
-        let colon = path
-            .iter()
-            .position(|&byte| byte == b':')
-            .ok_or(InvalidPath)?;
+        let colon = path.iter().position(|&byte| byte == b':').ok_or(InvalidPath)?;
         path.get(colon + 1..).ok_or(InvalidPath)?
     } else {
         path
     };
-    let at = mailbox
-        .iter()
-        .rposition(|&byte| byte == b'@')
-        .ok_or(InvalidPath)?;
+    let at = mailbox.iter().rposition(|&byte| byte == b'@').ok_or(InvalidPath)?;
     let local = mailbox.get(..at).ok_or(InvalidPath)?;
     let domain = mailbox.get(at + 1..).ok_or(InvalidPath)?;
     let local_part = parse_local_part(local)?;
@@ -99,19 +93,14 @@ fn is_atext(byte: u8) -> bool {
 
 fn is_dot_string(text: &[u8]) -> bool {
     !text.is_empty()
-        && text
-            .split(|&byte| byte == b'.')
-            .all(|atom| !atom.is_empty() && atom.iter().all(|&byte| is_atext(byte)))
+        && text.split(|&byte| byte == b'.').all(|atom| !atom.is_empty() && atom.iter().all(|&byte| is_atext(byte)))
 }
 
 fn parse_local_part(local: &[u8]) -> Result<String, InvalidPath> {
     let decoded = if is_dot_string(local) {
         local.to_vec()
     } else {
-        let content = local
-            .strip_prefix(b"\"")
-            .and_then(|rest| rest.strip_suffix(b"\""))
-            .ok_or(InvalidPath)?;
+        let content = local.strip_prefix(b"\"").and_then(|rest| rest.strip_suffix(b"\"")).ok_or(InvalidPath)?;
         let mut decoded = Vec::with_capacity(content.len());
         let mut bytes = content.iter();
         while let Some(&byte) = bytes.next() {
@@ -136,22 +125,14 @@ fn is_domain(domain: &[u8]) -> bool {
             !label.is_empty()
                 && label.first() != Some(&b'-')
                 && label.last() != Some(&b'-')
-                && label
-                    .iter()
-                    .all(|&byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte >= 0x80)
+                && label.iter().all(|&byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte >= 0x80)
         })
 }
 
 fn is_address_literal(domain: &[u8]) -> bool {
-    domain
-        .strip_prefix(b"[")
-        .and_then(|rest| rest.strip_suffix(b"]"))
-        .is_some_and(|inner| {
-            !inner.is_empty()
-                && inner
-                    .iter()
-                    .all(|&byte| (33..=126).contains(&byte) && !b"[\\]".contains(&byte))
-        })
+    domain.strip_prefix(b"[").and_then(|rest| rest.strip_suffix(b"]")).is_some_and(|inner| {
+        !inner.is_empty() && inner.iter().all(|&byte| (33..=126).contains(&byte) && !b"[\\]".contains(&byte))
+    })
 }
 
 impl fmt::Display for Address {
@@ -200,13 +181,7 @@ mod tests {
 
     #[test]
     fn plain_and_quoted_local_parts() {
-        assert_eq!(
-            address("Smith@bar.com"),
-            Ok(Address {
-                local_part: "Smith".into(),
-                domain: "bar.com".into()
-            })
-        );
+        assert_eq!(address("Smith@bar.com"), Ok(Address { local_part: "Smith".into(), domain: "bar.com".into() }));
         let quoted = address(r#""John \"Q\" Public"@example.com"#).unwrap();
         assert_eq!(quoted.local_part, r#"John "Q" Public"#);
         assert_eq!(quoted.to_string(), r#""John \"Q\" Public"@example.com"#);
@@ -214,12 +189,7 @@ mod tests {
 
     #[test]
     fn source_route_is_ignored() {
-        assert_eq!(
-            address("@hosta.int,@jkl.org:userc@d.bar.org")
-                .unwrap()
-                .domain,
-            "d.bar.org"
-        );
+        assert_eq!(address("@hosta.int,@jkl.org:userc@d.bar.org").unwrap().domain, "d.bar.org");
     }
 
     #[test]
@@ -229,23 +199,15 @@ mod tests {
 
     #[test]
     fn invalid_addresses() {
-        for text in [
-            "", "nobody", "a@", "@b", "a..b@c", "a@-b.c", "a@b..c", "a b@c", "\"a@b",
-        ] {
+        for text in ["", "nobody", "a@", "@b", "a..b@c", "a@-b.c", "a@b..c", "a b@c", "\"a@b"] {
             assert_eq!(address(text), Err(InvalidPath), "{text}");
         }
     }
 
     #[test]
     fn bracketed_split() {
-        assert_eq!(
-            split_bracketed(b"<a@b> SIZE=1"),
-            Ok((&b"a@b"[..], &b" SIZE=1"[..]))
-        );
-        assert_eq!(
-            split_bracketed(b"<\"a>\"@b>"),
-            Ok((&b"\"a>\"@b"[..], &b""[..]))
-        );
+        assert_eq!(split_bracketed(b"<a@b> SIZE=1"), Ok((&b"a@b"[..], &b" SIZE=1"[..])));
+        assert_eq!(split_bracketed(b"<\"a>\"@b>"), Ok((&b"\"a>\"@b"[..], &b""[..])));
         assert_eq!(split_bracketed(b"a@b"), Err(InvalidPath));
         assert_eq!(split_bracketed(b"<a@b"), Err(InvalidPath));
     }

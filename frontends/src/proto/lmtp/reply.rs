@@ -18,11 +18,7 @@ pub struct EnhancedStatus {
 impl EnhancedStatus {
     /// Builds a code from its three parts.
     pub const fn new(class: u8, subject: u16, detail: u16) -> Self {
-        Self {
-            class,
-            subject,
-            detail,
-        }
+        Self { class, subject, detail }
     }
 }
 
@@ -76,11 +72,7 @@ impl Reply {
     /// A one-line reply.
     pub fn new(code: u16, status: Option<EnhancedStatus>, text: impl Into<String>) -> Self {
         debug_assert!((200..600).contains(&code), "reply codes are 2xx to 5xx");
-        Self {
-            code,
-            status,
-            lines: vec![text.into()],
-        }
+        Self { code, status, lines: vec![text.into()] }
     }
 
     /// Adds a line.
@@ -100,13 +92,7 @@ impl Reply {
                 Some(status) => format!("{}{separator}{status} {text}", self.code),
                 None => format!("{}{separator}{text}", self.code),
             };
-            out.extend(line.bytes().map(|byte| {
-                if byte == b'\r' || byte == b'\n' {
-                    b' '
-                } else {
-                    byte
-                }
-            }));
+            out.extend(line.bytes().map(|byte| if byte == b'\r' || byte == b'\n' { b' ' } else { byte }));
             out.extend_from_slice(b"\r\n");
         }
     }
@@ -127,9 +113,7 @@ impl Reply {
     /// code in this reply).
     pub fn lhlo(host: &str, capabilities: &[Capability]) -> Self {
         let mut reply = Self::new(250, None, host);
-        reply
-            .lines
-            .extend(capabilities.iter().map(ToString::to_string));
+        reply.lines.extend(capabilities.iter().map(ToString::to_string));
         reply
     }
 
@@ -169,47 +153,27 @@ impl Reply {
 
     /// 220 2.0.0 before the TLS handshake.
     pub fn ready_to_start_tls() -> Self {
-        Self::new(
-            220,
-            Some(EnhancedStatus::new(2, 0, 0)),
-            "Ready to start TLS",
-        )
+        Self::new(220, Some(EnhancedStatus::new(2, 0, 0)), "Ready to start TLS")
     }
 
     /// 221 2.0.0 for QUIT.
     pub fn closing(host: &str) -> Self {
-        Self::new(
-            221,
-            Some(EnhancedStatus::new(2, 0, 0)),
-            format!("{host} closing connection"),
-        )
+        Self::new(221, Some(EnhancedStatus::new(2, 0, 0)), format!("{host} closing connection"))
     }
 
     /// 503 5.5.1 for a command out of order (RCPT before MAIL, DATA without recipients...).
     pub fn bad_sequence() -> Self {
-        Self::new(
-            503,
-            Some(EnhancedStatus::new(5, 5, 1)),
-            "Bad sequence of commands",
-        )
+        Self::new(503, Some(EnhancedStatus::new(5, 5, 1)), "Bad sequence of commands")
     }
 
     /// 452 4.5.3 for a RCPT past `recipients_max`.
     pub fn too_many_recipients() -> Self {
-        Self::new(
-            452,
-            Some(EnhancedStatus::new(4, 5, 3)),
-            "Too many recipients",
-        )
+        Self::new(452, Some(EnhancedStatus::new(4, 5, 3)), "Too many recipients")
     }
 
     /// 552 5.3.4 for a message past `message_bytes_max` (announced by SIZE or seen in DATA).
     pub fn message_too_large() -> Self {
-        Self::new(
-            552,
-            Some(EnhancedStatus::new(5, 3, 4)),
-            "Message size exceeds fixed maximum message size",
-        )
+        Self::new(552, Some(EnhancedStatus::new(5, 3, 4)), "Message size exceeds fixed maximum message size")
     }
 
     /// 550 5.1.1 for a recipient with no mailbox here.
@@ -219,11 +183,7 @@ impl Reply {
 
     /// 451 4.3.0 for a failure of ours that the client should retry.
     pub fn local_error() -> Self {
-        Self::new(
-            451,
-            Some(EnhancedStatus::new(4, 3, 0)),
-            "Local error in processing, try again later",
-        )
+        Self::new(451, Some(EnhancedStatus::new(4, 3, 0)), "Local error in processing, try again later")
     }
 }
 
@@ -264,11 +224,7 @@ mod tests {
 
     #[test]
     fn empty_reply_still_has_a_line() {
-        let reply = Reply {
-            code: 250,
-            status: None,
-            lines: Vec::new(),
-        };
+        let reply = Reply { code: 250, status: None, lines: Vec::new() };
         assert_eq!(reply.to_bytes(), b"250 \r\n");
     }
 }

@@ -13,6 +13,5 @@ mod reply;
 pub use command::{Command, parse_command};
 pub use error::ParseError;
 pub use reply::{
-    Capability, Reply, ResponseCode, message_top, write_capabilities, write_challenge,
-    write_listing, write_multiline,
+    Capability, Reply, ResponseCode, message_top, write_capabilities, write_challenge, write_listing, write_multiline,
 };

@@ -47,29 +47,17 @@ pub struct Reply {
 impl Reply {
     /// `+OK text`.
     pub fn ok(text: impl Into<String>) -> Self {
-        Self {
-            ok: true,
-            code: None,
-            text: text.into(),
-        }
+        Self { ok: true, code: None, text: text.into() }
     }
 
     /// `-ERR text`.
     pub fn error(text: impl Into<String>) -> Self {
-        Self {
-            ok: false,
-            code: None,
-            text: text.into(),
-        }
+        Self { ok: false, code: None, text: text.into() }
     }
 
     /// `-ERR [CODE] text`.
     pub fn error_with_code(code: ResponseCode, text: impl Into<String>) -> Self {
-        Self {
-            ok: false,
-            code: Some(code),
-            text: text.into(),
-        }
+        Self { ok: false, code: Some(code), text: text.into() }
     }
 
     /// `+OK count size` for STAT.
@@ -109,13 +97,7 @@ impl Reply {
 }
 
 fn write_text(text: &str, out: &mut Vec<u8>) {
-    out.extend(text.bytes().map(|byte| {
-        if byte == b'\r' || byte == b'\n' {
-            b' '
-        } else {
-            byte
-        }
-    }));
+    out.extend(text.bytes().map(|byte| if byte == b'\r' || byte == b'\n' { b' ' } else { byte }));
 }
 
 /// A capability announced by CAPA (RFC 2449 §6).
@@ -185,11 +167,7 @@ where
 
 /// Appends the CAPA reply.
 pub fn write_capabilities(capabilities: &[Capability], out: &mut Vec<u8>) {
-    write_listing(
-        "Capability list follows",
-        capabilities.iter().map(ToString::to_string),
-        out,
-    );
+    write_listing("Capability list follows", capabilities.iter().map(ToString::to_string), out);
 }
 
 /// Appends a SASL challenge line `+ base64` (RFC 5034 §4); PLAIN sends an empty one.
@@ -207,10 +185,7 @@ pub fn message_top(message: &[u8], body_lines: u32) -> &[u8] {
     };
     let mut end = header_end + 4;
     for _ in 0..body_lines {
-        match message
-            .get(end..)
-            .and_then(|rest| rest.windows(2).position(|pair| pair == b"\r\n"))
-        {
+        match message.get(end..).and_then(|rest| rest.windows(2).position(|pair| pair == b"\r\n")) {
             Some(line_end) => end += line_end + 2,
             None => return message,
         }
@@ -225,10 +200,7 @@ mod tests {
     #[test]
     fn status_lines() {
         assert_eq!(Reply::stat(2, 320).to_bytes(), b"+OK 2 320\r\n");
-        assert_eq!(
-            Reply::error("no such message").to_bytes(),
-            b"-ERR no such message\r\n"
-        );
+        assert_eq!(Reply::error("no such message").to_bytes(), b"-ERR no such message\r\n");
         assert_eq!(
             Reply::error_with_code(ResponseCode::InUse, "maildrop locked").to_bytes(),
             b"-ERR [IN-USE] maildrop locked\r\n"
@@ -246,28 +218,17 @@ mod tests {
     fn rfc2449_capa_example() {
         let mut out = Vec::new();
         write_capabilities(
-            &[
-                Capability::Top,
-                Capability::User,
-                Capability::Sasl(vec!["PLAIN".into()]),
-                Capability::Uidl,
-            ],
+            &[Capability::Top, Capability::User, Capability::Sasl(vec!["PLAIN".into()]), Capability::Uidl],
             &mut out,
         );
-        assert_eq!(
-            out,
-            b"+OK Capability list follows\r\nTOP\r\nUSER\r\nSASL PLAIN\r\nUIDL\r\n.\r\n"
-        );
+        assert_eq!(out, b"+OK Capability list follows\r\nTOP\r\nUSER\r\nSASL PLAIN\r\nUIDL\r\n.\r\n");
     }
 
     #[test]
     fn top_cuts_after_body_lines() {
         let message = b"A: 1\r\nB: 2\r\n\r\nline1\r\nline2\r\nline3\r\n";
         assert_eq!(message_top(message, 0), b"A: 1\r\nB: 2\r\n\r\n");
-        assert_eq!(
-            message_top(message, 2),
-            b"A: 1\r\nB: 2\r\n\r\nline1\r\nline2\r\n"
-        );
+        assert_eq!(message_top(message, 2), b"A: 1\r\nB: 2\r\n\r\nline1\r\nline2\r\n");
         assert_eq!(message_top(message, 9), message);
         assert_eq!(message_top(b"A: 1\r\n", 3), b"A: 1\r\n");
     }
