@@ -61,6 +61,12 @@ fn entries(mailbox: &Mailbox, uids: &[u32]) -> Result<Vec<(u32, MessageEntry)>, 
             reason: format!("more than {UIDS_PER_REQUEST_MAX} messages in one request"),
         });
     }
+    // One record per listed uid: a uid listed twice would make a second record contradict the
+    // first (an expunge of a message already gone), which replay refuses.
+    let mut listed = std::collections::HashSet::with_capacity(uids.len());
+    if let Some(repeated) = uids.iter().find(|uid| !listed.insert(**uid)) {
+        return Err(EngineError::InvalidInput { what: "uid list", reason: format!("uid {repeated} is listed twice") });
+    }
     uids.iter()
         .map(|uid| mailbox.messages.get(uid).map(|entry| (*uid, entry.clone())).ok_or(EngineError::NoSuchMessage(*uid)))
         .collect()

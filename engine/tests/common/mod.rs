@@ -1,6 +1,6 @@
 //! Test support shared by the engine's integration tests: a real SoftHSM token and a store in
 //! a temporary directory.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::expect_used)] // test support: a failed expectation fails the test
 
 use std::sync::Arc;
 
@@ -27,15 +27,74 @@ impl TestStore {
         let mut config = EngineConfig::new(directory.path());
         config.clock = Arc::new(clock.clone());
         config.segment_bytes_max = 1024 * 1024;
-        Self {
-            token,
-            directory,
-            config,
-            clock,
-        }
+        Self { token, directory, config, clock }
     }
 
     pub fn open(&self) -> Engine {
         Engine::open(&self.config, &self.token.hsm).expect("open engine")
+    }
+}
+
+/// A shard's segment files in log order (names sort by segment id).
+pub fn segment_paths(data_dir: &std::path::Path, shard_id: usize) -> Vec<std::path::PathBuf> {
+    let directory = data_dir.join(format!("shard-{shard_id:03}"));
+    let mut paths: Vec<_> = std::fs::read_dir(&directory)
+        .expect("shard directory")
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "seg"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// The shard's active segment: the one with the highest id.
+pub fn active_segment_path(data_dir: &std::path::Path, shard_id: usize) -> std::path::PathBuf {
+    segment_paths(data_dir, shard_id).pop().expect("the shard has a segment")
+}
+
+/// One frame of a segment: where it starts, its clear header, and its length with padding.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameSpan {
+    pub offset: usize,
+    pub header: mailvault_engine::format::FrameHeader,
+    pub encoded_bytes: usize,
+}
+
+impl FrameSpan {
+    pub fn end(&self) -> usize {
+        self.offset + self.encoded_bytes
+    }
+}
+
+/// Every frame of a segment's bytes, from the first record block to the end of the log;
+/// panics on anything that is not a valid frame (these are segments the engine just wrote).
+pub fn frame_spans(segment: &[u8]) -> Vec<FrameSpan> {
+    use mailvault_engine::format::{BLOCK_BYTES, FrameDecode, decode_frame};
+    let mut spans = Vec::new();
+    let mut offset = BLOCK_BYTES;
+    while offset < segment.len() {
+        match decode_frame(&segment[offset..]) {
+            Ok(FrameDecode::Frame(frame)) => {
+                spans.push(FrameSpan { offset, header: frame.header, encoded_bytes: frame.encoded_bytes });
+                offset += frame.encoded_bytes;
+            }
+            Ok(FrameDecode::End) => break,
+            other => panic!("segment holds no valid frame at offset {offset}: {other:?}"),
+        }
+    }
+    spans
+}
+
+/// Copies a store directory (metadata and shard directories) into `target`.
+pub fn copy_store(source: &std::path::Path, target: &std::path::Path) {
+    for entry in std::fs::read_dir(source).expect("store directory") {
+        let entry = entry.expect("directory entry");
+        let destination = target.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            std::fs::create_dir_all(&destination).expect("create directory");
+            copy_store(&entry.path(), &destination);
+        } else {
+            std::fs::copy(entry.path(), &destination).expect("copy file");
+        }
     }
 }
