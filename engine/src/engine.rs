@@ -28,6 +28,8 @@ pub struct EngineConfig {
     /// A segment is sealed once it holds this much; also its preallocation.
     pub segment_bytes_max: u64,
     pub message_bytes_max: usize,
+    /// Records between checkpoints: bounds how much of the log an open replays.
+    pub checkpoint_interval_records: u64,
     /// How long an expunged message stays restorable (7 to 14 days in production).
     pub retention_days: u32,
     /// Pin shard `i` to core `i` (off in tests, which share cores with each other).
@@ -40,7 +42,8 @@ impl EngineConfig {
         Self {
             data_dir: data_dir.into(),
             segment_bytes_max: 256 * 1024 * 1024,
-            message_bytes_max: 64 * 1024 * 1024,
+            message_bytes_max: 50 * 1024 * 1024,
+            checkpoint_interval_records: 100_000,
             retention_days: 14,
             pin_threads: false,
             clock: Arc::new(SystemClock),
@@ -58,6 +61,9 @@ pub struct Engine {
 struct Inner {
     senders: Vec<flume::Sender<Request>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Held (flock) for the engine's life: one process writes a store at a time. Released when
+    /// dropped, after the shard threads have stopped.
+    _lock: std::fs::File,
 }
 
 impl Drop for Inner {
@@ -87,6 +93,7 @@ impl Engine {
     /// once every shard is ready, or the first shard's error.
     pub fn open(config: &EngineConfig, hsm: &Hsm) -> Result<Self, OpenError> {
         let metadata = StoreMetadata::read(&config.data_dir)?;
+        let lock = lock_store(&config.data_dir)?;
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let mut senders = Vec::new();
         let mut threads = Vec::new();
@@ -98,6 +105,7 @@ impl Engine {
                 shard_id: shard_id as u32,
                 segment_bytes_max: config.segment_bytes_max,
                 message_bytes_max: config.message_bytes_max,
+                checkpoint_interval_records: config.checkpoint_interval_records,
                 retention_ms: i64::from(config.retention_days) * DAY_MS,
                 clock: config.clock.clone(),
             };
@@ -111,7 +119,7 @@ impl Engine {
             threads.push(thread);
             ready.push(ready_receiver);
         }
-        let engine = Self { inner: Arc::new(Inner { senders, threads: Mutex::new(threads) }) };
+        let engine = Self { inner: Arc::new(Inner { senders, threads: Mutex::new(threads), _lock: lock }) };
         for (shard_id, receiver) in ready.into_iter().enumerate() {
             let stopped = OpenError::Shard { shard_id: shard_id as u32, source: EngineError::ShutDown };
             let result = receiver.recv().unwrap_or(Err(stopped));
@@ -308,6 +316,17 @@ impl Engine {
 
     pub async fn stats(&self) -> Result<Vec<ShardStats>, EngineError> {
         self.query_all(Query::Stats).await
+    }
+}
+
+/// Takes the store's exclusive lock, or says who has it.
+fn lock_store(data_dir: &std::path::Path) -> Result<std::fs::File, OpenError> {
+    let path = data_dir.join("store.lock");
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(OpenError::InUse(data_dir.display().to_string())),
+        Err(error) => Err(OpenError::Io(error.into())),
     }
 }
 

@@ -40,6 +40,8 @@ pub enum EngineError {
 pub enum OpenError {
     #[error("no mailvault store at {0} (run `mailvault init`)")]
     NotInitialized(String),
+    #[error("store {0} is open in another process (a running server?); stop it first")]
+    InUse(String),
     #[error("store at {path}: {reason}")]
     BadStoreMetadata { path: String, reason: String },
     #[error("shard {shard_id}: {source}")]

@@ -47,6 +47,11 @@ impl KeyTable {
         self.entries.get(&account_id).map(|entry| &entry.wrapped)
     }
 
+    /// Every account's wrapped key, for checkpoints.
+    pub fn wrapped_keys(&self) -> impl Iterator<Item = (u64, &WrappedDek)> {
+        self.entries.iter().map(|(account_id, entry)| (*account_id, &entry.wrapped))
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -1,7 +1,7 @@
 //! Seals and opens record payloads with one account's data key.
 //!
 //! Nonce: the record id (8 bytes, little-endian) then four zero bytes. Record ids never repeat
-//! within a store (see `shard::record_ids`), and a data key belongs to one account, so no nonce
+//! within a store (see `shard::recovery`), and a data key belongs to one account, so no nonce
 //! is ever used twice under one key. Associated data: the frame header's authenticated bytes
 //! (kind, record id, account, mailbox, uid).
 
@@ -46,18 +46,30 @@ impl RecordCipher {
     /// Encrypts `plaintext` in place and appends the tag; `header.payload_length` must already
     /// be `plaintext.len() + TAG_BYTES` (it is not authenticated, the CRC covers it).
     pub fn seal(&self, header: &FrameHeader, plaintext: &mut Vec<u8>) {
-        let nonce = Nonce::assume_unique_for_key(record_nonce(header.record_id));
-        let associated = header.associated_data();
-        // Sealing fails only if the input exceeds GCM's 64 GiB limit; records are capped far below.
+        self.seal_with(record_nonce(header.record_id), &header.associated_data(), plaintext);
+    }
+
+    /// Decrypts and authenticates a frame payload, returning the plaintext.
+    pub fn open(&self, header: &FrameHeader, payload: Vec<u8>) -> Result<Vec<u8>, RecordOpenError> {
+        self.open_with(record_nonce(header.record_id), &header.associated_data(), payload)
+    }
+
+    /// Seals with an explicit nonce and associated data (checkpoints: a fresh key each time).
+    pub fn seal_with(&self, nonce: [u8; 12], associated: &[u8], plaintext: &mut Vec<u8>) {
+        let nonce = Nonce::assume_unique_for_key(nonce);
+        // Sealing fails only past GCM's 64 GiB limit; callers bound their inputs far below.
         if self.key.seal_in_place_append_tag(nonce, Aad::from(associated), plaintext).is_err() {
-            unreachable!("record payloads are bounded far below the AES-GCM limit");
+            unreachable!("sealed inputs are bounded far below the AES-GCM limit");
         }
     }
 
-    /// Decrypts and authenticates a payload, returning the plaintext.
-    pub fn open(&self, header: &FrameHeader, mut payload: Vec<u8>) -> Result<Vec<u8>, RecordOpenError> {
-        let nonce = Nonce::assume_unique_for_key(record_nonce(header.record_id));
-        let associated = header.associated_data();
+    pub fn open_with(
+        &self,
+        nonce: [u8; 12],
+        associated: &[u8],
+        mut payload: Vec<u8>,
+    ) -> Result<Vec<u8>, RecordOpenError> {
+        let nonce = Nonce::assume_unique_for_key(nonce);
         let plaintext_length =
             self.key.open_in_place(nonce, Aad::from(associated), &mut payload).map_err(|_| RecordOpenError)?.len();
         payload.truncate(plaintext_length);

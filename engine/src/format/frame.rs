@@ -3,13 +3,15 @@
 //!
 //! ```text
 //!  0  u32 magic "MVRF"      12 u8  kind        24 u64 account_id
-//!  4  u32 payload_length    13 u8  flags (0)   32 u32 mailbox_id
-//!  8  u32 crc32c            14 u16 reserved    36 u32 uid
+//!  4  u32 payload_length    13 u8  flags       32 u32 mailbox_id
+//!  8  u32 crc32c            14 u16 reserved 0  36 u32 uid
 //!                           16 u64 record_id   40 payload, then zero padding to 8
 //! ```
 //! The CRC32C covers bytes 0..8, 12..40 and the payload: everything but itself.
-//! Flags: bit 0 `COMMIT_END` marks the last frame of a commit (see `segment::scan`); flags are
-//! not associated data, so marking the end of a batch needs no re-encryption.
+//! Flags: bit 0 `COMMIT_END` marks the last frame of a commit, bit 1 `COMMIT_START` its first
+//! (one frame may carry both); recovery uses them to tell a torn last commit from damage to an
+//! earlier one (see `segment::scan`). Flags are CRC-covered but not associated data, so marking
+//! a batch's ends needs no re-encryption.
 
 use super::RECORD_PAYLOAD_BYTES_MAX;
 use super::align_up;
@@ -19,10 +21,13 @@ pub const FRAME_ALIGN_BYTES: usize = 8;
 const FRAME_MAGIC: [u8; 4] = *b"MVRF";
 /// Flag: this frame is the last of its commit.
 pub const FRAME_FLAG_COMMIT_END: u8 = 1;
+/// Flag: this frame is the first of its commit.
+pub const FRAME_FLAG_COMMIT_START: u8 = 2;
+const FRAME_FLAGS_KNOWN: u8 = FRAME_FLAG_COMMIT_END | FRAME_FLAG_COMMIT_START;
 const ASSOCIATED_DATA_BYTES: usize = 25;
 
-/// The clear part of a frame. Everything here except `payload_length` is associated data of
-/// the payload's AEAD, so a frame moved to another account, mailbox or uid fails to decrypt.
+/// The clear part of a frame. Everything here except `payload_length` and `flags` is associated
+/// data of the payload's AEAD, so a frame moved to another account, mailbox or uid fails to decrypt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
     pub kind: u8,
@@ -49,6 +54,10 @@ impl FrameHeader {
 
     pub fn is_commit_end(&self) -> bool {
         self.flags & FRAME_FLAG_COMMIT_END != 0
+    }
+
+    pub fn is_commit_start(&self) -> bool {
+        self.flags & FRAME_FLAG_COMMIT_START != 0
     }
 
     fn encode_without_crc(&self) -> [u8; FRAME_HEADER_BYTES] {
@@ -102,20 +111,26 @@ pub fn encode_frame(header: &FrameHeader, payload: &[u8], out: &mut Vec<u8>) {
     out.resize(start + frame_encoded_bytes(payload.len()), 0);
 }
 
-/// Sets `COMMIT_END` on the encoded frame at the start of `frame` and refreshes its CRC.
-pub fn mark_commit_end(frame: &mut [u8]) {
+/// Adds `flags` (`COMMIT_START`, `COMMIT_END`) to the encoded frame at the start of `frame` and
+/// refreshes its CRC.
+pub fn add_frame_flags(frame: &mut [u8], flags: u8) {
     let Some(header_bytes) = frame.first_chunk_mut::<FRAME_HEADER_BYTES>() else {
         return;
     };
-    header_bytes[13] |= FRAME_FLAG_COMMIT_END;
-    let (header, _) = FrameHeader::decode(header_bytes);
+    header_bytes[13] |= flags;
     let header_copy = *header_bytes;
+    let (header, _) = FrameHeader::decode(&header_copy);
     let payload_end = FRAME_HEADER_BYTES + header.payload_length as usize;
     let Some(payload) = frame.get(FRAME_HEADER_BYTES..payload_end) else {
         return;
     };
     let crc = frame_crc(&header_copy, payload);
     frame[8..12].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Marks the encoded frame at the start of `frame` as the last of its commit.
+pub fn mark_commit_end(frame: &mut [u8]) {
+    add_frame_flags(frame, FRAME_FLAG_COMMIT_END);
 }
 
 fn frame_crc(header: &[u8; FRAME_HEADER_BYTES], payload: &[u8]) -> u32 {
@@ -157,6 +172,8 @@ pub enum FrameError {
     BadChecksum,
     #[error("frame padding is not zero")]
     BadPadding,
+    #[error("frame has unknown flags or non-zero reserved bytes")]
+    BadReserved,
 }
 
 /// Decodes the frame at the start of `input`.
@@ -188,6 +205,9 @@ pub fn decode_frame(input: &[u8]) -> Result<FrameDecode<'_>, FrameError> {
     }
     if frame_bytes[FRAME_HEADER_BYTES + payload_length..].iter().any(|byte| *byte != 0) {
         return Err(FrameError::BadPadding);
+    }
+    if header.flags & !FRAME_FLAGS_KNOWN != 0 || header_bytes[14..16] != [0, 0] {
+        return Err(FrameError::BadReserved);
     }
     Ok(FrameDecode::Frame(Frame { header, payload, encoded_bytes }))
 }

@@ -10,8 +10,8 @@ mod segment_header;
 
 pub use bytes::{ByteReader, ByteWriter, ReadError};
 pub use frame::{
-    FRAME_ALIGN_BYTES, FRAME_FLAG_COMMIT_END, FRAME_HEADER_BYTES, Frame, FrameDecode, FrameError, FrameHeader,
-    decode_frame, encode_frame, frame_encoded_bytes, mark_commit_end,
+    FRAME_ALIGN_BYTES, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, FRAME_HEADER_BYTES, Frame, FrameDecode,
+    FrameError, FrameHeader, add_frame_flags, decode_frame, encode_frame, frame_encoded_bytes, mark_commit_end,
 };
 pub use record::{Flags, KEYWORD_BYTES_MAX, KEYWORDS_MAX, MessageReference, NAME_BYTES_MAX, Record, RecordKind};
 pub use segment_header::{SEGMENT_HEADER_BYTES, SegmentHeader, SegmentHeaderError};
@@ -25,6 +25,10 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Largest record payload accepted on write or read: a 64 MiB message is far beyond what any
 /// MTA relays (Postfix defaults to 10 MiB) and bounds memory per record.
 pub const RECORD_PAYLOAD_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Largest message body a record can hold: the payload limit less room for the metadata, the
+/// largest keyword set and the tag.
+pub const MESSAGE_BYTES_MAX: usize = RECORD_PAYLOAD_BYTES_MAX - 16 * 1024;
 
 /// Rounds `value` up to a multiple of `align` (a power of two).
 pub const fn align_up(value: usize, align: usize) -> usize {

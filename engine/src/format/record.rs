@@ -29,6 +29,10 @@ pub enum RecordKind {
     /// An account's data key wrapped by the HSM KEK; its payload is not encrypted again (the
     /// wrapped key is already ciphertext only the HSM can open).
     KeyWrapped = 11,
+    /// Written alone as the first commit after every open: its record id is the new floor of
+    /// the record-id counter, made durable before any id above it encrypts anything (see
+    /// `shard::recovery`). Empty payload.
+    RecordIdFloor = 12,
     /// The footer of a sealed segment; its payload is not encrypted (it holds no mail data).
     SegmentSealed = 100,
 }
@@ -37,7 +41,7 @@ impl RecordKind {
     /// Whether the payload is stored in the clear (it holds no mail data, or is already
     /// ciphertext). Every other kind is AES-256-GCM under the account's data key.
     pub fn is_clear(self) -> bool {
-        matches!(self, Self::KeyWrapped | Self::SegmentSealed)
+        matches!(self, Self::KeyWrapped | Self::RecordIdFloor | Self::SegmentSealed)
     }
 
     pub fn from_u8(value: u8) -> Option<Self> {
@@ -53,6 +57,7 @@ impl RecordKind {
             9 => Self::MessageExpunged,
             10 => Self::MessageRestored,
             11 => Self::KeyWrapped,
+            12 => Self::RecordIdFloor,
             100 => Self::SegmentSealed,
             _ => return None,
         })
@@ -78,7 +83,7 @@ impl Flags {
         self.system & flag == flag
     }
 
-    fn encode(&self, writer: &mut ByteWriter) {
+    pub(crate) fn encode(&self, writer: &mut ByteWriter) {
         writer.u8(self.system);
         writer.u8(u8::try_from(self.keywords.len()).unwrap_or(u8::MAX));
         for keyword in &self.keywords {
@@ -86,7 +91,7 @@ impl Flags {
         }
     }
 
-    fn decode(reader: &mut ByteReader<'_>) -> Result<Self, ReadError> {
+    pub(crate) fn decode(reader: &mut ByteReader<'_>) -> Result<Self, ReadError> {
         let system = reader.u8()?;
         if system & !Self::SYSTEM_ALL != 0 {
             return Err(ReadError::Invalid { field: "flags" });
@@ -95,7 +100,9 @@ impl Flags {
         if count > KEYWORDS_MAX {
             return Err(ReadError::Invalid { field: "keywords" });
         }
-        let keywords = (0..count).map(|_| reader.string(KEYWORD_BYTES_MAX, "keyword")).collect::<Result<_, _>>()?;
+        let keywords = (0..count)
+            .map(|_| reader.string(KEYWORD_BYTES_MAX, "keyword").and_then(non_empty_keyword))
+            .collect::<Result<_, _>>()?;
         Ok(Self { system, keywords })
     }
 
@@ -105,6 +112,10 @@ impl Flags {
             && self.keywords.len() <= KEYWORDS_MAX
             && self.keywords.iter().all(|keyword| !keyword.is_empty() && keyword.len() <= KEYWORD_BYTES_MAX)
     }
+}
+
+fn non_empty_keyword(keyword: String) -> Result<String, ReadError> {
+    if keyword.is_empty() { Err(ReadError::Invalid { field: "keyword" }) } else { Ok(keyword) }
 }
 
 /// A message as mailboxes reference it: the blob record holding its body and what the index
@@ -118,11 +129,11 @@ pub struct MessageReference {
 }
 
 impl MessageReference {
-    fn encode(&self, writer: &mut ByteWriter) {
+    pub(crate) fn encode(&self, writer: &mut ByteWriter) {
         writer.u64(self.blob_record_id).u64(self.size).i64(self.internal_date_unix_ms).raw(&self.digest);
     }
 
-    fn decode(reader: &mut ByteReader<'_>) -> Result<Self, ReadError> {
+    pub(crate) fn decode(reader: &mut ByteReader<'_>) -> Result<Self, ReadError> {
         Ok(Self {
             blob_record_id: reader.u64()?,
             size: reader.u64()?,
@@ -180,6 +191,7 @@ pub enum Record {
     KeyWrapped {
         wrapped_key: Vec<u8>,
     },
+    RecordIdFloor,
     SegmentSealed {
         record_count: u64,
         records_end: u64,
@@ -201,6 +213,7 @@ impl Record {
             Self::MessageExpunged { .. } => RecordKind::MessageExpunged,
             Self::MessageRestored { .. } => RecordKind::MessageRestored,
             Self::KeyWrapped { .. } => RecordKind::KeyWrapped,
+            Self::RecordIdFloor => RecordKind::RecordIdFloor,
             Self::SegmentSealed { .. } => RecordKind::SegmentSealed,
         }
     }
@@ -244,6 +257,7 @@ impl Record {
             Self::KeyWrapped { wrapped_key } => {
                 writer.raw(wrapped_key);
             }
+            Self::RecordIdFloor => {}
             Self::SegmentSealed { record_count, records_end, digest } => {
                 writer.u64(*record_count).u64(*records_end).raw(digest);
             }
@@ -295,6 +309,7 @@ impl Record {
             RecordKind::KeyWrapped => {
                 return Ok(Self::KeyWrapped { wrapped_key: payload });
             }
+            RecordKind::RecordIdFloor => Self::RecordIdFloor,
             RecordKind::SegmentSealed => {
                 Self::SegmentSealed { record_count: reader.u64()?, records_end: reader.u64()?, digest: reader.array()? }
             }

@@ -40,7 +40,10 @@ impl Index {
             .ok_or(ApplyError::UnknownAccount { record_id, account_id: header.account_id })?;
         let context = RecordContext { header, location };
         match record {
-            Record::AccountCreated { .. } | Record::KeyWrapped { .. } | Record::SegmentSealed { .. } => Ok(()),
+            Record::AccountCreated { .. }
+            | Record::KeyWrapped { .. }
+            | Record::RecordIdFloor
+            | Record::SegmentSealed { .. } => Ok(()),
             Record::MailboxCreated { .. } | Record::MailboxRenamed { .. } | Record::MailboxDeleted { .. } => {
                 apply_mailbox_record(account, &context, record)
             }

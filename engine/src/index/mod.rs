@@ -7,6 +7,7 @@
 
 mod account;
 mod apply;
+mod snapshot;
 
 pub use account::{Account, BlobLocation, DeletedMessage, Mailbox, MessageEntry};
 pub use apply::{ApplyError, RecordLocation};

@@ -7,7 +7,7 @@
 
 use std::io;
 
-use super::segment_name;
+use super::{segment_name, temporary_segment_name};
 use crate::format::{BLOCK_BYTES, FrameHeader, Record, RecordKind, SegmentHeader, encode_frame};
 use crate::io::{BlockBuffer, Storage, StorageFile};
 
@@ -26,12 +26,16 @@ pub struct ActiveSegment<F> {
 
 impl<F: StorageFile> ActiveSegment<F> {
     /// Creates, preallocates and syncs a new segment whose header block is durable on return.
+    /// It is written under a temporary name and renamed into place, so a crash never leaves a
+    /// segment file without a valid header (leftover temporaries are removed on open).
     pub async fn create<S: Storage<File = F>>(
         storage: &S,
         header: SegmentHeader,
         preallocate_bytes: u64,
     ) -> io::Result<Self> {
-        let file = storage.create(&segment_name(header.segment_id)).await?;
+        let name = segment_name(header.segment_id);
+        let temporary = temporary_segment_name(header.segment_id);
+        let file = storage.create(&temporary).await?;
         file.preallocate(preallocate_bytes).await?;
         let mut block = BlockBuffer::with_capacity(BLOCK_BYTES);
         block.extend_from_slice(&header.encode());
@@ -41,6 +45,7 @@ impl<F: StorageFile> ActiveSegment<F> {
         let (result, mut tail) = file.write_blocks(block, 0).await;
         result?;
         file.sync_data().await?;
+        storage.rename(&temporary, &name).await?;
         storage.sync_directory().await?;
         tail.clear();
         Ok(Self { file, segment_id: header.segment_id, tail, tail_offset: BLOCK_BYTES as u64, record_count: 0, digest })
@@ -71,6 +76,11 @@ impl<F: StorageFile> ActiveSegment<F> {
     /// Where the next frame will start.
     pub fn log_end(&self) -> u64 {
         self.tail_offset + self.tail.len() as u64
+    }
+
+    /// Records committed to this segment so far.
+    pub fn record_count(&self) -> u64 {
+        self.record_count
     }
 
     pub fn file(&self) -> &F {
@@ -114,7 +124,7 @@ impl<F: StorageFile> ActiveSegment<F> {
         .encode();
         let header = FrameHeader {
             kind: RecordKind::SegmentSealed as u8,
-            flags: crate::format::FRAME_FLAG_COMMIT_END,
+            flags: crate::format::FRAME_FLAG_COMMIT_START | crate::format::FRAME_FLAG_COMMIT_END,
             record_id: 0,
             account_id: 0,
             mailbox_id: 0,

@@ -6,5 +6,5 @@ mod names;
 mod scan;
 
 pub use active::ActiveSegment;
-pub use names::{SEGMENT_SUFFIX, parse_segment_name, segment_name};
-pub use scan::{ScanEnd, ScanError, ScannedFrame, scan_segment};
+pub use names::{SEGMENT_SUFFIX, TEMPORARY_SUFFIX, parse_segment_name, segment_name, temporary_segment_name};
+pub use scan::{ScanEnd, ScanError, ScanStart, ScannedFrame, scan_segment};

@@ -6,6 +6,13 @@ pub fn segment_name(segment_id: u64) -> String {
     format!("{segment_id:016}{SEGMENT_SUFFIX}")
 }
 
+/// Where a new segment is written before its header is durable.
+pub fn temporary_segment_name(segment_id: u64) -> String {
+    format!("{}{TEMPORARY_SUFFIX}", segment_name(segment_id))
+}
+
+pub const TEMPORARY_SUFFIX: &str = ".tmp";
+
 pub fn parse_segment_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(SEGMENT_SUFFIX)?;
     if digits.len() != 16 || !digits.bytes().all(|byte| byte.is_ascii_digit()) {

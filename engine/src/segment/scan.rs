@@ -6,17 +6,18 @@
 //! (that commit was never acknowledged). A bad frame followed by a valid one is corruption:
 //! acknowledged data was damaged, and it is reported, never skipped.
 //!
-//! Only one commit is ever unsynced, and its sectors may reach the disk in any order, so valid
-//! frames of that same commit may follow its damaged one. What proves damage to acknowledged
-//! data is a *later* commit: a valid frame after a valid `COMMIT_END` frame past the damage.
-//! Damage confined to the last commit cannot be told apart from a torn write and is cut
-//! (docs/format.md, "Recovery").
+//! Only one commit is ever unsynced. Its write rewrites the earlier commits' bytes in the tail
+//! block with identical values, so a torn write can damage only that last commit; its sectors
+//! may reach the disk in any order, so valid frames of it may follow its damaged one. What
+//! proves damage to acknowledged data is a *later* commit: a valid `COMMIT_START` frame past the
+//! damage (or past an early end of the log). Damage confined to the last commit cannot be told
+//! apart from a torn write and is cut (docs/format.md, "Recovery").
 
 use std::io;
 
 use crate::format::{
-    BLOCK_BYTES, FRAME_ALIGN_BYTES, FrameDecode, FrameHeader, Record, RecordKind, SEGMENT_HEADER_BYTES, SegmentHeader,
-    SegmentHeaderError, decode_frame,
+    BLOCK_BYTES, FRAME_ALIGN_BYTES, FRAME_HEADER_BYTES, FrameDecode, FrameHeader, Record, RecordKind,
+    SEGMENT_HEADER_BYTES, SegmentHeader, SegmentHeaderError, decode_frame,
 };
 use crate::io::StorageFile;
 
@@ -33,24 +34,12 @@ pub struct ScannedFrame {
 
 #[derive(Debug)]
 pub enum ScanEnd {
-    Sealed {
-        record_count: u64,
-    },
-    /// The log ends cleanly at `log_end` (zeros follow); appending may resume there.
-    Open {
-        log_end: u64,
-        digest: blake3::Hasher,
-        tail_block: Vec<u8>,
-        record_count: u64,
-    },
-    /// A torn last commit starts at `log_end`; cut it and resume there.
-    TornTail {
-        log_end: u64,
-        digest: blake3::Hasher,
-        tail_block: Vec<u8>,
-        record_count: u64,
-        reason: String,
-    },
+    /// A sealed segment. `untrimmed_end` is set when only zeroes follow the footer: a crash
+    /// came between writing the footer and trimming the preallocated space; trim it there.
+    Sealed { record_count: u64, untrimmed_end: Option<u64> },
+    /// The active segment: appending resumes at `log_end`, the end of its last complete commit.
+    /// `torn` gives the reason when a torn last commit follows it (cut on resume).
+    Open { log_end: u64, digest: Box<blake3::Hasher>, tail_block: Vec<u8>, record_count: u64, torn: Option<String> },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,12 +55,25 @@ pub enum ScanError {
     Replay { segment_id: u64, offset: u64, reason: String },
 }
 
-/// Scans a whole segment, handing every record frame (footer excluded) to `on_frame`.
+/// Where a scan begins: the first record, or the end of a commit a checkpoint covers (the bytes
+/// before it are then only hashed, for the footer's digest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanStart {
+    pub offset: u64,
+    pub record_count: u64,
+}
+
+impl ScanStart {
+    pub const BEGINNING: Self = Self { offset: BLOCK_BYTES as u64, record_count: 0 };
+}
+
+/// Scans a segment from `start`, handing every record frame (footer excluded) to `on_frame`.
 /// `is_last` says whether this is the active segment (which may be unsealed or torn).
 pub async fn scan_segment<F: StorageFile>(
     file: &F,
     segment_id: u64,
     is_last: bool,
+    start: ScanStart,
     mut on_frame: impl FnMut(ScannedFrame) -> Result<(), String>,
 ) -> Result<ScanEnd, ScanError> {
     let io_error = |source| ScanError::Io { segment_id, source };
@@ -79,22 +81,12 @@ pub async fn scan_segment<F: StorageFile>(
     let file_length = file.size().await.map_err(io_error)?;
     let mut reader = ChunkReader { file, file_length, buffer: Vec::new(), buffer_offset: 0 };
 
-    reader.fill(0, BLOCK_BYTES).await.map_err(io_error)?;
-    let header =
-        SegmentHeader::decode(reader.bytes_at(0)).map_err(|source| ScanError::Header { segment_id, source })?;
-    if header.segment_id != segment_id {
-        return Err(corrupt(0, format!("header names segment {}", header.segment_id)));
-    }
-    if reader.bytes_at(0).get(SEGMENT_HEADER_BYTES..BLOCK_BYTES).is_none_or(|rest| rest.iter().any(|b| *b != 0)) {
-        return Err(corrupt(0, "header block is short or not zero-padded".into()));
-    }
-    let mut digest = blake3::Hasher::new();
-    digest.update(&reader.bytes_at(0)[..BLOCK_BYTES]);
+    let mut digest = check_header_and_hash_prefix(&mut reader, segment_id, start).await?;
+    let mut offset = start.offset;
     // Frames are handed on only once their commit is complete: a crash must never leave half
     // of a commit (say, an account without its INBOX) visible.
-    let mut committed = Committed { log_end: BLOCK_BYTES as u64, digest: digest.clone(), record_count: 0 };
+    let mut committed = Committed { log_end: offset, digest: digest.clone(), record_count: start.record_count };
     let mut pending: Vec<ScannedFrame> = Vec::new();
-    let mut offset = BLOCK_BYTES as u64;
     loop {
         let decoded = loop {
             match decode_frame(reader.bytes_at(offset)) {
@@ -111,9 +103,16 @@ pub async fn scan_segment<F: StorageFile>(
                 }
                 let frame_end = offset + frame.encoded_bytes as u64;
                 let record_count = committed.record_count;
-                return check_footer(frame.payload, offset, frame_end, file_length, record_count, &committed.digest)
-                    .map(|()| ScanEnd::Sealed { record_count })
-                    .map_err(|reason| corrupt(offset, reason));
+                check_footer(frame.payload, offset, record_count, &committed.digest)
+                    .map_err(|reason| corrupt(offset, reason))?;
+                if frame_end == file_length {
+                    return Ok(ScanEnd::Sealed { record_count, untrimmed_end: None });
+                }
+                if !only_zeroes_after(&mut reader, frame_end).await.map_err(io_error)? {
+                    let reason = format!("{} bytes follow the footer", file_length - frame_end);
+                    return Err(corrupt(frame_end, reason));
+                }
+                return Ok(ScanEnd::Sealed { record_count, untrimmed_end: Some(frame_end) });
             }
             Ok(FrameDecode::Frame(frame)) => {
                 let frame_bytes = frame.encoded_bytes;
@@ -150,21 +149,51 @@ pub async fn scan_segment<F: StorageFile>(
             let reason = problem.unwrap_or_else(|| "sealed segment has no footer".to_owned());
             return Err(corrupt(offset, reason));
         }
+        // An early end (zeros) is checked too: a lost write reads back as zeros.
+        if let Some(start) = find_later_commit(&mut reader, offset).await.map_err(io_error)? {
+            let reason = problem.unwrap_or_else(|| "the log ends early".to_owned());
+            return Err(corrupt(offset, format!("{reason}; a later commit starts at offset {start}")));
+        }
         let log_end = committed.log_end;
         let tail_start = log_end / BLOCK_BYTES as u64 * BLOCK_BYTES as u64;
         reader.fill(tail_start, (log_end - tail_start) as usize).await.map_err(io_error)?;
         let tail_block = reader.bytes_at(tail_start)[..(log_end - tail_start) as usize].to_vec();
         let Committed { digest, record_count, .. } = committed;
-        return match problem {
-            None => Ok(ScanEnd::Open { log_end, digest, tail_block, record_count }),
-            Some(reason) => {
-                if let Some(valid_at) = find_later_commit(&mut reader, offset).await.map_err(io_error)? {
-                    return Err(corrupt(offset, format!("{reason}; a later commit follows at offset {valid_at}")));
-                }
-                Ok(ScanEnd::TornTail { log_end, digest, tail_block, record_count, reason })
-            }
-        };
+        return Ok(ScanEnd::Open { log_end, digest: Box::new(digest), tail_block, record_count, torn: problem });
     }
+}
+
+/// Checks the header block and hashes everything before `start` (for the footer's digest);
+/// returns the digest so far.
+async fn check_header_and_hash_prefix<F: StorageFile>(
+    reader: &mut ChunkReader<'_, F>,
+    segment_id: u64,
+    start: ScanStart,
+) -> Result<blake3::Hasher, ScanError> {
+    let io_error = |source| ScanError::Io { segment_id, source };
+    let corrupt = |offset: u64, reason: String| ScanError::Corrupt { segment_id, offset, reason };
+    reader.fill(0, BLOCK_BYTES).await.map_err(io_error)?;
+    let header =
+        SegmentHeader::decode(reader.bytes_at(0)).map_err(|source| ScanError::Header { segment_id, source })?;
+    if header.segment_id != segment_id {
+        return Err(corrupt(0, format!("header names segment {}", header.segment_id)));
+    }
+    if reader.bytes_at(0).get(SEGMENT_HEADER_BYTES..BLOCK_BYTES).is_none_or(|rest| rest.iter().any(|b| *b != 0)) {
+        return Err(corrupt(0, "header block is short or not zero-padded".into()));
+    }
+    let mut digest = blake3::Hasher::new();
+    digest.update(&reader.bytes_at(0)[..BLOCK_BYTES]);
+    let mut offset = BLOCK_BYTES as u64;
+    while offset < start.offset {
+        reader.fill(offset, SCAN_CHUNK_BYTES.min((start.offset - offset) as usize)).await.map_err(io_error)?;
+        let chunk = reader.bytes_at(offset);
+        if chunk.is_empty() {
+            return Err(corrupt(offset, format!("segment ends before the checkpoint's offset {}", start.offset)));
+        }
+        digest.update(chunk);
+        offset += chunk.len() as u64;
+    }
+    Ok(digest)
 }
 
 /// The scan's state at the end of the last complete commit.
@@ -174,14 +203,7 @@ struct Committed {
     record_count: u64,
 }
 
-fn check_footer(
-    payload: &[u8],
-    offset: u64,
-    frame_end: u64,
-    file_length: u64,
-    record_count: u64,
-    digest: &blake3::Hasher,
-) -> Result<(), String> {
+fn check_footer(payload: &[u8], offset: u64, record_count: u64, digest: &blake3::Hasher) -> Result<(), String> {
     let Ok(Record::SegmentSealed { record_count: sealed_count, records_end, digest: sealed_digest }) =
         Record::decode(RecordKind::SegmentSealed, payload.to_vec())
     else {
@@ -192,46 +214,60 @@ fn check_footer(
             "footer says {sealed_count} records ending at {records_end}, found {record_count} ending at {offset}"
         ));
     }
-    if frame_end != file_length {
-        return Err(format!("{} bytes follow the footer", file_length.saturating_sub(frame_end)));
-    }
     if *digest.finalize().as_bytes() != sealed_digest {
         return Err("segment digest does not match its footer".into());
     }
     Ok(())
 }
 
-/// Looks, past a bad frame, for a valid frame that follows a valid `COMMIT_END` frame: proof
-/// that a complete commit was written after the damaged one.
-async fn find_later_commit<F: StorageFile>(
-    reader: &mut ChunkReader<'_, F>,
-    bad_offset: u64,
-) -> io::Result<Option<u64>> {
-    let mut offset = bad_offset + FRAME_ALIGN_BYTES as u64;
-    let mut commit_end_seen = false;
+async fn only_zeroes_after<F: StorageFile>(reader: &mut ChunkReader<'_, F>, from: u64) -> io::Result<bool> {
+    let mut offset = from;
     while offset < reader.file_length {
-        if !reader.contains(offset, crate::format::FRAME_HEADER_BYTES) {
+        reader.fill(offset, SCAN_CHUNK_BYTES).await?;
+        let window = reader.bytes_at(offset);
+        if window.iter().any(|byte| *byte != 0) {
+            return Ok(false);
+        }
+        offset += window.len().max(1) as u64;
+    }
+    Ok(true)
+}
+
+/// Looks past `from` for a valid frame that starts a commit: proof that a complete commit was
+/// written after the point where the log stopped making sense.
+async fn find_later_commit<F: StorageFile>(reader: &mut ChunkReader<'_, F>, from: u64) -> io::Result<Option<u64>> {
+    let align = FRAME_ALIGN_BYTES as u64;
+    let mut offset = from + align;
+    while offset < reader.file_length {
+        if !reader.contains(offset, FRAME_HEADER_BYTES) {
             reader.fill(offset, SCAN_CHUNK_BYTES).await?;
         }
-        let frame = loop {
+        let window = reader.bytes_at(offset);
+        // A frame starts with a non-zero magic: jump over zero runs (preallocated space) at once.
+        match window.iter().position(|byte| *byte != 0) {
+            None => {
+                offset += (window.len() as u64 / align * align).max(align);
+                continue;
+            }
+            Some(first) if first >= FRAME_ALIGN_BYTES => {
+                offset += first as u64 / align * align;
+                continue;
+            }
+            Some(_) => {}
+        }
+        let starts_commit = loop {
             match decode_frame(reader.bytes_at(offset)) {
-                Ok(FrameDecode::Frame(frame)) => {
-                    break Some((frame.header.is_commit_end(), frame.encoded_bytes));
-                }
+                Ok(FrameDecode::Frame(frame)) => break frame.header.is_commit_start(),
                 Ok(FrameDecode::NeedsMoreData { bytes_needed }) if reader.can_grow(offset, bytes_needed) => {
                     reader.fill(offset, bytes_needed).await?;
                 }
-                _ => break None,
+                _ => break false,
             }
         };
-        match frame {
-            Some(_) if commit_end_seen => return Ok(Some(offset)),
-            Some((is_commit_end, encoded_bytes)) => {
-                commit_end_seen = is_commit_end;
-                offset += encoded_bytes as u64;
-            }
-            None => offset += FRAME_ALIGN_BYTES as u64,
+        if starts_commit {
+            return Ok(Some(offset));
         }
+        offset += align;
     }
     Ok(None)
 }

@@ -4,7 +4,6 @@ use crate::crypto::{RecordCipher, TAG_BYTES};
 use crate::format::{FrameHeader, Record, encode_frame, frame_encoded_bytes};
 use crate::index::RecordLocation;
 use crate::io::Storage;
-use crate::segment::ActiveSegment;
 
 use super::{Batch, Shard};
 
@@ -17,14 +16,25 @@ pub(super) struct Place {
 }
 
 impl<S: Storage> Shard<S> {
-    /// Encrypts (unless the kind is stored clear), frames, and applies one record. `cipher` is
-    /// the account's key, looked up before anything of the mutation was emitted.
+    /// Encrypts, frames, and applies one record. `cipher` is the account's key, looked up
+    /// before anything of the mutation was emitted.
     pub(super) fn emit(&mut self, batch: &mut Batch, place: Place, record: Record, cipher: &RecordCipher) {
+        self.emit_with(batch, place, record, Some(cipher));
+    }
+
+    /// Frames a record whose kind is stored in the clear (keys, the record-id floor).
+    pub(super) fn emit_clear(&mut self, batch: &mut Batch, place: Place, record: Record) {
+        debug_assert!(record.kind().is_clear());
+        self.emit_with(batch, place, record, None);
+    }
+
+    fn emit_with(&mut self, batch: &mut Batch, place: Place, record: Record, cipher: Option<&RecordCipher>) {
         let record_id = self.next_record_id;
         self.next_record_id += 1;
         let kind = record.kind();
         let mut payload = record.encode();
-        let tag_bytes = if kind.is_clear() { 0 } else { TAG_BYTES };
+        let cipher = cipher.filter(|_| !kind.is_clear());
+        let tag_bytes = if cipher.is_some() { TAG_BYTES } else { 0 };
         let header = FrameHeader {
             kind: kind as u8,
             flags: 0,
@@ -34,23 +44,23 @@ impl<S: Storage> Shard<S> {
             uid: place.uid,
             payload_length: (payload.len() + tag_bytes) as u32,
         };
-        if !kind.is_clear() {
+        if let Some(cipher) = cipher {
             cipher.seal(&header, &mut payload);
         }
         let location = RecordLocation {
-            segment_id: ActiveSegment::segment_id(&self.active),
+            segment_id: self.active.segment_id(),
             offset: self.active.log_end() + batch.frames.len() as u64,
             frame_bytes: frame_encoded_bytes(payload.len()) as u32,
         };
         batch.last_frame_start = batch.frames.len();
         encode_frame(&header, &payload, &mut batch.frames);
         batch.frame_count += 1;
-        if let Record::KeyWrapped { .. } = record {
-            return; // the key table was filled when the key was made
+        if kind.is_clear() {
+            return; // not index state: the key table was filled when the key was made
         }
         if let Err(error) = self.index.apply(&header, record, location) {
             // Validation ran before any record was made, so this is a bug; stop before the
-            // index and the log drift further apart.
+            // index and the log drift further apart (the batch is not written).
             tracing::error!(shard = self.config.shard_id, %error, "index rejected a validated record");
             self.failure = Some(format!("internal error: {error}"));
         }

@@ -7,6 +7,7 @@
 //! under load many appends share one fdatasync. Reads that arrive in a batch after a mutation
 //! are answered after its commit, so no one ever sees what is not durable.
 
+mod checkpoint;
 mod emit;
 mod plan;
 mod query;
@@ -40,6 +41,8 @@ pub(crate) struct ShardConfig {
     pub shard_id: u32,
     pub segment_bytes_max: u64,
     pub message_bytes_max: usize,
+    /// A checkpoint is written after this many records (and on segment rotation and shutdown).
+    pub checkpoint_interval_records: u64,
     pub retention_ms: i64,
     pub clock: Arc<dyn Clock>,
 }
@@ -60,6 +63,7 @@ pub(crate) struct Shard<S: Storage> {
     failure: Option<String>,
     commits: u64,
     records_committed: u64,
+    records_since_checkpoint: u64,
 }
 
 impl<S: Storage> std::fmt::Debug for Shard<S> {
@@ -107,17 +111,47 @@ impl<S: Storage> Shard<S> {
                 }
             }
             self.commit(batch).await;
+            if self.records_since_checkpoint >= self.config.checkpoint_interval_records {
+                self.checkpoint().await;
+            }
+        }
+        if self.records_since_checkpoint > 1 {
+            self.checkpoint().await;
+        }
+    }
+
+    /// Writes a checkpoint of the state after the last commit. A failure costs only replay time
+    /// at the next open, so it is logged, not fatal.
+    async fn checkpoint(&mut self) {
+        if self.failure.is_some() {
+            return;
+        }
+        let position = checkpoint::CheckpointPosition {
+            segment_id: self.active.segment_id(),
+            log_end: self.active.log_end(),
+            record_count: self.active.record_count(),
+            max_record_id: self.next_record_id.saturating_sub(1),
+        };
+        let shard_id = self.config.shard_id;
+        match checkpoint::write_checkpoint(&self.storage, &self.hsm, shard_id, &position, &self.index, &self.keys).await
+        {
+            Ok(()) => self.records_since_checkpoint = 0,
+            Err(reason) => tracing::warn!(shard = shard_id, %reason, "checkpoint failed; the next open replays more"),
         }
     }
 
     async fn commit(&mut self, mut batch: Batch) {
-        if batch.frame_count > 0 {
-            crate::format::mark_commit_end(&mut batch.frames[batch.last_frame_start..]);
+        // After a failure (storage, or the index refusing a record) nothing more is written.
+        if batch.frame_count > 0 && self.failure.is_none() {
+            use crate::format::{FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, add_frame_flags};
+            add_frame_flags(&mut batch.frames, FRAME_FLAG_COMMIT_START);
+            add_frame_flags(&mut batch.frames[batch.last_frame_start..], FRAME_FLAG_COMMIT_END);
             let result = self.active.commit(&batch.frames, batch.frame_count).await;
             match result {
                 Ok(()) => {
                     self.commits += 1;
                     self.records_committed += batch.frame_count;
+                    self.records_since_checkpoint += batch.frame_count;
                 }
                 Err(error) => {
                     tracing::error!(shard = self.config.shard_id, %error, "commit failed; shard stops accepting requests");
@@ -141,6 +175,20 @@ impl<S: Storage> Shard<S> {
         {
             tracing::error!(shard = self.config.shard_id, %error, "segment rotation failed; shard stops accepting requests");
             self.failure = Some(error.to_string());
+        }
+    }
+
+    /// The first commit after an open: one `RecordIdFloor` frame, alone. Once it is durable, no
+    /// record id at or below it can be handed out again after any later crash, and its write
+    /// rewrites the tail block with zeroes after the log, clearing what a torn commit left.
+    pub(super) async fn commit_record_id_floor(&mut self) -> std::io::Result<()> {
+        let mut batch = Batch::default();
+        let place = emit::Place { account_id: 0, mailbox_id: 0, uid: 0 };
+        self.emit_clear(&mut batch, place, crate::format::Record::RecordIdFloor);
+        self.commit(batch).await;
+        match &self.failure {
+            None => Ok(()),
+            Some(reason) => Err(std::io::Error::other(reason.clone())),
         }
     }
 

@@ -184,8 +184,9 @@ impl<S: Storage> Shard<S> {
         batch: &mut Batch,
     ) -> Result<Outcome, EngineError> {
         let NewMessage { body, flags, internal_date_unix_ms } = message;
-        if body.len() > self.config.message_bytes_max {
-            return Err(EngineError::MessageTooLarge { size: body.len(), limit: self.config.message_bytes_max });
+        let limit = self.config.message_bytes_max.min(crate::format::MESSAGE_BYTES_MAX);
+        if body.len() > limit {
+            return Err(EngineError::MessageTooLarge { size: body.len(), limit });
         }
         if body.is_empty() {
             return Err(EngineError::InvalidInput { what: "message", reason: "must not be empty".into() });
@@ -314,7 +315,7 @@ impl<S: Storage> Shard<S> {
         let cipher =
             self.keys.cipher(account_id, &self.hsm).map_err(|error| EngineError::Corrupt(error.to_string()))?;
         let account_place = Place { account_id, mailbox_id: 0, uid: 0 };
-        self.emit(batch, account_place, Record::KeyWrapped { wrapped_key }, &cipher);
+        self.emit_clear(batch, account_place, Record::KeyWrapped { wrapped_key });
         let record = Record::AccountCreated { name: name.to_owned(), created_unix_ms: now };
         self.emit(batch, account_place, record, &cipher);
         let inbox_place = Place { account_id, mailbox_id: 1, uid: 0 };

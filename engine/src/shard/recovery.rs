@@ -10,6 +10,7 @@ use std::rc::Rc;
 
 use mailvault_hsm::{HsmSession, WrappedDek};
 
+use super::checkpoint::{LoadedCheckpoint, load_checkpoint};
 use super::plan::UIDS_PER_REQUEST_MAX;
 use super::{BATCH_REQUESTS_MAX, Shard, ShardConfig};
 use crate::crypto::KeyTable;
@@ -17,7 +18,10 @@ use crate::error::OpenError;
 use crate::format::{BLOCK_BYTES, Record, RecordKind, SegmentHeader, align_up};
 use crate::index::{Index, RecordLocation};
 use crate::io::{Storage, StorageFile};
-use crate::segment::{ActiveSegment, ScanEnd, ScanError, ScannedFrame, parse_segment_name, scan_segment, segment_name};
+use crate::segment::{
+    ActiveSegment, ScanEnd, ScanError, ScanStart, ScannedFrame, TEMPORARY_SUFFIX, parse_segment_name, scan_segment,
+    segment_name,
+};
 
 const RECORD_ID_GAP: u64 = 1 << 24;
 const _: () = assert!((BATCH_REQUESTS_MAX * (UIDS_PER_REQUEST_MAX + 3)) as u64 <= RECORD_ID_GAP);
@@ -44,6 +48,9 @@ impl Replay<'_> {
             self.keys.insert(header.account_id, wrapped);
             return Ok(());
         }
+        if kind.is_clear() {
+            return Ok(()); // the record-id floor: its id was counted above; nothing to apply
+        }
         let cipher = self.keys.cipher(header.account_id, self.hsm).map_err(|error| error.to_string())?;
         let plaintext = cipher.open(&header, frame.payload).map_err(|error| error.to_string())?;
         let record = Record::decode(kind, plaintext).map_err(|error| error.to_string())?;
@@ -59,36 +66,67 @@ pub(crate) async fn open_shard<S: Storage>(
 ) -> Result<Shard<S>, OpenError> {
     let shard_id = config.shard_id;
     let recovery = |source| OpenError::Recovery { shard_id, source };
-    let mut segment_ids: Vec<u64> = storage.list().await?.iter().filter_map(|name| parse_segment_name(name)).collect();
+    let names = storage.list().await?;
+    for leftover in names.iter().filter(|name| name.ends_with(TEMPORARY_SUFFIX)) {
+        tracing::info!(shard = shard_id, file = %leftover, "removing a segment a crash left half-created");
+        storage.remove(leftover).await?;
+    }
+    let mut segment_ids: Vec<u64> = names.iter().filter_map(|name| parse_segment_name(name)).collect();
     segment_ids.sort_unstable();
 
-    let mut replay = Replay { index: Index::default(), keys: KeyTable::default(), hsm: &hsm, max_record_id: 0 };
+    let checkpoint = usable_checkpoint(&storage, &hsm, shard_id, &segment_ids).await;
+    let resume = checkpoint.as_ref().map(|checkpoint| checkpoint.position);
+    let mut replay = match checkpoint {
+        Some(LoadedCheckpoint { position, index, keys }) => {
+            Replay { index, keys, hsm: &hsm, max_record_id: position.max_record_id }
+        }
+        None => Replay { index: Index::default(), keys: KeyTable::default(), hsm: &hsm, max_record_id: 0 },
+    };
     let mut readers = HashMap::new();
     let mut active = None;
     for (position, &segment_id) in segment_ids.iter().enumerate() {
         let is_last = position + 1 == segment_ids.len();
         let name = segment_name(segment_id);
+        let start = match resume {
+            Some(resume) if segment_id < resume.segment_id => {
+                readers.insert(segment_id, Rc::new(storage.open(&name, false).await?));
+                continue; // wholly covered by the checkpoint
+            }
+            Some(resume) if segment_id == resume.segment_id => {
+                ScanStart { offset: resume.log_end, record_count: resume.record_count }
+            }
+            _ => ScanStart::BEGINNING,
+        };
         let file = storage.open(&name, is_last).await?;
-        let end = scan_segment(&file, segment_id, is_last, |frame| replay.apply(segment_id, frame))
+        let end = scan_segment(&file, segment_id, is_last, start, |frame| replay.apply(segment_id, frame))
             .await
             .map_err(recovery)?;
         match end {
-            ScanEnd::Sealed { .. } => {
+            ScanEnd::Sealed { untrimmed_end, .. } => {
+                let file = match untrimmed_end {
+                    None => file,
+                    Some(end) => {
+                        tracing::warn!(
+                            shard = shard_id,
+                            segment = segment_id,
+                            "trimming a sealed segment a crash left untrimmed"
+                        );
+                        let writable = storage.open(&name, true).await?;
+                        writable.set_len(end).await?;
+                        writable.sync_data().await?;
+                        writable
+                    }
+                };
                 readers.insert(segment_id, Rc::new(file));
             }
-            ScanEnd::Open { log_end, digest, tail_block, record_count } => {
+            ScanEnd::Open { log_end, digest, tail_block, record_count, torn } => {
+                if let Some(reason) = torn {
+                    tracing::warn!(shard = shard_id, segment = segment_id, offset = log_end, %reason, "cutting the torn tail of an unacknowledged commit");
+                }
                 clear_after(&file, log_end, config.segment_bytes_max)
                     .await
                     .map_err(|source| recovery(ScanError::Io { segment_id, source }))?;
-                active = Some(ActiveSegment::resume(file, segment_id, log_end, digest, &tail_block, record_count));
-                readers.insert(segment_id, Rc::new(storage.open(&name, false).await?));
-            }
-            ScanEnd::TornTail { log_end, digest, tail_block, record_count, reason } => {
-                tracing::warn!(shard = shard_id, segment = segment_id, offset = log_end, %reason, "cutting torn tail of an unacknowledged commit");
-                clear_after(&file, log_end, config.segment_bytes_max)
-                    .await
-                    .map_err(|source| recovery(ScanError::Io { segment_id, source }))?;
-                active = Some(ActiveSegment::resume(file, segment_id, log_end, digest, &tail_block, record_count));
+                active = Some(ActiveSegment::resume(file, segment_id, log_end, *digest, &tail_block, record_count));
                 readers.insert(segment_id, Rc::new(storage.open(&name, false).await?));
             }
         }
@@ -107,7 +145,7 @@ pub(crate) async fn open_shard<S: Storage>(
     let shard_base = u64::from(shard_id) << SHARD_ID_SHIFT;
     let next_record_id = if max_record_id == 0 { shard_base + 1 } else { max_record_id + RECORD_ID_GAP };
     let next_account_number = index.accounts().map(|account| (account.id & LOCAL_ID_MASK) + 1).max().unwrap_or(1);
-    Ok(Shard {
+    let mut shard = Shard {
         config,
         storage,
         hsm,
@@ -120,7 +158,33 @@ pub(crate) async fn open_shard<S: Storage>(
         failure: None,
         commits: 0,
         records_committed: 0,
-    })
+        records_since_checkpoint: 0,
+    };
+    shard.commit_record_id_floor().await?;
+    Ok(shard)
+}
+
+/// The shard's checkpoint, if it exists and can be trusted; otherwise the reason is logged and
+/// the shard replays its whole log.
+async fn usable_checkpoint<S: Storage>(
+    storage: &S,
+    hsm: &HsmSession,
+    shard_id: u32,
+    segment_ids: &[u64],
+) -> Option<LoadedCheckpoint> {
+    match load_checkpoint(storage, hsm, shard_id).await {
+        Ok(Some(checkpoint)) if segment_ids.contains(&checkpoint.position.segment_id) => Some(checkpoint),
+        Ok(Some(checkpoint)) => {
+            let segment = checkpoint.position.segment_id;
+            tracing::warn!(shard = shard_id, segment, "checkpoint names a missing segment; replaying the whole log");
+            None
+        }
+        Ok(None) => None,
+        Err(reason) => {
+            tracing::warn!(shard = shard_id, %reason, "checkpoint unusable; replaying the whole log");
+            None
+        }
+    }
 }
 
 /// Zeroes everything past the log's last whole block, where a crashed commit may have left
@@ -148,6 +212,7 @@ impl<S: Storage> Shard<S> {
         self.active = ActiveSegment::create(&self.storage, header, self.config.segment_bytes_max).await?;
         let reader = self.storage.open(&segment_name(segment_id), false).await?;
         self.readers.insert(segment_id, Rc::new(reader));
+        self.checkpoint().await;
         Ok(())
     }
 }

@@ -1,0 +1,112 @@
+//! The index as bytes, for checkpoints: a plain, bounded codec (encryption and framing are the
+//! checkpoint's job, in `shard::checkpoint`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{Account, BlobLocation, DeletedMessage, Index, Mailbox, MessageEntry};
+use crate::format::{ByteReader, ByteWriter, Flags, MessageReference, NAME_BYTES_MAX, ReadError};
+
+/// Upper bound on any count in a snapshot, so a damaged length cannot ask for absurd memory
+/// before the data runs out.
+const COUNT_MAX: u32 = 1 << 28;
+
+fn count(reader: &mut ByteReader<'_>, field: &'static str) -> Result<u32, ReadError> {
+    let value = reader.u32()?;
+    if value > COUNT_MAX { Err(ReadError::Invalid { field }) } else { Ok(value) }
+}
+
+fn encode_entry(writer: &mut ByteWriter, entry: &MessageEntry) {
+    entry.message.encode(writer);
+    entry.flags.encode(writer);
+}
+
+fn decode_entry(reader: &mut ByteReader<'_>) -> Result<MessageEntry, ReadError> {
+    Ok(MessageEntry { message: MessageReference::decode(reader)?, flags: Flags::decode(reader)? })
+}
+
+impl Index {
+    pub fn encode_snapshot(&self, writer: &mut ByteWriter) {
+        writer.u32(self.blobs.len() as u32);
+        for (record_id, blob) in &self.blobs {
+            writer.u64(*record_id).u64(blob.segment_id).u64(blob.offset).u32(blob.frame_bytes).u32(blob.references);
+        }
+        writer.u32(self.accounts.len() as u32);
+        for account in self.accounts.values() {
+            writer.u64(account.id).string(&account.name).i64(account.created_unix_ms);
+            writer.u32(account.next_mailbox_id).u32(account.last_uid_validity);
+            writer.u32(account.mailboxes.len() as u32);
+            for mailbox in account.mailboxes.values() {
+                writer.u32(mailbox.id).string(&mailbox.name).u32(mailbox.uid_validity).u32(mailbox.uid_next);
+                writer.u32(mailbox.messages.len() as u32);
+                for (uid, entry) in &mailbox.messages {
+                    writer.u32(*uid);
+                    encode_entry(writer, entry);
+                }
+            }
+            writer.u32(account.deleted.len() as u32);
+            for deleted in &account.deleted {
+                writer.u32(deleted.mailbox_id).string(&deleted.mailbox_name).u32(deleted.uid);
+                encode_entry(writer, &deleted.entry);
+                writer.i64(deleted.expunged_unix_ms);
+            }
+        }
+    }
+
+    pub fn decode_snapshot(reader: &mut ByteReader<'_>) -> Result<Self, ReadError> {
+        let mut index = Self::default();
+        for _ in 0..count(reader, "blob count")? {
+            let record_id = reader.u64()?;
+            let blob = BlobLocation {
+                segment_id: reader.u64()?,
+                offset: reader.u64()?,
+                frame_bytes: reader.u32()?,
+                references: reader.u32()?,
+            };
+            index.blobs.insert(record_id, blob);
+        }
+        for _ in 0..count(reader, "account count")? {
+            let account = decode_account(reader)?;
+            index.account_ids.insert(account.name.clone(), account.id);
+            index.accounts.insert(account.id, account);
+        }
+        Ok(index)
+    }
+}
+
+fn decode_account(reader: &mut ByteReader<'_>) -> Result<Account, ReadError> {
+    let mut account = Account {
+        id: reader.u64()?,
+        name: reader.string(NAME_BYTES_MAX, "account name")?,
+        created_unix_ms: reader.i64()?,
+        next_mailbox_id: reader.u32()?,
+        last_uid_validity: reader.u32()?,
+        mailboxes: BTreeMap::new(),
+        mailbox_ids: HashMap::new(),
+        deleted: Vec::new(),
+    };
+    for _ in 0..count(reader, "mailbox count")? {
+        let mut mailbox = Mailbox {
+            id: reader.u32()?,
+            name: reader.string(NAME_BYTES_MAX, "mailbox name")?,
+            uid_validity: reader.u32()?,
+            uid_next: reader.u32()?,
+            messages: BTreeMap::new(),
+        };
+        for _ in 0..count(reader, "message count")? {
+            let uid = reader.u32()?;
+            mailbox.messages.insert(uid, decode_entry(reader)?);
+        }
+        account.mailbox_ids.insert(mailbox.name.clone(), mailbox.id);
+        account.mailboxes.insert(mailbox.id, mailbox);
+    }
+    for _ in 0..count(reader, "deleted count")? {
+        account.deleted.push(DeletedMessage {
+            mailbox_id: reader.u32()?,
+            mailbox_name: reader.string(NAME_BYTES_MAX, "mailbox name")?,
+            uid: reader.u32()?,
+            entry: decode_entry(reader)?,
+            expunged_unix_ms: reader.i64()?,
+        });
+    }
+    Ok(account)
+}

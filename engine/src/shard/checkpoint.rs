@@ -1,0 +1,175 @@
+//! Checkpoints: the shard's index and key table as of a commit boundary, so that opening a
+//! store replays only the log written after it.
+//!
+//! ```text
+//!  0 [u8; 8] magic "MVCKPT\0\0"   24 u64 log_end           48 u32 wrapped_key_length
+//!  8 u32 format_version           32 u64 record_count      52 u64 body_length (plaintext)
+//! 12 u32 shard_id                 40 u64 max_record_id     60 u32 crc32c of bytes 0..60
+//! 16 u64 segment_id
+//! 64 wrapped checkpoint key (HSM-wrapped, fresh for each checkpoint)
+//!    AES-256-GCM(body) with nonce 0 (the key is used once) and the header's bytes 0..60 as
+//!    associated data; zero padding to 4 KiB
+//! ```
+//! The body: the key table (count, then account id and wrapped key bytes) and the index
+//! snapshot (`index::snapshot`). A checkpoint that fails any check is ignored with a warning:
+//! the log is the truth, so the shard then replays everything.
+
+use mailvault_hsm::{HsmSession, WrappedDek};
+
+use crate::crypto::{KeyTable, RecordCipher, TAG_BYTES};
+use crate::format::{BLOCK_BYTES, ByteReader, ByteWriter, FORMAT_VERSION};
+use crate::index::Index;
+use crate::io::{BlockBuffer, Storage, StorageFile};
+
+pub(crate) const CHECKPOINT_FILE: &str = "checkpoint";
+const CHECKPOINT_TEMPORARY_FILE: &str = "checkpoint.tmp";
+const MAGIC: [u8; 8] = *b"MVCKPT\0\0";
+const HEADER_BYTES: usize = 64;
+const AUTHENTICATED_HEADER_BYTES: usize = 60;
+/// Wrapped keys are a few dozen bytes; anything larger is damage.
+const WRAPPED_KEY_BYTES_MAX: usize = 512;
+const KEY_COUNT_MAX: u32 = 1 << 28;
+
+/// Where replay resumes: the end of the last commit the checkpoint covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CheckpointPosition {
+    pub segment_id: u64,
+    pub log_end: u64,
+    /// Records in `segment_id` before `log_end` (for the segment's footer).
+    pub record_count: u64,
+    pub max_record_id: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct LoadedCheckpoint {
+    pub position: CheckpointPosition,
+    pub index: Index,
+    pub keys: KeyTable,
+}
+
+fn header_bytes(
+    shard_id: u32,
+    position: &CheckpointPosition,
+    wrapped_length: usize,
+    body_length: usize,
+) -> [u8; HEADER_BYTES] {
+    let mut header = [0; HEADER_BYTES];
+    header[0..8].copy_from_slice(&MAGIC);
+    header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[12..16].copy_from_slice(&shard_id.to_le_bytes());
+    header[16..24].copy_from_slice(&position.segment_id.to_le_bytes());
+    header[24..32].copy_from_slice(&position.log_end.to_le_bytes());
+    header[32..40].copy_from_slice(&position.record_count.to_le_bytes());
+    header[40..48].copy_from_slice(&position.max_record_id.to_le_bytes());
+    header[48..52].copy_from_slice(&(wrapped_length as u32).to_le_bytes());
+    header[52..60].copy_from_slice(&(body_length as u64).to_le_bytes());
+    let crc = crc32c::crc32c(&header[..AUTHENTICATED_HEADER_BYTES]);
+    header[60..64].copy_from_slice(&crc.to_le_bytes());
+    header
+}
+
+/// Writes a checkpoint atomically: a temporary file, synced, renamed over the old one.
+pub(crate) async fn write_checkpoint<S: Storage>(
+    storage: &S,
+    hsm: &HsmSession,
+    shard_id: u32,
+    position: &CheckpointPosition,
+    index: &Index,
+    keys: &KeyTable,
+) -> Result<(), String> {
+    let mut writer = ByteWriter::new();
+    writer.u32(keys.len() as u32);
+    for (account_id, wrapped) in keys.wrapped_keys() {
+        writer.u64(account_id).bytes(&wrapped.to_bytes());
+    }
+    index.encode_snapshot(&mut writer);
+    let mut body = writer.into_inner();
+    let dek = hsm.generate_dek().map_err(|error| error.to_string())?;
+    let wrapped = hsm.wrap_dek(&dek).map_err(|error| error.to_string())?.to_bytes();
+    let header = header_bytes(shard_id, position, wrapped.len(), body.len());
+    RecordCipher::new(&dek).seal_with([0; 12], &header[..AUTHENTICATED_HEADER_BYTES], &mut body);
+
+    let mut buffer = BlockBuffer::with_capacity(HEADER_BYTES + wrapped.len() + body.len() + BLOCK_BYTES);
+    buffer.extend_from_slice(&header);
+    buffer.extend_from_slice(&wrapped);
+    buffer.extend_from_slice(&body);
+    buffer.pad_to_block();
+    let io = |error: std::io::Error| format!("writing checkpoint: {error}");
+    if storage.list().await.map_err(io)?.iter().any(|name| name == CHECKPOINT_TEMPORARY_FILE) {
+        storage.remove(CHECKPOINT_TEMPORARY_FILE).await.map_err(io)?;
+    }
+    let file = storage.create(CHECKPOINT_TEMPORARY_FILE).await.map_err(io)?;
+    let (result, _) = file.write_blocks(buffer, 0).await;
+    result.map_err(io)?;
+    file.sync_data().await.map_err(io)?;
+    storage.rename(CHECKPOINT_TEMPORARY_FILE, CHECKPOINT_FILE).await.map_err(io)?;
+    storage.sync_directory().await.map_err(io)
+}
+
+/// Reads and checks the shard's checkpoint: `Ok(None)` if there is none, `Err` with the reason
+/// if it is unusable.
+pub(crate) async fn load_checkpoint<S: Storage>(
+    storage: &S,
+    hsm: &HsmSession,
+    shard_id: u32,
+) -> Result<Option<LoadedCheckpoint>, String> {
+    let io = |error: std::io::Error| format!("reading checkpoint: {error}");
+    if !storage.list().await.map_err(io)?.iter().any(|name| name == CHECKPOINT_FILE) {
+        return Ok(None);
+    }
+    let file = storage.open(CHECKPOINT_FILE, false).await.map_err(io)?;
+    let bytes = file.read_exact(0, file.size().await.map_err(io)? as usize).await.map_err(io)?;
+    decode_checkpoint(&bytes, hsm, shard_id).map(Some)
+}
+
+fn decode_checkpoint(bytes: &[u8], hsm: &HsmSession, shard_id: u32) -> Result<LoadedCheckpoint, String> {
+    let mut reader = ByteReader::new(bytes);
+    let header: [u8; HEADER_BYTES] = reader.array().map_err(|_| "checkpoint header truncated")?;
+    let stored_crc = u32::from_le_bytes([header[60], header[61], header[62], header[63]]);
+    if header[0..8] != MAGIC || crc32c::crc32c(&header[..AUTHENTICATED_HEADER_BYTES]) != stored_crc {
+        return Err("checkpoint header is damaged".into());
+    }
+    let mut fields = ByteReader::new(&header[8..60]);
+    let field_error = |_| "checkpoint header truncated".to_owned();
+    let (version, header_shard) = (fields.u32().map_err(field_error)?, fields.u32().map_err(field_error)?);
+    if version != FORMAT_VERSION || header_shard != shard_id {
+        return Err(format!("checkpoint is for format {version} shard {header_shard}"));
+    }
+    let position = CheckpointPosition {
+        segment_id: fields.u64().map_err(field_error)?,
+        log_end: fields.u64().map_err(field_error)?,
+        record_count: fields.u64().map_err(field_error)?,
+        max_record_id: fields.u64().map_err(field_error)?,
+    };
+    let wrapped_length = fields.u32().map_err(field_error)? as usize;
+    let body_length = usize::try_from(fields.u64().map_err(field_error)?).map_err(|_| "body too long")?;
+    if wrapped_length > WRAPPED_KEY_BYTES_MAX {
+        return Err("checkpoint key length is invalid".into());
+    }
+    let wrapped = reader.take(wrapped_length).map_err(|_| "checkpoint truncated")?;
+    let ciphertext_length = body_length.checked_add(TAG_BYTES).ok_or("body too long")?;
+    let ciphertext = reader.take(ciphertext_length).map_err(|_| "checkpoint truncated")?;
+    let wrapped = WrappedDek::from_bytes(wrapped).map_err(|error| error.to_string())?;
+    let dek = hsm.unwrap_dek(&wrapped).map_err(|error| format!("checkpoint key: {error}"))?;
+    let body = RecordCipher::new(&dek)
+        .open_with([0; 12], &header[..AUTHENTICATED_HEADER_BYTES], ciphertext.to_vec())
+        .map_err(|error| format!("checkpoint body: {error}"))?;
+    decode_body(&body).map(|(index, keys)| LoadedCheckpoint { position, index, keys })
+}
+
+fn decode_body(body: &[u8]) -> Result<(Index, KeyTable), String> {
+    let mut reader = ByteReader::new(body);
+    let mut keys = KeyTable::default();
+    let key_count = reader.u32().map_err(|error| error.to_string())?;
+    if key_count > KEY_COUNT_MAX {
+        return Err("checkpoint key count is invalid".into());
+    }
+    for _ in 0..key_count {
+        let account_id = reader.u64().map_err(|error| error.to_string())?;
+        let wrapped = reader.bytes(WRAPPED_KEY_BYTES_MAX, "wrapped key").map_err(|error| error.to_string())?;
+        keys.insert(account_id, WrappedDek::from_bytes(wrapped).map_err(|error| error.to_string())?);
+    }
+    let index = Index::decode_snapshot(&mut reader).map_err(|error| error.to_string())?;
+    reader.finish("checkpoint body").map_err(|error| error.to_string())?;
+    Ok((index, keys))
+}
