@@ -1,7 +1,8 @@
 //! The values the engine API hands to frontends: accounts, mailboxes and messages, never
 //! segments or records.
 
-pub use crate::format::Flags;
+pub use crate::format::{AccessEvent, Flags};
+pub use crate::index::AppPassword;
 
 /// Names the special mailbox every account has; IMAP treats it case-insensitively.
 pub const INBOX: &str = "INBOX";
@@ -80,6 +81,13 @@ impl FlagChange {
             },
         }
     }
+}
+
+/// What login needs to check a password: hashes only, never passwords.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub password_hash: Option<String>,
+    pub app_passwords: Vec<AppPassword>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

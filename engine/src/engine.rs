@@ -8,7 +8,8 @@ use std::thread::JoinHandle;
 use mailvault_hsm::Hsm;
 
 use crate::api::{
-    DeletedMessageId, DeletedMessageInfo, FlagChange, Flags, MailboxInfo, Message, MessageInfo, ShardStats,
+    AccessEvent, Credentials, DeletedMessageId, DeletedMessageInfo, FlagChange, Flags, MailboxInfo, Message,
+    MessageInfo, ShardStats,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::{EngineError, OpenError};
@@ -312,6 +313,49 @@ impl Engine {
             Outcome::Restored { mailbox, uid } => Ok((mailbox, uid)),
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// Sets the account's login password, given as an argon2id PHC string (hash it first, with
+    /// `mailvault_hsm::password`); the password itself never reaches the engine.
+    pub async fn set_password(&self, account: &str, password_hash: String) -> Result<(), EngineError> {
+        self.mutate(account, Mutation::SetPassword { account: account.to_owned(), password_hash }).await.map(drop)
+    }
+
+    /// Adds a per-device password (argon2id PHC string) under a label the user recognizes.
+    pub async fn add_app_password(
+        &self,
+        account: &str,
+        label: String,
+        password_hash: String,
+    ) -> Result<(), EngineError> {
+        let mutation = Mutation::AddAppPassword { account: account.to_owned(), label, password_hash };
+        self.mutate(account, mutation).await.map(drop)
+    }
+
+    /// Revokes every app password of the account (remote logout); returns how many there were.
+    pub async fn revoke_app_passwords(&self, account: &str) -> Result<u32, EngineError> {
+        match self.mutate(account, Mutation::RevokeAppPasswords { account: account.to_owned() }).await? {
+            Outcome::Count(count) => Ok(count),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The hashes login checks against.
+    pub async fn credentials(&self, account: &str) -> Result<Credentials, EngineError> {
+        let account_name = account.to_owned();
+        self.query(account, |reply| Query::Credentials { account: account_name, reply }).await
+    }
+
+    /// Records a login attempt in the account's access log (durable, encrypted).
+    pub async fn record_access(&self, account: &str, event: AccessEvent) -> Result<(), EngineError> {
+        self.mutate(account, Mutation::RecordAccess { account: account.to_owned(), event }).await.map(drop)
+    }
+
+    /// The account's newest login attempts, newest first, at most `limit` (and at most the
+    /// last 1000, which the index keeps in memory).
+    pub async fn access_log(&self, account: &str, limit: usize) -> Result<Vec<AccessEvent>, EngineError> {
+        let account_name = account.to_owned();
+        self.query(account, |reply| Query::AccessLog { account: account_name, limit, reply }).await
     }
 
     pub async fn stats(&self) -> Result<Vec<ShardStats>, EngineError> {

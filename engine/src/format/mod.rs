@@ -13,7 +13,10 @@ pub use frame::{
     FRAME_ALIGN_BYTES, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, FRAME_HEADER_BYTES, Frame, FrameDecode,
     FrameError, FrameHeader, add_frame_flags, decode_frame, encode_frame, frame_encoded_bytes, mark_commit_end,
 };
-pub use record::{Flags, KEYWORD_BYTES_MAX, KEYWORDS_MAX, MessageReference, NAME_BYTES_MAX, Record, RecordKind};
+pub use record::{
+    ACCESS_FIELD_BYTES_MAX, AccessEvent, Flags, HASH_BYTES_MAX, KEYWORD_BYTES_MAX, KEYWORDS_MAX, LABEL_BYTES_MAX,
+    MessageReference, NAME_BYTES_MAX, Record, RecordKind,
+};
 pub use segment_header::{SEGMENT_HEADER_BYTES, SegmentHeader, SegmentHeaderError};
 
 /// Direct IO granularity: segment writes start and end on this boundary.

@@ -33,6 +33,10 @@ pub enum RecordKind {
     /// the record-id counter, made durable before any id above it encrypts anything (see
     /// `shard::recovery`). Empty payload.
     RecordIdFloor = 12,
+    PasswordSet = 13,
+    AppPasswordAdded = 14,
+    AppPasswordsRevoked = 15,
+    AccessRecorded = 16,
     /// The footer of a sealed segment; its payload is not encrypted (it holds no mail data).
     SegmentSealed = 100,
 }
@@ -58,6 +62,10 @@ impl RecordKind {
             10 => Self::MessageRestored,
             11 => Self::KeyWrapped,
             12 => Self::RecordIdFloor,
+            13 => Self::PasswordSet,
+            14 => Self::AppPasswordAdded,
+            15 => Self::AppPasswordsRevoked,
+            16 => Self::AccessRecorded,
             100 => Self::SegmentSealed,
             _ => return None,
         })
@@ -116,6 +124,47 @@ impl Flags {
 
 fn non_empty_keyword(keyword: String) -> Result<String, ReadError> {
     if keyword.is_empty() { Err(ReadError::Invalid { field: "keyword" }) } else { Ok(keyword) }
+}
+
+/// Longest password hash (a PHC string is ~100 bytes), app password label, and access-log field.
+pub const HASH_BYTES_MAX: usize = 512;
+pub const LABEL_BYTES_MAX: usize = 128;
+pub const ACCESS_FIELD_BYTES_MAX: usize = 128;
+
+/// One login attempt: when, from where, over what, how, and whether it succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessEvent {
+    pub at_unix_ms: i64,
+    pub remote_ip: String,
+    pub protocol: String,
+    pub method: String,
+    pub success: bool,
+}
+
+impl AccessEvent {
+    pub(crate) fn encode(&self, writer: &mut ByteWriter) {
+        writer.i64(self.at_unix_ms).string(&self.remote_ip).string(&self.protocol).string(&self.method);
+        writer.u8(u8::from(self.success));
+    }
+
+    pub(crate) fn decode(reader: &mut ByteReader<'_>) -> Result<Self, ReadError> {
+        Ok(Self {
+            at_unix_ms: reader.i64()?,
+            remote_ip: reader.string(ACCESS_FIELD_BYTES_MAX, "remote ip")?,
+            protocol: reader.string(ACCESS_FIELD_BYTES_MAX, "protocol")?,
+            method: reader.string(ACCESS_FIELD_BYTES_MAX, "method")?,
+            success: match reader.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(ReadError::Invalid { field: "success" }),
+            },
+        })
+    }
+
+    /// Whether every field fits the on-disk limits.
+    pub fn is_valid(&self) -> bool {
+        [&self.remote_ip, &self.protocol, &self.method].iter().all(|field| field.len() <= ACCESS_FIELD_BYTES_MAX)
+    }
 }
 
 /// A message as mailboxes reference it: the blob record holding its body and what the index
@@ -192,6 +241,21 @@ pub enum Record {
         wrapped_key: Vec<u8>,
     },
     RecordIdFloor,
+    /// The account's login password, as an argon2id PHC string (never the password).
+    PasswordSet {
+        password_hash: String,
+    },
+    AppPasswordAdded {
+        label: String,
+        password_hash: String,
+    },
+    AppPasswordsRevoked {
+        at_unix_ms: i64,
+    },
+    /// One login attempt, for the account's access log.
+    AccessRecorded {
+        event: AccessEvent,
+    },
     SegmentSealed {
         record_count: u64,
         records_end: u64,
@@ -214,6 +278,10 @@ impl Record {
             Self::MessageRestored { .. } => RecordKind::MessageRestored,
             Self::KeyWrapped { .. } => RecordKind::KeyWrapped,
             Self::RecordIdFloor => RecordKind::RecordIdFloor,
+            Self::PasswordSet { .. } => RecordKind::PasswordSet,
+            Self::AppPasswordAdded { .. } => RecordKind::AppPasswordAdded,
+            Self::AppPasswordsRevoked { .. } => RecordKind::AppPasswordsRevoked,
+            Self::AccessRecorded { .. } => RecordKind::AccessRecorded,
             Self::SegmentSealed { .. } => RecordKind::SegmentSealed,
         }
     }
@@ -230,7 +298,9 @@ impl Record {
             Self::MailboxRenamed { name } => {
                 writer.string(name);
             }
-            Self::MailboxDeleted { at_unix_ms } | Self::MessageExpunged { at_unix_ms } => {
+            Self::MailboxDeleted { at_unix_ms }
+            | Self::MessageExpunged { at_unix_ms }
+            | Self::AppPasswordsRevoked { at_unix_ms } => {
                 writer.i64(*at_unix_ms);
             }
             Self::MessageAppended { internal_date_unix_ms, flags, digest, body } => {
@@ -258,6 +328,13 @@ impl Record {
                 writer.raw(wrapped_key);
             }
             Self::RecordIdFloor => {}
+            Self::PasswordSet { password_hash } => {
+                writer.string(password_hash);
+            }
+            Self::AppPasswordAdded { label, password_hash } => {
+                writer.string(label).string(password_hash);
+            }
+            Self::AccessRecorded { event } => event.encode(&mut writer),
             Self::SegmentSealed { record_count, records_end, digest } => {
                 writer.u64(*record_count).u64(*records_end).raw(digest);
             }
@@ -310,6 +387,15 @@ impl Record {
                 return Ok(Self::KeyWrapped { wrapped_key: payload });
             }
             RecordKind::RecordIdFloor => Self::RecordIdFloor,
+            RecordKind::PasswordSet => {
+                Self::PasswordSet { password_hash: reader.string(HASH_BYTES_MAX, "password hash")? }
+            }
+            RecordKind::AppPasswordAdded => Self::AppPasswordAdded {
+                label: reader.string(LABEL_BYTES_MAX, "app password label")?,
+                password_hash: reader.string(HASH_BYTES_MAX, "password hash")?,
+            },
+            RecordKind::AppPasswordsRevoked => Self::AppPasswordsRevoked { at_unix_ms: reader.i64()? },
+            RecordKind::AccessRecorded => Self::AccessRecorded { event: AccessEvent::decode(&mut reader)? },
             RecordKind::SegmentSealed => {
                 Self::SegmentSealed { record_count: reader.u64()?, records_end: reader.u64()?, digest: reader.array()? }
             }

@@ -1,8 +1,8 @@
 //! What the index keeps per account, mailbox and message.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::format::{Flags, MessageReference};
+use crate::format::{AccessEvent, Flags, MessageReference};
 
 #[derive(Debug)]
 pub struct Account {
@@ -17,7 +17,22 @@ pub struct Account {
     pub last_uid_validity: u32,
     /// Expunged messages, restorable until their retention window ends.
     pub deleted: Vec<DeletedMessage>,
+    /// The login password's argon2id hash, if one was set.
+    pub password_hash: Option<String>,
+    pub app_passwords: Vec<AppPassword>,
+    /// The newest login attempts, oldest first; all of them stay in the log.
+    pub access_log: VecDeque<AccessEvent>,
 }
+
+/// A per-device password, revocable all at once (remote logout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppPassword {
+    pub label: String,
+    pub password_hash: String,
+}
+
+/// Access-log entries kept in memory per account (the log on disk keeps them all).
+pub const ACCESS_LOG_ENTRIES_MAX: usize = 1000;
 
 impl Account {
     pub fn mailbox_id(&self, name: &str) -> Option<u32> {

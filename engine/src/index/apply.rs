@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Account, BlobLocation, DeletedMessage, Index, Mailbox, MessageEntry};
+use super::{ACCESS_LOG_ENTRIES_MAX, Account, AppPassword, BlobLocation, DeletedMessage, Index, Mailbox, MessageEntry};
 use crate::format::{FrameHeader, MessageReference, Record};
 
 /// The log contradicts itself: a record refers to something that does not exist.
@@ -47,6 +47,13 @@ impl Index {
             Record::MailboxCreated { .. } | Record::MailboxRenamed { .. } | Record::MailboxDeleted { .. } => {
                 apply_mailbox_record(account, &context, record)
             }
+            Record::PasswordSet { .. }
+            | Record::AppPasswordAdded { .. }
+            | Record::AppPasswordsRevoked { .. }
+            | Record::AccessRecorded { .. } => {
+                apply_credential_record(account, record);
+                Ok(())
+            }
             record => apply_message_record(account, &mut self.blobs, &context, record),
         }
     }
@@ -67,6 +74,9 @@ impl Index {
                 next_mailbox_id: 1,
                 last_uid_validity: 0,
                 deleted: Vec::new(),
+                password_hash: None,
+                app_passwords: Vec::new(),
+                access_log: std::collections::VecDeque::new(),
             },
         );
         Ok(())
@@ -86,6 +96,23 @@ impl RecordContext<'_> {
 
     fn unknown_message(&self) -> ApplyError {
         ApplyError::UnknownMessage { record_id: self.header.record_id, uid: self.header.uid }
+    }
+}
+
+fn apply_credential_record(account: &mut Account, record: Record) {
+    match record {
+        Record::PasswordSet { password_hash } => account.password_hash = Some(password_hash),
+        Record::AppPasswordAdded { label, password_hash } => {
+            account.app_passwords.push(AppPassword { label, password_hash });
+        }
+        Record::AppPasswordsRevoked { .. } => account.app_passwords.clear(),
+        Record::AccessRecorded { event } => {
+            if account.access_log.len() == ACCESS_LOG_ENTRIES_MAX {
+                account.access_log.pop_front();
+            }
+            account.access_log.push_back(event);
+        }
+        _ => {}
     }
 }
 

@@ -9,7 +9,7 @@ mod account;
 mod apply;
 mod snapshot;
 
-pub use account::{Account, BlobLocation, DeletedMessage, Mailbox, MessageEntry};
+pub use account::{ACCESS_LOG_ENTRIES_MAX, Account, AppPassword, BlobLocation, DeletedMessage, Mailbox, MessageEntry};
 pub use apply::{ApplyError, RecordLocation};
 
 use std::collections::HashMap;

@@ -1,10 +1,13 @@
 //! The index as bytes, for checkpoints: a plain, bounded codec (encryption and framing are the
 //! checkpoint's job, in `shard::checkpoint`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use super::{Account, BlobLocation, DeletedMessage, Index, Mailbox, MessageEntry};
-use crate::format::{ByteReader, ByteWriter, Flags, MessageReference, NAME_BYTES_MAX, ReadError};
+use super::{Account, AppPassword, BlobLocation, DeletedMessage, Index, Mailbox, MessageEntry};
+use crate::format::{
+    AccessEvent, ByteReader, ByteWriter, Flags, HASH_BYTES_MAX, LABEL_BYTES_MAX, MessageReference, NAME_BYTES_MAX,
+    ReadError,
+};
 
 /// Upper bound on any count in a snapshot, so a damaged length cannot ask for absurd memory
 /// before the data runs out.
@@ -43,6 +46,7 @@ impl Index {
                     encode_entry(writer, entry);
                 }
             }
+            encode_credentials(writer, account);
             writer.u32(account.deleted.len() as u32);
             for deleted in &account.deleted {
                 writer.u32(deleted.mailbox_id).string(&deleted.mailbox_name).u32(deleted.uid);
@@ -73,6 +77,38 @@ impl Index {
     }
 }
 
+fn encode_credentials(writer: &mut ByteWriter, account: &Account) {
+    match &account.password_hash {
+        Some(hash) => writer.u8(1).string(hash),
+        None => writer.u8(0),
+    };
+    writer.u32(account.app_passwords.len() as u32);
+    for app_password in &account.app_passwords {
+        writer.string(&app_password.label).string(&app_password.password_hash);
+    }
+    writer.u32(account.access_log.len() as u32);
+    for event in &account.access_log {
+        event.encode(writer);
+    }
+}
+
+fn decode_credentials(reader: &mut ByteReader<'_>, account: &mut Account) -> Result<(), ReadError> {
+    account.password_hash = match reader.u8()? {
+        0 => None,
+        1 => Some(reader.string(HASH_BYTES_MAX, "password hash")?),
+        _ => return Err(ReadError::Invalid { field: "password hash" }),
+    };
+    for _ in 0..count(reader, "app password count")? {
+        let label = reader.string(LABEL_BYTES_MAX, "app password label")?;
+        let password_hash = reader.string(HASH_BYTES_MAX, "password hash")?;
+        account.app_passwords.push(AppPassword { label, password_hash });
+    }
+    for _ in 0..count(reader, "access log count")? {
+        account.access_log.push_back(AccessEvent::decode(reader)?);
+    }
+    Ok(())
+}
+
 fn decode_account(reader: &mut ByteReader<'_>) -> Result<Account, ReadError> {
     let mut account = Account {
         id: reader.u64()?,
@@ -83,6 +119,9 @@ fn decode_account(reader: &mut ByteReader<'_>) -> Result<Account, ReadError> {
         mailboxes: BTreeMap::new(),
         mailbox_ids: HashMap::new(),
         deleted: Vec::new(),
+        password_hash: None,
+        app_passwords: Vec::new(),
+        access_log: VecDeque::new(),
     };
     for _ in 0..count(reader, "mailbox count")? {
         let mut mailbox = Mailbox {
@@ -99,6 +138,7 @@ fn decode_account(reader: &mut ByteReader<'_>) -> Result<Account, ReadError> {
         account.mailbox_ids.insert(mailbox.name.clone(), mailbox.id);
         account.mailboxes.insert(mailbox.id, mailbox);
     }
+    decode_credentials(reader, &mut account)?;
     for _ in 0..count(reader, "deleted count")? {
         account.deleted.push(DeletedMessage {
             mailbox_id: reader.u32()?,

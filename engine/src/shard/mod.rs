@@ -8,6 +8,7 @@
 //! are answered after its commit, so no one ever sees what is not durable.
 
 mod checkpoint;
+mod credentials;
 mod emit;
 mod plan;
 mod query;

@@ -86,7 +86,7 @@ impl<S: Storage> Shard<S> {
         }
     }
 
-    fn account(&mut self, name: &str) -> Result<(&Account, Rc<RecordCipher>), EngineError> {
+    pub(super) fn account(&mut self, name: &str) -> Result<(&Account, Rc<RecordCipher>), EngineError> {
         let account_id = self.index.account_id(name).ok_or_else(|| EngineError::NoSuchAccount(name.to_owned()))?;
         let cipher =
             self.keys.cipher(account_id, &self.hsm).map_err(|error| EngineError::Corrupt(error.to_string()))?;
@@ -114,6 +114,12 @@ impl<S: Storage> Shard<S> {
             }
             Mutation::Expunge { account, mailbox, uids } => self.expunge(&account, &mailbox, &uids, now, batch),
             Mutation::Restore { account, deleted } => self.restore(&account, deleted, now, batch),
+            Mutation::SetPassword { account, password_hash } => self.set_password(&account, password_hash, batch),
+            Mutation::AddAppPassword { account, label, password_hash } => {
+                self.add_app_password(&account, label, password_hash, batch)
+            }
+            Mutation::RevokeAppPasswords { account } => self.revoke_app_passwords(&account, now, batch),
+            Mutation::RecordAccess { account, event } => self.record_access(&account, event, batch),
         }
     }
 

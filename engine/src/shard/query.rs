@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use crate::api::{DeletedMessageId, DeletedMessageInfo, MailboxInfo, Message, MessageInfo, ShardStats};
+use crate::api::{Credentials, DeletedMessageId, DeletedMessageInfo, MailboxInfo, Message, MessageInfo, ShardStats};
 use crate::crypto::RecordCipher;
 use crate::error::EngineError;
 use crate::format::{Flags, FrameDecode, Record, RecordKind, decode_frame};
@@ -50,6 +50,8 @@ impl<S: Storage> Shard<S> {
                 Query::Fetch { reply, .. } => respond(&reply, Err(self.failed_error())),
                 Query::Deleted { reply, .. } => respond(&reply, Err(self.failed_error())),
                 Query::Stats(reply) => respond(&reply, Err(self.failed_error())),
+                Query::Credentials { reply, .. } => respond(&reply, Err(self.failed_error())),
+                Query::AccessLog { reply, .. } => respond(&reply, Err(self.failed_error())),
             }
             return;
         }
@@ -64,6 +66,18 @@ impl<S: Storage> Shard<S> {
             Query::Messages { account, mailbox, reply } => respond(&reply, self.messages(&account, &mailbox)),
             Query::Deleted { account, reply } => respond(&reply, self.deleted(&account)),
             Query::Stats(reply) => respond(&reply, Ok(self.stats())),
+            Query::Credentials { account, reply } => respond(
+                &reply,
+                self.find_account(&account).map(|account| Credentials {
+                    password_hash: account.password_hash.clone(),
+                    app_passwords: account.app_passwords.clone(),
+                }),
+            ),
+            Query::AccessLog { account, limit, reply } => respond(
+                &reply,
+                self.find_account(&account)
+                    .map(|account| account.access_log.iter().rev().take(limit).cloned().collect()),
+            ),
             Query::Fetch { account, mailbox, uid, reply } => match self.locate(&account, &mailbox, uid) {
                 Ok(located) => {
                     compio::runtime::spawn(async move {

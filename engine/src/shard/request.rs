@@ -1,7 +1,8 @@
 //! What frontends ask of a shard, and what it answers.
 
 use crate::api::{
-    DeletedMessageId, DeletedMessageInfo, FlagChange, Flags, MailboxInfo, Message, MessageInfo, ShardStats,
+    AccessEvent, Credentials, DeletedMessageId, DeletedMessageInfo, FlagChange, Flags, MailboxInfo, Message,
+    MessageInfo, ShardStats,
 };
 use crate::error::EngineError;
 
@@ -20,6 +21,10 @@ pub(crate) enum Mutation {
     Copy { account: String, from: String, uids: Vec<u32>, to: String, remove_source: bool },
     Expunge { account: String, mailbox: String, uids: Vec<u32> },
     Restore { account: String, deleted: DeletedMessageId },
+    SetPassword { account: String, password_hash: String },
+    AddAppPassword { account: String, label: String, password_hash: String },
+    RevokeAppPasswords { account: String },
+    RecordAccess { account: String, event: AccessEvent },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +37,7 @@ pub(crate) enum Outcome {
         mailbox: String,
         uid: u32,
     },
+    Count(u32),
 }
 
 /// Reads: answered from the index (and the disk, for message bodies).
@@ -43,6 +49,8 @@ pub(crate) enum Query {
     Fetch { account: String, mailbox: String, uid: u32, reply: Reply<Message> },
     Deleted { account: String, reply: Reply<Vec<DeletedMessageInfo>> },
     Stats(Reply<ShardStats>),
+    Credentials { account: String, reply: Reply<Credentials> },
+    AccessLog { account: String, limit: usize, reply: Reply<Vec<AccessEvent>> },
 }
 
 #[derive(Debug)]
