@@ -13,7 +13,7 @@ use crate::api::{
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::{EngineError, OpenError};
-use crate::io::DiskStorage;
+use crate::io::{DiskStorage, Storage};
 use crate::shard::request::{Mutation, Outcome, Query, Reply, Request};
 use crate::shard::routing::shard_for_account;
 use crate::shard::{ShardConfig, open_shard};
@@ -93,6 +93,18 @@ impl Engine {
     /// Opens an initialized store: one thread per shard, each recovering its segments. Returns
     /// once every shard is ready, or the first shard's error.
     pub fn open(config: &EngineConfig, hsm: &Hsm) -> Result<Self, OpenError> {
+        Self::open_with(config, hsm, |_, directory| DiskStorage::new(directory))
+    }
+
+    /// Opens the store with each shard's storage made by `make_storage(shard_id, directory)`,
+    /// called on the shard's own thread: the seam through which tests put a fault-injecting
+    /// storage around the real one.
+    pub fn open_with<S, F>(config: &EngineConfig, hsm: &Hsm, make_storage: F) -> Result<Self, OpenError>
+    where
+        S: Storage,
+        F: Fn(u32, PathBuf) -> S + Send + Sync + 'static,
+    {
+        let make_storage = Arc::new(make_storage);
         let metadata = StoreMetadata::read(&config.data_dir)?;
         let lock = lock_store(&config.data_dir)?;
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
@@ -113,9 +125,11 @@ impl Engine {
             let directory = shard_directory(&config.data_dir, shard_id);
             let hsm = hsm.clone();
             let core = config.pin_threads.then_some(shard_id % cores);
-            let thread = std::thread::Builder::new()
-                .name(format!("mailvault-shard-{shard_id}"))
-                .spawn(move || run_shard_thread(shard_config, directory, &hsm, core, &receiver, &ready_sender))?;
+            let make_storage = make_storage.clone();
+            let thread = std::thread::Builder::new().name(format!("mailvault-shard-{shard_id}")).spawn(move || {
+                let storage = make_storage(shard_id as u32, directory);
+                run_shard_thread(shard_config, storage, &hsm, core, &receiver, &ready_sender);
+            })?;
             senders.push(sender);
             threads.push(thread);
             ready.push(ready_receiver);
@@ -378,9 +392,9 @@ fn unexpected(outcome: &Outcome) -> EngineError {
     EngineError::Corrupt(format!("internal error: unexpected outcome {outcome:?}"))
 }
 
-fn run_shard_thread(
+fn run_shard_thread<S: Storage>(
     config: ShardConfig,
-    directory: PathBuf,
+    storage: S,
     hsm: &Hsm,
     core: Option<usize>,
     receiver: &flume::Receiver<Request>,
@@ -400,7 +414,7 @@ fn run_shard_thread(
     };
     runtime.block_on(async {
         let opened = match hsm.session() {
-            Ok(session) => open_shard(DiskStorage::new(directory), config, session).await,
+            Ok(session) => open_shard(storage, config, session).await,
             Err(error) => Err(OpenError::Shard { shard_id, source: error.into() }),
         };
         match opened {

@@ -3,9 +3,11 @@
 
 mod block_buffer;
 mod disk;
+mod faulty;
 
 pub use block_buffer::BlockBuffer;
 pub use disk::{DiskFile, DiskStorage};
+pub use faulty::{FaultController, FaultCounts, FaultRates, FaultyFile, FaultyStorage};
 
 use std::io;
 

@@ -1,0 +1,395 @@
+//! A fault-injecting storage around the real one, for tests: seeded and reproducible.
+//!
+//! It fails writes and fsyncs with EIO, flips a bit or cuts a read short, "crashes" at a chosen
+//! write (from then on every operation fails, as if the process had died), and on
+//! [`FaultController::power_loss`] decides for each write not yet covered by an fsync whether it
+//! survived, was lost, or tore at a 512-byte sector boundary, by restoring the bytes that write
+//! replaced. Metadata operations (create, rename, remove, `set_len`, `zero_range`) are passed
+//! through and treated as durable: the engine syncs the directory and data after each of them.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{BlockBuffer, DiskFile, DiskStorage, Storage, StorageFile};
+
+const SECTOR_BYTES: usize = 512;
+const PER_MILLE: u64 = 1000;
+
+/// How often each fault happens, in events per thousand operations of its kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultRates {
+    pub write_error_per_mille: u64,
+    pub sync_error_per_mille: u64,
+    pub read_bit_flip_per_mille: u64,
+    pub short_read_per_mille: u64,
+}
+
+/// What was injected, for the test's report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    pub write_errors: u64,
+    pub sync_errors: u64,
+    pub read_bit_flips: u64,
+    pub short_reads: u64,
+    pub crashes: u64,
+    pub writes_lost: u64,
+    pub writes_torn: u64,
+    pub writes_kept: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    WriteError,
+    SyncError,
+    ReadBitFlip,
+    ShortRead,
+}
+
+#[derive(Debug)]
+struct UnsyncedWrite {
+    offset: u64,
+    replaced: Vec<u8>,
+    written_bytes: usize,
+}
+
+#[derive(Debug)]
+struct FaultState {
+    random: u64,
+    rates: FaultRates,
+    crashed: bool,
+    writes_until_crash: Option<u64>,
+    unsynced: HashMap<PathBuf, Vec<UnsyncedWrite>>,
+    /// Old name → new name, so files opened before a rename are found after it.
+    renamed: HashMap<PathBuf, PathBuf>,
+    counts: FaultCounts,
+}
+
+impl FaultState {
+    /// `SplitMix64`: tiny, seedable, good enough to pick faults.
+    fn next(&mut self) -> u64 {
+        self.random = self.random.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut value = self.random;
+        value = (value ^ (value >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        value = (value ^ (value >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        value ^ (value >> 31)
+    }
+
+    fn below(&mut self, bound: u64) -> u64 {
+        if bound == 0 { 0 } else { self.next() % bound }
+    }
+
+    /// The current name of a file first opened as `path`.
+    fn resolve(&self, path: &Path) -> PathBuf {
+        let mut current = path.to_path_buf();
+        for _ in 0..self.renamed.len() {
+            match self.renamed.get(&current) {
+                Some(next) => current = next.clone(),
+                None => break,
+            }
+        }
+        current
+    }
+
+    /// Whether `fault` strikes now, at its configured rate.
+    fn roll(&mut self, fault: Fault) -> bool {
+        let per_mille = match fault {
+            Fault::WriteError => self.rates.write_error_per_mille,
+            Fault::SyncError => self.rates.sync_error_per_mille,
+            Fault::ReadBitFlip => self.rates.read_bit_flip_per_mille,
+            Fault::ShortRead => self.rates.short_read_per_mille,
+        };
+        self.happens(per_mille)
+    }
+
+    fn happens(&mut self, per_mille: u64) -> bool {
+        per_mille > 0 && self.below(PER_MILLE) < per_mille
+    }
+}
+
+/// The test's handle on the faults of every `FaultyStorage` made with it.
+#[derive(Debug, Clone)]
+pub struct FaultController {
+    state: Arc<Mutex<FaultState>>,
+}
+
+fn eio(what: &str) -> io::Error {
+    io::Error::other(format!("injected EIO: {what}"))
+}
+
+impl FaultController {
+    pub fn new(seed: u64) -> Self {
+        let state = FaultState {
+            random: seed,
+            rates: FaultRates::default(),
+            crashed: false,
+            writes_until_crash: None,
+            unsynced: HashMap::new(),
+            renamed: HashMap::new(),
+            counts: FaultCounts::default(),
+        };
+        Self { state: Arc::new(Mutex::new(state)) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FaultState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn set_rates(&self, rates: FaultRates) {
+        self.lock().rates = rates;
+    }
+
+    /// The `writes`-th write from now (0: the next) reaches the page cache, then the process
+    /// "dies": that write and every later operation fail.
+    pub fn crash_after_writes(&self, writes: u64) {
+        self.lock().writes_until_crash = Some(writes);
+    }
+
+    pub fn crash_now(&self) {
+        let mut state = self.lock();
+        state.crashed = true;
+        state.counts.crashes += 1;
+    }
+
+    pub fn has_crashed(&self) -> bool {
+        self.lock().crashed
+    }
+
+    pub fn counts(&self) -> FaultCounts {
+        self.lock().counts
+    }
+
+    /// Power fails: each write since its file's last fsync survives, is lost, or tears at a
+    /// sector boundary. Then the "machine" is back: faults are cleared for the next run.
+    pub fn power_loss(&self) -> io::Result<()> {
+        let mut state = self.lock();
+        let unsynced = std::mem::take(&mut state.unsynced);
+        for (path, writes) in unsynced {
+            let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+            // Undo newest first, so an older write's bytes are what remain underneath.
+            for write in writes.iter().rev() {
+                match state.below(3) {
+                    0 => state.counts.writes_kept += 1,
+                    1 => {
+                        file.write_all_at(&write.replaced, write.offset)?;
+                        state.counts.writes_lost += 1;
+                    }
+                    _ => {
+                        let sectors = write.written_bytes.div_ceil(SECTOR_BYTES).max(1) as u64;
+                        let kept_sectors = state.below(sectors) as usize;
+                        let from = (kept_sectors * SECTOR_BYTES).min(write.replaced.len());
+                        file.write_all_at(&write.replaced[from..], write.offset + from as u64)?;
+                        state.counts.writes_torn += 1;
+                    }
+                }
+            }
+            file.sync_all()?;
+        }
+        state.crashed = false;
+        state.writes_until_crash = None;
+        Ok(())
+    }
+}
+
+/// A storage whose files inject the controller's faults.
+#[derive(Debug, Clone)]
+pub struct FaultyStorage {
+    inner: DiskStorage,
+    controller: FaultController,
+}
+
+impl FaultyStorage {
+    pub fn new(directory: impl Into<PathBuf>, controller: FaultController) -> Self {
+        Self { inner: DiskStorage::new(directory), controller }
+    }
+
+    fn check_alive(&self, what: &str) -> io::Result<()> {
+        if self.controller.has_crashed() { Err(eio(what)) } else { Ok(()) }
+    }
+
+    fn wrap(&self, name: &str, inner: DiskFile) -> FaultyFile {
+        FaultyFile { inner, path: self.inner.directory().join(name), controller: self.controller.clone() }
+    }
+}
+
+impl Storage for FaultyStorage {
+    type File = FaultyFile;
+
+    async fn create(&self, name: &str) -> io::Result<FaultyFile> {
+        self.check_alive("create")?;
+        Ok(self.wrap(name, self.inner.create(name).await?))
+    }
+
+    async fn open(&self, name: &str, writable: bool) -> io::Result<FaultyFile> {
+        self.check_alive("open")?;
+        Ok(self.wrap(name, self.inner.open(name, writable).await?))
+    }
+
+    async fn list(&self) -> io::Result<Vec<String>> {
+        self.check_alive("list")?;
+        self.inner.list().await
+    }
+
+    async fn remove(&self, name: &str) -> io::Result<()> {
+        self.check_alive("remove")?;
+        self.inner.remove(name).await
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.check_alive("rename")?;
+        let result = self.inner.rename(from, to).await;
+        // Unsynced writes follow the file to its new name.
+        let directory = self.inner.directory();
+        let mut state = self.controller.lock();
+        if result.is_ok() {
+            let (from, to) = (directory.join(from), directory.join(to));
+            if let Some(writes) = state.unsynced.remove(&from) {
+                state.unsynced.insert(to.clone(), writes);
+            }
+            state.renamed.remove(&to);
+            state.renamed.insert(from, to);
+        }
+        result
+    }
+
+    async fn sync_directory(&self) -> io::Result<()> {
+        self.check_alive("sync directory")?;
+        self.inner.sync_directory().await
+    }
+}
+
+#[derive(Debug)]
+pub struct FaultyFile {
+    inner: DiskFile,
+    path: PathBuf,
+    controller: FaultController,
+}
+
+/// The bytes a write is about to replace (zeroes past the end of the file).
+fn replaced_bytes(path: &Path, offset: u64, length: usize) -> io::Result<Vec<u8>> {
+    let file = std::fs::File::open(path)?;
+    let mut replaced = vec![0; length];
+    let mut filled = 0;
+    while filled < length {
+        match file.read_at(&mut replaced[filled..], offset + filled as u64)? {
+            0 => break,
+            read => filled += read,
+        }
+    }
+    Ok(replaced)
+}
+
+impl StorageFile for FaultyFile {
+    async fn write_blocks(&self, buffer: BlockBuffer, offset: u64) -> (io::Result<()>, BlockBuffer) {
+        let crash_now = {
+            let mut state = self.controller.lock();
+            if state.crashed {
+                return (Err(eio("write after crash")), buffer);
+            }
+            if state.roll(Fault::WriteError) {
+                state.counts.write_errors += 1;
+                return (Err(eio("write")), buffer);
+            }
+            match state.writes_until_crash {
+                Some(0) => true,
+                Some(remaining) => {
+                    state.writes_until_crash = Some(remaining - 1);
+                    false
+                }
+                None => false,
+            }
+        };
+        let path = self.controller.lock().resolve(&self.path);
+        let replaced = match replaced_bytes(&path, offset, buffer.len()) {
+            Ok(replaced) => replaced,
+            Err(error) => return (Err(error), buffer),
+        };
+        let written_bytes = buffer.len();
+        let (result, buffer) = self.inner.write_blocks(buffer, offset).await;
+        if result.is_ok() {
+            let mut state = self.controller.lock();
+            let write = UnsyncedWrite { offset, replaced, written_bytes };
+            state.unsynced.entry(path).or_default().push(write);
+            if crash_now {
+                state.crashed = true;
+                state.counts.crashes += 1;
+                return (Err(eio("crash during write")), buffer);
+            }
+        }
+        (result, buffer)
+    }
+
+    async fn read_exact(&self, offset: u64, length: usize) -> io::Result<Vec<u8>> {
+        let (flip, short) = {
+            let mut state = self.controller.lock();
+            if state.crashed {
+                return Err(eio("read after crash"));
+            }
+            let flip = state.roll(Fault::ReadBitFlip) && length > 0;
+            let short = state.roll(Fault::ShortRead);
+            if flip {
+                state.counts.read_bit_flips += 1;
+            }
+            if short {
+                state.counts.short_reads += 1;
+            }
+            let bit = state.below(length as u64 * 8);
+            (flip.then_some(bit), short)
+        };
+        if short {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "injected short read"));
+        }
+        let mut bytes = self.inner.read_exact(offset, length).await?;
+        if let Some(bit) = flip {
+            bytes[(bit / 8) as usize] ^= 1 << (bit % 8);
+        }
+        Ok(bytes)
+    }
+
+    async fn sync_data(&self) -> io::Result<()> {
+        {
+            let mut state = self.controller.lock();
+            if state.crashed {
+                return Err(eio("sync after crash"));
+            }
+            // A failed fsync leaves the writes' fate unknown: they stay unsynced.
+            if state.roll(Fault::SyncError) {
+                state.counts.sync_errors += 1;
+                return Err(eio("fsync"));
+            }
+        }
+        self.inner.sync_data().await?;
+        let mut state = self.controller.lock();
+        let path = state.resolve(&self.path);
+        state.unsynced.remove(&path);
+        Ok(())
+    }
+
+    async fn preallocate(&self, length: u64) -> io::Result<()> {
+        self.check_alive("preallocate")?;
+        self.inner.preallocate(length).await
+    }
+
+    async fn zero_range(&self, offset: u64, length: u64) -> io::Result<()> {
+        self.check_alive("zero range")?;
+        self.inner.zero_range(offset, length).await
+    }
+
+    async fn set_len(&self, length: u64) -> io::Result<()> {
+        self.check_alive("set length")?;
+        self.inner.set_len(length).await
+    }
+
+    async fn size(&self) -> io::Result<u64> {
+        self.check_alive("size")?;
+        self.inner.size().await
+    }
+}
+
+impl FaultyFile {
+    fn check_alive(&self, what: &str) -> io::Result<()> {
+        if self.controller.has_crashed() { Err(eio(what)) } else { Ok(()) }
+    }
+}
