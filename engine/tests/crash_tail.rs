@@ -328,11 +328,35 @@ fn check_tear(workspace: &Workspace, crash: &Crash, tear: Tear, from_checkpoint:
     let later = body(1000, 12_000 + at % 300);
     let uid = block_on(engine.append(ACCOUNT, INBOX, later.clone(), Flags::default(), None)).unwrap();
     drop(engine);
-    assert_eq!(segment_paths(&workspace.config.data_dir, 0).len(), 2, "{context}: the later commit sealed the segment");
+    let segments = segment_paths(&workspace.config.data_dir, 0);
+    assert_eq!(segments.len(), 2, "{context}: the later commit sealed the segment");
+    assert_no_record_id_reused(crash, &std::fs::read(&segments[0]).unwrap(), present, &context);
     std::fs::remove_file(checkpoint_path(&workspace.config)).unwrap();
     let engine = workspace.open(crash).unwrap_or_else(|error| panic!("{context}, then a sealing commit: {error}"));
     assert_eq!(in_flight_present(&engine, crash, &context, Some(uid)), present, "{context}, then a commit");
     assert_eq!(block_on(engine.fetch(ACCOUNT, INBOX, uid)).unwrap().body, later, "{context}, then a commit");
+}
+
+/// Record ids are GCM nonces: every record written after the crash (the recovery's record-id
+/// floor, the later commit, and everything after) has an id above every id of the in-flight
+/// commit, whose ciphertext may survive on disk even when it was cut.
+fn assert_no_record_id_reused(crash: &Crash, sealed: &[u8], in_flight_present: bool, context: &str) {
+    let in_flight = |span: &&FrameSpan| (crash.acked_end..crash.in_flight_end).contains(&span.offset);
+    let in_flight_max = frame_spans(&crash.after).iter().filter(in_flight).map(|span| span.header.record_id).max();
+    let in_flight_max = in_flight_max.unwrap();
+    let written_after = frame_spans(sealed).into_iter().filter(|span| {
+        span.offset >= crash.acked_end
+            && span.header.kind != RecordKind::SegmentSealed as u8
+            && !(in_flight_present && in_flight(&span))
+    });
+    for span in written_after {
+        assert!(
+            span.header.record_id > in_flight_max,
+            "{context}: record id {} reused at {}",
+            span.header.record_id,
+            span.offset
+        );
+    }
 }
 
 fn torn_commits_are_all_or_nothing(in_flight: InFlight, steps: (usize, usize), from_checkpoint: bool) {
