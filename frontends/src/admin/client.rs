@@ -1,0 +1,33 @@
+//! The admin socket's client side, for the CLI: send one command, wait for its reply.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use zeroize::Zeroize;
+
+use super::MESSAGE_BYTES_MAX;
+use super::command::{AdminCommand, AdminReply};
+
+/// How long the server may take to answer (hashing a password takes a fraction of a second;
+/// a busy engine may add more).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Sends `command` to the server listening on `socket` and returns its reply.
+pub fn send(socket: &Path, command: &AdminCommand) -> std::io::Result<AdminReply> {
+    let mut stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+    stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
+    let mut request = serde_json::to_vec(command).map_err(std::io::Error::other)?;
+    request.push(b'\n');
+    let written = stream.write_all(&request);
+    request.zeroize();
+    written?;
+    let mut reply = Vec::new();
+    let mut reader = BufReader::new(stream).take(MESSAGE_BYTES_MAX as u64);
+    reader.read_until(b'\n', &mut reply)?;
+    serde_json::from_slice(&reply).map_err(|error| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad reply from the admin socket: {error}"))
+    })
+}

@@ -1,0 +1,55 @@
+//! The admin commands and their reply, as they travel over the admin socket (JSON).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// One operator command.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum AdminCommand {
+    /// Create an account.
+    AccountAdd { account: String },
+    /// Set an account's login password (hashed by the side that runs the command).
+    AccountPassword { account: String, password: String },
+    /// Create an app password; the reply shows it once.
+    AppPasswordAdd { account: String, label: String },
+    /// Revoke every app password and end every live session of the account.
+    Logout { account: String },
+    /// The newest access-log entries.
+    AccessLog { account: String, limit: usize },
+}
+
+impl fmt::Debug for AdminCommand {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AccountAdd { account } => write!(formatter, "AccountAdd({account})"),
+            // Never the password.
+            Self::AccountPassword { account, .. } => write!(formatter, "AccountPassword({account})"),
+            Self::AppPasswordAdd { account, label } => write!(formatter, "AppPasswordAdd({account}, {label})"),
+            Self::Logout { account } => write!(formatter, "Logout({account})"),
+            Self::AccessLog { account, limit } => write!(formatter, "AccessLog({account}, {limit})"),
+        }
+    }
+}
+
+/// The answer: what to print, or why the command failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminReply {
+    pub ok: bool,
+    pub output: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_password() {
+        let command = AdminCommand::AccountPassword { account: "alice".into(), password: "hunter2".into() };
+        assert!(!format!("{command:?}").contains("hunter2"));
+        let json = serde_json::to_string(&command).unwrap();
+        assert_eq!(serde_json::from_str::<AdminCommand>(&json).unwrap(), command);
+    }
+}

@@ -1,0 +1,20 @@
+//! The operator's control of a running server: a Unix socket (`<data-dir>/admin.sock`, mode
+//! 0600) that takes one JSON command per connection and answers with one JSON reply. The CLI
+//! uses it when the store is locked by the server, and runs the same commands on the engine
+//! directly when no server is running.
+
+mod client;
+mod command;
+mod execute;
+pub mod server;
+mod time;
+
+pub use client::send;
+pub use command::{AdminCommand, AdminReply};
+pub use execute::{APP_PASSWORDS_MAX, AdminError, execute, generate_app_password};
+pub use time::format_unix_ms;
+
+/// The socket's file name in the data directory.
+pub const SOCKET_FILE: &str = "admin.sock";
+/// Longest request or reply line, in bytes.
+pub const MESSAGE_BYTES_MAX: usize = 1024 * 1024;

@@ -1,0 +1,160 @@
+//! The admin socket's server side: its own thread and runtime, one command per connection,
+//! connections served one at a time (operators are few; a slow one is cut off by a timeout).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use compio::buf::BufResult;
+use compio::io::{AsyncRead, AsyncWriteExt};
+use compio::net::UnixStream;
+use mailvault_engine::Engine;
+use mailvault_hsm::Hsm;
+use zeroize::Zeroize;
+
+use super::MESSAGE_BYTES_MAX;
+use super::command::{AdminCommand, AdminReply};
+use super::execute::execute;
+use crate::session::context::{Either, first};
+use crate::session::registry::SessionRegistry;
+
+/// How long a client may take to send its command.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The running admin socket; [`AdminServer::stop`] (or dropping it) closes it.
+#[derive(Debug)]
+pub struct AdminServer {
+    path: PathBuf,
+    stop: Option<flume::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Binds `path` with mode 0600. The socket is created under a temporary name, restricted, then
+/// renamed into place, so no other user can connect during the moment between bind and chmod.
+fn bind(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+    // We hold the store lock, so a socket file left here is a dead server's.
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
+    let mut suffix = [0_u8; 8];
+    getrandom::fill(&mut suffix).map_err(|error| std::io::Error::other(error.to_string()))?;
+    let suffix = hex::encode(suffix);
+    let temporary = path.with_file_name(format!(".admin-{suffix}.sock"));
+    let listener = std::os::unix::net::UnixListener::bind(&temporary)?;
+    let placed = std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(error) = placed {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error);
+    }
+    Ok(listener)
+}
+
+impl AdminServer {
+    pub fn start(path: &Path, engine: Engine, hsm: Hsm, registry: Arc<SessionRegistry>) -> std::io::Result<Self> {
+        let listener = bind(path)?;
+        let (stop, stopped) = flume::bounded::<()>(1);
+        let thread = std::thread::Builder::new().name("mailvault-admin".to_owned()).spawn(move || {
+            match compio::runtime::Runtime::new() {
+                Ok(runtime) => runtime.block_on(run(listener, engine, hsm, registry, stopped)),
+                Err(error) => tracing::error!(%error, "cannot start the admin socket's runtime"),
+            }
+        })?;
+        Ok(Self { path: path.to_owned(), stop: Some(stop), thread: Some(thread) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes the socket (after the command in progress, if any) and removes its file.
+    pub fn stop(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        self.stop = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+async fn run(
+    listener: std::os::unix::net::UnixListener,
+    engine: Engine,
+    hsm: Hsm,
+    registry: Arc<SessionRegistry>,
+    stopped: flume::Receiver<()>,
+) {
+    let listener = match compio::net::UnixListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%error, "admin socket");
+            return;
+        }
+    };
+    loop {
+        match first(stopped.recv_async(), listener.accept()).await {
+            Either::Left(_) => return,
+            Either::Right(Ok((stream, _))) => serve(stream, &engine, &hsm, &registry).await,
+            Either::Right(Err(error)) => {
+                tracing::warn!(%error, "admin socket accept failed");
+                compio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn serve(mut stream: UnixStream, engine: &Engine, hsm: &Hsm, registry: &SessionRegistry) {
+    let reply = match compio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream)).await {
+        Ok(Ok(command)) => {
+            tracing::info!(?command, "admin command");
+            match execute(command, engine, hsm, Some(registry)).await {
+                Ok(output) => AdminReply { ok: true, output },
+                Err(error) => AdminReply { ok: false, output: error.to_string() },
+            }
+        }
+        Ok(Err(error)) => AdminReply { ok: false, output: error },
+        Err(_elapsed) => AdminReply { ok: false, output: "timed out waiting for the command".to_owned() },
+    };
+    let mut bytes = serde_json::to_vec(&reply).unwrap_or_default();
+    bytes.push(b'\n');
+    let BufResult(result, _) = stream.write_all(bytes).await;
+    if let Err(error) = result {
+        tracing::debug!(%error, "admin reply not delivered");
+    }
+}
+
+/// Reads one JSON line.
+async fn read_request(stream: &mut UnixStream) -> Result<AdminCommand, String> {
+    let mut request = Vec::new();
+    loop {
+        if let Some(end) = request.iter().position(|&byte| byte == b'\n') {
+            request.truncate(end);
+            let parsed = serde_json::from_slice(&request).map_err(|error| format!("bad admin request: {error}"));
+            // It may carry a password.
+            request.zeroize();
+            return parsed;
+        }
+        if request.len() > MESSAGE_BYTES_MAX {
+            return Err("admin request too long".to_owned());
+        }
+        let BufResult(result, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;
+        match result {
+            Ok(0) => return Err("admin request ended early".to_owned()),
+            Ok(_) => request.extend_from_slice(&chunk),
+            Err(error) => return Err(format!("reading the admin request: {error}")),
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! A client connection: TCP, optionally wrapped in TLS (implicit, or upgraded in place by
+//! STARTTLS/STLS). Implements [`SessionIo`]; reads are bounded per call, the handshake is
+//! bounded in time.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use compio::buf::BufResult;
+use compio::io::{AsyncRead, AsyncWriteExt};
+use compio::net::TcpStream;
+use rustls::{ServerConfig, ServerConnection};
+
+use crate::session::SessionIo;
+
+/// Most bytes taken from the socket per read; also the most plaintext handed to a session per
+/// `read_into` (a TLS record is at most 16 KiB of plaintext).
+pub const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// How long a client may take to complete a TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Plaintext encrypted per TLS flush when writing, so rustls's buffers stay small.
+const WRITE_CHUNK_BYTES: usize = 16 * 1024;
+/// How long a goodbye (TLS `close_notify`) may take before the socket is closed anyway.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The TLS side of a connection: rustls's state and ciphertext read but not yet consumed.
+struct Tls {
+    session: ServerConnection,
+    incoming: Vec<u8>,
+}
+
+/// A socket read in progress: it owns a handle on the socket and its buffer, so that it can
+/// outlive the `read_into` call that started it.
+type PendingRead = Pin<Box<dyn Future<Output = io::Result<Vec<u8>>>>>;
+
+/// A client connection.
+///
+/// Reads are cancel-safe: if a `read_into` future is dropped before it completes (a session
+/// racing a read against a timer, as IMAP IDLE does), the socket read it started is kept and
+/// the next `read_into` picks up its bytes; nothing is lost.
+pub struct Connection {
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls_config: Option<Arc<ServerConfig>>,
+    tls: Option<Box<Tls>>,
+    pending_read: Option<PendingRead>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Connection")
+            .field("peer", &self.peer)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn tls_error(error: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, error)
+}
+
+impl Connection {
+    /// A plain connection; `tls_config` is what STARTTLS upgrades with (none: STARTTLS fails).
+    pub fn new(stream: TcpStream, peer: SocketAddr, tls_config: Option<Arc<ServerConfig>>) -> Self {
+        // Replies are small and interactive; don't let Nagle hold them back.
+        let _ = stream.set_nodelay(true);
+        Self { stream, peer, tls_config, tls: None, pending_read: None }
+    }
+
+    /// Ends the connection: TLS `close_notify` (bounded in time), then the socket.
+    pub async fn close(mut self) {
+        if let Some(tls) = self.tls.as_mut() {
+            tls.session.send_close_notify();
+            let _ = compio::time::timeout(CLOSE_TIMEOUT, self.flush_tls()).await;
+        }
+        let _ = self.stream.close().await;
+    }
+
+    /// Reads up to [`READ_CHUNK_BYTES`] from the socket; empty at end of stream.
+    async fn read_socket(&mut self) -> io::Result<Vec<u8>> {
+        let stream = &self.stream;
+        let pending = self.pending_read.get_or_insert_with(|| {
+            let mut stream = stream.clone();
+            Box::pin(async move {
+                let BufResult(result, chunk) = stream.read(Vec::with_capacity(READ_CHUNK_BYTES)).await;
+                result.map(|_| chunk)
+            })
+        });
+        let result = pending.as_mut().await;
+        self.pending_read = None;
+        result
+    }
+
+    async fn write_socket(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+        let BufResult(result, _) = self.stream.write_all(bytes).await;
+        result
+    }
+
+    /// Sends whatever TLS records rustls has ready (handshake messages, alerts, data).
+    async fn flush_tls(&mut self) -> io::Result<()> {
+        loop {
+            let Some(tls) = self.tls.as_mut() else { return Ok(()) };
+            if !tls.session.wants_write() {
+                return Ok(());
+            }
+            let mut records = Vec::new();
+            tls.session.write_tls(&mut records)?;
+            self.write_socket(records).await?;
+        }
+    }
+
+    /// Feeds buffered ciphertext to rustls. Records rustls wants to send in answer (a
+    /// `KeyUpdate`, say) leave with the next write or handshake flush, never from a read, which
+    /// keeps reads free of writes that a cancelled read could cut in half. On a protocol error
+    /// the alert is sent before the error is returned.
+    async fn process_incoming(&mut self) -> io::Result<()> {
+        let Some(tls) = self.tls.as_mut() else { return Ok(()) };
+        let mut processed = Ok(());
+        while !tls.incoming.is_empty() && processed.is_ok() {
+            let consumed = tls.session.read_tls(&mut tls.incoming.as_slice())?;
+            tls.incoming.drain(..consumed);
+            processed = tls.session.process_new_packets().map(drop);
+            if consumed == 0 {
+                // rustls holds as much plaintext as it will take; the caller drains it first.
+                break;
+            }
+        }
+        if let Err(error) = processed {
+            let _ = self.flush_tls().await;
+            return Err(tls_error(error));
+        }
+        Ok(())
+    }
+
+    async fn handshake(&mut self) -> io::Result<()> {
+        self.process_incoming().await?;
+        while self.tls.as_ref().is_some_and(|tls| tls.session.is_handshaking()) {
+            self.flush_tls().await?;
+            let chunk = self.read_socket().await?;
+            if chunk.is_empty() {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client closed during the TLS handshake"));
+            }
+            if let Some(tls) = self.tls.as_mut() {
+                tls.incoming.extend_from_slice(&chunk);
+            }
+            self.process_incoming().await?;
+        }
+        self.flush_tls().await
+    }
+
+    async fn read_tls_into(&mut self, buffer: &mut Vec<u8>) -> io::Result<usize> {
+        loop {
+            let Some(tls) = self.tls.as_mut() else { return Ok(0) };
+            let start = buffer.len();
+            buffer.resize(start + READ_CHUNK_BYTES, 0);
+            let read = tls.session.reader().read(buffer.get_mut(start..).unwrap_or_default());
+            buffer.truncate(start + *read.as_ref().unwrap_or(&0));
+            match read {
+                // Zero here means the client sent close_notify.
+                Ok(count) => return Ok(count),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(error) => return Err(error),
+            }
+            if tls.incoming.is_empty() {
+                let chunk = self.read_socket().await?;
+                if chunk.is_empty() {
+                    // Closed without close_notify: a truncation attack cannot matter to a
+                    // command protocol, whose commands are complete lines.
+                    return Ok(0);
+                }
+                if let Some(tls) = self.tls.as_mut() {
+                    tls.incoming.extend_from_slice(&chunk);
+                }
+            }
+            self.process_incoming().await?;
+        }
+    }
+}
+
+impl SessionIo for Connection {
+    async fn read_into(&mut self, buffer: &mut Vec<u8>) -> io::Result<usize> {
+        if self.tls.is_some() {
+            return self.read_tls_into(buffer).await;
+        }
+        let chunk = self.read_socket().await?;
+        buffer.extend_from_slice(&chunk);
+        Ok(chunk.len())
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.tls.is_none() {
+            return self.write_socket(bytes.to_vec()).await;
+        }
+        for chunk in bytes.chunks(WRITE_CHUNK_BYTES) {
+            if let Some(tls) = self.tls.as_mut() {
+                tls.session.writer().write_all(chunk)?;
+            }
+            self.flush_tls().await?;
+        }
+        Ok(())
+    }
+
+    async fn start_tls(&mut self) -> io::Result<()> {
+        if self.tls.is_some() {
+            return Err(io::Error::other("the connection already uses TLS"));
+        }
+        let config = self.tls_config.clone().ok_or_else(|| io::Error::other("TLS is not configured"))?;
+        let session = ServerConnection::new(config).map_err(tls_error)?;
+        self.tls = Some(Box::new(Tls { session, incoming: Vec::new() }));
+        match compio::time::timeout(TLS_HANDSHAKE_TIMEOUT, self.handshake()).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")),
+        }
+    }
+
+    fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    fn peer_address(&self) -> SocketAddr {
+        self.peer
+    }
+}

@@ -1,0 +1,104 @@
+//! One listener thread per core: its own compio runtime, its own `SO_REUSEPORT` socket for every
+//! port, and the sessions of the connections it accepted. On stop it closes its sockets, lets
+//! its sessions finish (they were asked to by the registry) within the grace period, and exits.
+
+use std::cell::RefCell;
+use std::net::TcpListener;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use compio::runtime::JoinHandle as Task;
+use rustls::ServerConfig;
+
+use super::dispatch;
+use super::listener::ListenerKind;
+use crate::session::context::Services;
+
+/// Pause after a failed accept (out of file descriptors, say) before trying again, so that the
+/// loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// What every worker shares.
+#[derive(Debug, Clone)]
+pub(super) struct WorkerShared {
+    pub services: Arc<Services>,
+    pub tls: Arc<ServerConfig>,
+    /// Disconnected (its sender dropped) when the server stops.
+    pub stop: flume::Receiver<()>,
+    pub shutdown_grace: Duration,
+}
+
+type Sessions = Rc<RefCell<Vec<Task<()>>>>;
+
+/// Starts worker `index` on its own thread, pinned to `core` if given.
+pub(super) fn spawn(
+    index: usize,
+    listeners: Vec<(ListenerKind, TcpListener)>,
+    shared: WorkerShared,
+    core: Option<usize>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(format!("mailvault-net-{index}")).spawn(move || {
+        let mut builder = compio::runtime::RuntimeBuilder::new();
+        if let Some(core) = core {
+            builder.thread_affinity(std::iter::once(core).collect());
+        }
+        match builder.build() {
+            Ok(runtime) => runtime.block_on(run(listeners, shared)),
+            Err(error) => tracing::error!(%error, index, "cannot start a listener runtime"),
+        }
+    })
+}
+
+async fn run(listeners: Vec<(ListenerKind, TcpListener)>, shared: WorkerShared) {
+    let sessions: Sessions = Rc::default();
+    let mut accepting = Vec::new();
+    for (kind, listener) in listeners {
+        match compio::net::TcpListener::from_std(listener) {
+            Ok(listener) => {
+                accepting.push(compio::runtime::spawn(accept_loop(listener, kind, shared.clone(), sessions.clone())));
+            }
+            Err(error) => tracing::error!(%error, %kind, "cannot listen"),
+        }
+    }
+    // Only ever disconnected: the server drops the sender to stop every worker at once.
+    let _ = shared.stop.recv_async().await;
+    // Cancelling the accept loops drops (closes) the listening sockets.
+    drop(accepting);
+    let deadline = Instant::now() + shared.shutdown_grace;
+    let running: Vec<Task<()>> = sessions.borrow_mut().drain(..).collect();
+    let mut abandoned = 0;
+    for session in running {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if compio::time::timeout(remaining, session).await.is_err() {
+            abandoned += 1;
+        }
+    }
+    if abandoned > 0 {
+        tracing::warn!(abandoned, "sessions still running after the shutdown grace period were cut off");
+    }
+}
+
+async fn accept_loop(listener: compio::net::TcpListener, kind: ListenerKind, shared: WorkerShared, sessions: Sessions) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let session = compio::runtime::spawn(dispatch::serve_connection(
+                    stream,
+                    peer,
+                    kind,
+                    shared.services.clone(),
+                    shared.tls.clone(),
+                ));
+                let mut sessions = sessions.borrow_mut();
+                sessions.retain(|session| !session.is_finished());
+                sessions.push(session);
+            }
+            Err(error) => {
+                tracing::warn!(%error, %kind, "accept failed");
+                compio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+            }
+        }
+    }
+}
