@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod context;
 pub mod exchange;
+pub mod imap;
 mod io;
 pub mod lmtp;
 pub mod pop3;
