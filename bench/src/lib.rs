@@ -1,1 +1,12 @@
-//! Operator bench: the engine against fio on the same disk, in the same run (issue 7).
+//! mailvault benchmarks: engine load generators shared by the criterion benches
+//! (`benches/engine.rs`) and the operator bench (`mailvault-bench engine-vs-fio`), and a small
+//! fio runner to compare the engine with the raw disk in the same run.
+
+pub mod compare;
+pub mod diagnostics;
+pub mod disk_stats;
+pub mod fio;
+pub mod page_cache;
+pub mod report;
+pub mod store;
+pub mod workload;

@@ -1,0 +1,273 @@
+//! The operator bench: each engine measurement next to the fio job that bounds it, on the same
+//! directory, interleaved (fio, engine, fio, engine, …) so that the disk's drift over the run
+//! (±30% here) hits both sides alike. Results are ratios of means.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use std::cell::Cell;
+
+use compio::runtime::Runtime;
+use mailvault_engine::{Engine, EngineError};
+use mailvault_hsm::Hsm;
+
+use crate::diagnostics::{self, CpuSnapshot, EngineDiagnostics};
+use crate::disk_stats::{self, DiskActivity, DiskSnapshot};
+
+use crate::fio::{self, FioJob, FioOptions};
+use crate::page_cache::{self, Evictor};
+use crate::report::{CompareReport, Comparison, InfoRow};
+use crate::store::{BenchStore, hsm_token};
+use crate::workload::{self, LoadResult, ReadSet, Until};
+
+/// Small messages: the typical mail.
+pub const SMALL_MESSAGE_BYTES: usize = 4 * 1024;
+/// Large messages: mail with an attachment; they measure bandwidth.
+pub const LARGE_MESSAGE_BYTES: usize = 64 * 1024;
+/// Appends in flight for the 64 KiB bandwidth measurement.
+pub const LARGE_APPEND_CONCURRENCY: usize = 64;
+/// Appends in flight for the 4 KiB measurement that group commit should multiply.
+pub const SMALL_APPEND_CONCURRENCY: usize = 256;
+/// Other 4 KiB concurrencies, reported for information: 1 shows the cost of one durable
+/// append alone (about fio's append+fdatasync), 64 how fast group commit ramps up.
+pub const SMALL_APPEND_INFO_CONCURRENCIES: [usize; 2] = [1, 64];
+/// Fetches in flight, matching fio's random-read iodepth.
+pub const READ_CONCURRENCY: usize = 32;
+/// Appends in flight while filling the read set.
+const FILL_CONCURRENCY: usize = 256;
+/// How often the page cache is emptied of the store during random reads.
+const EVICT_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Targets: the engine's share of what fio gets from the same disk.
+pub const TARGET_LARGE_APPEND_RATIO: f64 = 0.85;
+pub const TARGET_SMALL_APPEND_RATIO: f64 = 30.0;
+pub const TARGET_RANDOM_READ_RATIO: f64 = 0.80;
+
+#[derive(Debug, Clone)]
+pub struct CompareOptions {
+    /// Holds the engine's store (`store/`) and fio's files (`fio/`); on the disk to measure.
+    pub directory: PathBuf,
+    /// Length of each fio job and each engine measurement.
+    pub seconds: u64,
+    pub rounds: usize,
+    pub shards: usize,
+    /// Size of fio's files and of the engine's random-read set.
+    pub file_bytes: u64,
+    /// The load generator runtime's cross-thread wake queue (see `workload::client_runtime`).
+    pub client_wake_queue: usize,
+}
+
+/// Prints one progress line per phase to stderr, with the time since the start.
+/// Also tracks the highest load average seen, for the report.
+struct Progress {
+    start: Instant,
+    load_average_max: Cell<Option<f64>>,
+}
+
+impl Progress {
+    fn say(&self, what: &str) {
+        let load = diagnostics::load_average();
+        if let Some(load) = load {
+            self.load_average_max.set(Some(self.load_average_max.get().map_or(load, |max| max.max(load))));
+        }
+        eprintln!("[{:>6.1}s] {what}", self.start.elapsed().as_secs_f64());
+    }
+}
+
+struct Bench {
+    options: CompareOptions,
+    fio: Option<FioOptions>,
+    runtime: Runtime,
+    progress: Progress,
+    /// The directory's block device counters, if it is on one.
+    disk_stat_file: Option<PathBuf>,
+}
+
+/// Runs every comparison; without fio, measures the engine only (ratios are then absent).
+pub fn run(options: CompareOptions) -> anyhow::Result<CompareReport> {
+    let progress = Progress { start: Instant::now(), load_average_max: Cell::new(diagnostics::load_average()) };
+    std::fs::create_dir_all(&options.directory)?;
+    let fio_version = fio::version();
+    match &fio_version {
+        Some(version) => progress.say(&format!("{version}; files in {}", options.directory.join("fio").display())),
+        None => progress.say("fio is not installed (scripts/setup installs it): measuring the engine only, no ratios"),
+    }
+    let fio = fio_version.as_ref().map(|_| FioOptions {
+        directory: options.directory.clone(),
+        seconds: options.seconds,
+        file_bytes: options.file_bytes,
+    });
+    progress.say("creating a SoftHSM2 token with the engine's keys");
+    let token = hsm_token()?;
+    let disk_stat_file = disk_stats::stat_file(&options.directory);
+    let bench =
+        Bench { runtime: workload::client_runtime(options.client_wake_queue)?, options, fio, progress, disk_stat_file };
+    let large = bench.large_appends(&token.hsm)?;
+    let (small, info) = bench.small_appends(&token.hsm)?;
+    let reads = bench.random_reads(&token.hsm)?;
+    fio::remove_files(&bench.options.directory)?;
+    bench.progress.say("done");
+    Ok(CompareReport {
+        fio_version,
+        seconds: bench.options.seconds,
+        rounds: bench.options.rounds,
+        shards: bench.options.shards,
+        comparisons: vec![large, small, reads],
+        info,
+        cores: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        load_average_max: bench.progress.load_average_max.get(),
+    })
+}
+
+impl Bench {
+    fn store_directory(&self) -> PathBuf {
+        self.options.directory.join("store")
+    }
+
+    fn measure(&self) -> Until {
+        Until::Elapsed(Duration::from_secs(self.options.seconds))
+    }
+
+    /// Runs one engine load and reports what it cost (CPU per thread, commits, load).
+    fn engine_phase(
+        &self,
+        engine: &Engine,
+        load: impl Future<Output = Result<LoadResult, EngineError>>,
+    ) -> anyhow::Result<(LoadResult, EngineDiagnostics)> {
+        let commits_before = self.runtime.block_on(diagnostics::commit_counters(engine))?;
+        let disk_before = self.disk_snapshot();
+        let cpu_before = CpuSnapshot::take();
+        let result = self.runtime.block_on(load)?;
+        let cpu_after = CpuSnapshot::take();
+        let disk = self.disk_activity_since(disk_before.as_ref());
+        let commits_after = self.runtime.block_on(diagnostics::commit_counters(engine))?;
+        let diagnostics = diagnostics::diagnose(
+            result.per_second(),
+            (&cpu_before, commits_before),
+            (&cpu_after, commits_after),
+            disk,
+        );
+        self.progress.say(&format!("  engine: {:.0} ops/s; {}", result.per_second(), diagnostics.summary()));
+        Ok((result, diagnostics))
+    }
+
+    fn disk_snapshot(&self) -> Option<DiskSnapshot> {
+        DiskSnapshot::take(self.disk_stat_file.as_deref()?)
+    }
+
+    fn disk_activity_since(&self, before: Option<&DiskSnapshot>) -> Option<DiskActivity> {
+        Some(self.disk_snapshot()?.activity_since(before?))
+    }
+
+    /// Runs a fio job if fio is there and records it in `comparison`: the chosen number of its
+    /// result, its command, and what reached the disk meanwhile.
+    fn fio(
+        &self,
+        job: FioJob,
+        round: usize,
+        value: fn(&fio::FioResult) -> f64,
+        comparison: &mut Comparison,
+    ) -> anyhow::Result<()> {
+        let Some(options) = &self.fio else { return Ok(()) };
+        self.progress.say(&format!("fio {} (round {round}/{})", job.name(), self.options.rounds));
+        let disk_before = self.disk_snapshot();
+        let result = fio::run(job, options)?;
+        if let Some(disk) = self.disk_activity_since(disk_before.as_ref()) {
+            self.progress.say(&format!("  {}", disk.summary()));
+            comparison.fio_disk.push(disk);
+        }
+        self.progress.say(&format!(
+            "  fio {}: {:.0} IOPS, {:.1} MB/s, mean latency {:.0} us",
+            job.name(),
+            result.iops,
+            result.bytes_per_second / 1e6,
+            result.mean_latency_us
+        ));
+        comparison.add_fio(value(&result), result.command);
+        Ok(())
+    }
+
+    fn large_appends(&self, hsm: &Hsm) -> anyhow::Result<Comparison> {
+        let mut comparison = Comparison::new(
+            "64 KiB durable appends",
+            "MB/s",
+            format!("{LARGE_APPEND_CONCURRENCY} in flight, {} shard(s)", self.options.shards),
+            TARGET_LARGE_APPEND_RATIO,
+        );
+        let body = workload::message_body(LARGE_MESSAGE_BYTES);
+        for round in 1..=self.options.rounds {
+            self.fio(FioJob::SequentialWrite64k, round, |r| r.bytes_per_second / 1e6, &mut comparison)?;
+            self.progress.say(&format!("engine 64 KiB appends, {LARGE_APPEND_CONCURRENCY} in flight (round {round})"));
+            let store = BenchStore::create(&self.store_directory(), self.options.shards, hsm)?;
+            let load =
+                workload::appends(&store.engine, &store.accounts, &body, LARGE_APPEND_CONCURRENCY, self.measure());
+            let (result, diagnostics) = self.engine_phase(&store.engine, load)?;
+            store.close()?;
+            let megabytes = result.per_second() * workload::count_f64(LARGE_MESSAGE_BYTES as u64) / 1e6;
+            self.progress.say(&format!("  engine: {megabytes:.1} MB/s"));
+            comparison.add_engine(megabytes, diagnostics);
+        }
+        Ok(comparison)
+    }
+
+    fn small_appends(&self, hsm: &Hsm) -> anyhow::Result<(Comparison, Vec<InfoRow>)> {
+        let mut comparison = Comparison::new(
+            "4 KiB durable appends",
+            "ops/s",
+            format!("{SMALL_APPEND_CONCURRENCY} in flight, {} shard(s)", self.options.shards),
+            TARGET_SMALL_APPEND_RATIO,
+        );
+        let mut info: Vec<InfoRow> = SMALL_APPEND_INFO_CONCURRENCIES
+            .iter()
+            .map(|k| InfoRow::new(format!("engine 4 KiB durable appends, {k} in flight"), "ops/s"))
+            .collect();
+        let body = workload::message_body(SMALL_MESSAGE_BYTES);
+        for round in 1..=self.options.rounds {
+            self.fio(FioJob::AppendFdatasync4k, round, |r| r.iops, &mut comparison)?;
+            let store = BenchStore::create(&self.store_directory(), self.options.shards, hsm)?;
+            let concurrencies = std::iter::once(SMALL_APPEND_CONCURRENCY).chain(SMALL_APPEND_INFO_CONCURRENCIES);
+            for (index, concurrency) in concurrencies.enumerate() {
+                self.progress.say(&format!("engine 4 KiB appends, {concurrency} in flight (round {round})"));
+                let load = workload::appends(&store.engine, &store.accounts, &body, concurrency, self.measure());
+                let (result, diagnostics) = self.engine_phase(&store.engine, load)?;
+                match index.checked_sub(1) {
+                    None => comparison.add_engine(result.per_second(), diagnostics),
+                    Some(row) => {
+                        info[row].values.push(result.per_second());
+                        info[row].diagnostics.push(diagnostics);
+                    }
+                }
+            }
+            store.close()?;
+        }
+        Ok((comparison, info))
+    }
+
+    fn random_reads(&self, hsm: &Hsm) -> anyhow::Result<Comparison> {
+        let messages = self.options.file_bytes / SMALL_MESSAGE_BYTES as u64;
+        let mut comparison = Comparison::new(
+            "4 KiB random reads",
+            "ops/s",
+            format!("{READ_CONCURRENCY} in flight over {messages} messages, page cache evicted"),
+            TARGET_RANDOM_READ_RATIO,
+        );
+        self.progress.say(&format!("engine: filling the read set, {messages} messages of 4 KiB"));
+        let store = BenchStore::create(&self.store_directory(), self.options.shards, hsm)?;
+        let body = workload::message_body(SMALL_MESSAGE_BYTES);
+        let fill = Until::Operations(messages);
+        self.runtime.block_on(workload::appends(&store.engine, &store.accounts, &body, FILL_CONCURRENCY, fill))?;
+        let read_set = self.runtime.block_on(ReadSet::load(&store.engine, &store.accounts))?;
+        for round in 1..=self.options.rounds {
+            self.fio(FioJob::RandomRead4k, round, |r| r.iops, &mut comparison)?;
+            self.progress.say(&format!("engine 4 KiB random fetches, {READ_CONCURRENCY} in flight (round {round})"));
+            page_cache::evict(store.directory())?;
+            let evictor = Evictor::start(store.directory().to_owned(), EVICT_INTERVAL)?;
+            let load = workload::random_fetches(&store.engine, &read_set, READ_CONCURRENCY, self.measure());
+            let (result, diagnostics) = self.engine_phase(&store.engine, load)?;
+            drop(evictor);
+            comparison.add_engine(result.per_second(), diagnostics);
+        }
+        store.close()?;
+        Ok(comparison)
+    }
+}

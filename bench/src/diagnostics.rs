@@ -1,0 +1,158 @@
+//! What the machine did during an engine measurement, to tell a slow disk from a busy CPU:
+//! CPU time per thread of this process (shard threads, the load generator, io_uring workers)
+//! and time spent waiting for a core, the engine's commits, the disk's own counters, and the
+//! load average (other processes compete for the same cores).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use mailvault_engine::{Engine, EngineError};
+
+use crate::disk_stats::DiskActivity;
+
+/// CPU time of every thread of this process at one instant.
+#[derive(Debug, Clone)]
+pub struct CpuSnapshot {
+    at: Instant,
+    /// Thread id to (name, nanoseconds on CPU, nanoseconds runnable but waiting for a CPU).
+    threads: HashMap<u32, (String, u64, u64)>,
+}
+
+/// One thread name's share of a core over an interval (several threads of one name add up).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ThreadUsage {
+    pub name: String,
+    pub threads: usize,
+    pub cpu_percent: f64,
+    /// Time runnable but not running (waiting for a core), in percent of the interval.
+    pub waiting_percent: f64,
+}
+
+/// The engine's commit counters summed over shards.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommitCounters {
+    pub commits: u64,
+    pub records: u64,
+}
+
+/// What an engine measurement cost, reported with its result.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EngineDiagnostics {
+    pub operations_per_second: f64,
+    pub commits_per_second: f64,
+    /// Mean records per commit (an append is one record): how much group commit shared.
+    pub records_per_commit: f64,
+    /// Threads by name, busiest first; 100 means one core.
+    pub cpu: Vec<ThreadUsage>,
+    /// 1-minute load average at the end; above the core count, other work competed.
+    pub load_average: Option<f64>,
+    /// What reached the disk; `None` if the directory is not on a block device.
+    pub disk: Option<DiskActivity>,
+}
+
+impl EngineDiagnostics {
+    pub fn summary(&self) -> String {
+        let cpu: Vec<String> = self
+            .cpu
+            .iter()
+            .take(4)
+            .map(|usage| format!("{} {:.0}% (+{:.0}% waiting)", usage.name, usage.cpu_percent, usage.waiting_percent))
+            .collect();
+        let mut summary = format!(
+            "{:.0} commits/s, {:.1} records/commit; CPU: {}; load {}",
+            self.commits_per_second,
+            self.records_per_commit,
+            cpu.join(", "),
+            self.load_average.map_or_else(|| "?".to_owned(), |load| format!("{load:.1}"))
+        );
+        if let Some(disk) = &self.disk {
+            summary.push_str("; ");
+            summary.push_str(&disk.summary());
+        }
+        summary
+    }
+}
+
+impl CpuSnapshot {
+    pub fn take() -> Self {
+        let mut threads = HashMap::new();
+        if let Ok(entries) = std::fs::read_dir("/proc/self/task") {
+            for entry in entries.flatten() {
+                let Some(tid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else {
+                    continue;
+                };
+                let path = entry.path();
+                let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default().trim().to_owned();
+                // schedstat: nanoseconds on CPU, nanoseconds waiting to run, timeslices.
+                let Ok(schedstat) = std::fs::read_to_string(path.join("schedstat")) else { continue };
+                let mut fields = schedstat.split_whitespace().map(|field| field.parse::<u64>().ok());
+                if let (Some(Some(on_cpu)), Some(Some(waiting))) = (fields.next(), fields.next()) {
+                    threads.insert(tid, (name, on_cpu, waiting));
+                }
+            }
+        }
+        Self { at: Instant::now(), threads }
+    }
+
+    /// CPU use per thread name between `earlier` and this snapshot; threads that used less than
+    /// 1% are left out.
+    pub fn usage_since(&self, earlier: &Self) -> Vec<ThreadUsage> {
+        let interval_ns = self.at.duration_since(earlier.at).as_secs_f64() * 1e9;
+        let mut by_name: HashMap<&str, (usize, u64, u64)> = HashMap::new();
+        for (tid, (name, on_cpu, waiting)) in &self.threads {
+            let (on_cpu_before, waiting_before) =
+                earlier.threads.get(tid).map_or((0, 0), |(_, on_cpu, waiting)| (*on_cpu, *waiting));
+            let entry = by_name.entry(name.as_str()).or_default();
+            entry.0 += 1;
+            entry.1 += on_cpu.saturating_sub(on_cpu_before);
+            entry.2 += waiting.saturating_sub(waiting_before);
+        }
+        let percent = |nanoseconds: u64| 100.0 * crate::workload::count_f64(nanoseconds) / interval_ns.max(1.0);
+        let mut usage: Vec<ThreadUsage> = by_name
+            .into_iter()
+            .map(|(name, (threads, busy_ns, waiting_ns))| ThreadUsage {
+                name: name.to_owned(),
+                threads,
+                cpu_percent: percent(busy_ns),
+                waiting_percent: percent(waiting_ns),
+            })
+            .filter(|usage| usage.cpu_percent >= 1.0)
+            .collect();
+        usage.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent));
+        usage
+    }
+}
+
+/// The 1-minute load average, from /proc/loadavg.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+pub async fn commit_counters(engine: &Engine) -> Result<CommitCounters, EngineError> {
+    let mut counters = CommitCounters::default();
+    for shard in engine.stats().await? {
+        counters.commits += shard.commits;
+        counters.records += shard.records_committed;
+    }
+    Ok(counters)
+}
+
+/// Diagnostics of one measurement from its before/after snapshots.
+pub fn diagnose(
+    operations_per_second: f64,
+    (cpu_before, commits_before): (&CpuSnapshot, CommitCounters),
+    (cpu_after, commits_after): (&CpuSnapshot, CommitCounters),
+    disk: Option<DiskActivity>,
+) -> EngineDiagnostics {
+    let seconds = cpu_after.at.duration_since(cpu_before.at).as_secs_f64().max(f64::EPSILON);
+    let commits = commits_after.commits.saturating_sub(commits_before.commits);
+    let records = commits_after.records.saturating_sub(commits_before.records);
+    EngineDiagnostics {
+        operations_per_second,
+        commits_per_second: crate::workload::count_f64(commits) / seconds,
+        records_per_commit: crate::workload::count_f64(records) / crate::workload::count_f64(commits.max(1)),
+        cpu: cpu_after.usage_since(cpu_before),
+        load_average: load_average(),
+        disk,
+    }
+}

@@ -1,0 +1,79 @@
+//! The block device's own counters (`/sys/dev/block/M:m/stat`) for the disk holding a
+//! directory: what reached the disk during a measurement, and how deep its queue was.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The device counters at one instant (see the kernel's Documentation/block/stat.rst).
+#[derive(Debug, Clone)]
+pub struct DiskSnapshot {
+    at: Instant,
+    fields: Vec<u64>,
+}
+
+/// What the disk did between two snapshots.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DiskActivity {
+    pub reads_per_second: f64,
+    pub read_kib_per_io: f64,
+    pub writes_per_second: f64,
+    pub write_kib_per_io: f64,
+    pub flushes_per_second: f64,
+    /// Mean requests in flight at the device (time in queue over elapsed time).
+    pub mean_queue_depth: f64,
+}
+
+const READS: usize = 0;
+const READ_SECTORS: usize = 2;
+const WRITES: usize = 4;
+const WRITE_SECTORS: usize = 6;
+const TIME_IN_QUEUE_MS: usize = 10;
+const FLUSHES: usize = 15;
+
+/// The stat file of the device `path` lives on; `None` if it is not a block device (tmpfs).
+pub fn stat_file(path: &Path) -> Option<PathBuf> {
+    let device = std::fs::metadata(path).ok()?.dev();
+    let file =
+        PathBuf::from(format!("/sys/dev/block/{}:{}/stat", rustix::fs::major(device), rustix::fs::minor(device)));
+    file.exists().then_some(file)
+}
+
+impl DiskSnapshot {
+    pub fn take(stat_file: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(stat_file).ok()?;
+        let fields: Vec<u64> = text.split_whitespace().filter_map(|field| field.parse().ok()).collect();
+        (fields.len() > TIME_IN_QUEUE_MS).then(|| Self { at: Instant::now(), fields })
+    }
+
+    pub fn activity_since(&self, earlier: &Self) -> DiskActivity {
+        let seconds = self.at.duration_since(earlier.at).as_secs_f64().max(f64::EPSILON);
+        let delta = |field: usize| {
+            let now = self.fields.get(field).copied().unwrap_or(0);
+            crate::workload::count_f64(now.saturating_sub(earlier.fields.get(field).copied().unwrap_or(0)))
+        };
+        let kib_per_io = |sectors: f64, ios: f64| if ios > 0.0 { sectors / 2.0 / ios } else { 0.0 };
+        DiskActivity {
+            reads_per_second: delta(READS) / seconds,
+            read_kib_per_io: kib_per_io(delta(READ_SECTORS), delta(READS)),
+            writes_per_second: delta(WRITES) / seconds,
+            write_kib_per_io: kib_per_io(delta(WRITE_SECTORS), delta(WRITES)),
+            flushes_per_second: delta(FLUSHES) / seconds,
+            mean_queue_depth: delta(TIME_IN_QUEUE_MS) / 1000.0 / seconds,
+        }
+    }
+}
+
+impl DiskActivity {
+    pub fn summary(&self) -> String {
+        format!(
+            "disk {:.0} reads/s x {:.1} KiB, {:.0} writes/s x {:.1} KiB, {:.0} flushes/s, queue depth {:.1}",
+            self.reads_per_second,
+            self.read_kib_per_io,
+            self.writes_per_second,
+            self.write_kib_per_io,
+            self.flushes_per_second,
+            self.mean_queue_depth
+        )
+    }
+}

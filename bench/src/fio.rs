@@ -1,0 +1,183 @@
+//! Runs the three fio jobs the engine is compared with, on the engine's own directory, and
+//! reads their `--output-format=json` results.
+//!
+//! Write jobs start from a fresh file each time (fio preallocates it, like the engine's
+//! segments), so neither side gets to overwrite blocks that are already written.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// One fio job, matching one engine measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum FioJob {
+    /// 64 KiB sequential writes, O_DIRECT, io_uring at depth 8: the disk's write bandwidth.
+    SequentialWrite64k,
+    /// 4 KiB sequential writes, O_DIRECT, each followed by fdatasync: one durable append at a time.
+    AppendFdatasync4k,
+    /// 4 KiB random reads, O_DIRECT, io_uring at depth 32.
+    RandomRead4k,
+}
+
+impl FioJob {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::SequentialWrite64k => "seq-write-64k",
+            Self::AppendFdatasync4k => "append-fdatasync-4k",
+            Self::RandomRead4k => "rand-read-4k",
+        }
+    }
+
+    /// The job-specific fio arguments.
+    pub fn arguments(self) -> &'static [&'static str] {
+        match self {
+            Self::SequentialWrite64k => {
+                &["--rw=write", "--bs=64k", "--direct=1", "--ioengine=io_uring", "--iodepth=8", "--end_fsync=1"]
+            }
+            Self::AppendFdatasync4k => {
+                &["--rw=write", "--bs=4k", "--direct=1", "--fdatasync=1", "--ioengine=psync", "--iodepth=1"]
+            }
+            Self::RandomRead4k => &["--rw=randread", "--bs=4k", "--direct=1", "--ioengine=io_uring", "--iodepth=32"],
+        }
+    }
+
+    fn writes(self) -> bool {
+        self != Self::RandomRead4k
+    }
+}
+
+/// Where and how long fio runs.
+#[derive(Debug, Clone)]
+pub struct FioOptions {
+    /// fio's files go in `<directory>/fio/`.
+    pub directory: PathBuf,
+    pub seconds: u64,
+    pub file_bytes: u64,
+}
+
+/// What one fio job measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FioResult {
+    pub job: FioJob,
+    pub iops: f64,
+    pub bytes_per_second: f64,
+    pub mean_latency_us: f64,
+    /// The command line, to rerun it by hand.
+    pub command: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FioError {
+    #[error("fio is not installed (scripts/setup installs it; or: apt-get install fio)")]
+    NotInstalled,
+    #[error("running fio: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("fio failed ({status}): {stderr}")]
+    Failed { status: std::process::ExitStatus, stderr: String },
+    #[error("fio's JSON output: {0}")]
+    Output(String),
+}
+
+/// fio's version string, or `None` if it cannot be run.
+pub fn version() -> Option<String> {
+    let output = Command::new("fio").arg("--version").output().ok()?;
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// Runs `job` and returns its numbers.
+pub fn run(job: FioJob, options: &FioOptions) -> Result<FioResult, FioError> {
+    let directory = options.directory.join("fio");
+    std::fs::create_dir_all(&directory)?;
+    let file = directory.join(format!("{}.dat", job.name()));
+    if job.writes() {
+        remove_file(&file)?;
+    }
+    let mut command = Command::new("fio");
+    command
+        .arg(format!("--name={}", job.name()))
+        .arg(format!("--filename={}", file.display()))
+        .arg(format!("--size={}", options.file_bytes))
+        .args(job.arguments())
+        .args(["--time_based", &format!("--runtime={}", options.seconds), "--output-format=json"]);
+    let command_line = render(&command);
+    let output = command.output().map_err(|error| match error.kind() {
+        std::io::ErrorKind::NotFound => FioError::NotInstalled,
+        _ => FioError::Io(error),
+    })?;
+    if job.writes() {
+        remove_file(&file)?;
+    }
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        return Err(FioError::Failed { status: output.status, stderr });
+    }
+    let mut result = parse(job, &output.stdout)?;
+    result.command = command_line;
+    Ok(result)
+}
+
+/// Deletes fio's files (the random-read file is kept between rounds, laid out once).
+pub fn remove_files(directory: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(directory.join("fio")) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
+    }
+}
+
+fn remove_file(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
+    }
+}
+
+fn render(command: &Command) -> String {
+    let mut line = command.get_program().to_string_lossy().into_owned();
+    for argument in command.get_args() {
+        line.push(' ');
+        line.push_str(&argument.to_string_lossy());
+    }
+    line
+}
+
+/// Reads `jobs[0].read` or `jobs[0].write` of fio's JSON (fio may print warnings before it).
+pub fn parse(job: FioJob, stdout: &[u8]) -> Result<FioResult, FioError> {
+    let text = String::from_utf8_lossy(stdout);
+    let json = text.find('{').map_or("", |start| &text[start..]);
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|error| FioError::Output(format!("not JSON: {error}")))?;
+    let direction = if job.writes() { "write" } else { "read" };
+    let numbers = &value["jobs"][0][direction];
+    let number = |field: &str| {
+        numbers[field].as_f64().ok_or_else(|| FioError::Output(format!("no jobs[0].{direction}.{field}")))
+    };
+    Ok(FioResult {
+        job,
+        iops: number("iops")?,
+        bytes_per_second: number("bw_bytes")?,
+        mean_latency_us: numbers["lat_ns"]["mean"].as_f64().unwrap_or(0.0) / 1000.0,
+        command: String::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_fio_json_after_warnings() {
+        let output = br#"fio: some warning
+{"fio version": "fio-3.33", "jobs": [{"jobname": "x",
+  "read": {"iops": 0.0, "bw_bytes": 0, "lat_ns": {"mean": 0.0}},
+  "write": {"iops": 1600.5, "bw_bytes": 6555648, "lat_ns": {"mean": 612000.0}}}]}"#;
+        let result = parse(FioJob::AppendFdatasync4k, output).unwrap();
+        assert!((result.iops - 1600.5).abs() < 1e-9);
+        assert!((result.bytes_per_second - 6_555_648.0).abs() < 1e-9);
+        assert!((result.mean_latency_us - 612.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn missing_fields_are_an_error() {
+        assert!(parse(FioJob::RandomRead4k, br#"{"jobs": [{}]}"#).is_err());
+        assert!(parse(FioJob::RandomRead4k, b"no json").is_err());
+    }
+}
