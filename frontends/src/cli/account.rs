@@ -1,9 +1,10 @@
-//! `account add|list|deleted|restore`.
+//! `account add|list|deleted|restore`, and the credential commands (in `credentials.rs`).
 
 use clap::Subcommand;
 use mailvault_engine::{DeletedMessageId, block_on};
 
-use super::Context;
+use super::credentials::{self, AppPasswordCommand};
+use super::{Context, admin_command};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AccountCommand {
@@ -15,16 +16,37 @@ pub(crate) enum AccountCommand {
     Deleted { account: String },
     /// Restore a deleted message (ids as printed by `account deleted`).
     Restore { account: String, mailbox_id: u32, uid: u32 },
+    /// Set the login password, read from `MAILVAULT_NEW_PASSWORD` or standard input (never an
+    /// argument).
+    Password { account: String },
+    /// App passwords: one per device, all revoked by `logout`.
+    #[command(subcommand)]
+    AppPassword(AppPasswordCommand),
+    /// End every live session of the account now and revoke its app passwords.
+    Logout { account: String },
+    /// Login attempts (time, result, protocol, remote IP, method), newest first.
+    AccessLog {
+        account: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
 }
 
 pub(crate) fn run(context: &Context, command: AccountCommand) -> anyhow::Result<()> {
+    // These also work while the server runs (through its admin socket).
+    let command = match command {
+        AccountCommand::Add { account } => {
+            return admin_command::run(context, mailvault_frontends::admin::AdminCommand::AccountAdd { account });
+        }
+        AccountCommand::Password { account } => return credentials::set_password(context, account),
+        AccountCommand::AppPassword(command) => return credentials::app_password(context, command),
+        AccountCommand::Logout { account } => return credentials::logout(context, account),
+        AccountCommand::AccessLog { account, limit } => return credentials::access_log(context, account, limit),
+        other => other,
+    };
     let engine = context.open_engine()?;
     block_on(async {
         match command {
-            AccountCommand::Add { account } => {
-                engine.create_account(&account).await?;
-                println!("account {account} created");
-            }
             AccountCommand::List => {
                 for account in engine.list_accounts().await? {
                     println!("{account}");
@@ -47,6 +69,7 @@ pub(crate) fn run(context: &Context, command: AccountCommand) -> anyhow::Result<
                 let (mailbox, new_uid) = engine.restore(&account, DeletedMessageId { mailbox_id, uid }).await?;
                 println!("restored into {mailbox} as uid {new_uid}");
             }
+            _ => unreachable!("handled above"),
         }
         Ok(())
     })

@@ -1,7 +1,9 @@
 //! Command-line parsing and dispatch. Each subcommand lives in its own file.
 
 mod account;
+mod admin_command;
 mod context;
+mod credentials;
 mod keys;
 mod mailbox;
 mod message;
@@ -15,10 +17,10 @@ pub(crate) use context::Context;
 
 /// mailvault: an encrypted mail store whose keys live in an HSM.
 ///
-/// HSM settings come from the environment, never the command line: MAILVAULT_HSM_MODULE
-/// (default /usr/lib/softhsm/libsofthsm2.so), MAILVAULT_HSM_TOKEN (default "mailvault"),
-/// MAILVAULT_HSM_PIN or MAILVAULT_HSM_PIN_FILE (default: hsm-pin beside the data directory),
-/// and SOFTHSM2_CONF for SoftHSM. `scripts/mailvault` sets all of them for the embedded default.
+/// HSM settings come from the environment, never the command line: `MAILVAULT_HSM_MODULE`
+/// (default /usr/lib/softhsm/libsofthsm2.so), `MAILVAULT_HSM_TOKEN` (default "mailvault"),
+/// `MAILVAULT_HSM_PIN` or `MAILVAULT_HSM_PIN_FILE` (default: hsm-pin beside the data directory),
+/// and `SOFTHSM2_CONF` for `SoftHSM`. `scripts/mailvault` sets all of them for the embedded default.
 #[derive(Debug, Parser)]
 #[command(name = "mailvault", version, about, long_about)]
 pub(crate) struct Arguments {
@@ -37,11 +39,9 @@ enum Command {
         #[arg(long)]
         shards: Option<usize>,
     },
-    /// Run the server: init on first run, open the store, serve until stopped.
-    Serve {
-        #[arg(long)]
-        shards: Option<usize>,
-    },
+    /// Run the server: init on first run, open the store, listen (LMTP, POP3, IMAP, TLS, the
+    /// admin socket) until SIGTERM or Ctrl-C.
+    Serve(serve::ServeArguments),
     /// Accounts: add, list, deleted mail, restore.
     #[command(subcommand)]
     Account(account::AccountCommand),
@@ -63,7 +63,7 @@ pub(crate) fn run(arguments: Arguments) -> anyhow::Result<()> {
     let context = Context::new(arguments.data_dir);
     match arguments.command {
         Command::Init { shards } => serve::init(&context, shards).map(drop),
-        Command::Serve { shards } => serve::serve(&context, shards),
+        Command::Serve(arguments) => serve::serve(&context, &arguments),
         Command::Account(command) => account::run(&context, command),
         Command::Mailbox(command) => mailbox::run(&context, command),
         Command::Append(append) => message::append(&context, &append),

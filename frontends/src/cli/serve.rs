@@ -1,12 +1,60 @@
 //! `init` and `serve`.
 
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
 use anyhow::Context as _;
-use mailvault_engine::{StoreMetadata, block_on, init_store};
+use clap::Args;
+use mailvault_engine::{Engine, StoreMetadata, init_store};
+use mailvault_frontends::net::tls::CertificateSource;
+use mailvault_frontends::net::{Ports, RunningServer, ServerConfig};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 use super::Context;
 
 fn default_shards() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// Where and how `serve` listens. Every option also reads an environment variable.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArguments {
+    /// Engine shards, one per core by default (fixed when the store is created).
+    #[arg(long)]
+    shards: Option<usize>,
+    /// The address every listener binds (loopback unless you mean to expose the server).
+    #[arg(long, env = "MAILVAULT_LISTEN", default_value = "127.0.0.1")]
+    listen: IpAddr,
+    /// LMTP with STARTTLS (0: any free port).
+    #[arg(long, env = "MAILVAULT_LMTP_PORT", default_value_t = 2424)]
+    lmtp_port: u16,
+    /// POP3 with STLS.
+    #[arg(long, env = "MAILVAULT_POP3_PORT", default_value_t = 1110)]
+    pop3_port: u16,
+    /// POP3 in TLS from the first byte.
+    #[arg(long, env = "MAILVAULT_POP3S_PORT", default_value_t = 1995)]
+    pop3s_port: u16,
+    /// IMAP with STARTTLS.
+    #[arg(long, env = "MAILVAULT_IMAP_PORT", default_value_t = 1143)]
+    imap_port: u16,
+    /// IMAP in TLS from the first byte.
+    #[arg(long, env = "MAILVAULT_IMAPS_PORT", default_value_t = 1993)]
+    imaps_port: u16,
+    /// The certificate chain (PEM); default: a self-signed one in `<data-dir>/../tls`, made on
+    /// first run.
+    #[arg(long, env = "MAILVAULT_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "MAILVAULT_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The server's name in greetings and in a generated certificate.
+    #[arg(long, env = "MAILVAULT_HOSTNAME", default_value = "localhost")]
+    hostname: String,
+    /// Listener threads (default: one per core).
+    #[arg(long, env = "MAILVAULT_LISTENER_THREADS")]
+    listener_threads: Option<usize>,
 }
 
 /// Creates the store if missing (keeping an existing one's shard count) and the HSM keys.
@@ -29,22 +77,53 @@ pub(crate) fn init(context: &Context, shards: Option<usize>) -> anyhow::Result<S
     Ok(metadata)
 }
 
-/// Opens everything and keeps the engine up. Every acknowledged write is already durable,
-/// so stopping the process at any moment loses nothing. The protocol listeners (LMTP, POP3,
-/// IMAP) are not built yet; until they are, this reports and waits.
-pub(crate) fn serve(context: &Context, shards: Option<usize>) -> anyhow::Result<()> {
-    init(context, shards)?;
-    let engine = context.open_engine()?;
-    let stats = block_on(engine.stats())?;
-    let accounts: u64 = stats.iter().map(|shard| shard.accounts).sum();
-    let messages: u64 = stats.iter().map(|shard| shard.messages).sum();
-    println!(
-        "mailvault serving store {}: {} shards, {accounts} accounts, {messages} messages",
-        context.data_dir.display(),
-        stats.len()
-    );
-    println!("protocol listeners (LMTP, POP3, IMAP) are not implemented yet; the engine is open. Stop with Ctrl-C.");
-    loop {
-        std::thread::park();
+fn server_config(context: &Context, arguments: &ServeArguments) -> ServerConfig {
+    let mut config = ServerConfig::new(&context.data_dir);
+    config.listen_address = arguments.listen;
+    config.ports = Ports {
+        lmtp: Some(arguments.lmtp_port),
+        pop3: Some(arguments.pop3_port),
+        pop3_tls: Some(arguments.pop3s_port),
+        imap: Some(arguments.imap_port),
+        imap_tls: Some(arguments.imaps_port),
+    };
+    if let (Some(certificate), Some(key)) = (&arguments.tls_cert, &arguments.tls_key) {
+        config.certificate = CertificateSource::Files { certificate: certificate.clone(), key: key.clone() };
     }
+    config.host_name.clone_from(&arguments.hostname);
+    if let Some(threads) = arguments.listener_threads {
+        config.workers = threads;
+    }
+    config
+}
+
+/// Opens the store, listens, and serves until SIGTERM or SIGINT; then stops accepting, lets
+/// sessions finish (deliveries in progress are acknowledged only once durable; a client in the
+/// middle of sending a message is told to retry, and nothing of it is kept), and exits.
+pub(crate) fn serve(context: &Context, arguments: &ServeArguments) -> anyhow::Result<()> {
+    init(context, arguments.shards)?;
+    // Registered before any thread starts, so that no signal can arrive unhandled.
+    let mut signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
+    let hsm = context.hsm()?;
+    let engine = Engine::open(&context.engine_config(), &hsm)
+        .with_context(|| format!("opening store {}", context.data_dir.display()))?;
+    let server = RunningServer::start(engine.clone(), &hsm, &server_config(context, arguments))?;
+    if server.generated_certificate() {
+        println!("generated a self-signed TLS certificate: {}", server.certificate_path().display());
+    }
+    for (kind, address) in server.listening() {
+        println!("listening {kind} {address}");
+    }
+    if let Some(socket) = server.admin_socket() {
+        println!("admin socket {}", socket.display());
+    }
+    println!("mailvault serving store {} (stop with SIGTERM or Ctrl-C)", context.data_dir.display());
+    std::io::stdout().flush()?;
+    let signal = signals.forever().next();
+    println!("signal {} received: stopping", signal.unwrap_or_default());
+    server.shutdown();
+    // The shards stop once their queues are drained; every acknowledged write is durable.
+    drop(engine);
+    println!("mailvault stopped");
+    Ok(())
 }

@@ -72,11 +72,14 @@ impl Connection {
 
     /// Ends the connection: TLS `close_notify` (bounded in time), then the socket.
     pub async fn close(mut self) {
+        // A read left pending by an interrupted session holds a handle on the socket, and
+        // compio closes a socket only once every handle is gone: cancel it first.
+        self.pending_read = None;
         if let Some(tls) = self.tls.as_mut() {
             tls.session.send_close_notify();
             let _ = compio::time::timeout(CLOSE_TIMEOUT, self.flush_tls()).await;
         }
-        let _ = self.stream.close().await;
+        let _ = compio::time::timeout(CLOSE_TIMEOUT, self.stream.close()).await;
     }
 
     /// Reads up to [`READ_CHUNK_BYTES`] from the socket; empty at end of stream.
