@@ -90,6 +90,26 @@ pub struct Credentials {
     pub app_passwords: Vec<AppPassword>,
 }
 
+/// What a compaction run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    pub segments_compacted: u64,
+    pub bytes_reclaimed: u64,
+}
+
+/// One segment's accounting: its size, the bytes of bodies still in a mailbox (`live`), and
+/// those held only by deleted messages inside their retention window (`retained`, until the
+/// last of those windows ends). The rest is dead and comes back on compaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SegmentStats {
+    pub segment_id: u64,
+    pub bytes: u64,
+    pub live_bytes: u64,
+    pub retained_bytes: u64,
+    pub retained_until_unix_ms: Option<i64>,
+    pub active: bool,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShardStats {
     pub shard_id: u32,
@@ -101,4 +121,5 @@ pub struct ShardStats {
     pub active_segment_bytes: u64,
     pub commits: u64,
     pub records_committed: u64,
+    pub segment_details: Vec<SegmentStats>,
 }

@@ -8,8 +8,8 @@ use std::thread::JoinHandle;
 use mailvault_hsm::Hsm;
 
 use crate::api::{
-    AccessEvent, Credentials, DeletedMessageId, DeletedMessageInfo, FlagChange, Flags, MailboxInfo, Message,
-    MessageInfo, ShardStats,
+    AccessEvent, CompactionReport, Credentials, DeletedMessageId, DeletedMessageInfo, FlagChange, Flags, MailboxInfo,
+    Message, MessageInfo, ShardStats,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::{EngineError, OpenError};
@@ -22,6 +22,8 @@ use crate::store::{StoreMetadata, shard_directory};
 /// Requests waiting per shard before senders wait too (back-pressure, not unbounded memory).
 const SHARD_QUEUE_REQUESTS_MAX: usize = 4096;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+/// Cross-thread wakes a runtime can queue: at least the replies it may await at once.
+pub const WAKE_QUEUE_ENTRIES: usize = 4096;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -29,6 +31,9 @@ pub struct EngineConfig {
     /// A segment is sealed once it holds this much; also its preallocation.
     pub segment_bytes_max: u64,
     pub message_bytes_max: usize,
+    /// Compaction rewrites a sealed segment once less than this share of it is still needed
+    /// (Fastmail's rule for its backups: 0.8).
+    pub compaction_live_ratio: f64,
     /// Records between checkpoints: bounds how much of the log an open replays.
     pub checkpoint_interval_records: u64,
     /// How long an expunged message stays restorable (7 to 14 days in production).
@@ -45,6 +50,7 @@ impl EngineConfig {
             segment_bytes_max: 256 * 1024 * 1024,
             message_bytes_max: 50 * 1024 * 1024,
             checkpoint_interval_records: 100_000,
+            compaction_live_ratio: 0.8,
             retention_days: 14,
             pin_threads: false,
             clock: Arc::new(SystemClock),
@@ -83,7 +89,9 @@ impl Drop for Inner {
 /// Runs a future to completion on a fresh runtime: for command-line tools and tests that
 /// call the engine from outside any runtime.
 pub fn block_on<F: Future>(future: F) -> F::Output {
-    match compio::runtime::Runtime::new() {
+    // Room for a wake per reply in flight: with compio's default of 64, a shard answering a
+    // few hundred requests at once spins until the queue drains (measured by the bench).
+    match compio::runtime::RuntimeBuilder::new().sync_queue_size(WAKE_QUEUE_ENTRIES).build() {
         Ok(runtime) => runtime.block_on(future),
         Err(error) => panic!("cannot start an io_uring runtime: {error}"),
     }
@@ -119,6 +127,7 @@ impl Engine {
                 segment_bytes_max: config.segment_bytes_max,
                 message_bytes_max: config.message_bytes_max,
                 checkpoint_interval_records: config.checkpoint_interval_records,
+                compaction_live_ratio: config.compaction_live_ratio,
                 retention_ms: i64::from(config.retention_days) * DAY_MS,
                 clock: config.clock.clone(),
             };
@@ -165,11 +174,11 @@ impl Engine {
         answer.recv_async().await.map_err(|_| EngineError::ShutDown)?
     }
 
-    async fn query_all<T>(&self, make: impl Fn(Reply<T>) -> Query) -> Result<Vec<T>, EngineError> {
+    async fn query_all_requests<T>(&self, make: impl Fn(Reply<T>) -> Request) -> Result<Vec<T>, EngineError> {
         let mut answers = Vec::new();
         for shard in 0..self.shard_count() {
             let (reply, answer) = flume::bounded(1);
-            self.send(shard, Request::Query(make(reply))).await?;
+            self.send(shard, make(reply)).await?;
             answers.push(answer);
         }
         let mut results = Vec::new();
@@ -177,6 +186,10 @@ impl Engine {
             results.push(answer.recv_async().await.map_err(|_| EngineError::ShutDown)??);
         }
         Ok(results)
+    }
+
+    async fn query_all<T>(&self, make: impl Fn(Reply<T>) -> Query) -> Result<Vec<T>, EngineError> {
+        self.query_all_requests(|reply| Request::Query(make(reply))).await
     }
 
     pub async fn create_account(&self, account: &str) -> Result<(), EngineError> {
@@ -370,6 +383,25 @@ impl Engine {
     pub async fn access_log(&self, account: &str, limit: usize) -> Result<Vec<AccessEvent>, EngineError> {
         let account_name = account.to_owned();
         self.query(account, |reply| Query::AccessLog { account: account_name, limit, reply }).await
+    }
+
+    /// Drops the account's deleted mail now, whatever the retention window, and rewrites the
+    /// segments that held it; returns how many messages were pruned. Compaction runs in the
+    /// background; `compact` waits for it.
+    pub async fn prune_deleted(&self, account: &str) -> Result<u32, EngineError> {
+        match self.mutate(account, Mutation::PruneDeleted { account: account.to_owned() }).await? {
+            Outcome::Count(count) => Ok(count),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Compacts every segment that qualifies, on every shard; returns once done.
+    pub async fn compact(&self) -> Result<CompactionReport, EngineError> {
+        let mut total = CompactionReport::default();
+        for report in self.query_all_requests(Request::Compact).await? {
+            total.merge(&report);
+        }
+        Ok(total)
     }
 
     pub async fn stats(&self) -> Result<Vec<ShardStats>, EngineError> {

@@ -18,6 +18,6 @@ mod store;
 
 pub use api::*;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Engine, EngineConfig, block_on};
+pub use engine::{Engine, EngineConfig, WAKE_QUEUE_ENTRIES, block_on};
 pub use error::{EngineError, OpenError};
 pub use store::{StoreMetadata, init_store};

@@ -1,7 +1,10 @@
 //! Checkpoints: a store reopened from a checkpoint plus the log after it equals the store
 //! replayed from the whole log, and a damaged checkpoint is ignored, never trusted.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns: a failed unwrap fails the test
 
 mod common;
+
+use std::fmt::Write as _;
 
 use common::TestStore;
 use mailvault_engine::{Engine, FlagChange, Flags, INBOX, block_on};
@@ -35,9 +38,9 @@ fn observe(engine: &Engine) -> String {
         let (_, messages) = engine.list_messages(ACCOUNT, INBOX).await.unwrap();
         for message in messages {
             let fetched = engine.fetch(ACCOUNT, INBOX, message.uid).await.unwrap();
-            state.push_str(&format!("{message:?} {}\n", String::from_utf8_lossy(&fetched.body)));
+            let _ = writeln!(state, "{message:?} {}", String::from_utf8_lossy(&fetched.body));
         }
-        state.push_str(&format!("{:?}", engine.list_deleted(ACCOUNT).await.unwrap()));
+        let _ = write!(state, "{:?}", engine.list_deleted(ACCOUNT).await.unwrap());
         state
     })
 }

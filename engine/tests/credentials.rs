@@ -1,5 +1,6 @@
 //! Login credentials and the access log: stored as encrypted records, surviving restarts and
 //! checkpoints, hashes only.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns: a failed unwrap fails the test
 
 mod common;
 

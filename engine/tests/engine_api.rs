@@ -1,4 +1,5 @@
 //! The engine API end to end: real files through io_uring, keys from a real SoftHSM token.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns: a failed unwrap fails the test
 
 mod common;
 
@@ -6,10 +7,7 @@ use common::TestStore;
 use mailvault_engine::{EngineError, FlagChange, Flags, INBOX, block_on};
 
 fn message(marker: &str) -> Vec<u8> {
-    format!(
-        "From: a@example.org\r\nTo: b@example.org\r\nSubject: {marker}\r\n\r\nBody {marker}\r\n"
-    )
-    .into_bytes()
+    format!("From: a@example.org\r\nTo: b@example.org\r\nSubject: {marker}\r\n\r\nBody {marker}\r\n").into_bytes()
 }
 
 #[test]
@@ -21,18 +19,7 @@ fn append_then_fetch_returns_identical_bytes_across_restart() {
         engine.create_account("alice@example.org").await.unwrap();
         let mut uids = Vec::new();
         for body in &bodies {
-            uids.push(
-                engine
-                    .append(
-                        "alice@example.org",
-                        "inbox",
-                        body.clone(),
-                        Flags::default(),
-                        None,
-                    )
-                    .await
-                    .unwrap(),
-            );
+            uids.push(engine.append("alice@example.org", "inbox", body.clone(), Flags::default(), None).await.unwrap());
         }
         uids
     });
@@ -41,18 +28,12 @@ fn append_then_fetch_returns_identical_bytes_across_restart() {
 
     let engine = store.open();
     block_on(async {
-        let (info, messages) = engine
-            .list_messages("alice@example.org", INBOX)
-            .await
-            .unwrap();
+        let (info, messages) = engine.list_messages("alice@example.org", INBOX).await.unwrap();
         assert_eq!(info.messages, 20);
         assert_eq!(info.uid_next, 21);
         assert_eq!(messages.len(), 20);
         for (uid, body) in uids.iter().zip(&bodies) {
-            let fetched = engine
-                .fetch("alice@example.org", INBOX, *uid)
-                .await
-                .unwrap();
+            let fetched = engine.fetch("alice@example.org", INBOX, *uid).await.unwrap();
             assert_eq!(&fetched.body, body);
             assert_eq!(fetched.info.digest, *blake3::hash(body).as_bytes());
         }
@@ -66,71 +47,35 @@ fn mailbox_operations_flags_copy_move_expunge_restore() {
     let account = "bob@example.org";
     block_on(async {
         engine.create_account(account).await.unwrap();
-        assert!(matches!(
-            engine.create_account(account).await,
-            Err(EngineError::AccountExists(_))
-        ));
+        assert!(matches!(engine.create_account(account).await, Err(EngineError::AccountExists(_))));
         engine.create_mailbox(account, "Work").await.unwrap();
-        assert!(matches!(
-            engine.create_mailbox(account, "Work").await,
-            Err(EngineError::MailboxExists(_))
-        ));
-        let first = engine
-            .append(account, INBOX, message("one"), Flags::default(), None)
-            .await
-            .unwrap();
-        let second = engine
-            .append(account, INBOX, message("two"), Flags::default(), None)
-            .await
-            .unwrap();
+        assert!(matches!(engine.create_mailbox(account, "Work").await, Err(EngineError::MailboxExists(_))));
+        let first = engine.append(account, INBOX, message("one"), Flags::default(), None).await.unwrap();
+        let second = engine.append(account, INBOX, message("two"), Flags::default(), None).await.unwrap();
 
-        let seen = Flags {
-            system: Flags::SEEN,
-            keywords: vec!["$Label1".into()],
-        };
-        engine
-            .change_flags(account, INBOX, &[first], FlagChange::Add(seen))
-            .await
-            .unwrap();
+        let seen = Flags { system: Flags::SEEN, keywords: vec!["$Label1".into()] };
+        engine.change_flags(account, INBOX, &[first], FlagChange::Add(seen)).await.unwrap();
         let copied = engine.copy(account, INBOX, &[first], "Work").await.unwrap();
         assert_eq!(copied, vec![(first, 1)]);
-        let moved = engine
-            .move_messages(account, INBOX, &[second], "Work")
-            .await
-            .unwrap();
+        let moved = engine.move_messages(account, INBOX, &[second], "Work").await.unwrap();
         assert_eq!(moved, vec![(second, 2)]);
-        engine
-            .rename_mailbox(account, "Work", "Archive")
-            .await
-            .unwrap();
+        engine.rename_mailbox(account, "Work", "Archive").await.unwrap();
         engine.expunge(account, "Archive", &[1]).await.unwrap();
-        assert!(matches!(
-            engine.expunge(account, "Archive", &[1]).await,
-            Err(EngineError::NoSuchMessage(1))
-        ));
+        assert!(matches!(engine.expunge(account, "Archive", &[1]).await, Err(EngineError::NoSuchMessage(1))));
     });
     drop(engine);
 
     let engine = store.open();
     block_on(async {
         let mailboxes = engine.list_mailboxes(account).await.unwrap();
-        let names: Vec<_> = mailboxes
-            .iter()
-            .map(|mailbox| mailbox.name.as_str())
-            .collect();
+        let names: Vec<_> = mailboxes.iter().map(|mailbox| mailbox.name.as_str()).collect();
         assert_eq!(names, vec![INBOX, "Archive"]);
         let (_, inbox) = engine.list_messages(account, INBOX).await.unwrap();
         assert_eq!(inbox.len(), 1);
         assert!(inbox[0].flags.contains(Flags::SEEN));
         assert_eq!(inbox[0].flags.keywords, vec!["$Label1".to_owned()]);
         let (_, archive) = engine.list_messages(account, "Archive").await.unwrap();
-        assert_eq!(
-            archive
-                .iter()
-                .map(|message| message.uid)
-                .collect::<Vec<_>>(),
-            vec![2]
-        );
+        assert_eq!(archive.iter().map(|message| message.uid).collect::<Vec<_>>(), vec![2]);
 
         let deleted = engine.list_deleted(account).await.unwrap();
         assert_eq!(deleted.len(), 1);
@@ -150,16 +95,7 @@ fn restore_works_inside_the_retention_window_and_not_after() {
     block_on(async {
         engine.create_account(account).await.unwrap();
         for index in 0..2 {
-            engine
-                .append(
-                    account,
-                    INBOX,
-                    message(&format!("r{index}")),
-                    Flags::default(),
-                    None,
-                )
-                .await
-                .unwrap();
+            engine.append(account, INBOX, message(&format!("r{index}")), Flags::default(), None).await.unwrap();
         }
         engine.expunge(account, INBOX, &[1, 2]).await.unwrap();
         let deleted = engine.list_deleted(account).await.unwrap();
@@ -169,10 +105,7 @@ fn restore_works_inside_the_retention_window_and_not_after() {
         engine.restore(account, deleted[0].id).await.unwrap();
 
         store.clock.advance_ms(2 * 24 * 3600 * 1000);
-        assert!(matches!(
-            engine.restore(account, deleted[1].id).await,
-            Err(EngineError::NotRestorable)
-        ));
+        assert!(matches!(engine.restore(account, deleted[1].id).await, Err(EngineError::NotRestorable)));
         assert!(engine.list_deleted(account).await.unwrap().is_empty());
     });
 }
@@ -183,59 +116,30 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let engine = store.open();
     let account = "dave@example.org";
     block_on(async {
-        assert!(matches!(
-            engine.create_account("").await,
-            Err(EngineError::InvalidInput { .. })
-        ));
-        assert!(matches!(
-            engine.create_account("a\r\nb").await,
-            Err(EngineError::InvalidInput { .. })
-        ));
+        assert!(matches!(engine.create_account("").await, Err(EngineError::InvalidInput { .. })));
+        assert!(matches!(engine.create_account("a\r\nb").await, Err(EngineError::InvalidInput { .. })));
         engine.create_account(account).await.unwrap();
         assert!(matches!(
-            engine
-                .append(
-                    "nobody@example.org",
-                    INBOX,
-                    message("x"),
-                    Flags::default(),
-                    None
-                )
-                .await,
+            engine.append("nobody@example.org", INBOX, message("x"), Flags::default(), None).await,
             Err(EngineError::NoSuchAccount(_))
         ));
         assert!(matches!(
-            engine
-                .append(account, "Nope", message("x"), Flags::default(), None)
-                .await,
+            engine.append(account, "Nope", message("x"), Flags::default(), None).await,
             Err(EngineError::NoSuchMailbox(_))
         ));
         assert!(matches!(
-            engine
-                .append(account, INBOX, Vec::new(), Flags::default(), None)
-                .await,
+            engine.append(account, INBOX, Vec::new(), Flags::default(), None).await,
             Err(EngineError::InvalidInput { .. })
         ));
-        let bad_flags = Flags {
-            system: 0x80,
-            keywords: Vec::new(),
-        };
+        let bad_flags = Flags { system: 0x80, keywords: Vec::new() };
         assert!(matches!(
-            engine
-                .append(account, INBOX, message("x"), bad_flags, None)
-                .await,
+            engine.append(account, INBOX, message("x"), bad_flags, None).await,
             Err(EngineError::InvalidInput { .. })
         ));
-        assert!(matches!(
-            engine.delete_mailbox(account, "inbox").await,
-            Err(EngineError::InvalidInput { .. })
-        ));
+        assert!(matches!(engine.delete_mailbox(account, "inbox").await, Err(EngineError::InvalidInput { .. })));
         let (info, messages) = engine.list_messages(account, INBOX).await.unwrap();
         assert_eq!((info.messages, messages.len(), info.uid_next), (0, 0, 1));
-        assert_eq!(
-            engine.list_accounts().await.unwrap(),
-            vec![account.to_owned()]
-        );
+        assert_eq!(engine.list_accounts().await.unwrap(), vec![account.to_owned()]);
     });
 }
 
@@ -248,10 +152,7 @@ fn segments_rotate_and_sealed_segments_replay() {
     block_on(async {
         engine.create_account(account).await.unwrap();
         for _ in 0..30 {
-            engine
-                .append(account, INBOX, body.clone(), Flags::default(), None)
-                .await
-                .unwrap();
+            engine.append(account, INBOX, body.clone(), Flags::default(), None).await.unwrap();
         }
         let stats = engine.stats().await.unwrap();
         assert!(stats[0].segments >= 3, "{stats:?}");

@@ -1,5 +1,6 @@
 //! The fsyncgate lesson: after a failed fsync the data's fate is unknown, so the shard must
 //! not retry and acknowledge; it stops accepting writes (and reads) until reopened.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns: a failed unwrap fails the test
 
 mod common;
 

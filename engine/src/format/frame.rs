@@ -23,7 +23,9 @@ const FRAME_MAGIC: [u8; 4] = *b"MVRF";
 pub const FRAME_FLAG_COMMIT_END: u8 = 1;
 /// Flag: this frame is the first of its commit.
 pub const FRAME_FLAG_COMMIT_START: u8 = 2;
-const FRAME_FLAGS_KNOWN: u8 = FRAME_FLAG_COMMIT_END | FRAME_FLAG_COMMIT_START;
+/// Flag: a verbatim copy made by compaction; replaying it only says where the record now lives.
+pub const FRAME_FLAG_RELOCATED: u8 = 4;
+const FRAME_FLAGS_KNOWN: u8 = FRAME_FLAG_COMMIT_END | FRAME_FLAG_COMMIT_START | FRAME_FLAG_RELOCATED;
 const ASSOCIATED_DATA_BYTES: usize = 25;
 
 /// The clear part of a frame. Everything here except `payload_length` and `flags` is associated
@@ -54,6 +56,10 @@ impl FrameHeader {
 
     pub fn is_commit_end(&self) -> bool {
         self.flags & FRAME_FLAG_COMMIT_END != 0
+    }
+
+    pub fn is_relocated(&self) -> bool {
+        self.flags & FRAME_FLAG_RELOCATED != 0
     }
 
     pub fn is_commit_start(&self) -> bool {
@@ -114,10 +120,16 @@ pub fn encode_frame(header: &FrameHeader, payload: &[u8], out: &mut Vec<u8>) {
 /// Adds `flags` (`COMMIT_START`, `COMMIT_END`) to the encoded frame at the start of `frame` and
 /// refreshes its CRC.
 pub fn add_frame_flags(frame: &mut [u8], flags: u8) {
+    let current = frame.get(13).copied().unwrap_or(0);
+    set_frame_flags(frame, current | flags);
+}
+
+/// Replaces the flags of the encoded frame at the start of `frame` and refreshes its CRC.
+pub fn set_frame_flags(frame: &mut [u8], flags: u8) {
     let Some(header_bytes) = frame.first_chunk_mut::<FRAME_HEADER_BYTES>() else {
         return;
     };
-    header_bytes[13] |= flags;
+    header_bytes[13] = flags;
     let header_copy = *header_bytes;
     let (header, _) = FrameHeader::decode(&header_copy);
     let payload_end = FRAME_HEADER_BYTES + header.payload_length as usize;

@@ -37,6 +37,9 @@ pub enum RecordKind {
     AppPasswordAdded = 14,
     AppPasswordsRevoked = 15,
     AccessRecorded = 16,
+    /// An account's whole state (written by compaction or prune): replaying it replaces the
+    /// account, so every earlier record of that account is superseded.
+    AccountSnapshot = 17,
     /// The footer of a sealed segment; its payload is not encrypted (it holds no mail data).
     SegmentSealed = 100,
 }
@@ -66,6 +69,7 @@ impl RecordKind {
             14 => Self::AppPasswordAdded,
             15 => Self::AppPasswordsRevoked,
             16 => Self::AccessRecorded,
+            17 => Self::AccountSnapshot,
             100 => Self::SegmentSealed,
             _ => return None,
         })
@@ -256,6 +260,10 @@ pub enum Record {
     AccessRecorded {
         event: AccessEvent,
     },
+    /// The account encoded by `index::snapshot` (opaque here).
+    AccountSnapshot {
+        encoded: Vec<u8>,
+    },
     SegmentSealed {
         record_count: u64,
         records_end: u64,
@@ -282,6 +290,7 @@ impl Record {
             Self::AppPasswordAdded { .. } => RecordKind::AppPasswordAdded,
             Self::AppPasswordsRevoked { .. } => RecordKind::AppPasswordsRevoked,
             Self::AccessRecorded { .. } => RecordKind::AccessRecorded,
+            Self::AccountSnapshot { .. } => RecordKind::AccountSnapshot,
             Self::SegmentSealed { .. } => RecordKind::SegmentSealed,
         }
     }
@@ -335,6 +344,9 @@ impl Record {
                 writer.string(label).string(password_hash);
             }
             Self::AccessRecorded { event } => event.encode(&mut writer),
+            Self::AccountSnapshot { encoded } => {
+                writer.raw(encoded);
+            }
             Self::SegmentSealed { record_count, records_end, digest } => {
                 writer.u64(*record_count).u64(*records_end).raw(digest);
             }
@@ -396,6 +408,7 @@ impl Record {
             },
             RecordKind::AppPasswordsRevoked => Self::AppPasswordsRevoked { at_unix_ms: reader.i64()? },
             RecordKind::AccessRecorded => Self::AccessRecorded { event: AccessEvent::decode(&mut reader)? },
+            RecordKind::AccountSnapshot => return Ok(Self::AccountSnapshot { encoded: payload }),
             RecordKind::SegmentSealed => {
                 Self::SegmentSealed { record_count: reader.u64()?, records_end: reader.u64()?, digest: reader.array()? }
             }

@@ -15,6 +15,9 @@ pub struct Account {
     pub next_mailbox_id: u32,
     /// The highest UIDVALIDITY handed out, so a recreated mailbox always gets a new one.
     pub last_uid_validity: u32,
+    /// The record id of the account's latest snapshot (0: none): every earlier record of the
+    /// account is superseded, dead for compaction.
+    pub snapshot_record_id: u64,
     /// Expunged messages, restorable until their retention window ends.
     pub deleted: Vec<DeletedMessage>,
     /// The login password's argon2id hash, if one was set.
@@ -68,11 +71,11 @@ pub struct DeletedMessage {
     pub expunged_unix_ms: i64,
 }
 
-/// Where a message body's record lives, and how many mailbox entries (live or deleted) use it.
+/// Where a message body's record lives. Which entries use it is derived when needed
+/// (`Index::blob_usage`), never counted incrementally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlobLocation {
     pub segment_id: u64,
     pub offset: u64,
     pub frame_bytes: u32,
-    pub references: u32,
 }

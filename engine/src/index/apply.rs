@@ -15,6 +15,8 @@ pub enum ApplyError {
     UnknownMailbox { record_id: u64, mailbox_id: u32 },
     #[error("record {record_id} refers to unknown message uid {uid}")]
     UnknownMessage { record_id: u64, uid: u32 },
+    #[error("record {record_id} holds an account snapshot for {account_id} that does not decode")]
+    BadSnapshot { record_id: u64, account_id: u64 },
     #[error("record {record_id} creates account {account_id}, which exists")]
     DuplicateAccount { record_id: u64, account_id: u64 },
 }
@@ -31,8 +33,17 @@ impl Index {
     /// Applies one (decrypted) record. Clear records (keys, footers) are not index state.
     pub fn apply(&mut self, header: &FrameHeader, record: Record, location: RecordLocation) -> Result<(), ApplyError> {
         let record_id = header.record_id;
-        if let Record::AccountCreated { name, created_unix_ms } = record {
-            return self.create_account(header, name, created_unix_ms);
+        match record {
+            Record::AccountCreated { name, created_unix_ms } => {
+                return self.create_account(header, name, created_unix_ms);
+            }
+            // A snapshot stands alone: it applies even where the account's earlier records are gone.
+            Record::AccountSnapshot { encoded } => {
+                return self
+                    .replace_account(header.account_id, record_id, &encoded)
+                    .map_err(|_| ApplyError::BadSnapshot { record_id, account_id: header.account_id });
+            }
+            _ => {}
         }
         let account = self
             .accounts
@@ -41,6 +52,7 @@ impl Index {
         let context = RecordContext { header, location };
         match record {
             Record::AccountCreated { .. }
+            | Record::AccountSnapshot { .. }
             | Record::KeyWrapped { .. }
             | Record::RecordIdFloor
             | Record::SegmentSealed { .. } => Ok(()),
@@ -73,6 +85,7 @@ impl Index {
                 mailbox_ids: HashMap::new(),
                 next_mailbox_id: 1,
                 last_uid_validity: 0,
+                snapshot_record_id: 0,
                 deleted: Vec::new(),
                 password_hash: None,
                 app_passwords: Vec::new(),
@@ -168,11 +181,10 @@ fn apply_message_record(
                 segment_id: location.segment_id,
                 offset: location.offset,
                 frame_bytes: location.frame_bytes,
-                references: 0,
             };
             blobs.insert(record_id, blob);
             let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
-            add_message(mailbox, blobs, header.uid, MessageEntry { message, flags });
+            add_message(mailbox, header.uid, MessageEntry { message, flags });
         }
         Record::FlagsChanged { flags } => {
             let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
@@ -180,16 +192,14 @@ fn apply_message_record(
         }
         Record::MessageCopied { message, flags } => {
             let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
-            add_message(mailbox, blobs, header.uid, MessageEntry { message, flags });
+            add_message(mailbox, header.uid, MessageEntry { message, flags });
         }
         Record::MessageMoved { source_mailbox_id, source_uid, message, flags } => {
-            if let Some(source) = account.mailboxes.get_mut(&source_mailbox_id)
-                && source.messages.remove(&source_uid).is_some()
-            {
-                release_blob(blobs, message.blob_record_id);
+            if let Some(source) = account.mailboxes.get_mut(&source_mailbox_id) {
+                source.messages.remove(&source_uid);
             }
             let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
-            add_message(mailbox, blobs, header.uid, MessageEntry { message, flags });
+            add_message(mailbox, header.uid, MessageEntry { message, flags });
         }
         Record::MessageExpunged { at_unix_ms } => {
             let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
@@ -206,31 +216,16 @@ fn apply_message_record(
                 .position(|deleted| deleted.mailbox_id == deleted_mailbox_id && deleted.uid == deleted_uid);
             if let Some(position) = restored {
                 account.deleted.swap_remove(position);
-                release_blob(blobs, message.blob_record_id);
             }
             let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
-            add_message(mailbox, blobs, header.uid, MessageEntry { message, flags });
+            add_message(mailbox, header.uid, MessageEntry { message, flags });
         }
         _ => {}
     }
     Ok(())
 }
 
-fn add_message(
-    mailbox: &mut Mailbox,
-    blobs: &mut std::collections::HashMap<u64, BlobLocation>,
-    uid: u32,
-    entry: MessageEntry,
-) {
-    if let Some(blob) = blobs.get_mut(&entry.message.blob_record_id) {
-        blob.references += 1;
-    }
+fn add_message(mailbox: &mut Mailbox, uid: u32, entry: MessageEntry) {
     mailbox.uid_next = mailbox.uid_next.max(uid + 1);
     mailbox.messages.insert(uid, entry);
-}
-
-fn release_blob(blobs: &mut HashMap<u64, BlobLocation>, blob_record_id: u64) {
-    if let Some(blob) = blobs.get_mut(&blob_record_id) {
-        blob.references = blob.references.saturating_sub(1);
-    }
 }

@@ -8,9 +8,11 @@
 mod account;
 mod apply;
 mod snapshot;
+mod usage;
 
 pub use account::{ACCESS_LOG_ENTRIES_MAX, Account, AppPassword, BlobLocation, DeletedMessage, Mailbox, MessageEntry};
 pub use apply::{ApplyError, RecordLocation};
+pub use usage::BlobUsage;
 
 use std::collections::HashMap;
 

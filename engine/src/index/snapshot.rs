@@ -31,41 +31,49 @@ impl Index {
     pub fn encode_snapshot(&self, writer: &mut ByteWriter) {
         writer.u32(self.blobs.len() as u32);
         for (record_id, blob) in &self.blobs {
-            writer.u64(*record_id).u64(blob.segment_id).u64(blob.offset).u32(blob.frame_bytes).u32(blob.references);
+            writer.u64(*record_id).u64(blob.segment_id).u64(blob.offset).u32(blob.frame_bytes);
         }
         writer.u32(self.accounts.len() as u32);
         for account in self.accounts.values() {
-            writer.u64(account.id).string(&account.name).i64(account.created_unix_ms);
-            writer.u32(account.next_mailbox_id).u32(account.last_uid_validity);
-            writer.u32(account.mailboxes.len() as u32);
-            for mailbox in account.mailboxes.values() {
-                writer.u32(mailbox.id).string(&mailbox.name).u32(mailbox.uid_validity).u32(mailbox.uid_next);
-                writer.u32(mailbox.messages.len() as u32);
-                for (uid, entry) in &mailbox.messages {
-                    writer.u32(*uid);
-                    encode_entry(writer, entry);
-                }
-            }
-            encode_credentials(writer, account);
-            writer.u32(account.deleted.len() as u32);
-            for deleted in &account.deleted {
-                writer.u32(deleted.mailbox_id).string(&deleted.mailbox_name).u32(deleted.uid);
-                encode_entry(writer, &deleted.entry);
-                writer.i64(deleted.expunged_unix_ms);
-            }
+            encode_account(writer, account, |_| true);
         }
+    }
+
+    /// One account's whole state, for an `AccountSnapshot` record; deleted messages for which
+    /// `keep_deleted` is false are left out (retention ended, or pruned).
+    pub fn encode_account_snapshot(
+        &self,
+        account_id: u64,
+        keep_deleted: impl Fn(&DeletedMessage) -> bool,
+    ) -> Option<Vec<u8>> {
+        let account = self.accounts.get(&account_id)?;
+        let mut writer = ByteWriter::new();
+        encode_account(&mut writer, account, keep_deleted);
+        Some(writer.into_inner())
+    }
+
+    /// Replaces an account's state with a decoded `AccountSnapshot` (its id must match).
+    pub(super) fn replace_account(&mut self, account_id: u64, record_id: u64, encoded: &[u8]) -> Result<(), ReadError> {
+        let mut reader = ByteReader::new(encoded);
+        let mut account = decode_account(&mut reader)?;
+        account.snapshot_record_id = record_id;
+        reader.finish("account snapshot")?;
+        if account.id != account_id {
+            return Err(ReadError::Invalid { field: "account snapshot id" });
+        }
+        if let Some(previous) = self.accounts.remove(&account_id) {
+            self.account_ids.remove(&previous.name);
+        }
+        self.account_ids.insert(account.name.clone(), account_id);
+        self.accounts.insert(account_id, account);
+        Ok(())
     }
 
     pub fn decode_snapshot(reader: &mut ByteReader<'_>) -> Result<Self, ReadError> {
         let mut index = Self::default();
         for _ in 0..count(reader, "blob count")? {
             let record_id = reader.u64()?;
-            let blob = BlobLocation {
-                segment_id: reader.u64()?,
-                offset: reader.u64()?,
-                frame_bytes: reader.u32()?,
-                references: reader.u32()?,
-            };
+            let blob = BlobLocation { segment_id: reader.u64()?, offset: reader.u64()?, frame_bytes: reader.u32()? };
             index.blobs.insert(record_id, blob);
         }
         for _ in 0..count(reader, "account count")? {
@@ -74,6 +82,28 @@ impl Index {
             index.accounts.insert(account.id, account);
         }
         Ok(index)
+    }
+}
+
+fn encode_account(writer: &mut ByteWriter, account: &Account, keep_deleted: impl Fn(&DeletedMessage) -> bool) {
+    writer.u64(account.id).string(&account.name).i64(account.created_unix_ms);
+    writer.u32(account.next_mailbox_id).u32(account.last_uid_validity).u64(account.snapshot_record_id);
+    writer.u32(account.mailboxes.len() as u32);
+    for mailbox in account.mailboxes.values() {
+        writer.u32(mailbox.id).string(&mailbox.name).u32(mailbox.uid_validity).u32(mailbox.uid_next);
+        writer.u32(mailbox.messages.len() as u32);
+        for (uid, entry) in &mailbox.messages {
+            writer.u32(*uid);
+            encode_entry(writer, entry);
+        }
+    }
+    encode_credentials(writer, account);
+    let deleted: Vec<&DeletedMessage> = account.deleted.iter().filter(|deleted| keep_deleted(deleted)).collect();
+    writer.u32(deleted.len() as u32);
+    for deleted in deleted {
+        writer.u32(deleted.mailbox_id).string(&deleted.mailbox_name).u32(deleted.uid);
+        encode_entry(writer, &deleted.entry);
+        writer.i64(deleted.expunged_unix_ms);
     }
 }
 
@@ -116,6 +146,7 @@ fn decode_account(reader: &mut ByteReader<'_>) -> Result<Account, ReadError> {
         created_unix_ms: reader.i64()?,
         next_mailbox_id: reader.u32()?,
         last_uid_validity: reader.u32()?,
+        snapshot_record_id: reader.u64()?,
         mailboxes: BTreeMap::new(),
         mailbox_ids: HashMap::new(),
         deleted: Vec::new(),

@@ -8,9 +8,11 @@
 //! are answered after its commit, so no one ever sees what is not durable.
 
 mod checkpoint;
+mod compaction;
 mod credentials;
 mod emit;
 mod plan;
+mod prune;
 mod query;
 mod recovery;
 pub(crate) mod request;
@@ -42,6 +44,8 @@ pub(crate) struct ShardConfig {
     pub shard_id: u32,
     pub segment_bytes_max: u64,
     pub message_bytes_max: usize,
+    /// A sealed segment is rewritten when the share of it still needed falls below this.
+    pub compaction_live_ratio: f64,
     /// A checkpoint is written after this many records (and on segment rotation and shutdown).
     pub checkpoint_interval_records: u64,
     pub retention_ms: i64,
@@ -65,6 +69,18 @@ pub(crate) struct Shard<S: Storage> {
     commits: u64,
     records_committed: u64,
     records_since_checkpoint: u64,
+    /// Sizes of the sealed segments, for compaction's ratio and the stats.
+    sealed_segment_bytes: HashMap<u64, u64>,
+    compaction_wanted: bool,
+    compaction_job: Option<compaction::CompactionJob>,
+    /// Segments to rewrite whatever their live share (they hold pruned mail).
+    compaction_forced: std::collections::BTreeSet<u64>,
+    /// Segments found not worth compacting; looked at again after the next change.
+    compaction_rejected: std::collections::BTreeSet<u64>,
+    /// Segments compaction could not read; left alone and reported.
+    compaction_skipped: std::collections::BTreeSet<u64>,
+    compaction_report: crate::api::CompactionReport,
+    compaction_waiters: Vec<Reply<crate::api::CompactionReport>>,
 }
 
 impl<S: Storage> std::fmt::Debug for Shard<S> {
@@ -93,8 +109,22 @@ impl<S: Storage> Shard<S> {
     pub(crate) async fn run(mut self, receiver: flume::Receiver<Request>) {
         let mut shutting_down = false;
         while !shutting_down {
-            let Ok(first) = receiver.recv_async().await else {
-                break;
+            // Compaction works only while no request waits, one bounded step at a time.
+            let first = if self.compaction_wanted {
+                match receiver.try_recv() {
+                    Ok(request) => request,
+                    Err(flume::TryRecvError::Empty) => {
+                        self.compaction_wanted = self.compaction_step().await;
+                        if !self.compaction_wanted {
+                            self.answer_compaction_waiters();
+                        }
+                        continue;
+                    }
+                    Err(flume::TryRecvError::Disconnected) => break,
+                }
+            } else {
+                let Ok(request) = receiver.recv_async().await else { break };
+                request
             };
             let mut batch = Batch::default();
             let mut next = Some(first);
@@ -105,6 +135,14 @@ impl<S: Storage> Shard<S> {
                     Request::Query(query) if batch.frames.is_empty() => self.answer(query),
                     Request::Query(query) => batch.deferred_queries.push(query),
                     Request::Shutdown => shutting_down = true,
+                    Request::Compact(reply) => {
+                        if self.compaction_waiters.is_empty() {
+                            self.compaction_report = crate::api::CompactionReport::default();
+                        }
+                        self.compaction_waiters.push(reply);
+                        self.compaction_wanted = true;
+                        self.compaction_rejected.clear();
+                    }
                 }
                 taken += 1;
                 if taken < BATCH_REQUESTS_MAX && batch.frames.len() < BATCH_BYTES_MAX && !shutting_down {
@@ -190,6 +228,15 @@ impl<S: Storage> Shard<S> {
         match &self.failure {
             None => Ok(()),
             Some(reason) => Err(std::io::Error::other(reason.clone())),
+        }
+    }
+
+    fn answer_compaction_waiters(&mut self) {
+        let report = self.compaction_report;
+        let waiters = std::mem::take(&mut self.compaction_waiters);
+        for reply in waiters {
+            let answer = if self.failure.is_some() { Err(self.failed_error()) } else { Ok(report) };
+            let _ = reply.send(answer);
         }
     }
 

@@ -120,6 +120,7 @@ impl<S: Storage> Shard<S> {
             }
             Mutation::RevokeAppPasswords { account } => self.revoke_app_passwords(&account, now, batch),
             Mutation::RecordAccess { account, event } => self.record_access(&account, event, batch),
+            Mutation::PruneDeleted { account } => self.prune_deleted(&account, batch),
         }
     }
 

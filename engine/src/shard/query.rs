@@ -3,7 +3,9 @@
 
 use std::rc::Rc;
 
-use crate::api::{Credentials, DeletedMessageId, DeletedMessageInfo, MailboxInfo, Message, MessageInfo, ShardStats};
+use crate::api::{
+    Credentials, DeletedMessageId, DeletedMessageInfo, MailboxInfo, Message, MessageInfo, SegmentStats, ShardStats,
+};
 use crate::crypto::RecordCipher;
 use crate::error::EngineError;
 use crate::format::{Flags, FrameDecode, Record, RecordKind, decode_frame};
@@ -139,7 +141,30 @@ impl<S: Storage> Shard<S> {
             active_segment_bytes: self.active.log_end(),
             commits: self.commits,
             records_committed: self.records_committed,
+            segment_details: self.segment_details(),
         }
+    }
+
+    fn segment_details(&self) -> Vec<SegmentStats> {
+        let per_segment = self.segment_usage(&self.blob_usage());
+        let active = self.active.segment_id();
+        let mut sizes: Vec<(u64, u64)> = self.sealed_segment_bytes.iter().map(|(id, bytes)| (*id, *bytes)).collect();
+        sizes.push((active, self.active.log_end()));
+        sizes.sort_unstable();
+        sizes
+            .into_iter()
+            .map(|(segment_id, bytes)| {
+                let usage = per_segment.get(&segment_id).copied().unwrap_or_default();
+                SegmentStats {
+                    segment_id,
+                    bytes,
+                    live_bytes: usage.live_bytes,
+                    retained_bytes: usage.retained_bytes,
+                    retained_until_unix_ms: usage.retained_until_unix_ms,
+                    active: segment_id == active,
+                }
+            })
+            .collect()
     }
 
     fn locate(&mut self, account: &str, mailbox: &str, uid: u32) -> Result<Located<S::File>, EngineError> {

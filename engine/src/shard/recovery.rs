@@ -13,10 +13,10 @@ use mailvault_hsm::{HsmSession, WrappedDek};
 use super::checkpoint::{LoadedCheckpoint, load_checkpoint};
 use super::plan::UIDS_PER_REQUEST_MAX;
 use super::{BATCH_REQUESTS_MAX, Shard, ShardConfig};
-use crate::crypto::KeyTable;
+use crate::crypto::{KeyTable, KeyTableError};
 use crate::error::OpenError;
 use crate::format::{BLOCK_BYTES, Record, RecordKind, SegmentHeader, align_up};
-use crate::index::{Index, RecordLocation};
+use crate::index::{ApplyError, Index, RecordLocation};
 use crate::io::{Storage, StorageFile};
 use crate::segment::{
     ActiveSegment, ScanEnd, ScanError, ScanStart, ScannedFrame, TEMPORARY_SUFFIX, parse_segment_name, scan_segment,
@@ -36,13 +36,28 @@ struct Replay<'a> {
     keys: KeyTable,
     hsm: &'a HsmSession,
     max_record_id: u64,
+    /// Accounts with a record that no longer fits the replayed state (its predecessors were
+    /// compacted away), and why. Each must be superseded by a later snapshot of the account.
+    awaiting_snapshot: HashMap<u64, String>,
 }
 
 impl Replay<'_> {
+    fn new(hsm: &HsmSession, index: Index, keys: KeyTable, max_record_id: u64) -> Replay<'_> {
+        Replay { index, keys, hsm, max_record_id, awaiting_snapshot: HashMap::new() }
+    }
+
     fn apply(&mut self, segment_id: u64, frame: ScannedFrame) -> Result<(), String> {
         let header = frame.header;
         self.max_record_id = self.max_record_id.max(header.record_id);
         let kind = RecordKind::from_u8(header.kind).ok_or_else(|| format!("unknown record kind {}", header.kind))?;
+        let location = RecordLocation { segment_id, offset: frame.offset, frame_bytes: frame.frame_bytes };
+        if header.is_relocated() {
+            if kind != RecordKind::MessageAppended {
+                return Err(format!("a relocated frame holds a {kind:?} record"));
+            }
+            self.index.relocate_blob(header.record_id, location);
+            return Ok(());
+        }
         if kind == RecordKind::KeyWrapped {
             let wrapped = WrappedDek::from_bytes(&frame.payload).map_err(|error| error.to_string())?;
             self.keys.insert(header.account_id, wrapped);
@@ -51,11 +66,47 @@ impl Replay<'_> {
         if kind.is_clear() {
             return Ok(()); // the record-id floor: its id was counted above; nothing to apply
         }
-        let cipher = self.keys.cipher(header.account_id, self.hsm).map_err(|error| error.to_string())?;
+        let cipher = match self.keys.cipher(header.account_id, self.hsm) {
+            Ok(cipher) => cipher,
+            Err(KeyTableError::Missing { .. }) => {
+                // Its key record was compacted away with it: a later snapshot must supersede it.
+                self.awaiting_snapshot.entry(header.account_id).or_insert_with(|| "its data key is gone".into());
+                return Ok(());
+            }
+            Err(error) => return Err(error.to_string()),
+        };
         let plaintext = cipher.open(&header, frame.payload).map_err(|error| error.to_string())?;
         let record = Record::decode(kind, plaintext).map_err(|error| error.to_string())?;
-        let location = RecordLocation { segment_id, offset: frame.offset, frame_bytes: frame.frame_bytes };
-        self.index.apply(&header, record, location).map_err(|error| error.to_string())
+        match self.index.apply(&header, record, location) {
+            Ok(()) if kind == RecordKind::AccountSnapshot => {
+                self.awaiting_snapshot.remove(&header.account_id);
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+            Err(ApplyError::BadSnapshot { .. }) => Err("an account snapshot does not decode".into()),
+            Err(error) => {
+                self.awaiting_snapshot.entry(header.account_id).or_insert_with(|| error.to_string());
+                Ok(())
+            }
+        }
+    }
+
+    /// After the whole log: every inconsistency was superseded, every body has a place.
+    fn finish(mut self, segments: &HashMap<u64, Rc<impl StorageFile>>) -> Result<(Index, KeyTable, u64), String> {
+        if let Some((account_id, reason)) = self.awaiting_snapshot.iter().next() {
+            return Err(format!("account {account_id}: {reason}, and no later snapshot supersedes it"));
+        }
+        for segment_id in
+            self.index.blobs().map(|(_, location)| location.segment_id).collect::<std::collections::HashSet<_>>()
+        {
+            if !segments.contains_key(&segment_id) {
+                self.index.forget_blobs_in(segment_id); // bodies of a compacted segment no one needs
+            }
+        }
+        if let Some((mailbox, uid)) = self.index.first_missing_blob() {
+            return Err(format!("message {mailbox} uid {uid} has no stored body"));
+        }
+        Ok((self.index, self.keys, self.max_record_id))
     }
 }
 
@@ -66,21 +117,13 @@ pub(crate) async fn open_shard<S: Storage>(
 ) -> Result<Shard<S>, OpenError> {
     let shard_id = config.shard_id;
     let recovery = |source| OpenError::Recovery { shard_id, source };
-    let names = storage.list().await?;
-    for leftover in names.iter().filter(|name| name.ends_with(TEMPORARY_SUFFIX)) {
-        tracing::info!(shard = shard_id, file = %leftover, "removing a segment a crash left half-created");
-        storage.remove(leftover).await?;
-    }
-    let mut segment_ids: Vec<u64> = names.iter().filter_map(|name| parse_segment_name(name)).collect();
-    segment_ids.sort_unstable();
+    let segment_ids = list_segments(&storage, shard_id).await?;
 
     let checkpoint = usable_checkpoint(&storage, &hsm, shard_id, &segment_ids).await;
     let resume = checkpoint.as_ref().map(|checkpoint| checkpoint.position);
     let mut replay = match checkpoint {
-        Some(LoadedCheckpoint { position, index, keys }) => {
-            Replay { index, keys, hsm: &hsm, max_record_id: position.max_record_id }
-        }
-        None => Replay { index: Index::default(), keys: KeyTable::default(), hsm: &hsm, max_record_id: 0 },
+        Some(LoadedCheckpoint { position, index, keys }) => Replay::new(&hsm, index, keys, position.max_record_id),
+        None => Replay::new(&hsm, Index::default(), KeyTable::default(), 0),
     };
     let mut readers = HashMap::new();
     let mut active = None;
@@ -105,17 +148,7 @@ pub(crate) async fn open_shard<S: Storage>(
             ScanEnd::Sealed { untrimmed_end, .. } => {
                 let file = match untrimmed_end {
                     None => file,
-                    Some(end) => {
-                        tracing::warn!(
-                            shard = shard_id,
-                            segment = segment_id,
-                            "trimming a sealed segment a crash left untrimmed"
-                        );
-                        let writable = storage.open(&name, true).await?;
-                        writable.set_len(end).await?;
-                        writable.sync_data().await?;
-                        writable
-                    }
+                    Some(end) => trim_sealed(&storage, &name, end).await?,
                 };
                 readers.insert(segment_id, Rc::new(file));
             }
@@ -141,10 +174,18 @@ pub(crate) async fn open_shard<S: Storage>(
         readers.insert(segment_id, Rc::new(storage.open(&segment_name(segment_id), false).await?));
         active
     };
-    let Replay { index, keys, max_record_id, .. } = replay;
+    let (index, keys, max_record_id) = replay
+        .finish(&readers)
+        .map_err(|reason| OpenError::Shard { shard_id, source: crate::error::EngineError::Corrupt(reason) })?;
     let shard_base = u64::from(shard_id) << SHARD_ID_SHIFT;
     let next_record_id = if max_record_id == 0 { shard_base + 1 } else { max_record_id + RECORD_ID_GAP };
     let next_account_number = index.accounts().map(|account| (account.id & LOCAL_ID_MASK) + 1).max().unwrap_or(1);
+    let mut sealed_segment_bytes = HashMap::new();
+    for (segment_id, reader) in &readers {
+        if *segment_id != active.segment_id() {
+            sealed_segment_bytes.insert(*segment_id, reader.size().await?);
+        }
+    }
     let mut shard = Shard {
         config,
         storage,
@@ -159,9 +200,39 @@ pub(crate) async fn open_shard<S: Storage>(
         commits: 0,
         records_committed: 0,
         records_since_checkpoint: 0,
+        sealed_segment_bytes,
+        // Look for work at once: retention windows may have ended while the store was closed.
+        compaction_wanted: true,
+        compaction_job: None,
+        compaction_forced: std::collections::BTreeSet::new(),
+        compaction_skipped: std::collections::BTreeSet::new(),
+        compaction_rejected: std::collections::BTreeSet::new(),
+        compaction_report: crate::api::CompactionReport::default(),
+        compaction_waiters: Vec::new(),
     };
     shard.commit_record_id_floor().await?;
     Ok(shard)
+}
+
+/// The shard's segment ids in log order, after removing what a crash left half-created.
+async fn list_segments<S: Storage>(storage: &S, shard_id: u32) -> std::io::Result<Vec<u64>> {
+    let names = storage.list().await?;
+    for leftover in names.iter().filter(|name| name.ends_with(TEMPORARY_SUFFIX)) {
+        tracing::info!(shard = shard_id, file = %leftover, "removing a file a crash left half-created");
+        storage.remove(leftover).await?;
+    }
+    let mut segment_ids: Vec<u64> = names.iter().filter_map(|name| parse_segment_name(name)).collect();
+    segment_ids.sort_unstable();
+    Ok(segment_ids)
+}
+
+/// Trims the preallocated tail a crash left after a sealed segment's footer.
+async fn trim_sealed<S: Storage>(storage: &S, name: &str, end: u64) -> std::io::Result<S::File> {
+    tracing::warn!(segment = name, "trimming a sealed segment a crash left untrimmed");
+    let writable = storage.open(name, true).await?;
+    writable.set_len(end).await?;
+    writable.sync_data().await?;
+    Ok(writable)
 }
 
 /// The shard's checkpoint, if it exists and can be trusted; otherwise the reason is logged and
@@ -203,7 +274,12 @@ impl<S: Storage> Shard<S> {
     /// Seals the full active segment and starts the next one.
     pub(super) async fn rotate_segment(&mut self) -> std::io::Result<()> {
         self.active.seal().await?;
-        let segment_id = self.active.segment_id() + 1;
+        let sealed_id = self.active.segment_id();
+        let sealed_bytes = self.active.file().size().await?;
+        self.sealed_segment_bytes.insert(sealed_id, sealed_bytes);
+        self.compaction_wanted = true;
+        self.compaction_rejected.clear();
+        let segment_id = sealed_id + 1;
         let header = SegmentHeader {
             shard_id: self.config.shard_id,
             segment_id,

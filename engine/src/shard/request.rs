@@ -1,8 +1,8 @@
 //! What frontends ask of a shard, and what it answers.
 
 use crate::api::{
-    AccessEvent, Credentials, DeletedMessageId, DeletedMessageInfo, FlagChange, Flags, MailboxInfo, Message,
-    MessageInfo, ShardStats,
+    AccessEvent, CompactionReport, Credentials, DeletedMessageId, DeletedMessageInfo, FlagChange, Flags, MailboxInfo,
+    Message, MessageInfo, ShardStats,
 };
 use crate::error::EngineError;
 
@@ -25,6 +25,7 @@ pub(crate) enum Mutation {
     AddAppPassword { account: String, label: String, password_hash: String },
     RevokeAppPasswords { account: String },
     RecordAccess { account: String, event: AccessEvent },
+    PruneDeleted { account: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +56,12 @@ pub(crate) enum Query {
 
 #[derive(Debug)]
 pub(crate) enum Request {
-    Mutate { mutation: Mutation, reply: Reply<Outcome> },
+    Mutate {
+        mutation: Mutation,
+        reply: Reply<Outcome>,
+    },
     Query(Query),
+    /// Compact every segment that qualifies; answered when compaction has nothing left to do.
+    Compact(Reply<CompactionReport>),
     Shutdown,
 }

@@ -1,0 +1,68 @@
+//! Which message bodies are still needed, derived from the mailboxes on demand (never counted
+//! incrementally): compaction keeps these and drops the rest.
+
+use std::collections::{HashMap, HashSet};
+
+use super::{BlobLocation, Index, RecordLocation};
+
+/// Blob record ids in use: by a mailbox (`live`), or only by deleted messages still inside
+/// their retention window (`retained`, with the time the last such hold ends).
+#[derive(Debug, Default)]
+pub struct BlobUsage {
+    pub live: HashSet<u64>,
+    pub retained: HashMap<u64, i64>,
+}
+
+impl BlobUsage {
+    pub fn is_needed(&self, blob_record_id: u64) -> bool {
+        self.live.contains(&blob_record_id) || self.retained.contains_key(&blob_record_id)
+    }
+}
+
+impl Index {
+    pub fn blob_usage(&self, now_unix_ms: i64, retention_ms: i64) -> BlobUsage {
+        let mut usage = BlobUsage::default();
+        for account in self.accounts.values() {
+            for mailbox in account.mailboxes.values() {
+                usage.live.extend(mailbox.messages.values().map(|entry| entry.message.blob_record_id));
+            }
+        }
+        for account in self.accounts.values() {
+            for deleted in &account.deleted {
+                let until = deleted.expunged_unix_ms.saturating_add(retention_ms);
+                let blob = deleted.entry.message.blob_record_id;
+                if until > now_unix_ms && !usage.live.contains(&blob) {
+                    let hold = usage.retained.entry(blob).or_insert(until);
+                    *hold = (*hold).max(until);
+                }
+            }
+        }
+        usage
+    }
+
+    /// Compaction moved a body: the record is the same, only its place changed.
+    pub fn relocate_blob(&mut self, blob_record_id: u64, location: RecordLocation) {
+        let RecordLocation { segment_id, offset, frame_bytes } = location;
+        self.blobs.insert(blob_record_id, BlobLocation { segment_id, offset, frame_bytes });
+    }
+
+    /// Forgets every body stored in a segment that is gone (compacted) or about to be.
+    pub fn forget_blobs_in(&mut self, segment_id: u64) {
+        self.blobs.retain(|_, location| location.segment_id != segment_id);
+    }
+
+    /// A message entry whose body has no known location: the log lost a body.
+    pub fn first_missing_blob(&self) -> Option<(String, u32)> {
+        self.accounts.values().find_map(|account| {
+            let mailboxes = account.mailboxes.values().flat_map(|mailbox| {
+                mailbox.messages.iter().map(move |(uid, entry)| (mailbox.name.as_str(), *uid, entry))
+            });
+            let deleted =
+                account.deleted.iter().map(|deleted| (deleted.mailbox_name.as_str(), deleted.uid, &deleted.entry));
+            mailboxes
+                .chain(deleted)
+                .find(|(_, _, entry)| !self.blobs.contains_key(&entry.message.blob_record_id))
+                .map(|(mailbox, uid, _)| (format!("{}/{mailbox}", account.name), uid))
+        })
+    }
+}

@@ -1,0 +1,276 @@
+//! Compaction: rewriting sealed segments whose live share fell below the ratio, so that the
+//! space of deleted (and retention-expired) mail comes back, and pruned mail is gone for good.
+//!
+//! Message bodies still needed (by a mailbox, or by a deleted message inside its retention
+//! window) are copied verbatim, ciphertext untouched, with the `RELOCATED` flag: replaying such
+//! a frame only moves the body. Every account with a record in the segment then gets a copy of
+//! its wrapped key and an `AccountSnapshot`, which supersedes all of its earlier records; the
+//! segment is then removed. The work runs in bounded steps between request batches, each step
+//! one normal commit, so deliveries keep flowing; a crash between steps leaves both copies, and
+//! replay resolves them (the later copy wins).
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::api::CompactionReport;
+use crate::format::{
+    BLOCK_BYTES, FRAME_FLAG_RELOCATED, FrameDecode, Record, RecordKind, decode_frame, set_frame_flags,
+};
+use crate::index::{BlobUsage, RecordLocation};
+use crate::io::{Storage, StorageFile};
+use crate::segment::segment_name;
+
+use super::emit::Place;
+use super::{BATCH_BYTES_MAX, Batch, Shard};
+
+/// A segment being compacted: its bytes, how far the copy got, and whom it concerns.
+#[derive(Debug)]
+pub(crate) struct CompactionJob {
+    victim: u64,
+    bytes: Vec<u8>,
+    cursor: usize,
+    usage: BlobUsage,
+    accounts: BTreeSet<u64>,
+}
+
+/// What compaction keeps of each segment: the bytes of bodies still needed.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SegmentUsage {
+    pub live_bytes: u64,
+    pub retained_bytes: u64,
+    pub retained_until_unix_ms: Option<i64>,
+}
+
+impl<S: Storage> Shard<S> {
+    pub(super) fn blob_usage(&self) -> BlobUsage {
+        self.index.blob_usage(self.config.clock.now_unix_ms(), self.config.retention_ms)
+    }
+
+    /// Needed body bytes per segment.
+    pub(super) fn segment_usage(&self, usage: &BlobUsage) -> HashMap<u64, SegmentUsage> {
+        let mut segments: HashMap<u64, SegmentUsage> = HashMap::new();
+        for (record_id, location) in self.index.blobs() {
+            let segment = segments.entry(location.segment_id).or_default();
+            if usage.live.contains(record_id) {
+                segment.live_bytes += u64::from(location.frame_bytes);
+            } else if let Some(until) = usage.retained.get(record_id) {
+                segment.retained_bytes += u64::from(location.frame_bytes);
+                segment.retained_until_unix_ms = Some(segment.retained_until_unix_ms.unwrap_or(*until).max(*until));
+            }
+        }
+        segments
+    }
+
+    /// The sealed segment most worth compacting: forced ones first, then the lowest needed
+    /// share, if below the ratio.
+    #[allow(clippy::cast_precision_loss)] // byte counts stay far below 2^52: exact in an f64
+    fn next_victim(&self, usage: &BlobUsage) -> Option<u64> {
+        let active = self.active.segment_id();
+        if let Some(forced) = self.compaction_forced.iter().find(|segment| **segment != active) {
+            return Some(*forced);
+        }
+        let per_segment = self.segment_usage(usage);
+        self.sealed_segment_bytes
+            .iter()
+            .filter(|(segment, _)| **segment != active)
+            .filter(|(segment, _)| {
+                !self.compaction_rejected.contains(segment) && !self.compaction_skipped.contains(segment)
+            })
+            .map(|(segment, bytes)| {
+                let needed = per_segment.get(segment).map_or(0, |usage| usage.live_bytes + usage.retained_bytes);
+                (*segment, needed as f64 / record_bytes(*bytes) as f64)
+            })
+            .filter(|(_, share)| *share < self.config.compaction_live_ratio)
+            .min_by(|left, right| left.1.total_cmp(&right.1))
+            .map(|(segment, _)| segment)
+    }
+
+    /// Does one bounded step; returns whether compaction has more to do.
+    pub(super) async fn compaction_step(&mut self) -> bool {
+        if self.failure.is_some() {
+            return false;
+        }
+        if self.compaction_forced.contains(&self.active.segment_id()) {
+            // Forced data in the active segment: seal it so that it can be rewritten.
+            if let Err(error) = self.rotate_segment().await {
+                self.failure = Some(error.to_string());
+                return false;
+            }
+        }
+        if self.compaction_job.is_none() {
+            let usage = self.blob_usage();
+            let Some(victim) = self.next_victim(&usage) else {
+                self.compaction_forced.clear();
+                return false;
+            };
+            match self.start_job(victim, usage).await {
+                Ok(job) if !self.compaction_forced.contains(&victim) && !self.worth_compacting(&job) => {
+                    // Its metadata is still current: not worth it until something changes.
+                    self.compaction_rejected.insert(victim);
+                    return true;
+                }
+                Ok(job) => self.compaction_job = Some(job),
+                Err(reason) => {
+                    tracing::error!(shard = self.config.shard_id, segment = victim, %reason, "compaction cannot read the segment; leaving it");
+                    self.compaction_forced.remove(&victim);
+                    self.compaction_skipped.insert(victim);
+                    return false;
+                }
+            }
+        }
+        let Some(mut job) = self.compaction_job.take() else { return false };
+        let mut batch = Batch::default();
+        let mut relocated = Vec::new();
+        self.copy_needed_bodies(&mut job, &mut batch, &mut relocated);
+        // The index takes the new places before the commit, as for every record: the commit may
+        // rotate the segment and write a checkpoint, which must describe the log up to it.
+        for (record_id, location) in relocated {
+            self.index.relocate_blob(record_id, location);
+        }
+        let finished = job.cursor >= job.bytes.len();
+        if finished {
+            self.supersede_accounts(&job, &mut batch);
+        }
+        self.commit(batch).await;
+        if self.failure.is_some() {
+            return false;
+        }
+        if !finished {
+            self.compaction_job = Some(job);
+            return true;
+        }
+        self.finish_job(job).await;
+        true
+    }
+
+    /// The full liveness test, made once the segment is read: needed bodies plus metadata
+    /// records no snapshot of their account supersedes (`next_victim` saw only the bodies).
+    #[allow(clippy::cast_precision_loss)] // byte counts stay far below 2^52: exact in an f64
+    fn worth_compacting(&self, job: &CompactionJob) -> bool {
+        let mut live_bytes = 0u64;
+        let mut cursor = BLOCK_BYTES;
+        while let Ok(FrameDecode::Frame(frame)) = decode_frame(job.bytes.get(cursor..).unwrap_or_default()) {
+            let header = frame.header;
+            let is_body = header.kind == RecordKind::MessageAppended as u8;
+            let needed = if is_body {
+                job.usage.is_needed(header.record_id)
+                    && self
+                        .index
+                        .blob(header.record_id)
+                        .is_some_and(|location| location.segment_id == job.victim && location.offset == cursor as u64)
+            } else {
+                self.index
+                    .account(header.account_id)
+                    .is_some_and(|account| header.record_id > account.snapshot_record_id)
+            };
+            if needed {
+                live_bytes += frame.encoded_bytes as u64;
+            }
+            cursor += frame.encoded_bytes;
+        }
+        (live_bytes as f64) < self.config.compaction_live_ratio * record_bytes(job.bytes.len() as u64) as f64
+    }
+
+    async fn start_job(&self, victim: u64, usage: BlobUsage) -> Result<CompactionJob, String> {
+        let file = self.readers.get(&victim).ok_or("segment has no reader")?;
+        let size = file.size().await.map_err(|error| error.to_string())?;
+        let bytes = file.read_exact(0, size as usize).await.map_err(|error| error.to_string())?;
+        Ok(CompactionJob { victim, bytes, cursor: BLOCK_BYTES, usage, accounts: BTreeSet::new() })
+    }
+
+    /// Copies the needed bodies from the job's cursor on, up to one batch's worth.
+    fn copy_needed_bodies(
+        &self,
+        job: &mut CompactionJob,
+        batch: &mut Batch,
+        relocated: &mut Vec<(u64, RecordLocation)>,
+    ) {
+        while job.cursor < job.bytes.len() && batch.frames.len() < BATCH_BYTES_MAX {
+            let frame = match decode_frame(&job.bytes[job.cursor..]) {
+                Ok(FrameDecode::Frame(frame)) if frame.header.kind != RecordKind::SegmentSealed as u8 => frame,
+                // The footer, or the end: the segment was verified when it was opened.
+                _ => {
+                    job.cursor = job.bytes.len();
+                    break;
+                }
+            };
+            let header = frame.header;
+            let encoded_bytes = frame.encoded_bytes;
+            if header.account_id != 0 {
+                job.accounts.insert(header.account_id);
+            }
+            let here = self
+                .index
+                .blob(header.record_id)
+                .is_some_and(|location| location.segment_id == job.victim && location.offset == job.cursor as u64);
+            if header.kind == RecordKind::MessageAppended as u8 && here && job.usage.is_needed(header.record_id) {
+                let start = batch.frames.len();
+                let location = RecordLocation {
+                    segment_id: self.active.segment_id(),
+                    offset: self.active.log_end() + start as u64,
+                    frame_bytes: encoded_bytes as u32,
+                };
+                batch.frames.extend_from_slice(&job.bytes[job.cursor..job.cursor + encoded_bytes]);
+                set_frame_flags(&mut batch.frames[start..], FRAME_FLAG_RELOCATED);
+                batch.last_frame_start = start;
+                batch.frame_count += 1;
+                relocated.push((header.record_id, location));
+            }
+            job.cursor += encoded_bytes;
+        }
+    }
+
+    /// Gives every account the segment mentioned a fresh key copy and snapshot, superseding
+    /// all of its records there (retention-expired deleted messages are left out).
+    fn supersede_accounts(&mut self, job: &CompactionJob, batch: &mut Batch) {
+        let now = self.config.clock.now_unix_ms();
+        let retention_ms = self.config.retention_ms;
+        for &account_id in &job.accounts {
+            let Some(wrapped) = self.keys.wrapped(account_id).map(mailvault_hsm::WrappedDek::to_bytes) else {
+                continue; // an account that no longer exists: its records simply die
+            };
+            let keep =
+                |deleted: &crate::index::DeletedMessage| deleted.expunged_unix_ms.saturating_add(retention_ms) > now;
+            let Some(encoded) = self.index.encode_account_snapshot(account_id, keep) else { continue };
+            let Ok(cipher) = self.keys.cipher(account_id, &self.hsm) else {
+                tracing::error!(shard = self.config.shard_id, account_id, "compaction cannot open an account key");
+                self.failure = Some("compaction cannot open an account key".into());
+                return;
+            };
+            let place = Place { account_id, mailbox_id: 0, uid: 0 };
+            self.emit_clear(batch, place, Record::KeyWrapped { wrapped_key: wrapped });
+            self.emit(batch, place, Record::AccountSnapshot { encoded }, &cipher);
+        }
+    }
+
+    async fn finish_job(&mut self, job: CompactionJob) {
+        let victim = job.victim;
+        self.index.forget_blobs_in(victim);
+        // Reads already under way hold their own handle on the file and finish undisturbed.
+        self.readers.remove(&victim);
+        let bytes = self.sealed_segment_bytes.remove(&victim).unwrap_or(0);
+        self.compaction_forced.remove(&victim);
+        let removed = match self.storage.remove(&segment_name(victim)).await {
+            Ok(()) => self.storage.sync_directory().await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = removed {
+            tracing::warn!(shard = self.config.shard_id, segment = victim, %error, "compacted segment not removed");
+        }
+        self.compaction_report.segments_compacted += 1;
+        self.compaction_report.bytes_reclaimed += bytes;
+        self.checkpoint().await;
+    }
+}
+
+/// A segment's bytes that records can occupy: its header block is fixed overhead, which no
+/// rewrite can reclaim, so it must not count as dead (tiny segments would be rewritten forever).
+fn record_bytes(segment_bytes: u64) -> u64 {
+    segment_bytes.saturating_sub(BLOCK_BYTES as u64).max(1)
+}
+
+impl CompactionReport {
+    pub(crate) fn merge(&mut self, other: &CompactionReport) {
+        self.segments_compacted += other.segments_compacted;
+        self.bytes_reclaimed += other.bytes_reclaimed;
+    }
+}

@@ -1,0 +1,34 @@
+//! "Prune this account now": its deleted mail stops being restorable at once, whatever the
+//! retention window, and the segments holding those bodies are rewritten so the bytes are gone.
+
+use crate::error::EngineError;
+use crate::format::Record;
+use crate::io::Storage;
+
+use super::emit::Place;
+use super::request::Outcome;
+use super::{Batch, Shard};
+
+impl<S: Storage> Shard<S> {
+    pub(super) fn prune_deleted(&mut self, account: &str, batch: &mut Batch) -> Result<Outcome, EngineError> {
+        let (found, cipher) = self.account(account)?;
+        let account_id = found.id;
+        let pruned: Vec<u64> = found.deleted.iter().map(|deleted| deleted.entry.message.blob_record_id).collect();
+        let encoded = self
+            .index
+            .encode_account_snapshot(account_id, |_| false)
+            .ok_or_else(|| EngineError::NoSuchAccount(account.to_owned()))?;
+        let place = Place { account_id, mailbox_id: 0, uid: 0 };
+        self.emit(batch, place, Record::AccountSnapshot { encoded }, &cipher);
+        // Bodies nothing else needs now: rewrite their segments (the active one is sealed first).
+        let usage = self.blob_usage();
+        for blob in pruned.iter().filter(|blob| !usage.is_needed(**blob)) {
+            if let Some(location) = self.index.blob(*blob) {
+                self.compaction_forced.insert(location.segment_id);
+            }
+        }
+        self.compaction_wanted = true;
+        self.compaction_rejected.clear();
+        Ok(Outcome::Count(pruned.len() as u32))
+    }
+}
