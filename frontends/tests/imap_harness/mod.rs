@@ -31,6 +31,8 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(90);
 pub struct ImapServer {
     pub engine: Engine,
     pub registry: Arc<SessionRegistry>,
+    /// What the listeners hand each session; tests can drive sessions in-process with it.
+    pub services: Arc<Services>,
     pub plain: SocketAddr,
     pub implicit_tls: SocketAddr,
     stop: Option<flume::Sender<()>>,
@@ -82,6 +84,7 @@ impl ImapServer {
         let plain = plain_listener.local_addr().expect("address");
         let implicit_tls = tls_listener.local_addr().expect("address");
         let (stop, stopped) = flume::bounded::<()>(1);
+        let shared = services.clone();
         let thread = std::thread::spawn(move || {
             let runtime = compio::runtime::Runtime::new().expect("runtime");
             runtime.block_on(async move {
@@ -90,7 +93,7 @@ impl ImapServer {
                     .into_iter()
                     .map(|(listener, implicit)| {
                         let listener = compio::net::TcpListener::from_std(listener).expect("listener");
-                        compio::runtime::spawn(accept_loop(listener, implicit, services.clone(), tls.clone(), options))
+                        compio::runtime::spawn(accept_loop(listener, implicit, shared.clone(), tls.clone(), options))
                     })
                     .collect();
                 let _ = stopped.recv_async().await;
@@ -100,6 +103,7 @@ impl ImapServer {
         Self {
             engine,
             registry,
+            services,
             plain,
             implicit_tls,
             stop: Some(stop),
