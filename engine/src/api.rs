@@ -99,7 +99,8 @@ pub struct CompactionReport {
 
 /// One segment's accounting: its size, the bytes of bodies still in a mailbox (`live`), and
 /// those held only by deleted messages inside their retention window (`retained`, until the
-/// last of those windows ends). The rest is dead and comes back on compaction.
+/// last of those windows ends). The rest is the header, metadata records (current until a
+/// snapshot of their account supersedes them) and dead bodies, which compaction reclaims.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SegmentStats {
     pub segment_id: u64,

@@ -7,7 +7,7 @@ mod client;
 mod command;
 mod execute;
 pub mod server;
-mod time;
+pub mod time;
 
 pub use client::send;
 pub use command::{AdminCommand, AdminReply};

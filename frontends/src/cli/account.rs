@@ -16,6 +16,14 @@ pub(crate) enum AccountCommand {
     Deleted { account: String },
     /// Restore a deleted message (ids as printed by `account deleted`).
     Restore { account: String, mailbox_id: u32, uid: u32 },
+    /// Drop the account's deleted mail whatever its retention window, and rewrite the segments
+    /// that held it so the bytes are gone (needs `--now`: it cannot be undone).
+    Prune {
+        account: String,
+        /// Confirms: the deleted mail can no longer be restored.
+        #[arg(long)]
+        now: bool,
+    },
     /// Set the login password, read from `MAILVAULT_NEW_PASSWORD` or standard input (never an
     /// argument).
     Password { account: String },
@@ -68,6 +76,15 @@ pub(crate) fn run(context: &Context, command: AccountCommand) -> anyhow::Result<
             AccountCommand::Restore { account, mailbox_id, uid } => {
                 let (mailbox, new_uid) = engine.restore(&account, DeletedMessageId { mailbox_id, uid }).await?;
                 println!("restored into {mailbox} as uid {new_uid}");
+            }
+            AccountCommand::Prune { account, now } => {
+                anyhow::ensure!(now, "pruning cannot be undone: add --now to confirm");
+                let pruned = engine.prune_deleted(&account).await?;
+                let report = engine.compact().await?;
+                println!(
+                    "pruned {pruned} deleted messages of {account}; rewrote {} segments, reclaimed {} bytes",
+                    report.segments_compacted, report.bytes_reclaimed
+                );
             }
             _ => unreachable!("handled above"),
         }

@@ -48,21 +48,39 @@ pub(crate) fn cat(context: &Context, arguments: &CatArguments) -> anyhow::Result
 
 pub(crate) fn stats(context: &Context) -> anyhow::Result<()> {
     let engine = context.open_engine()?;
-    println!(
-        "{:>5} {:>9} {:>9} {:>8} {:>9} {:>14} {:>8}",
-        "shard", "accounts", "messages", "deleted", "segments", "active-bytes", "commits"
-    );
-    for shard in block_on(engine.stats())? {
+    let shards = block_on(engine.stats())?;
+    println!("{:>5} {:>9} {:>9} {:>8} {:>9} {:>8}", "shard", "accounts", "messages", "deleted", "segments", "commits");
+    for shard in &shards {
         println!(
-            "{:>5} {:>9} {:>9} {:>8} {:>9} {:>14} {:>8}",
-            shard.shard_id,
-            shard.accounts,
-            shard.messages,
-            shard.deleted_messages,
-            shard.segments,
-            shard.active_segment_bytes,
-            shard.commits
+            "{:>5} {:>9} {:>9} {:>8} {:>9} {:>8}",
+            shard.shard_id, shard.accounts, shard.messages, shard.deleted_messages, shard.segments, shard.commits
         );
     }
+    println!();
+    println!(
+        "{:>5} {:>8} {:>12} {:>12} {:>12} {:>12}  retained until",
+        "shard", "segment", "bytes", "live", "retained", "other"
+    );
+    for shard in &shards {
+        for segment in &shard.segment_details {
+            // Headers, metadata records and dead bodies: compaction decides which are current.
+            let other = segment.bytes.saturating_sub(segment.live_bytes + segment.retained_bytes);
+            let until = segment
+                .retained_until_unix_ms
+                .map_or_else(String::new, mailvault_frontends::admin::time::format_unix_ms);
+            let active = if segment.active { " (active)" } else { "" };
+            println!(
+                "{:>5} {:>8} {:>12} {:>12} {:>12} {:>12}  {until}{active}",
+                shard.shard_id, segment.segment_id, segment.bytes, segment.live_bytes, segment.retained_bytes, other
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn compact(context: &Context) -> anyhow::Result<()> {
+    let engine = context.open_engine()?;
+    let report = block_on(engine.compact())?;
+    println!("rewrote {} segments, reclaimed {} bytes", report.segments_compacted, report.bytes_reclaimed);
     Ok(())
 }

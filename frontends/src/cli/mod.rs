@@ -52,8 +52,11 @@ enum Command {
     Append(message::AppendArguments),
     /// Print a message's bytes to standard output.
     Cat(message::CatArguments),
-    /// Per-shard statistics.
+    /// Per-shard statistics, with each segment's live, retained and dead bytes.
     Stats,
+    /// Rewrite every segment whose live share fell below the ratio (the server also does this
+    /// in the background); prints what was reclaimed.
+    Compact,
     /// HSM keys: status, rotate.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -69,6 +72,7 @@ pub(crate) fn run(arguments: Arguments) -> anyhow::Result<()> {
         Command::Append(append) => message::append(&context, &append),
         Command::Cat(cat) => message::cat(&context, &cat),
         Command::Stats => message::stats(&context),
+        Command::Compact => message::compact(&context),
         Command::Keys(command) => keys::run(&context, &command),
     }
 }
