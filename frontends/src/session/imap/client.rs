@@ -179,7 +179,8 @@ impl<'a, C: SessionIo> Client<'a, C> {
     pub(super) async fn start_tls(&mut self) -> Result<(), Interrupted> {
         self.flush().await?;
         self.input.clear();
-        self.consume(0);
+        self.continued_literal = None;
+        self.awaited_bytes = 0;
         self.io.start_tls().await.map_err(Interrupted::Io)
     }
 

@@ -160,10 +160,12 @@ fn write_message(
                 None => continue,
             },
             FetchAttribute::Rfc822Size => FetchData::Rfc822Size(message.size),
-            FetchAttribute::Envelope => FetchData::Envelope(structure.as_ref().map_or(&[], |s| &s.envelope)),
-            FetchAttribute::Body => FetchData::Body(structure.as_ref().map_or(&[], |s| &s.body)),
+            FetchAttribute::Envelope => {
+                FetchData::Envelope(structure.as_ref().map_or(&[], |rendered| &rendered.envelope))
+            }
+            FetchAttribute::Body => FetchData::Body(structure.as_ref().map_or(&[], |rendered| &rendered.body)),
             FetchAttribute::BodyStructure => {
-                FetchData::BodyStructure(structure.as_ref().map_or(&[], |s| &s.body_structure))
+                FetchData::BodyStructure(structure.as_ref().map_or(&[], |rendered| &rendered.body_structure))
             }
             FetchAttribute::Rfc822 => FetchData::Rfc822(Some(body)),
             FetchAttribute::Rfc822Header => FetchData::Rfc822Header(Some(&body[..header_end])),
