@@ -14,7 +14,7 @@ use super::listener::ListenerKind;
 use crate::session::SessionIo;
 use crate::session::context::{Services, SessionContext};
 use crate::session::registry::{Protocol, RegisterError};
-use crate::session::{lmtp, pop3};
+use crate::session::{imap, lmtp, pop3};
 
 /// How long the "try later" reply to a refused connection may take.
 const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,18 +45,10 @@ pub(super) async fn serve_connection(
     match kind.protocol() {
         Protocol::Lmtp => lmtp::serve(&mut connection, &context).await,
         Protocol::Pop3 => pop3::serve(&mut connection, &context).await,
-        Protocol::Imap => serve_imap(&mut connection, &context).await,
+        Protocol::Imap => imap::serve(&mut connection, &context).await,
     }
     drop(context);
     connection.close().await;
-}
-
-/// The IMAP session. The IMAP session module (`session::imap`, written alongside this one)
-/// plugs in here: replace the body with `session::imap::serve(connection, context).await`.
-/// Until then the listener is up and answers BYE, so ports, TLS and the connection limit
-/// already work for IMAP.
-async fn serve_imap(connection: &mut Connection, context: &SessionContext) {
-    let _ = context.write(connection, b"* BYE IMAP is not implemented yet\r\n").await;
 }
 
 /// Tells a client on a plaintext port why it is turned away; implicit-TLS ports just close
