@@ -14,6 +14,7 @@ import smtplib
 import socket
 import ssl
 import sys
+import threading
 import time
 
 HOST = "127.0.0.1"
@@ -65,39 +66,50 @@ def lmtp_transaction(arguments):
     return result
 
 
+def numbered_message(number):
+    return ("Message-Id: <%d@mailvault.test>\r\nSubject: message %d\r\n\r\n%s\r\n" % (number, number, "x" * 2000)).encode()
+
+
 def lmtp_deliver_many(arguments):
-    """Delivers numbered messages one transaction at a time until `count` or the server goes
-    away; prints each acknowledged number as soon as its 250 arrives (the SIGTERM test)."""
+    """Delivers numbered messages over `connections` parallel connections, one transaction at a
+    time each, until `count` or the server goes away; prints each acknowledged number as soon
+    as its 250 arrives (the SIGTERM test)."""
+    connections = arguments.get("connections", 1)
+    deadline = time.monotonic() + arguments.get("seconds", 30)
+    lock = threading.Lock()
     acknowledged = []
     refused = []
-    deadline = time.monotonic() + arguments.get("seconds", 30)
-    client = None
-    for number in range(arguments["count"]):
-        if time.monotonic() > deadline:
-            break
-        message = (
-            "Message-Id: <%d@mailvault.test>\r\nSubject: message %d\r\n\r\n%s\r\n" % (number, number, "x" * 2000)
-        ).encode()
-        try:
-            if client is None:
-                client = smtplib.LMTP(HOST, arguments["lmtp_port"], timeout=TIMEOUT_SECONDS)
-                client.ehlo("client.test")
-            client.mail("sender@example.org")
-            code, _ = client.rcpt(arguments["recipient"])
-            if code != 250:
-                refused.append([number, code])
-                break
-            code, _ = client.data(message)
-        except (smtplib.SMTPException, OSError) as error:
-            refused.append([number, repr(error)])
-            break
-        if code == 250:
-            acknowledged.append(number)
-            print(json.dumps({"acknowledged": number}), flush=True)
-        else:
-            refused.append([number, code])
-            break
-    return {"acknowledged": acknowledged, "refused": refused}
+
+    def deliver(first):
+        client = None
+        for number in range(first, arguments["count"], connections):
+            if time.monotonic() > deadline:
+                return
+            try:
+                if client is None:
+                    client = smtplib.LMTP(HOST, arguments["lmtp_port"], timeout=TIMEOUT_SECONDS)
+                    client.ehlo("client.test")
+                client.mail("sender@example.org")
+                code, _ = client.rcpt(arguments["recipient"])
+                if code == 250:
+                    code, _ = client.data(numbered_message(number))
+            except (smtplib.SMTPException, OSError) as error:
+                with lock:
+                    refused.append([number, repr(error)])
+                return
+            with lock:
+                if code != 250:
+                    refused.append([number, code])
+                    return
+                acknowledged.append(number)
+                print(json.dumps({"acknowledged": number}), flush=True)
+
+    threads = [threading.Thread(target=deliver, args=(first,)) for first in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"acknowledged": sorted(acknowledged), "refused": refused}
 
 
 def pop3_connect(arguments, mode):

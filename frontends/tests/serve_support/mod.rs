@@ -350,3 +350,40 @@ impl Drop for ServerProcess {
         }
     }
 }
+
+/// A Python scenario with a `wait` step: started, then held at that step until [`go`](Self::go).
+pub struct WaitingClient {
+    child: Child,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl WaitingClient {
+    /// Starts `scenario` and returns once it reports that it is waiting.
+    pub fn start(scenario: &str, arguments: &serde_json::Value) -> Self {
+        let mut child = Command::new("python3")
+            .arg(CLIENTS_SCRIPT)
+            .arg(scenario)
+            .arg(arguments.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("waiting line");
+        assert!(line.contains("waiting"), "expected the scenario to wait, got {line:?}");
+        Self { child, stdout }
+    }
+
+    /// Lets the scenario go on and returns its result.
+    pub fn go(mut self) -> serde_json::Value {
+        self.child.stdin.take().expect("stdin").write_all(b"go\n").expect("go");
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).expect("result");
+        let output = wait_bounded(self.child, CLIENT_TIMEOUT);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let last = rest.lines().rfind(|line| !line.trim().is_empty()).unwrap_or_default();
+        serde_json::from_str(last).expect("json result")
+    }
+}
