@@ -116,9 +116,7 @@ impl ImapServer {
     /// Runs one scenario of `imap_client.py` and fails the test if it does not pass.
     /// Returns its standard output.
     pub fn run_scenario(&self, scenario: &str) -> String {
-        let child = self.python(scenario).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("python3");
-        let output = wait_bounded(child, CLIENT_TIMEOUT);
-        check_passed(scenario, &output)
+        run_scenario_at(self.plain.port(), self.implicit_tls.port(), scenario)
     }
 
     /// Runs a scenario that prints `signal` when it wants `action` to happen (a delivery while
@@ -153,16 +151,7 @@ impl ImapServer {
     }
 
     fn python(&self, scenario: &str) -> Command {
-        let mut command = Command::new("python3");
-        command
-            .arg(script_path())
-            .arg(scenario)
-            .env("IMAP_PLAIN_PORT", self.plain.port().to_string())
-            .env("IMAP_TLS_PORT", self.implicit_tls.port().to_string())
-            .env("IMAP_USER", ACCOUNT)
-            .env("IMAP_PASSWORD", PASSWORD)
-            .env("PYTHONUNBUFFERED", "1");
-        command
+        python(self.plain.port(), self.implicit_tls.port(), scenario)
     }
 
     /// Stores `body` in INBOX the way LMTP delivery does (through the engine); its uid.
@@ -174,8 +163,14 @@ impl ImapServer {
 /// Runs `curl` with `arguments` (plus a time limit and the account's credentials); returns
 /// its output, whatever its status.
 pub fn curl(arguments: &[&str]) -> Output {
+    curl_checked(&["--insecure"], arguments)
+}
+
+/// [`curl`] with other TLS arguments (`--cacert FILE` to check the server's certificate).
+pub fn curl_checked(tls_arguments: &[&str], arguments: &[&str]) -> Output {
     let child = Command::new("curl")
-        .args(["--silent", "--show-error", "--insecure", "--max-time", "30"])
+        .args(["--silent", "--show-error", "--max-time", "30"])
+        .args(tls_arguments)
         .args(["--user", &format!("{ACCOUNT}:{PASSWORD}")])
         .args(arguments)
         .stdout(Stdio::piped())
@@ -192,6 +187,28 @@ impl Drop for ImapServer {
             let _ = thread.join();
         }
     }
+}
+
+/// Runs one scenario of `imap_client.py` against any server with these ports and the
+/// account [`ACCOUNT`] (password [`PASSWORD`]); fails the test if it does not pass.
+pub fn run_scenario_at(plain_port: u16, tls_port: u16, scenario: &str) -> String {
+    let child =
+        python(plain_port, tls_port, scenario).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("python3");
+    let output = wait_bounded(child, CLIENT_TIMEOUT);
+    check_passed(scenario, &output)
+}
+
+fn python(plain_port: u16, tls_port: u16, scenario: &str) -> Command {
+    let mut command = Command::new("python3");
+    command
+        .arg(script_path())
+        .arg(scenario)
+        .env("IMAP_PLAIN_PORT", plain_port.to_string())
+        .env("IMAP_TLS_PORT", tls_port.to_string())
+        .env("IMAP_USER", ACCOUNT)
+        .env("IMAP_PASSWORD", PASSWORD)
+        .env("PYTHONUNBUFFERED", "1");
+    command
 }
 
 fn script_path() -> PathBuf {
