@@ -40,10 +40,8 @@ fn conf_contents(token_dir: &Path) -> String {
 
 /// The token directory a `SoftHSM2` config file names, if it names one.
 pub fn token_dir_from_conf(conf_path: &Path) -> Result<Option<PathBuf>, HsmError> {
-    let contents = std::fs::read_to_string(conf_path).map_err(HsmError::io(format!(
-        "reading SoftHSM2 config {}",
-        conf_path.display()
-    )))?;
+    let contents = std::fs::read_to_string(conf_path)
+        .map_err(HsmError::io(format!("reading SoftHSM2 config {}", conf_path.display())))?;
     Ok(contents.lines().find_map(|line| {
         let (key, value) = line.split_once('=')?;
         (key.trim() == TOKENDIR_KEY).then(|| PathBuf::from(value.trim()))
@@ -56,10 +54,8 @@ pub fn token_dir_from_conf(conf_path: &Path) -> Result<Option<PathBuf>, HsmError
 /// name and renamed into place, so a reader never sees half a file. An existing config naming
 /// another token directory is an error rather than silently rewritten: that would orphan tokens.
 pub fn ensure_softhsm_conf(conf_path: &Path, token_dir: &Path) -> Result<(), HsmError> {
-    let token_dir = std::path::absolute(token_dir).map_err(HsmError::io(format!(
-        "resolving token directory {}",
-        token_dir.display()
-    )))?;
+    let token_dir = std::path::absolute(token_dir)
+        .map_err(HsmError::io(format!("resolving token directory {}", token_dir.display())))?;
     create_private_dir(&token_dir)?;
     if conf_path.exists() {
         return match token_dir_from_conf(conf_path)? {
@@ -74,12 +70,8 @@ pub fn ensure_softhsm_conf(conf_path: &Path, token_dir: &Path) -> Result<(), Hsm
             }),
         };
     }
-    if let Some(parent) = conf_path
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(parent)
-            .map_err(HsmError::io(format!("creating {}", parent.display())))?;
+    if let Some(parent) = conf_path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(HsmError::io(format!("creating {}", parent.display())))?;
     }
     let temporary = conf_path.with_extension(format!(
         "tmp.{}.{}",
@@ -94,10 +86,7 @@ pub fn ensure_softhsm_conf(conf_path: &Path, token_dir: &Path) -> Result<(), Hsm
     };
     write().map_err(|source| {
         let _ = std::fs::remove_file(&temporary);
-        HsmError::Io {
-            what: format!("writing SoftHSM2 config {}", conf_path.display()),
-            source,
-        }
+        HsmError::Io { what: format!("writing SoftHSM2 config {}", conf_path.display()), source }
     })
 }
 
@@ -107,20 +96,12 @@ fn create_private_dir(path: &Path) -> Result<(), HsmError> {
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .map_err(HsmError::io(format!(
-            "creating token directory {}",
-            path.display()
-        )))
+        .map_err(HsmError::io(format!("creating token directory {}", path.display())))
 }
 
 /// Makes sure a token labelled `label` exists with a user PIN. Idempotent: an existing token is
 /// left alone (only a missing user PIN, from an interrupted earlier run, is set).
-pub fn init_token(
-    module_path: &Path,
-    label: &str,
-    so_pin: &Pin,
-    user_pin: &Pin,
-) -> Result<(), HsmError> {
+pub fn init_token(module_path: &Path, label: &str, so_pin: &Pin, user_pin: &Pin) -> Result<(), HsmError> {
     check_token_label(label)?;
     if so_pin.is_empty() || user_pin.is_empty() {
         return Err(HsmError::PinMissing);
@@ -128,38 +109,23 @@ pub fn init_token(
     let _guard = INIT_TOKEN.lock().unwrap_or_else(PoisonError::into_inner);
     let context = pkcs11::context(module_path)?;
     if let Some(slot) = pkcs11::find_slot(&context, label)? {
-        let info = context
-            .get_token_info(slot)
-            .map_err(HsmError::pkcs11("C_GetTokenInfo"))?;
+        let info = context.get_token_info(slot).map_err(HsmError::pkcs11("C_GetTokenInfo"))?;
         if !info.user_pin_initialized() {
             init_user_pin(&context, slot, so_pin, user_pin)?;
         }
         return Ok(());
     }
     let slot = pkcs11::find_free_slot(&context)?.ok_or(HsmError::NoFreeSlot)?;
-    context
-        .init_token(slot, &so_pin.to_auth_pin(), label)
-        .map_err(HsmError::pkcs11("C_InitToken"))?;
+    context.init_token(slot, &so_pin.to_auth_pin(), label).map_err(HsmError::pkcs11("C_InitToken"))?;
     init_user_pin(&context, slot, so_pin, user_pin)
 }
 
-fn init_user_pin(
-    context: &Pkcs11,
-    slot: Slot,
-    so_pin: &Pin,
-    user_pin: &Pin,
-) -> Result<(), HsmError> {
-    let session = context
-        .open_rw_session(slot)
-        .map_err(HsmError::pkcs11("C_OpenSession"))?;
-    session
-        .login(UserType::So, Some(&so_pin.to_auth_pin()))
-        .map_err(|error| match return_value(&error) {
-            Some(RvError::PinIncorrect) => HsmError::WrongPin,
-            _ => HsmError::pkcs11("C_Login (SO)")(error),
-        })?;
-    session
-        .init_pin(&user_pin.to_auth_pin())
-        .map_err(HsmError::pkcs11("C_InitPIN"))?;
+fn init_user_pin(context: &Pkcs11, slot: Slot, so_pin: &Pin, user_pin: &Pin) -> Result<(), HsmError> {
+    let session = context.open_rw_session(slot).map_err(HsmError::pkcs11("C_OpenSession"))?;
+    session.login(UserType::So, Some(&so_pin.to_auth_pin())).map_err(|error| match return_value(&error) {
+        Some(RvError::PinIncorrect) => HsmError::WrongPin,
+        _ => HsmError::pkcs11("C_Login (SO)")(error),
+    })?;
+    session.init_pin(&user_pin.to_auth_pin()).map_err(HsmError::pkcs11("C_InitPIN"))?;
     session.logout().map_err(HsmError::pkcs11("C_Logout (SO)"))
 }

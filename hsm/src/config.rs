@@ -41,12 +41,7 @@ impl Pin {
     /// Equality without an early exit on the first differing byte.
     pub(crate) fn matches(&self, other: &Pin) -> bool {
         let (left, right) = (self.0.as_bytes(), other.0.as_bytes());
-        left.len() == right.len()
-            && left
-                .iter()
-                .zip(right)
-                .fold(0_u8, |difference, (a, b)| difference | (a ^ b))
-                == 0
+        left.len() == right.len() && left.iter().zip(right).fold(0_u8, |difference, (a, b)| difference | (a ^ b)) == 0
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -86,19 +81,12 @@ impl HsmConfig {
             .filter(|value| !value.is_empty())
             .unwrap_or_else(|| DEFAULT_TOKEN_LABEL.to_owned());
         check_token_label(&token_label)?;
-        let pin = match (
-            lookup("MAILVAULT_HSM_PIN"),
-            lookup("MAILVAULT_HSM_PIN_FILE"),
-        ) {
+        let pin = match (lookup("MAILVAULT_HSM_PIN"), lookup("MAILVAULT_HSM_PIN_FILE")) {
             (Some(pin), _) if !pin.is_empty() => Pin::new(pin),
             (_, Some(path)) if !path.is_empty() => read_pin_file(&PathBuf::from(path))?,
             _ => return Err(HsmError::PinMissing),
         };
-        Ok(HsmConfig {
-            module_path,
-            token_label,
-            pin,
-        })
+        Ok(HsmConfig { module_path, token_label, pin })
     }
 }
 
@@ -106,10 +94,7 @@ impl HsmConfig {
 pub(crate) fn check_token_label(label: &str) -> Result<(), HsmError> {
     if label.is_empty() || label.len() > TOKEN_LABEL_BYTES_MAX {
         return Err(HsmError::Config {
-            what: format!(
-                "token label must be 1 to {TOKEN_LABEL_BYTES_MAX} bytes, got {}",
-                label.len()
-            ),
+            what: format!("token label must be 1 to {TOKEN_LABEL_BYTES_MAX} bytes, got {}", label.len()),
         });
     }
     Ok(())
@@ -118,8 +103,7 @@ pub(crate) fn check_token_label(label: &str) -> Result<(), HsmError> {
 /// Reads a PIN file, trimming one trailing "\n" or "\r\n" (editors and `echo` add one).
 pub fn read_pin_file(path: &std::path::Path) -> Result<Pin, HsmError> {
     use std::io::Read;
-    let file = std::fs::File::open(path)
-        .map_err(HsmError::io(format!("opening PIN file {}", path.display())))?;
+    let file = std::fs::File::open(path).map_err(HsmError::io(format!("opening PIN file {}", path.display())))?;
     // Capacity up front so that reading never reallocates and leaves PIN copies behind.
     let mut contents = Zeroizing::new(String::with_capacity(PIN_FILE_BYTES_MAX as usize + 1));
     file.take(PIN_FILE_BYTES_MAX)

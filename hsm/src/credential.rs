@@ -60,9 +60,7 @@ impl SealedCredential {
 
     /// Decodes exactly one sealed credential; trailing bytes are an error, not ignored.
     pub fn from_bytes(bytes: &[u8]) -> Result<SealedCredential, HsmError> {
-        const MALFORMED: HsmError = HsmError::Malformed {
-            what: "sealed credential",
-        };
+        const MALFORMED: HsmError = HsmError::Malformed { what: "sealed credential" };
         let (version, rest) = bytes.split_first_chunk::<4>().ok_or(MALFORMED)?;
         let (nonce, rest) = rest.split_first_chunk::<NONCE_BYTES>().ok_or(MALFORMED)?;
         let (length, sealed) = rest.split_first_chunk::<4>().ok_or(MALFORMED)?;
@@ -74,22 +72,15 @@ impl SealedCredential {
         {
             return Err(MALFORMED);
         }
-        Ok(SealedCredential {
-            key_version,
-            nonce: *nonce,
-            sealed: sealed.to_vec(),
-        })
+        Ok(SealedCredential { key_version, nonce: *nonce, sealed: sealed.to_vec() })
     }
 }
 
 /// The associated data: context, then account and credential id, each length-prefixed so that
 /// ("ab", "c") and ("a", "bc") differ. Never empty (`SoftHSM2`'s GCM needs non-empty AAD).
 fn associated_data(account: &str, credential_id: &str) -> Result<Vec<u8>, HsmError> {
-    if account.len() > CREDENTIAL_NAME_BYTES_MAX || credential_id.len() > CREDENTIAL_NAME_BYTES_MAX
-    {
-        return Err(HsmError::Malformed {
-            what: "credential account or id (too long)",
-        });
+    if account.len() > CREDENTIAL_NAME_BYTES_MAX || credential_id.len() > CREDENTIAL_NAME_BYTES_MAX {
+        return Err(HsmError::Malformed { what: "credential account or id (too long)" });
     }
     let mut aad = Vec::with_capacity(AAD_CONTEXT.len() + 8 + account.len() + credential_id.len());
     aad.extend_from_slice(AAD_CONTEXT);
@@ -135,33 +126,22 @@ impl HsmSession {
         secret: &[u8],
     ) -> Result<SealedCredential, HsmError> {
         if secret.len() > CREDENTIAL_SECRET_BYTES_MAX {
-            return Err(HsmError::Malformed {
-                what: "credential secret (too long)",
-            });
+            return Err(HsmError::Malformed { what: "credential secret (too long)" });
         }
         let aad = associated_data(account, credential_id)?;
         let key = self.require_secret_key(CREDENTIAL_KEY_LABEL)?;
         let mut nonce = [0_u8; NONCE_BYTES];
-        self.session
-            .generate_random_slice(&mut nonce)
-            .map_err(HsmError::pkcs11("C_GenerateRandom"))?;
+        self.session.generate_random_slice(&mut nonce).map_err(HsmError::pkcs11("C_GenerateRandom"))?;
         let mut iv = nonce;
-        let params = GcmParams::new(&mut iv, &aad, TAG_BITS.into())
-            .map_err(HsmError::pkcs11("GCM parameters"))?;
+        let params = GcmParams::new(&mut iv, &aad, TAG_BITS.into()).map_err(HsmError::pkcs11("GCM parameters"))?;
         let sealed = self
             .session
             .encrypt(&Mechanism::AesGcm(params), key, secret)
             .map_err(HsmError::pkcs11("C_Encrypt (credential)"))?;
         if sealed.len() != secret.len() + TAG_BYTES {
-            return Err(HsmError::Malformed {
-                what: "GCM output from the HSM (length)",
-            });
+            return Err(HsmError::Malformed { what: "GCM output from the HSM (length)" });
         }
-        Ok(SealedCredential {
-            key_version: CREDENTIAL_KEY_VERSION,
-            nonce,
-            sealed,
-        })
+        Ok(SealedCredential { key_version: CREDENTIAL_KEY_VERSION, nonce, sealed })
     }
 
     /// Opens a sealed credential. Any changed byte, or another account or credential id, gives
@@ -176,8 +156,7 @@ impl HsmSession {
         let label = format!("{CREDENTIAL_KEY_LABEL_PREFIX}{}", sealed.key_version);
         let key = self.require_secret_key(&label)?;
         let mut iv = sealed.nonce;
-        let params = GcmParams::new(&mut iv, &aad, TAG_BITS.into())
-            .map_err(HsmError::pkcs11("GCM parameters"))?;
+        let params = GcmParams::new(&mut iv, &aad, TAG_BITS.into()).map_err(HsmError::pkcs11("GCM parameters"))?;
         let plaintext = self
             .session
             .decrypt(&Mechanism::AesGcm(params), key, &sealed.sealed)

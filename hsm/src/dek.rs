@@ -74,18 +74,12 @@ impl WrappedDek {
 
     /// Decodes exactly one wrapped DEK; trailing bytes are an error, not ignored.
     pub fn from_bytes(bytes: &[u8]) -> Result<WrappedDek, HsmError> {
-        let malformed = HsmError::Malformed {
-            what: "wrapped DEK",
-        };
+        let malformed = HsmError::Malformed { what: "wrapped DEK" };
         let (version, rest) = bytes.split_first_chunk::<4>().ok_or(malformed)?;
-        let (length, blob) = rest.split_first_chunk::<2>().ok_or(HsmError::Malformed {
-            what: "wrapped DEK",
-        })?;
+        let (length, blob) = rest.split_first_chunk::<2>().ok_or(HsmError::Malformed { what: "wrapped DEK" })?;
         let kek_version = u32::from_le_bytes(*version);
         if usize::from(u16::from_le_bytes(*length)) != blob.len() {
-            return Err(HsmError::Malformed {
-                what: "wrapped DEK (length)",
-            });
+            return Err(HsmError::Malformed { what: "wrapped DEK (length)" });
         }
         WrappedDek::new(kek_version, blob.to_vec())
     }
@@ -93,16 +87,10 @@ impl WrappedDek {
 
 fn check_wrapped(kek_version: u32, blob_len: usize) -> Result<(), HsmError> {
     if kek_version == 0 {
-        return Err(HsmError::Malformed {
-            what: "wrapped DEK (KEK version 0)",
-        });
+        return Err(HsmError::Malformed { what: "wrapped DEK (KEK version 0)" });
     }
-    if !(WRAPPED_BLOB_BYTES_MIN..=WRAPPED_BLOB_BYTES_MAX).contains(&blob_len)
-        || !blob_len.is_multiple_of(8)
-    {
-        return Err(HsmError::Malformed {
-            what: "wrapped DEK (blob length)",
-        });
+    if !(WRAPPED_BLOB_BYTES_MIN..=WRAPPED_BLOB_BYTES_MAX).contains(&blob_len) || !blob_len.is_multiple_of(8) {
+        return Err(HsmError::Malformed { what: "wrapped DEK (blob length)" });
     }
     Ok(())
 }
@@ -139,9 +127,7 @@ impl HsmSession {
     /// 256 random bits from the HSM's generator.
     pub fn generate_dek(&self) -> Result<Dek, HsmError> {
         let mut dek = Dek([0; DEK_BYTES]);
-        self.session
-            .generate_random_slice(&mut dek.0)
-            .map_err(HsmError::pkcs11("C_GenerateRandom"))?;
+        self.session.generate_random_slice(&mut dek.0).map_err(HsmError::pkcs11("C_GenerateRandom"))?;
         Ok(dek)
     }
 
@@ -151,12 +137,7 @@ impl HsmSession {
         self.wrap_under(dek, version, kek)
     }
 
-    fn wrap_under(
-        &self,
-        dek: &Dek,
-        version: u32,
-        kek: ObjectHandle,
-    ) -> Result<WrappedDek, HsmError> {
+    fn wrap_under(&self, dek: &Dek, version: u32, kek: ObjectHandle) -> Result<WrappedDek, HsmError> {
         let mut template = transient_dek_template();
         template.push(Attribute::Value(dek.0.to_vec()));
         let created = self.session.create_object(&template);
@@ -166,10 +147,7 @@ impl HsmSession {
                 bytes.zeroize();
             }
         }
-        let key = TransientKey {
-            session: self,
-            handle: created.map_err(HsmError::pkcs11("C_CreateObject (DEK)"))?,
-        };
+        let key = TransientKey { session: self, handle: created.map_err(HsmError::pkcs11("C_CreateObject (DEK)"))? };
         let blob = self
             .session
             .wrap_key(&Mechanism::AesKeyWrapPad, kek, key.handle)
@@ -188,10 +166,7 @@ impl HsmSession {
             .session
             .unwrap_key(&Mechanism::AesKeyWrapPad, kek, &wrapped.blob, &template)
             .map_err(authentication_failure("C_UnwrapKey (DEK)"))?;
-        let key = TransientKey {
-            session: self,
-            handle,
-        };
+        let key = TransientKey { session: self, handle };
         let mut attributes = self
             .session
             .get_attributes(key.handle, &[AttributeType::Value])
@@ -207,13 +182,7 @@ impl HsmSession {
                 bytes.zeroize();
             }
         }
-        if found {
-            Ok(dek)
-        } else {
-            Err(HsmError::Malformed {
-                what: "unwrapped DEK (length)",
-            })
-        }
+        if found { Ok(dek) } else { Err(HsmError::Malformed { what: "unwrapped DEK (length)" }) }
     }
 
     /// Re-wraps a DEK under the current KEK (after a rotation). Already-current blobs are

@@ -15,9 +15,7 @@ pub enum HsmError {
     ModuleNotFound { path: PathBuf },
     #[error("PKCS#11 module {path} could not be loaded or initialized: {reason}")]
     ModuleLoad { path: PathBuf, reason: String },
-    #[error(
-        "no token labelled {label:?} in any slot (check SOFTHSM2_CONF and MAILVAULT_HSM_TOKEN)"
-    )]
+    #[error("no token labelled {label:?} in any slot (check SOFTHSM2_CONF and MAILVAULT_HSM_TOKEN)")]
     TokenNotFound { label: String },
     #[error("more than one token labelled {label:?}; refusing to guess")]
     DuplicateToken { label: String },
@@ -83,9 +81,7 @@ pub(crate) fn return_value(error: &CryptokiError) -> Option<RvError> {
 /// Maps a failed authenticated decryption or unwrap. `SoftHSM2` reports a bad GCM tag as
 /// `CKR_GENERAL_ERROR` (measured) and a bad AES-KWP integrity check as `CKR_WRAPPED_KEY_INVALID` or
 /// `CKR_GENERAL_ERROR`; all of these mean the bytes are not what the key sealed.
-pub(crate) fn authentication_failure(
-    operation: &'static str,
-) -> impl FnOnce(CryptokiError) -> HsmError {
+pub(crate) fn authentication_failure(operation: &'static str) -> impl FnOnce(CryptokiError) -> HsmError {
     move |source| match return_value(&source) {
         Some(
             RvError::GeneralError

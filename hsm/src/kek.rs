@@ -44,23 +44,15 @@ fn parse_kek_label(label: &str) -> Option<u32> {
 impl HsmSession {
     /// KEK versions on the token, ascending.
     pub(crate) fn kek_versions(&self) -> Result<Vec<u32>, HsmError> {
-        let mut versions: Vec<u32> = self
-            .secret_key_labels()?
-            .iter()
-            .filter_map(|label| parse_kek_label(label))
-            .collect();
+        let mut versions: Vec<u32> =
+            self.secret_key_labels()?.iter().filter_map(|label| parse_kek_label(label)).collect();
         versions.sort_unstable();
         Ok(versions)
     }
 
     /// The highest KEK version present: the one new DEKs are wrapped under.
     pub(crate) fn current_kek(&self) -> Result<(u32, ObjectHandle), HsmError> {
-        let version = *self
-            .kek_versions()?
-            .last()
-            .ok_or_else(|| HsmError::KeyMissing {
-                label: kek_label(1),
-            })?;
+        let version = *self.kek_versions()?.last().ok_or_else(|| HsmError::KeyMissing { label: kek_label(1) })?;
         Ok((version, self.require_secret_key(&kek_label(version))?))
     }
 
@@ -105,9 +97,7 @@ impl HsmSession {
     pub(crate) fn next_kek_version(&self) -> Result<u32, HsmError> {
         let highest_present = self.kek_versions()?.last().copied().unwrap_or(0);
         let highest_issued = self.kek_high_water()?.unwrap_or(0).max(highest_present);
-        highest_issued.checked_add(1).ok_or(HsmError::Malformed {
-            what: "KEK version counter (exhausted)",
-        })
+        highest_issued.checked_add(1).ok_or(HsmError::Malformed { what: "KEK version counter (exhausted)" })
     }
 
     /// Destroys KEK `version`: every DEK wrapped only under it becomes unrecoverable. The
@@ -120,9 +110,7 @@ impl HsmSession {
             return Err(HsmError::KekInUse { version });
         }
         self.raise_kek_high_water(version)?;
-        self.session
-            .destroy_object(handle)
-            .map_err(HsmError::pkcs11("C_DestroyObject (KEK)"))
+        self.session.destroy_object(handle).map_err(HsmError::pkcs11("C_DestroyObject (KEK)"))
     }
 
     /// The high-water objects: normally one; two after a crash between writing the new one
@@ -134,10 +122,7 @@ impl HsmSession {
             Attribute::Class(ObjectClass::DATA),
             Attribute::Label(KEK_HIGH_WATER_LABEL.as_bytes().to_vec()),
         ];
-        let handles = self
-            .session
-            .find_objects(&template)
-            .map_err(HsmError::pkcs11("C_FindObjects"))?;
+        let handles = self.session.find_objects(&template).map_err(HsmError::pkcs11("C_FindObjects"))?;
         let mut objects = Vec::with_capacity(handles.len());
         for handle in handles {
             let attributes = self
@@ -148,20 +133,14 @@ impl HsmSession {
                 Attribute::Value(bytes) => <[u8; 4]>::try_from(bytes.as_slice()).ok(),
                 _ => None,
             });
-            let value = value.ok_or(HsmError::Malformed {
-                what: "KEK high-water object",
-            })?;
+            let value = value.ok_or(HsmError::Malformed { what: "KEK high-water object" })?;
             objects.push((handle, u32::from_le_bytes(value)));
         }
         Ok(objects)
     }
 
     fn kek_high_water(&self) -> Result<Option<u32>, HsmError> {
-        Ok(self
-            .kek_high_water_objects()?
-            .iter()
-            .map(|(_, version)| *version)
-            .max())
+        Ok(self.kek_high_water_objects()?.iter().map(|(_, version)| *version).max())
     }
 
     /// Records that `version` has been issued, if it is above the recorded high water.
@@ -177,13 +156,9 @@ impl HsmSession {
             Attribute::Label(KEK_HIGH_WATER_LABEL.as_bytes().to_vec()),
             Attribute::Value(version.to_le_bytes().to_vec()),
         ];
-        self.session
-            .create_object(&template)
-            .map_err(HsmError::pkcs11("C_CreateObject (KEK high water)"))?;
+        self.session.create_object(&template).map_err(HsmError::pkcs11("C_CreateObject (KEK high water)"))?;
         for (handle, _) in existing {
-            self.session
-                .destroy_object(handle)
-                .map_err(HsmError::pkcs11("C_DestroyObject (KEK high water)"))?;
+            self.session.destroy_object(handle).map_err(HsmError::pkcs11("C_DestroyObject (KEK high water)"))?;
         }
         Ok(())
     }
@@ -196,17 +171,8 @@ mod tests {
     #[test]
     fn kek_labels_round_trip_and_reject_lookalikes() {
         assert_eq!(parse_kek_label(&kek_label(1)), Some(1));
-        assert_eq!(
-            parse_kek_label(&kek_label(4_000_000_000)),
-            Some(4_000_000_000)
-        );
-        for label in [
-            "mailvault-kek-v",
-            "mailvault-kek-v0",
-            "mailvault-kek-v01",
-            "mailvault-kek-v1x",
-            "kek-v1",
-        ] {
+        assert_eq!(parse_kek_label(&kek_label(4_000_000_000)), Some(4_000_000_000));
+        for label in ["mailvault-kek-v", "mailvault-kek-v0", "mailvault-kek-v01", "mailvault-kek-v1x", "kek-v1"] {
             assert_eq!(parse_kek_label(label), None, "{label}");
         }
     }

@@ -21,12 +21,9 @@ mod pkcs11;
 mod session;
 pub mod testing;
 
-pub use config::{
-    DEFAULT_MODULE_PATH, DEFAULT_TOKEN_LABEL, HsmConfig, Pin, TOKEN_LABEL_BYTES_MAX, read_pin_file,
-};
+pub use config::{DEFAULT_MODULE_PATH, DEFAULT_TOKEN_LABEL, HsmConfig, Pin, TOKEN_LABEL_BYTES_MAX, read_pin_file};
 pub use credential::{
-    CREDENTIAL_NAME_BYTES_MAX, CREDENTIAL_SECRET_BYTES_MAX, NONCE_BYTES, SealedCredential,
-    TAG_BYTES,
+    CREDENTIAL_NAME_BYTES_MAX, CREDENTIAL_SECRET_BYTES_MAX, NONCE_BYTES, SealedCredential, TAG_BYTES,
 };
 pub use dek::{DEK_BYTES, Dek, WRAPPED_BLOB_BYTES_MAX, WrappedDek};
 pub use error::HsmError;

@@ -22,12 +22,7 @@ impl ManifestSignature {
     }
 
     pub fn from_slice(bytes: &[u8]) -> Result<ManifestSignature, HsmError> {
-        bytes
-            .try_into()
-            .map(ManifestSignature)
-            .map_err(|_| HsmError::Malformed {
-                what: "manifest signature (length)",
-            })
+        bytes.try_into().map(ManifestSignature).map_err(|_| HsmError::Malformed { what: "manifest signature (length)" })
     }
 
     pub fn as_bytes(&self) -> &[u8; MANIFEST_SIGNATURE_BYTES] {
@@ -63,13 +58,8 @@ impl HsmSession {
     /// HMAC-SHA256 of `data` under the key labelled `label`.
     pub(crate) fn hmac(&self, label: &str, data: &[u8]) -> Result<[u8; 32], HsmError> {
         let key = self.require_secret_key(label)?;
-        let tag = self
-            .session
-            .sign(&Mechanism::Sha256Hmac, key, data)
-            .map_err(HsmError::pkcs11("C_Sign (HMAC)"))?;
-        tag.as_slice().try_into().map_err(|_| HsmError::Malformed {
-            what: "HMAC output from the HSM (length)",
-        })
+        let tag = self.session.sign(&Mechanism::Sha256Hmac, key, data).map_err(HsmError::pkcs11("C_Sign (HMAC)"))?;
+        tag.as_slice().try_into().map_err(|_| HsmError::Malformed { what: "HMAC output from the HSM (length)" })
     }
 
     pub fn sign_manifest(&self, data: &[u8]) -> Result<ManifestSignature, HsmError> {
@@ -77,19 +67,13 @@ impl HsmSession {
     }
 
     /// Verifies inside the HSM (constant time there); a mismatch is `SignatureMismatch`.
-    pub fn verify_manifest(
-        &self,
-        data: &[u8],
-        signature: &ManifestSignature,
-    ) -> Result<(), HsmError> {
+    pub fn verify_manifest(&self, data: &[u8], signature: &ManifestSignature) -> Result<(), HsmError> {
         let key = self.require_secret_key(MANIFEST_KEY_LABEL)?;
-        self.session
-            .verify(&Mechanism::Sha256Hmac, key, data, &signature.0)
-            .map_err(|error| match return_value(&error) {
-                Some(RvError::SignatureInvalid | RvError::SignatureLenRange) => {
-                    HsmError::SignatureMismatch
-                }
+        self.session.verify(&Mechanism::Sha256Hmac, key, data, &signature.0).map_err(|error| {
+            match return_value(&error) {
+                Some(RvError::SignatureInvalid | RvError::SignatureLenRange) => HsmError::SignatureMismatch,
                 _ => HsmError::pkcs11("C_Verify (manifest)")(error),
-            })
+            }
+        })
     }
 }

@@ -48,9 +48,7 @@ impl Default for PasswordParams {
 }
 
 fn password_error(error: impl std::fmt::Display) -> HsmError {
-    HsmError::Password {
-        reason: error.to_string(),
-    }
+    HsmError::Password { reason: error.to_string() }
 }
 
 fn check_limits(memory_kib: u32, iterations: u32, parallelism: u32) -> Result<(), HsmError> {
@@ -67,42 +65,29 @@ fn check_limits(memory_kib: u32, iterations: u32, parallelism: u32) -> Result<()
 
 fn check_password(password: &str) -> Result<(), HsmError> {
     if password.len() > PASSWORD_BYTES_MAX {
-        return Err(HsmError::Password {
-            reason: format!("password longer than {PASSWORD_BYTES_MAX} bytes"),
-        });
+        return Err(HsmError::Password { reason: format!("password longer than {PASSWORD_BYTES_MAX} bytes") });
     }
     Ok(())
 }
 
-fn hash_with(
-    params: &PasswordParams,
-    password: &str,
-    pepper: Option<&[u8; 32]>,
-) -> Result<String, HsmError> {
+fn hash_with(params: &PasswordParams, password: &str, pepper: Option<&[u8; 32]>) -> Result<String, HsmError> {
     check_password(password)?;
     check_limits(params.memory_kib, params.iterations, params.parallelism)?;
     let mut builder = ParamsBuilder::new();
-    builder
-        .m_cost(params.memory_kib)
-        .t_cost(params.iterations)
-        .p_cost(params.parallelism);
+    builder.m_cost(params.memory_kib).t_cost(params.iterations).p_cost(params.parallelism);
     if pepper.is_some() {
         builder.keyid(KeyId::new(PEPPER_KEY_ID).map_err(password_error)?);
     }
     let argon2_params = builder.build().map_err(password_error)?;
     let argon2 = match pepper {
-        Some(pepper) => {
-            Argon2::new_with_secret(pepper, Algorithm::Argon2id, Version::V0x13, argon2_params)
-                .map_err(password_error)?
-        }
+        Some(pepper) => Argon2::new_with_secret(pepper, Algorithm::Argon2id, Version::V0x13, argon2_params)
+            .map_err(password_error)?,
         None => Argon2::new(Algorithm::Argon2id, Version::V0x13, argon2_params),
     };
     let mut salt_bytes = [0_u8; SALT_BYTES];
     getrandom::fill(&mut salt_bytes).map_err(password_error)?;
     let salt = SaltString::encode_b64(&salt_bytes).map_err(password_error)?;
-    let hash = argon2
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(password_error)?;
+    let hash = argon2.hash_password(password.as_bytes(), &salt).map_err(password_error)?;
     Ok(hash.to_string())
 }
 
@@ -110,9 +95,7 @@ fn hash_with(
 fn parse_hash(phc: &str) -> Result<PasswordHash<'_>, HsmError> {
     let hash = PasswordHash::new(phc).map_err(password_error)?;
     if hash.algorithm != argon2::ARGON2ID_IDENT {
-        return Err(HsmError::Password {
-            reason: format!("stored hash uses {}, not argon2id", hash.algorithm),
-        });
+        return Err(HsmError::Password { reason: format!("stored hash uses {}, not argon2id", hash.algorithm) });
     }
     let params = argon2::Params::try_from(&hash).map_err(password_error)?;
     check_limits(params.m_cost(), params.t_cost(), params.p_cost())?;
@@ -124,25 +107,14 @@ fn is_peppered(hash: &PasswordHash<'_>) -> Result<bool, HsmError> {
     match params.keyid() {
         [] => Ok(false),
         PEPPER_KEY_ID => Ok(true),
-        _ => Err(HsmError::Password {
-            reason: "stored hash names an unknown pepper key".to_owned(),
-        }),
+        _ => Err(HsmError::Password { reason: "stored hash names an unknown pepper key".to_owned() }),
     }
 }
 
-fn verify_with(
-    password: &str,
-    hash: &PasswordHash<'_>,
-    pepper: Option<&[u8; 32]>,
-) -> Result<bool, HsmError> {
+fn verify_with(password: &str, hash: &PasswordHash<'_>, pepper: Option<&[u8; 32]>) -> Result<bool, HsmError> {
     let argon2 = match pepper {
-        Some(pepper) => Argon2::new_with_secret(
-            pepper,
-            Algorithm::Argon2id,
-            Version::V0x13,
-            argon2::Params::default(),
-        )
-        .map_err(password_error)?,
+        Some(pepper) => Argon2::new_with_secret(pepper, Algorithm::Argon2id, Version::V0x13, argon2::Params::default())
+            .map_err(password_error)?,
         None => Argon2::default(),
     };
     match argon2.verify_password(password.as_bytes(), hash) {
@@ -165,9 +137,7 @@ pub fn verify_password(password: &str, phc: &str) -> Result<bool, HsmError> {
     }
     let hash = parse_hash(phc)?;
     if is_peppered(&hash)? {
-        return Err(HsmError::Password {
-            reason: "stored hash is peppered: verify it with the HSM".to_owned(),
-        });
+        return Err(HsmError::Password { reason: "stored hash is peppered: verify it with the HSM".to_owned() });
     }
     verify_with(password, &hash, None)
 }
@@ -184,11 +154,7 @@ pub fn hash_password_peppered(
 }
 
 /// Verifies peppered hashes with the HSM pepper and unpeppered ones without it.
-pub fn verify_password_peppered(
-    session: &HsmSession,
-    password: &str,
-    phc: &str,
-) -> Result<bool, HsmError> {
+pub fn verify_password_peppered(session: &HsmSession, password: &str, phc: &str) -> Result<bool, HsmError> {
     if password.len() > PASSWORD_BYTES_MAX {
         return Ok(false);
     }

@@ -27,12 +27,7 @@ static LOGGED_IN: Mutex<BTreeMap<(PathBuf, u64), Pin>> = Mutex::new(BTreeMap::ne
 
 /// Logs `session` in as the user with `pin`; see [`LOGGED_IN`]. The registry stays locked
 /// across `C_Login`, so no other thread can slip between a login and its being recorded.
-pub(crate) fn login_user(
-    module_path: &Path,
-    slot: Slot,
-    session: &Session,
-    pin: &Pin,
-) -> Result<(), HsmError> {
+pub(crate) fn login_user(module_path: &Path, slot: Slot, session: &Session, pin: &Pin) -> Result<(), HsmError> {
     let mut logins = LOGGED_IN.lock().unwrap_or_else(PoisonError::into_inner);
     let key = (module_path.to_owned(), slot.id());
     let Err(error) = session.login(UserType::User, Some(&pin.to_auth_pin())) else {
@@ -41,15 +36,11 @@ pub(crate) fn login_user(
     };
     match return_value(&error) {
         // Logged in by an `Hsm` with another PIN: ours was never checked, so it is wrong.
-        Some(RvError::UserAlreadyLoggedIn)
-            if logins.get(&key).is_some_and(|other| !other.matches(pin)) =>
-        {
+        Some(RvError::UserAlreadyLoggedIn) if logins.get(&key).is_some_and(|other| !other.matches(pin)) => {
             Err(HsmError::WrongPin)
         }
         Some(RvError::UserAlreadyLoggedIn) => Ok(()),
-        Some(RvError::PinIncorrect | RvError::PinLenRange | RvError::PinInvalid) => {
-            Err(HsmError::WrongPin)
-        }
+        Some(RvError::PinIncorrect | RvError::PinLenRange | RvError::PinInvalid) => Err(HsmError::WrongPin),
         Some(RvError::PinLocked) => Err(HsmError::PinLocked),
         _ => Err(HsmError::pkcs11("C_Login")(error)),
     }
@@ -65,14 +56,10 @@ pub(crate) fn context(module_path: &Path) -> Result<Pkcs11, HsmError> {
         return Ok(context.clone());
     }
     if !module_path.is_file() {
-        return Err(HsmError::ModuleNotFound {
-            path: module_path.to_owned(),
-        });
+        return Err(HsmError::ModuleNotFound { path: module_path.to_owned() });
     }
-    let load_error = |error: CryptokiError| HsmError::ModuleLoad {
-        path: module_path.to_owned(),
-        reason: error.to_string(),
-    };
+    let load_error =
+        |error: CryptokiError| HsmError::ModuleLoad { path: module_path.to_owned(), reason: error.to_string() };
     let context = Pkcs11::new(module_path).map_err(load_error)?;
     // OS locking: sessions are used from several threads at once (one per core).
     match context.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
@@ -90,9 +77,7 @@ pub(crate) fn context(module_path: &Path) -> Result<Pkcs11, HsmError> {
 /// Slots whose token cannot be read are skipped: `SoftHSM2` reports `CKR_GENERAL_ERROR` for a token
 /// whose directory another process removed after this one loaded it.
 pub(crate) fn find_slot(context: &Pkcs11, label: &str) -> Result<Option<Slot>, HsmError> {
-    let slots = context
-        .get_slots_with_token()
-        .map_err(HsmError::pkcs11("C_GetSlotList"))?;
+    let slots = context.get_slots_with_token().map_err(HsmError::pkcs11("C_GetSlotList"))?;
     let mut found = None;
     for slot in slots {
         let Ok(info) = context.get_token_info(slot) else {
@@ -100,9 +85,7 @@ pub(crate) fn find_slot(context: &Pkcs11, label: &str) -> Result<Option<Slot>, H
         };
         if info.token_initialized() && info.label() == label {
             if found.is_some() {
-                return Err(HsmError::DuplicateToken {
-                    label: label.to_owned(),
-                });
+                return Err(HsmError::DuplicateToken { label: label.to_owned() });
             }
             found = Some(slot);
         }
@@ -112,12 +95,6 @@ pub(crate) fn find_slot(context: &Pkcs11, label: &str) -> Result<Option<Slot>, H
 
 /// A slot with a token that is present but not initialized: where `C_InitToken` puts a new token.
 pub(crate) fn find_free_slot(context: &Pkcs11) -> Result<Option<Slot>, HsmError> {
-    let slots = context
-        .get_slots_with_token()
-        .map_err(HsmError::pkcs11("C_GetSlotList"))?;
-    Ok(slots.into_iter().find(|slot| {
-        context
-            .get_token_info(*slot)
-            .is_ok_and(|info| !info.token_initialized())
-    }))
+    let slots = context.get_slots_with_token().map_err(HsmError::pkcs11("C_GetSlotList"))?;
+    Ok(slots.into_iter().find(|slot| context.get_token_info(*slot).is_ok_and(|info| !info.token_initialized())))
 }

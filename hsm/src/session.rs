@@ -49,11 +49,8 @@ impl Hsm {
             return Err(HsmError::PinMissing);
         }
         let context = pkcs11::context(&config.module_path)?;
-        let slot = pkcs11::find_slot(&context, &config.token_label)?.ok_or_else(|| {
-            HsmError::TokenNotFound {
-                label: config.token_label.clone(),
-            }
-        })?;
+        let slot = pkcs11::find_slot(&context, &config.token_label)?
+            .ok_or_else(|| HsmError::TokenNotFound { label: config.token_label.clone() })?;
         let hsm = Hsm {
             inner: Arc::new(HsmInner {
                 context,
@@ -70,23 +67,11 @@ impl Hsm {
     /// A read-write session logged in as the token user. Keep one per thread: sessions are
     /// `Send` but not `Sync`, and a PKCS#11 session runs one operation at a time.
     pub fn session(&self) -> Result<HsmSession, HsmError> {
-        let session = self
-            .inner
-            .context
-            .open_rw_session(self.inner.slot)
-            .map_err(HsmError::pkcs11("C_OpenSession"))?;
+        let session = self.inner.context.open_rw_session(self.inner.slot).map_err(HsmError::pkcs11("C_OpenSession"))?;
         // Login state is per token and process, shared by all sessions: "already logged in"
         // (another thread did it) is success when our PIN is the one that logged in.
-        pkcs11::login_user(
-            &self.inner.module_path,
-            self.inner.slot,
-            &session,
-            &self.inner.pin,
-        )?;
-        Ok(HsmSession {
-            session,
-            hsm: self.clone(),
-        })
+        pkcs11::login_user(&self.inner.module_path, self.inner.slot, &session, &self.inner.pin)?;
+        Ok(HsmSession { session, hsm: self.clone() })
     }
 
     pub fn token_label(&self) -> &str {
@@ -95,11 +80,7 @@ impl Hsm {
 
     /// The token's serial number (`SoftHSM2` names the token's directory after it).
     pub(crate) fn token_serial(&self) -> Result<String, HsmError> {
-        let info = self
-            .inner
-            .context
-            .get_token_info(self.inner.slot)
-            .map_err(HsmError::pkcs11("C_GetTokenInfo"))?;
+        let info = self.inner.context.get_token_info(self.inner.slot).map_err(HsmError::pkcs11("C_GetTokenInfo"))?;
         Ok(info.serial_number().to_owned())
     }
 }
@@ -112,10 +93,7 @@ pub struct HsmSession {
 
 impl fmt::Debug for HsmSession {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("HsmSession")
-            .field("hsm", &self.hsm)
-            .finish_non_exhaustive()
+        formatter.debug_struct("HsmSession").field("hsm", &self.hsm).finish_non_exhaustive()
     }
 }
 
@@ -139,48 +117,26 @@ impl HsmSession {
 
     /// Like [`HsmSession::find_secret_key`], but its absence is an error.
     pub(crate) fn require_secret_key(&self, label: &str) -> Result<ObjectHandle, HsmError> {
-        self.find_secret_key(label)?
-            .ok_or_else(|| HsmError::KeyMissing {
-                label: label.to_owned(),
-            })
+        self.find_secret_key(label)?.ok_or_else(|| HsmError::KeyMissing { label: label.to_owned() })
     }
 
     /// The one token object of `class` labelled `label`. Two objects with one label would make
     /// every later lookup ambiguous, so that is an error, never a guess.
-    pub(crate) fn find_one(
-        &self,
-        class: ObjectClass,
-        label: &str,
-    ) -> Result<Option<ObjectHandle>, HsmError> {
-        let template = [
-            Attribute::Token(true),
-            Attribute::Class(class),
-            Attribute::Label(label.as_bytes().to_vec()),
-        ];
-        let handles = self
-            .session
-            .find_objects(&template)
-            .map_err(HsmError::pkcs11("C_FindObjects"))?;
+    pub(crate) fn find_one(&self, class: ObjectClass, label: &str) -> Result<Option<ObjectHandle>, HsmError> {
+        let template = [Attribute::Token(true), Attribute::Class(class), Attribute::Label(label.as_bytes().to_vec())];
+        let handles = self.session.find_objects(&template).map_err(HsmError::pkcs11("C_FindObjects"))?;
         match handles.as_slice() {
             [] => Ok(None),
             [handle] => Ok(Some(*handle)),
-            _ => Err(HsmError::DuplicateKey {
-                label: label.to_owned(),
-            }),
+            _ => Err(HsmError::DuplicateKey { label: label.to_owned() }),
         }
     }
 
     /// Labels of all token secret keys (KEK versions are found by label prefix, which
     /// `C_FindObjects` cannot match).
     pub(crate) fn secret_key_labels(&self) -> Result<Vec<String>, HsmError> {
-        let template = [
-            Attribute::Token(true),
-            Attribute::Class(ObjectClass::SECRET_KEY),
-        ];
-        let handles = self
-            .session
-            .find_objects(&template)
-            .map_err(HsmError::pkcs11("C_FindObjects"))?;
+        let template = [Attribute::Token(true), Attribute::Class(ObjectClass::SECRET_KEY)];
+        let handles = self.session.find_objects(&template).map_err(HsmError::pkcs11("C_FindObjects"))?;
         let mut labels = Vec::with_capacity(handles.len());
         for handle in handles {
             let attributes = self
@@ -206,22 +162,13 @@ impl HsmSession {
         if self.kek_versions()?.is_empty() {
             self.create_kek(self.next_kek_version()?)?;
         }
-        if self
-            .find_secret_key(crate::credential::CREDENTIAL_KEY_LABEL)?
-            .is_none()
-        {
+        if self.find_secret_key(crate::credential::CREDENTIAL_KEY_LABEL)?.is_none() {
             self.create_credential_key()?;
         }
-        if self
-            .find_secret_key(crate::manifest::MANIFEST_KEY_LABEL)?
-            .is_none()
-        {
+        if self.find_secret_key(crate::manifest::MANIFEST_KEY_LABEL)?.is_none() {
             self.create_hmac_key(crate::manifest::MANIFEST_KEY_LABEL)?;
         }
-        if self
-            .find_secret_key(crate::password::PEPPER_KEY_LABEL)?
-            .is_none()
-        {
+        if self.find_secret_key(crate::password::PEPPER_KEY_LABEL)?.is_none() {
             self.create_hmac_key(crate::password::PEPPER_KEY_LABEL)?;
         }
         self.status()
@@ -233,15 +180,9 @@ impl HsmSession {
         Ok(KeyStatus {
             current_kek: kek_versions.last().copied(),
             kek_versions,
-            credential_key: self
-                .find_secret_key(crate::credential::CREDENTIAL_KEY_LABEL)?
-                .is_some(),
-            manifest_key: self
-                .find_secret_key(crate::manifest::MANIFEST_KEY_LABEL)?
-                .is_some(),
-            password_pepper_key: self
-                .find_secret_key(crate::password::PEPPER_KEY_LABEL)?
-                .is_some(),
+            credential_key: self.find_secret_key(crate::credential::CREDENTIAL_KEY_LABEL)?.is_some(),
+            manifest_key: self.find_secret_key(crate::manifest::MANIFEST_KEY_LABEL)?.is_some(),
+            password_pepper_key: self.find_secret_key(crate::password::PEPPER_KEY_LABEL)?.is_some(),
         })
     }
 

@@ -51,15 +51,8 @@ impl TestToken {
     /// [`TestToken::create`], then `ensure_keys` on it.
     pub fn create_with_keys() -> TestToken {
         let token = TestToken::create();
-        if let Err(error) = token
-            .hsm
-            .session()
-            .and_then(|session| session.ensure_keys())
-        {
-            panic!(
-                "creating keys on test token {} failed: {error}",
-                token.config.token_label
-            );
+        if let Err(error) = token.hsm.session().and_then(|session| session.ensure_keys()) {
+            panic!("creating keys on test token {} failed: {error}", token.config.token_label);
         }
         token
     }
@@ -67,19 +60,10 @@ impl TestToken {
     pub fn try_create() -> Result<TestToken, HsmError> {
         let token_dir = token_dir_from_env()?;
         SWEEP.call_once(|| sweep_stale_tokens(&token_dir));
-        let module_path = std::env::var_os("MAILVAULT_HSM_MODULE")
-            .map_or_else(|| PathBuf::from(DEFAULT_MODULE_PATH), PathBuf::from);
-        let config = HsmConfig {
-            module_path,
-            token_label: unique_label(),
-            pin: random_pin()?,
-        };
-        bootstrap::init_token(
-            &config.module_path,
-            &config.token_label,
-            &random_pin()?,
-            &config.pin,
-        )?;
+        let module_path =
+            std::env::var_os("MAILVAULT_HSM_MODULE").map_or_else(|| PathBuf::from(DEFAULT_MODULE_PATH), PathBuf::from);
+        let config = HsmConfig { module_path, token_label: unique_label(), pin: random_pin()? };
+        bootstrap::init_token(&config.module_path, &config.token_label, &random_pin()?, &config.pin)?;
         TestToken::adopt_in(config, &token_dir)
     }
 
@@ -92,15 +76,8 @@ impl TestToken {
 
     fn adopt_in(config: HsmConfig, token_dir: &Path) -> Result<TestToken, HsmError> {
         let hsm = Hsm::open(&config)?;
-        let token_files = hsm
-            .token_serial()
-            .ok()
-            .and_then(|serial| find_token_files(token_dir, &serial));
-        Ok(TestToken {
-            config,
-            hsm,
-            token_files,
-        })
+        let token_files = hsm.token_serial().ok().and_then(|serial| find_token_files(token_dir, &serial));
+        Ok(TestToken { config, hsm, token_files })
     }
 }
 
@@ -114,11 +91,9 @@ impl Drop for TestToken {
 
 /// The token directory of the config `SOFTHSM2_CONF` names, creating both if missing.
 fn token_dir_from_env() -> Result<PathBuf, HsmError> {
-    let conf_path = std::env::var_os("SOFTHSM2_CONF")
-        .map(PathBuf::from)
-        .ok_or_else(|| HsmError::Config {
-            what: "SOFTHSM2_CONF is not set (cargo sets it from .cargo/config.toml)".to_owned(),
-        })?;
+    let conf_path = std::env::var_os("SOFTHSM2_CONF").map(PathBuf::from).ok_or_else(|| HsmError::Config {
+        what: "SOFTHSM2_CONF is not set (cargo sets it from .cargo/config.toml)".to_owned(),
+    })?;
     prepare_conf(&conf_path)
 }
 
@@ -128,36 +103,25 @@ fn prepare_conf(conf_path: &Path) -> Result<PathBuf, HsmError> {
         if let Some(token_dir) = bootstrap::token_dir_from_conf(conf_path)? {
             return Ok(token_dir);
         }
-        return Err(HsmError::Config {
-            what: format!("{} names no token directory", conf_path.display()),
-        });
+        return Err(HsmError::Config { what: format!("{} names no token directory", conf_path.display()) });
     }
     let token_dir = conf_path.parent().unwrap_or(Path::new(".")).join("tokens");
     bootstrap::ensure_softhsm_conf(conf_path, &token_dir)?;
-    bootstrap::token_dir_from_conf(conf_path)?.ok_or_else(|| HsmError::Config {
-        what: format!("{} names no token directory", conf_path.display()),
-    })
+    bootstrap::token_dir_from_conf(conf_path)?
+        .ok_or_else(|| HsmError::Config { what: format!("{} names no token directory", conf_path.display()) })
 }
 
 /// Unique across processes (pid), threads (counter) and pid reuse (time). At most 31 bytes.
 fn unique_label() -> String {
     let count = TOKEN_COUNTER.fetch_add(1, Ordering::Relaxed) % 100_000;
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos());
-    format!(
-        "{TEST_LABEL_PREFIX}{}-{count}-{:x}",
-        std::process::id(),
-        nanos & 0xff_ffff_ffff
-    )
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos());
+    format!("{TEST_LABEL_PREFIX}{}-{count}-{:x}", std::process::id(), nanos & 0xff_ffff_ffff)
 }
 
 fn random_pin() -> Result<Pin, HsmError> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut bytes = [0_u8; 16];
-    getrandom::fill(&mut bytes).map_err(|error| HsmError::Config {
-        what: format!("no OS randomness: {error}"),
-    })?;
+    getrandom::fill(&mut bytes).map_err(|error| HsmError::Config { what: format!("no OS randomness: {error}") })?;
     let pin = bytes
         .iter()
         .flat_map(|byte| [HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xf)]])
@@ -170,19 +134,11 @@ fn random_pin() -> Result<Pin, HsmError> {
 /// serial number (observed in 2.6.1).
 fn find_token_files(token_dir: &Path, serial: &str) -> Option<PathBuf> {
     let serial = serial.to_ascii_lowercase();
-    std::fs::read_dir(token_dir)
-        .ok()?
-        .flatten()
-        .map(|entry| entry.path())
-        .find(|path| {
-            path.file_name()
-                .and_then(|name| name.to_str())
-                .is_some_and(|name| {
-                    name.replace('-', "")
-                        .to_ascii_lowercase()
-                        .ends_with(&serial)
-                })
-        })
+    std::fs::read_dir(token_dir).ok()?.flatten().map(|entry| entry.path()).find(|path| {
+        path.file_name()
+            .and_then(|name| name.to_str())
+            .is_some_and(|name| name.replace('-', "").to_ascii_lowercase().ends_with(&serial))
+    })
 }
 
 /// Moves the directory out of the token directory first (atomic), so that a process scanning
@@ -227,14 +183,8 @@ fn sweep_stale_tokens(token_dir: &Path) {
 fn owner_pid(token_files: &Path) -> Option<u32> {
     let contents = std::fs::read(token_files.join("token.object")).ok()?;
     let prefix = TEST_LABEL_PREFIX.as_bytes();
-    let start = contents
-        .windows(prefix.len())
-        .position(|window| window == prefix)?
-        + prefix.len();
-    let digits: String = contents[start..]
-        .iter()
-        .take_while(|byte| byte.is_ascii_digit())
-        .map(|&byte| char::from(byte))
-        .collect();
+    let start = contents.windows(prefix.len()).position(|window| window == prefix)? + prefix.len();
+    let digits: String =
+        contents[start..].iter().take_while(|byte| byte.is_ascii_digit()).map(|&byte| char::from(byte)).collect();
     digits.parse().ok()
 }

@@ -14,15 +14,9 @@ fn the_config_file_is_written_once_and_then_left_alone() {
     assert_eq!(token_dir_from_conf(&conf).unwrap(), Some(tokens.clone()));
     let written = std::fs::metadata(&conf).unwrap().modified().unwrap();
     ensure_softhsm_conf(&conf, &tokens).unwrap();
-    assert_eq!(
-        std::fs::metadata(&conf).unwrap().modified().unwrap(),
-        written
-    );
-    let leftovers: Vec<_> = std::fs::read_dir(conf.parent().unwrap())
-        .unwrap()
-        .flatten()
-        .map(|entry| entry.file_name())
-        .collect();
+    assert_eq!(std::fs::metadata(&conf).unwrap().modified().unwrap(), written);
+    let leftovers: Vec<_> =
+        std::fs::read_dir(conf.parent().unwrap()).unwrap().flatten().map(|entry| entry.file_name()).collect();
     assert_eq!(leftovers.len(), 2, "no temporary files left: {leftovers:?}");
 
     let error = ensure_softhsm_conf(&conf, &directory.path().join("elsewhere")).unwrap_err();
@@ -35,13 +29,7 @@ fn init_token_is_idempotent() {
     let token = TestToken::create();
     let so_pin = Pin::new("so-pin-for-this-test".to_owned());
     // The token exists already: nothing happens, the SO PIN is not even checked.
-    init_token(
-        &token.config.module_path,
-        &token.config.token_label,
-        &so_pin,
-        &token.config.pin,
-    )
-    .unwrap();
+    init_token(&token.config.module_path, &token.config.token_label, &so_pin, &token.config.pin).unwrap();
     Hsm::open(&token.config).unwrap();
 }
 
@@ -49,20 +37,14 @@ fn init_token_is_idempotent() {
 fn init_token_creates_a_token_the_user_pin_opens() {
     let token = TestToken::create();
     let label = format!("mvtest-{}-bootstrap", std::process::id());
-    let config = HsmConfig {
-        token_label: label.clone(),
-        pin: Pin::new("user-pin-1".to_owned()),
-        ..token.config.clone()
-    };
+    let config =
+        HsmConfig { token_label: label.clone(), pin: Pin::new("user-pin-1".to_owned()), ..token.config.clone() };
     let so_pin = Pin::new("so-pin-1".to_owned());
     init_token(&config.module_path, &label, &so_pin, &config.pin).unwrap();
     init_token(&config.module_path, &label, &so_pin, &config.pin).unwrap();
     let created = TestToken::adopt(config.clone()).unwrap();
     let status = created.hsm.session().unwrap().ensure_keys().unwrap();
     assert_eq!(status.current_kek, Some(1));
-    let wrong = HsmConfig {
-        pin: Pin::new("user-pin-2".to_owned()),
-        ..config
-    };
+    let wrong = HsmConfig { pin: Pin::new("user-pin-2".to_owned()), ..config };
     assert!(matches!(Hsm::open(&wrong), Err(HsmError::WrongPin)));
 }

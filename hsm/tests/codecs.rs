@@ -6,30 +6,20 @@ use proptest::prelude::*;
 
 fn wrapped_dek() -> impl Strategy<Value = WrappedDek> {
     (1_u32.., 2_usize..=WRAPPED_BLOB_BYTES_MAX / 8)
-        .prop_flat_map(|(version, words)| {
-            (
-                Just(version),
-                proptest::collection::vec(any::<u8>(), words * 8),
-            )
-        })
-        .prop_filter_map("valid by construction", |(version, blob)| {
-            WrappedDek::new(version, blob).ok()
-        })
+        .prop_flat_map(|(version, words)| (Just(version), proptest::collection::vec(any::<u8>(), words * 8)))
+        .prop_filter_map("valid by construction", |(version, blob)| WrappedDek::new(version, blob).ok())
 }
 
 fn sealed_credential_bytes() -> impl Strategy<Value = Vec<u8>> {
-    (
-        1_u32..,
-        any::<[u8; 12]>(),
-        proptest::collection::vec(any::<u8>(), 16..600),
-    )
-        .prop_map(|(version, nonce, sealed)| {
+    (1_u32.., any::<[u8; 12]>(), proptest::collection::vec(any::<u8>(), 16..600)).prop_map(
+        |(version, nonce, sealed)| {
             let mut bytes = version.to_le_bytes().to_vec();
             bytes.extend_from_slice(&nonce);
             bytes.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
             bytes.extend_from_slice(&sealed);
             bytes
-        })
+        },
+    )
 }
 
 proptest! {
@@ -87,18 +77,9 @@ proptest! {
 #[test]
 fn wrapped_dek_rejects_bad_lengths_and_version_zero() {
     assert!(WrappedDek::new(1, vec![0; 40]).is_ok());
-    for (version, length) in [
-        (0, 40),
-        (1, 0),
-        (1, 8),
-        (1, 41),
-        (1, WRAPPED_BLOB_BYTES_MAX + 8),
-    ] {
+    for (version, length) in [(0, 40), (1, 0), (1, 8), (1, 41), (1, WRAPPED_BLOB_BYTES_MAX + 8)] {
         assert!(
-            matches!(
-                WrappedDek::new(version, vec![0; length]),
-                Err(HsmError::Malformed { .. })
-            ),
+            matches!(WrappedDek::new(version, vec![0; length]), Err(HsmError::Malformed { .. })),
             "{version} {length}"
         );
     }
@@ -117,8 +98,5 @@ fn sealed_credential_rejects_a_missing_tag() {
     bytes.extend_from_slice(&[0; 12]);
     bytes.extend_from_slice(&15_u32.to_le_bytes());
     bytes.extend_from_slice(&[0; 15]);
-    assert!(matches!(
-        SealedCredential::from_bytes(&bytes),
-        Err(HsmError::Malformed { .. })
-    ));
+    assert!(matches!(SealedCredential::from_bytes(&bytes), Err(HsmError::Malformed { .. })));
 }

@@ -22,14 +22,9 @@ fn threads_with_their_own_sessions_do_not_interfere() {
                 for round in 0..ROUNDS {
                     let dek = session.generate_dek().unwrap();
                     let wrapped = session.wrap_dek(&dek).unwrap();
-                    assert_eq!(
-                        session.unwrap_dek(&wrapped).unwrap().as_bytes(),
-                        dek.as_bytes()
-                    );
+                    assert_eq!(session.unwrap_dek(&wrapped).unwrap().as_bytes(), dek.as_bytes());
                     let secret = format!("secret {thread} {round}");
-                    let sealed = session
-                        .seal_credential(&account, "feed", secret.as_bytes())
-                        .unwrap();
+                    let sealed = session.seal_credential(&account, "feed", secret.as_bytes()).unwrap();
                     let opened = session.open_credential(&account, "feed", &sealed).unwrap();
                     assert_eq!(opened.as_slice(), secret.as_bytes());
                 }
@@ -40,9 +35,7 @@ fn threads_with_their_own_sessions_do_not_interfere() {
     // Sessions opened and closed on other threads left the token usable.
     let session = token.hsm.session().unwrap();
     let dek = session.generate_dek().unwrap();
-    session
-        .unwrap_dek(&session.wrap_dek(&dek).unwrap())
-        .unwrap();
+    session.unwrap_dek(&session.wrap_dek(&dek).unwrap()).unwrap();
 }
 
 #[test]
@@ -58,10 +51,7 @@ fn sessions_opened_and_dropped_while_another_works_keep_it_logged_in() {
             }
         });
         for _ in 0..200 {
-            assert_eq!(
-                worker.unwrap_dek(&wrapped).unwrap().as_bytes(),
-                dek.as_bytes()
-            );
+            assert_eq!(worker.unwrap_dek(&wrapped).unwrap().as_bytes(), dek.as_bytes());
         }
     });
 }

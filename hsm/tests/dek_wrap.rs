@@ -11,16 +11,10 @@ fn wrap_then_unwrap_returns_the_same_key() {
     let wrapped = session.wrap_dek(&dek).unwrap();
     assert_eq!(wrapped.kek_version(), 1);
     assert_eq!(wrapped.blob().len(), 40, "AES-KWP of 32 bytes");
-    assert_ne!(
-        &wrapped.blob()[..32],
-        dek.as_bytes(),
-        "the blob is not the key"
-    );
+    assert_ne!(&wrapped.blob()[..32], dek.as_bytes(), "the blob is not the key");
 
     let stored = wrapped.to_bytes();
-    let unwrapped = session
-        .unwrap_dek(&WrappedDek::from_bytes(&stored).unwrap())
-        .unwrap();
+    let unwrapped = session.unwrap_dek(&WrappedDek::from_bytes(&stored).unwrap()).unwrap();
     assert_eq!(unwrapped.as_bytes(), dek.as_bytes());
 }
 
@@ -44,10 +38,7 @@ fn a_flipped_bit_in_a_wrapped_key_is_tampering() {
         blob[index] ^= 0x01;
         let tampered = WrappedDek::new(wrapped.kek_version(), blob).unwrap();
         let error = session.unwrap_dek(&tampered).unwrap_err();
-        assert!(
-            matches!(error, HsmError::Tampered),
-            "byte {index}: {error:?}"
-        );
+        assert!(matches!(error, HsmError::Tampered), "byte {index}: {error:?}");
     }
     // The session is still usable after the failed unwraps.
     session.unwrap_dek(&wrapped).unwrap();

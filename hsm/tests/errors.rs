@@ -8,10 +8,7 @@ use mailvault_hsm::{Hsm, HsmConfig, HsmError, Pin, WrappedDek};
 #[test]
 fn a_wrong_pin_is_wrong_pin() {
     let token = TestToken::create();
-    let config = HsmConfig {
-        pin: Pin::new("not-the-pin".to_owned()),
-        ..token.config.clone()
-    };
+    let config = HsmConfig { pin: Pin::new("not-the-pin".to_owned()), ..token.config.clone() };
     let error = Hsm::open(&config).unwrap_err();
     assert!(matches!(error, HsmError::WrongPin), "{error:?}");
     assert!(!error.to_string().contains("not-the-pin"));
@@ -25,10 +22,7 @@ fn a_wrong_pin_is_wrong_even_while_the_token_is_logged_in() {
     // This session keeps the token logged in for the whole process, so `C_Login` will answer
     // "already logged in" without looking at the PIN.
     let _logged_in = token.hsm.session().unwrap();
-    let config = HsmConfig {
-        pin: Pin::new("not-the-pin".to_owned()),
-        ..token.config.clone()
-    };
+    let config = HsmConfig { pin: Pin::new("not-the-pin".to_owned()), ..token.config.clone() };
     assert!(matches!(Hsm::open(&config), Err(HsmError::WrongPin)));
     Hsm::open(&token.config).unwrap().session().unwrap();
 }
@@ -41,29 +35,16 @@ fn a_missing_module_is_module_not_found() {
         pin: Pin::new("1234".to_owned()),
     };
     let error = Hsm::open(&config).unwrap_err();
-    assert!(
-        matches!(&error, HsmError::ModuleNotFound { path } if path == &config.module_path),
-        "{error:?}"
-    );
-    assert!(
-        error
-            .to_string()
-            .contains("/nonexistent/libpkcs11-nothing.so")
-    );
+    assert!(matches!(&error, HsmError::ModuleNotFound { path } if path == &config.module_path), "{error:?}");
+    assert!(error.to_string().contains("/nonexistent/libpkcs11-nothing.so"));
 }
 
 #[test]
 fn an_unknown_label_is_token_not_found() {
     let token = TestToken::create();
-    let config = HsmConfig {
-        token_label: "no-such-token-here".to_owned(),
-        ..token.config.clone()
-    };
+    let config = HsmConfig { token_label: "no-such-token-here".to_owned(), ..token.config.clone() };
     let error = Hsm::open(&config).unwrap_err();
-    assert!(
-        matches!(&error, HsmError::TokenNotFound { label } if label == "no-such-token-here"),
-        "{error:?}"
-    );
+    assert!(matches!(&error, HsmError::TokenNotFound { label } if label == "no-such-token-here"), "{error:?}");
 }
 
 #[test]
@@ -80,20 +61,9 @@ fn operations_without_their_key_are_key_missing() {
         other => panic!("expected KeyMissing {expected}, got {other:?}"),
     };
     missing(session.wrap_dek(&dek).map(drop), "mailvault-kek-v1");
-    missing(
-        session
-            .unwrap_dek(&WrappedDek::new(3, vec![0; 40]).unwrap())
-            .map(drop),
-        "mailvault-kek-v3",
-    );
-    missing(
-        session.seal_credential("a", "b", b"c").map(drop),
-        "mailvault-credential-v1",
-    );
-    missing(
-        session.sign_manifest(b"m").map(drop),
-        "mailvault-manifest-hmac-v1",
-    );
+    missing(session.unwrap_dek(&WrappedDek::new(3, vec![0; 40]).unwrap()).map(drop), "mailvault-kek-v3");
+    missing(session.seal_credential("a", "b", b"c").map(drop), "mailvault-credential-v1");
+    missing(session.sign_manifest(b"m").map(drop), "mailvault-manifest-hmac-v1");
 }
 
 #[test]

@@ -12,11 +12,8 @@ fn debug_output_shows_no_secret_bytes() {
     let pin = Pin::new("s3cret-pin-value".to_owned());
     assert_eq!(format!("{pin:?}"), "Pin(<redacted>)");
 
-    let config = HsmConfig {
-        module_path: "/usr/lib/softhsm/libsofthsm2.so".into(),
-        token_label: "mailvault".to_owned(),
-        pin,
-    };
+    let config =
+        HsmConfig { module_path: "/usr/lib/softhsm/libsofthsm2.so".into(), token_label: "mailvault".to_owned(), pin };
     let rendered = format!("{config:?} {config:#?}");
     assert!(!rendered.contains("s3cret"), "{rendered}");
     assert!(rendered.contains("mailvault"));
@@ -33,11 +30,7 @@ fn live_objects_render_without_the_pin() {
         write!(hex, "{byte:02x}").unwrap();
         hex
     });
-    let rendered = format!(
-        "{token:?} {:?} {session:?} {dek:?} {:?}",
-        token.hsm,
-        session.wrap_dek(&dek).unwrap()
-    );
+    let rendered = format!("{token:?} {:?} {session:?} {dek:?} {:?}", token.hsm, session.wrap_dek(&dek).unwrap());
     assert!(!rendered.contains(&pin), "{rendered}");
     assert!(!rendered.contains(&hex), "{rendered}");
 }
