@@ -7,7 +7,7 @@ mod client;
 mod command;
 mod execute;
 pub mod server;
-pub mod time;
+mod time;
 
 pub use client::send;
 pub use command::{AdminCommand, AdminReply};

@@ -67,7 +67,7 @@ pub(crate) fn stats(context: &Context) -> anyhow::Result<()> {
             let other = segment.bytes.saturating_sub(segment.live_bytes + segment.retained_bytes);
             let until = segment
                 .retained_until_unix_ms
-                .map_or_else(String::new, mailvault_frontends::admin::time::format_unix_ms);
+                .map_or_else(String::new, mailvault_frontends::admin::format_unix_ms);
             let active = if segment.active { " (active)" } else { "" };
             println!(
                 "{:>5} {:>8} {:>12} {:>12} {:>12} {:>12}  {until}{active}",
