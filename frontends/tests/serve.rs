@@ -138,6 +138,49 @@ fn a_stopped_server_refuses_new_connections() {
 }
 
 #[test]
+fn connections_past_the_limit_are_told_to_come_back_later() {
+    let server = TestServer::start_with(|config| config.connections_max = 2);
+    let mut first = RawClient::connect(server.address(ListenerKind::Pop3));
+    let mut second = RawClient::connect(server.address(ListenerKind::Lmtp));
+    assert!(first.line().starts_with("+OK"));
+    assert!(second.line().starts_with("220 "));
+    let mut refused = RawClient::connect(server.address(ListenerKind::Lmtp));
+    assert_eq!(refused.line(), "421 4.3.2 Too many connections, try again later");
+    assert_eq!(refused.line(), "");
+    let mut refused = RawClient::connect(server.address(ListenerKind::Pop3));
+    assert_eq!(refused.line(), "-ERR [SYS/TEMP] too many connections, try again later");
+    first.send(b"QUIT\r\n");
+    assert!(first.line().starts_with("+OK"));
+    assert_eq!(first.line(), "");
+    // The slot is free again once the first session has ended.
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    loop {
+        let mut client = RawClient::connect(server.address(ListenerKind::Pop3));
+        if client.line().starts_with("+OK") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the connection slot was not released");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn idle_clients_are_disconnected() {
+    let server = TestServer::start_with(|config| {
+        config.lmtp.idle_timeout = Duration::from_millis(500);
+        config.pop3.idle_timeout = Duration::from_millis(500);
+    });
+    let mut lmtp = RawClient::connect(server.address(ListenerKind::Lmtp));
+    let mut pop3 = RawClient::connect(server.address(ListenerKind::Pop3));
+    assert!(lmtp.line().starts_with("220 "));
+    assert!(pop3.line().starts_with("+OK"));
+    assert_eq!(lmtp.line(), "421 4.4.2 Idle timeout");
+    assert_eq!(lmtp.line(), "");
+    assert_eq!(pop3.line(), "", "RFC 1939: closed without a response");
+    assert_eq!(server.server().registry().connection_count(), 0);
+}
+
+#[test]
 fn every_listener_answers_through_the_binary() {
     let token = TestToken::create_with_keys();
     let directory = tempfile::tempdir().expect("temporary directory");

@@ -55,6 +55,9 @@ pub(crate) struct ServeArguments {
     /// Listener threads (default: one per core).
     #[arg(long, env = "MAILVAULT_LISTENER_THREADS")]
     listener_threads: Option<usize>,
+    /// Most connections open at once, all listeners together.
+    #[arg(long, env = "MAILVAULT_CONNECTIONS_MAX", default_value_t = mailvault_frontends::session::registry::CONNECTIONS_MAX)]
+    connections_max: usize,
 }
 
 /// Creates the store if missing (keeping an existing one's shard count) and the HSM keys.
@@ -91,6 +94,7 @@ fn server_config(context: &Context, arguments: &ServeArguments) -> ServerConfig 
         config.certificate = CertificateSource::Files { certificate: certificate.clone(), key: key.clone() };
     }
     config.host_name.clone_from(&arguments.hostname);
+    config.connections_max = arguments.connections_max;
     if let Some(threads) = arguments.listener_threads {
         config.workers = threads;
     }

@@ -16,7 +16,7 @@ use super::worker::{self, WorkerShared};
 use crate::admin::server::AdminServer;
 use crate::session::auth::{Authenticator, RateLimit};
 use crate::session::context::{ProtocolSettings, Services};
-use crate::session::registry::{Protocol, SessionRegistry};
+use crate::session::registry::{CONNECTIONS_MAX, Protocol, SessionRegistry};
 
 /// How long in-flight sessions get to finish after a stop was requested.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -70,6 +70,8 @@ pub struct ServerConfig {
     pub pop3: ProtocolSettings,
     pub imap: ProtocolSettings,
     pub shutdown_grace: Duration,
+    /// Most connections open at once (all listeners, all cores).
+    pub connections_max: usize,
     /// The operator's Unix socket (`<data-dir>/admin.sock`); `None` for no admin socket.
     pub admin_socket: Option<PathBuf>,
 }
@@ -92,6 +94,7 @@ impl ServerConfig {
             pop3: ProtocolSettings::default_for(Protocol::Pop3),
             imap: ProtocolSettings::default_for(Protocol::Imap),
             shutdown_grace: SHUTDOWN_GRACE,
+            connections_max: CONNECTIONS_MAX,
             admin_socket: Some(data_dir.join(crate::admin::SOCKET_FILE)),
         }
     }
@@ -145,7 +148,7 @@ impl RunningServer {
                 worker.push((kind, socket));
             }
         }
-        let registry = SessionRegistry::new();
+        let registry = SessionRegistry::with_connections_max(config.connections_max);
         let authenticator = Authenticator::start(engine.clone(), hsm, config.verifier_threads, config.rate_limit)?;
         let services = Arc::new(Services {
             engine: engine.clone(),

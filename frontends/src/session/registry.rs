@@ -6,8 +6,9 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-/// Most connections open at once, over all protocols and cores. Each holds buffers bounded by
-/// the protocol limits; past this, new connections are refused with a "try later" reply.
+/// Most connections open at once by default, over all protocols and cores. Each holds buffers
+/// bounded by the protocol limits; past this, new connections are refused with a "try later"
+/// reply.
 pub const CONNECTIONS_MAX: usize = 4096;
 
 /// Which protocol a connection speaks; also what the access log records.
@@ -42,7 +43,7 @@ pub enum EndReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RegisterError {
-    #[error("too many connections (limit {CONNECTIONS_MAX})")]
+    #[error("too many connections")]
     TooManyConnections,
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -81,14 +82,20 @@ struct State {
 }
 
 /// The registry; one per server, behind an `Arc`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SessionRegistry {
     state: Mutex<State>,
+    connections_max: usize,
 }
 
 impl SessionRegistry {
+    /// A registry allowing [`CONNECTIONS_MAX`] connections.
     pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        Self::with_connections_max(CONNECTIONS_MAX)
+    }
+
+    pub fn with_connections_max(connections_max: usize) -> Arc<Self> {
+        Arc::new(Self { state: Mutex::default(), connections_max })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -97,13 +104,13 @@ impl SessionRegistry {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a new connection; refused past [`CONNECTIONS_MAX`] or during shutdown.
+    /// Registers a new connection; refused past the connection limit or during shutdown.
     pub fn connect(self: &Arc<Self>, protocol: Protocol, peer: SocketAddr) -> Result<LiveSession, RegisterError> {
         let mut state = self.lock();
         if state.shutting_down {
             return Err(RegisterError::ShuttingDown);
         }
-        if state.sessions.len() >= CONNECTIONS_MAX {
+        if state.sessions.len() >= self.connections_max {
             return Err(RegisterError::TooManyConnections);
         }
         let id = state.next_id;
@@ -274,6 +281,15 @@ mod tests {
         registry.shut_down();
         assert_eq!(session.end_requested(), Some(EndReason::ShuttingDown));
         assert_eq!(registry.connect(Protocol::Lmtp, peer()).unwrap_err(), RegisterError::ShuttingDown);
+    }
+
+    #[test]
+    fn connections_past_the_limit_are_refused() {
+        let registry = SessionRegistry::with_connections_max(1);
+        let first = registry.connect(Protocol::Pop3, peer()).unwrap();
+        assert_eq!(registry.connect(Protocol::Pop3, peer()).unwrap_err(), RegisterError::TooManyConnections);
+        drop(first);
+        assert!(registry.connect(Protocol::Pop3, peer()).is_ok());
     }
 
     #[test]
