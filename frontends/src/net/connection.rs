@@ -227,3 +227,45 @@ impl SessionIo for Connection {
         self.peer
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+    use std::task::Poll;
+
+    use super::*;
+
+    /// A read whose future is dropped after the kernel completed it must not lose the bytes:
+    /// IMAP IDLE drops pending reads whenever it has an update to write.
+    #[test]
+    fn a_dropped_read_loses_nothing() {
+        compio::runtime::Runtime::new().unwrap().block_on(async {
+            let listener = compio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap();
+            let client = std::thread::spawn(move || {
+                let mut stream = std::net::TcpStream::connect(address).unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+                stream.write_all(b"hello\r\n").unwrap();
+                std::thread::sleep(Duration::from_millis(1000));
+            });
+            let (stream, peer) = listener.accept().await.unwrap();
+            let mut connection = Connection::new(stream, peer, None);
+            let mut buffer = Vec::new();
+            {
+                let mut read = std::pin::pin!(connection.read_into(&mut buffer));
+                let first_poll = std::future::poll_fn(|context| Poll::Ready(read.as_mut().poll(context))).await;
+                assert!(first_poll.is_pending());
+                // Let the runtime submit the read, then block it while the bytes arrive, so the
+                // kernel completes the read before anyone polls it again; then drop it.
+                compio::time::sleep(Duration::from_millis(10)).await;
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            let count = compio::time::timeout(Duration::from_secs(5), connection.read_into(&mut buffer))
+                .await
+                .expect("the bytes of the dropped read are delivered")
+                .unwrap();
+            assert_eq!((count, buffer.as_slice()), (7, &b"hello\r\n"[..]));
+            client.join().unwrap();
+        });
+    }
+}
