@@ -246,7 +246,7 @@ mod tests {
                 let mut stream = std::net::TcpStream::connect(address).unwrap();
                 std::thread::sleep(Duration::from_millis(100));
                 stream.write_all(b"hello\r\n").unwrap();
-                std::thread::sleep(Duration::from_millis(1000));
+                std::thread::sleep(Duration::from_secs(1));
             });
             let (stream, peer) = listener.accept().await.unwrap();
             let mut connection = Connection::new(stream, peer, None);
