@@ -198,6 +198,12 @@ fn recover_and_check(
     drop(faulty);
     controller.power_loss().unwrap();
     report.crashes += 1;
+    if report.crashes % 3 == 0 {
+        // Every third recovery replays the whole log: compacted-away segments included.
+        for shard in ["shard-000", "shard-001"] {
+            let _ = std::fs::remove_file(store.directory.path().join(shard).join("checkpoint"));
+        }
+    }
     let rates = FaultRates::default();
     controller.set_rates(rates);
     let faulty = open_faulty(store, token, controller);
@@ -287,14 +293,17 @@ fn seeds() -> Vec<u64> {
 #[test]
 fn simulation_over_fixed_and_random_seeds() {
     let mut compacted_total = 0;
-    for seed in seeds() {
+    let seeds = seeds();
+    for &seed in &seeds {
         eprintln!("simulation seed {seed} (rerun: MAILVAULT_SIMULATION_SEED={seed})");
         let report = run_seed(seed);
         eprintln!("simulation seed {seed}: {report:?}");
         assert!(report.operations > STEPS_PER_SEED * 9 / 10 && report.crashes > 5, "too little happened: {report:?}");
         compacted_total += report.segments_compacted;
     }
-    assert!(compacted_total > 0, "no seed compacted a segment: the simulation does not exercise compaction");
+    if seeds.len() > 1 {
+        assert!(compacted_total > 0, "no seed compacted a segment: the simulation does not exercise compaction");
+    }
 }
 
 /// Seed 6 lost a message body: compaction moved bodies in the index only after its commit,

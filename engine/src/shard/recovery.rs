@@ -51,11 +51,15 @@ impl Replay<'_> {
         self.max_record_id = self.max_record_id.max(header.record_id);
         let kind = RecordKind::from_u8(header.kind).ok_or_else(|| format!("unknown record kind {}", header.kind))?;
         let location = RecordLocation { segment_id, offset: frame.offset, frame_bytes: frame.frame_bytes };
+        if kind == RecordKind::MessageAppended {
+            // Where a body lives is in the clear header: learn it even when the record cannot be
+            // applied yet (its account's key record was compacted away and rewritten later).
+            self.index.relocate_blob(header.record_id, location);
+        }
         if header.is_relocated() {
             if kind != RecordKind::MessageAppended {
                 return Err(format!("a relocated frame holds a {kind:?} record"));
             }
-            self.index.relocate_blob(header.record_id, location);
             return Ok(());
         }
         if kind == RecordKind::KeyWrapped {
