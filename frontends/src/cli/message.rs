@@ -65,9 +65,8 @@ pub(crate) fn stats(context: &Context) -> anyhow::Result<()> {
         for segment in &shard.segment_details {
             // Headers, metadata records and dead bodies: compaction decides which are current.
             let other = segment.bytes.saturating_sub(segment.live_bytes + segment.retained_bytes);
-            let until = segment
-                .retained_until_unix_ms
-                .map_or_else(String::new, mailvault_frontends::admin::format_unix_ms);
+            let until =
+                segment.retained_until_unix_ms.map_or_else(String::new, mailvault_frontends::admin::format_unix_ms);
             let active = if segment.active { " (active)" } else { "" };
             println!(
                 "{:>5} {:>8} {:>12} {:>12} {:>12} {:>12}  {until}{active}",
