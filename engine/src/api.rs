@@ -58,16 +58,24 @@ pub enum FlagChange {
 }
 
 impl FlagChange {
+    /// The flags after the change. Keywords compare case-insensitively (RFC 3501 §2.3.2), so
+    /// `$Junk` and `$junk` are one keyword; the spelling first stored is kept.
     pub fn apply(&self, current: &Flags) -> Flags {
+        let same = |left: &String, right: &String| left.eq_ignore_ascii_case(right);
+        let add = |keywords: &mut Vec<String>, keyword: &String| {
+            if !keywords.iter().any(|existing| same(existing, keyword)) {
+                keywords.push(keyword.clone());
+            }
+        };
         match self {
-            Self::Replace(flags) => flags.clone(),
+            Self::Replace(flags) => {
+                let mut keywords = Vec::new();
+                flags.keywords.iter().for_each(|keyword| add(&mut keywords, keyword));
+                Flags { system: flags.system, keywords }
+            }
             Self::Add(flags) => {
                 let mut keywords = current.keywords.clone();
-                for keyword in &flags.keywords {
-                    if !keywords.contains(keyword) {
-                        keywords.push(keyword.clone());
-                    }
-                }
+                flags.keywords.iter().for_each(|keyword| add(&mut keywords, keyword));
                 Flags { system: current.system | flags.system, keywords }
             }
             Self::Remove(flags) => Flags {
@@ -75,11 +83,28 @@ impl FlagChange {
                 keywords: current
                     .keywords
                     .iter()
-                    .filter(|keyword| !flags.keywords.contains(keyword))
+                    .filter(|keyword| !flags.keywords.iter().any(|removed| same(removed, keyword)))
                     .cloned()
                     .collect(),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keywords(words: &[&str]) -> Flags {
+        Flags { system: 0, keywords: words.iter().map(|word| (*word).to_owned()).collect() }
+    }
+
+    #[test]
+    fn keywords_compare_case_insensitively() {
+        let current = keywords(&["$Junk"]);
+        assert_eq!(FlagChange::Add(keywords(&["$junk", "Work"])).apply(&current), keywords(&["$Junk", "Work"]));
+        assert_eq!(FlagChange::Remove(keywords(&["$JUNK"])).apply(&current), keywords(&[]));
+        assert_eq!(FlagChange::Replace(keywords(&["a", "A", "b"])).apply(&current), keywords(&["a", "b"]));
     }
 }
 
