@@ -23,7 +23,8 @@ pub struct Account {
     /// The login password's argon2id hash, if one was set.
     pub password_hash: Option<String>,
     pub app_passwords: Vec<AppPassword>,
-    /// The newest login attempts, oldest first; all of them stay in the log.
+    /// The newest login attempts, oldest first. Older ones stay in the log only until a
+    /// snapshot of the account (compaction, prune) supersedes their records.
     pub access_log: VecDeque<AccessEvent>,
 }
 
@@ -34,7 +35,7 @@ pub struct AppPassword {
     pub password_hash: String,
 }
 
-/// Access-log entries kept in memory per account (the log on disk keeps them all).
+/// Access-log entries kept per account (in memory and in snapshots).
 pub const ACCESS_LOG_ENTRIES_MAX: usize = 1000;
 
 impl Account {

@@ -17,7 +17,12 @@ use crate::format::{
 };
 use crate::index::{BlobUsage, RecordLocation};
 use crate::io::{Storage, StorageFile};
-use crate::segment::segment_name;
+use crate::segment::{ScanEnd, ScanStart, scan_segment, segment_name};
+
+/// The largest account snapshot a record can hold (the payload limit less the tag). Larger
+/// accounts need snapshots split over several records: not built yet, so their segments are
+/// left uncompacted rather than risk it.
+pub(super) const SNAPSHOT_BYTES_MAX: usize = crate::format::RECORD_PAYLOAD_BYTES_MAX - 1024;
 
 use super::emit::Place;
 use super::{BATCH_BYTES_MAX, Batch, Shard};
@@ -110,7 +115,7 @@ impl<S: Storage> Shard<S> {
                 }
                 Ok(job) => self.compaction_job = Some(job),
                 Err(reason) => {
-                    tracing::error!(shard = self.config.shard_id, segment = victim, %reason, "compaction cannot read the segment; leaving it");
+                    tracing::error!(shard = self.config.shard_id, segment = victim, %reason, "compaction leaves the segment as it is");
                     self.compaction_forced.remove(&victim);
                     self.compaction_skipped.insert(victim);
                     return false;
@@ -170,11 +175,34 @@ impl<S: Storage> Shard<S> {
         (live_bytes as f64) < self.config.compaction_live_ratio * record_bytes(job.bytes.len() as u64) as f64
     }
 
+    /// Reads the victim after verifying all of it (every frame, the footer and its digest): a
+    /// segment covered by a checkpoint was not read at open, and one that is damaged must be
+    /// reported and kept, never rewritten from a partial reading and removed. Every account it
+    /// mentions must fit in one snapshot record, or the segment cannot be superseded.
     async fn start_job(&self, victim: u64, usage: BlobUsage) -> Result<CompactionJob, String> {
         let file = self.readers.get(&victim).ok_or("segment has no reader")?;
+        let mut accounts = BTreeSet::new();
+        let collect = |frame: crate::segment::ScannedFrame| {
+            if frame.header.account_id != 0 {
+                accounts.insert(frame.header.account_id);
+            }
+            Ok(())
+        };
+        let end = scan_segment(&**file, victim, false, ScanStart::BEGINNING, collect)
+            .await
+            .map_err(|error| error.to_string())?;
+        if !matches!(end, ScanEnd::Sealed { untrimmed_end: None, .. }) {
+            return Err("segment is not sealed and trimmed".into());
+        }
+        for &account_id in &accounts {
+            let size = self.index.encode_account_snapshot(account_id, |_| true).map_or(0, |encoded| encoded.len());
+            if size > SNAPSHOT_BYTES_MAX {
+                return Err(format!("account {account_id} needs a {size}-byte snapshot, above the record limit"));
+            }
+        }
         let size = file.size().await.map_err(|error| error.to_string())?;
         let bytes = file.read_exact(0, size as usize).await.map_err(|error| error.to_string())?;
-        Ok(CompactionJob { victim, bytes, cursor: BLOCK_BYTES, usage, accounts: BTreeSet::new() })
+        Ok(CompactionJob { victim, bytes, cursor: BLOCK_BYTES, usage, accounts })
     }
 
     /// Copies the needed bodies from the job's cursor on, up to one batch's worth.
@@ -187,7 +215,7 @@ impl<S: Storage> Shard<S> {
         while job.cursor < job.bytes.len() && batch.frames.len() < BATCH_BYTES_MAX {
             let frame = match decode_frame(&job.bytes[job.cursor..]) {
                 Ok(FrameDecode::Frame(frame)) if frame.header.kind != RecordKind::SegmentSealed as u8 => frame,
-                // The footer, or the end: the segment was verified when it was opened.
+                // The footer: `start_job` verified every frame before it.
                 _ => {
                     job.cursor = job.bytes.len();
                     break;

@@ -136,9 +136,6 @@ impl<S: Storage> Shard<S> {
                     Request::Query(query) => batch.deferred_queries.push(query),
                     Request::Shutdown => shutting_down = true,
                     Request::Compact(reply) => {
-                        if self.compaction_waiters.is_empty() {
-                            self.compaction_report = crate::api::CompactionReport::default();
-                        }
                         self.compaction_waiters.push(reply);
                         self.compaction_wanted = true;
                         self.compaction_rejected.clear();
@@ -231,8 +228,13 @@ impl<S: Storage> Shard<S> {
         }
     }
 
+    /// Answers every `compact` request with what compaction did since the last answer
+    /// (background work included).
     fn answer_compaction_waiters(&mut self) {
-        let report = self.compaction_report;
+        if self.compaction_waiters.is_empty() {
+            return;
+        }
+        let report = std::mem::take(&mut self.compaction_report);
         let waiters = std::mem::take(&mut self.compaction_waiters);
         for reply in waiters {
             let answer = if self.failure.is_some() { Err(self.failed_error()) } else { Ok(report) };

@@ -18,6 +18,10 @@ impl<S: Storage> Shard<S> {
             .index
             .encode_account_snapshot(account_id, |_| false)
             .ok_or_else(|| EngineError::NoSuchAccount(account.to_owned()))?;
+        if encoded.len() > super::compaction::SNAPSHOT_BYTES_MAX {
+            let reason = format!("the account's state ({} bytes) exceeds one snapshot record", encoded.len());
+            return Err(EngineError::InvalidInput { what: "prune", reason });
+        }
         let place = Place { account_id, mailbox_id: 0, uid: 0 };
         self.emit(batch, place, Record::AccountSnapshot { encoded }, &cipher);
         // Bodies nothing else needs now: rewrite their segments (the active one is sealed first).

@@ -42,7 +42,7 @@ enum Command {
     /// Run the server: init on first run, open the store, listen (LMTP, POP3, IMAP, TLS, the
     /// admin socket) until SIGTERM or Ctrl-C.
     Serve(serve::ServeArguments),
-    /// Accounts: add, list, deleted mail, restore.
+    /// Accounts: add, list, deleted mail (restore, prune), passwords, app passwords, logout, access log.
     #[command(subcommand)]
     Account(account::AccountCommand),
     /// Mailboxes of an account: list, create, rename, delete, show messages.
@@ -52,7 +52,7 @@ enum Command {
     Append(message::AppendArguments),
     /// Print a message's bytes to standard output.
     Cat(message::CatArguments),
-    /// Per-shard statistics, with each segment's live, retained and dead bytes.
+    /// Per-shard statistics, and per segment: bytes, live and retained message bytes, the rest.
     Stats,
     /// Rewrite every segment whose live share fell below the ratio (the server also does this
     /// in the background); prints what was reclaimed.
