@@ -155,12 +155,14 @@ impl SessionContext {
             return Err(Interrupted::Ended(reason));
         }
         let read = compio::time::timeout(idle_timeout, io.read_into(buffer));
-        match first(read, self.live.ended()).await {
-            Either::Left(Ok(Ok(0))) => Err(Interrupted::Closed),
-            Either::Left(Ok(Ok(count))) => Ok(count),
-            Either::Left(Ok(Err(error))) => Err(Interrupted::Io(error)),
-            Either::Left(Err(_elapsed)) => Err(Interrupted::IdleTimeout),
-            Either::Right(reason) => Err(Interrupted::Ended(reason)),
+        // The end wins a tie: once a logout has been answered, no later command may be served,
+        // even when its bytes arrived before this task ran again (reads are cancel-safe).
+        match first(self.live.ended(), read).await {
+            Either::Left(reason) => Err(Interrupted::Ended(reason)),
+            Either::Right(Ok(Ok(0))) => Err(Interrupted::Closed),
+            Either::Right(Ok(Ok(count))) => Ok(count),
+            Either::Right(Ok(Err(error))) => Err(Interrupted::Io(error)),
+            Either::Right(Err(_elapsed)) => Err(Interrupted::IdleTimeout),
         }
     }
 
