@@ -18,6 +18,8 @@ const REPLY_LINES_MAX: usize = 100;
 pub struct LmtpClient {
     connection: Connection,
     pipelining: bool,
+    /// Whether MAIL may carry SIZE= (RFC 1870).
+    size: bool,
     /// The dot-stuffed message being sent, kept for its allocation.
     data: Vec<u8>,
 }
@@ -38,7 +40,7 @@ impl LmtpClient {
         client_name: &str,
     ) -> Result<Self, ClientError> {
         let connection = Connection::open(endpoint, tls, timeout)?;
-        let mut client = Self { connection, pipelining: false, data: Vec::new() };
+        let mut client = Self { connection, pipelining: false, size: false, data: Vec::new() };
         client.expect(220, "greeting")?;
         let lhlo = format!("LHLO {client_name}\r\n");
         let mut extensions = client.command(lhlo.as_bytes(), 250, "LHLO")?;
@@ -50,14 +52,25 @@ impl LmtpClient {
             client.connection.start_tls(tls)?;
             extensions = client.command(lhlo.as_bytes(), 250, "LHLO")?;
         }
-        client.pipelining = extensions.lines.iter().any(|line| line.eq_ignore_ascii_case(b"PIPELINING"));
+        let offers = |name: &[u8]| {
+            extensions
+                .lines
+                .iter()
+                .any(|line| line.split(|byte| *byte == b' ').next().is_some_and(|word| word.eq_ignore_ascii_case(name)))
+        };
+        client.pipelining = offers(b"PIPELINING");
+        client.size = offers(b"SIZE");
         Ok(client)
     }
 
     /// Delivers `message` (CRLF line endings, ending in CRLF) from `sender` to one recipient;
     /// returns once the server acknowledged it.
     pub fn deliver(&mut self, sender: &str, recipient: &str, message: &[u8]) -> Result<(), ClientError> {
-        let mail = format!("MAIL FROM:<{sender}> SIZE={}\r\n", message.len());
+        let mail = if self.size {
+            format!("MAIL FROM:<{sender}> SIZE={}\r\n", message.len())
+        } else {
+            format!("MAIL FROM:<{sender}>\r\n")
+        };
         let rcpt = format!("RCPT TO:<{recipient}>\r\n");
         if self.pipelining {
             let mut commands = Vec::with_capacity(mail.len() + rcpt.len() + 6);

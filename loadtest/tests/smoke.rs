@@ -19,7 +19,7 @@ const MESSAGES: u64 = 40;
 /// The whole binary run must end within this.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
-struct Server {
+struct TestServer {
     // Dropped in order: the server, then the engine, then the token.
     server: Option<RunningServer>,
     engine: Engine,
@@ -27,7 +27,7 @@ struct Server {
     token: TestToken,
 }
 
-impl Server {
+impl TestServer {
     fn start() -> Self {
         let token = TestToken::create_with_keys();
         let directory = tempfile::tempdir().expect("temporary directory");
@@ -62,7 +62,7 @@ impl Server {
     }
 }
 
-impl Drop for Server {
+impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(server) = self.server.take() {
             server.shutdown();
@@ -105,7 +105,7 @@ fn loadtest(arguments: &[String]) -> Output {
     Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() }
 }
 
-fn arguments(server: &Server, command: &str, imap: &str, json: &Path, extra: &[&str]) -> Vec<String> {
+fn arguments(server: &TestServer, command: &str, imap: &str, json: &Path, extra: &[&str]) -> Vec<String> {
     let certificate = server.running().certificate_path().display().to_string();
     let mut arguments: Vec<String> = [
         command,
@@ -155,7 +155,7 @@ fn read_report(output: &Output, json: &Path) -> serde_json::Value {
 #[test]
 fn delivers_and_reads_back_every_message_byte_identical() {
     let started = Instant::now();
-    let server = Server::start();
+    let server = TestServer::start();
     for number in 1..=USERS {
         server.add_account(&format!("user{number:04}@example.org"), &format!("secret {number:04} \"quoted\""));
     }
