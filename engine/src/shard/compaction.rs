@@ -118,7 +118,7 @@ impl<S: Storage> Shard<S> {
                     tracing::error!(shard = self.config.shard_id, segment = victim, %reason, "compaction leaves the segment as it is");
                     self.compaction_forced.remove(&victim);
                     self.compaction_skipped.insert(victim);
-                    return false;
+                    return true; // other segments may still qualify
                 }
             }
         }
