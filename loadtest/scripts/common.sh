@@ -1,7 +1,7 @@
 # Shared by run-against-mailvault and run-against-dovecot (sourced, not run): the load's
 # settings, the release build of the load generator, and small helpers.
 #
-#   MESSAGES      messages to deliver                  (default 2000)
+#   MESSAGES      messages to deliver                  (default 5000)
 #   CONNECTIONS   concurrent connections per phase     (default 8)
 #   USERS         accounts user0001@example.org …      (default 20)
 #   SEED          corpus seed                          (default 1)
@@ -11,7 +11,7 @@
 # Arguments after the script name go to `mailvault-loadtest run` as they are.
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-MESSAGES="${MESSAGES:-2000}"
+MESSAGES="${MESSAGES:-5000}"
 CONNECTIONS="${CONNECTIONS:-8}"
 USERS="${USERS:-20}"
 SEED="${SEED:-1}"

@@ -127,42 +127,48 @@ impl Report {
 }
 
 /// Ratios `first / second` per phase present in both: throughput, latency and messages per
-/// server CPU second.
+/// server CPU second, with each side's own numbers.
 pub fn compare(first: &Report, second: &Report) -> String {
     let mut out = String::new();
+    let (a, b) = (&first.label, &second.label);
+    let _ = writeln!(out, "A = {a}, B = {b}; ratios A/B: > 1 means {a} is ahead, except for latency (lower is better)");
     let _ = writeln!(
         out,
-        "{} / {} (same client; > 1 means {} is ahead, except for p99 latency)",
-        first.label, second.label, first.label
-    );
-    let _ = writeln!(
-        out,
-        "{:<14} {:>10} {:>10} {:>10} {:>12} {:>12} {:>12}",
+        "{:<14} {:>9} {:>9} {:>7} {:>7} {:>9} {:>9} {:>7} {:>9} {:>9} {:>7}",
         "phase",
-        "msg/s",
+        "A msg/s",
+        "B msg/s",
+        "ratio",
         "MB/s",
-        "p99",
-        "msg/cpu-s",
-        first.label.chars().take(12).collect::<String>(),
-        second.label.chars().take(12).collect::<String>()
+        "A p99 ms",
+        "B p99 ms",
+        "ratio",
+        "A msg/cpu",
+        "B msg/cpu",
+        "ratio"
     );
-    let ratio = |a: f64, b: f64| if b > 0.0 { format!("{:.2}x", a / b) } else { "-".to_owned() };
+    let ratio = |x: f64, y: f64| if y > 0.0 { format!("{:.2}x", x / y) } else { "-".to_owned() };
+    let optional = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |value| format!("{value:.0}"));
     for phase in &first.phases {
         let Some(other) = second.phases.iter().find(|other| other.name == phase.name) else { continue };
         let per_cpu = match (phase.messages_per_server_cpu_second, other.messages_per_server_cpu_second) {
-            (Some(a), Some(b)) => ratio(a, b),
+            (Some(x), Some(y)) => ratio(x, y),
             _ => "-".to_owned(),
         };
         let _ = writeln!(
             out,
-            "{:<14} {:>10} {:>10} {:>10} {:>12} {:>9.1}/s {:>9.1}/s",
+            "{:<14} {:>9.1} {:>9.1} {:>7} {:>7} {:>9.2} {:>9.2} {:>7} {:>9} {:>9} {:>7}",
             phase.name,
-            ratio(phase.messages_per_second, other.messages_per_second),
-            ratio(phase.megabytes_per_second, other.megabytes_per_second),
-            ratio(phase.latency.p99_ms, other.latency.p99_ms),
-            per_cpu,
             phase.messages_per_second,
             other.messages_per_second,
+            ratio(phase.messages_per_second, other.messages_per_second),
+            ratio(phase.megabytes_per_second, other.megabytes_per_second),
+            phase.latency.p99_ms,
+            other.latency.p99_ms,
+            ratio(phase.latency.p99_ms, other.latency.p99_ms),
+            optional(phase.messages_per_server_cpu_second),
+            optional(other.messages_per_server_cpu_second),
+            per_cpu,
         );
     }
     out
