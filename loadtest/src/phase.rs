@@ -192,6 +192,8 @@ pub fn progress_bar(enabled: bool, name: &str, total: u64) -> ProgressBar {
             .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar.set_prefix(name.to_owned());
-    bar.enable_steady_tick(Duration::from_millis(200));
+    if enabled {
+        bar.enable_steady_tick(Duration::from_millis(200));
+    }
     bar
 }
