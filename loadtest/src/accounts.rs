@@ -1,6 +1,6 @@
 //! The accounts a run delivers to, named by patterns so the same run fits any server:
 //! `{i}` is the 1-based number padded to four digits (`user{i}@example.org` →
-//! `user0001@example.org`), `{n}` the number unpadded, and in passwords `{user}` the user name.
+//! `user0001@example.org`), `{number}` the number unpadded, and in passwords `{user}` the user name.
 
 /// The users and their passwords.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -45,7 +45,7 @@ impl Accounts {
 
 fn expand(pattern: &str, number: u32) -> String {
     let one_based = u64::from(number) + 1;
-    pattern.replace("{i}", &format!("{one_based:04}")).replace("{n}", &one_based.to_string())
+    pattern.replace("{i}", &format!("{one_based:04}")).replace("{number}", &one_based.to_string())
 }
 
 #[cfg(test)]
@@ -54,7 +54,7 @@ mod tests {
 
     #[test]
     fn patterns_expand() {
-        let accounts = Accounts::new("user{i}@example.org", "pw-{n}-{user}", 3);
+        let accounts = Accounts::new("user{i}@example.org", "pw-{number}-{user}", 3);
         assert_eq!(accounts.user(0), "user0001@example.org");
         assert_eq!(accounts.password(1), "pw-2-user0002@example.org");
         assert_eq!(accounts.owner(4), 1);

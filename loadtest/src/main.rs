@@ -50,10 +50,10 @@ struct RunArguments {
     /// Accounts; message i goes to account i mod M.
     #[arg(short = 'u', long, default_value_t = 10)]
     users: u32,
-    /// Account names: {i} is the 1-based number padded to 4 digits, {n} unpadded.
+    /// Account names: {i} is the 1-based number padded to 4 digits, {number} unpadded.
     #[arg(long, default_value = "user{i}@example.org")]
     user_pattern: String,
-    /// Passwords: {i}, {n} as for users, {user} the account name.
+    /// Passwords: {i}, {number} as for users, {user} the account name.
     #[arg(long, env = "LOADTEST_PASSWORD_PATTERN", default_value = "password-{i}")]
     password_pattern: String,
     /// Seed of the corpus: the same seed gives the same messages.
