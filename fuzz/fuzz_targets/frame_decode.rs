@@ -1,0 +1,42 @@
+//! `decode_frame` on arbitrary bytes: a frame re-encodes to exactly the bytes it was decoded
+//! from, sizes stay within the input, and adding flags keeps the frame valid.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mailvault_engine::format::{
+    FRAME_FLAG_COMMIT_END, FRAME_HEADER_BYTES, FrameDecode, add_frame_flags, decode_frame, encode_frame,
+    frame_encoded_bytes,
+};
+
+fuzz_target!(|input: &[u8]| {
+    match decode_frame(input) {
+        Ok(FrameDecode::Frame(frame)) => {
+            assert!(frame.encoded_bytes <= input.len());
+            assert_eq!(frame.encoded_bytes, frame_encoded_bytes(frame.payload.len()));
+            assert_eq!(frame.header.payload_length as usize, frame.payload.len());
+            let mut encoded = Vec::new();
+            encode_frame(&frame.header, frame.payload, &mut encoded);
+            assert_eq!(encoded, &input[..frame.encoded_bytes], "decode then encode changed the frame");
+
+            let mut flagged = encoded.clone();
+            add_frame_flags(&mut flagged, FRAME_FLAG_COMMIT_END);
+            match decode_frame(&flagged) {
+                Ok(FrameDecode::Frame(again)) => {
+                    assert_eq!(again.header.flags, frame.header.flags | FRAME_FLAG_COMMIT_END);
+                    assert_eq!(again.payload, frame.payload);
+                    assert!(again.header.is_commit_end());
+                }
+                other => panic!("a flagged frame no longer decodes: {other:?}"),
+            }
+        }
+        Ok(FrameDecode::End) => assert!(input.len() >= 4 && input[..4] == [0; 4]),
+        Ok(FrameDecode::NeedsMoreData { bytes_needed }) => {
+            assert!(bytes_needed > input.len(), "asks for {bytes_needed} bytes but has {}", input.len());
+            assert!(bytes_needed >= FRAME_HEADER_BYTES);
+        }
+        Err(_) => {}
+    }
+    // Never panics on any frame-sized prefix either.
+    let mut copy = input.to_vec();
+    add_frame_flags(&mut copy, FRAME_FLAG_COMMIT_END);
+});
