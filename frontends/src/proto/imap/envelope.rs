@@ -13,6 +13,10 @@ use crate::proto::base64;
 /// How deep BODYSTRUCTURE follows multiparts and attached messages; deeper parts are
 /// described as opaque (mail-parser bounds its own nesting as well).
 const NESTING_DEPTH_MAX: usize = 32;
+/// Most parts described for one message. mail-parser can hand back parts whose children form a
+/// cycle (found by fuzzing: a 141-byte message expanded to billions of parts); a budget bounds
+/// the walk whatever the shape, and real messages stay far below it.
+const PARTS_MAX: usize = 1000;
 
 /// The three structures of one message, each ready for [`FetchData`](super::FetchData).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,9 +46,9 @@ pub fn message_structure(raw_message: &[u8]) -> MessageStructure {
     let mut envelope = Vec::new();
     write_envelope(&message, &mut envelope);
     let mut body = Vec::new();
-    write_part(&message, 0, false, 0, &mut body);
+    write_part(&message, 0, false, 0, &mut { PARTS_MAX }, &mut body);
     let mut body_structure = Vec::new();
-    write_part(&message, 0, true, 0, &mut body_structure);
+    write_part(&message, 0, true, 0, &mut { PARTS_MAX }, &mut body_structure);
     MessageStructure { envelope, body, body_structure }
 }
 
@@ -142,16 +146,25 @@ fn write_address(address: &Addr<'_>, out: &mut Vec<u8>) {
 }
 
 /// Writes the part `part_id` of `message` (0 is the root).
-fn write_part(message: &Message<'_>, part_id: u32, extensible: bool, depth: usize, out: &mut Vec<u8>) {
-    let Some(part) = message.parts.get(part_id as usize) else {
+fn write_part(
+    message: &Message<'_>,
+    part_id: u32,
+    extensible: bool,
+    depth: usize,
+    budget: &mut usize,
+    out: &mut Vec<u8>,
+) {
+    let part = message.parts.get(part_id as usize).filter(|_| *budget > 0);
+    let Some(part) = part else {
         out.extend_from_slice(b"(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 0 0)");
         return;
     };
+    *budget -= 1;
     match &part.body {
         PartType::Multipart(children) if depth < NESTING_DEPTH_MAX && !children.is_empty() => {
             out.push(b'(');
             for &child in children {
-                write_part(message, child, extensible, depth + 1, out);
+                write_part(message, child, extensible, depth + 1, budget, out);
             }
             out.push(b' ');
             let subtype = part.content_type().and_then(ContentType::subtype).unwrap_or("mixed");
@@ -163,11 +176,18 @@ fn write_part(message: &Message<'_>, part_id: u32, extensible: bool, depth: usiz
             }
             out.push(b')');
         }
-        _ => write_single_part(message, part, extensible, depth, out),
+        _ => write_single_part(message, part, extensible, depth, budget, out),
     }
 }
 
-fn write_single_part(message: &Message<'_>, part: &MessagePart<'_>, extensible: bool, depth: usize, out: &mut Vec<u8>) {
+fn write_single_part(
+    message: &Message<'_>,
+    part: &MessagePart<'_>,
+    extensible: bool,
+    depth: usize,
+    budget: &mut usize,
+    out: &mut Vec<u8>,
+) {
     let content_type = part.content_type();
     let (media_type, subtype) = match content_type {
         Some(content_type) => {
@@ -203,7 +223,7 @@ fn write_single_part(message: &Message<'_>, part: &MessagePart<'_>, extensible: 
         out.push(b' ');
         write_envelope(nested, out);
         out.push(b' ');
-        write_part(nested, 0, extensible, depth + 1, out);
+        write_part(nested, 0, extensible, depth + 1, budget, out);
         out.extend_from_slice(format!(" {lines}").as_bytes());
     } else if media_type == "TEXT" {
         out.extend_from_slice(format!(" {lines}").as_bytes());
@@ -326,6 +346,21 @@ mod tests {
         let envelope = message_structure(raw).envelope;
         assert!(envelope.is_ascii());
         assert!(text(&envelope).contains("((\"=?UTF-8?B?UmVuw6k=?=\" NIL \"rene\" \"example.com\"))"));
+    }
+
+    /// Found by fuzzing (`fuzz/corpus/message_structure/regression-cyclic-parts`): mail-parser
+    /// returns a multipart that lists itself among its children; describing it once took
+    /// gigabytes and minutes. Now the walk stops at the part budget.
+    #[test]
+    fn cyclic_parts_are_described_within_the_budget() {
+        let message = hex::decode(concat!(
+            "436f6e74656e742d747970653a6d756c7469706172743b626f756e646172793d42310a0a2d2d4231436f6e74656e742d",
+            "547970653a6d6573736167652f7266633832320a0a6e0a436f6e74656e742d547970653a6d6573736167652f72666338",
+            "32320a0a0a2d2d4231436f6e74656e742d547970653a6d6573736167652f7266633832320a0a0a2d2d42312d2d",
+        ))
+        .expect("hex");
+        let structure = message_structure(&message);
+        assert!(structure.body_structure.len() < 1 << 20, "{} bytes", structure.body_structure.len());
     }
 
     #[test]
