@@ -19,6 +19,7 @@ use cryptoki::slot::Slot;
 use crate::config::{Pin, check_token_label};
 use crate::error::{HsmError, return_value};
 use crate::pkcs11;
+use crate::token_dir_lock::lock_token_dir;
 
 /// Within one process every `init_token` picks "the" free slot: two at once would both take it.
 static INIT_TOKEN: Mutex<()> = Mutex::new(());
@@ -107,6 +108,7 @@ pub fn init_token(module_path: &Path, label: &str, so_pin: &Pin, user_pin: &Pin)
         return Err(HsmError::PinMissing);
     }
     let _guard = INIT_TOKEN.lock().unwrap_or_else(PoisonError::into_inner);
+    let _token_dir_lock = lock_token_dir()?;
     let context = pkcs11::context(module_path)?;
     if let Some(slot) = pkcs11::find_slot(&context, label)? {
         let info = context.get_token_info(slot).map_err(HsmError::pkcs11("C_GetTokenInfo"))?;

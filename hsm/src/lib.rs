@@ -20,6 +20,7 @@ pub mod password;
 mod pkcs11;
 mod session;
 pub mod testing;
+mod token_dir_lock;
 
 pub use config::{DEFAULT_MODULE_PATH, DEFAULT_TOKEN_LABEL, HsmConfig, Pin, TOKEN_LABEL_BYTES_MAX, read_pin_file};
 pub use credential::{

@@ -13,6 +13,7 @@ use cryptoki::slot::Slot;
 use crate::config::{HsmConfig, Pin, check_token_label};
 use crate::error::HsmError;
 use crate::pkcs11;
+use crate::token_dir_lock::lock_token_dir;
 
 /// A token mailvault can use: the process-wide module context, the token's slot and the PIN.
 ///
@@ -48,9 +49,11 @@ impl Hsm {
         if config.pin.is_empty() {
             return Err(HsmError::PinMissing);
         }
+        let token_dir_lock = lock_token_dir()?;
         let context = pkcs11::context(&config.module_path)?;
         let slot = pkcs11::find_slot(&context, &config.token_label)?
             .ok_or_else(|| HsmError::TokenNotFound { label: config.token_label.clone() })?;
+        drop(token_dir_lock);
         let hsm = Hsm {
             inner: Arc::new(HsmInner {
                 context,
