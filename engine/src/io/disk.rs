@@ -127,6 +127,16 @@ impl StorageFile for DiskFile {
         }
     }
 
+    async fn next_data(&self, offset: u64) -> io::Result<Option<u64>> {
+        match rustix::fs::seek(&self.buffered, rustix::fs::SeekFrom::Data(offset)) {
+            Ok(next) => Ok(Some(next)),
+            Err(rustix::io::Errno::NXIO) => Ok(None),
+            // No SEEK_DATA here: every byte may be data.
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::OPNOTSUPP) => Ok(Some(offset)),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     async fn zero_range(&self, offset: u64, length: u64) -> io::Result<()> {
         use rustix::fs::FallocateFlags;
         let file = self.direct.as_ref().ok_or_else(read_only)?;

@@ -38,6 +38,9 @@ pub struct FaultCounts {
     pub writes_lost: u64,
     pub writes_torn: u64,
     pub writes_kept: u64,
+    /// Writes issued while another write to an overlapping range of the same file was still
+    /// in flight: the engine must never do that (the two could land in either order).
+    pub overlapping_writes: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +65,8 @@ struct FaultState {
     crashed: bool,
     writes_until_crash: Option<u64>,
     unsynced: HashMap<PathBuf, Vec<UnsyncedWrite>>,
+    /// Byte ranges of writes in flight, per file.
+    writing: HashMap<PathBuf, Vec<(u64, u64)>>,
     /// Old name → new name, so files opened before a rename are found after it.
     renamed: HashMap<PathBuf, PathBuf>,
     counts: FaultCounts,
@@ -128,6 +133,7 @@ impl FaultController {
             writes_until_crash: None,
             unsynced: HashMap::new(),
             renamed: HashMap::new(),
+            writing: HashMap::new(),
             counts: FaultCounts::default(),
         };
         Self { state: Arc::new(Mutex::new(state)) }
@@ -167,7 +173,12 @@ impl FaultController {
         let mut state = self.lock();
         let unsynced = std::mem::take(&mut state.unsynced);
         for (path, writes) in unsynced {
-            let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+            let file = match std::fs::OpenOptions::new().write(true).open(&path) {
+                Ok(file) => file,
+                // Removed since (a compacted segment): its unsynced writes no longer matter.
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(error),
+            };
             // Undo newest first, so an older write's bytes are what remain underneath.
             for write in writes.iter().rev() {
                 match state.below(3) {
@@ -307,7 +318,25 @@ impl StorageFile for FaultyFile {
             Err(error) => return (Err(error), buffer),
         };
         let written_bytes = buffer.len();
+        let range = (offset, offset + written_bytes as u64);
+        {
+            let mut state = self.controller.lock();
+            let writing = state.writing.entry(path.clone()).or_default();
+            let overlaps = writing.iter().any(|&(start, end)| start < range.1 && range.0 < end);
+            writing.push(range);
+            if overlaps {
+                state.counts.overlapping_writes += 1;
+            }
+        }
         let (result, buffer) = self.inner.write_blocks(buffer, offset).await;
+        {
+            let mut state = self.controller.lock();
+            if let Some(writing) = state.writing.get_mut(&path)
+                && let Some(position) = writing.iter().position(|&other| other == range)
+            {
+                writing.swap_remove(position);
+            }
+        }
         if result.is_ok() {
             let mut state = self.controller.lock();
             let write = UnsyncedWrite { offset, replaced, written_bytes };
@@ -349,7 +378,9 @@ impl StorageFile for FaultyFile {
     }
 
     async fn sync_data(&self) -> io::Result<()> {
-        {
+        // Writes completed before the sync was issued: the only ones it vouches for (a write
+        // that completes while the sync runs may or may not be durable, so it stays unsynced).
+        let covered = {
             let mut state = self.controller.lock();
             if state.crashed {
                 return Err(eio("sync after crash"));
@@ -359,17 +390,30 @@ impl StorageFile for FaultyFile {
                 state.counts.sync_errors += 1;
                 return Err(eio("fsync"));
             }
-        }
+            let path = state.resolve(&self.path);
+            state.unsynced.get(&path).map_or(0, Vec::len)
+        };
         self.inner.sync_data().await?;
         let mut state = self.controller.lock();
         let path = state.resolve(&self.path);
-        state.unsynced.remove(&path);
+        if let Some(writes) = state.unsynced.get_mut(&path) {
+            let covered = covered.min(writes.len());
+            writes.drain(..covered);
+            if writes.is_empty() {
+                state.unsynced.remove(&path);
+            }
+        }
         Ok(())
     }
 
     async fn preallocate(&self, length: u64) -> io::Result<()> {
         self.check_alive("preallocate")?;
         self.inner.preallocate(length).await
+    }
+
+    async fn next_data(&self, offset: u64) -> io::Result<Option<u64>> {
+        self.check_alive("seek")?;
+        self.inner.next_data(offset).await
     }
 
     async fn zero_range(&self, offset: u64, length: u64) -> io::Result<()> {

@@ -4,16 +4,27 @@
 //! memory and written again, extended, by the next commit: its already-acknowledged bytes are
 //! rewritten with identical values, so a write torn at any sector leaves them intact, and the
 //! zero padding after the last frame reads back as the end marker.
+//!
+//! The file's space is reserved at creation, but its size grows in steps of
+//! [`SIZE_STEP_BYTES`] ahead of the log: an O_DIRECT write past the file size cannot run
+//! asynchronously (ext4 hands it to an io_uring worker thread) and makes its fdatasync journal
+//! a size change, while a file sized to the whole reservation would make every scan at open
+//! read (and the kernel read ahead) hundreds of megabytes of zeroes.
 
 use std::io;
+use std::rc::Rc;
 
 use super::{segment_name, temporary_segment_name};
 use crate::format::{BLOCK_BYTES, FrameHeader, Record, RecordKind, SegmentHeader, encode_frame};
 use crate::io::{BlockBuffer, Storage, StorageFile};
 
+/// How far ahead of the log the file size is set.
+const SIZE_STEP_BYTES: u64 = 16 * 1024 * 1024;
+
 #[derive(Debug)]
 pub struct ActiveSegment<F> {
-    file: F,
+    /// Shared with the commits' IO tasks, which outlive a borrow of the segment.
+    file: Rc<F>,
     segment_id: u64,
     /// Bytes from `tail_offset` to the end of the log: the last partial block, then the batch
     /// being committed.
@@ -22,6 +33,10 @@ pub struct ActiveSegment<F> {
     record_count: u64,
     /// BLAKE3 of every byte of the file up to the end of the log, for the footer.
     digest: blake3::Hasher,
+    /// The file size as the next write will find it.
+    file_size: u64,
+    /// The space reserved at creation: the size never steps past it (only a write does).
+    reserved_bytes: u64,
 }
 
 impl<F: StorageFile> ActiveSegment<F> {
@@ -48,12 +63,21 @@ impl<F: StorageFile> ActiveSegment<F> {
         storage.rename(&temporary, &name).await?;
         storage.sync_directory().await?;
         tail.clear();
-        Ok(Self { file, segment_id: header.segment_id, tail, tail_offset: BLOCK_BYTES as u64, record_count: 0, digest })
+        Ok(Self {
+            file: Rc::new(file),
+            segment_id: header.segment_id,
+            tail,
+            tail_offset: BLOCK_BYTES as u64,
+            record_count: 0,
+            digest,
+            file_size: BLOCK_BYTES as u64,
+            reserved_bytes: preallocate_bytes,
+        })
     }
 
     /// Resumes appending to a segment recovered by the scan: `log_end` is the end of its last
     /// valid frame, `digest` covers the file up to it, `tail_block` holds the bytes of its
-    /// last partial block.
+    /// last partial block; `file_size` is its size now, `reserved_bytes` its reservation.
     pub fn resume(
         file: F,
         segment_id: u64,
@@ -61,12 +85,13 @@ impl<F: StorageFile> ActiveSegment<F> {
         digest: blake3::Hasher,
         tail_block: &[u8],
         record_count: u64,
+        (file_size, reserved_bytes): (u64, u64),
     ) -> Self {
         let tail_offset = log_end / BLOCK_BYTES as u64 * BLOCK_BYTES as u64;
         debug_assert_eq!(tail_block.len() as u64, log_end - tail_offset);
         let mut tail = BlockBuffer::with_capacity(BLOCK_BYTES * 2);
         tail.extend_from_slice(tail_block);
-        Self { file, segment_id, tail, tail_offset, record_count, digest }
+        Self { file: Rc::new(file), segment_id, tail, tail_offset, record_count, digest, file_size, reserved_bytes }
     }
 
     pub fn segment_id(&self) -> u64 {
@@ -87,18 +112,48 @@ impl<F: StorageFile> ActiveSegment<F> {
         &self.file
     }
 
-    /// Writes `frames` (already encoded, `count` of them) after the log and makes them
-    /// durable. On error the segment's on-disk state is unknown: the caller must stop writing
-    /// (an fsync error is never retried as if the data might be durable).
-    pub async fn commit(&mut self, frames: &[u8], count: u64) -> io::Result<()> {
-        self.digest.update(frames);
-        self.tail.extend_from_slice(frames);
-        self.write_tail().await?;
-        self.file.sync_data().await?;
-        self.record_count += count;
-        Ok(())
+    /// The file, for IO tasks that sync it.
+    pub fn shared_file(&self) -> Rc<F> {
+        Rc::clone(&self.file)
     }
 
+    /// Takes `frames` (already encoded, `count` of them) into the log and returns the write
+    /// that puts them on disk: from here on the segment's bookkeeping (log end, record count,
+    /// digest) includes them, so the next commit can be planned while this one is written.
+    ///
+    /// The caller must run the returned writes in order, each starting only after the one
+    /// before it completed: consecutive writes share the tail block (rewritten, extended), and
+    /// were two in flight at once, the older could land last and erase the newer's bytes. After
+    /// a failed write the segment's on-disk state is unknown and nothing more may be written.
+    pub fn begin_commit(&mut self, frames: &[u8], count: u64) -> TailWrite<F> {
+        self.digest.update(frames);
+        self.record_count += count;
+        let mut buffer = std::mem::take(&mut self.tail);
+        buffer.extend_from_slice(frames);
+        let logical_length = buffer.len();
+        let full_blocks = logical_length / BLOCK_BYTES * BLOCK_BYTES;
+        let mut tail = BlockBuffer::with_capacity(BLOCK_BYTES * 2);
+        tail.extend_from_slice(&buffer.as_slice()[full_blocks..]);
+        self.tail = tail;
+        let offset = self.tail_offset;
+        self.tail_offset += full_blocks as u64;
+        buffer.pad_to_block();
+        let write_end = offset + buffer.len() as u64;
+        let grow_to = (write_end > self.file_size).then(|| {
+            let stepped = (write_end + SIZE_STEP_BYTES).min(self.reserved_bytes);
+            self.file_size = stepped.max(write_end);
+            self.file_size
+        });
+        TailWrite { file: Rc::clone(&self.file), buffer, offset, grow_to }
+    }
+
+    /// [`ActiveSegment::begin_commit`], written and synced before returning.
+    pub async fn commit(&mut self, frames: &[u8], count: u64) -> io::Result<()> {
+        self.begin_commit(frames, count).write().await?;
+        self.file.sync_data().await
+    }
+
+    /// Writes the tail after the caller appended to it (the footer); no commit may be in flight.
     async fn write_tail(&mut self) -> io::Result<()> {
         let logical_length = self.tail.len();
         self.tail.pad_to_block();
@@ -137,5 +192,26 @@ impl<F: StorageFile> ActiveSegment<F> {
         self.write_tail().await?;
         self.file.set_len(records_end + frame.len() as u64).await?;
         self.file.sync_data().await
+    }
+}
+
+/// One commit's blocks, from the start of its first (partial) block: see
+/// [`ActiveSegment::begin_commit`].
+#[derive(Debug)]
+pub struct TailWrite<F> {
+    file: Rc<F>,
+    buffer: BlockBuffer,
+    offset: u64,
+    /// The file size to set first, when the write would pass the current one.
+    grow_to: Option<u64>,
+}
+
+impl<F: StorageFile> TailWrite<F> {
+    pub async fn write(self) -> io::Result<()> {
+        if let Some(size) = self.grow_to {
+            self.file.set_len(size).await?;
+        }
+        let (result, _buffer) = self.file.write_blocks(self.buffer, self.offset).await;
+        result
     }
 }

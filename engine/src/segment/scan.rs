@@ -223,6 +223,11 @@ fn check_footer(payload: &[u8], offset: u64, record_count: u64, digest: &blake3:
 async fn only_zeroes_after<F: StorageFile>(reader: &mut ChunkReader<'_, F>, from: u64) -> io::Result<bool> {
     let mut offset = from;
     while offset < reader.file_length {
+        let Some(data) = reader.file.next_data(offset).await? else { return Ok(true) };
+        offset = offset.max(data);
+        if offset >= reader.file_length {
+            break;
+        }
         reader.fill(offset, SCAN_CHUNK_BYTES).await?;
         let window = reader.bytes_at(offset);
         if window.iter().any(|byte| *byte != 0) {
@@ -247,6 +252,11 @@ async fn find_later_commit<F: StorageFile>(reader: &mut ChunkReader<'_, F>, from
         match window.iter().position(|byte| *byte != 0) {
             None => {
                 offset += (window.len() as u64 / align * align).max(align);
+                // Preallocated space the file system knows is empty: skip it unread.
+                match reader.file.next_data(offset).await? {
+                    Some(data) => offset = offset.max(data / align * align),
+                    None => return Ok(None),
+                }
                 continue;
             }
             Some(first) if first >= FRAME_ALIGN_BYTES => {

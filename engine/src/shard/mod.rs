@@ -3,14 +3,16 @@
 //!
 //! Group commit: the loop takes every request waiting in its queue, turns the mutations into
 //! records applied to the index and encoded into one buffer, then writes and syncs that buffer
-//! once and answers them all. Requests arriving during the sync wait for the next round, so
-//! under load many appends share one fdatasync. Reads that arrive in a batch after a mutation
-//! are answered after its commit, so no one ever sees what is not durable.
+//! once and answers them all. Requests arriving meanwhile form the next batch, planned and
+//! written while the previous one syncs (`pipeline`), so under load many appends share one
+//! fdatasync and the disk is never idle while the shard plans. Reads wait for the commits
+//! planned before them, so no one ever sees what is not durable.
 
 mod checkpoint;
 mod compaction;
 mod credentials;
 mod emit;
+mod pipeline;
 mod plan;
 mod prune;
 mod query;
@@ -36,8 +38,10 @@ pub(crate) use recovery::open_shard;
 /// Most requests taken into one commit. Record ids skip ahead by more than the records one
 /// commit can hold after a restart (see `recovery`), so this bounds that gap too.
 const BATCH_REQUESTS_MAX: usize = 1024;
-/// A batch stops taking mutations once its frames pass this size.
-const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// A batch stops taking mutations once its frames pass this size. Small enough that a burst
+/// of large appends splits into commits that overlap (one writes while another syncs and the
+/// next is planned); large enough that one fdatasync still covers hundreds of small appends.
+const BATCH_BYTES_MAX: usize = 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub(crate) struct ShardConfig {
@@ -81,6 +85,7 @@ pub(crate) struct Shard<S: Storage> {
     compaction_skipped: std::collections::BTreeSet<u64>,
     compaction_report: crate::api::CompactionReport,
     compaction_waiters: Vec<Reply<crate::api::CompactionReport>>,
+    pipeline: pipeline::Pipeline,
 }
 
 impl<S: Storage> std::fmt::Debug for Shard<S> {
@@ -109,8 +114,22 @@ impl<S: Storage> Shard<S> {
     pub(crate) async fn run(mut self, receiver: flume::Receiver<Request>) {
         let mut shutting_down = false;
         while !shutting_down {
-            // Compaction works only while no request waits, one bounded step at a time.
-            let first = if self.compaction_wanted {
+            let first = if !self.pipeline.is_empty() {
+                // Commits are in flight: plan what is already waiting, else answer the oldest.
+                match receiver.try_recv() {
+                    Ok(request) if !self.pipeline.is_full() => request,
+                    Ok(request) => {
+                        self.finish_oldest_commit().await;
+                        request
+                    }
+                    Err(flume::TryRecvError::Empty) => {
+                        self.finish_oldest_commit().await;
+                        continue;
+                    }
+                    Err(flume::TryRecvError::Disconnected) => break,
+                }
+            } else if self.compaction_wanted {
+                // Compaction works only while no request waits, one bounded step at a time.
                 match receiver.try_recv() {
                     Ok(request) => request,
                     Err(flume::TryRecvError::Empty) => {
@@ -132,7 +151,7 @@ impl<S: Storage> Shard<S> {
             while let Some(request) = next.take() {
                 match request {
                     Request::Mutate { mutation, reply } => self.plan_into(mutation, reply, &mut batch),
-                    Request::Query(query) if batch.frames.is_empty() => self.answer(query),
+                    Request::Query(query) if batch.frames.is_empty() && self.pipeline.is_empty() => self.answer(query),
                     Request::Query(query) => batch.deferred_queries.push(query),
                     Request::Shutdown => shutting_down = true,
                     Request::Compact(reply) => {
@@ -146,12 +165,34 @@ impl<S: Storage> Shard<S> {
                     next = receiver.try_recv().ok();
                 }
             }
-            self.commit(batch).await;
-            if self.records_since_checkpoint >= self.config.checkpoint_interval_records {
-                self.checkpoint().await;
-            }
+            self.start_commit(batch).await;
+            self.after_commit().await;
         }
+        self.drain_commits().await;
+        self.after_commit().await;
         if self.records_since_checkpoint > 1 {
+            self.checkpoint().await;
+        }
+    }
+
+    /// Rotates a full segment and writes a due checkpoint, once the commits in flight are
+    /// durable (both describe the log up to its end).
+    pub(super) async fn after_commit(&mut self) {
+        let rotate = self.failure.is_none() && self.active.log_end() >= self.config.segment_bytes_max;
+        let checkpoint = self.records_since_checkpoint >= self.config.checkpoint_interval_records;
+        if !rotate && !checkpoint {
+            return;
+        }
+        self.drain_commits().await;
+        if self.failure.is_some() {
+            return;
+        }
+        if rotate {
+            if let Err(error) = self.rotate_segment().await {
+                tracing::error!(shard = self.config.shard_id, %error, "segment rotation failed; shard stops accepting requests");
+                self.failure = Some(error.to_string());
+            }
+        } else {
             self.checkpoint().await;
         }
     }
@@ -173,44 +214,6 @@ impl<S: Storage> Shard<S> {
         {
             Ok(()) => self.records_since_checkpoint = 0,
             Err(reason) => tracing::warn!(shard = shard_id, %reason, "checkpoint failed; the next open replays more"),
-        }
-    }
-
-    async fn commit(&mut self, mut batch: Batch) {
-        // After a failure (storage, or the index refusing a record) nothing more is written.
-        if batch.frame_count > 0 && self.failure.is_none() {
-            use crate::format::{FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, add_frame_flags};
-            add_frame_flags(&mut batch.frames, FRAME_FLAG_COMMIT_START);
-            add_frame_flags(&mut batch.frames[batch.last_frame_start..], FRAME_FLAG_COMMIT_END);
-            let result = self.active.commit(&batch.frames, batch.frame_count).await;
-            match result {
-                Ok(()) => {
-                    self.commits += 1;
-                    self.records_committed += batch.frame_count;
-                    self.records_since_checkpoint += batch.frame_count;
-                }
-                Err(error) => {
-                    tracing::error!(shard = self.config.shard_id, %error, "commit failed; shard stops accepting requests");
-                    self.failure = Some(error.to_string());
-                }
-            }
-        }
-        for (reply, outcome) in batch.acks {
-            let answer = match &self.failure {
-                None => Ok(outcome),
-                Some(_) => Err(self.failed_error()),
-            };
-            let _ = reply.send(answer);
-        }
-        for query in batch.deferred_queries {
-            self.answer(query);
-        }
-        if self.failure.is_none()
-            && self.active.log_end() >= self.config.segment_bytes_max
-            && let Err(error) = self.rotate_segment().await
-        {
-            tracing::error!(shard = self.config.shard_id, %error, "segment rotation failed; shard stops accepting requests");
-            self.failure = Some(error.to_string());
         }
     }
 

@@ -160,10 +160,13 @@ pub(crate) async fn open_shard<S: Storage>(
                 if let Some(reason) = torn {
                     tracing::warn!(shard = shard_id, segment = segment_id, offset = log_end, %reason, "cutting the torn tail of an unacknowledged commit");
                 }
-                clear_after(&file, log_end, config.segment_bytes_max)
+                let reserved_bytes = config.segment_bytes_max;
+                let file_size = clear_after(&file, log_end, reserved_bytes)
                     .await
                     .map_err(|source| recovery(ScanError::Io { segment_id, source }))?;
-                active = Some(ActiveSegment::resume(file, segment_id, log_end, *digest, &tail_block, record_count));
+                let sizes = (file_size, reserved_bytes);
+                active =
+                    Some(ActiveSegment::resume(file, segment_id, log_end, *digest, &tail_block, record_count, sizes));
                 readers.insert(segment_id, Rc::new(storage.open(&name, false).await?));
             }
         }
@@ -213,6 +216,7 @@ pub(crate) async fn open_shard<S: Storage>(
         compaction_rejected: std::collections::BTreeSet::new(),
         compaction_report: crate::api::CompactionReport::default(),
         compaction_waiters: Vec::new(),
+        pipeline: super::pipeline::Pipeline::default(),
     };
     shard.commit_record_id_floor().await?;
     Ok(shard)
@@ -264,14 +268,16 @@ async fn usable_checkpoint<S: Storage>(
 
 /// Zeroes everything past the log's last whole block, where a crashed commit may have left
 /// frames that must never be read as part of a later one, then restores the preallocation.
-async fn clear_after<F: StorageFile>(file: &F, log_end: u64, preallocate_bytes: u64) -> std::io::Result<()> {
+/// Returns the file size.
+async fn clear_after<F: StorageFile>(file: &F, log_end: u64, preallocate_bytes: u64) -> std::io::Result<u64> {
     let clear_from = align_up(log_end as usize, BLOCK_BYTES) as u64;
     let length = file.size().await?;
     if length > clear_from {
         file.zero_range(clear_from, length - clear_from).await?;
         file.sync_data().await?;
     }
-    file.preallocate(preallocate_bytes.max(length)).await
+    file.preallocate(preallocate_bytes.max(length)).await?;
+    Ok(length)
 }
 
 impl<S: Storage> Shard<S> {
