@@ -203,7 +203,20 @@ pub fn parse(job: FioJob, stdout: &[u8]) -> Result<FioResult, FioError> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// fio's output is read from files and pipes: any bytes give values or an error, never a panic.
+        #[test]
+        fn readers_of_fio_output_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = parse_log(&text);
+            let _ = parse(FioJob::RandomRead4k, &bytes);
+            let _ = parse(FioJob::AppendFdatasync4k, format!("{{\"jobs\": [{{\"write\": {text}}}]}}").as_bytes());
+        }
+    }
 
     #[test]
     fn parses_fio_json_after_warnings() {
