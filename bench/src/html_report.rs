@@ -155,8 +155,11 @@ fn latency_plot(title: &str, rounds: &[RoundProfile]) -> Result<String, PlotErro
         .filter(|&(_, &count)| count > 0)
         .map(|(bucket, &count)| (bucket, crate::workload::count_f64(count) * 100.0 / total))
         .collect();
-    let x_min = used.first().map_or(1.0, |&(bucket, _)| LatencyHistogram::bucket_lower_us(bucket).max(1.0));
-    let x_max = used.last().map_or(1000.0, |&(bucket, _)| LatencyHistogram::bucket_upper_us(bucket)).max(x_min * 2.0);
+    // Whole decades, so the log axis is labelled at 10 µs, 100 µs, 1 ms… rather than crowded
+    // with in-between ticks when the latencies span less than one decade.
+    let x_min = decade_floor(used.first().map_or(1.0, |&(bucket, _)| LatencyHistogram::bucket_lower_us(bucket)));
+    let x_max = decade_ceiling(used.last().map_or(1000.0, |&(bucket, _)| LatencyHistogram::bucket_upper_us(bucket)))
+        .max(x_min * 10.0);
     let y_max = used.iter().map(|&(_, percent)| percent).fold(1.0, f64::max) * 1.15;
     let caption = format!("{title} ({} requests, {} round(s))", merged.total(), rounds.len());
     let mut svg = String::new();
@@ -166,6 +169,8 @@ fn latency_plot(title: &str, rounds: &[RoundProfile]) -> Result<String, PlotErro
         let mut chart = ChartBuilder::on(&root)
             .caption(&caption, (FONT, 16))
             .margin(12)
+            // Room for the last decade's label, centred on the right edge.
+            .margin_right(32)
             .x_label_area_size(36)
             .y_label_area_size(64)
             .build_cartesian_2d((x_min..x_max).log_scale(), 0.0..y_max)
@@ -174,6 +179,7 @@ fn latency_plot(title: &str, rounds: &[RoundProfile]) -> Result<String, PlotErro
             .configure_mesh()
             .x_desc("latency")
             .y_desc("% of requests")
+            .x_labels(8)
             .x_label_formatter(&|micros| format_micros(*micros))
             .draw()
             .map_err(plot_error)?;
@@ -207,6 +213,16 @@ fn latency_plot(title: &str, rounds: &[RoundProfile]) -> Result<String, PlotErro
         root.present().map_err(plot_error)?;
     }
     Ok(svg)
+}
+
+/// The largest power of ten at or below `micros` (at least 1 µs).
+fn decade_floor(micros: f64) -> f64 {
+    10_f64.powf(micros.max(1.0).log10().floor())
+}
+
+/// The smallest power of ten at or above `micros` (at least 10 µs).
+fn decade_ceiling(micros: f64) -> f64 {
+    10_f64.powf(micros.max(10.0).log10().ceil())
 }
 
 fn format_micros(micros: f64) -> String {
@@ -300,6 +316,14 @@ mod tests {
         // The table is there, escaped.
         assert!(page.contains("&gt;= 30"));
         assert!(!page.contains("<script"));
+    }
+
+    #[test]
+    fn latency_axis_spans_whole_decades() {
+        assert!((decade_floor(0.0) - 1.0).abs() < 1e-9);
+        assert!((decade_floor(181.0) - 100.0).abs() < 1e-9);
+        assert!((decade_ceiling(215.0) - 1000.0).abs() < 1e-9);
+        assert!((decade_ceiling(1000.0) - 1000.0).abs() < 1e-6);
     }
 
     #[test]
