@@ -16,6 +16,7 @@ use crate::disk_stats::{self, DiskActivity, DiskSnapshot};
 
 use crate::fio::{self, FioJob, FioOptions};
 use crate::page_cache::{self, Evictor};
+use crate::profile::Timeline;
 use crate::report::{CompareReport, Comparison, InfoRow};
 use crate::store::{BenchStore, hsm_token};
 use crate::workload::{self, LoadResult, ReadSet, Until};
@@ -183,6 +184,15 @@ impl Bench {
             result.bytes_per_second / 1e6,
             result.mean_latency_us
         ));
+        if let Some(timeline) = &result.timeline {
+            // MB/s comparisons plot fio's bandwidth, ops/s ones its IOPS.
+            let values = if comparison.unit == "MB/s" {
+                timeline.bytes_per_second.iter().map(|bytes| bytes / 1e6).collect()
+            } else {
+                timeline.iops.clone()
+            };
+            comparison.add_fio_timeline(Timeline { interval_ms: fio::LOG_INTERVAL_MS, values });
+        }
         comparison.add_fio(value(&result), result.command);
         Ok(())
     }
@@ -206,6 +216,8 @@ impl Bench {
             let megabytes = result.per_second() * workload::count_f64(LARGE_MESSAGE_BYTES as u64) / 1e6;
             self.progress.say(&format!("  engine: {megabytes:.1} MB/s"));
             comparison.add_engine(megabytes, diagnostics);
+            comparison
+                .add_engine_profile(result.profile.to_round(workload::count_f64(LARGE_MESSAGE_BYTES as u64) / 1e6));
         }
         Ok(comparison)
     }
@@ -231,10 +243,14 @@ impl Bench {
                 let load = workload::appends(&store.engine, &store.accounts, &body, concurrency, self.measure());
                 let (result, diagnostics) = self.engine_phase(&store.engine, load)?;
                 match index.checked_sub(1) {
-                    None => comparison.add_engine(result.per_second(), diagnostics),
+                    None => {
+                        comparison.add_engine(result.per_second(), diagnostics);
+                        comparison.add_engine_profile(result.profile.to_round(1.0));
+                    }
                     Some(row) => {
                         info[row].values.push(result.per_second());
                         info[row].diagnostics.push(diagnostics);
+                        info[row].profiles.push(result.profile.to_round(1.0));
                     }
                 }
             }
@@ -266,6 +282,7 @@ impl Bench {
             let (result, diagnostics) = self.engine_phase(&store.engine, load)?;
             drop(evictor);
             comparison.add_engine(result.per_second(), diagnostics);
+            comparison.add_engine_profile(result.profile.to_round(1.0));
         }
         store.close()?;
         Ok(comparison)

@@ -63,6 +63,20 @@ pub struct FioResult {
     pub mean_latency_us: f64,
     /// The command line, to rerun it by hand.
     pub command: String,
+    /// IOPS and bandwidth per [`LOG_INTERVAL_MS`], from fio's averaged logs; `None` if fio
+    /// wrote none (the numbers above do not depend on them).
+    pub timeline: Option<FioTimeline>,
+}
+
+/// fio's logs averaged over this many milliseconds (`--log_avg_msec`): the report's
+/// throughput-over-time slots, the same width as the engine's.
+pub const LOG_INTERVAL_MS: u64 = 100;
+
+/// One value per [`LOG_INTERVAL_MS`] slot, in run order.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FioTimeline {
+    pub iops: Vec<f64>,
+    pub bytes_per_second: Vec<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +113,13 @@ pub fn run(job: FioJob, options: &FioOptions) -> Result<FioResult, FioError> {
         .args(job.arguments())
         .args(["--time_based", &format!("--runtime={}", options.seconds), "--output-format=json"]);
     let command_line = render(&command);
+    // Added after rendering: the logs are the report's business, not part of the job to rerun.
+    let log_prefix = directory.join(job.name());
+    command.args([
+        format!("--write_bw_log={}", log_prefix.display()),
+        format!("--write_iops_log={}", log_prefix.display()),
+        format!("--log_avg_msec={LOG_INTERVAL_MS}"),
+    ]);
     let output = command.output().map_err(|error| match error.kind() {
         std::io::ErrorKind::NotFound => FioError::NotInstalled,
         _ => FioError::Io(error),
@@ -112,7 +133,27 @@ pub fn run(job: FioJob, options: &FioOptions) -> Result<FioResult, FioError> {
     }
     let mut result = parse(job, &output.stdout)?;
     result.command = command_line;
+    result.timeline = read_timeline(&directory, job.name());
     Ok(result)
+}
+
+/// Reads and deletes fio's averaged `<name>_iops.1.log` and `<name>_bw.1.log` (bandwidth in KiB/s).
+fn read_timeline(directory: &Path, name: &str) -> Option<FioTimeline> {
+    let read_log = |kind: &str| {
+        let path = directory.join(format!("{name}_{kind}.1.log"));
+        let text = std::fs::read_to_string(&path).ok();
+        let _ = remove_file(&path);
+        text.map(|text| parse_log(&text))
+    };
+    let iops = read_log("iops")?;
+    let kibibytes_per_second = read_log("bw")?;
+    Some(FioTimeline { iops, bytes_per_second: kibibytes_per_second.iter().map(|kib| kib * 1024.0).collect() })
+}
+
+/// The value column of a fio log (`time_ms, value, direction, block_size, offset[, priority]`),
+/// in time order; lines that do not parse are skipped.
+pub fn parse_log(text: &str) -> Vec<f64> {
+    text.lines().filter_map(|line| line.split(',').nth(1)?.trim().parse::<f64>().ok()).collect()
 }
 
 /// Deletes fio's files (the random-read file is kept between rounds, laid out once).
@@ -156,12 +197,26 @@ pub fn parse(job: FioJob, stdout: &[u8]) -> Result<FioResult, FioError> {
         bytes_per_second: number("bw_bytes")?,
         mean_latency_us: numbers["lat_ns"]["mean"].as_f64().unwrap_or(0.0) / 1000.0,
         command: String::new(),
+        timeline: None,
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// fio's output is read from files and pipes: any bytes give values or an error, never a panic.
+        #[test]
+        fn readers_of_fio_output_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = parse_log(&text);
+            let _ = parse(FioJob::RandomRead4k, &bytes);
+            let _ = parse(FioJob::AppendFdatasync4k, format!("{{\"jobs\": [{{\"write\": {text}}}]}}").as_bytes());
+        }
+    }
 
     #[test]
     fn parses_fio_json_after_warnings() {
@@ -173,6 +228,13 @@ mod tests {
         assert!((result.iops - 1600.5).abs() < 1e-9);
         assert!((result.bytes_per_second - 6_555_648.0).abs() < 1e-9);
         assert!((result.mean_latency_us - 612.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn parses_averaged_logs() {
+        let log = "100, 1612, 1, 0, 0, 0\n200, 1580, 1, 0, 0, 0\nbad line\n300, 1601, 1, 0, 0\n";
+        assert_eq!(parse_log(log), vec![1612.0, 1580.0, 1601.0]);
+        assert!(parse_log("").is_empty());
     }
 
     #[test]

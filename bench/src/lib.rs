@@ -1,12 +1,15 @@
 //! mailvault benchmarks: engine load generators shared by the criterion benches
 //! (`benches/engine.rs`) and the operator bench (`mailvault-bench engine-vs-fio`), and a small
-//! fio runner to compare the engine with the raw disk in the same run.
+//! fio runner to compare the engine with the raw disk in the same run, and the report (terminal
+//! table, JSON, HTML with plots).
 
 pub mod compare;
 pub mod diagnostics;
 pub mod disk_stats;
 pub mod fio;
+pub mod html_report;
 pub mod page_cache;
+pub mod profile;
 pub mod report;
 pub mod store;
 pub mod workload;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use mailvault_bench::compare::{self, CompareOptions};
+use mailvault_bench::html_report;
 use mailvault_bench::workload;
 
 const ENGINE_VS_FIO_ABOUT: &str = "\
@@ -17,6 +18,10 @@ Three comparisons, each run as fio, engine, fio, engine (--rounds 2):
   - 4 KiB random fetches, 32 in flight, page cache evicted (ops/s) vs fio 4 KiB O_DIRECT
     random reads, io_uring depth 32 (target >= 0.80).
 Without fio, the engine numbers are printed alone.
+
+Output: a table on stdout; with --json, the same numbers per round plus latency histograms
+and throughput per 100 ms; with --html (default: the JSON's path with .html), a
+self-contained page with those plotted.
 
 HSM: the engine needs one. This creates a throwaway SoftHSM2 token with the engine's keys in
 the token directory named by SOFTHSM2_CONF, which `cargo run` sets from .cargo/config.toml
@@ -60,12 +65,16 @@ enum Command {
         /// Also writes the results as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Also writes an HTML report with plots (throughput over time, latency histograms) to
+        /// this file; self-contained (inline SVG). Default: next to the JSON file, as .html.
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::EngineVsFio { dir, seconds, rounds, shards, file_mib, client_wake_queue, json } => {
+        Command::EngineVsFio { dir, seconds, rounds, shards, file_mib, client_wake_queue, json, html } => {
             let options = CompareOptions {
                 directory: dir,
                 seconds: seconds.max(1),
@@ -76,9 +85,13 @@ fn main() -> anyhow::Result<()> {
             };
             let report = compare::run(options)?;
             print!("{}", report.table());
-            if let Some(path) = json {
-                std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")?;
+            if let Some(path) = &json {
+                std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")?;
                 eprintln!("JSON written to {}", path.display());
+            }
+            if let Some(path) = html.or_else(|| json.map(|json| json.with_extension("html"))) {
+                std::fs::write(&path, html_report::render(&report)?)?;
+                eprintln!("HTML report written to {}", path.display());
             }
         }
     }

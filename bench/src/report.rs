@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use crate::diagnostics::EngineDiagnostics;
 use crate::disk_stats::DiskActivity;
+use crate::profile::{RoundProfile, Timeline};
 
 /// One engine measurement against its fio job.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -22,6 +23,10 @@ pub struct Comparison {
     pub fio_disk: Vec<DiskActivity>,
     /// What each engine round cost (CPU per thread, commits, load average).
     pub engine_diagnostics: Vec<EngineDiagnostics>,
+    /// Each engine round's latency histogram and throughput over time (the HTML report's plots).
+    pub engine_profiles: Vec<RoundProfile>,
+    /// Each fio round's throughput over time, in `unit`, from fio's averaged logs.
+    pub fio_timelines: Vec<Timeline>,
     /// Mean engine value over mean fio value; absent without fio.
     pub ratio: Option<f64>,
     pub target_ratio: f64,
@@ -39,6 +44,8 @@ impl Comparison {
             fio: Vec::new(),
             fio_disk: Vec::new(),
             engine_diagnostics: Vec::new(),
+            engine_profiles: Vec::new(),
+            fio_timelines: Vec::new(),
             ratio: None,
             target_ratio,
             pass: None,
@@ -57,6 +64,14 @@ impl Comparison {
         self.update_ratio();
     }
 
+    pub fn add_engine_profile(&mut self, profile: RoundProfile) {
+        self.engine_profiles.push(profile);
+    }
+
+    pub fn add_fio_timeline(&mut self, timeline: Timeline) {
+        self.fio_timelines.push(timeline);
+    }
+
     fn update_ratio(&mut self) {
         let (Some(engine), Some(fio)) = (mean(&self.engine), mean(&self.fio)) else { return };
         let ratio = engine / fio.max(f64::MIN_POSITIVE);
@@ -72,11 +87,13 @@ pub struct InfoRow {
     pub unit: String,
     pub values: Vec<f64>,
     pub diagnostics: Vec<EngineDiagnostics>,
+    /// Each round's latency histogram and throughput over time.
+    pub profiles: Vec<RoundProfile>,
 }
 
 impl InfoRow {
     pub fn new(name: String, unit: &str) -> Self {
-        Self { name, unit: unit.to_owned(), values: Vec::new(), diagnostics: Vec::new() }
+        Self { name, unit: unit.to_owned(), values: Vec::new(), diagnostics: Vec::new(), profiles: Vec::new() }
     }
 }
 

@@ -2,12 +2,14 @@
 //! issuing one request, awaiting its answer (an append's answer means durable), and issuing
 //! the next, until a count or a deadline is reached.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use compio::runtime::ResumeUnwind;
 use mailvault_engine::{Engine, EngineError, Flags, INBOX};
+
+use crate::profile::LoadProfile;
 
 /// Room in the load generator runtime's queue of wakes from other threads. A shard that
 /// acknowledges a commit wakes one waiting task per append; compio's default (64) makes the
@@ -27,10 +29,13 @@ pub enum Until {
 }
 
 /// What one closed loop did.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct LoadResult {
     pub operations: u64,
     pub elapsed: Duration,
+    /// Latencies and completions over time (the report's plots).
+    #[serde(skip)]
+    pub profile: LoadProfile,
 }
 
 impl LoadResult {
@@ -95,14 +100,18 @@ where
 {
     let start = Instant::now();
     let budget = Rc::new(Budget::new(until, start));
+    let profile = Rc::new(RefCell::new(LoadProfile::default()));
     let mut tasks = Vec::with_capacity(concurrency);
     for task in 0..concurrency {
-        let (budget, request) = (budget.clone(), request.clone());
+        let (budget, request, profile) = (budget.clone(), request.clone(), profile.clone());
         let account = accounts[task % accounts.len()].clone();
         tasks.push(compio::runtime::spawn(async move {
             let mut done = 0_u64;
             while budget.take() {
+                let issued = Instant::now();
                 request(task, account.clone()).await?;
+                let completed = Instant::now();
+                profile.borrow_mut().record(completed - issued, completed - start);
                 done += 1;
             }
             Ok::<_, EngineError>(done)
@@ -112,7 +121,9 @@ where
     for task in tasks {
         operations += task.await.resume_unwind().ok_or(EngineError::ShutDown)??;
     }
-    Ok(LoadResult { operations, elapsed: start.elapsed() })
+    let elapsed = start.elapsed();
+    let profile = profile.take();
+    Ok(LoadResult { operations, elapsed, profile })
 }
 
 /// Durable appends of `body` to the accounts' INBOXes, `concurrency` in flight.
