@@ -144,12 +144,18 @@ impl<F: StorageFile> ActiveSegment<F> {
             self.file_size = stepped.max(write_end);
             self.file_size
         });
-        TailWrite { file: Rc::clone(&self.file), buffer, offset, grow_to }
+        let pieces = buffer
+            .as_slice()
+            .chunks(WRITE_PIECE_BYTES)
+            .enumerate()
+            .map(|(index, piece)| (block_buffer_of(piece), offset + (index * WRITE_PIECE_BYTES) as u64))
+            .collect();
+        TailWrite { file: Rc::clone(&self.file), pieces, grow_to }
     }
 
     /// [`ActiveSegment::begin_commit`], written and synced before returning.
     pub async fn commit(&mut self, frames: &[u8], count: u64) -> io::Result<()> {
-        self.begin_commit(frames, count).write().await?;
+        self.begin_commit(frames, count).write_after(std::future::ready(true)).await?;
         self.file.sync_data().await
     }
 
@@ -200,18 +206,38 @@ impl<F: StorageFile> ActiveSegment<F> {
 #[derive(Debug)]
 pub struct TailWrite<F> {
     file: Rc<F>,
-    buffer: BlockBuffer,
-    offset: u64,
+    /// The blocks, in pieces written concurrently.
+    pieces: Vec<(BlockBuffer, u64)>,
     /// The file size to set first, when the write would pass the current one.
     grow_to: Option<u64>,
 }
 
 impl<F: StorageFile> TailWrite<F> {
-    pub async fn write(self) -> io::Result<()> {
-        if let Some(size) = self.grow_to {
-            self.file.set_len(size).await?;
+    /// Writes the commit's blocks once `previous_written` says the previous commit's writes all
+    /// completed (`false`: they failed, and this commit is not written).
+    ///
+    /// Not one block earlier: besides the shared tail block, recovery reads damage followed by
+    /// a later commit's start as corruption, so a crash must never find this commit on disk
+    /// while the previous one is still torn. Within the commit, pieces may land in any order:
+    /// only its first frame starts a commit, and a torn commit is cut whole.
+    pub async fn write_after(self, previous_written: impl Future<Output = bool>) -> io::Result<()> {
+        let Self { file, pieces, grow_to } = self;
+        if !previous_written.await {
+            return Err(io::Error::other("an earlier commit's write failed"));
         }
-        let (result, _buffer) = self.file.write_blocks(self.buffer, self.offset).await;
-        result
+        if let Some(size) = grow_to {
+            file.set_len(size).await?;
+        }
+        let writes = pieces.into_iter().map(|(buffer, offset)| file.write_blocks(buffer, offset));
+        futures_util::future::join_all(writes).await.into_iter().try_for_each(|(result, _buffer)| result)
     }
+}
+
+/// Most bytes per write: commits larger than this go out as several writes in flight at once.
+const WRITE_PIECE_BYTES: usize = 128 * 1024;
+
+fn block_buffer_of(bytes: &[u8]) -> BlockBuffer {
+    let mut buffer = BlockBuffer::with_capacity(bytes.len());
+    buffer.extend_from_slice(bytes);
+    buffer
 }

@@ -1,8 +1,8 @@
 //! Pipelined group commit: while one commit is written and synced, the shard plans the next.
 //!
-//! Each commit with frames runs as its own IO task on the shard's runtime: it waits until the
-//! previous commit's write completed (the two share the tail block, see
-//! `ActiveSegment::begin_commit`), writes, then fdatasyncs. Commits are answered strictly in
+//! Each commit with frames runs as its own IO task on the shard's runtime: once the previous
+//! commit's writes completed (see `TailWrite::write_after` for why not earlier), it writes its
+//! blocks, several pieces at once, then fdatasyncs. Commits are answered strictly in
 //! order, each only after its own fdatasync returned: an fdatasync vouches only for writes
 //! completed before it was issued, so commit N's sync never stands in for N+1's.
 //!
@@ -89,13 +89,13 @@ impl<S: Storage> Shard<S> {
         let (write_done, write_done_receiver) = flume::bounded(1);
         self.pipeline.last_write = Some(write_done_receiver);
         compio::runtime::spawn(async move {
-            if let Some(previous) = previous_write
-                && !matches!(previous.recv_async().await, Ok(true))
-            {
-                let _ = write_done.send(false);
-                return Err(io::Error::other("an earlier commit's write failed"));
-            }
-            let written = write.write().await;
+            let previous_written = async move {
+                match previous_write {
+                    Some(previous) => matches!(previous.recv_async().await, Ok(true)),
+                    None => true,
+                }
+            };
+            let written = write.write_after(previous_written).await;
             let _ = write_done.send(written.is_ok());
             written?;
             file.sync_data().await
