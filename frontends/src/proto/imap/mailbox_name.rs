@@ -38,7 +38,7 @@ fn flush_shifted(pending: &mut Vec<u16>, out: &mut Vec<u8>) {
 
 /// Decodes a modified UTF-7 mailbox name. Refuses raw 8-bit or control bytes, unterminated or
 /// empty shifts, bad base64, broken UTF-16, and shifts that encode printable ASCII (each name
-/// then has one spelling, so two spellings cannot name one mailbox).
+/// then has one spelling, so two spellings cannot name one mailbox), and null shifts.
 pub fn decode_mailbox_name(wire: &[u8]) -> Option<String> {
     let mut name = String::with_capacity(wire.len());
     let mut rest = wire;
@@ -51,6 +51,11 @@ pub fn decode_mailbox_name(wire: &[u8]) -> Option<String> {
                 if encoded.is_empty() {
                     name.push('&');
                     continue;
+                }
+                // A shift right after a shift ("-&" then base64) is a null shift (RFC 3501
+                // §5.1.3): the two would be one shift in the single canonical spelling.
+                if rest.first() == Some(&b'&') && rest.get(1).is_some_and(|&next| next != b'-') {
+                    return None;
                 }
                 let bytes = base64::decode(encoded, Variant::Mailbox)?;
                 if bytes.len() % 2 != 0 {
@@ -109,6 +114,16 @@ mod tests {
         for wire in [&b"&U,BTFw"[..], b"\xc3\xa9t\xc3\xa9", b"&AGE-", b"&2D0-", b"&U,BTF-", b"a\tb", b"&U/BTFw-"] {
             assert_eq!(decode_mailbox_name(wire), None, "{:?}", String::from_utf8_lossy(wire));
         }
+    }
+
+    /// Fuzzing found `&AOk-&AOk-` accepted beside `&AOkA6Q-`: two spellings of "éé".
+    #[test]
+    fn null_shifts_are_refused_so_each_name_has_one_spelling() {
+        assert_eq!(decode_mailbox_name(b"&AOk-&AOk-"), None);
+        assert_eq!(decode_mailbox_name(b"&AOkA6Q-").unwrap(), "\u{e9}\u{e9}");
+        assert_eq!(encode_mailbox_name("\u{e9}\u{e9}"), "&AOkA6Q-");
+        // An ampersand right after a shift is not a null shift.
+        assert_eq!(decode_mailbox_name(b"&AOk-&-").unwrap(), "\u{e9}&");
     }
 
     #[test]
