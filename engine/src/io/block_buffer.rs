@@ -65,7 +65,10 @@ impl BlockBuffer {
         if self.storage.len() >= self.start + length && !self.storage.is_empty() {
             return;
         }
-        let capacity = align_up(length.max(BLOCK_BYTES), BLOCK_BYTES) * 2;
+        // Growing doubles (amortized appends); the first allocation is exact, because most
+        // buffers are sized once (a write piece, a read) and zero-filling twice that is waste.
+        let exact = align_up(length.max(BLOCK_BYTES), BLOCK_BYTES);
+        let capacity = if self.storage.is_empty() { exact } else { exact * 2 };
         let mut storage = vec![0; capacity + BLOCK_BYTES];
         let start = storage.as_ptr().align_offset(BLOCK_BYTES);
         storage[start..start + self.length].copy_from_slice(self.as_slice());

@@ -15,7 +15,7 @@ use std::io;
 use std::rc::Rc;
 
 use super::{segment_name, temporary_segment_name};
-use crate::format::{BLOCK_BYTES, FrameHeader, Record, RecordKind, SegmentHeader, encode_frame};
+use crate::format::{BLOCK_BYTES, FrameHeader, Record, RecordKind, SegmentHeader, align_up, encode_frame};
 use crate::io::{BlockBuffer, Storage, StorageFile};
 
 /// How far ahead of the log the file size is set.
@@ -128,28 +128,33 @@ impl<F: StorageFile> ActiveSegment<F> {
     pub fn begin_commit(&mut self, frames: &[u8], count: u64) -> TailWrite<F> {
         self.digest.update(frames);
         self.record_count += count;
-        let mut buffer = std::mem::take(&mut self.tail);
-        buffer.extend_from_slice(frames);
-        let logical_length = buffer.len();
+        // The log from `tail_offset` on is the kept tail block followed by the frames; each
+        // piece is copied straight out of the two (one copy of the frames, not two).
+        let log = [self.tail.as_slice(), frames];
+        let logical_length = log[0].len() + log[1].len();
         let full_blocks = logical_length / BLOCK_BYTES * BLOCK_BYTES;
-        let mut tail = BlockBuffer::with_capacity(BLOCK_BYTES * 2);
-        tail.extend_from_slice(&buffer.as_slice()[full_blocks..]);
-        self.tail = tail;
         let offset = self.tail_offset;
+        let padded_length = align_up(logical_length, BLOCK_BYTES);
+        let pieces = (0..padded_length)
+            .step_by(WRITE_PIECE_BYTES)
+            .map(|start| {
+                let end = (start + WRITE_PIECE_BYTES).min(padded_length);
+                let mut piece = BlockBuffer::with_capacity(end - start);
+                copy_range(&log, start..end.min(logical_length), &mut piece);
+                piece.pad_to_block();
+                (piece, offset + start as u64)
+            })
+            .collect();
+        let mut tail = BlockBuffer::with_capacity(BLOCK_BYTES * 2);
+        copy_range(&log, full_blocks..logical_length, &mut tail);
+        self.tail = tail;
         self.tail_offset += full_blocks as u64;
-        buffer.pad_to_block();
-        let write_end = offset + buffer.len() as u64;
+        let write_end = offset + padded_length as u64;
         let grow_to = (write_end > self.file_size).then(|| {
             let stepped = (write_end + SIZE_STEP_BYTES).min(self.reserved_bytes);
             self.file_size = stepped.max(write_end);
             self.file_size
         });
-        let pieces = buffer
-            .as_slice()
-            .chunks(WRITE_PIECE_BYTES)
-            .enumerate()
-            .map(|(index, piece)| (block_buffer_of(piece), offset + (index * WRITE_PIECE_BYTES) as u64))
-            .collect();
         TailWrite { file: Rc::clone(&self.file), pieces, grow_to }
     }
 
@@ -236,8 +241,16 @@ impl<F: StorageFile> TailWrite<F> {
 /// Most bytes per write: commits larger than this go out as several writes in flight at once.
 const WRITE_PIECE_BYTES: usize = 128 * 1024;
 
-fn block_buffer_of(bytes: &[u8]) -> BlockBuffer {
-    let mut buffer = BlockBuffer::with_capacity(bytes.len());
-    buffer.extend_from_slice(bytes);
-    buffer
+/// Appends bytes `range` of the concatenation of `parts` to `out`.
+fn copy_range(parts: &[&[u8]], range: std::ops::Range<usize>, out: &mut BlockBuffer) {
+    let mut part_start = 0;
+    for part in parts {
+        let part_end = part_start + part.len();
+        let from = range.start.max(part_start);
+        let to = range.end.min(part_end);
+        if from < to {
+            out.extend_from_slice(&part[from - part_start..to - part_start]);
+        }
+        part_start = part_end;
+    }
 }
