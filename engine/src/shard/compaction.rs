@@ -230,7 +230,16 @@ impl<S: Storage> Shard<S> {
                 .index
                 .blob(header.record_id)
                 .is_some_and(|location| location.segment_id == job.victim && location.offset == job.cursor as u64);
-            if header.kind == RecordKind::MessageAppended as u8 && here && job.usage.is_needed(header.record_id) {
+            if header.kind == RecordKind::AccountPurged as u8 {
+                // Carried forward forever (clear, a few dozen bytes): replay must always learn
+                // that the account is gone, or it would wait for a key that no longer exists.
+                let start = batch.frames.len();
+                batch.frames.extend_from_slice(&job.bytes[job.cursor..job.cursor + encoded_bytes]);
+                set_frame_flags(&mut batch.frames[start..], 0);
+                batch.last_frame_start = start;
+                batch.frame_count += 1;
+            } else if header.kind == RecordKind::MessageAppended as u8 && here && job.usage.is_needed(header.record_id)
+            {
                 let start = batch.frames.len();
                 let location = RecordLocation {
                     segment_id: self.active.segment_id(),

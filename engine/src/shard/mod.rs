@@ -11,6 +11,7 @@ mod checkpoint;
 mod compaction;
 mod credentials;
 mod emit;
+mod lifecycle;
 mod plan;
 mod prune;
 mod query;
@@ -127,6 +128,7 @@ impl<S: Storage> Shard<S> {
                 request
             };
             let mut batch = Batch::default();
+            let mut rewrap_waiters = Vec::new();
             let mut next = Some(first);
             let mut taken = 0;
             while let Some(request) = next.take() {
@@ -140,6 +142,7 @@ impl<S: Storage> Shard<S> {
                         self.compaction_wanted = true;
                         self.compaction_rejected.clear();
                     }
+                    Request::RewrapKeys(reply) => rewrap_waiters.push(reply),
                 }
                 taken += 1;
                 if taken < BATCH_REQUESTS_MAX && batch.frames.len() < BATCH_BYTES_MAX && !shutting_down {
@@ -147,6 +150,18 @@ impl<S: Storage> Shard<S> {
                 }
             }
             self.commit(batch).await;
+            if !rewrap_waiters.is_empty() {
+                let result = self.rewrap_keys().await;
+                for reply in rewrap_waiters {
+                    let answer = match &result {
+                        Ok(count) => Ok(*count),
+                        Err(error) => {
+                            Err(crate::error::EngineError::Corrupt(format!("re-wrapping data keys: {error}")))
+                        }
+                    };
+                    let _ = reply.send(answer);
+                }
+            }
             if self.records_since_checkpoint >= self.config.checkpoint_interval_records {
                 self.checkpoint().await;
             }

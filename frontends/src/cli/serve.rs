@@ -58,6 +58,9 @@ pub(crate) struct ServeArguments {
     /// Most connections open at once, all listeners together.
     #[arg(long, env = "MAILVAULT_CONNECTIONS_MAX", default_value_t = mailvault_frontends::session::registry::CONNECTIONS_MAX)]
     connections_max: usize,
+    /// Days between `account close` and the account's purge (37 to 365).
+    #[arg(long, env = "MAILVAULT_ACCOUNT_PURGE_DELAY_DAYS", default_value_t = mailvault_engine::PURGE_DELAY_DAYS_DEFAULT)]
+    account_purge_delay_days: u32,
 }
 
 /// Creates the store if missing (keeping an existing one's shard count) and the HSM keys.
@@ -109,8 +112,11 @@ pub(crate) fn serve(context: &Context, arguments: &ServeArguments) -> anyhow::Re
     // Registered before any thread starts, so that no signal can arrive unhandled.
     let mut signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
     let hsm = context.hsm()?;
-    let engine = Engine::open(&context.engine_config(), &hsm)
-        .with_context(|| format!("opening store {}", context.data_dir.display()))?;
+    mailvault_engine::check_purge_delay_days(arguments.account_purge_delay_days)?;
+    let mut engine_config = context.engine_config();
+    engine_config.account_purge_delay_days = arguments.account_purge_delay_days;
+    let engine =
+        Engine::open(&engine_config, &hsm).with_context(|| format!("opening store {}", context.data_dir.display()))?;
     let server = RunningServer::start(engine.clone(), &hsm, &server_config(context, arguments))?;
     if server.generated_certificate() {
         println!("generated a self-signed TLS certificate: {}", server.certificate_path().display());
