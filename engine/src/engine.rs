@@ -23,6 +23,9 @@ use crate::store::{StoreMetadata, shard_directory};
 /// Requests waiting per shard before senders wait too (back-pressure, not unbounded memory).
 const SHARD_QUEUE_REQUESTS_MAX: usize = 4096;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+/// Background compaction's default IO budget: about 5% of the ~2 GB/s these disks do (DESIGN
+/// §9), enough to rewrite a 256 MiB segment in a few seconds.
+pub const COMPACTION_BYTES_PER_SECOND_DEFAULT: u64 = 100 * 1000 * 1000;
 /// Cross-thread wakes a runtime can queue: at least the replies it may await at once.
 pub const WAKE_QUEUE_ENTRIES: usize = 4096;
 
@@ -42,6 +45,11 @@ pub struct EngineConfig {
     /// Pin shard `i` to core `i` (off in tests, which share cores with each other).
     pub pin_threads: bool,
     pub clock: Arc<dyn Clock>,
+    /// Background compaction's share of the disk: bytes per second it may read plus write
+    /// (`None`: unthrottled). `compact` (an operator waiting) runs at full speed.
+    pub compaction_bytes_per_second: Option<u64>,
+    /// How often an idle shard looks for segments that came to qualify for compaction.
+    pub compaction_check_interval: std::time::Duration,
     /// Days between closing an account and its purge, unless `close` says otherwise
     /// (`PURGE_DELAY_DAYS_MIN` to `PURGE_DELAY_DAYS_MAX`; default 37).
     pub account_purge_delay_days: u32,
@@ -63,6 +71,8 @@ impl EngineConfig {
             retention_days: 14,
             pin_threads: false,
             clock: Arc::new(SystemClock),
+            compaction_bytes_per_second: Some(COMPACTION_BYTES_PER_SECOND_DEFAULT),
+            compaction_check_interval: std::time::Duration::from_secs(60),
             account_purge_delay_days: crate::lifecycle::PURGE_DELAY_DAYS_DEFAULT,
             lifecycle_interval: std::time::Duration::from_secs(60),
             purge_observer: None,
@@ -164,6 +174,8 @@ impl Engine {
                 compaction_live_ratio: config.compaction_live_ratio,
                 retention_ms: i64::from(config.retention_days) * DAY_MS,
                 clock: config.clock.clone(),
+                compaction_bytes_per_second: config.compaction_bytes_per_second,
+                compaction_check_interval: config.compaction_check_interval,
             };
             let directory = shard_directory(&config.data_dir, shard_id);
             let hsm = hsm.clone();

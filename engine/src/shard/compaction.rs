@@ -78,7 +78,7 @@ impl<S: Storage> Shard<S> {
             .iter()
             .filter(|(segment, _)| **segment != active)
             .filter(|(segment, _)| {
-                !self.compaction_rejected.contains(segment) && !self.compaction_skipped.contains(segment)
+                !self.compaction_rejected.contains_key(segment) && !self.compaction_skipped.contains(segment)
             })
             .map(|(segment, bytes)| {
                 let needed = per_segment.get(segment).map_or(0, |usage| usage.live_bytes + usage.retained_bytes);
@@ -87,6 +87,27 @@ impl<S: Storage> Shard<S> {
             .filter(|(_, share)| *share < self.config.compaction_live_ratio)
             .min_by(|left, right| left.1.total_cmp(&right.1))
             .map(|(segment, _)| segment)
+    }
+
+    fn needed_bytes(&self, usage: &BlobUsage, segment: u64) -> u64 {
+        self.segment_usage(usage).get(&segment).map_or(0, |usage| usage.live_bytes + usage.retained_bytes)
+    }
+
+    /// How long background compaction must wait for its IO budget. A `compact` request (an
+    /// operator waiting for it) runs at full speed.
+    pub(super) fn compaction_pause(&mut self) -> Option<std::time::Duration> {
+        if self.compaction_waiters.is_empty() { self.compaction_budget.wait() } else { None }
+    }
+
+    /// The idle timer: look for work again. A segment once found not worth rewriting is looked
+    /// at again only if it needs fewer body bytes now (retention ended, mail was deleted).
+    pub(super) fn compaction_tick(&mut self) {
+        let usage = self.blob_usage();
+        let per_segment = self.segment_usage(&usage);
+        self.compaction_rejected.retain(|segment, needed_then| {
+            per_segment.get(segment).map_or(0, |usage| usage.live_bytes + usage.retained_bytes) >= *needed_then
+        });
+        self.compaction_wanted = true;
     }
 
     /// Does one bounded step; returns whether compaction has more to do.
@@ -107,10 +128,11 @@ impl<S: Storage> Shard<S> {
                 self.compaction_forced.clear();
                 return false;
             };
+            let needed = self.needed_bytes(&usage, victim);
             match self.start_job(victim, usage).await {
                 Ok(job) if !self.compaction_forced.contains(&victim) && !self.worth_compacting(&job) => {
                     // Its metadata is still current: not worth it until something changes.
-                    self.compaction_rejected.insert(victim);
+                    self.compaction_rejected.insert(victim, needed);
                     return true;
                 }
                 Ok(job) => self.compaction_job = Some(job),
@@ -135,6 +157,7 @@ impl<S: Storage> Shard<S> {
         if finished {
             self.supersede_accounts(&job, &mut batch);
         }
+        self.compaction_budget.spend(batch.frames.len() as u64);
         self.commit(batch).await;
         if self.failure.is_some() {
             return false;
@@ -179,7 +202,7 @@ impl<S: Storage> Shard<S> {
     /// segment covered by a checkpoint was not read at open, and one that is damaged must be
     /// reported and kept, never rewritten from a partial reading and removed. Every account it
     /// mentions must fit in one snapshot record, or the segment cannot be superseded.
-    async fn start_job(&self, victim: u64, usage: BlobUsage) -> Result<CompactionJob, String> {
+    async fn start_job(&mut self, victim: u64, usage: BlobUsage) -> Result<CompactionJob, String> {
         let file = self.readers.get(&victim).ok_or("segment has no reader")?;
         let mut accounts = BTreeSet::new();
         let collect = |frame: crate::segment::ScannedFrame| {
@@ -202,6 +225,8 @@ impl<S: Storage> Shard<S> {
         }
         let size = file.size().await.map_err(|error| error.to_string())?;
         let bytes = file.read_exact(0, size as usize).await.map_err(|error| error.to_string())?;
+        // Read twice: the verifying scan, then the copy.
+        self.compaction_budget.spend(2 * size);
         Ok(CompactionJob { victim, bytes, cursor: BLOCK_BYTES, usage, accounts })
     }
 

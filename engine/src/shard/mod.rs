@@ -18,6 +18,7 @@ mod query;
 mod recovery;
 pub(crate) mod request;
 pub(crate) mod routing;
+mod throttle;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -51,6 +52,11 @@ pub(crate) struct ShardConfig {
     pub checkpoint_interval_records: u64,
     pub retention_ms: i64,
     pub clock: Arc<dyn Clock>,
+    /// Background compaction's IO budget (reads + writes); `None`: unthrottled.
+    pub compaction_bytes_per_second: Option<u64>,
+    /// How often an idle shard looks for segments that came to qualify for compaction (e.g.
+    /// because retention windows ended).
+    pub compaction_check_interval: std::time::Duration,
 }
 
 pub(crate) struct Shard<S: Storage> {
@@ -76,8 +82,10 @@ pub(crate) struct Shard<S: Storage> {
     compaction_job: Option<compaction::CompactionJob>,
     /// Segments to rewrite whatever their live share (they hold pruned mail).
     compaction_forced: std::collections::BTreeSet<u64>,
-    /// Segments found not worth compacting; looked at again after the next change.
-    compaction_rejected: std::collections::BTreeSet<u64>,
+    /// Segments found not worth compacting, with their needed body bytes then; looked at again
+    /// after the next change, or when a timer tick finds fewer bytes needed.
+    compaction_rejected: std::collections::BTreeMap<u64, u64>,
+    compaction_budget: throttle::IoBudget,
     /// Segments compaction could not read; left alone and reported.
     compaction_skipped: std::collections::BTreeSet<u64>,
     compaction_report: crate::api::CompactionReport,
@@ -110,23 +118,7 @@ impl<S: Storage> Shard<S> {
     pub(crate) async fn run(mut self, receiver: flume::Receiver<Request>) {
         let mut shutting_down = false;
         while !shutting_down {
-            // Compaction works only while no request waits, one bounded step at a time.
-            let first = if self.compaction_wanted {
-                match receiver.try_recv() {
-                    Ok(request) => request,
-                    Err(flume::TryRecvError::Empty) => {
-                        self.compaction_wanted = self.compaction_step().await;
-                        if !self.compaction_wanted {
-                            self.answer_compaction_waiters();
-                        }
-                        continue;
-                    }
-                    Err(flume::TryRecvError::Disconnected) => break,
-                }
-            } else {
-                let Ok(request) = receiver.recv_async().await else { break };
-                request
-            };
+            let Some(first) = self.next_request(&receiver).await else { break };
             let mut batch = Batch::default();
             let mut rewrap_waiters = Vec::new();
             let mut next = Some(first);
@@ -168,6 +160,38 @@ impl<S: Storage> Shard<S> {
         }
         if self.records_since_checkpoint > 1 {
             self.checkpoint().await;
+        }
+    }
+
+    /// The next request to serve. While none waits, background work runs: compaction steps
+    /// (one bounded step at a time, within the IO budget) and the idle timer's look for work.
+    /// `None` once the queue is closed.
+    async fn next_request(&mut self, receiver: &flume::Receiver<Request>) -> Option<Request> {
+        loop {
+            if !self.compaction_wanted {
+                let waited = compio::time::timeout(self.config.compaction_check_interval, receiver.recv_async()).await;
+                if let Ok(request) = waited {
+                    return request.ok();
+                }
+                self.compaction_tick();
+                continue;
+            }
+            match receiver.try_recv() {
+                Ok(request) => return Some(request),
+                Err(flume::TryRecvError::Disconnected) => return None,
+                Err(flume::TryRecvError::Empty) => {}
+            }
+            if let Some(pause) = self.compaction_pause() {
+                // Over its IO budget: wait for a request or for the budget, whichever first.
+                if let Ok(request) = compio::time::timeout(pause, receiver.recv_async()).await {
+                    return request.ok();
+                }
+                continue;
+            }
+            self.compaction_wanted = self.compaction_step().await;
+            if !self.compaction_wanted {
+                self.answer_compaction_waiters();
+            }
         }
     }
 

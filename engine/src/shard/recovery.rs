@@ -297,12 +297,8 @@ pub(crate) async fn open_shard<S: Storage>(
     let shard_base = u64::from(shard_id) << SHARD_ID_SHIFT;
     let next_record_id = if max_record_id == 0 { shard_base + 1 } else { max_record_id + RECORD_ID_GAP };
     let next_account_number = next_account_number(&index);
-    let mut sealed_segment_bytes = HashMap::new();
-    for (segment_id, reader) in &readers {
-        if *segment_id != active.segment_id() {
-            sealed_segment_bytes.insert(*segment_id, reader.size().await?);
-        }
-    }
+    let sealed_segment_bytes = sealed_sizes(&readers, active.segment_id()).await?;
+    let config_budget = config.compaction_bytes_per_second;
     let mut shard = Shard {
         config,
         storage,
@@ -323,12 +319,27 @@ pub(crate) async fn open_shard<S: Storage>(
         compaction_job: None,
         compaction_forced: std::collections::BTreeSet::new(),
         compaction_skipped: std::collections::BTreeSet::new(),
-        compaction_rejected: std::collections::BTreeSet::new(),
+        compaction_rejected: std::collections::BTreeMap::new(),
+        compaction_budget: super::throttle::IoBudget::new(config_budget),
         compaction_report: crate::api::CompactionReport::default(),
         compaction_waiters: Vec::new(),
     };
     shard.commit_record_id_floor().await?;
     Ok(shard)
+}
+
+/// The size of every segment but the active one.
+async fn sealed_sizes<F: StorageFile>(
+    readers: &HashMap<u64, Rc<F>>,
+    active: u64,
+) -> std::io::Result<HashMap<u64, u64>> {
+    let mut sizes = HashMap::new();
+    for (segment_id, reader) in readers {
+        if *segment_id != active {
+            sizes.insert(*segment_id, reader.size().await?);
+        }
+    }
+    Ok(sizes)
 }
 
 /// One past the highest local account number ever used. Purged ids count too: an id is never
