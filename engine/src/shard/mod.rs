@@ -80,6 +80,8 @@ pub(crate) struct Shard<S: Storage> {
     sealed_segment_bytes: HashMap<u64, u64>,
     compaction_wanted: bool,
     compaction_job: Option<compaction::CompactionJob>,
+    /// The next victim, being read and verified off the request path.
+    compaction_reading: Option<compaction::VictimRead>,
     /// Segments to rewrite whatever their live share (they hold pruned mail).
     compaction_forced: std::collections::BTreeSet<u64>,
     /// Segments found not worth compacting, with their needed body bytes then; looked at again
@@ -180,6 +182,23 @@ impl<S: Storage> Shard<S> {
                 Ok(request) => return Some(request),
                 Err(flume::TryRecvError::Disconnected) => return None,
                 Err(flume::TryRecvError::Empty) => {}
+            }
+            if let Some(reading) = &self.compaction_reading
+                && reading.done.is_empty()
+                && self.compaction_job.is_none()
+            {
+                // The victim is still being read: serve requests meanwhile.
+                match first_of(receiver.recv_async(), reading.done.recv_async()).await {
+                    Either::First(request) => return request.ok(),
+                    Either::Second(read) => {
+                        // Put it back for `compaction_step` to take.
+                        let (sender, done) = flume::bounded(1);
+                        let _ = sender.send(read.unwrap_or_else(|_| Err("the read task stopped".to_owned())));
+                        if let Some(reading) = &mut self.compaction_reading {
+                            reading.done = done;
+                        }
+                    }
+                }
             }
             if let Some(pause) = self.compaction_pause() {
                 // Over its IO budget: wait for a request or for the budget, whichever first.
@@ -287,4 +306,23 @@ impl<S: Storage> Shard<S> {
             reason: self.failure.clone().unwrap_or_default(),
         }
     }
+}
+
+enum Either<A, B> {
+    First(A),
+    Second(B),
+}
+
+/// Whichever of two futures completes first (the other is dropped; both used here are
+/// cancel-safe channel receives).
+async fn first_of<A: Future, B: Future>(first: A, second: B) -> Either<A::Output, B::Output> {
+    let mut first = std::pin::pin!(first);
+    let mut second = std::pin::pin!(second);
+    std::future::poll_fn(|context| {
+        if let std::task::Poll::Ready(value) = first.as_mut().poll(context) {
+            return std::task::Poll::Ready(Either::First(value));
+        }
+        second.as_mut().poll(context).map(Either::Second)
+    })
+    .await
 }

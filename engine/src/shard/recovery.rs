@@ -317,6 +317,7 @@ pub(crate) async fn open_shard<S: Storage>(
         // Look for work at once: retention windows may have ended while the store was closed.
         compaction_wanted: true,
         compaction_job: None,
+        compaction_reading: None,
         compaction_forced: std::collections::BTreeSet::new(),
         compaction_skipped: std::collections::BTreeSet::new(),
         compaction_rejected: std::collections::BTreeMap::new(),
