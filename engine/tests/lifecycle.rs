@@ -163,6 +163,31 @@ fn a_closed_account_is_unreachable_and_reopening_inside_the_delay_restores_every
     assert!(matches!(block_on(engine.list_mailboxes(LEAVER)), Err(EngineError::NoSuchAccount(_))));
 }
 
+/// Compaction rewrites a closed account's records into a snapshot: the closure must be in it,
+/// so that the log alone (no checkpoint) still says the account is closed.
+#[test]
+fn closure_survives_compaction_snapshots_and_a_full_replay() {
+    let store = TestStore::new(1);
+    let engine = store.open();
+    populate(&engine);
+    let before = observe(&engine, LEAVER);
+    let purge_at = block_on(engine.close_account(LEAVER, Some(100))).unwrap();
+    // Pruning the other account forces the segment holding both accounts' records to be
+    // rewritten: every account in it, the closed one included, gets a snapshot.
+    block_on(engine.prune_deleted(STAYER)).unwrap();
+    let report = block_on(engine.compact()).unwrap();
+    assert!(report.segments_compacted >= 1, "{report:?}");
+    drop(engine);
+    remove_checkpoints(store.directory.path(), 1);
+    let engine = store.open();
+    let states = block_on(engine.account_states()).unwrap();
+    let leaver = states.iter().find(|state| state.name == LEAVER).unwrap();
+    assert_eq!(leaver.purge_after_unix_ms, Some(purge_at));
+    assert!(is_closed(&block_on(engine.list_mailboxes(LEAVER))));
+    block_on(engine.reopen_account(LEAVER)).unwrap();
+    assert_eq!(observe(&engine, LEAVER), before);
+}
+
 #[test]
 fn purge_delays_outside_37_days_to_a_year_are_refused() {
     let store = TestStore::new(1);
@@ -229,6 +254,9 @@ fn purge_after_the_delay_shreds_the_key_so_no_copy_of_it_unwraps_anywhere() {
     assert!(old.iter().any(|(account, _)| account.is_none()), "the old disk has checkpoints");
     for (account, wrapped) in &old {
         assert!(session.unwrap_dek(wrapped).is_err(), "an old wrapped key of {account:?} still unwraps");
+    }
+    for (account, wrapped) in wrapped_keys(store.directory.path()).iter().filter(|(account, _)| account.is_none()) {
+        assert_eq!(wrapped.kek_version(), report.kek_version, "a live checkpoint key {account:?} under an old KEK");
     }
     // Live files: every copy of the purged key fails; surviving accounts and the checkpoints
     // have a copy under the new KEK (their older copies, under the destroyed one, fail too).
@@ -320,6 +348,7 @@ fn the_lifecycle_timer_purges_in_the_background_once_the_clock_passes_the_delay(
 #[test]
 fn a_crash_at_any_write_of_a_purge_ends_before_or_after_it_never_half() {
     let mut outcomes = (0, 0);
+    let mut crashed_points = 0;
     for crash_at in 0..24 {
         let store = TestStore::new(2);
         let engine = store.open();
@@ -337,6 +366,7 @@ fn a_crash_at_any_write_of_a_purge_ends_before_or_after_it_never_half() {
         .unwrap();
         controller.crash_after_writes(crash_at);
         let finished = block_on(engine.purge_account(LEAVER)).is_ok() && !controller.has_crashed();
+        crashed_points += u32::from(controller.has_crashed());
         controller.crash_now();
         drop(engine);
         controller.power_loss().unwrap();
@@ -371,4 +401,5 @@ fn a_crash_at_any_write_of_a_purge_ends_before_or_after_it_never_half() {
         }
     }
     assert!(outcomes.0 >= 1 && outcomes.1 >= 1, "before/after outcomes: {outcomes:?}");
+    assert!(crashed_points >= 4, "the purge crashed at only {crashed_points} points");
 }
