@@ -1,7 +1,8 @@
 //! Seeded simulation (`TigerBeetle` VOPR style): random operations (account close and reopen
 //! included) over several accounts against a store on a fault-injecting disk (write/fsync EIO,
-//! crashes at random writes, power loss that keeps, loses or tears every unsynced write), checked after every recovery against a
-//! reference store on a fault-free disk that received the same acknowledged operations.
+//! crashes at random writes, power loss that keeps, loses or tears every unsynced write),
+//! checked after every recovery against a reference store on a fault-free disk that received
+//! the same acknowledged operations.
 //!
 //! After a crash the faulty store must equal the reference exactly, or the reference plus the
 //! one operation that was in flight (it may have become durable without its answer): every
