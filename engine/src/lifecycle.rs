@@ -155,9 +155,7 @@ impl Engine {
         }
         tracing::info!(kek_version, destroyed = ?report.destroyed_kek_versions, keys = report.rewrapped_keys, "crypto-shredding done in the live store");
         if let Some(observer) = &self.inner.purge_observer {
-            observer
-                .after_shredding(&report)
-                .map_err(|reason| EngineError::InvalidInput { what: "purge observer", reason })?;
+            observer.after_shredding(&report).map_err(EngineError::PurgeUnfinished)?;
         }
         clear_shred_pending(&self.inner.data_dir)?;
         Ok(report)

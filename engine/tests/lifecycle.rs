@@ -298,6 +298,41 @@ fn purge_after_the_delay_shreds_the_key_so_no_copy_of_it_unwraps_anywhere() {
     assert_eq!(block_on(engine.list_messages(LEAVER, INBOX)).unwrap().1.len(), 0);
 }
 
+/// Fails its first call: the backups' step failing must fail the purge and keep it pending.
+#[derive(Debug, Default)]
+struct FailingOnceObserver {
+    calls: Mutex<u32>,
+}
+
+impl PurgeObserver for FailingOnceObserver {
+    fn after_shredding(&self, _report: &PurgeReport) -> Result<(), String> {
+        let mut calls = self.calls.lock().unwrap();
+        *calls += 1;
+        if *calls == 1 { Err("backup target unreachable".into()) } else { Ok(()) }
+    }
+}
+
+#[test]
+fn a_failing_purge_observer_fails_the_purge_and_the_next_open_runs_it_again() {
+    let mut store = TestStore::new(1);
+    let observer = Arc::new(FailingOnceObserver::default());
+    store.config.purge_observer = Some(observer.clone());
+    let engine = store.open();
+    populate(&engine);
+    block_on(engine.close_account(LEAVER, None)).unwrap();
+    let failed = block_on(engine.purge_account(LEAVER));
+    assert!(matches!(failed, Err(EngineError::PurgeUnfinished(_))), "{failed:?}");
+    assert!(store.directory.path().join(SHRED_PENDING_FILE).exists());
+    // The live store is already shredded: the account is gone, one KEK left.
+    assert!(matches!(block_on(engine.list_mailboxes(LEAVER)), Err(EngineError::NoSuchAccount(_))));
+    drop(engine);
+    let engine = store.open();
+    assert_eq!(*observer.calls.lock().unwrap(), 2, "the open did not run the observer again");
+    assert!(!store.directory.path().join(SHRED_PENDING_FILE).exists());
+    assert_eq!(store.token.hsm.session().unwrap().status().unwrap().kek_versions.len(), 1);
+    assert!(!observe(&engine, STAYER).is_empty());
+}
+
 #[test]
 fn purge_now_works_only_on_closed_accounts_and_the_old_log_replays_without_checkpoints() {
     let store = TestStore::new(1);

@@ -48,4 +48,14 @@ fn a_closed_account_refuses_delivery_and_login_until_reopened() {
     let login = pop3_login(&server);
     assert!(login.get("ok").is_some(), "the reopened account cannot log in: {login}");
     assert_eq!(server.inbox("alice").len(), 2);
+
+    // Purge: only once closed; then the account is gone and its address unknown.
+    server.admin(AdminCommand::AccountClose { account: "alice".into(), purge_after_days: None });
+    let purged = server.admin(AdminCommand::AccountPurge { account: "alice".into() });
+    assert!(purged.contains("purged") && purged.contains("destroyed"), "{purged}");
+    let listed = server.admin(AdminCommand::AccountList);
+    assert!(!listed.lines().any(|line| line.starts_with("alice")), "{listed}");
+    let unknown = deliver(&server);
+    assert_eq!(unknown[0], 550, "{unknown}");
+    assert!(unknown[1].as_str().expect("text").starts_with("5.1.1"), "{unknown}");
 }
