@@ -144,7 +144,17 @@ impl Engine {
     /// Steps 3–6 of the module comment. Idempotent; `shred-pending` stays until all succeeded.
     async fn shred(&self, mut report: PurgeReport) -> Result<PurgeReport, EngineError> {
         let session = self.inner.hsm.session()?;
-        let kek_version = session.rotate_kek()?;
+        // A retry reuses the version an interrupted attempt created (named in `shred-pending`)
+        // if it is still the current one: retries after failures do not pile up KEK versions.
+        let current = session.status()?.current_kek;
+        let kek_version = match pending_kek_version(&self.inner.data_dir) {
+            Some(version) if Some(version) == current => version,
+            _ => {
+                let version = session.rotate_kek()?;
+                mark_shred_pending_version(&self.inner.data_dir, version)?;
+                version
+            }
+        };
         report.kek_version = kek_version;
         for rewrapped in self.query_all_requests(Request::RewrapKeys).await? {
             report.rewrapped_keys += rewrapped;
@@ -168,9 +178,27 @@ pub(crate) fn shred_pending(data_dir: &Path) -> bool {
 
 fn mark_shred_pending(data_dir: &Path) -> std::io::Result<()> {
     let path = data_dir.join(SHRED_PENDING_FILE);
+    if path.exists() {
+        return Ok(()); // an unfinished shredding: keep the version it names
+    }
     let file = std::fs::File::create(&path)?;
     file.sync_all()?;
     std::fs::File::open(data_dir)?.sync_all()
+}
+
+/// Records in `shred-pending` the KEK version the re-wrap targets (written, synced, renamed).
+fn mark_shred_pending_version(data_dir: &Path, version: u32) -> std::io::Result<()> {
+    let temporary = data_dir.join(format!("{SHRED_PENDING_FILE}.tmp"));
+    std::fs::write(&temporary, format!("kek {version}\n"))?;
+    std::fs::File::open(&temporary)?.sync_all()?;
+    std::fs::rename(&temporary, data_dir.join(SHRED_PENDING_FILE))?;
+    std::fs::File::open(data_dir)?.sync_all()
+}
+
+/// The KEK version an interrupted shredding created, if `shred-pending` names one.
+fn pending_kek_version(data_dir: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(data_dir.join(SHRED_PENDING_FILE)).ok()?;
+    text.trim().strip_prefix("kek ")?.parse().ok()
 }
 
 fn clear_shred_pending(data_dir: &Path) -> std::io::Result<()> {

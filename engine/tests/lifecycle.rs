@@ -328,6 +328,8 @@ fn a_failing_purge_observer_fails_the_purge_and_the_next_open_runs_it_again() {
     drop(engine);
     let engine = store.open();
     assert_eq!(*observer.calls.lock().unwrap(), 2, "the open did not run the observer again");
+    // The retry reused the KEK version the failed attempt created: no versions pile up.
+    assert_eq!(store.token.hsm.session().unwrap().status().unwrap().kek_versions, [2]);
     assert!(!store.directory.path().join(SHRED_PENDING_FILE).exists());
     assert_eq!(store.token.hsm.session().unwrap().status().unwrap().kek_versions.len(), 1);
     assert!(!observe(&engine, STAYER).is_empty());
