@@ -149,3 +149,22 @@ pub struct ShardStats {
     pub records_committed: u64,
     pub segment_details: Vec<SegmentStats>,
 }
+
+/// An account as `account list` shows it: open, or closed with its purge time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountState {
+    pub name: String,
+    pub closed_unix_ms: Option<i64>,
+    pub purge_after_unix_ms: Option<i64>,
+}
+
+/// What a purge did: the accounts it removed and the KEK versions it destroyed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub purged_accounts: Vec<String>,
+    /// The KEK version every surviving data key is now wrapped under.
+    pub kek_version: u32,
+    pub destroyed_kek_versions: Vec<u32>,
+    /// Data keys re-wrapped (all shards).
+    pub rewrapped_keys: u64,
+}

@@ -14,6 +14,7 @@ use crate::api::{
 use crate::clock::{Clock, SystemClock};
 use crate::error::{EngineError, OpenError};
 use crate::io::{DiskStorage, Storage};
+use crate::lifecycle::PurgeObserver;
 use crate::shard::request::{Mutation, Outcome, Query, Reply, Request};
 use crate::shard::routing::shard_for_account;
 use crate::shard::{ShardConfig, open_shard};
@@ -22,6 +23,9 @@ use crate::store::{StoreMetadata, shard_directory};
 /// Requests waiting per shard before senders wait too (back-pressure, not unbounded memory).
 const SHARD_QUEUE_REQUESTS_MAX: usize = 4096;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+/// Background compaction's default IO budget: about 5% of the ~2 GB/s these disks do (DESIGN
+/// §9), enough to rewrite a 256 MiB segment in a few seconds.
+pub const COMPACTION_BYTES_PER_SECOND_DEFAULT: u64 = 100 * 1000 * 1000;
 /// Cross-thread wakes a runtime can queue: at least the replies it may await at once.
 pub const WAKE_QUEUE_ENTRIES: usize = 4096;
 
@@ -41,6 +45,19 @@ pub struct EngineConfig {
     /// Pin shard `i` to core `i` (off in tests, which share cores with each other).
     pub pin_threads: bool,
     pub clock: Arc<dyn Clock>,
+    /// Background compaction's share of the disk: bytes per second it may read plus write
+    /// (`None`: unthrottled). `compact` (an operator waiting) runs at full speed.
+    pub compaction_bytes_per_second: Option<u64>,
+    /// How often an idle shard looks for segments that came to qualify for compaction.
+    pub compaction_check_interval: std::time::Duration,
+    /// Days between closing an account and its purge, unless `close` says otherwise
+    /// (`PURGE_DELAY_DAYS_MIN` to `PURGE_DELAY_DAYS_MAX`; default 37).
+    pub account_purge_delay_days: u32,
+    /// How often the lifecycle timer looks for accounts due for purge (by `clock`) and for an
+    /// interrupted purge to finish.
+    pub lifecycle_interval: std::time::Duration,
+    /// Told after every purge's crypto-shredding (the backups' hook): see [`PurgeObserver`].
+    pub purge_observer: Option<Arc<dyn PurgeObserver>>,
 }
 
 impl EngineConfig {
@@ -54,6 +71,11 @@ impl EngineConfig {
             retention_days: 14,
             pin_threads: false,
             clock: Arc::new(SystemClock),
+            compaction_bytes_per_second: Some(COMPACTION_BYTES_PER_SECOND_DEFAULT),
+            compaction_check_interval: std::time::Duration::from_secs(60),
+            account_purge_delay_days: crate::lifecycle::PURGE_DELAY_DAYS_DEFAULT,
+            lifecycle_interval: std::time::Duration::from_secs(60),
+            purge_observer: None,
         }
     }
 }
@@ -61,13 +83,22 @@ impl EngineConfig {
 /// A running engine; clone it freely (all clones talk to the same shards).
 #[derive(Debug, Clone)]
 pub struct Engine {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     senders: Vec<flume::Sender<Request>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) hsm: Hsm,
+    pub(crate) purge_delay_days: u32,
+    pub(crate) purge_observer: Option<Arc<dyn PurgeObserver>>,
+    /// Holds the one token a purge needs (purges run one at a time).
+    pub(crate) purge_gate: (flume::Sender<()>, flume::Receiver<()>),
+    /// Dropped first on drop: wakes the lifecycle timer, which then stops.
+    lifecycle_stop: Mutex<Option<flume::Sender<()>>>,
+    lifecycle_thread: Mutex<Option<JoinHandle<()>>>,
     /// Held (flock) for the engine's life: one process writes a store at a time. Released when
     /// dropped, after the shard threads have stopped.
     _lock: std::fs::File,
@@ -75,6 +106,17 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if let Ok(mut stop) = self.lifecycle_stop.lock() {
+            stop.take();
+        }
+        // The timer holds the engine only during a tick, so unless this drop runs on the timer
+        // thread itself (its tick held the last handle), it is waiting and stops at once.
+        if let Ok(mut thread) = self.lifecycle_thread.lock()
+            && let Some(thread) = thread.take()
+            && thread.thread().id() != std::thread::current().id()
+        {
+            let _ = thread.join();
+        }
         for sender in &self.senders {
             let _ = sender.send(Request::Shutdown);
         }
@@ -113,6 +155,8 @@ impl Engine {
         F: Fn(u32, PathBuf) -> S + Send + Sync + 'static,
     {
         let make_storage = Arc::new(make_storage);
+        crate::lifecycle::check_purge_delay_days(config.account_purge_delay_days)
+            .map_err(|error| OpenError::Shard { shard_id: 0, source: error })?;
         let metadata = StoreMetadata::read(&config.data_dir)?;
         let lock = lock_store(&config.data_dir)?;
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
@@ -130,6 +174,8 @@ impl Engine {
                 compaction_live_ratio: config.compaction_live_ratio,
                 retention_ms: i64::from(config.retention_days) * DAY_MS,
                 clock: config.clock.clone(),
+                compaction_bytes_per_second: config.compaction_bytes_per_second,
+                compaction_check_interval: config.compaction_check_interval,
             };
             let directory = shard_directory(&config.data_dir, shard_id);
             let hsm = hsm.clone();
@@ -143,11 +189,34 @@ impl Engine {
             threads.push(thread);
             ready.push(ready_receiver);
         }
-        let engine = Self { inner: Arc::new(Inner { senders, threads: Mutex::new(threads), _lock: lock }) };
+        let (lifecycle_stop, stop_receiver) = flume::bounded(1);
+        let engine = Self {
+            inner: Arc::new(Inner {
+                senders,
+                threads: Mutex::new(threads),
+                data_dir: config.data_dir.clone(),
+                hsm: hsm.clone(),
+                purge_delay_days: config.account_purge_delay_days,
+                purge_observer: config.purge_observer.clone(),
+                purge_gate: crate::lifecycle::new_purge_gate(),
+                lifecycle_stop: Mutex::new(Some(lifecycle_stop)),
+                lifecycle_thread: Mutex::new(None),
+                _lock: lock,
+            }),
+        };
         for (shard_id, receiver) in ready.into_iter().enumerate() {
             let stopped = OpenError::Shard { shard_id: shard_id as u32, source: EngineError::ShutDown };
             let result = receiver.recv().unwrap_or(Err(stopped));
             result?;
+        }
+        crate::lifecycle::finish_interrupted_shred(&engine);
+        let timer = crate::lifecycle::spawn_lifecycle_timer(
+            Arc::downgrade(&engine.inner),
+            config.lifecycle_interval,
+            stop_receiver,
+        )?;
+        if let Ok(mut thread) = engine.inner.lifecycle_thread.lock() {
+            *thread = Some(timer);
         }
         Ok(engine)
     }
@@ -160,7 +229,7 @@ impl Engine {
         self.inner.senders[shard].send_async(request).await.map_err(|_| EngineError::ShutDown)
     }
 
-    async fn mutate(&self, account: &str, mutation: Mutation) -> Result<Outcome, EngineError> {
+    pub(crate) async fn mutate(&self, account: &str, mutation: Mutation) -> Result<Outcome, EngineError> {
         let (reply, answer) = flume::bounded(1);
         let shard = shard_for_account(account, self.shard_count());
         self.send(shard, Request::Mutate { mutation, reply }).await?;
@@ -174,7 +243,10 @@ impl Engine {
         answer.recv_async().await.map_err(|_| EngineError::ShutDown)?
     }
 
-    async fn query_all_requests<T>(&self, make: impl Fn(Reply<T>) -> Request) -> Result<Vec<T>, EngineError> {
+    pub(crate) async fn query_all_requests<T>(
+        &self,
+        make: impl Fn(Reply<T>) -> Request,
+    ) -> Result<Vec<T>, EngineError> {
         let mut answers = Vec::new();
         for shard in 0..self.shard_count() {
             let (reply, answer) = flume::bounded(1);
@@ -188,7 +260,7 @@ impl Engine {
         Ok(results)
     }
 
-    async fn query_all<T>(&self, make: impl Fn(Reply<T>) -> Query) -> Result<Vec<T>, EngineError> {
+    pub(crate) async fn query_all<T>(&self, make: impl Fn(Reply<T>) -> Query) -> Result<Vec<T>, EngineError> {
         self.query_all_requests(|reply| Request::Query(make(reply))).await
     }
 
@@ -420,7 +492,7 @@ fn lock_store(data_dir: &std::path::Path) -> Result<std::fs::File, OpenError> {
     }
 }
 
-fn unexpected(outcome: &Outcome) -> EngineError {
+pub(crate) fn unexpected(outcome: &Outcome) -> EngineError {
     EngineError::Corrupt(format!("internal error: unexpected outcome {outcome:?}"))
 }
 

@@ -10,6 +10,16 @@ pub enum EngineError {
     NoSuchAccount(String),
     #[error("account `{0}` already exists")]
     AccountExists(String),
+    /// The account is closed: nothing of it is reachable until it is reopened, and it will be
+    /// purged at `purge_after_unix_ms` (Unix milliseconds).
+    #[error("account `{account}` is closed (purge scheduled at {purge_after_unix_ms} ms since the epoch)")]
+    AccountClosed { account: String, purge_after_unix_ms: i64 },
+    #[error("account `{0}` is not closed")]
+    AccountNotClosed(String),
+    /// The purge observer (the backups' step) failed after the live store was shredded; the
+    /// whole shredding runs again at the next open or lifecycle tick.
+    #[error("purge unfinished: the live store is shredded, but the purge observer failed: {0}; it is retried")]
+    PurgeUnfinished(String),
     #[error("mailbox `{0}` does not exist")]
     NoSuchMailbox(String),
     #[error("mailbox `{0}` already exists")]

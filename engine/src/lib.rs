@@ -12,12 +12,17 @@ pub mod error;
 pub mod format;
 pub mod index;
 pub mod io;
+mod lifecycle;
 pub mod segment;
 mod shard;
 mod store;
 
 pub use api::*;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Engine, EngineConfig, WAKE_QUEUE_ENTRIES, block_on};
+pub use engine::{COMPACTION_BYTES_PER_SECOND_DEFAULT, Engine, EngineConfig, WAKE_QUEUE_ENTRIES, block_on};
 pub use error::{EngineError, OpenError};
+pub use lifecycle::{
+    PURGE_DELAY_DAYS_DEFAULT, PURGE_DELAY_DAYS_MAX, PURGE_DELAY_DAYS_MIN, PurgeObserver, SHRED_PENDING_FILE,
+    check_purge_delay_days,
+};
 pub use store::{StoreMetadata, init_store};

@@ -39,6 +39,26 @@ impl KeyTable {
         self.entries.insert(account_id, KeyEntry { wrapped, cipher: Some(Rc::new(cipher)) });
     }
 
+    /// Forgets an account's key (purge): its cached key schedule is dropped (and cleansed).
+    pub fn remove(&mut self, account_id: u64) {
+        self.entries.remove(&account_id);
+    }
+
+    /// Replaces the wrapped form of a key (re-wrapped under a new KEK); the key itself, and
+    /// its cached cipher, stay.
+    pub fn replace_wrapped(&mut self, account_id: u64, wrapped: WrappedDek) {
+        if let Some(entry) = self.entries.get_mut(&account_id) {
+            entry.wrapped = wrapped;
+        }
+    }
+
+    /// Every account with a key, in id order.
+    pub fn account_ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.entries.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
     pub fn contains(&self, account_id: u64) -> bool {
         self.entries.contains_key(&account_id)
     }

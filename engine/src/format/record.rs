@@ -40,6 +40,15 @@ pub enum RecordKind {
     /// An account's whole state (written by compaction or prune): replaying it replaces the
     /// account, so every earlier record of that account is superseded.
     AccountSnapshot = 17,
+    /// The account was closed: unreachable at once, purged once `purge_after_unix_ms` passes
+    /// unless reopened first.
+    AccountClosed = 18,
+    /// A closed account was reopened before its purge: everything is reachable again.
+    AccountReopened = 19,
+    /// The account was purged: its records are dead and its data key is being shredded. Clear
+    /// (the key it would be encrypted with is gone), and carried forward by compaction, so replay
+    /// always knows the account id is gone and never waits for a key of it.
+    AccountPurged = 20,
     /// The footer of a sealed segment; its payload is not encrypted (it holds no mail data).
     SegmentSealed = 100,
 }
@@ -48,7 +57,7 @@ impl RecordKind {
     /// Whether the payload is stored in the clear (it holds no mail data, or is already
     /// ciphertext). Every other kind is AES-256-GCM under the account's data key.
     pub fn is_clear(self) -> bool {
-        matches!(self, Self::KeyWrapped | Self::RecordIdFloor | Self::SegmentSealed)
+        matches!(self, Self::KeyWrapped | Self::RecordIdFloor | Self::AccountPurged | Self::SegmentSealed)
     }
 
     pub fn from_u8(value: u8) -> Option<Self> {
@@ -70,6 +79,9 @@ impl RecordKind {
             15 => Self::AppPasswordsRevoked,
             16 => Self::AccessRecorded,
             17 => Self::AccountSnapshot,
+            18 => Self::AccountClosed,
+            19 => Self::AccountReopened,
+            20 => Self::AccountPurged,
             100 => Self::SegmentSealed,
             _ => return None,
         })
@@ -264,6 +276,18 @@ pub enum Record {
     AccountSnapshot {
         encoded: Vec<u8>,
     },
+    /// Closing: when, and from when on the account may be purged.
+    AccountClosed {
+        closed_unix_ms: i64,
+        purge_after_unix_ms: i64,
+    },
+    AccountReopened {
+        at_unix_ms: i64,
+    },
+    /// In the clear: no key is left to encrypt it with.
+    AccountPurged {
+        at_unix_ms: i64,
+    },
     SegmentSealed {
         record_count: u64,
         records_end: u64,
@@ -291,6 +315,9 @@ impl Record {
             Self::AppPasswordsRevoked { .. } => RecordKind::AppPasswordsRevoked,
             Self::AccessRecorded { .. } => RecordKind::AccessRecorded,
             Self::AccountSnapshot { .. } => RecordKind::AccountSnapshot,
+            Self::AccountClosed { .. } => RecordKind::AccountClosed,
+            Self::AccountReopened { .. } => RecordKind::AccountReopened,
+            Self::AccountPurged { .. } => RecordKind::AccountPurged,
             Self::SegmentSealed { .. } => RecordKind::SegmentSealed,
         }
     }
@@ -309,8 +336,13 @@ impl Record {
             }
             Self::MailboxDeleted { at_unix_ms }
             | Self::MessageExpunged { at_unix_ms }
-            | Self::AppPasswordsRevoked { at_unix_ms } => {
+            | Self::AppPasswordsRevoked { at_unix_ms }
+            | Self::AccountReopened { at_unix_ms }
+            | Self::AccountPurged { at_unix_ms } => {
                 writer.i64(*at_unix_ms);
+            }
+            Self::AccountClosed { closed_unix_ms, purge_after_unix_ms } => {
+                writer.i64(*closed_unix_ms).i64(*purge_after_unix_ms);
             }
             Self::MessageAppended { internal_date_unix_ms, flags, digest, body } => {
                 writer = ByteWriter::with_capacity(body.len() + 64);
@@ -409,6 +441,11 @@ impl Record {
             RecordKind::AppPasswordsRevoked => Self::AppPasswordsRevoked { at_unix_ms: reader.i64()? },
             RecordKind::AccessRecorded => Self::AccessRecorded { event: AccessEvent::decode(&mut reader)? },
             RecordKind::AccountSnapshot => return Ok(Self::AccountSnapshot { encoded: payload }),
+            RecordKind::AccountClosed => {
+                Self::AccountClosed { closed_unix_ms: reader.i64()?, purge_after_unix_ms: reader.i64()? }
+            }
+            RecordKind::AccountReopened => Self::AccountReopened { at_unix_ms: reader.i64()? },
+            RecordKind::AccountPurged => Self::AccountPurged { at_unix_ms: reader.i64()? },
             RecordKind::SegmentSealed => {
                 Self::SegmentSealed { record_count: reader.u64()?, records_end: reader.u64()?, digest: reader.array()? }
             }

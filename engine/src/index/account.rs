@@ -26,6 +26,16 @@ pub struct Account {
     /// The newest login attempts, oldest first. Older ones stay in the log only until a
     /// snapshot of the account (compaction, prune) supersedes their records.
     pub access_log: VecDeque<AccessEvent>,
+    /// Set while the account is closed: unreachable, and purged once its time comes.
+    pub closure: Option<Closure>,
+}
+
+/// A closed account's schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closure {
+    pub closed_unix_ms: i64,
+    /// From this instant on the purge may run (the lifecycle timer runs it).
+    pub purge_after_unix_ms: i64,
 }
 
 /// A per-device password, revocable all at once (remote logout).

@@ -55,7 +55,16 @@ impl Index {
             | Record::AccountSnapshot { .. }
             | Record::KeyWrapped { .. }
             | Record::RecordIdFloor
+            | Record::AccountPurged { .. }
             | Record::SegmentSealed { .. } => Ok(()),
+            Record::AccountClosed { closed_unix_ms, purge_after_unix_ms } => {
+                account.closure = Some(super::Closure { closed_unix_ms, purge_after_unix_ms });
+                Ok(())
+            }
+            Record::AccountReopened { .. } => {
+                account.closure = None;
+                Ok(())
+            }
             Record::MailboxCreated { .. } | Record::MailboxRenamed { .. } | Record::MailboxDeleted { .. } => {
                 apply_mailbox_record(account, &context, record)
             }
@@ -90,6 +99,7 @@ impl Index {
                 password_hash: None,
                 app_passwords: Vec::new(),
                 access_log: std::collections::VecDeque::new(),
+                closure: None,
             },
         );
         Ok(())

@@ -10,7 +10,9 @@ mod apply;
 mod snapshot;
 mod usage;
 
-pub use account::{ACCESS_LOG_ENTRIES_MAX, Account, AppPassword, BlobLocation, DeletedMessage, Mailbox, MessageEntry};
+pub use account::{
+    ACCESS_LOG_ENTRIES_MAX, Account, AppPassword, BlobLocation, Closure, DeletedMessage, Mailbox, MessageEntry,
+};
 pub use apply::{ApplyError, RecordLocation};
 pub use usage::BlobUsage;
 
@@ -22,6 +24,8 @@ pub struct Index {
     accounts: HashMap<u64, Account>,
     account_ids: HashMap<String, u64>,
     blobs: HashMap<u64, BlobLocation>,
+    /// Ids of purged accounts: never handed out again, and their records are skipped.
+    purged: std::collections::BTreeSet<u64>,
 }
 
 impl Index {
@@ -47,5 +51,33 @@ impl Index {
 
     pub fn blobs(&self) -> impl Iterator<Item = (&u64, &BlobLocation)> {
         self.blobs.iter()
+    }
+
+    pub fn is_purged(&self, account_id: u64) -> bool {
+        self.purged.contains(&account_id)
+    }
+
+    pub fn purged_accounts(&self) -> impl Iterator<Item = u64> + '_ {
+        self.purged.iter().copied()
+    }
+
+    /// Removes a purged account: its state, its name, and the places of its bodies (which no
+    /// one else references: copies stay inside one account). Returns the segments that held
+    /// those bodies, so compaction can rewrite them. Idempotent.
+    pub fn purge_account(&mut self, account_id: u64) -> std::collections::BTreeSet<u64> {
+        self.purged.insert(account_id);
+        let mut segments = std::collections::BTreeSet::new();
+        let Some(account) = self.accounts.remove(&account_id) else { return segments };
+        if self.account_ids.get(&account.name) == Some(&account_id) {
+            self.account_ids.remove(&account.name);
+        }
+        let in_mailboxes = account.mailboxes.values().flat_map(|mailbox| mailbox.messages.values());
+        let deleted = account.deleted.iter().map(|deleted| &deleted.entry);
+        for entry in in_mailboxes.chain(deleted) {
+            if let Some(location) = self.blobs.remove(&entry.message.blob_record_id) {
+                segments.insert(location.segment_id);
+            }
+        }
+        segments
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use super::{Account, AppPassword, BlobLocation, DeletedMessage, Index, Mailbox, MessageEntry};
+use super::{Account, AppPassword, BlobLocation, Closure, DeletedMessage, Index, Mailbox, MessageEntry};
 use crate::format::{
     AccessEvent, ByteReader, ByteWriter, Flags, HASH_BYTES_MAX, LABEL_BYTES_MAX, MessageReference, NAME_BYTES_MAX,
     ReadError,
@@ -36,6 +36,10 @@ impl Index {
         writer.u32(self.accounts.len() as u32);
         for account in self.accounts.values() {
             encode_account(writer, account, |_| true);
+        }
+        writer.u32(self.purged.len() as u32);
+        for account_id in &self.purged {
+            writer.u64(*account_id);
         }
     }
 
@@ -81,6 +85,9 @@ impl Index {
             index.account_ids.insert(account.name.clone(), account.id);
             index.accounts.insert(account.id, account);
         }
+        for _ in 0..count(reader, "purged account count")? {
+            index.purged.insert(reader.u64()?);
+        }
         Ok(index)
     }
 }
@@ -105,6 +112,10 @@ fn encode_account(writer: &mut ByteWriter, account: &Account, keep_deleted: impl
         encode_entry(writer, &deleted.entry);
         writer.i64(deleted.expunged_unix_ms);
     }
+    match &account.closure {
+        Some(closure) => writer.u8(1).i64(closure.closed_unix_ms).i64(closure.purge_after_unix_ms),
+        None => writer.u8(0),
+    };
 }
 
 fn encode_credentials(writer: &mut ByteWriter, account: &Account) {
@@ -153,6 +164,7 @@ fn decode_account(reader: &mut ByteReader<'_>) -> Result<Account, ReadError> {
         password_hash: None,
         app_passwords: Vec::new(),
         access_log: VecDeque::new(),
+        closure: None,
     };
     for _ in 0..count(reader, "mailbox count")? {
         let mut mailbox = Mailbox {
@@ -179,5 +191,10 @@ fn decode_account(reader: &mut ByteReader<'_>) -> Result<Account, ReadError> {
             expunged_unix_ms: reader.i64()?,
         });
     }
+    account.closure = match reader.u8()? {
+        0 => None,
+        1 => Some(Closure { closed_unix_ms: reader.i64()?, purge_after_unix_ms: reader.i64()? }),
+        _ => return Err(ReadError::Invalid { field: "closure" }),
+    };
     Ok(account)
 }

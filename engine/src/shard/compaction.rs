@@ -24,6 +24,9 @@ use crate::segment::{ScanEnd, ScanStart, scan_segment, segment_name};
 /// left uncompacted rather than risk it.
 pub(super) const SNAPSHOT_BYTES_MAX: usize = crate::format::RECORD_PAYLOAD_BYTES_MAX - 1024;
 
+/// Bytes copied per background step under an IO budget (one commit and fdatasync each).
+const BACKGROUND_STEP_BYTES: usize = 1024 * 1024;
+
 use super::emit::Place;
 use super::{BATCH_BYTES_MAX, Batch, Shard};
 
@@ -35,6 +38,92 @@ pub(crate) struct CompactionJob {
     cursor: usize,
     usage: BlobUsage,
     accounts: BTreeSet<u64>,
+}
+
+/// A victim being read and verified by a task of its own.
+#[derive(Debug)]
+pub(crate) struct VictimRead {
+    victim: u64,
+    usage: BlobUsage,
+    pub(crate) done: flume::Receiver<Result<VerifiedVictim, String>>,
+}
+
+/// A victim's bytes, all verified (every frame, the footer and its digest), and the accounts
+/// it mentions.
+#[derive(Debug)]
+pub(crate) struct VerifiedVictim {
+    bytes: Vec<u8>,
+    accounts: BTreeSet<u64>,
+}
+
+/// Reads the victim after verifying all of it: a segment covered by a checkpoint was not read
+/// at open, and one that is damaged must be reported and kept, never rewritten from a partial
+/// reading and removed.
+async fn read_victim<F: StorageFile>(file: &F, victim: u64) -> Result<VerifiedVictim, String> {
+    // One read; the scan verifies exactly the bytes the copy will use.
+    let size = file.size().await.map_err(|error| error.to_string())?;
+    let bytes = file.read_exact(0, size as usize).await.map_err(|error| error.to_string())?;
+    let file = VictimBytes(bytes);
+    let mut accounts = BTreeSet::new();
+    let collect = |frame: crate::segment::ScannedFrame| {
+        if frame.header.account_id != 0 {
+            accounts.insert(frame.header.account_id);
+        }
+        Ok(())
+    };
+    let end =
+        scan_segment(&file, victim, false, ScanStart::BEGINNING, collect).await.map_err(|error| error.to_string())?;
+    if !matches!(end, ScanEnd::Sealed { untrimmed_end: None, .. }) {
+        return Err("segment is not sealed and trimmed".into());
+    }
+    Ok(VerifiedVictim { bytes: file.0, accounts })
+}
+
+/// A victim's bytes, read once, as a read-only file for the scan.
+struct VictimBytes(Vec<u8>);
+
+impl StorageFile for VictimBytes {
+    async fn write_blocks(
+        &self,
+        buffer: crate::io::BlockBuffer,
+        _offset: u64,
+    ) -> (std::io::Result<()>, crate::io::BlockBuffer) {
+        (Err(read_only()), buffer)
+    }
+
+    async fn read_exact(&self, offset: u64, length: usize) -> std::io::Result<Vec<u8>> {
+        let start = usize::try_from(offset).map_err(|_| short())?;
+        let end = start.checked_add(length).ok_or_else(short)?;
+        self.0.get(start..end).map(<[u8]>::to_vec).ok_or_else(short)
+    }
+
+    async fn sync_data(&self) -> std::io::Result<()> {
+        Err(read_only())
+    }
+
+    async fn preallocate(&self, _length: u64) -> std::io::Result<()> {
+        Err(read_only())
+    }
+
+    async fn zero_range(&self, _offset: u64, _length: u64) -> std::io::Result<()> {
+        Err(read_only())
+    }
+
+    async fn set_len(&self, _length: u64) -> std::io::Result<()> {
+        Err(read_only())
+    }
+
+    async fn size(&self) -> std::io::Result<u64> {
+        Ok(self.0.len() as u64)
+    }
+}
+
+fn read_only() -> std::io::Error {
+    std::io::Error::other("a victim's bytes are read-only")
+}
+
+fn short() -> std::io::Error {
+    std::io::Error::from(std::io::ErrorKind::UnexpectedEof)
 }
 
 /// What compaction keeps of each segment: the bytes of bodies still needed.
@@ -70,15 +159,18 @@ impl<S: Storage> Shard<S> {
     #[allow(clippy::cast_precision_loss)] // byte counts stay far below 2^52: exact in an f64
     fn next_victim(&self, usage: &BlobUsage) -> Option<u64> {
         let active = self.active.segment_id();
-        if let Some(forced) = self.compaction_forced.iter().find(|segment| **segment != active) {
+        // The segment being rewritten is not a candidate again (the next is read meanwhile).
+        let in_progress = self.compaction_job.as_ref().map(|job| job.victim);
+        let available = |segment: &u64| *segment != active && Some(*segment) != in_progress;
+        if let Some(forced) = self.compaction_forced.iter().find(|segment| available(segment)) {
             return Some(*forced);
         }
         let per_segment = self.segment_usage(usage);
         self.sealed_segment_bytes
             .iter()
-            .filter(|(segment, _)| **segment != active)
+            .filter(|(segment, _)| available(segment))
             .filter(|(segment, _)| {
-                !self.compaction_rejected.contains(segment) && !self.compaction_skipped.contains(segment)
+                !self.compaction_rejected.contains_key(segment) && !self.compaction_skipped.contains(segment)
             })
             .map(|(segment, bytes)| {
                 let needed = per_segment.get(segment).map_or(0, |usage| usage.live_bytes + usage.retained_bytes);
@@ -87,6 +179,37 @@ impl<S: Storage> Shard<S> {
             .filter(|(_, share)| *share < self.config.compaction_live_ratio)
             .min_by(|left, right| left.1.total_cmp(&right.1))
             .map(|(segment, _)| segment)
+    }
+
+    /// A step's size: small in the background under a budget, so a delivery waits behind at
+    /// most about a millisecond of copying; a whole batch when someone waits or no budget is set.
+    fn compaction_step_bytes(&self) -> usize {
+        if self.compaction_waiters.is_empty() && self.config.compaction_bytes_per_second.is_some() {
+            BACKGROUND_STEP_BYTES
+        } else {
+            BATCH_BYTES_MAX
+        }
+    }
+
+    fn needed_bytes(&self, usage: &BlobUsage, segment: u64) -> u64 {
+        self.segment_usage(usage).get(&segment).map_or(0, |usage| usage.live_bytes + usage.retained_bytes)
+    }
+
+    /// How long background compaction must wait for its IO budget. A `compact` request (an
+    /// operator waiting for it) runs at full speed.
+    pub(super) fn compaction_pause(&mut self) -> Option<std::time::Duration> {
+        if self.compaction_waiters.is_empty() { self.compaction_budget.wait() } else { None }
+    }
+
+    /// The idle timer: look for work again. A segment once found not worth rewriting is looked
+    /// at again only if it needs fewer body bytes now (retention ended, mail was deleted).
+    pub(super) fn compaction_tick(&mut self) {
+        let usage = self.blob_usage();
+        let per_segment = self.segment_usage(&usage);
+        self.compaction_rejected.retain(|segment, needed_then| {
+            per_segment.get(segment).map_or(0, |usage| usage.live_bytes + usage.retained_bytes) >= *needed_then
+        });
+        self.compaction_wanted = true;
     }
 
     /// Does one bounded step; returns whether compaction has more to do.
@@ -102,22 +225,45 @@ impl<S: Storage> Shard<S> {
             }
         }
         if self.compaction_job.is_none() {
-            let usage = self.blob_usage();
-            let Some(victim) = self.next_victim(&usage) else {
-                self.compaction_forced.clear();
-                return false;
+            let Some(reading) = self.compaction_reading.take() else {
+                let usage = self.blob_usage();
+                let Some(victim) = self.next_victim(&usage) else {
+                    self.compaction_forced.clear();
+                    return false;
+                };
+                if let Err(reason) = self.start_reading(victim, usage) {
+                    self.skip_victim(victim, &reason);
+                }
+                return true;
             };
-            match self.start_job(victim, usage).await {
+            let read = match reading.done.try_recv() {
+                Ok(read) => read,
+                Err(flume::TryRecvError::Empty) => {
+                    self.compaction_reading = Some(reading);
+                    return true; // `next_request` waits for it
+                }
+                Err(flume::TryRecvError::Disconnected) => Err("the read task stopped".to_owned()),
+            };
+            let VictimRead { victim, usage, .. } = reading;
+            let needed = self.needed_bytes(&usage, victim);
+            match read.and_then(|read| self.start_job(victim, usage, read)) {
                 Ok(job) if !self.compaction_forced.contains(&victim) && !self.worth_compacting(&job) => {
                     // Its metadata is still current: not worth it until something changes.
-                    self.compaction_rejected.insert(victim);
+                    self.compaction_rejected.insert(victim, needed);
                     return true;
                 }
-                Ok(job) => self.compaction_job = Some(job),
+                Ok(job) => {
+                    self.compaction_job = Some(job);
+                    // Read the next victim while this one is copied: reads and writes overlap.
+                    let usage = self.blob_usage();
+                    if let Some(next) = self.next_victim(&usage)
+                        && let Err(reason) = self.start_reading(next, usage)
+                    {
+                        self.skip_victim(next, &reason);
+                    }
+                }
                 Err(reason) => {
-                    tracing::error!(shard = self.config.shard_id, segment = victim, %reason, "compaction leaves the segment as it is");
-                    self.compaction_forced.remove(&victim);
-                    self.compaction_skipped.insert(victim);
+                    self.skip_victim(victim, &reason);
                     return true; // other segments may still qualify
                 }
             }
@@ -135,6 +281,7 @@ impl<S: Storage> Shard<S> {
         if finished {
             self.supersede_accounts(&job, &mut batch);
         }
+        self.compaction_budget.spend(batch.frames.len() as u64);
         self.commit(batch).await;
         if self.failure.is_some() {
             return false;
@@ -145,6 +292,12 @@ impl<S: Storage> Shard<S> {
         }
         self.finish_job(job).await;
         true
+    }
+
+    fn skip_victim(&mut self, victim: u64, reason: &str) {
+        tracing::error!(shard = self.config.shard_id, segment = victim, %reason, "compaction leaves the segment as it is");
+        self.compaction_forced.remove(&victim);
+        self.compaction_skipped.insert(victim);
     }
 
     /// The full liveness test, made once the segment is read: needed bodies plus metadata
@@ -175,33 +328,30 @@ impl<S: Storage> Shard<S> {
         (live_bytes as f64) < self.config.compaction_live_ratio * record_bytes(job.bytes.len() as u64) as f64
     }
 
-    /// Reads the victim after verifying all of it (every frame, the footer and its digest): a
-    /// segment covered by a checkpoint was not read at open, and one that is damaged must be
-    /// reported and kept, never rewritten from a partial reading and removed. Every account it
-    /// mentions must fit in one snapshot record, or the segment cannot be superseded.
-    async fn start_job(&self, victim: u64, usage: BlobUsage) -> Result<CompactionJob, String> {
-        let file = self.readers.get(&victim).ok_or("segment has no reader")?;
-        let mut accounts = BTreeSet::new();
-        let collect = |frame: crate::segment::ScannedFrame| {
-            if frame.header.account_id != 0 {
-                accounts.insert(frame.header.account_id);
-            }
-            Ok(())
-        };
-        let end = scan_segment(&**file, victim, false, ScanStart::BEGINNING, collect)
-            .await
-            .map_err(|error| error.to_string())?;
-        if !matches!(end, ScanEnd::Sealed { untrimmed_end: None, .. }) {
-            return Err("segment is not sealed and trimmed".into());
-        }
+    /// Starts reading the victim on a task of its own, so requests are served while it is read
+    /// and verified (a whole segment: tens of milliseconds the shard would otherwise stall).
+    fn start_reading(&mut self, victim: u64, usage: BlobUsage) -> Result<(), String> {
+        let file = self.readers.get(&victim).ok_or("segment has no reader")?.clone();
+        let (sender, done) = flume::bounded(1);
+        compio::runtime::spawn(async move {
+            let _ = sender.send(read_victim(&*file, victim).await);
+        })
+        .detach();
+        self.compaction_reading = Some(VictimRead { victim, usage, done });
+        Ok(())
+    }
+
+    /// The job, once its victim is read and verified. Every account the segment mentions must
+    /// fit in one snapshot record, or the segment cannot be superseded.
+    fn start_job(&mut self, victim: u64, usage: BlobUsage, read: VerifiedVictim) -> Result<CompactionJob, String> {
+        let VerifiedVictim { bytes, accounts } = read;
         for &account_id in &accounts {
             let size = self.index.encode_account_snapshot(account_id, |_| true).map_or(0, |encoded| encoded.len());
             if size > SNAPSHOT_BYTES_MAX {
                 return Err(format!("account {account_id} needs a {size}-byte snapshot, above the record limit"));
             }
         }
-        let size = file.size().await.map_err(|error| error.to_string())?;
-        let bytes = file.read_exact(0, size as usize).await.map_err(|error| error.to_string())?;
+        self.compaction_budget.spend(bytes.len() as u64);
         Ok(CompactionJob { victim, bytes, cursor: BLOCK_BYTES, usage, accounts })
     }
 
@@ -212,7 +362,8 @@ impl<S: Storage> Shard<S> {
         batch: &mut Batch,
         relocated: &mut Vec<(u64, RecordLocation)>,
     ) {
-        while job.cursor < job.bytes.len() && batch.frames.len() < BATCH_BYTES_MAX {
+        let step_bytes = self.compaction_step_bytes();
+        while job.cursor < job.bytes.len() && batch.frames.len() < step_bytes {
             let frame = match decode_frame(&job.bytes[job.cursor..]) {
                 Ok(FrameDecode::Frame(frame)) if frame.header.kind != RecordKind::SegmentSealed as u8 => frame,
                 // The footer: `start_job` verified every frame before it.
@@ -230,7 +381,16 @@ impl<S: Storage> Shard<S> {
                 .index
                 .blob(header.record_id)
                 .is_some_and(|location| location.segment_id == job.victim && location.offset == job.cursor as u64);
-            if header.kind == RecordKind::MessageAppended as u8 && here && job.usage.is_needed(header.record_id) {
+            if header.kind == RecordKind::AccountPurged as u8 {
+                // Carried forward forever (clear, a few dozen bytes): replay must always learn
+                // that the account is gone, or it would wait for a key that no longer exists.
+                let start = batch.frames.len();
+                batch.frames.extend_from_slice(&job.bytes[job.cursor..job.cursor + encoded_bytes]);
+                set_frame_flags(&mut batch.frames[start..], 0);
+                batch.last_frame_start = start;
+                batch.frame_count += 1;
+            } else if header.kind == RecordKind::MessageAppended as u8 && here && job.usage.is_needed(header.record_id)
+            {
                 let start = batch.frames.len();
                 let location = RecordLocation {
                     segment_id: self.active.segment_id(),

@@ -13,12 +13,14 @@ mod compaction;
 mod credentials;
 mod emit;
 mod pipeline;
+mod lifecycle;
 mod plan;
 mod prune;
 mod query;
 mod recovery;
 pub(crate) mod request;
 pub(crate) mod routing;
+mod throttle;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -54,6 +56,11 @@ pub(crate) struct ShardConfig {
     pub checkpoint_interval_records: u64,
     pub retention_ms: i64,
     pub clock: Arc<dyn Clock>,
+    /// Background compaction's IO budget (reads + writes); `None`: unthrottled.
+    pub compaction_bytes_per_second: Option<u64>,
+    /// How often an idle shard looks for segments that came to qualify for compaction (e.g.
+    /// because retention windows ended).
+    pub compaction_check_interval: std::time::Duration,
 }
 
 pub(crate) struct Shard<S: Storage> {
@@ -77,10 +84,14 @@ pub(crate) struct Shard<S: Storage> {
     sealed_segment_bytes: HashMap<u64, u64>,
     compaction_wanted: bool,
     compaction_job: Option<compaction::CompactionJob>,
+    /// The next victim, being read and verified off the request path.
+    compaction_reading: Option<compaction::VictimRead>,
     /// Segments to rewrite whatever their live share (they hold pruned mail).
     compaction_forced: std::collections::BTreeSet<u64>,
-    /// Segments found not worth compacting; looked at again after the next change.
-    compaction_rejected: std::collections::BTreeSet<u64>,
+    /// Segments found not worth compacting, with their needed body bytes then; looked at again
+    /// after the next change, or when a timer tick finds fewer bytes needed.
+    compaction_rejected: std::collections::BTreeMap<u64, u64>,
+    compaction_budget: throttle::IoBudget,
     /// Segments compaction could not read; left alone and reported.
     compaction_skipped: std::collections::BTreeSet<u64>,
     compaction_report: crate::api::CompactionReport,
@@ -128,24 +139,12 @@ impl<S: Storage> Shard<S> {
                     }
                     Err(flume::TryRecvError::Disconnected) => break,
                 }
-            } else if self.compaction_wanted {
-                // Compaction works only while no request waits, one bounded step at a time.
-                match receiver.try_recv() {
-                    Ok(request) => request,
-                    Err(flume::TryRecvError::Empty) => {
-                        self.compaction_wanted = self.compaction_step().await;
-                        if !self.compaction_wanted {
-                            self.answer_compaction_waiters();
-                        }
-                        continue;
-                    }
-                    Err(flume::TryRecvError::Disconnected) => break,
-                }
             } else {
-                let Ok(request) = receiver.recv_async().await else { break };
+                let Some(request) = self.next_request(&receiver).await else { break };
                 request
             };
             let mut batch = Batch::default();
+            let mut rewrap_waiters = Vec::new();
             let mut next = Some(first);
             let mut taken = 0;
             while let Some(request) = next.take() {
@@ -159,6 +158,7 @@ impl<S: Storage> Shard<S> {
                         self.compaction_wanted = true;
                         self.compaction_rejected.clear();
                     }
+                    Request::RewrapKeys(reply) => rewrap_waiters.push(reply),
                 }
                 taken += 1;
                 if taken < BATCH_REQUESTS_MAX && batch.frames.len() < BATCH_BYTES_MAX && !shutting_down {
@@ -166,6 +166,20 @@ impl<S: Storage> Shard<S> {
                 }
             }
             self.start_commit(batch).await;
+            if !rewrap_waiters.is_empty() {
+                // Re-wrapping writes its own commits; those before it must be durable first.
+                self.drain_commits().await;
+                let result = self.rewrap_keys().await;
+                for reply in rewrap_waiters {
+                    let answer = match &result {
+                        Ok(count) => Ok(*count),
+                        Err(error) => {
+                            Err(crate::error::EngineError::Corrupt(format!("re-wrapping data keys: {error}")))
+                        }
+                    };
+                    let _ = reply.send(answer);
+                }
+            }
             self.after_commit().await;
         }
         self.drain_commits().await;
@@ -194,6 +208,55 @@ impl<S: Storage> Shard<S> {
             }
         } else {
             self.checkpoint().await;
+        }
+    }
+
+    /// The next request to serve. While none waits, background work runs: compaction steps
+    /// (one bounded step at a time, within the IO budget) and the idle timer's look for work.
+    /// `None` once the queue is closed.
+    async fn next_request(&mut self, receiver: &flume::Receiver<Request>) -> Option<Request> {
+        loop {
+            if !self.compaction_wanted {
+                let waited = compio::time::timeout(self.config.compaction_check_interval, receiver.recv_async()).await;
+                if let Ok(request) = waited {
+                    return request.ok();
+                }
+                self.compaction_tick();
+                continue;
+            }
+            match receiver.try_recv() {
+                Ok(request) => return Some(request),
+                Err(flume::TryRecvError::Disconnected) => return None,
+                Err(flume::TryRecvError::Empty) => {}
+            }
+            if let Some(reading) = &self.compaction_reading
+                && reading.done.is_empty()
+                && self.compaction_job.is_none()
+            {
+                // The victim is still being read: serve requests meanwhile.
+                match first_of(receiver.recv_async(), reading.done.recv_async()).await {
+                    Either::First(request) => return request.ok(),
+                    Either::Second(read) => {
+                        // Put it back for `compaction_step` to take.
+                        let (sender, done) = flume::bounded(1);
+                        let _ = sender.send(read.unwrap_or_else(|_| Err("the read task stopped".to_owned())));
+                        if let Some(reading) = &mut self.compaction_reading {
+                            reading.done = done;
+                        }
+                    }
+                }
+            }
+            if let Some(pause) = self.compaction_pause() {
+                // Over its IO budget: wait for a request or for the budget, whichever first.
+                if let Ok(request) = compio::time::timeout(pause, receiver.recv_async()).await {
+                    return request.ok();
+                }
+                continue;
+            }
+            self.compaction_wanted = self.compaction_step().await;
+            if !self.compaction_wanted {
+                self.answer_compaction_waiters();
+            }
         }
     }
 
@@ -251,4 +314,23 @@ impl<S: Storage> Shard<S> {
             reason: self.failure.clone().unwrap_or_default(),
         }
     }
+}
+
+enum Either<A, B> {
+    First(A),
+    Second(B),
+}
+
+/// Whichever of two futures completes first (the other is dropped; both used here are
+/// cancel-safe channel receives).
+async fn first_of<A: Future, B: Future>(first: A, second: B) -> Either<A::Output, B::Output> {
+    let mut first = std::pin::pin!(first);
+    let mut second = std::pin::pin!(second);
+    std::future::poll_fn(|context| {
+        if let std::task::Poll::Ready(value) = first.as_mut().poll(context) {
+            return std::task::Poll::Ready(Either::First(value));
+        }
+        second.as_mut().poll(context).map(Either::Second)
+    })
+    .await
 }

@@ -88,6 +88,10 @@ impl<S: Storage> Shard<S> {
 
     pub(super) fn account(&mut self, name: &str) -> Result<(&Account, Rc<RecordCipher>), EngineError> {
         let account_id = self.index.account_id(name).ok_or_else(|| EngineError::NoSuchAccount(name.to_owned()))?;
+        if let Some(closure) = self.index.account(account_id).and_then(|account| account.closure) {
+            let purge_after_unix_ms = closure.purge_after_unix_ms;
+            return Err(EngineError::AccountClosed { account: name.to_owned(), purge_after_unix_ms });
+        }
         let cipher =
             self.keys.cipher(account_id, &self.hsm).map_err(|error| EngineError::Corrupt(error.to_string()))?;
         let account = self.index.account(account_id).ok_or_else(|| EngineError::NoSuchAccount(name.to_owned()))?;
@@ -121,6 +125,11 @@ impl<S: Storage> Shard<S> {
             Mutation::RevokeAppPasswords { account } => self.revoke_app_passwords(&account, now, batch),
             Mutation::RecordAccess { account, event } => self.record_access(&account, event, batch),
             Mutation::PruneDeleted { account } => self.prune_deleted(&account, batch),
+            Mutation::CloseAccount { account, purge_delay_ms } => {
+                self.close_account(&account, purge_delay_ms, now, batch)
+            }
+            Mutation::ReopenAccount { account } => self.reopen_account(&account, now, batch),
+            Mutation::PurgeAccount { account } => self.purge_account(&account, now, batch),
         }
     }
 

@@ -46,7 +46,7 @@ impl<S: Storage> Shard<S> {
     pub(super) fn answer(&mut self, query: Query) {
         if self.failure.is_some() {
             match query {
-                Query::Accounts(reply) => respond(&reply, Err(self.failed_error())),
+                Query::Accounts(reply) | Query::DuePurges(reply) => respond(&reply, Err(self.failed_error())),
                 Query::Mailboxes { reply, .. } => respond(&reply, Err(self.failed_error())),
                 Query::Messages { reply, .. } => respond(&reply, Err(self.failed_error())),
                 Query::Fetch { reply, .. } => respond(&reply, Err(self.failed_error())),
@@ -54,6 +54,7 @@ impl<S: Storage> Shard<S> {
                 Query::Stats(reply) => respond(&reply, Err(self.failed_error())),
                 Query::Credentials { reply, .. } => respond(&reply, Err(self.failed_error())),
                 Query::AccessLog { reply, .. } => respond(&reply, Err(self.failed_error())),
+                Query::AccountStates(reply) => respond(&reply, Err(self.failed_error())),
             }
             return;
         }
@@ -68,6 +69,8 @@ impl<S: Storage> Shard<S> {
             Query::Messages { account, mailbox, reply } => respond(&reply, self.messages(&account, &mailbox)),
             Query::Deleted { account, reply } => respond(&reply, self.deleted(&account)),
             Query::Stats(reply) => respond(&reply, Ok(self.stats())),
+            Query::AccountStates(reply) => respond(&reply, Ok(self.account_states())),
+            Query::DuePurges(reply) => respond(&reply, Ok(self.due_purges())),
             Query::Credentials { account, reply } => respond(
                 &reply,
                 self.find_account(&account).map(|account| Credentials {
@@ -92,8 +95,16 @@ impl<S: Storage> Shard<S> {
         }
     }
 
+    /// An open account: a closed one is unreachable until reopened.
     fn find_account(&self, name: &str) -> Result<&Account, EngineError> {
-        self.index.account_by_name(name).ok_or_else(|| EngineError::NoSuchAccount(name.to_owned()))
+        let account = self.index.account_by_name(name).ok_or_else(|| EngineError::NoSuchAccount(name.to_owned()))?;
+        match account.closure {
+            None => Ok(account),
+            Some(closure) => Err(EngineError::AccountClosed {
+                account: name.to_owned(),
+                purge_after_unix_ms: closure.purge_after_unix_ms,
+            }),
+        }
     }
 
     fn messages(&self, account: &str, mailbox: &str) -> Result<(MailboxInfo, Vec<MessageInfo>), EngineError> {

@@ -5,7 +5,7 @@
 //! commit that was torn away (its ciphertext may survive in a disk image). After a restart the
 //! counter resumes `RECORD_ID_GAP` past the highest id seen, more than one commit can hold.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 
 use mailvault_hsm::{HsmSession, WrappedDek};
@@ -13,10 +13,10 @@ use mailvault_hsm::{HsmSession, WrappedDek};
 use super::checkpoint::{LoadedCheckpoint, load_checkpoint};
 use super::plan::UIDS_PER_REQUEST_MAX;
 use super::{BATCH_REQUESTS_MAX, Shard, ShardConfig};
-use crate::crypto::{KeyTable, KeyTableError};
+use crate::crypto::{KeyTable, KeyTableError, RecordCipher};
 use crate::error::OpenError;
-use crate::format::{BLOCK_BYTES, Record, RecordKind, SegmentHeader, align_up};
-use crate::index::{ApplyError, Index, RecordLocation};
+use crate::format::{BLOCK_BYTES, FrameDecode, FrameHeader, Record, RecordKind, SegmentHeader, align_up, decode_frame};
+use crate::index::{ApplyError, BlobLocation, Index, RecordLocation};
 use crate::io::{Storage, StorageFile};
 use crate::segment::{
     ActiveSegment, ScanEnd, ScanError, ScanStart, ScannedFrame, TEMPORARY_SUFFIX, parse_segment_name, scan_segment,
@@ -39,18 +39,43 @@ struct Replay<'a> {
     /// Accounts with a record that no longer fits the replayed state (its predecessors were
     /// compacted away), and why. Each must be superseded by a later snapshot of the account.
     awaiting_snapshot: HashMap<u64, String>,
+    /// Records waiting for a usable key of their account, in log order, by place only (they
+    /// are read again from disk when the key appears, so a full replay after a KEK rotation,
+    /// which meets every account's old key first, never holds the store's mail in memory).
+    pending: BTreeMap<u64, Vec<RecordLocation>>,
+    /// Accounts whose latest wrapped key did not unwrap, and why (until a newer one appears).
+    unusable: HashMap<u64, String>,
+    /// Accounts with pending records whose key now unwraps: applied after the current segment.
+    ready: BTreeSet<u64>,
 }
 
 impl Replay<'_> {
     fn new(hsm: &HsmSession, index: Index, keys: KeyTable, max_record_id: u64) -> Replay<'_> {
-        Replay { index, keys, hsm, max_record_id, awaiting_snapshot: HashMap::new() }
+        Replay {
+            index,
+            keys,
+            hsm,
+            max_record_id,
+            awaiting_snapshot: HashMap::new(),
+            pending: BTreeMap::new(),
+            unusable: HashMap::new(),
+            ready: BTreeSet::new(),
+        }
     }
 
     fn apply(&mut self, segment_id: u64, frame: ScannedFrame) -> Result<(), String> {
         let header = frame.header;
+        let account_id = header.account_id;
         self.max_record_id = self.max_record_id.max(header.record_id);
         let kind = RecordKind::from_u8(header.kind).ok_or_else(|| format!("unknown record kind {}", header.kind))?;
         let location = RecordLocation { segment_id, offset: frame.offset, frame_bytes: frame.frame_bytes };
+        if kind == RecordKind::AccountPurged {
+            self.forget_purged(account_id);
+            return Ok(());
+        }
+        if account_id != 0 && self.index.is_purged(account_id) {
+            return Ok(()); // a purged account's records are dead, and its key is gone
+        }
         if kind == RecordKind::MessageAppended {
             // Where a body lives is in the clear header: learn it even when the record cannot be
             // applied yet (its account's key record was compacted away and rewritten later).
@@ -64,24 +89,73 @@ impl Replay<'_> {
         }
         if kind == RecordKind::KeyWrapped {
             let wrapped = WrappedDek::from_bytes(&frame.payload).map_err(|error| error.to_string())?;
-            self.keys.insert(header.account_id, wrapped);
+            self.keys.insert(account_id, wrapped);
+            self.unusable.remove(&account_id);
+            if self.pending.contains_key(&account_id) {
+                match self.keys.cipher(account_id, self.hsm) {
+                    Ok(_) => {
+                        self.ready.insert(account_id);
+                    }
+                    Err(error) => {
+                        self.unusable.insert(account_id, error.to_string());
+                    }
+                }
+            }
             return Ok(());
         }
         if kind.is_clear() {
             return Ok(()); // the record-id floor: its id was counted above; nothing to apply
         }
-        let cipher = match self.keys.cipher(header.account_id, self.hsm) {
-            Ok(cipher) => cipher,
-            Err(KeyTableError::Missing { .. }) => {
-                // Its key record was compacted away with it: a later snapshot must supersede it.
-                self.awaiting_snapshot.entry(header.account_id).or_insert_with(|| "its data key is gone".into());
-                return Ok(());
+        if let Some(waiting) = self.pending.get_mut(&account_id) {
+            waiting.push(location); // after earlier records still waiting: order is kept
+            return Ok(());
+        }
+        if let Some(cipher) = self.usable_cipher(account_id) {
+            return self.apply_sealed(header, kind, frame.payload, location, &cipher);
+        }
+        self.pending.entry(account_id).or_default().push(location);
+        Ok(())
+    }
+
+    /// The account's cipher, or `None` (reason kept in `unusable`) if it has no key, or its
+    /// key is wrapped under a KEK this HSM no longer has (destroyed by a purge).
+    fn usable_cipher(&mut self, account_id: u64) -> Option<Rc<RecordCipher>> {
+        if self.unusable.contains_key(&account_id) {
+            return None;
+        }
+        match self.keys.cipher(account_id, self.hsm) {
+            Ok(cipher) => Some(cipher),
+            Err(error) => {
+                let reason = match error {
+                    KeyTableError::Missing { .. } => "its data key is gone".to_owned(),
+                    other => other.to_string(),
+                };
+                self.unusable.insert(account_id, reason);
+                None
             }
-            Err(error) => return Err(error.to_string()),
-        };
-        let plaintext = cipher.open(&header, frame.payload).map_err(|error| error.to_string())?;
+        }
+    }
+
+    fn apply_sealed(
+        &mut self,
+        header: FrameHeader,
+        kind: RecordKind,
+        payload: Vec<u8>,
+        location: RecordLocation,
+        cipher: &RecordCipher,
+    ) -> Result<(), String> {
+        let plaintext = cipher.open(&header, payload).map_err(|error| error.to_string())?;
         let record = Record::decode(kind, plaintext).map_err(|error| error.to_string())?;
-        match self.index.apply(&header, record, location) {
+        // A body applied late (it waited for its key) must not move back over a relocated copy
+        // seen since: the place learned last, from the clear headers, stays.
+        let latest_place =
+            if kind == RecordKind::MessageAppended { self.index.blob(header.record_id).copied() } else { None };
+        let applied = self.index.apply(&header, record, location);
+        if let Some(place) = latest_place {
+            let BlobLocation { segment_id, offset, frame_bytes } = place;
+            self.index.relocate_blob(header.record_id, RecordLocation { segment_id, offset, frame_bytes });
+        }
+        match applied {
             Ok(()) if kind == RecordKind::AccountSnapshot => {
                 self.awaiting_snapshot.remove(&header.account_id);
                 Ok(())
@@ -95,8 +169,43 @@ impl Replay<'_> {
         }
     }
 
+    /// An `AccountPurged` record: whatever of the account waits or was applied is dropped.
+    fn forget_purged(&mut self, account_id: u64) {
+        self.pending.remove(&account_id);
+        self.ready.remove(&account_id);
+        self.unusable.remove(&account_id);
+        self.awaiting_snapshot.remove(&account_id);
+        self.index.purge_account(account_id);
+        self.keys.remove(account_id);
+    }
+
+    /// Applies, in log order, the waiting records of every account whose key became usable
+    /// during the segment just scanned, reading them again from their segments.
+    async fn apply_ready<F: StorageFile>(&mut self, files: &HashMap<u64, Rc<F>>) -> Result<(), String> {
+        for account_id in std::mem::take(&mut self.ready) {
+            let Some(cipher) = self.usable_cipher(account_id) else { continue };
+            for location in self.pending.remove(&account_id).unwrap_or_default() {
+                let file = files.get(&location.segment_id).ok_or("a waiting record's segment is gone")?;
+                let bytes = file
+                    .read_exact(location.offset, location.frame_bytes as usize)
+                    .await
+                    .map_err(|error| format!("reading a record again: {error}"))?;
+                let Ok(FrameDecode::Frame(frame)) = decode_frame(&bytes) else {
+                    return Err(format!("the record at offset {} changed since it was scanned", location.offset));
+                };
+                let kind = RecordKind::from_u8(frame.header.kind).ok_or("unknown record kind")?;
+                self.apply_sealed(frame.header, kind, frame.payload.to_vec(), location, &cipher)?;
+            }
+        }
+        Ok(())
+    }
+
     /// After the whole log: every inconsistency was superseded, every body has a place.
     fn finish(mut self, segments: &HashMap<u64, Rc<impl StorageFile>>) -> Result<(Index, KeyTable, u64), String> {
+        if let Some((account_id, _)) = self.pending.iter().next() {
+            let reason = self.unusable.get(account_id).map_or("its data key is gone", String::as_str);
+            return Err(format!("account {account_id}: no usable data key ({reason}), and it was not purged"));
+        }
         if let Some((account_id, reason)) = self.awaiting_snapshot.iter().next() {
             return Err(format!("account {account_id}: {reason}, and no later snapshot supersedes it"));
         }
@@ -170,6 +279,10 @@ pub(crate) async fn open_shard<S: Storage>(
                 readers.insert(segment_id, Rc::new(storage.open(&name, false).await?));
             }
         }
+        replay
+            .apply_ready(&readers)
+            .await
+            .map_err(|reason| OpenError::Shard { shard_id, source: crate::error::EngineError::Corrupt(reason) })?;
     }
     let active = if let Some(active) = active {
         active
@@ -186,13 +299,9 @@ pub(crate) async fn open_shard<S: Storage>(
         .map_err(|reason| OpenError::Shard { shard_id, source: crate::error::EngineError::Corrupt(reason) })?;
     let shard_base = u64::from(shard_id) << SHARD_ID_SHIFT;
     let next_record_id = if max_record_id == 0 { shard_base + 1 } else { max_record_id + RECORD_ID_GAP };
-    let next_account_number = index.accounts().map(|account| (account.id & LOCAL_ID_MASK) + 1).max().unwrap_or(1);
-    let mut sealed_segment_bytes = HashMap::new();
-    for (segment_id, reader) in &readers {
-        if *segment_id != active.segment_id() {
-            sealed_segment_bytes.insert(*segment_id, reader.size().await?);
-        }
-    }
+    let next_account_number = next_account_number(&index);
+    let sealed_segment_bytes = sealed_sizes(&readers, active.segment_id()).await?;
+    let config_budget = config.compaction_bytes_per_second;
     let mut shard = Shard {
         config,
         storage,
@@ -211,15 +320,43 @@ pub(crate) async fn open_shard<S: Storage>(
         // Look for work at once: retention windows may have ended while the store was closed.
         compaction_wanted: true,
         compaction_job: None,
+        compaction_reading: None,
         compaction_forced: std::collections::BTreeSet::new(),
         compaction_skipped: std::collections::BTreeSet::new(),
-        compaction_rejected: std::collections::BTreeSet::new(),
+        compaction_rejected: std::collections::BTreeMap::new(),
+        compaction_budget: super::throttle::IoBudget::new(config_budget),
         compaction_report: crate::api::CompactionReport::default(),
         compaction_waiters: Vec::new(),
         pipeline: super::pipeline::Pipeline::default(),
     };
     shard.commit_record_id_floor().await?;
     Ok(shard)
+}
+
+/// The size of every segment but the active one.
+async fn sealed_sizes<F: StorageFile>(
+    readers: &HashMap<u64, Rc<F>>,
+    active: u64,
+) -> std::io::Result<HashMap<u64, u64>> {
+    let mut sizes = HashMap::new();
+    for (segment_id, reader) in readers {
+        if *segment_id != active {
+            sizes.insert(*segment_id, reader.size().await?);
+        }
+    }
+    Ok(sizes)
+}
+
+/// One past the highest local account number ever used. Purged ids count too: an id is never
+/// handed out twice (old records of it stay in the log).
+fn next_account_number(index: &Index) -> u64 {
+    index
+        .accounts()
+        .map(|account| account.id)
+        .chain(index.purged_accounts())
+        .map(|account_id| (account_id & LOCAL_ID_MASK) + 1)
+        .max()
+        .unwrap_or(1)
 }
 
 /// The shard's segment ids in log order, after removing what a crash left half-created.

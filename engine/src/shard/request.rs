@@ -1,8 +1,8 @@
 //! What frontends ask of a shard, and what it answers.
 
 use crate::api::{
-    AccessEvent, CompactionReport, Credentials, DeletedMessageId, DeletedMessageInfo, FlagChange, Flags, MailboxInfo,
-    Message, MessageInfo, ShardStats,
+    AccessEvent, AccountState, CompactionReport, Credentials, DeletedMessageId, DeletedMessageInfo, FlagChange, Flags,
+    MailboxInfo, Message, MessageInfo, ShardStats,
 };
 use crate::error::EngineError;
 
@@ -12,20 +12,83 @@ pub(crate) type Reply<T> = flume::Sender<Result<T, EngineError>>;
 /// and answered only once durable.
 #[derive(Debug)]
 pub(crate) enum Mutation {
-    CreateAccount { account: String },
-    CreateMailbox { account: String, name: String },
-    RenameMailbox { account: String, from: String, to: String },
-    DeleteMailbox { account: String, name: String },
-    Append { account: String, mailbox: String, body: Vec<u8>, flags: Flags, internal_date_unix_ms: Option<i64> },
-    ChangeFlags { account: String, mailbox: String, uids: Vec<u32>, change: FlagChange },
-    Copy { account: String, from: String, uids: Vec<u32>, to: String, remove_source: bool },
-    Expunge { account: String, mailbox: String, uids: Vec<u32> },
-    Restore { account: String, deleted: DeletedMessageId },
-    SetPassword { account: String, password_hash: String },
-    AddAppPassword { account: String, label: String, password_hash: String },
-    RevokeAppPasswords { account: String },
-    RecordAccess { account: String, event: AccessEvent },
-    PruneDeleted { account: String },
+    CreateAccount {
+        account: String,
+    },
+    CreateMailbox {
+        account: String,
+        name: String,
+    },
+    RenameMailbox {
+        account: String,
+        from: String,
+        to: String,
+    },
+    DeleteMailbox {
+        account: String,
+        name: String,
+    },
+    Append {
+        account: String,
+        mailbox: String,
+        body: Vec<u8>,
+        flags: Flags,
+        internal_date_unix_ms: Option<i64>,
+    },
+    ChangeFlags {
+        account: String,
+        mailbox: String,
+        uids: Vec<u32>,
+        change: FlagChange,
+    },
+    Copy {
+        account: String,
+        from: String,
+        uids: Vec<u32>,
+        to: String,
+        remove_source: bool,
+    },
+    Expunge {
+        account: String,
+        mailbox: String,
+        uids: Vec<u32>,
+    },
+    Restore {
+        account: String,
+        deleted: DeletedMessageId,
+    },
+    SetPassword {
+        account: String,
+        password_hash: String,
+    },
+    AddAppPassword {
+        account: String,
+        label: String,
+        password_hash: String,
+    },
+    RevokeAppPasswords {
+        account: String,
+    },
+    RecordAccess {
+        account: String,
+        event: AccessEvent,
+    },
+    PruneDeleted {
+        account: String,
+    },
+    /// Close the account; purge it once `purge_delay_ms` has passed.
+    CloseAccount {
+        account: String,
+        purge_delay_ms: i64,
+    },
+    ReopenAccount {
+        account: String,
+    },
+    /// Purge a closed account: it leaves the index and the key table (crypto-shredding of its
+    /// key is the engine's job, across shards, after this commit).
+    PurgeAccount {
+        account: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,19 +102,47 @@ pub(crate) enum Outcome {
         uid: u32,
     },
     Count(u32),
+    /// An instant (Unix milliseconds): when a closed account will be purged.
+    At(i64),
 }
 
 /// Reads: answered from the index (and the disk, for message bodies).
 #[derive(Debug)]
 pub(crate) enum Query {
     Accounts(Reply<Vec<String>>),
-    Mailboxes { account: String, reply: Reply<Vec<MailboxInfo>> },
-    Messages { account: String, mailbox: String, reply: Reply<(MailboxInfo, Vec<MessageInfo>)> },
-    Fetch { account: String, mailbox: String, uid: u32, reply: Reply<Message> },
-    Deleted { account: String, reply: Reply<Vec<DeletedMessageInfo>> },
+    Mailboxes {
+        account: String,
+        reply: Reply<Vec<MailboxInfo>>,
+    },
+    Messages {
+        account: String,
+        mailbox: String,
+        reply: Reply<(MailboxInfo, Vec<MessageInfo>)>,
+    },
+    Fetch {
+        account: String,
+        mailbox: String,
+        uid: u32,
+        reply: Reply<Message>,
+    },
+    Deleted {
+        account: String,
+        reply: Reply<Vec<DeletedMessageInfo>>,
+    },
     Stats(Reply<ShardStats>),
-    Credentials { account: String, reply: Reply<Credentials> },
-    AccessLog { account: String, limit: usize, reply: Reply<Vec<AccessEvent>> },
+    Credentials {
+        account: String,
+        reply: Reply<Credentials>,
+    },
+    AccessLog {
+        account: String,
+        limit: usize,
+        reply: Reply<Vec<AccessEvent>>,
+    },
+    /// Every account with its state (open or closed), closed ones included.
+    AccountStates(Reply<Vec<AccountState>>),
+    /// Closed accounts whose purge time has passed (by the engine's clock).
+    DuePurges(Reply<Vec<String>>),
 }
 
 #[derive(Debug)]
@@ -63,5 +154,8 @@ pub(crate) enum Request {
     Query(Query),
     /// Compact every segment that qualifies; answered when compaction has nothing left to do.
     Compact(Reply<CompactionReport>),
+    /// Re-wrap every data key under the HSM's current KEK, commit the new `KeyWrapped`
+    /// records, and write a checkpoint: answered once all of it is durable (crypto-shredding).
+    RewrapKeys(Reply<u64>),
     Shutdown,
 }

@@ -19,6 +19,15 @@ pub enum AdminCommand {
     Logout { account: String },
     /// The newest access-log entries.
     AccessLog { account: String, limit: usize },
+    /// Every account with its state (open, or closed with its purge time).
+    AccountList,
+    /// Close an account (unreachable at once, its live sessions ended); purge after the delay
+    /// (days; the server's configured delay if `None`).
+    AccountClose { account: String, purge_after_days: Option<u32> },
+    /// Reopen a closed account before its purge.
+    AccountReopen { account: String },
+    /// Purge a closed account now: its mail is dead and its data key crypto-shredded.
+    AccountPurge { account: String },
 }
 
 impl fmt::Debug for AdminCommand {
@@ -30,6 +39,12 @@ impl fmt::Debug for AdminCommand {
             Self::AppPasswordAdd { account, label } => write!(formatter, "AppPasswordAdd({account}, {label})"),
             Self::Logout { account } => write!(formatter, "Logout({account})"),
             Self::AccessLog { account, limit } => write!(formatter, "AccessLog({account}, {limit})"),
+            Self::AccountList => write!(formatter, "AccountList"),
+            Self::AccountClose { account, purge_after_days } => {
+                write!(formatter, "AccountClose({account}, {purge_after_days:?})")
+            }
+            Self::AccountReopen { account } => write!(formatter, "AccountReopen({account})"),
+            Self::AccountPurge { account } => write!(formatter, "AccountPurge({account})"),
         }
     }
 }

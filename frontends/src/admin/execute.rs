@@ -58,7 +58,39 @@ pub async fn execute(
             Ok(format!("{account} logged out: {revoked} app passwords revoked, {ended} live sessions ended"))
         }
         AdminCommand::AccessLog { account, limit } => access_log(engine, &account, limit).await,
+        AdminCommand::AccountList => account_list(engine).await,
+        AdminCommand::AccountClose { account, purge_after_days } => {
+            let purge_at = engine.close_account(&account, purge_after_days).await?;
+            let ended = registry.map_or(0, |registry| registry.end_account(&account));
+            Ok(format!(
+                "account {account} closed ({ended} live sessions ended); purge scheduled at {}; `account reopen` undoes it until then",
+                format_unix_ms(purge_at)
+            ))
+        }
+        AdminCommand::AccountReopen { account } => {
+            engine.reopen_account(&account).await?;
+            Ok(format!("account {account} reopened"))
+        }
+        AdminCommand::AccountPurge { account } => {
+            let report = engine.purge_account(&account).await?;
+            Ok(format!(
+                "account {account} purged: {} data keys re-wrapped under KEK v{}, KEK versions {:?} destroyed",
+                report.rewrapped_keys, report.kek_version, report.destroyed_kek_versions
+            ))
+        }
     }
+}
+
+async fn account_list(engine: &Engine) -> Result<String, AdminError> {
+    let mut output = format!("{:<40}  {:<6}  purge at", "account", "state");
+    for state in engine.account_states().await? {
+        let (status, purge_at) = match state.purge_after_unix_ms {
+            Some(purge_at) => ("closed", format_unix_ms(purge_at)),
+            None => ("open", "-".to_owned()),
+        };
+        let _ = write!(output, "\n{:<40}  {status:<6}  {purge_at}", state.name);
+    }
+    Ok(output)
 }
 
 fn hash(hsm: &Hsm, password: &str) -> Result<String, AdminError> {

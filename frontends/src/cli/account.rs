@@ -1,7 +1,9 @@
-//! `account add|list|deleted|restore`, and the credential commands (in `credentials.rs`).
+//! `account add|list|close|reopen|purge|deleted|restore|prune`, and the credential commands (in
+//! `credentials.rs`).
 
 use clap::Subcommand;
 use mailvault_engine::{DeletedMessageId, block_on};
+use mailvault_frontends::admin::AdminCommand;
 
 use super::credentials::{self, AppPasswordCommand};
 use super::{Context, admin_command};
@@ -10,8 +12,26 @@ use super::{Context, admin_command};
 pub(crate) enum AccountCommand {
     /// Create an account (with its INBOX and its own data key, wrapped by the HSM).
     Add { account: String },
-    /// List every account.
+    /// List every account with its state (open, or closed and when it will be purged).
     List,
+    /// Close an account: unreachable at once (logins fail, delivery is refused, live sessions
+    /// end); purged after the delay unless reopened first.
+    Close {
+        account: String,
+        /// Days until the purge: 37 to 365 (default 37, or the server's `--account-purge-delay-days`).
+        #[arg(long)]
+        purge_after_days: Option<u32>,
+    },
+    /// Reopen a closed account before its purge: everything comes back.
+    Reopen { account: String },
+    /// Purge a closed account now: its mail becomes dead and its data key is crypto-shredded
+    /// (new KEK, every other key re-wrapped, old KEK destroyed). Needs `--now`: it cannot be undone.
+    Purge {
+        account: String,
+        /// Confirms: the account and all its mail are gone for good, backups included.
+        #[arg(long)]
+        now: bool,
+    },
     /// List an account's deleted messages that can still be restored.
     Deleted { account: String },
     /// Restore a deleted message (ids as printed by `account deleted`).
@@ -44,22 +64,31 @@ pub(crate) fn run(context: &Context, command: AccountCommand) -> anyhow::Result<
     // These also work while the server runs (through its admin socket).
     let command = match command {
         AccountCommand::Add { account } => {
-            return admin_command::run(context, mailvault_frontends::admin::AdminCommand::AccountAdd { account });
+            return admin_command::run(context, AdminCommand::AccountAdd { account });
         }
         AccountCommand::Password { account } => return credentials::set_password(context, account),
         AccountCommand::AppPassword(command) => return credentials::app_password(context, command),
         AccountCommand::Logout { account } => return credentials::logout(context, account),
         AccountCommand::AccessLog { account, limit } => return credentials::access_log(context, account, limit),
+        AccountCommand::List => return admin_command::run(context, AdminCommand::AccountList),
+        AccountCommand::Close { account, purge_after_days } => {
+            if let Some(days) = purge_after_days {
+                mailvault_engine::check_purge_delay_days(days)?;
+            }
+            return admin_command::run(context, AdminCommand::AccountClose { account, purge_after_days });
+        }
+        AccountCommand::Reopen { account } => {
+            return admin_command::run(context, AdminCommand::AccountReopen { account });
+        }
+        AccountCommand::Purge { account, now } => {
+            anyhow::ensure!(now, "purging cannot be undone: add --now to confirm");
+            return admin_command::run(context, AdminCommand::AccountPurge { account });
+        }
         other => other,
     };
     let engine = context.open_engine()?;
     block_on(async {
         match command {
-            AccountCommand::List => {
-                for account in engine.list_accounts().await? {
-                    println!("{account}");
-                }
-            }
             AccountCommand::Deleted { account } => {
                 println!("{:>10} {:>8} {:>10} {:>14} mailbox", "mailbox-id", "uid", "bytes", "restorable-for");
                 let now = std::time::SystemTime::now()

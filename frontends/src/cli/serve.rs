@@ -58,6 +58,16 @@ pub(crate) struct ServeArguments {
     /// Most connections open at once, all listeners together.
     #[arg(long, env = "MAILVAULT_CONNECTIONS_MAX", default_value_t = mailvault_frontends::session::registry::CONNECTIONS_MAX)]
     connections_max: usize,
+    /// Days between `account close` and the account's purge (37 to 365).
+    #[arg(long, env = "MAILVAULT_ACCOUNT_PURGE_DELAY_DAYS", default_value_t = mailvault_engine::PURGE_DELAY_DAYS_DEFAULT)]
+    account_purge_delay_days: u32,
+    /// Background compaction's disk budget in MB/s, reads plus writes (0: unthrottled).
+    /// `mailvault compact` always runs at full speed.
+    #[arg(long, env = "MAILVAULT_COMPACTION_MB_PER_SECOND", default_value_t = 100)]
+    compaction_mb_per_second: u64,
+    /// Seconds between an idle shard's looks for segments that came to qualify for compaction.
+    #[arg(long, env = "MAILVAULT_COMPACTION_CHECK_SECONDS", default_value_t = 60)]
+    compaction_check_seconds: u64,
 }
 
 /// Creates the store if missing (keeping an existing one's shard count) and the HSM keys.
@@ -109,8 +119,14 @@ pub(crate) fn serve(context: &Context, arguments: &ServeArguments) -> anyhow::Re
     // Registered before any thread starts, so that no signal can arrive unhandled.
     let mut signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
     let hsm = context.hsm()?;
-    let engine = Engine::open(&context.engine_config(), &hsm)
-        .with_context(|| format!("opening store {}", context.data_dir.display()))?;
+    mailvault_engine::check_purge_delay_days(arguments.account_purge_delay_days)?;
+    let mut engine_config = context.engine_config();
+    engine_config.account_purge_delay_days = arguments.account_purge_delay_days;
+    engine_config.compaction_bytes_per_second =
+        (arguments.compaction_mb_per_second > 0).then(|| arguments.compaction_mb_per_second.saturating_mul(1_000_000));
+    engine_config.compaction_check_interval = std::time::Duration::from_secs(arguments.compaction_check_seconds.max(1));
+    let engine =
+        Engine::open(&engine_config, &hsm).with_context(|| format!("opening store {}", context.data_dir.display()))?;
     let server = RunningServer::start(engine.clone(), &hsm, &server_config(context, arguments))?;
     if server.generated_certificate() {
         println!("generated a self-signed TLS certificate: {}", server.certificate_path().display());

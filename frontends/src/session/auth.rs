@@ -86,7 +86,11 @@ impl Authenticator {
         let epoch = live.registry().logout_epoch(attempt.account);
         let credentials = match self.engine.credentials(attempt.account).await {
             Ok(credentials) => Some(credentials),
-            Err(EngineError::NoSuchAccount(_) | EngineError::InvalidInput { .. }) => None,
+            // A closed account fails like an unknown one: the password is still checked (same
+            // cost), and nothing tells the client the account exists.
+            Err(
+                EngineError::NoSuchAccount(_) | EngineError::InvalidInput { .. } | EngineError::AccountClosed { .. },
+            ) => None,
             Err(error) => {
                 tracing::error!(%error, "reading credentials");
                 return Err(LoginError::Unavailable);

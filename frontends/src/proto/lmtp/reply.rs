@@ -181,6 +181,12 @@ impl Reply {
         Self::new(550, Some(EnhancedStatus::new(5, 1, 1)), "No such user here")
     }
 
+    /// 550 5.2.1 for a recipient whose account is closed (RFC 3463: mailbox disabled, not
+    /// accepting messages): permanent, so the MTA bounces instead of retrying.
+    pub fn mailbox_disabled() -> Self {
+        Self::new(550, Some(EnhancedStatus::new(5, 2, 1)), "Mailbox disabled, not accepting messages")
+    }
+
     /// 451 4.3.0 for a failure of ours that the client should retry.
     pub fn local_error() -> Self {
         Self::new(451, Some(EnhancedStatus::new(4, 3, 0)), "Local error in processing, try again later")

@@ -41,6 +41,7 @@ impl Completion {
             EngineError::NoSuchMailbox(_) => Self::no("No such mailbox").with_code(ResponseCode::Nonexistent),
             EngineError::MailboxExists(_) => Self::no("Mailbox already exists").with_code(ResponseCode::AlreadyExists),
             EngineError::NoSuchMessage(_) => Self::no("No such message"),
+            EngineError::AccountClosed { .. } => Self::no("Account closed"),
             EngineError::InvalidInput { what, reason } => Self::no(format!("Invalid {what}: {reason}")),
             EngineError::MessageTooLarge { limit, .. } => {
                 Self::no(format!("Message is larger than {limit} bytes")).with_code(ResponseCode::Limit)

@@ -35,6 +35,7 @@ pub(super) async fn recipient<Io: SessionIo>(
             Reply::recipient_ok()
         }
         Ok(None) => Reply::no_such_user(),
+        Err(EngineError::AccountClosed { .. }) => Reply::mailbox_disabled(),
         Err(error) => {
             tracing::error!(%error, "looking up an LMTP recipient");
             Reply::local_error()
@@ -102,6 +103,7 @@ pub(super) async fn data<Io: SessionIo>(
             }
             Err(EngineError::MessageTooLarge { .. }) => Reply::message_too_large(),
             Err(EngineError::NoSuchAccount(_) | EngineError::NoSuchMailbox(_)) => Reply::no_such_user(),
+            Err(EngineError::AccountClosed { .. }) => Reply::mailbox_disabled(),
             Err(EngineError::InvalidInput { what, reason }) => {
                 Reply::new(554, Some(EnhancedStatus::new(5, 6, 0)), format!("Message refused: {what}: {reason}"))
             }
