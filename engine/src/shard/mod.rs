@@ -12,8 +12,8 @@ mod checkpoint;
 mod compaction;
 mod credentials;
 mod emit;
-mod pipeline;
 mod lifecycle;
+mod pipeline;
 mod plan;
 mod prune;
 mod query;
@@ -125,7 +125,10 @@ impl<S: Storage> Shard<S> {
     pub(crate) async fn run(mut self, receiver: flume::Receiver<Request>) {
         let mut shutting_down = false;
         while !shutting_down {
-            let first = if !self.pipeline.is_empty() {
+            let first = if self.pipeline.is_empty() {
+                let Some(request) = self.next_request(&receiver).await else { break };
+                request
+            } else {
                 // Commits are in flight: plan what is already waiting, else answer the oldest.
                 match receiver.try_recv() {
                     Ok(request) if !self.pipeline.is_full() => request,
@@ -139,9 +142,6 @@ impl<S: Storage> Shard<S> {
                     }
                     Err(flume::TryRecvError::Disconnected) => break,
                 }
-            } else {
-                let Some(request) = self.next_request(&receiver).await else { break };
-                request
             };
             let mut batch = Batch::default();
             let mut rewrap_waiters = Vec::new();

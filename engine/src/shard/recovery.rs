@@ -269,13 +269,8 @@ pub(crate) async fn open_shard<S: Storage>(
                 if let Some(reason) = torn {
                     tracing::warn!(shard = shard_id, segment = segment_id, offset = log_end, %reason, "cutting the torn tail of an unacknowledged commit");
                 }
-                let reserved_bytes = config.segment_bytes_max;
-                let file_size = clear_after(&file, log_end, reserved_bytes)
-                    .await
-                    .map_err(|source| recovery(ScanError::Io { segment_id, source }))?;
-                let sizes = (file_size, reserved_bytes);
-                active =
-                    Some(ActiveSegment::resume(file, segment_id, log_end, *digest, &tail_block, record_count, sizes));
+                let open = OpenTail { segment_id, log_end, digest: *digest, tail_block, record_count };
+                active = Some(resume_active(file, open, config.segment_bytes_max).await.map_err(recovery)?);
                 readers.insert(segment_id, Rc::new(storage.open(&name, false).await?));
             }
         }
@@ -369,6 +364,28 @@ async fn list_segments<S: Storage>(storage: &S, shard_id: u32) -> std::io::Resul
     let mut segment_ids: Vec<u64> = names.iter().filter_map(|name| parse_segment_name(name)).collect();
     segment_ids.sort_unstable();
     Ok(segment_ids)
+}
+
+/// Where the scan found the active segment's log to end.
+struct OpenTail {
+    segment_id: u64,
+    log_end: u64,
+    digest: blake3::Hasher,
+    tail_block: Vec<u8>,
+    record_count: u64,
+}
+
+/// Clears what a crashed commit left past the log and resumes appending there.
+async fn resume_active<F: StorageFile>(
+    file: F,
+    open: OpenTail,
+    reserved_bytes: u64,
+) -> Result<ActiveSegment<F>, ScanError> {
+    let OpenTail { segment_id, log_end, digest, tail_block, record_count } = open;
+    let file_size =
+        clear_after(&file, log_end, reserved_bytes).await.map_err(|source| ScanError::Io { segment_id, source })?;
+    let sizes = (file_size, reserved_bytes);
+    Ok(ActiveSegment::resume(file, segment_id, log_end, digest, &tail_block, record_count, sizes))
 }
 
 /// Trims the preallocated tail a crash left after a sealed segment's footer.
