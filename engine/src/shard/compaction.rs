@@ -26,9 +26,12 @@ pub(super) const SNAPSHOT_BYTES_MAX: usize = crate::format::RECORD_PAYLOAD_BYTES
 
 /// Bytes copied per background step under an IO budget (one commit and fdatasync each).
 const BACKGROUND_STEP_BYTES: usize = 1024 * 1024;
+/// Bytes copied per step when someone waits or no budget is set: large, since each step costs
+/// an fdatasync (requests are served between steps, so this bounds their wait too).
+const FULL_SPEED_STEP_BYTES: usize = 16 * 1024 * 1024;
 
 use super::emit::Place;
-use super::{BATCH_BYTES_MAX, Batch, Shard};
+use super::{Batch, Shard};
 
 /// A segment being compacted: its bytes, how far the copy got, and whom it concerns.
 #[derive(Debug)]
@@ -187,7 +190,7 @@ impl<S: Storage> Shard<S> {
         if self.compaction_waiters.is_empty() && self.config.compaction_bytes_per_second.is_some() {
             BACKGROUND_STEP_BYTES
         } else {
-            BATCH_BYTES_MAX
+            FULL_SPEED_STEP_BYTES
         }
     }
 
