@@ -404,6 +404,17 @@ impl Engine {
         Ok(total)
     }
 
+    /// Seals every shard's active segment that holds data, after every write acknowledged
+    /// before this call; returns, per shard (index = shard id), its sealed segments' ids at
+    /// that moment. Sealed segments never change: they are what a backup copies. Compaction may
+    /// remove one later, moving its live records into the active segment: a backup that finds
+    /// one gone before it copied it seals again. Pending compaction is finished first (as
+    /// `compact` does), so that sealed segments rarely vanish under a backup.
+    pub async fn seal_active(&self) -> Result<Vec<Vec<u64>>, EngineError> {
+        self.compact().await?;
+        self.query_all_requests(Request::Seal).await
+    }
+
     pub async fn stats(&self) -> Result<Vec<ShardStats>, EngineError> {
         self.query_all(Query::Stats).await
     }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod format;
 pub mod index;
 pub mod io;
+pub mod offline;
 pub mod segment;
 mod shard;
 mod store;

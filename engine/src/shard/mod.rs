@@ -7,14 +7,14 @@
 //! under load many appends share one fdatasync. Reads that arrive in a batch after a mutation
 //! are answered after its commit, so no one ever sees what is not durable.
 
-mod checkpoint;
+pub(crate) mod checkpoint;
 mod compaction;
 mod credentials;
 mod emit;
 mod plan;
 mod prune;
 mod query;
-mod recovery;
+pub(crate) mod recovery;
 pub(crate) mod request;
 pub(crate) mod routing;
 
@@ -81,6 +81,9 @@ pub(crate) struct Shard<S: Storage> {
     compaction_skipped: std::collections::BTreeSet<u64>,
     compaction_report: crate::api::CompactionReport,
     compaction_waiters: Vec<Reply<crate::api::CompactionReport>>,
+    /// Whether the active segment holds a record other than the record-id floors written at
+    /// opens: sealing it for a backup is needed only then (so an idle store seals nothing).
+    active_has_data: bool,
 }
 
 impl<S: Storage> std::fmt::Debug for Shard<S> {
@@ -102,6 +105,8 @@ struct Batch {
     last_frame_start: usize,
     acks: Vec<(Reply<Outcome>, Outcome)>,
     deferred_queries: Vec<request::Query>,
+    /// `Seal` requests, answered after this batch's commit and the seal.
+    seal_waiters: Vec<Reply<Vec<u64>>>,
 }
 
 impl<S: Storage> Shard<S> {
@@ -140,13 +145,18 @@ impl<S: Storage> Shard<S> {
                         self.compaction_wanted = true;
                         self.compaction_rejected.clear();
                     }
+                    Request::Seal(reply) => batch.seal_waiters.push(reply),
                 }
                 taken += 1;
                 if taken < BATCH_REQUESTS_MAX && batch.frames.len() < BATCH_BYTES_MAX && !shutting_down {
                     next = receiver.try_recv().ok();
                 }
             }
+            let seal_waiters = std::mem::take(&mut batch.seal_waiters);
             self.commit(batch).await;
+            if !seal_waiters.is_empty() {
+                self.seal_for_backup(seal_waiters).await;
+            }
             if self.records_since_checkpoint >= self.config.checkpoint_interval_records {
                 self.checkpoint().await;
             }
@@ -185,6 +195,7 @@ impl<S: Storage> Shard<S> {
             let result = self.active.commit(&batch.frames, batch.frame_count).await;
             match result {
                 Ok(()) => {
+                    self.active_has_data = true;
                     self.commits += 1;
                     self.records_committed += batch.frame_count;
                     self.records_since_checkpoint += batch.frame_count;
@@ -221,10 +232,32 @@ impl<S: Storage> Shard<S> {
         let mut batch = Batch::default();
         let place = emit::Place { account_id: 0, mailbox_id: 0, uid: 0 };
         self.emit_clear(&mut batch, place, crate::format::Record::RecordIdFloor);
+        let had_data = self.active_has_data;
         self.commit(batch).await;
+        self.active_has_data = had_data; // a floor is no data a backup needs
         match &self.failure {
             None => Ok(()),
             Some(reason) => Err(std::io::Error::other(reason.clone())),
+        }
+    }
+
+    /// Seals the active segment if it holds data, so that every write acknowledged before the
+    /// request lies in a sealed segment a backup can copy; answers with the sealed segments'
+    /// ids at that moment (compaction may remove some of them later: their live records then
+    /// move to the active segment, and the backup must seal again).
+    async fn seal_for_backup(&mut self, waiters: Vec<Reply<Vec<u64>>>) {
+        if self.failure.is_none()
+            && self.active_has_data
+            && let Err(error) = self.rotate_segment().await
+        {
+            tracing::error!(shard = self.config.shard_id, %error, "sealing for a backup failed; shard stops accepting requests");
+            self.failure = Some(error.to_string());
+        }
+        let mut sealed: Vec<u64> = self.sealed_segment_bytes.keys().copied().collect();
+        sealed.sort_unstable();
+        for reply in waiters {
+            let answer = if self.failure.is_some() { Err(self.failed_error()) } else { Ok(sealed.clone()) };
+            let _ = reply.send(answer);
         }
     }
 

@@ -30,8 +30,9 @@ const _: () = assert!((BATCH_REQUESTS_MAX * (UIDS_PER_REQUEST_MAX + 3)) as u64 <
 const SHARD_ID_SHIFT: u32 = 48;
 const LOCAL_ID_MASK: u64 = (1 << SHARD_ID_SHIFT) - 1;
 
-/// What replay builds up before the shard exists.
-struct Replay<'a> {
+/// What replay builds up before the shard exists (or, read-only, what a store or a backup
+/// holds: `crate::offline`).
+pub(crate) struct Replay<'a> {
     index: Index,
     keys: KeyTable,
     hsm: &'a HsmSession,
@@ -39,14 +40,36 @@ struct Replay<'a> {
     /// Accounts with a record that no longer fits the replayed state (its predecessors were
     /// compacted away), and why. Each must be superseded by a later snapshot of the account.
     awaiting_snapshot: HashMap<u64, String>,
+    /// Set when the keys come from elsewhere (a backup's key table): `KeyWrapped` records are
+    /// then ignored, and an account without a key (erased from the table) is skipped whole.
+    keys_fixed: bool,
+    /// Accounts skipped for lack of a key (only with `keys_fixed`).
+    accounts_without_key: std::collections::BTreeSet<u64>,
 }
 
 impl Replay<'_> {
-    fn new(hsm: &HsmSession, index: Index, keys: KeyTable, max_record_id: u64) -> Replay<'_> {
-        Replay { index, keys, hsm, max_record_id, awaiting_snapshot: HashMap::new() }
+    pub(crate) fn new(hsm: &HsmSession, index: Index, keys: KeyTable, max_record_id: u64) -> Replay<'_> {
+        Replay {
+            index,
+            keys,
+            hsm,
+            max_record_id,
+            awaiting_snapshot: HashMap::new(),
+            keys_fixed: false,
+            accounts_without_key: std::collections::BTreeSet::new(),
+        }
     }
 
-    fn apply(&mut self, segment_id: u64, frame: ScannedFrame) -> Result<(), String> {
+    /// A replay whose keys are all in `keys` already (see `keys_fixed`).
+    pub(crate) fn with_fixed_keys(hsm: &HsmSession, keys: KeyTable) -> Replay<'_> {
+        Replay { keys_fixed: true, ..Replay::new(hsm, Index::default(), keys, 0) }
+    }
+
+    pub(crate) fn take_accounts_without_key(&mut self) -> std::collections::BTreeSet<u64> {
+        std::mem::take(&mut self.accounts_without_key)
+    }
+
+    pub(crate) fn apply(&mut self, segment_id: u64, frame: ScannedFrame) -> Result<(), String> {
         let header = frame.header;
         self.max_record_id = self.max_record_id.max(header.record_id);
         let kind = RecordKind::from_u8(header.kind).ok_or_else(|| format!("unknown record kind {}", header.kind))?;
@@ -63,6 +86,9 @@ impl Replay<'_> {
             return Ok(());
         }
         if kind == RecordKind::KeyWrapped {
+            if self.keys_fixed {
+                return Ok(());
+            }
             let wrapped = WrappedDek::from_bytes(&frame.payload).map_err(|error| error.to_string())?;
             self.keys.insert(header.account_id, wrapped);
             return Ok(());
@@ -72,6 +98,10 @@ impl Replay<'_> {
         }
         let cipher = match self.keys.cipher(header.account_id, self.hsm) {
             Ok(cipher) => cipher,
+            Err(KeyTableError::Missing { .. }) if self.keys_fixed => {
+                self.accounts_without_key.insert(header.account_id);
+                return Ok(());
+            }
             Err(KeyTableError::Missing { .. }) => {
                 // Its key record was compacted away with it: a later snapshot must supersede it.
                 self.awaiting_snapshot.entry(header.account_id).or_insert_with(|| "its data key is gone".into());
@@ -96,7 +126,10 @@ impl Replay<'_> {
     }
 
     /// After the whole log: every inconsistency was superseded, every body has a place.
-    fn finish(mut self, segments: &HashMap<u64, Rc<impl StorageFile>>) -> Result<(Index, KeyTable, u64), String> {
+    pub(crate) fn finish(
+        mut self,
+        segments: &HashMap<u64, Rc<impl StorageFile>>,
+    ) -> Result<(Index, KeyTable, u64), String> {
         if let Some((account_id, reason)) = self.awaiting_snapshot.iter().next() {
             return Err(format!("account {account_id}: {reason}, and no later snapshot supersedes it"));
         }
@@ -184,6 +217,8 @@ pub(crate) async fn open_shard<S: Storage>(
     let shard_base = u64::from(shard_id) << SHARD_ID_SHIFT;
     let next_record_id = if max_record_id == 0 { shard_base + 1 } else { max_record_id + RECORD_ID_GAP };
     let next_account_number = index.accounts().map(|account| (account.id & LOCAL_ID_MASK) + 1).max().unwrap_or(1);
+    // Floors of earlier opens may count too: at worst one backup seals a segment of floors.
+    let active_has_data = active.record_count() > 0;
     let mut sealed_segment_bytes = HashMap::new();
     for (segment_id, reader) in &readers {
         if *segment_id != active.segment_id() {
@@ -213,6 +248,7 @@ pub(crate) async fn open_shard<S: Storage>(
         compaction_rejected: std::collections::BTreeSet::new(),
         compaction_report: crate::api::CompactionReport::default(),
         compaction_waiters: Vec::new(),
+        active_has_data,
     };
     shard.commit_record_id_floor().await?;
     Ok(shard)
@@ -283,6 +319,7 @@ impl<S: Storage> Shard<S> {
         self.sealed_segment_bytes.insert(sealed_id, sealed_bytes);
         self.compaction_wanted = true;
         self.compaction_rejected.clear();
+        self.active_has_data = false;
         let segment_id = sealed_id + 1;
         let header = SegmentHeader {
             shard_id: self.config.shard_id,

@@ -63,5 +63,8 @@ pub(crate) enum Request {
     Query(Query),
     /// Compact every segment that qualifies; answered when compaction has nothing left to do.
     Compact(Reply<CompactionReport>),
+    /// Seal the active segment if it holds anything but record-id floors (after the batch it
+    /// arrived in is committed); answered with the ids of the shard's sealed segments then.
+    Seal(Reply<Vec<u64>>),
     Shutdown,
 }

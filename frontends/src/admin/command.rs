@@ -19,6 +19,9 @@ pub enum AdminCommand {
     Logout { account: String },
     /// The newest access-log entries.
     AccessLog { account: String, limit: usize },
+    /// Seal every active segment holding data, for a backup; the reply is the JSON list of
+    /// the newest sealed segment id per shard.
+    SealForBackup,
 }
 
 impl fmt::Debug for AdminCommand {
@@ -30,6 +33,7 @@ impl fmt::Debug for AdminCommand {
             Self::AppPasswordAdd { account, label } => write!(formatter, "AppPasswordAdd({account}, {label})"),
             Self::Logout { account } => write!(formatter, "Logout({account})"),
             Self::AccessLog { account, limit } => write!(formatter, "AccessLog({account}, {limit})"),
+            Self::SealForBackup => write!(formatter, "SealForBackup"),
         }
     }
 }

@@ -58,6 +58,10 @@ pub async fn execute(
             Ok(format!("{account} logged out: {revoked} app passwords revoked, {ended} live sessions ended"))
         }
         AdminCommand::AccessLog { account, limit } => access_log(engine, &account, limit).await,
+        AdminCommand::SealForBackup => {
+            let sealed_through = engine.seal_active().await?;
+            serde_json::to_string(&sealed_through).map_err(|error| AdminError::Invalid(error.to_string()))
+        }
     }
 }
 
