@@ -2,6 +2,7 @@
 //! (`benches/engine.rs`) and the operator bench (`mailvault-bench engine-vs-fio`), and a small
 //! fio runner to compare the engine with the raw disk in the same run.
 
+pub mod backup_bench;
 pub mod compare;
 pub mod diagnostics;
 pub mod disk_stats;
