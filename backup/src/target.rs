@@ -120,7 +120,9 @@ impl TargetSpec {
             std::fs::create_dir_all(&root).map_err(BackupError::io(format!("creating {}", root.display())))?;
         }
         let root = root.canonicalize().map_err(BackupError::io(format!("opening {}", self.location)))?;
-        let store = LocalFileSystem::new_with_prefix(&root).map_err(|error| invalid(error.to_string()))?;
+        // fsync on every write: a manifest must never name a file a crash could lose.
+        let store =
+            LocalFileSystem::new_with_prefix(&root).map_err(|error| invalid(error.to_string()))?.with_fsync(true);
         Ok(Target { spec: self.clone(), store: Arc::new(store), prefix: None, local_root: Some(root) })
     }
 }

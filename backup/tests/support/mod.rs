@@ -68,7 +68,9 @@ impl Fixture {
     pub fn backup(&self, spec: &TargetSpec) -> RunReport {
         let engine = self.open();
         let mut seal = || Ok(block_on(engine.seal_active()).unwrap());
-        mailvault_backup::run_backup(self.data_dir(), &mut seal, &self.token.hsm, spec).unwrap()
+        let report = mailvault_backup::run_backup(self.data_dir(), &mut seal, &self.token.hsm, spec).unwrap();
+        block_on(engine.release_backup_hold()).unwrap();
+        report
     }
 }
 

@@ -36,6 +36,9 @@ pub(crate) use recovery::open_shard;
 /// Most requests taken into one commit. Record ids skip ahead by more than the records one
 /// commit can hold after a restart (see `recovery`), so this bounds that gap too.
 const BATCH_REQUESTS_MAX: usize = 1024;
+/// Longest a backup holds compaction back after sealing, should it never release the hold (a
+/// crashed backup must not stop compaction for good).
+const BACKUP_HOLD_MS: i64 = 30 * 60 * 1000;
 /// A batch stops taking mutations once its frames pass this size.
 const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
 
@@ -84,6 +87,8 @@ pub(crate) struct Shard<S: Storage> {
     /// Whether the active segment holds a record other than the record-id floors written at
     /// opens: sealing it for a backup is needed only then (so an idle store seals nothing).
     active_has_data: bool,
+    /// While a backup copies sealed segments, compaction waits (until this time, unix ms).
+    backup_hold_until_ms: Option<i64>,
 }
 
 impl<S: Storage> std::fmt::Debug for Shard<S> {
@@ -115,7 +120,8 @@ impl<S: Storage> Shard<S> {
         let mut shutting_down = false;
         while !shutting_down {
             // Compaction works only while no request waits, one bounded step at a time.
-            let first = if self.compaction_wanted {
+            let held = self.backup_hold_until_ms.is_some_and(|until| self.config.clock.now_unix_ms() < until);
+            let first = if self.compaction_wanted && !held {
                 match receiver.try_recv() {
                     Ok(request) => request,
                     Err(flume::TryRecvError::Empty) => {
@@ -146,6 +152,10 @@ impl<S: Storage> Shard<S> {
                         self.compaction_rejected.clear();
                     }
                     Request::Seal(reply) => batch.seal_waiters.push(reply),
+                    Request::ReleaseBackupHold(reply) => {
+                        self.backup_hold_until_ms = None;
+                        let _ = reply.send(Ok(()));
+                    }
                 }
                 taken += 1;
                 if taken < BATCH_REQUESTS_MAX && batch.frames.len() < BATCH_BYTES_MAX && !shutting_down {
@@ -253,6 +263,7 @@ impl<S: Storage> Shard<S> {
             tracing::error!(shard = self.config.shard_id, %error, "sealing for a backup failed; shard stops accepting requests");
             self.failure = Some(error.to_string());
         }
+        self.backup_hold_until_ms = Some(self.config.clock.now_unix_ms() + BACKUP_HOLD_MS);
         let mut sealed: Vec<u64> = self.sealed_segment_bytes.keys().copied().collect();
         sealed.sort_unstable();
         for reply in waiters {

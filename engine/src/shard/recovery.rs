@@ -249,6 +249,7 @@ pub(crate) async fn open_shard<S: Storage>(
         compaction_report: crate::api::CompactionReport::default(),
         compaction_waiters: Vec::new(),
         active_has_data,
+        backup_hold_until_ms: None,
     };
     shard.commit_record_id_floor().await?;
     Ok(shard)

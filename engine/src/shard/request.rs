@@ -65,6 +65,10 @@ pub(crate) enum Request {
     Compact(Reply<CompactionReport>),
     /// Seal the active segment if it holds anything but record-id floors (after the batch it
     /// arrived in is committed); answered with the ids of the shard's sealed segments then.
+    /// Also holds compaction back (no segment is removed) until `ReleaseBackupHold` or for
+    /// `BACKUP_HOLD_MS`, so the backup can copy every segment it was told about.
     Seal(Reply<Vec<u64>>),
+    /// Ends the hold a `Seal` started.
+    ReleaseBackupHold(Reply<()>),
     Shutdown,
 }

@@ -22,6 +22,8 @@ pub enum AdminCommand {
     /// Seal every active segment holding data, for a backup; the reply is the JSON list of
     /// the newest sealed segment id per shard.
     SealForBackup,
+    /// Let compaction run again after a backup.
+    ReleaseBackupHold,
 }
 
 impl fmt::Debug for AdminCommand {
@@ -34,6 +36,7 @@ impl fmt::Debug for AdminCommand {
             Self::Logout { account } => write!(formatter, "Logout({account})"),
             Self::AccessLog { account, limit } => write!(formatter, "AccessLog({account}, {limit})"),
             Self::SealForBackup => write!(formatter, "SealForBackup"),
+            Self::ReleaseBackupHold => write!(formatter, "ReleaseBackupHold"),
         }
     }
 }

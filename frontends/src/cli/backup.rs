@@ -111,8 +111,11 @@ pub(crate) fn run(context: &Context, command: BackupCommand) -> anyhow::Result<u
             let mut sealer = Sealer::new(context)?;
             let mut seal =
                 || sealer.seal().map_err(|error| mailvault_backup::BackupError::Invalid(format!("{error:#}")));
-            let report = mailvault_backup::run_backup(&context.data_dir, &mut seal, &hsm, &spec)
-                .with_context(|| format!("backing up to {}", spec.location))?;
+            let result = mailvault_backup::run_backup(&context.data_dir, &mut seal, &hsm, &spec);
+            if let Err(error) = sealer.release() {
+                eprintln!("mailvault: releasing the backup's hold on compaction: {error:#}");
+            }
+            let report = result.with_context(|| format!("backing up to {}", spec.location))?;
             println!(
                 "copied {} segments ({} bytes), {} already there, key table {}, {}, pruned {} objects",
                 report.segments_copied,
@@ -188,6 +191,18 @@ impl Sealer {
             Ok(engine) => Ok(Self::Engine(engine)),
             Err(OpenError::InUse(_)) => Ok(Self::Server(context.data_dir.join(admin::SOCKET_FILE))),
             Err(error) => Err(error).with_context(|| format!("opening store {}", context.data_dir.display())),
+        }
+    }
+
+    /// Lets compaction run again (it also resumes by itself after 30 minutes).
+    fn release(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Engine(engine) => Ok(block_on(engine.release_backup_hold())?),
+            Self::Server(socket) => {
+                let reply = admin::send(socket, &AdminCommand::ReleaseBackupHold)?;
+                anyhow::ensure!(reply.ok, "{}", reply.output);
+                Ok(())
+            }
         }
     }
 
