@@ -4,6 +4,7 @@
 //! table, JSON, HTML with plots).
 
 pub mod compaction_bench;
+pub mod backup_bench;
 pub mod compare;
 pub mod diagnostics;
 pub mod disk_stats;

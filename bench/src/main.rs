@@ -70,6 +70,19 @@ enum Command {
         #[arg(long)]
         html: Option<PathBuf>,
     },
+    /// Backup and verify throughput as a share of fio's sequential bandwidth, same directory,
+    /// same run: backup run, verify --level 1 and 2, each after evicting the page cache.
+    BackupVsFio {
+        /// Directory on the disk to measure (the store, the backup and fio's file go there).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Store size to back up, in MiB (1 MiB messages).
+        #[arg(long, default_value_t = 1024)]
+        store_mib: u64,
+        /// Length of each fio job, in seconds.
+        #[arg(long, default_value_t = 5)]
+        fio_seconds: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -93,6 +106,14 @@ fn main() -> anyhow::Result<()> {
                 std::fs::write(&path, html_report::render(&report)?)?;
                 eprintln!("HTML report written to {}", path.display());
             }
+        }
+        Command::BackupVsFio { dir, store_mib, fio_seconds } => {
+            let options = mailvault_bench::backup_bench::BackupBenchOptions {
+                directory: dir,
+                store_bytes: store_mib.max(1) * 1024 * 1024,
+                fio_seconds: fio_seconds.max(1),
+            };
+            print!("{}", mailvault_bench::backup_bench::run(&options)?.table());
         }
     }
     Ok(())

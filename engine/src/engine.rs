@@ -476,6 +476,23 @@ impl Engine {
         Ok(total)
     }
 
+    /// Seals every shard's active segment that holds data, after every write acknowledged
+    /// before this call; returns, per shard (index = shard id), its sealed segments' ids at
+    /// that moment. Sealed segments never change: they are what a backup copies. Compaction may
+    /// remove one later, moving its live records into the active segment: a backup that finds
+    /// one gone before it copied it seals again. Pending compaction is finished first (as
+    /// `compact` does); then compaction is held back (no segment removed) until
+    /// [`Engine::release_backup_hold`], or for 30 minutes at most.
+    pub async fn seal_active(&self) -> Result<Vec<Vec<u64>>, EngineError> {
+        self.compact().await?;
+        self.query_all_requests(Request::Seal).await
+    }
+
+    /// Lets compaction run again after a backup (see [`Engine::seal_active`]).
+    pub async fn release_backup_hold(&self) -> Result<(), EngineError> {
+        self.query_all_requests(Request::ReleaseBackupHold).await.map(drop)
+    }
+
     pub async fn stats(&self) -> Result<Vec<ShardStats>, EngineError> {
         self.query_all(Query::Stats).await
     }

@@ -13,6 +13,7 @@ pub mod format;
 pub mod index;
 pub mod io;
 mod lifecycle;
+pub mod offline;
 pub mod segment;
 mod shard;
 mod store;

@@ -19,6 +19,9 @@ fn main() -> ExitCode {
     match cli::run(arguments) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            if let Some(cli::ExitWith(code)) = error.downcast_ref::<cli::ExitWith>() {
+                return ExitCode::from(*code);
+            }
             eprintln!("mailvault: {error:#}");
             ExitCode::FAILURE
         }

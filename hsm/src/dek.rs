@@ -96,9 +96,9 @@ fn check_wrapped(kek_version: u32, blob_len: usize) -> Result<(), HsmError> {
 }
 
 /// A DEK as a session object, destroyed when this guard drops, whatever happened meanwhile.
-struct TransientKey<'session> {
-    session: &'session HsmSession,
-    handle: ObjectHandle,
+pub(crate) struct TransientKey<'session> {
+    pub(crate) session: &'session HsmSession,
+    pub(crate) handle: ObjectHandle,
 }
 
 impl Drop for TransientKey<'_> {
@@ -110,7 +110,7 @@ impl Drop for TransientKey<'_> {
 
 /// Template of a DEK while it exists inside the HSM: a session object (never on the token),
 /// extractable and not sensitive, because the whole point is to read it out into `Dek`.
-fn transient_dek_template() -> Vec<Attribute> {
+pub(crate) fn transient_dek_template() -> Vec<Attribute> {
     vec![
         Attribute::Token(false),
         Attribute::Private(true),
@@ -137,7 +137,7 @@ impl HsmSession {
         self.wrap_under(dek, version, kek)
     }
 
-    fn wrap_under(&self, dek: &Dek, version: u32, kek: ObjectHandle) -> Result<WrappedDek, HsmError> {
+    pub(crate) fn wrap_under(&self, dek: &Dek, version: u32, kek: ObjectHandle) -> Result<WrappedDek, HsmError> {
         let mut template = transient_dek_template();
         template.push(Attribute::Value(dek.0.to_vec()));
         let created = self.session.create_object(&template);
@@ -159,6 +159,11 @@ impl HsmSession {
     /// a blob altered in any byte gives `Tampered`.
     pub fn unwrap_dek(&self, wrapped: &WrappedDek) -> Result<Dek, HsmError> {
         let kek = self.require_secret_key(&kek_label(wrapped.kek_version))?;
+        self.unwrap_dek_with(kek, wrapped)
+    }
+
+    /// Unwraps under the given wrapping key (a KEK, or a backup key).
+    pub(crate) fn unwrap_dek_with(&self, kek: ObjectHandle, wrapped: &WrappedDek) -> Result<Dek, HsmError> {
         // No CKA_VALUE_LEN: the length comes from the blob (SoftHSM2 refuses it as read-only),
         // and is checked below.
         let template = transient_dek_template();

@@ -58,7 +58,13 @@ impl HsmSession {
 
     /// Generates KEK `version` inside the token. Callers hold [`key_admin_lock`].
     pub(crate) fn create_kek(&self, version: u32) -> Result<ObjectHandle, HsmError> {
-        let label = kek_label(version);
+        let handle = self.create_wrapping_key(kek_label(version), "C_GenerateKey (KEK)")?;
+        self.raise_kek_high_water(version)?;
+        Ok(handle)
+    }
+
+    /// A non-extractable AES-256 token key that only wraps and unwraps (KEKs, backup keys).
+    pub(crate) fn create_wrapping_key(&self, label: String, operation: &'static str) -> Result<ObjectHandle, HsmError> {
         let template = [
             Attribute::Token(true),
             Attribute::Private(true),
@@ -76,12 +82,7 @@ impl HsmSession {
             Attribute::Verify(false),
             Attribute::Derive(false),
         ];
-        let handle = self
-            .session
-            .generate_key(&Mechanism::AesKeyGen, &template)
-            .map_err(HsmError::pkcs11("C_GenerateKey (KEK)"))?;
-        self.raise_kek_high_water(version)?;
-        Ok(handle)
+        self.session.generate_key(&Mechanism::AesKeyGen, &template).map_err(HsmError::pkcs11(operation))
     }
 
     /// Creates the next KEK version and returns it. DEKs wrapped before stay readable under

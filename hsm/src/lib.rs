@@ -9,6 +9,7 @@
 //! - [`bootstrap`] and [`testing`]: creating `SoftHSM2` configs and tokens.
 #![forbid(unsafe_code)]
 
+mod backup_key;
 pub mod bootstrap;
 mod config;
 mod credential;
@@ -22,6 +23,7 @@ mod session;
 pub mod testing;
 mod token_dir_lock;
 
+pub use backup_key::backup_key_label;
 pub use config::{DEFAULT_MODULE_PATH, DEFAULT_TOKEN_LABEL, HsmConfig, Pin, TOKEN_LABEL_BYTES_MAX, read_pin_file};
 pub use credential::{
     CREDENTIAL_NAME_BYTES_MAX, CREDENTIAL_SECRET_BYTES_MAX, NONCE_BYTES, SealedCredential, TAG_BYTES,

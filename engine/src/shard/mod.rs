@@ -8,7 +8,7 @@
 //! fdatasync and the disk is never idle while the shard plans. Reads wait for the commits
 //! planned before them, so no one ever sees what is not durable.
 
-mod checkpoint;
+pub(crate) mod checkpoint;
 mod compaction;
 mod credentials;
 mod emit;
@@ -17,7 +17,7 @@ mod pipeline;
 mod plan;
 mod prune;
 mod query;
-mod recovery;
+pub(crate) mod recovery;
 pub(crate) mod request;
 pub(crate) mod routing;
 mod throttle;
@@ -40,6 +40,9 @@ pub(crate) use recovery::open_shard;
 /// Most requests taken into one commit. Record ids skip ahead by more than the records one
 /// commit can hold after a restart (see `recovery`), so this bounds that gap too.
 const BATCH_REQUESTS_MAX: usize = 1024;
+/// Longest a backup holds compaction back after sealing, should it never release the hold (a
+/// crashed backup must not stop compaction for good).
+const BACKUP_HOLD_MS: i64 = 30 * 60 * 1000;
 /// A batch stops taking mutations once its frames pass this size. Small enough that a burst
 /// of large appends splits into commits that overlap (one writes while another syncs and the
 /// next is planned); large enough that one fdatasync still covers hundreds of small appends.
@@ -97,6 +100,11 @@ pub(crate) struct Shard<S: Storage> {
     compaction_report: crate::api::CompactionReport,
     compaction_waiters: Vec<Reply<crate::api::CompactionReport>>,
     pipeline: pipeline::Pipeline,
+    /// Whether the active segment holds a record other than the record-id floors written at
+    /// opens: sealing it for a backup is needed only then (so an idle store seals nothing).
+    active_has_data: bool,
+    /// While a backup copies sealed segments, compaction waits (until this time, unix ms).
+    backup_hold_until_ms: Option<i64>,
 }
 
 impl<S: Storage> std::fmt::Debug for Shard<S> {
@@ -118,6 +126,8 @@ struct Batch {
     last_frame_start: usize,
     acks: Vec<(Reply<Outcome>, Outcome)>,
     deferred_queries: Vec<request::Query>,
+    /// `Seal` requests, answered after this batch's commit and the seal.
+    seal_waiters: Vec<Reply<Vec<u64>>>,
 }
 
 impl<S: Storage> Shard<S> {
@@ -159,12 +169,18 @@ impl<S: Storage> Shard<S> {
                         self.compaction_rejected.clear();
                     }
                     Request::RewrapKeys(reply) => rewrap_waiters.push(reply),
+                    Request::Seal(reply) => batch.seal_waiters.push(reply),
+                    Request::ReleaseBackupHold(reply) => {
+                        self.backup_hold_until_ms = None;
+                        let _ = reply.send(Ok(()));
+                    }
                 }
                 taken += 1;
                 if taken < BATCH_REQUESTS_MAX && batch.frames.len() < BATCH_BYTES_MAX && !shutting_down {
                     next = receiver.try_recv().ok();
                 }
             }
+            let seal_waiters = std::mem::take(&mut batch.seal_waiters);
             self.start_commit(batch).await;
             if !rewrap_waiters.is_empty() {
                 // Re-wrapping writes its own commits; those before it must be durable first.
@@ -179,6 +195,11 @@ impl<S: Storage> Shard<S> {
                     };
                     let _ = reply.send(answer);
                 }
+            }
+            if !seal_waiters.is_empty() {
+                // Sealing writes the footer after the log: every commit before it lands first.
+                self.drain_commits().await;
+                self.seal_for_backup(seal_waiters).await;
             }
             self.after_commit().await;
         }
@@ -216,7 +237,8 @@ impl<S: Storage> Shard<S> {
     /// `None` once the queue is closed.
     async fn next_request(&mut self, receiver: &flume::Receiver<Request>) -> Option<Request> {
         loop {
-            if !self.compaction_wanted {
+            let held = self.backup_hold_until_ms.is_some_and(|until| self.config.clock.now_unix_ms() < until);
+            if !self.compaction_wanted || held {
                 let waited = compio::time::timeout(self.config.compaction_check_interval, receiver.recv_async()).await;
                 if let Ok(request) = waited {
                     return request.ok();
@@ -287,10 +309,33 @@ impl<S: Storage> Shard<S> {
         let mut batch = Batch::default();
         let place = emit::Place { account_id: 0, mailbox_id: 0, uid: 0 };
         self.emit_clear(&mut batch, place, crate::format::Record::RecordIdFloor);
+        let had_data = self.active_has_data;
         self.commit(batch).await;
+        self.active_has_data = had_data; // a floor is no data a backup needs
         match &self.failure {
             None => Ok(()),
             Some(reason) => Err(std::io::Error::other(reason.clone())),
+        }
+    }
+
+    /// Seals the active segment if it holds data, so that every write acknowledged before the
+    /// request lies in a sealed segment a backup can copy; answers with the sealed segments'
+    /// ids at that moment (compaction may remove some of them later: their live records then
+    /// move to the active segment, and the backup must seal again).
+    async fn seal_for_backup(&mut self, waiters: Vec<Reply<Vec<u64>>>) {
+        if self.failure.is_none()
+            && self.active_has_data
+            && let Err(error) = self.rotate_segment().await
+        {
+            tracing::error!(shard = self.config.shard_id, %error, "sealing for a backup failed; shard stops accepting requests");
+            self.failure = Some(error.to_string());
+        }
+        self.backup_hold_until_ms = Some(self.config.clock.now_unix_ms() + BACKUP_HOLD_MS);
+        let mut sealed: Vec<u64> = self.sealed_segment_bytes.keys().copied().collect();
+        sealed.sort_unstable();
+        for reply in waiters {
+            let answer = if self.failure.is_some() { Err(self.failed_error()) } else { Ok(sealed.clone()) };
+            let _ = reply.send(answer);
         }
     }
 

@@ -57,7 +57,7 @@ impl<S: Storage> Shard<S> {
     /// from [`Shard::finish_oldest_commit`]. A batch without frames (reads only, or after a
     /// failure) is answered at once when nothing is in flight, else in turn.
     pub(super) async fn start_commit(&mut self, mut batch: Batch) {
-        let Batch { frames, frame_count, last_frame_start, acks, deferred_queries: queries } = &mut batch;
+        let Batch { frames, frame_count, last_frame_start, acks, deferred_queries: queries, .. } = &mut batch;
         let has_frames = *frame_count > 0 && self.failure.is_none();
         if !has_frames && self.pipeline.is_empty() {
             self.answer_commit(std::mem::take(acks), std::mem::take(queries));
@@ -67,6 +67,7 @@ impl<S: Storage> Shard<S> {
             add_frame_flags(frames, FRAME_FLAG_COMMIT_START);
             add_frame_flags(&mut frames[*last_frame_start..], FRAME_FLAG_COMMIT_END);
             self.records_since_checkpoint += *frame_count;
+            self.active_has_data = true;
             self.spawn_commit_io(frames, *frame_count)
         });
         let commit = InFlight {

@@ -30,8 +30,9 @@ const _: () = assert!((BATCH_REQUESTS_MAX * (UIDS_PER_REQUEST_MAX + 3)) as u64 <
 const SHARD_ID_SHIFT: u32 = 48;
 const LOCAL_ID_MASK: u64 = (1 << SHARD_ID_SHIFT) - 1;
 
-/// What replay builds up before the shard exists.
-struct Replay<'a> {
+/// What replay builds up before the shard exists (or, read-only, what a store or a backup
+/// holds: `crate::offline`).
+pub(crate) struct Replay<'a> {
     index: Index,
     keys: KeyTable,
     hsm: &'a HsmSession,
@@ -47,10 +48,15 @@ struct Replay<'a> {
     unusable: HashMap<u64, String>,
     /// Accounts with pending records whose key now unwraps: applied after the current segment.
     ready: BTreeSet<u64>,
+    /// Set when the keys come from elsewhere (a backup's key table): `KeyWrapped` records are
+    /// then ignored, and an account without a key (erased from the table) is skipped whole.
+    keys_fixed: bool,
+    /// Accounts skipped for lack of a key (only with `keys_fixed`).
+    accounts_without_key: std::collections::BTreeSet<u64>,
 }
 
 impl Replay<'_> {
-    fn new(hsm: &HsmSession, index: Index, keys: KeyTable, max_record_id: u64) -> Replay<'_> {
+    pub(crate) fn new(hsm: &HsmSession, index: Index, keys: KeyTable, max_record_id: u64) -> Replay<'_> {
         Replay {
             index,
             keys,
@@ -60,10 +66,21 @@ impl Replay<'_> {
             pending: BTreeMap::new(),
             unusable: HashMap::new(),
             ready: BTreeSet::new(),
+            keys_fixed: false,
+            accounts_without_key: std::collections::BTreeSet::new(),
         }
     }
 
-    fn apply(&mut self, segment_id: u64, frame: ScannedFrame) -> Result<(), String> {
+    /// A replay whose keys are all in `keys` already (see `keys_fixed`).
+    pub(crate) fn with_fixed_keys(hsm: &HsmSession, keys: KeyTable) -> Replay<'_> {
+        Replay { keys_fixed: true, ..Replay::new(hsm, Index::default(), keys, 0) }
+    }
+
+    pub(crate) fn take_accounts_without_key(&mut self) -> std::collections::BTreeSet<u64> {
+        std::mem::take(&mut self.accounts_without_key)
+    }
+
+    pub(crate) fn apply(&mut self, segment_id: u64, frame: ScannedFrame) -> Result<(), String> {
         let header = frame.header;
         let account_id = header.account_id;
         self.max_record_id = self.max_record_id.max(header.record_id);
@@ -88,6 +105,9 @@ impl Replay<'_> {
             return Ok(());
         }
         if kind == RecordKind::KeyWrapped {
+            if self.keys_fixed {
+                return Ok(());
+            }
             let wrapped = WrappedDek::from_bytes(&frame.payload).map_err(|error| error.to_string())?;
             self.keys.insert(account_id, wrapped);
             self.unusable.remove(&account_id);
@@ -105,6 +125,11 @@ impl Replay<'_> {
         }
         if kind.is_clear() {
             return Ok(()); // the record-id floor: its id was counted above; nothing to apply
+        }
+        if self.keys_fixed && !self.keys.contains(account_id) {
+            // The backup's key table has no key for it (erased by a purge): skip it whole.
+            self.accounts_without_key.insert(account_id);
+            return Ok(());
         }
         if let Some(waiting) = self.pending.get_mut(&account_id) {
             waiting.push(location); // after earlier records still waiting: order is kept
@@ -201,7 +226,10 @@ impl Replay<'_> {
     }
 
     /// After the whole log: every inconsistency was superseded, every body has a place.
-    fn finish(mut self, segments: &HashMap<u64, Rc<impl StorageFile>>) -> Result<(Index, KeyTable, u64), String> {
+    pub(crate) fn finish(
+        mut self,
+        segments: &HashMap<u64, Rc<impl StorageFile>>,
+    ) -> Result<(Index, KeyTable, u64), String> {
         if let Some((account_id, _)) = self.pending.iter().next() {
             let reason = self.unusable.get(account_id).map_or("its data key is gone", String::as_str);
             return Err(format!("account {account_id}: no usable data key ({reason}), and it was not purged"));
@@ -297,6 +325,8 @@ pub(crate) async fn open_shard<S: Storage>(
     let next_account_number = next_account_number(&index);
     let sealed_segment_bytes = sealed_sizes(&readers, active.segment_id()).await?;
     let config_budget = config.compaction_bytes_per_second;
+        // Floors of earlier opens may count too: at worst one backup seals a segment of floors.
+        let active_has_data = active.record_count() > 0;
     let mut shard = Shard {
         config,
         storage,
@@ -323,6 +353,8 @@ pub(crate) async fn open_shard<S: Storage>(
         compaction_report: crate::api::CompactionReport::default(),
         compaction_waiters: Vec::new(),
         pipeline: super::pipeline::Pipeline::default(),
+        active_has_data,
+        backup_hold_until_ms: None,
     };
     shard.commit_record_id_floor().await?;
     Ok(shard)
@@ -443,6 +475,7 @@ impl<S: Storage> Shard<S> {
         self.sealed_segment_bytes.insert(sealed_id, sealed_bytes);
         self.compaction_wanted = true;
         self.compaction_rejected.clear();
+        self.active_has_data = false;
         let segment_id = sealed_id + 1;
         let header = SegmentHeader {
             shard_id: self.config.shard_id,

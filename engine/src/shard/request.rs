@@ -157,5 +157,12 @@ pub(crate) enum Request {
     /// Re-wrap every data key under the HSM's current KEK, commit the new `KeyWrapped`
     /// records, and write a checkpoint: answered once all of it is durable (crypto-shredding).
     RewrapKeys(Reply<u64>),
+    /// Seal the active segment if it holds anything but record-id floors (after the batch it
+    /// arrived in is committed); answered with the ids of the shard's sealed segments then.
+    /// Also holds compaction back (no segment is removed) until `ReleaseBackupHold` or for
+    /// `BACKUP_HOLD_MS`, so the backup can copy every segment it was told about.
+    Seal(Reply<Vec<u64>>),
+    /// Ends the hold a `Seal` started.
+    ReleaseBackupHold(Reply<()>),
     Shutdown,
 }

@@ -28,6 +28,11 @@ pub enum AdminCommand {
     AccountReopen { account: String },
     /// Purge a closed account now: its mail is dead and its data key crypto-shredded.
     AccountPurge { account: String },
+    /// Seal every active segment holding data, for a backup; the reply is the JSON list of
+    /// the newest sealed segment id per shard.
+    SealForBackup,
+    /// Let compaction run again after a backup.
+    ReleaseBackupHold,
 }
 
 impl fmt::Debug for AdminCommand {
@@ -45,6 +50,8 @@ impl fmt::Debug for AdminCommand {
             }
             Self::AccountReopen { account } => write!(formatter, "AccountReopen({account})"),
             Self::AccountPurge { account } => write!(formatter, "AccountPurge({account})"),
+            Self::SealForBackup => write!(formatter, "SealForBackup"),
+            Self::ReleaseBackupHold => write!(formatter, "ReleaseBackupHold"),
         }
     }
 }

@@ -78,6 +78,14 @@ pub async fn execute(
                 report.rewrapped_keys, report.kek_version, report.destroyed_kek_versions
             ))
         }
+        AdminCommand::SealForBackup => {
+            let sealed_through = engine.seal_active().await?;
+            serde_json::to_string(&sealed_through).map_err(|error| AdminError::Invalid(error.to_string()))
+        }
+        AdminCommand::ReleaseBackupHold => {
+            engine.release_backup_hold().await?;
+            Ok("compaction resumed".to_owned())
+        }
     }
 }
 

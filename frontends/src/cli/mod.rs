@@ -2,6 +2,7 @@
 
 mod account;
 mod admin_command;
+mod backup;
 mod context;
 mod credentials;
 mod keys;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+pub(crate) use backup::ExitWith;
 pub(crate) use context::Context;
 
 /// mailvault: an encrypted mail store whose keys live in an HSM.
@@ -60,10 +62,20 @@ enum Command {
     /// HSM keys: status, rotate.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Backups to a directory or an S3 bucket: run, verify, restore.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
 }
 
 pub(crate) fn run(arguments: Arguments) -> anyhow::Result<()> {
     let context = Context::new(arguments.data_dir);
+    if let Command::Backup(command) = arguments.command {
+        // Verify's exit code says equal / different / damaged.
+        return match backup::run(&context, command)? {
+            0 => Ok(()),
+            code => Err(anyhow::Error::new(backup::ExitWith(code))),
+        };
+    }
     match arguments.command {
         Command::Init { shards } => serve::init(&context, shards).map(drop),
         Command::Serve(arguments) => serve::serve(&context, &arguments),
@@ -74,5 +86,6 @@ pub(crate) fn run(arguments: Arguments) -> anyhow::Result<()> {
         Command::Stats => message::stats(&context),
         Command::Compact => message::compact(&context),
         Command::Keys(command) => keys::run(&context, &command),
+        Command::Backup(_) => unreachable!("handled above"),
     }
 }

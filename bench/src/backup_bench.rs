@@ -1,0 +1,160 @@
+//! `mailvault-bench backup-vs-fio`: backup and verify throughput as a share of the disk's
+//! sequential bandwidth, measured by fio on the same directory in the same run.
+//!
+//! A store of `--store-mib` of 1 MiB messages is written and closed; then, with the page cache
+//! evicted before each step: `backup run` to a directory target on the same disk (reads the
+//! store, writes the copy), `verify --level 1` (reads the copy, BLAKE3), `verify --level 2`
+//! (also every frame's CRC and AEAD tag). fio's 1 MiB O_DIRECT sequential read and write run
+//! before and after; the ratios use their mean. A backup both reads and writes each byte on
+//! the same disk, so it is compared with the write bandwidth (the slower side here).
+
+// Byte counts become rates: f64 precision is far beyond what a disk measurement needs.
+#![allow(clippy::cast_precision_loss)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use mailvault_backup::{S3Options, TargetSpec, VerifyLevel, VerifyVerdict};
+use mailvault_engine::{Engine, EngineConfig, Flags, block_on, init_store};
+
+use crate::page_cache::evict;
+use crate::store::hsm_token;
+
+#[derive(Debug, Clone)]
+pub struct BackupBenchOptions {
+    pub directory: PathBuf,
+    pub store_bytes: u64,
+    pub fio_seconds: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackupBenchReport {
+    pub store_bytes: u64,
+    pub fio_read_bytes_per_second: f64,
+    pub fio_write_bytes_per_second: f64,
+    pub backup_bytes_per_second: f64,
+    pub verify_level1_bytes_per_second: f64,
+    pub verify_level2_bytes_per_second: f64,
+}
+
+impl BackupBenchReport {
+    pub fn table(&self) -> String {
+        let mb = |bytes: f64| bytes / 1e6;
+        let read = self.fio_read_bytes_per_second;
+        let write = self.fio_write_bytes_per_second;
+        format!(
+            "store {:.0} MB; fio 1 MiB O_DIRECT sequential: read {:.0} MB/s, write {:.0} MB/s\n\
+             {:<22} {:>10} {:>14}\n\
+             {:<22} {:>10.0} {:>13.2}x  (of fio write; target >= 0.70)\n\
+             {:<22} {:>10.0} {:>13.2}x  (of fio read; target >= 0.70)\n\
+             {:<22} {:>10.0} {:>13.2}x  (of fio read; target >= 0.70)\n",
+            mb(self.store_bytes as f64),
+            mb(read),
+            mb(write),
+            "step",
+            "MB/s",
+            "share of disk",
+            "backup run",
+            mb(self.backup_bytes_per_second),
+            self.backup_bytes_per_second / write,
+            "verify --level 1",
+            mb(self.verify_level1_bytes_per_second),
+            self.verify_level1_bytes_per_second / read,
+            "verify --level 2",
+            mb(self.verify_level2_bytes_per_second),
+            self.verify_level2_bytes_per_second / read,
+        )
+    }
+}
+
+/// Runs the whole comparison; deletes what it wrote.
+pub fn run(options: &BackupBenchOptions) -> anyhow::Result<BackupBenchReport> {
+    let root = options.directory.join("backup-bench");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root)?;
+    let token = hsm_token()?;
+    let data_dir = root.join("data");
+    init_store(&data_dir, 1)?;
+    let mut config = EngineConfig::new(&data_dir);
+    config.segment_bytes_max = 64 * 1024 * 1024;
+    let engine = Engine::open(&config, &token.hsm)?;
+    fill(&engine, options.store_bytes)?;
+
+    let fio_file = root.join("fio.dat");
+    let fio_before = (fio(&fio_file, "read", options)?, fio(&fio_file, "write", options)?);
+
+    let spec = TargetSpec::new(root.join("backup").display().to_string(), S3Options::default());
+    evict(&data_dir)?;
+    let started = Instant::now();
+    let mut seal =
+        || block_on(engine.seal_active()).map_err(|error| mailvault_backup::BackupError::Invalid(error.to_string()));
+    let report = mailvault_backup::run_backup(&data_dir, &mut seal, &token.hsm, &spec)?;
+    let backup_seconds = started.elapsed().as_secs_f64();
+    drop(engine);
+    let copied = report.bytes_copied as f64;
+
+    let verify_rate = |level| -> anyhow::Result<f64> {
+        evict(&root)?;
+        let started = Instant::now();
+        let verified = mailvault_backup::verify(&spec, level, &token.hsm, None, &root)?;
+        anyhow::ensure!(
+            verified.verdict() == VerifyVerdict::Equal,
+            "the fresh backup does not verify: {:?}",
+            verified.findings
+        );
+        Ok(verified.bytes_checked as f64 / started.elapsed().as_secs_f64())
+    };
+    let level1 = verify_rate(VerifyLevel::Files)?;
+    let level2 = verify_rate(VerifyLevel::Frames)?;
+
+    let fio_after = (fio(&fio_file, "read", options)?, fio(&fio_file, "write", options)?);
+    let _ = std::fs::remove_dir_all(&root);
+    Ok(BackupBenchReport {
+        store_bytes: report.bytes_copied,
+        fio_read_bytes_per_second: f64::midpoint(fio_before.0, fio_after.0),
+        fio_write_bytes_per_second: f64::midpoint(fio_before.1, fio_after.1),
+        backup_bytes_per_second: copied / backup_seconds,
+        verify_level1_bytes_per_second: level1,
+        verify_level2_bytes_per_second: level2,
+    })
+}
+
+/// Appends 1 MiB messages until the store holds `bytes`, 16 in flight.
+fn fill(engine: &Engine, bytes: u64) -> anyhow::Result<()> {
+    const MESSAGE_BYTES: usize = 1024 * 1024;
+    block_on(engine.create_account("bench"))?;
+    let messages = bytes.div_ceil(MESSAGE_BYTES as u64) as usize;
+    block_on(async {
+        let mut sent = 0;
+        while sent < messages {
+            let batch = (messages - sent).min(16);
+            let appends = (0..batch).map(|index| {
+                let mut body = format!("Subject: {}\r\n\r\n", sent + index).into_bytes();
+                body.extend((0..MESSAGE_BYTES).map(|byte| (byte * 31 + sent + index) as u8));
+                engine.append("bench", "INBOX", body, Flags::default(), None)
+            });
+            for result in futures::future::join_all(appends).await {
+                result?;
+            }
+            sent += batch;
+        }
+        Ok::<_, anyhow::Error>(())
+    })
+}
+
+/// fio 1 MiB O_DIRECT sequential `mode` ("read" or "write") on `file`: bytes per second.
+fn fio(file: &Path, mode: &str, options: &BackupBenchOptions) -> anyhow::Result<f64> {
+    let output = Command::new("fio")
+        .arg("--name=backup-bench")
+        .arg(format!("--filename={}", file.display()))
+        .arg(format!("--size={}", options.store_bytes))
+        .args([&format!("--rw={mode}"), "--bs=1m", "--direct=1", "--ioengine=io_uring", "--iodepth=8"])
+        .args(["--time_based", &format!("--runtime={}", options.fio_seconds), "--output-format=json"])
+        .output()
+        .context("running fio (scripts/setup installs it)")?;
+    anyhow::ensure!(output.status.success(), "fio failed: {}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).context("fio's JSON")?;
+    json["jobs"][0][mode]["bw_bytes"].as_f64().context("fio's JSON has no bw_bytes")
+}

@@ -1,0 +1,102 @@
+//! `mailvault backup` through the binary: a backup of a store the server holds (sealed through
+//! the admin socket), verify's exit codes, and disaster recovery: the store wiped, restored
+//! from the backup, served again, and the message read back over POP3 (Python's poplib).
+#![allow(clippy::unwrap_used)]
+
+mod serve_support;
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use mailvault_hsm::testing::TestToken;
+use serde_json::json;
+use serve_support::{ServerProcess, mailvault_command, run_bounded};
+
+fn mailvault(token: &TestToken, data_dir: &Path, arguments: &[&str], stdin: &[u8]) -> Output {
+    run_bounded(mailvault_command(token, data_dir).args(arguments), stdin)
+}
+
+fn succeeded(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "failed: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+fn pop3_arguments(server: &ServerProcess, directory: &Path, steps: &serde_json::Value) -> serde_json::Value {
+    json!({
+        "lmtp_port": server.port("lmtp"),
+        "pop3_port": server.port("pop3"),
+        "pop3s_port": server.port("pop3s"),
+        "cafile": directory.join("tls/cert.pem").display().to_string(),
+        "mode": "ssl",
+        "steps": steps,
+    })
+}
+
+#[test]
+fn a_backup_of_a_serving_store_restores_into_a_store_that_serves_the_same_mail() {
+    let token = TestToken::create_with_keys();
+    let directory = tempfile::tempdir().unwrap();
+    let data_dir = directory.path().join("data");
+    let backup = directory.path().join("backup");
+    let backup_arg = backup.display().to_string();
+    let mut server = ServerProcess::start(&token, &data_dir);
+    succeeded(&mailvault(&token, &data_dir, &["account", "add", "alice"], b""));
+    succeeded(&mailvault(&token, &data_dir, &["account", "password", "alice"], b"alice password\n"));
+    let message = b"Subject: kept safe\r\n\r\nthis message survives the loss of its store\r\n";
+    let delivery = json!({
+        "lmtp_port": server.port("lmtp"),
+        "sender": "s@example.org",
+        "recipients": ["alice@example.org"],
+        "message": hex::encode(message),
+    });
+    let delivered = serve_support::run_python("lmtp_transaction", &delivery);
+    assert_eq!(delivered["data"][0][0], 250, "{delivered}");
+
+    let run = succeeded(&mailvault(&token, &data_dir, &["backup", "run", "--to", &backup_arg], b""));
+    assert!(run.starts_with("copied ") && run.contains("manifest manifests/"), "{run}");
+    let verify = mailvault(&token, &data_dir, &["backup", "verify", "--from", &backup_arg, "--level", "3"], b"");
+    assert_eq!(verify.status.code(), Some(0), "{}", String::from_utf8_lossy(&verify.stdout));
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("1 messages compared: Equal"));
+    let again = succeeded(&mailvault(&token, &data_dir, &["backup", "run", "--to", &backup_arg], b""));
+    assert!(again.starts_with("copied 0 segments (0 bytes)") && again.contains("manifest unchanged"), "{again}");
+
+    server.terminate();
+    let (status, _) = server.wait(Duration::from_secs(60));
+    assert!(status.success());
+    drop(server);
+    std::fs::remove_dir_all(&data_dir).unwrap();
+
+    let restore = mailvault(
+        &token,
+        &data_dir,
+        &["backup", "restore", "--from", &backup_arg, "--into", &data_dir.display().to_string()],
+        b"",
+    );
+    let restored = succeeded(&restore);
+    assert!(restored.contains("1 accounts, 1 messages; equal to the backup"), "{restored}");
+    let verify = mailvault(&token, &data_dir, &["backup", "verify", "--from", &backup_arg, "--level", "3"], b"");
+    assert_eq!(verify.status.code(), Some(0), "{}", String::from_utf8_lossy(&verify.stdout));
+
+    let server = ServerProcess::start(&token, &data_dir);
+    let steps = json!([["user", "alice"], ["pass", "alice password"], ["retr", 1], ["quit"]]);
+    let session = serve_support::run_python("pop3_session", &pop3_arguments(&server, directory.path(), &steps));
+    assert_eq!(session["results"][3]["ok"], hex::encode(message), "{session}");
+    drop(server);
+
+    // One altered byte in the backup: verify exits 3 and names the file.
+    let shard = std::fs::read_dir(backup.join("segments")).unwrap().next().unwrap().unwrap().path();
+    let segment = std::fs::read_dir(shard).unwrap().next().unwrap().unwrap().path();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[4100] ^= 1;
+    std::fs::write(&segment, bytes).unwrap();
+    let damaged = mailvault(&token, &data_dir, &["backup", "verify", "--from", &backup_arg, "--level", "1"], b"");
+    assert_eq!(damaged.status.code(), Some(3));
+    let stdout = String::from_utf8_lossy(&damaged.stdout);
+    let name = segment.file_name().unwrap().to_str().unwrap();
+    assert!(
+        stdout.lines().next().is_some_and(|line| line.starts_with("damaged: segment ") && line.contains(name)),
+        "{stdout}"
+    );
+}
