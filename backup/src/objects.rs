@@ -66,6 +66,9 @@ pub(crate) async fn upload_file(
     source: &Path,
     bar: &ProgressBar,
 ) -> Result<Option<Fingerprint>, BackupError> {
+    if let Some(root) = &target.local_root {
+        return copy_local_file(source, &root.join(relative), bar);
+    }
     let what = || format!("reading {}", source.display());
     let mut file = match tokio::fs::File::open(source).await {
         Ok(file) => file,
@@ -120,6 +123,11 @@ pub(crate) async fn fetch_object(
     into: Option<&Path>,
     bar: &ProgressBar,
 ) -> Result<Option<Fingerprint>, BackupError> {
+    if let (Some(root), None) = (&target.local_root, into) {
+        // A directory target read in place: large sequential reads, no copy through the
+        // object store's small stream chunks (several times faster here).
+        return hash_local_file(&root.join(relative), bar);
+    }
     let result = match target.store.get(&target.path(relative)).await {
         Ok(result) => result,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -150,6 +158,65 @@ pub(crate) async fn fetch_object(
     if let Some((mut file, what)) = file {
         file.flush().await.map_err(BackupError::io(what.clone()))?;
         file.sync_all().await.map_err(BackupError::io(what))?;
+    }
+    Ok(Some(Fingerprint { size, digest: *hasher.finalize().as_bytes() }))
+}
+
+/// A directory target's copy, done in place: `PART_BYTES` reads, hashed, written to a
+/// temporary name beside the destination, fsynced, renamed, directory fsynced (the same
+/// all-or-nothing object `LocalFileSystem` would write, without its per-part overhead:
+/// several times faster here). `None` if the source is gone.
+fn copy_local_file(source: &Path, destination: &Path, bar: &ProgressBar) -> Result<Option<Fingerprint>, BackupError> {
+    use std::io::{Read as _, Write as _};
+    let mut input = match std::fs::File::open(source) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(BackupError::io(format!("reading {}", source.display()))(error)),
+    };
+    let what = format!("writing {}", destination.display());
+    let directory = destination.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(directory).map_err(BackupError::io(what.clone()))?;
+    let temporary = destination.with_extension("seg.partial");
+    let mut output = std::fs::File::create(&temporary).map_err(BackupError::io(what.clone()))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buffer = vec![0; PART_BYTES];
+    let mut size = 0u64;
+    loop {
+        let read = input.read(&mut buffer).map_err(BackupError::io(format!("reading {}", source.display())))?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        output.write_all(&buffer[..read]).map_err(BackupError::io(what.clone()))?;
+        size += read as u64;
+        bar.inc(read as u64);
+    }
+    output.sync_all().map_err(BackupError::io(what.clone()))?;
+    std::fs::rename(&temporary, destination).map_err(BackupError::io(what.clone()))?;
+    std::fs::File::open(directory).and_then(|directory| directory.sync_all()).map_err(BackupError::io(what))?;
+    Ok(Some(Fingerprint { size, digest: *hasher.finalize().as_bytes() }))
+}
+
+/// Size and digest of a local file read in `PART_BYTES` chunks; `None` if it does not exist.
+fn hash_local_file(path: &Path, bar: &ProgressBar) -> Result<Option<Fingerprint>, BackupError> {
+    use std::io::Read as _;
+    let what = || format!("reading {}", path.display());
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(BackupError::io(what())(error)),
+    };
+    let mut hasher = blake3::Hasher::new();
+    let mut buffer = vec![0; PART_BYTES];
+    let mut size = 0u64;
+    loop {
+        let read = file.read(&mut buffer).map_err(BackupError::io(what()))?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        size += read as u64;
+        bar.inc(read as u64);
     }
     Ok(Some(Fingerprint { size, digest: *hasher.finalize().as_bytes() }))
 }
