@@ -300,3 +300,40 @@ fn rekeying_stops_and_keeps_the_old_key_when_a_target_is_unreachable() {
     let session = fixture.token.hsm.session().unwrap();
     assert!(session.backup_key_versions().unwrap().contains(&1), "the old backup key is kept");
 }
+
+/// Erasure reaching the backups end to end: an engine configured with the backup observer
+/// purges bob; the target's key table is rewritten without him at once (the old backup key and
+/// table are gone), the old live KEK is gone too, and the backup still verifies for alice.
+#[test]
+fn a_purge_rekeys_every_registered_backup_without_the_purged_account() {
+    let fixture = Fixture::new();
+    fixture.populate();
+    let spec = directory_target(&fixture);
+    fixture.backup(&spec);
+    let root = fixture.path("backup");
+    let old_table_name = files_under(&root).into_iter().find(|name| name.starts_with("keytables/")).unwrap();
+    let old_table = mailvault_backup::KeyTable::decode(&std::fs::read(root.join(&old_table_name)).unwrap()).unwrap();
+    let contents = mailvault_backup::live_contents(fixture.data_dir(), &fixture.token.hsm).unwrap();
+    let bob = contents.accounts["bob"].account_id;
+
+    let mut config = fixture.config.clone();
+    let observer = mailvault_backup::RekeyBackupsOnPurge::new(fixture.data_dir(), fixture.token.hsm.clone());
+    config.purge_observer = Some(std::sync::Arc::new(observer));
+    let engine = mailvault_engine::Engine::open(&config, &fixture.token.hsm).unwrap();
+    block_on(engine.close_account("bob", None)).unwrap();
+    block_on(engine.purge_account("bob")).unwrap();
+    drop(engine);
+
+    let session = fixture.token.hsm.session().unwrap();
+    let (_, bob_old) = old_table.entries.iter().find(|(account_id, _)| *account_id == bob).unwrap();
+    assert!(session.unwrap_backup_dek(bob_old).is_err(), "the old table's copy of bob's key is gone with its key");
+    assert!(!files_under(&root).contains(&old_table_name), "and so are its bytes");
+    let new_table_name = files_under(&root).into_iter().find(|name| name.starts_with("keytables/")).unwrap();
+    let new_table = mailvault_backup::KeyTable::decode(&std::fs::read(root.join(&new_table_name)).unwrap()).unwrap();
+    assert!(new_table.entries.iter().all(|(account_id, _)| *account_id != bob), "the new table has no key for bob");
+    assert!(!new_table.entries.is_empty(), "alice's key is still there");
+
+    let frames = verify_at(&fixture, &spec, VerifyLevel::Frames);
+    assert_eq!(frames.verdict(), VerifyVerdict::Equal, "{:?}", frames.findings);
+    assert!(frames.frames_without_key > 0, "bob's records are in the backup but unreadable");
+}

@@ -3,8 +3,8 @@
 //! fio runner to compare the engine with the raw disk in the same run, and the report (terminal
 //! table, JSON, HTML with plots).
 
-pub mod compaction_bench;
 pub mod backup_bench;
+pub mod compaction_bench;
 pub mod compare;
 pub mod diagnostics;
 pub mod disk_stats;

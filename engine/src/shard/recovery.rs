@@ -325,8 +325,8 @@ pub(crate) async fn open_shard<S: Storage>(
     let next_account_number = next_account_number(&index);
     let sealed_segment_bytes = sealed_sizes(&readers, active.segment_id()).await?;
     let config_budget = config.compaction_bytes_per_second;
-        // Floors of earlier opens may count too: at worst one backup seals a segment of floors.
-        let active_has_data = active.record_count() > 0;
+    // Floors of earlier opens may count too: at worst one backup seals a segment of floors.
+    let active_has_data = active.record_count() > 0;
     let mut shard = Shard {
         config,
         storage,

@@ -12,7 +12,7 @@ use super::Context;
 pub(crate) fn run(context: &Context, command: AdminCommand) -> anyhow::Result<()> {
     mailvault_engine::StoreMetadata::read(&context.data_dir)?;
     let hsm = context.hsm()?;
-    match Engine::open(&context.engine_config(), &hsm) {
+    match Engine::open(&context.engine_config(&hsm), &hsm) {
         Ok(engine) => {
             let output = block_on(admin::execute(command, &engine, &hsm, None))?;
             println!("{output}");

@@ -187,7 +187,7 @@ impl Sealer {
     fn new(context: &Context) -> anyhow::Result<Self> {
         mailvault_engine::StoreMetadata::read(&context.data_dir)?;
         let hsm = context.hsm()?;
-        match Engine::open(&context.engine_config(), &hsm) {
+        match Engine::open(&context.engine_config(&hsm), &hsm) {
             Ok(engine) => Ok(Self::Engine(engine)),
             Err(OpenError::InUse(_)) => Ok(Self::Server(context.data_dir.join(admin::SOCKET_FILE))),
             Err(error) => Err(error).with_context(|| format!("opening store {}", context.data_dir.display())),

@@ -31,14 +31,19 @@ impl Context {
         Hsm::open(&config).with_context(|| format!("opening HSM token `{}`", config.token_label))
     }
 
-    pub(crate) fn engine_config(&self) -> EngineConfig {
-        EngineConfig::new(&self.data_dir)
+    /// The engine's configuration; a purge re-keys the store's registered backup targets.
+    pub(crate) fn engine_config(&self, hsm: &Hsm) -> EngineConfig {
+        let mut config = EngineConfig::new(&self.data_dir);
+        config.purge_observer =
+            Some(std::sync::Arc::new(mailvault_backup::RekeyBackupsOnPurge::new(&self.data_dir, hsm.clone())));
+        config
     }
 
     pub(crate) fn open_engine(&self) -> anyhow::Result<Engine> {
         // A missing store is the likelier mistake, and its error says what to run.
         mailvault_engine::StoreMetadata::read(&self.data_dir)?;
         let hsm = self.hsm()?;
-        Engine::open(&self.engine_config(), &hsm).with_context(|| format!("opening store {}", self.data_dir.display()))
+        Engine::open(&self.engine_config(&hsm), &hsm)
+            .with_context(|| format!("opening store {}", self.data_dir.display()))
     }
 }

@@ -120,7 +120,7 @@ pub(crate) fn serve(context: &Context, arguments: &ServeArguments) -> anyhow::Re
     let mut signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
     let hsm = context.hsm()?;
     mailvault_engine::check_purge_delay_days(arguments.account_purge_delay_days)?;
-    let mut engine_config = context.engine_config();
+    let mut engine_config = context.engine_config(&hsm);
     engine_config.account_purge_delay_days = arguments.account_purge_delay_days;
     engine_config.compaction_bytes_per_second =
         (arguments.compaction_mb_per_second > 0).then(|| arguments.compaction_mb_per_second.saturating_mul(1_000_000));
