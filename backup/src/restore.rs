@@ -137,7 +137,10 @@ fn write_key_segments(
         let read =
             block_on(read_shard(&directory, shard, SegmentSelection::Sealed(ids), KeySource::Table(table), session))?;
         contents.add_index(&read.index);
-        if shard_keys.is_empty() {
+        // Accounts with records in the backup but no key in its table were purged after the
+        // backup ran (a purge re-keys the table without them): the restored store must know.
+        let purged: Vec<u64> = read.accounts_without_key.iter().copied().collect();
+        if shard_keys.is_empty() && purged.is_empty() {
             continue;
         }
         let mut rewrapped: Vec<(u64, WrappedDek)> = Vec::with_capacity(shard_keys.len());
@@ -145,7 +148,7 @@ fn write_key_segments(
             rewrapped.push((key.account_id, session.wrap_backup_dek_for_store(&key.wrapped)?));
         }
         let first_record_id = read.max_record_id.max(u64::from(shard) << SHARD_ID_SHIFT) + 1;
-        let image = key_segment_image(shard, next_id, now_unix_ms(None), first_record_id, &rewrapped);
+        let image = key_segment_image(shard, next_id, now_unix_ms(None), first_record_id, &rewrapped, &purged);
         write_durably(&directory, &segment_name(next_id), &image)?;
     }
     Ok(contents)

@@ -305,7 +305,7 @@ fn rekeying_stops_and_keeps_the_old_key_when_a_target_is_unreachable() {
 /// purges bob; the target's key table is rewritten without him at once (the old backup key and
 /// table are gone), the old live KEK is gone too, and the backup still verifies for alice.
 #[test]
-fn a_purge_rekeys_every_registered_backup_without_the_purged_account() {
+fn a_purge_rekeys_every_registered_backup_and_an_older_backup_still_restores_without_the_account() {
     let fixture = Fixture::new();
     fixture.populate();
     let spec = directory_target(&fixture);
@@ -336,4 +336,16 @@ fn a_purge_rekeys_every_registered_backup_without_the_purged_account() {
     let frames = verify_at(&fixture, &spec, VerifyLevel::Frames);
     assert_eq!(frames.verdict(), VerifyVerdict::Equal, "{:?}", frames.findings);
     assert!(frames.frames_without_key > 0, "bob's records are in the backup but unreadable");
+
+    // That backup predates the purge, yet restores into a store that opens: bob is purged
+    // there too (the restore records it), everyone else is whole.
+    let restored_dir = fixture.path("restored");
+    mailvault_backup::restore(&spec, &restored_dir, &fixture.token.hsm).unwrap();
+    let mut config = fixture.config.clone();
+    config.data_dir = restored_dir;
+    let engine = mailvault_engine::Engine::open(&config, &fixture.token.hsm).unwrap();
+    let accounts = block_on(engine.list_accounts()).unwrap();
+    assert!(accounts.iter().all(|name| name != "bob"), "bob stays purged: {accounts:?}");
+    let fetched = block_on(engine.fetch("carol", "Archive", 4)).unwrap();
+    assert_eq!(fetched.body, message("carol", 9));
 }

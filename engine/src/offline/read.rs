@@ -147,6 +147,9 @@ pub async fn read_shard(
             .await
             .map_err(|source| ReadError::Segment { shard_id, source })?;
         readers.insert(segment_id, Rc::new(file));
+        // Records that waited for their account's key (met under a KEK a purge destroyed,
+        // before the re-wrapped copy) are applied once it appeared, as open does.
+        replay.apply_ready(&readers).await.map_err(|reason| ReadError::Inconsistent { shard_id, reason })?;
     }
     let accounts_without_key = replay.take_accounts_without_key();
     let (index, keys, max_record_id) =

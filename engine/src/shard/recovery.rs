@@ -206,7 +206,7 @@ impl Replay<'_> {
 
     /// Applies, in log order, the waiting records of every account whose key became usable
     /// during the segment just scanned, reading them again from their segments.
-    async fn apply_ready<F: StorageFile>(&mut self, files: &HashMap<u64, Rc<F>>) -> Result<(), String> {
+    pub(crate) async fn apply_ready<F: StorageFile>(&mut self, files: &HashMap<u64, Rc<F>>) -> Result<(), String> {
         for account_id in std::mem::take(&mut self.ready) {
             let Some(cipher) = self.usable_cipher(account_id) else { continue };
             for location in self.pending.remove(&account_id).unwrap_or_default() {
