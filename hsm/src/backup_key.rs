@@ -43,7 +43,7 @@ impl HsmSession {
 
     /// The current (highest) backup key version, creating version 1 on first use.
     pub fn ensure_backup_key(&self) -> Result<u32, HsmError> {
-        let _guard = crate::kek::key_admin_lock();
+        let _guard = crate::kek::key_admin_lock()?;
         if let Some(current) = self.backup_key_versions()?.last() {
             return Ok(*current);
         }
@@ -54,7 +54,7 @@ impl HsmSession {
     /// Adds the next backup key version and returns it. Versions only grow: the next is one
     /// past the highest present (older ones are destroyed only after a newer one exists).
     pub fn rotate_backup_key(&self) -> Result<u32, HsmError> {
-        let _guard = crate::kek::key_admin_lock();
+        let _guard = crate::kek::key_admin_lock()?;
         let highest = self.backup_key_versions()?.last().copied().unwrap_or(0);
         let next = highest.checked_add(1).ok_or(HsmError::Malformed { what: "backup key version (exhausted)" })?;
         self.create_wrapping_key(backup_key_label(next), "C_GenerateKey (backup key)")?;
@@ -64,7 +64,7 @@ impl HsmSession {
     /// Destroys a backup key version that is no longer the current one: every key table
     /// wrapped under it becomes unreadable for good.
     pub fn destroy_backup_key(&self, version: u32) -> Result<(), HsmError> {
-        let _guard = crate::kek::key_admin_lock();
+        let _guard = crate::kek::key_admin_lock()?;
         let handle = self.require_secret_key(&backup_key_label(version))?;
         if self.backup_key_versions()?.last() == Some(&version) {
             return Err(HsmError::KekInUse { version });

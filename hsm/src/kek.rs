@@ -12,6 +12,7 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 
 use crate::error::HsmError;
 use crate::session::HsmSession;
+use crate::token_dir_lock::{TokenDirLock, lock_token_dir};
 
 const KEK_LABEL_PREFIX: &str = "mailvault-kek-v";
 /// Data object holding the highest KEK version ever issued (u32 little-endian).
@@ -22,8 +23,19 @@ const KEK_BYTES: u64 = 32;
 /// is not atomic in PKCS#11.
 static KEY_ADMIN: Mutex<()> = Mutex::new(());
 
-pub(crate) fn key_admin_lock() -> MutexGuard<'static, ()> {
-    KEY_ADMIN.lock().unwrap_or_else(PoisonError::into_inner)
+/// Held while keys are created or destroyed: the process-wide mutex, and (for `SoftHSM2`) the
+/// cross-process token-directory lock, because `SoftHSM2` writes a token object's files while
+/// another process loading the token directory may read them (CI saw `C_GenerateKey` fail with
+/// `CKR_GENERAL_ERROR` under that race); it also keeps two processes from creating one label.
+#[derive(Debug)]
+pub(crate) struct KeyAdminGuard {
+    _process: MutexGuard<'static, ()>,
+    _token_dir: Option<TokenDirLock>,
+}
+
+pub(crate) fn key_admin_lock() -> Result<KeyAdminGuard, HsmError> {
+    let process = KEY_ADMIN.lock().unwrap_or_else(PoisonError::into_inner);
+    Ok(KeyAdminGuard { _process: process, _token_dir: lock_token_dir()? })
 }
 
 /// The label of KEK `version`.
@@ -88,7 +100,7 @@ impl HsmSession {
     /// Creates the next KEK version and returns it. DEKs wrapped before stay readable under
     /// their own version until [`HsmSession::rewrap_dek`] moves them.
     pub fn rotate_kek(&self) -> Result<u32, HsmError> {
-        let _guard = key_admin_lock();
+        let _guard = key_admin_lock()?;
         let next = self.next_kek_version()?;
         self.create_kek(next)?;
         Ok(next)
@@ -104,7 +116,7 @@ impl HsmSession {
     /// Destroys KEK `version`: every DEK wrapped only under it becomes unrecoverable. The
     /// current version is refused, so that wrapping never silently falls back to an older KEK.
     pub fn destroy_kek(&self, version: u32) -> Result<(), HsmError> {
-        let _guard = key_admin_lock();
+        let _guard = key_admin_lock()?;
         let label = kek_label(version);
         let handle = self.require_secret_key(&label)?;
         if self.kek_versions()?.last() == Some(&version) {

@@ -158,10 +158,9 @@ impl HsmSession {
     /// Creates whichever of mailvault's keys are missing: a KEK (v1 on a new token; if every KEK
     /// was destroyed, the next unused version), the credential-sealing key, the manifest HMAC key and the password pepper key.
     /// Idempotent; serialized within the process so that two threads cannot create one label
-    /// twice. (Two *processes* running it at the same moment could; run it from one place,
-    /// the server's startup.)
+    /// twice, and for `SoftHSM2` across processes too (`kek::key_admin_lock`).
     pub fn ensure_keys(&self) -> Result<KeyStatus, HsmError> {
-        let _guard = crate::kek::key_admin_lock();
+        let _guard = crate::kek::key_admin_lock()?;
         if self.kek_versions()?.is_empty() {
             self.create_kek(self.next_kek_version()?)?;
         }
