@@ -35,8 +35,8 @@ pub struct CommitCounters {
     pub records: u64,
 }
 
-/// What an engine measurement cost, reported with its result.
-#[derive(Debug, Clone, serde::Serialize)]
+/// What an engine measurement cost, reported with its result. `Default` is "nothing measured".
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct EngineDiagnostics {
     pub operations_per_second: f64,
     pub commits_per_second: f64,

@@ -248,14 +248,7 @@ mod tests {
     use crate::profile::{LoadProfile, TIMELINE_INTERVAL};
 
     fn diagnostics() -> EngineDiagnostics {
-        EngineDiagnostics {
-            operations_per_second: 0.0,
-            commits_per_second: 0.0,
-            records_per_commit: 0.0,
-            cpu: Vec::new(),
-            load_average: None,
-            disk: None,
-        }
+        EngineDiagnostics::default()
     }
 
     /// A profile of `slots` full slots with latencies of 200 µs, a few of 5 ms.

@@ -187,14 +187,7 @@ mod tests {
     use super::*;
 
     fn diagnostics() -> EngineDiagnostics {
-        EngineDiagnostics {
-            operations_per_second: 0.0,
-            commits_per_second: 0.0,
-            records_per_commit: 0.0,
-            cpu: Vec::new(),
-            load_average: None,
-            disk: None,
-        }
+        EngineDiagnostics::default()
     }
 
     #[test]
