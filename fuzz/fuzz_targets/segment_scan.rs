@@ -11,11 +11,11 @@
 use libfuzzer_sys::fuzz_target;
 use mailvault_engine::block_on;
 use mailvault_engine::format::{
-    BLOCK_BYTES, FRAME_FLAG_COMMIT_START, FrameDecode, RecordKind, SEGMENT_HEADER_BYTES, decode_frame,
+    BLOCK_BYTES, FRAME_FLAG_COMMIT_START, FrameDecode, RecordKind, SEGMENT_HEADER_BYTES, SegmentDigest, decode_frame,
 };
 use mailvault_engine::segment::{ScanEnd, ScanError, ScannedFrame, scan_segment};
 use mailvault_fuzz::memory_file::MemoryFile;
-use mailvault_fuzz::segment_recipe::{SEGMENT_ID, SegmentImage, build};
+use mailvault_fuzz::segment_recipe::{SEGMENT_ID, SegmentImage, build, segment_digest};
 
 /// Header bytes from here to `SEGMENT_HEADER_BYTES` are neither checked nor CRC-covered: only a
 /// footer's digest notices a change there.
@@ -49,10 +49,10 @@ fn scan(image: &SegmentImage) -> (Outcome, Vec<ScannedFrame>) {
     (outcome, delivered)
 }
 
-fn check_open(image: &SegmentImage, log_end: u64, digest: &blake3::Hasher, tail_block: &[u8]) {
+fn check_open(image: &SegmentImage, log_end: u64, digest: &SegmentDigest, tail_block: &[u8]) {
     assert!(log_end >= image.start.offset && log_end <= image.bytes.len() as u64, "log end {log_end} out of range");
     let log_end = log_end as usize;
-    assert_eq!(digest.finalize(), blake3::hash(&image.bytes[..log_end]), "digest is not that of the log");
+    assert_eq!(digest.finalize(), segment_digest(&image.bytes[..log_end]), "digest is not that of the log");
     let tail_start = log_end / BLOCK_BYTES * BLOCK_BYTES;
     assert_eq!(tail_block, &image.bytes[tail_start..log_end], "tail block is not the log's last block");
 }

@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 
 use mailvault_engine::format::{
     BLOCK_BYTES, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, FrameHeader, Record, RecordKind, SEGMENT_HEADER_BYTES,
-    SegmentHeader, encode_frame,
+    SegmentDigest, SegmentHeader, encode_frame,
 };
 use mailvault_engine::segment::ScanStart;
 
@@ -225,10 +225,10 @@ pub fn build(recipe: &[u8], apply_flips: bool) -> SegmentImage {
 }
 
 /// Appends the footer the engine writes when it seals: the record count, where the records
-/// end, and the BLAKE3 digest of everything before it.
+/// end, and the digest of the header block and the frames before it.
 fn append_footer(bytes: &mut Vec<u8>, record_count: u64) -> (u64, u64) {
     let records_end = bytes.len() as u64;
-    let digest = *blake3::hash(bytes).as_bytes();
+    let digest = segment_digest(bytes);
     let payload = Record::SegmentSealed { record_count, records_end, digest }.encode();
     let header = FrameHeader {
         kind: RecordKind::SegmentSealed as u8,
@@ -308,4 +308,12 @@ impl RecipeWriter {
     pub fn into_bytes(self) -> Vec<u8> {
         self.bytes
     }
+}
+
+/// The footer digest of a segment's bytes up to the end of its log (header block, then frames).
+pub fn segment_digest(log: &[u8]) -> [u8; 32] {
+    let (header_block, frames) = log.split_at(BLOCK_BYTES.min(log.len()));
+    let mut digest = SegmentDigest::new(header_block);
+    digest.add_frames(frames);
+    digest.finalize()
 }

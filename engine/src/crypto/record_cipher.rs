@@ -46,7 +46,21 @@ impl RecordCipher {
     /// Encrypts `plaintext` in place and appends the tag; `header.payload_length` must already
     /// be `plaintext.len() + TAG_BYTES` (it is not authenticated, the CRC covers it).
     pub fn seal(&self, header: &FrameHeader, plaintext: &mut Vec<u8>) {
-        self.seal_with(record_nonce(header.record_id), &header.associated_data(), plaintext);
+        let tag = self.seal_in_place(header, plaintext);
+        plaintext.extend_from_slice(&tag);
+    }
+
+    /// Encrypts `plaintext` in place and returns the tag that follows it in the frame.
+    pub fn seal_in_place(&self, header: &FrameHeader, plaintext: &mut [u8]) -> [u8; TAG_BYTES] {
+        let nonce = Nonce::assume_unique_for_key(record_nonce(header.record_id));
+        let associated = header.associated_data();
+        // Sealing fails only past GCM's 64 GiB limit; record payloads are bounded far below.
+        let Ok(tag) = self.key.seal_in_place_separate_tag(nonce, Aad::from(&associated), plaintext) else {
+            unreachable!("sealed inputs are bounded far below the AES-GCM limit");
+        };
+        let mut bytes = [0; TAG_BYTES];
+        bytes.copy_from_slice(tag.as_ref());
+        bytes
     }
 
     /// Decrypts and authenticates a frame payload, returning the plaintext.

@@ -15,6 +15,11 @@ impl ByteWriter {
         Self { bytes: Vec::with_capacity(capacity) }
     }
 
+    /// A writer that appends to `bytes` (its contents are kept).
+    pub fn appending_to(bytes: Vec<u8>) -> Self {
+        Self { bytes }
+    }
+
     pub fn u8(&mut self, value: u8) -> &mut Self {
         self.bytes.push(value);
         self

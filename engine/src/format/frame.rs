@@ -117,6 +117,19 @@ pub fn encode_frame(header: &FrameHeader, payload: &[u8], out: &mut Vec<u8>) {
     out.resize(start + frame_encoded_bytes(payload.len()), 0);
 }
 
+/// Turns `out[frame_start..]`, a zeroed header's room followed by the payload, into an encoded
+/// frame: writes the header with its CRC and pads to 8. The zero-copy twin of [`encode_frame`].
+pub fn finish_frame(header: &FrameHeader, out: &mut Vec<u8>, frame_start: usize) {
+    let payload_length = out.len() - frame_start - FRAME_HEADER_BYTES;
+    debug_assert_eq!(header.payload_length as usize, payload_length);
+    assert!(payload_length <= RECORD_PAYLOAD_BYTES_MAX, "payload bound is checked by callers");
+    let mut bytes = header.encode_without_crc();
+    let crc = frame_crc(&bytes, &out[frame_start + FRAME_HEADER_BYTES..]);
+    bytes[8..12].copy_from_slice(&crc.to_le_bytes());
+    out[frame_start..frame_start + FRAME_HEADER_BYTES].copy_from_slice(&bytes);
+    out.resize(frame_start + frame_encoded_bytes(payload_length), 0);
+}
+
 /// Adds `flags` (`COMMIT_START`, `COMMIT_END`) to the encoded frame at the start of `frame` and
 /// refreshes its CRC.
 pub fn add_frame_flags(frame: &mut [u8], flags: u8) {
@@ -186,6 +199,19 @@ pub enum FrameError {
     BadPadding,
     #[error("frame has unknown flags or non-zero reserved bytes")]
     BadReserved,
+}
+
+/// The encoded size of the frame whose header starts `input`, judged by its magic and length
+/// only, without the CRC: for walking frames a checkpoint already vouches for. `None` if no
+/// frame header starts there.
+pub fn frame_extent(input: &[u8]) -> Option<usize> {
+    let header_bytes = input.first_chunk::<FRAME_HEADER_BYTES>()?;
+    if header_bytes[0..4] != FRAME_MAGIC {
+        return None;
+    }
+    let (header, _) = FrameHeader::decode(header_bytes);
+    let payload_length = header.payload_length as usize;
+    (payload_length <= RECORD_PAYLOAD_BYTES_MAX).then(|| frame_encoded_bytes(payload_length))
 }
 
 /// Decodes the frame at the start of `input`.

@@ -6,25 +6,28 @@
 mod bytes;
 mod frame;
 mod record;
+mod segment_digest;
 mod segment_header;
 
 pub use bytes::{ByteReader, ByteWriter, ReadError};
 pub use frame::{
     FRAME_ALIGN_BYTES, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, FRAME_FLAG_RELOCATED, FRAME_HEADER_BYTES, Frame,
-    FrameDecode, FrameError, FrameHeader, add_frame_flags, decode_frame, encode_frame, frame_encoded_bytes,
-    mark_commit_end, set_frame_flags,
+    FrameDecode, FrameError, FrameHeader, add_frame_flags, decode_frame, encode_frame, finish_frame,
+    frame_encoded_bytes, frame_extent, mark_commit_end, set_frame_flags,
 };
 pub use record::{
     ACCESS_FIELD_BYTES_MAX, AccessEvent, Flags, HASH_BYTES_MAX, KEYWORD_BYTES_MAX, KEYWORDS_MAX, LABEL_BYTES_MAX,
     MessageReference, NAME_BYTES_MAX, Record, RecordKind,
 };
+pub use segment_digest::SegmentDigest;
 pub use segment_header::{SEGMENT_HEADER_BYTES, SegmentHeader, SegmentHeaderError};
 
 /// Direct IO granularity: segment writes start and end on this boundary.
 pub const BLOCK_BYTES: usize = 4096;
 
 /// The on-disk format version written in every segment header.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2: the footer digest chains frame headers instead of hashing every byte.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Largest record payload accepted on write or read: a 64 MiB message is far beyond what any
 /// MTA relays (Postfix defaults to 10 MiB) and bounds memory per record.

@@ -323,7 +323,18 @@ impl Record {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut writer = ByteWriter::with_capacity(64);
+        let mut bytes = Vec::new();
+        self.encode_into(&mut bytes);
+        bytes
+    }
+
+    /// Appends the payload encoding to `out` (the shard encodes straight into its batch, so a
+    /// message body is copied once on its way to the disk, not once per layer).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        if let Self::MessageAppended { body, .. } = self {
+            out.reserve(body.len() + 64);
+        }
+        let mut writer = ByteWriter::appending_to(std::mem::take(out));
         match self {
             Self::AccountCreated { name, created_unix_ms } => {
                 writer.string(name).i64(*created_unix_ms);
@@ -345,7 +356,6 @@ impl Record {
                 writer.i64(*closed_unix_ms).i64(*purge_after_unix_ms);
             }
             Self::MessageAppended { internal_date_unix_ms, flags, digest, body } => {
-                writer = ByteWriter::with_capacity(body.len() + 64);
                 writer.i64(*internal_date_unix_ms);
                 flags.encode(&mut writer);
                 writer.raw(digest).raw(body);
@@ -383,7 +393,7 @@ impl Record {
                 writer.u64(*record_count).u64(*records_end).raw(digest);
             }
         }
-        writer.into_inner()
+        *out = writer.into_inner();
     }
 
     /// Decodes a payload of `kind`. Takes the plaintext by value so that a message body is

@@ -15,7 +15,9 @@ use std::io;
 use std::rc::Rc;
 
 use super::{segment_name, temporary_segment_name};
-use crate::format::{BLOCK_BYTES, FrameHeader, Record, RecordKind, SegmentHeader, align_up, encode_frame};
+use crate::format::{
+    BLOCK_BYTES, FrameHeader, Record, RecordKind, SegmentDigest, SegmentHeader, align_up, encode_frame,
+};
 use crate::io::{BlockBuffer, Storage, StorageFile};
 
 /// How far ahead of the log the file size is set.
@@ -31,8 +33,8 @@ pub struct ActiveSegment<F> {
     tail: BlockBuffer,
     tail_offset: u64,
     record_count: u64,
-    /// BLAKE3 of every byte of the file up to the end of the log, for the footer.
-    digest: blake3::Hasher,
+    /// The footer's digest of the log so far.
+    digest: SegmentDigest,
     /// The file size as the next write will find it.
     file_size: u64,
     /// The space reserved at creation: the size never steps past it (only a write does).
@@ -55,8 +57,7 @@ impl<F: StorageFile> ActiveSegment<F> {
         let mut block = BlockBuffer::with_capacity(BLOCK_BYTES);
         block.extend_from_slice(&header.encode());
         block.pad_to_block();
-        let mut digest = blake3::Hasher::new();
-        digest.update(block.as_slice());
+        let digest = SegmentDigest::new(block.as_slice());
         let (result, mut tail) = file.write_blocks(block, 0).await;
         result?;
         file.sync_data().await?;
@@ -82,7 +83,7 @@ impl<F: StorageFile> ActiveSegment<F> {
         file: F,
         segment_id: u64,
         log_end: u64,
-        digest: blake3::Hasher,
+        digest: SegmentDigest,
         tail_block: &[u8],
         record_count: u64,
         (file_size, reserved_bytes): (u64, u64),
@@ -126,7 +127,7 @@ impl<F: StorageFile> ActiveSegment<F> {
     /// were two in flight at once, the older could land last and erase the newer's bytes. After
     /// a failed write the segment's on-disk state is unknown and nothing more may be written.
     pub fn begin_commit(&mut self, frames: &[u8], count: u64) -> TailWrite<F> {
-        self.digest.update(frames);
+        self.digest.add_frames(frames);
         self.record_count += count;
         // The log from `tail_offset` on is the kept tail block followed by the frames; each
         // piece is copied straight out of the two (one copy of the frames, not two).
@@ -182,12 +183,9 @@ impl<F: StorageFile> ActiveSegment<F> {
     /// again. The caller replaces this value with a new active segment.
     pub async fn seal(&mut self) -> io::Result<()> {
         let records_end = self.log_end();
-        let footer = Record::SegmentSealed {
-            record_count: self.record_count,
-            records_end,
-            digest: *self.digest.finalize().as_bytes(),
-        }
-        .encode();
+        let footer =
+            Record::SegmentSealed { record_count: self.record_count, records_end, digest: self.digest.finalize() }
+                .encode();
         let header = FrameHeader {
             kind: RecordKind::SegmentSealed as u8,
             flags: crate::format::FRAME_FLAG_COMMIT_START | crate::format::FRAME_FLAG_COMMIT_END,

@@ -17,7 +17,7 @@ use std::io;
 
 use crate::format::{
     BLOCK_BYTES, FRAME_ALIGN_BYTES, FRAME_HEADER_BYTES, FrameDecode, FrameHeader, Record, RecordKind,
-    SEGMENT_HEADER_BYTES, SegmentHeader, SegmentHeaderError, decode_frame,
+    SEGMENT_HEADER_BYTES, SegmentDigest, SegmentHeader, SegmentHeaderError, decode_frame, frame_extent,
 };
 use crate::io::StorageFile;
 
@@ -39,7 +39,7 @@ pub enum ScanEnd {
     Sealed { record_count: u64, untrimmed_end: Option<u64> },
     /// The active segment: appending resumes at `log_end`, the end of its last complete commit.
     /// `torn` gives the reason when a torn last commit follows it (cut on resume).
-    Open { log_end: u64, digest: Box<blake3::Hasher>, tail_block: Vec<u8>, record_count: u64, torn: Option<String> },
+    Open { log_end: u64, digest: Box<SegmentDigest>, tail_block: Vec<u8>, record_count: u64, torn: Option<String> },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,8 +55,8 @@ pub enum ScanError {
     Replay { segment_id: u64, offset: u64, reason: String },
 }
 
-/// Where a scan begins: the first record, or the end of a commit a checkpoint covers (the bytes
-/// before it are then only hashed, for the footer's digest).
+/// Where a scan begins: the first record, or the end of a commit a checkpoint covers (the frames
+/// before it are then only digested, for the footer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScanStart {
     pub offset: u64,
@@ -81,21 +81,15 @@ pub async fn scan_segment<F: StorageFile>(
     let file_length = file.size().await.map_err(io_error)?;
     let mut reader = ChunkReader { file, file_length, buffer: Vec::new(), buffer_offset: 0 };
 
-    let mut digest = check_header_and_hash_prefix(&mut reader, segment_id, start).await?;
+    let mut digest = check_header_and_digest_prefix(&mut reader, segment_id, start).await?;
     let mut offset = start.offset;
     // Frames are handed on only once their commit is complete: a crash must never leave half
     // of a commit (say, an account without its INBOX) visible.
     let mut committed = Committed { log_end: offset, digest: digest.clone(), record_count: start.record_count };
     let mut pending: Vec<ScannedFrame> = Vec::new();
     loop {
-        let decoded = loop {
-            match decode_frame(reader.bytes_at(offset)) {
-                Ok(FrameDecode::NeedsMoreData { bytes_needed }) if reader.can_grow(offset, bytes_needed) => {
-                    reader.fill(offset, bytes_needed.max(SCAN_CHUNK_BYTES)).await.map_err(io_error)?;
-                }
-                other => break other,
-            }
-        };
+        fill_for_frame(&mut reader, offset).await.map_err(io_error)?;
+        let decoded = decode_frame(reader.bytes_at(offset));
         let problem = match decoded {
             Ok(FrameDecode::Frame(frame)) if frame.header.kind == RecordKind::SegmentSealed as u8 => {
                 if !pending.is_empty() {
@@ -116,7 +110,7 @@ pub async fn scan_segment<F: StorageFile>(
             }
             Ok(FrameDecode::Frame(frame)) => {
                 let frame_bytes = frame.encoded_bytes;
-                digest.update(&reader.bytes_at(offset)[..frame_bytes]);
+                digest.add_frame(reader.bytes_at(offset));
                 pending.push(ScannedFrame {
                     header: frame.header,
                     offset,
@@ -163,13 +157,15 @@ pub async fn scan_segment<F: StorageFile>(
     }
 }
 
-/// Checks the header block and hashes everything before `start` (for the footer's digest);
-/// returns the digest so far.
-async fn check_header_and_hash_prefix<F: StorageFile>(
+/// Checks the header block and digests the frames before `start` (for the footer); returns
+/// the digest so far. Those frames are walked by their headers only: the checkpoint vouches for
+/// them, and an open that uses a checkpoint must not pay for checking what it covers (damage
+/// there is found by the next full scan, or the backup verify, since the CRCs do not match).
+async fn check_header_and_digest_prefix<F: StorageFile>(
     reader: &mut ChunkReader<'_, F>,
     segment_id: u64,
     start: ScanStart,
-) -> Result<blake3::Hasher, ScanError> {
+) -> Result<SegmentDigest, ScanError> {
     let io_error = |source| ScanError::Io { segment_id, source };
     let corrupt = |offset: u64, reason: String| ScanError::Corrupt { segment_id, offset, reason };
     reader.fill(0, BLOCK_BYTES).await.map_err(io_error)?;
@@ -181,29 +177,43 @@ async fn check_header_and_hash_prefix<F: StorageFile>(
     if reader.bytes_at(0).get(SEGMENT_HEADER_BYTES..BLOCK_BYTES).is_none_or(|rest| rest.iter().any(|b| *b != 0)) {
         return Err(corrupt(0, "header block is short or not zero-padded".into()));
     }
-    let mut digest = blake3::Hasher::new();
-    digest.update(&reader.bytes_at(0)[..BLOCK_BYTES]);
+    let mut digest = SegmentDigest::new(&reader.bytes_at(0)[..BLOCK_BYTES]);
     let mut offset = BLOCK_BYTES as u64;
     while offset < start.offset {
-        reader.fill(offset, SCAN_CHUNK_BYTES.min((start.offset - offset) as usize)).await.map_err(io_error)?;
-        let chunk = reader.bytes_at(offset);
-        if chunk.is_empty() {
-            return Err(corrupt(offset, format!("segment ends before the checkpoint's offset {}", start.offset)));
+        if reader.bytes_at(offset).len() < FRAME_HEADER_BYTES {
+            reader.fill(offset, SCAN_CHUNK_BYTES.min((start.offset - offset) as usize)).await.map_err(io_error)?;
         }
-        digest.update(chunk);
-        offset += chunk.len() as u64;
+        let Some(frame_bytes) = frame_extent(reader.bytes_at(offset)) else {
+            return Err(corrupt(offset, format!("no frame here, before the checkpoint's offset {}", start.offset)));
+        };
+        digest.add_frame(reader.bytes_at(offset));
+        offset += frame_bytes as u64;
+    }
+    if offset != start.offset {
+        return Err(corrupt(offset, format!("no frame starts at the checkpoint's offset {}", start.offset)));
     }
     Ok(digest)
+}
+
+/// Reads as much of the file at `offset` as decoding the frame there needs.
+async fn fill_for_frame<F: StorageFile>(reader: &mut ChunkReader<'_, F>, offset: u64) -> io::Result<()> {
+    while let Ok(FrameDecode::NeedsMoreData { bytes_needed }) = decode_frame(reader.bytes_at(offset)) {
+        if !reader.can_grow(offset, bytes_needed) {
+            break;
+        }
+        reader.fill(offset, bytes_needed.max(SCAN_CHUNK_BYTES)).await?;
+    }
+    Ok(())
 }
 
 /// The scan's state at the end of the last complete commit.
 struct Committed {
     log_end: u64,
-    digest: blake3::Hasher,
+    digest: SegmentDigest,
     record_count: u64,
 }
 
-fn check_footer(payload: &[u8], offset: u64, record_count: u64, digest: &blake3::Hasher) -> Result<(), String> {
+fn check_footer(payload: &[u8], offset: u64, record_count: u64, digest: &SegmentDigest) -> Result<(), String> {
     let Ok(Record::SegmentSealed { record_count: sealed_count, records_end, digest: sealed_digest }) =
         Record::decode(RecordKind::SegmentSealed, payload.to_vec())
     else {
@@ -214,7 +224,7 @@ fn check_footer(payload: &[u8], offset: u64, record_count: u64, digest: &blake3:
             "footer says {sealed_count} records ending at {records_end}, found {record_count} ending at {offset}"
         ));
     }
-    if *digest.finalize().as_bytes() != sealed_digest {
+    if digest.finalize() != sealed_digest {
         return Err("segment digest does not match its footer".into());
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! Turning one record into a frame of the current batch, and applying it to the index.
 
 use crate::crypto::{RecordCipher, TAG_BYTES};
-use crate::format::{FrameHeader, Record, encode_frame, frame_encoded_bytes};
+use crate::format::{FRAME_HEADER_BYTES, FrameHeader, Record, finish_frame};
 use crate::index::RecordLocation;
 use crate::io::Storage;
 
@@ -32,8 +32,12 @@ impl<S: Storage> Shard<S> {
         let record_id = self.next_record_id;
         self.next_record_id += 1;
         let kind = record.kind();
-        let mut payload = record.encode();
         let cipher = cipher.filter(|_| !kind.is_clear());
+        // Encoded straight into the batch: header room, plaintext, sealed in place, tag.
+        let frame_start = batch.frames.len();
+        batch.frames.resize(frame_start + FRAME_HEADER_BYTES, 0);
+        record.encode_into(&mut batch.frames);
+        let plaintext_bytes = batch.frames.len() - frame_start - FRAME_HEADER_BYTES;
         let tag_bytes = if cipher.is_some() { TAG_BYTES } else { 0 };
         let header = FrameHeader {
             kind: kind as u8,
@@ -42,18 +46,19 @@ impl<S: Storage> Shard<S> {
             account_id: place.account_id,
             mailbox_id: place.mailbox_id,
             uid: place.uid,
-            payload_length: (payload.len() + tag_bytes) as u32,
+            payload_length: (plaintext_bytes + tag_bytes) as u32,
         };
         if let Some(cipher) = cipher {
-            cipher.seal(&header, &mut payload);
+            let tag = cipher.seal_in_place(&header, &mut batch.frames[frame_start + FRAME_HEADER_BYTES..]);
+            batch.frames.extend_from_slice(&tag);
         }
+        finish_frame(&header, &mut batch.frames, frame_start);
         let location = RecordLocation {
             segment_id: self.active.segment_id(),
-            offset: self.active.log_end() + batch.frames.len() as u64,
-            frame_bytes: frame_encoded_bytes(payload.len()) as u32,
+            offset: self.active.log_end() + frame_start as u64,
+            frame_bytes: (batch.frames.len() - frame_start) as u32,
         };
-        batch.last_frame_start = batch.frames.len();
-        encode_frame(&header, &payload, &mut batch.frames);
+        batch.last_frame_start = frame_start;
         batch.frame_count += 1;
         if kind.is_clear() {
             return; // not index state: the key table was filled when the key was made

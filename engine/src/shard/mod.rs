@@ -153,7 +153,7 @@ impl<S: Storage> Shard<S> {
                     Err(flume::TryRecvError::Disconnected) => break,
                 }
             };
-            let mut batch = Batch::default();
+            let mut batch = self.pipeline.new_batch();
             let mut rewrap_waiters = Vec::new();
             let mut next = Some(first);
             let mut taken = 0;

@@ -402,7 +402,7 @@ async fn list_segments<S: Storage>(storage: &S, shard_id: u32) -> std::io::Resul
 struct OpenTail {
     segment_id: u64,
     log_end: u64,
-    digest: blake3::Hasher,
+    digest: crate::format::SegmentDigest,
     tail_block: Vec<u8>,
     record_count: u64,
 }
