@@ -26,6 +26,11 @@ impl BlockBuffer {
         self.length == 0
     }
 
+    /// Bytes it holds without reallocating.
+    pub fn capacity(&self) -> usize {
+        self.storage.len().saturating_sub(self.start)
+    }
+
     pub fn as_slice(&self) -> &[u8] {
         &self.storage[self.start..self.start + self.length]
     }

@@ -140,7 +140,7 @@ impl<F: StorageFile> ActiveSegment<F> {
             .step_by(WRITE_PIECE_BYTES)
             .map(|start| {
                 let end = (start + WRITE_PIECE_BYTES).min(padded_length);
-                let mut piece = BlockBuffer::with_capacity(end - start);
+                let mut piece = spare_pieces::take();
                 copy_range(&log, start..end.min(logical_length), &mut piece);
                 piece.pad_to_block();
                 (piece, offset + start as u64)
@@ -232,7 +232,46 @@ impl<F: StorageFile> TailWrite<F> {
             file.set_len(size).await?;
         }
         let writes = pieces.into_iter().map(|(buffer, offset)| file.write_blocks(buffer, offset));
-        futures_util::future::join_all(writes).await.into_iter().try_for_each(|(result, _buffer)| result)
+        let results = futures_util::future::join_all(writes).await;
+        results.into_iter().try_for_each(|(result, buffer)| {
+            spare_pieces::put(buffer);
+            result
+        })
+    }
+}
+
+/// Write pieces whose write completed, kept for the next commit on the same thread (each shard
+/// runs on its own): a fresh 128 KiB buffer per piece cost a page fault per 4 KiB of it, or
+/// zero-filling it, on every commit; a recycled one is only overwritten.
+mod spare_pieces {
+    use std::cell::RefCell;
+
+    use super::WRITE_PIECE_BYTES;
+    use crate::io::BlockBuffer;
+
+    /// At most this many are kept per thread (4 MiB: a few commits' worth).
+    const KEPT_MAX: usize = 32;
+
+    thread_local! {
+        static SPARE: RefCell<Vec<BlockBuffer>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// An empty buffer that holds a whole piece.
+    pub(super) fn take() -> BlockBuffer {
+        let spare = SPARE.with_borrow_mut(Vec::pop);
+        spare.unwrap_or_else(|| BlockBuffer::with_capacity(WRITE_PIECE_BYTES))
+    }
+
+    pub(super) fn put(mut buffer: BlockBuffer) {
+        if buffer.capacity() < WRITE_PIECE_BYTES {
+            return;
+        }
+        buffer.clear();
+        SPARE.with_borrow_mut(|spare| {
+            if spare.len() < KEPT_MAX {
+                spare.push(buffer);
+            }
+        });
     }
 }
 
