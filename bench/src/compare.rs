@@ -25,7 +25,7 @@ use crate::workload::{self, LoadResult, ReadSet, Until};
 pub const SMALL_MESSAGE_BYTES: usize = 4 * 1024;
 /// Large messages: mail with an attachment; they measure bandwidth.
 pub const LARGE_MESSAGE_BYTES: usize = 64 * 1024;
-/// Appends in flight for the 64 KiB bandwidth measurement.
+/// Appends in flight for the 64 KiB bandwidth measurement, by default (`--large-in-flight`).
 pub const LARGE_APPEND_CONCURRENCY: usize = 64;
 /// Appends in flight for the 4 KiB measurement that group commit should multiply.
 pub const SMALL_APPEND_CONCURRENCY: usize = 256;
@@ -52,6 +52,8 @@ pub struct CompareOptions {
     pub seconds: u64,
     pub rounds: usize,
     pub shards: usize,
+    /// 64 KiB appends in flight.
+    pub large_append_concurrency: usize,
     /// Size of fio's files and of the engine's random-read set.
     pub file_bytes: u64,
     /// The load generator runtime's cross-thread wake queue (see `workload::client_runtime`).
@@ -201,16 +203,16 @@ impl Bench {
         let mut comparison = Comparison::new(
             "64 KiB durable appends",
             "MB/s",
-            format!("{LARGE_APPEND_CONCURRENCY} in flight, {} shard(s)", self.options.shards),
+            format!("{} in flight, {} shard(s)", self.options.large_append_concurrency, self.options.shards),
             TARGET_LARGE_APPEND_RATIO,
         );
         let body = workload::message_body(LARGE_MESSAGE_BYTES);
         for round in 1..=self.options.rounds {
             self.fio(FioJob::SequentialWrite64k, round, |r| r.bytes_per_second / 1e6, &mut comparison)?;
-            self.progress.say(&format!("engine 64 KiB appends, {LARGE_APPEND_CONCURRENCY} in flight (round {round})"));
+            let in_flight = self.options.large_append_concurrency;
+            self.progress.say(&format!("engine 64 KiB appends, {in_flight} in flight (round {round})"));
             let store = BenchStore::create(&self.store_directory(), self.options.shards, hsm)?;
-            let load =
-                workload::appends(&store.engine, &store.accounts, &body, LARGE_APPEND_CONCURRENCY, self.measure());
+            let load = workload::appends(&store.engine, &store.accounts, &body, in_flight, self.measure());
             let (result, diagnostics) = self.engine_phase(&store.engine, load)?;
             store.close()?;
             let megabytes = result.per_second() * workload::count_f64(LARGE_MESSAGE_BYTES as u64) / 1e6;

@@ -55,6 +55,11 @@ enum Command {
         /// Engine shards (the load generator takes a core too).
         #[arg(long, default_value_t = 1)]
         shards: usize,
+        /// 64 KiB appends in flight. A durable stream moves at most (bytes in flight) /
+        /// (write + fdatasync latency), so on a disk whose flush takes milliseconds this, not
+        /// the engine, can be the limit: compare 64 with 256 to see which.
+        #[arg(long, default_value_t = compare::LARGE_APPEND_CONCURRENCY)]
+        large_in_flight: usize,
         /// Size of fio's files and of the engine's random-read set, in MiB.
         #[arg(long, default_value_t = 1024)]
         file_mib: u64,
@@ -87,12 +92,23 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::EngineVsFio { dir, seconds, rounds, shards, file_mib, client_wake_queue, json, html } => {
+        Command::EngineVsFio {
+            dir,
+            seconds,
+            rounds,
+            shards,
+            large_in_flight,
+            file_mib,
+            client_wake_queue,
+            json,
+            html,
+        } => {
             let options = CompareOptions {
                 directory: dir,
                 seconds: seconds.max(1),
                 rounds: rounds.max(1),
                 shards: shards.max(1),
+                large_append_concurrency: large_in_flight.max(1),
                 file_bytes: file_mib.max(1) * 1024 * 1024,
                 client_wake_queue,
             };

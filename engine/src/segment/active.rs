@@ -249,8 +249,9 @@ mod spare_pieces {
     use super::WRITE_PIECE_BYTES;
     use crate::io::BlockBuffer;
 
-    /// At most this many are kept per thread (4 MiB: a few commits' worth).
-    const KEPT_MAX: usize = 32;
+    /// At most this many are kept per thread (16 MiB: what the most commits a shard has in
+    /// flight hold; a thread keeps only as many as it once had in use at once).
+    const KEPT_MAX: usize = 128;
 
     thread_local! {
         static SPARE: RefCell<Vec<BlockBuffer>> = const { RefCell::new(Vec::new()) };
