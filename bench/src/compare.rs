@@ -54,6 +54,8 @@ pub struct CompareOptions {
     pub shards: usize,
     /// 64 KiB appends in flight.
     pub large_append_concurrency: usize,
+    /// The comparisons to run (all when empty).
+    pub only: Vec<ComparisonKind>,
     /// Size of fio's files and of the engine's random-read set.
     pub file_bytes: u64,
     /// The load generator runtime's cross-thread wake queue (see `workload::client_runtime`).
@@ -87,6 +89,14 @@ struct Bench {
 }
 
 /// Runs every comparison; without fio, measures the engine only (ratios are then absent).
+/// The three comparisons, for `--only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ComparisonKind {
+    LargeAppends,
+    SmallAppends,
+    RandomReads,
+}
+
 pub fn run(options: CompareOptions) -> anyhow::Result<CompareReport> {
     let progress = Progress { start: Instant::now(), load_average_max: Cell::new(diagnostics::load_average()) };
     std::fs::create_dir_all(&options.directory)?;
@@ -105,9 +115,20 @@ pub fn run(options: CompareOptions) -> anyhow::Result<CompareReport> {
     let disk_stat_file = disk_stats::stat_file(&options.directory);
     let bench =
         Bench { runtime: workload::client_runtime(options.client_wake_queue)?, options, fio, progress, disk_stat_file };
-    let large = bench.large_appends(&token.hsm)?;
-    let (small, info) = bench.small_appends(&token.hsm)?;
-    let reads = bench.random_reads(&token.hsm)?;
+    let wanted = |kind| bench.options.only.is_empty() || bench.options.only.contains(&kind);
+    let mut comparisons = Vec::new();
+    let mut info = Vec::new();
+    if wanted(ComparisonKind::LargeAppends) {
+        comparisons.push(bench.large_appends(&token.hsm)?);
+    }
+    if wanted(ComparisonKind::SmallAppends) {
+        let (small, small_info) = bench.small_appends(&token.hsm)?;
+        comparisons.push(small);
+        info = small_info;
+    }
+    if wanted(ComparisonKind::RandomReads) {
+        comparisons.push(bench.random_reads(&token.hsm)?);
+    }
     fio::remove_files(&bench.options.directory)?;
     bench.progress.say("done");
     Ok(CompareReport {
@@ -115,7 +136,7 @@ pub fn run(options: CompareOptions) -> anyhow::Result<CompareReport> {
         seconds: bench.options.seconds,
         rounds: bench.options.rounds,
         shards: bench.options.shards,
-        comparisons: vec![large, small, reads],
+        comparisons,
         info,
         cores: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         load_average_max: bench.progress.load_average_max.get(),

@@ -60,6 +60,9 @@ enum Command {
         /// the engine, can be the limit: compare 64 with 256 to see which.
         #[arg(long, default_value_t = compare::LARGE_APPEND_CONCURRENCY)]
         large_in_flight: usize,
+        /// Runs only this comparison (repeat for several); all three by default.
+        #[arg(long, value_enum)]
+        only: Vec<compare::ComparisonKind>,
         /// Size of fio's files and of the engine's random-read set, in MiB.
         #[arg(long, default_value_t = 1024)]
         file_mib: u64,
@@ -98,6 +101,7 @@ fn main() -> anyhow::Result<()> {
             rounds,
             shards,
             large_in_flight,
+            only,
             file_mib,
             client_wake_queue,
             json,
@@ -109,6 +113,7 @@ fn main() -> anyhow::Result<()> {
                 rounds: rounds.max(1),
                 shards: shards.max(1),
                 large_append_concurrency: large_in_flight.max(1),
+                only,
                 file_bytes: file_mib.max(1) * 1024 * 1024,
                 client_wake_queue,
             };
