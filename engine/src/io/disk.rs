@@ -59,14 +59,30 @@ async fn open_direct_reads(path: &Path) -> io::Result<Option<File>> {
 /// Reads `length` bytes at `offset` through an O_DIRECT descriptor: the enclosing whole blocks
 /// into an aligned buffer, then the wanted bytes moved to its front.
 async fn read_blocks(file: &File, offset: u64, length: usize) -> io::Result<Vec<u8>> {
+    use compio::io::AsyncReadAt;
     let first_block = offset / BLOCK_BYTES as u64 * BLOCK_BYTES as u64;
     let skip = (offset - first_block) as usize;
-    let span = align_up(skip + length, BLOCK_BYTES);
-    let (storage, start, _) = BlockBuffer::with_capacity(span).into_parts();
-    let BufResult(result, slice) = file.read_exact_at(storage.slice(start..start + span), first_block).await;
-    result?;
-    let mut storage = slice.into_inner();
-    storage.copy_within(start + skip..start + skip + length, 0);
+    let wanted = skip + length;
+    let span = align_up(wanted, BLOCK_BYTES);
+    let (mut storage, start, _) = BlockBuffer::with_capacity(span).into_parts();
+    let mut filled = 0;
+    // A read that reaches the end of a file whose size is not a whole number of blocks (a
+    // sealed segment) comes back short, ending at the end of the file: enough when the wanted
+    // bytes are in, and nothing more can follow (the next offset would not be aligned).
+    while filled < wanted {
+        let range = start + filled..start + span;
+        let BufResult(result, slice) = file.read_at(storage.slice(range), first_block + filled as u64).await;
+        storage = slice.into_inner();
+        let read = result?;
+        filled += read;
+        if read == 0 || filled % BLOCK_BYTES != 0 {
+            break;
+        }
+    }
+    if filled < wanted {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of the file"));
+    }
+    storage.copy_within(start + skip..start + wanted, 0);
     storage.truncate(length);
     Ok(storage)
 }
@@ -144,8 +160,8 @@ impl StorageFile for DiskFile {
     async fn read_exact(&self, offset: u64, length: usize) -> io::Result<Vec<u8>> {
         if let Some(direct_reads) = &self.direct_reads {
             match read_blocks(direct_reads, offset, length).await {
-                // The file ends inside the last block (a sealed segment, a checkpoint): the
-                // whole-block read came up short, the buffered one below does not.
+                // Came up short of the wanted bytes: the buffered read below tells a read past
+                // the end from a direct read the filesystem cut short.
                 Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => {}
                 other => return other,
             }
