@@ -232,6 +232,9 @@ impl<S: Storage> Shard<S> {
                 let usage = self.blob_usage();
                 let Some(victim) = self.next_victim(&usage) else {
                     self.compaction_forced.clear();
+                    if std::mem::take(&mut self.compaction_checkpoint_due) {
+                        self.checkpoint().await;
+                    }
                     return false;
                 };
                 if let Err(reason) = self.start_reading(victim, usage) {
@@ -449,7 +452,11 @@ impl<S: Storage> Shard<S> {
         }
         self.compaction_report.segments_compacted += 1;
         self.compaction_report.bytes_reclaimed += bytes;
-        self.checkpoint().await;
+        // A checkpoint per victim cost as much as copying half of it; the open does not need
+        // one here (the last checkpoint names the active segment, which is never a victim,
+        // and replay puts relocated bodies in their new place), so one is written when the
+        // run ends, to shorten the next open's replay.
+        self.compaction_checkpoint_due = true;
     }
 }
 

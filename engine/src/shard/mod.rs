@@ -98,6 +98,8 @@ pub(crate) struct Shard<S: Storage> {
     /// Segments compaction could not read; left alone and reported.
     compaction_skipped: std::collections::BTreeSet<u64>,
     compaction_report: crate::api::CompactionReport,
+    /// A segment was compacted since the last checkpoint: write one when the run ends.
+    compaction_checkpoint_due: bool,
     compaction_waiters: Vec<Reply<crate::api::CompactionReport>>,
     pipeline: pipeline::Pipeline,
     /// Whether the active segment holds a record other than the record-id floors written at

@@ -351,6 +351,7 @@ pub(crate) async fn open_shard<S: Storage>(
         compaction_rejected: std::collections::BTreeMap::new(),
         compaction_budget: super::throttle::IoBudget::new(config_budget),
         compaction_report: crate::api::CompactionReport::default(),
+        compaction_checkpoint_due: false,
         compaction_waiters: Vec::new(),
         pipeline: super::pipeline::Pipeline::default(),
         active_has_data,
