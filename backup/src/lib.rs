@@ -29,7 +29,10 @@ pub use compare::{Difference, compare_contents};
 pub use error::BackupError;
 pub use key_table::{KeyTable, KeyTableError};
 pub use live::{live_contents, live_key_table};
-pub use manifest::{MANIFEST_FORMAT, Manifest, ManifestSegment, StoreIdentity};
+pub use manifest::{
+    MANIFEST_FORMAT, Manifest, ManifestError, ManifestFile, ManifestSegment, SignedManifest, StoreIdentity,
+    join_signed, split_signed,
+};
 pub use purge_observer::RekeyBackupsOnPurge;
 pub use registry::{register_target, registered_targets};
 pub use rekey::{RekeyReport, rekey, rekey_targets};

@@ -40,3 +40,47 @@ pub fn register_target(data_dir: &Path, spec: &TargetSpec) -> Result<(), BackupE
     };
     write().map_err(BackupError::io(what))
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::target::S3Options;
+
+    fn spec(location: String, endpoint: Option<String>, allow_http: bool) -> TargetSpec {
+        TargetSpec::new(location, S3Options { endpoint, region: None, allow_http, credentials: None })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever is in the file, reading it is a list or a clear error, never a panic.
+        #[test]
+        fn any_registry_file_reads_or_is_refused(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let directory = tempfile::tempdir().unwrap();
+            std::fs::write(directory.path().join(REGISTRY_FILE), &bytes).unwrap();
+            match registered_targets(directory.path()) {
+                Ok(_) | Err(BackupError::Invalid(_)) => {}
+                Err(other) => prop_assert!(false, "unexpected error {other}"),
+            }
+        }
+
+        /// Registered targets read back in order, each once, whatever their names.
+        #[test]
+        fn registered_targets_round_trip(
+            targets in proptest::collection::vec((".{0,20}", proptest::option::of(".{0,20}"), any::<bool>()), 0..5),
+        ) {
+            let directory = tempfile::tempdir().unwrap();
+            let mut expected: Vec<TargetSpec> = Vec::new();
+            for (location, endpoint, allow_http) in targets {
+                let spec = spec(location, endpoint, allow_http);
+                register_target(directory.path(), &spec).unwrap();
+                if !expected.contains(&spec) {
+                    expected.push(spec);
+                }
+            }
+            prop_assert_eq!(registered_targets(directory.path()).unwrap(), expected);
+        }
+    }
+}

@@ -5,6 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+use mailvault_backup::{
+    KeyTable, MANIFEST_FORMAT, Manifest, ManifestFile, ManifestSegment, StoreIdentity, join_signed,
+};
 use mailvault_engine::format::{
     AccessEvent, ByteWriter, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, Flags, FrameHeader, MessageReference,
     Record, SegmentHeader, encode_frame,
@@ -413,6 +416,48 @@ fn message_seeds(corpus: &mut Corpus) {
     }
 }
 
+fn backup_seeds(corpus: &mut Corpus) {
+    let wrapped =
+        |version: u32, fill: u8, blocks: usize| WrappedDek::new(version, vec![fill; blocks * 8]).expect("wrapped");
+    let table = KeyTable {
+        backup_key_version: 2,
+        entries: vec![(1, wrapped(2, 0x11, 5)), (1 << 48 | 7, wrapped(2, 0x22, 5)), (u64::MAX, wrapped(9, 0x33, 64))],
+    };
+    corpus.add("backup_key_table", "three_accounts", &table.encode());
+    corpus.add("backup_key_table", "empty", &KeyTable { backup_key_version: 1, entries: Vec::new() }.encode());
+    let file = |name: &str, size: u64| ManifestFile {
+        name: name.into(),
+        size,
+        blake3: blake3::hash(name.as_bytes()).to_hex().to_string(),
+    };
+    let segment = |shard: u32, segment_id: u64, size: u64| ManifestSegment {
+        shard,
+        segment_id,
+        file: file(&format!("segments/shard-{shard:03}/{segment_id:016}.seg"), size),
+    };
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT.into(),
+        created_unix_ms: 1_700_000_000_000,
+        store: StoreIdentity {
+            shards: 2,
+            data_dir: "/var/lib/mailvault".into(),
+            hsm_token: "mailvault \"prod\"".into(),
+        },
+        key_table: file("keytables/00ff.keys", 76),
+        segments: vec![segment(0, 1, 8192), segment(0, 3, 1 << 28), segment(1, 2, 4096)],
+    };
+    let body = manifest.to_body().expect("manifest body");
+    let signature = ManifestSignature::from_bytes([0x42; 32]);
+    corpus.add("backup_manifest", "signed", &join_signed(&body, &signature));
+    corpus.add("backup_manifest", "body", body.as_bytes());
+    let empty = Manifest { segments: Vec::new(), ..manifest };
+    corpus.add(
+        "backup_manifest",
+        "signed_no_segments",
+        &join_signed(&empty.to_body().expect("manifest body"), &signature),
+    );
+}
+
 fn main() {
     let root = std::env::args().nth(1).map_or_else(|| PathBuf::from("fuzz/corpus"), PathBuf::from);
     assert!(root.parent().is_none_or(|parent| parent.as_os_str().is_empty() || Path::new(parent).is_dir()));
@@ -422,5 +467,6 @@ fn main() {
     line_protocol_seeds(&mut corpus);
     imap_seeds(&mut corpus);
     message_seeds(&mut corpus);
+    backup_seeds(&mut corpus);
     println!("wrote {} seeds under {}", corpus.count, corpus.root.display());
 }
