@@ -251,6 +251,7 @@ impl Replay<'_> {
     }
 }
 
+#[allow(clippy::too_many_lines)] // most of it is the one literal naming every field of `Shard`
 pub(crate) async fn open_shard<S: Storage>(
     storage: S,
     config: ShardConfig,
