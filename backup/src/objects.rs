@@ -6,6 +6,7 @@ use std::path::Path;
 use bytes::Bytes;
 use futures::StreamExt;
 use indicatif::ProgressBar;
+use mailvault_engine::io::BlockBuffer;
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -166,9 +167,11 @@ pub(crate) async fn fetch_object(
 /// temporary name beside the destination, fsynced, renamed, directory fsynced (the same
 /// all-or-nothing object `LocalFileSystem` would write, without its per-part overhead:
 /// several times faster here). `None` if the source is gone.
+///
+/// Reading and hashing run on a thread of their own while this one writes: done in turn, a
+/// copy moved at about 0.2 of the disk's write bandwidth, each side waiting for the other.
 fn copy_local_file(source: &Path, destination: &Path, bar: &ProgressBar) -> Result<Option<Fingerprint>, BackupError> {
-    use std::io::Write as _;
-    let mut input = match std::fs::File::open(source) {
+    let input = match std::fs::File::open(source) {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(BackupError::io(format!("reading {}", source.display()))(error)),
@@ -178,31 +181,76 @@ fn copy_local_file(source: &Path, destination: &Path, bar: &ProgressBar) -> Resu
     std::fs::create_dir_all(directory).map_err(BackupError::io(what.clone()))?;
     let temporary = destination.with_extension("seg.partial");
     let (mut output, direct) = create_for_copy(&temporary).map_err(BackupError::io(what.clone()))?;
-    let mut hasher = blake3::Hasher::new();
-    let mut buffer = vec![0; PART_BYTES];
-    let mut aligned = mailvault_engine::io::BlockBuffer::with_capacity(PART_BYTES);
-    let mut size = 0u64;
-    loop {
-        let read =
-            read_full(&mut input, &mut buffer).map_err(BackupError::io(format!("reading {}", source.display())))?;
-        if read == 0 {
-            break;
+    let (read, written) = std::thread::scope(|scope| {
+        let (full_sender, full) = std::sync::mpsc::sync_channel(CHUNKS_READ_AHEAD);
+        let (empty_sender, empty) = std::sync::mpsc::channel();
+        for _ in 0..=CHUNKS_READ_AHEAD {
+            let _ = empty_sender.send(BlockBuffer::with_capacity(PART_BYTES));
         }
-        hasher.update(&buffer[..read]);
-        aligned.clear();
-        aligned.extend_from_slice(&buffer[..read]);
-        if direct {
-            aligned.pad_to_block(); // only the last chunk is short; the file is cut back below
-        }
-        output.write_all(aligned.as_slice()).map_err(BackupError::io(what.clone()))?;
-        size += read as u64;
-        bar.inc(read as u64);
-    }
+        let reader = scope.spawn(move || read_and_hash(input, direct, &empty, &full_sender));
+        let written = write_chunks(&mut output, &full, &empty_sender, bar);
+        // A failed write stops the reader: its next send or receive finds no one.
+        drop((full, empty_sender));
+        let read = reader.join().unwrap_or_else(|_| Err(std::io::Error::other("the reading thread panicked")));
+        (read, written)
+    });
+    let digest = read.map_err(BackupError::io(format!("reading {}", source.display())))?;
+    let size = written.map_err(BackupError::io(what.clone()))?;
     output.set_len(size).map_err(BackupError::io(what.clone()))?;
     output.sync_all().map_err(BackupError::io(what.clone()))?;
     std::fs::rename(&temporary, destination).map_err(BackupError::io(what.clone()))?;
     std::fs::File::open(directory).and_then(|directory| directory.sync_all()).map_err(BackupError::io(what))?;
-    Ok(Some(Fingerprint { size, digest: *hasher.finalize().as_bytes() }))
+    Ok(Some(Fingerprint { size, digest }))
+}
+
+/// Chunks read ahead of the writer in a local copy (each `PART_BYTES`).
+const CHUNKS_READ_AHEAD: usize = 2;
+
+/// The reading side of a local copy: hands on whole-block chunks (the last padded when
+/// `direct`) with the bytes they hold, taking empty buffers back; returns the file's digest.
+fn read_and_hash(
+    mut input: std::fs::File,
+    direct: bool,
+    empty: &std::sync::mpsc::Receiver<BlockBuffer>,
+    full: &std::sync::mpsc::SyncSender<(BlockBuffer, usize)>,
+) -> std::io::Result<[u8; 32]> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buffer = vec![0; PART_BYTES];
+    loop {
+        let read = read_full(&mut input, &mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        let Ok(mut aligned) = empty.recv() else { break };
+        aligned.clear();
+        aligned.extend_from_slice(&buffer[..read]);
+        if direct {
+            aligned.pad_to_block(); // only the last chunk is short; the file is cut back after
+        }
+        if full.send((aligned, read)).is_err() {
+            break;
+        }
+    }
+    Ok(*hasher.finalize().as_bytes())
+}
+
+/// The writing side of a local copy; returns the bytes of the source written.
+fn write_chunks(
+    output: &mut std::fs::File,
+    full: &std::sync::mpsc::Receiver<(BlockBuffer, usize)>,
+    empty: &std::sync::mpsc::Sender<BlockBuffer>,
+    bar: &ProgressBar,
+) -> std::io::Result<u64> {
+    use std::io::Write as _;
+    let mut size = 0u64;
+    for (aligned, read) in full {
+        output.write_all(aligned.as_slice())?;
+        size += read as u64;
+        bar.inc(read as u64);
+        let _ = empty.send(aligned);
+    }
+    Ok(size)
 }
 
 /// Creates `path` for writing with `O_DIRECT` where the filesystem allows it (about 4× faster
