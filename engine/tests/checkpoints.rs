@@ -137,3 +137,24 @@ fn an_open_replays_only_the_log_after_the_checkpoint() {
     let error = Engine::open(&store.config, &store.token.hsm).unwrap_err();
     assert!(error.to_string().contains("corrupt at offset 4096"), "{error}");
 }
+
+/// Found by the `segment_scan` fuzz target: a segment file shorter than its checkpoint's offset
+/// (or a frame length in the checkpointed prefix pointing past the end) made the open fail with
+/// a bare "unexpected end of file" read error, naming no offset and not quarantinable. It is
+/// corruption of that segment, reported as such.
+#[test]
+fn a_segment_cut_short_of_its_checkpoint_is_reported_as_corruption() {
+    let mut store = TestStore::new(1);
+    store.config.checkpoint_interval_records = 5;
+    let engine = store.open();
+    block_on(engine.create_account(ACCOUNT)).unwrap();
+    write_history(&engine, 0, 12);
+    drop(engine);
+
+    let segment = store.directory.path().join("shard-000").join("0000000000000001.seg");
+    std::fs::OpenOptions::new().write(true).open(&segment).unwrap().set_len(4096 + 100).unwrap();
+    let error = Engine::open(&store.config, &store.token.hsm).unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("corrupt at offset 4196"), "{message}");
+    assert!(message.contains("lies past the end of the file"), "{message}");
+}

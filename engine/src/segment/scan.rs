@@ -177,6 +177,10 @@ async fn check_header_and_digest_prefix<F: StorageFile>(
     if reader.bytes_at(0).get(SEGMENT_HEADER_BYTES..BLOCK_BYTES).is_none_or(|rest| rest.iter().any(|b| *b != 0)) {
         return Err(corrupt(0, "header block is short or not zero-padded".into()));
     }
+    if start.offset > reader.file_length {
+        let reason = format!("the checkpoint's offset {} lies past the end of the file", start.offset);
+        return Err(corrupt(reader.file_length, reason));
+    }
     let mut digest = SegmentDigest::new(&reader.bytes_at(0)[..BLOCK_BYTES]);
     let mut offset = BLOCK_BYTES as u64;
     while offset < start.offset {
@@ -314,11 +318,13 @@ impl<F: StorageFile> ChunkReader<'_, F> {
         !self.contains(offset, length) && offset + length as u64 <= self.file_length
     }
 
-    /// Makes the window start at `offset` and hold `length` bytes (or up to the file's end).
+    /// Makes the window start at `offset` and hold `length` bytes (or up to the file's end; an
+    /// offset at or past the end gives an empty window, never a read error: frame lengths come
+    /// from the file and may point anywhere).
     async fn fill(&mut self, offset: u64, length: usize) -> io::Result<()> {
         let end = (offset + length as u64).min(self.file_length);
         let length = end.saturating_sub(offset) as usize;
-        self.buffer = self.file.read_exact(offset, length).await?;
+        self.buffer = if length == 0 { Vec::new() } else { self.file.read_exact(offset, length).await? };
         self.buffer_offset = offset;
         Ok(())
     }
