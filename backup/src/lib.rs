@@ -12,8 +12,10 @@
 
 mod compare;
 mod error;
+mod frame_check;
 mod key_table;
 mod live;
+mod local_copy;
 mod manifest;
 mod objects;
 mod progress;

@@ -14,6 +14,7 @@ use mailvault_hsm::Hsm;
 use crate::error::BackupError;
 use crate::key_table::KeyTable;
 use crate::live::{LocalSegment, read_live, sealed_segments};
+use crate::local_copy;
 use crate::manifest::{MANIFEST_DIRECTORY, MANIFEST_FORMAT, Manifest, ManifestFile, ManifestSegment, StoreIdentity};
 use crate::objects::{self, Fingerprint};
 use crate::progress::bytes_bar;
@@ -84,8 +85,7 @@ pub fn run_backup(
         round += 1;
         let sealed = seal()?;
         let (local, vanished) = sealed_segments(data_dir, &sealed)?;
-        let (segments, vanished_meanwhile) =
-            runtime.block_on(copy_segments(&target, &local, &mut on_target, &mut report))?;
+        let (segments, vanished_meanwhile) = copy_segments(&runtime, &target, &local, &mut on_target, &mut report)?;
         if vanished + vanished_meanwhile == 0 {
             break segments;
         }
@@ -123,7 +123,8 @@ pub(crate) fn wrap_for_backup(
 
 /// Copies the segments of `local` the target lacks; returns the manifest entries of all of
 /// `local` that exist, and how many vanished before they could be copied.
-async fn copy_segments(
+fn copy_segments(
+    runtime: &tokio::runtime::Runtime,
     target: &Target,
     local: &[LocalSegment],
     on_target: &mut BTreeMap<String, ManifestFile>,
@@ -144,7 +145,13 @@ async fn copy_segments(
     let bar = bytes_bar(to_copy.iter().map(|(segment, _)| segment.size).sum(), "backup");
     let mut vanished = 0;
     for (segment, name) in to_copy {
-        let Some(Fingerprint { size, digest }) = objects::upload_file(target, &name, &segment.path, &bar).await? else {
+        // A directory target copies on a compio runtime (io_uring), an object store uploads on
+        // tokio: one after the other, never one inside the other.
+        let copied = match &target.local_root {
+            Some(root) => local_copy::copy_local_file(&segment.path, &root.join(&name), &bar)?,
+            None => runtime.block_on(objects::upload_file(target, &name, &segment.path, &bar))?,
+        };
+        let Some(Fingerprint { size, digest }) = copied else {
             vanished += 1;
             continue;
         };

@@ -10,21 +10,19 @@
 //! Nothing here writes to the compared store. Damage is reported per file and the check goes
 //! on with the next one, so one report names everything that is wrong.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use mailvault_engine::block_on;
-use mailvault_engine::crypto::RecordCipher;
-use mailvault_engine::format::RecordKind;
-use mailvault_engine::io::{DiskStorage, Storage};
 use mailvault_engine::offline::{KeySource, SegmentSelection, StoreContents, TableKey, read_shard};
-use mailvault_engine::segment::{ScanError, ScanStart, scan_segment, segment_name};
+use mailvault_engine::segment::segment_name;
 use mailvault_hsm::{Hsm, HsmSession};
 
 use crate::compare::{Difference, compare_contents};
 use crate::error::BackupError;
+use crate::frame_check::{Digests, check_frames};
 use crate::key_table::KeyTable;
 use crate::live::{live_contents, shard_directory};
+use crate::local_copy;
 use crate::manifest::Manifest;
 use crate::objects;
 use crate::progress::bytes_bar;
@@ -127,21 +125,24 @@ pub fn verify(
     };
     let mut report = VerifyReport::default();
     let runtime = objects::runtime()?;
-    let Some((manifest, table)) = runtime.block_on(check_files(
-        &target,
-        &session,
-        download.as_ref().map(|_| segments_root.as_path()),
-        &mut report,
-    ))?
+    // A directory target's segments are hashed in the frame pass at level 2 (one read each).
+    let digests = if level >= VerifyLevel::Frames && target.local_root.is_some() {
+        Digests::WithFrames
+    } else {
+        Digests::Checked
+    };
+    let Some((manifest, table)) = runtime.block_on(check_manifest_and_key_table(&target, &session, &mut report))?
     else {
         return Ok(report);
     };
+    let download_into = download.as_ref().map(|_| segments_root.as_path());
+    check_segment_files(&runtime, &target, &manifest, download_into, digests, &mut report)?;
     report.manifest = Some(manifest.clone());
     if level == VerifyLevel::Files {
         return Ok(report);
     }
     let keys = unwrap_table(&session, table.as_ref(), &mut report);
-    check_frames(&manifest, &segments_root, &keys, &mut report);
+    check_frames(&manifest, &segments_root, &keys, digests, &mut report);
     if level == VerifyLevel::Frames || report.verdict() == VerifyVerdict::Damaged {
         return Ok(report); // a damaged backup cannot be compared meaningfully
     }
@@ -152,12 +153,11 @@ pub fn verify(
     Ok(report)
 }
 
-/// Level 1. Returns the manifest and key table (if they could be read), having recorded every
-/// damaged or missing file. With `download_into`, segments are also written there.
-async fn check_files(
+/// Level 1, first part: the manifest and key table, returned if they could be read (what is
+/// wrong with them recorded).
+async fn check_manifest_and_key_table(
     target: &Target,
     session: &HsmSession,
-    download_into: Option<&Path>,
     report: &mut VerifyReport,
 ) -> Result<Option<(Manifest, Option<KeyTable>)>, BackupError> {
     let name = latest_manifest_name(target).await?.ok_or(BackupError::NoManifest)?;
@@ -187,11 +187,51 @@ async fn check_files(
             }
         },
     };
+    Ok(Some((manifest, table)))
+}
+
+/// Level 1, second part: every segment present, with its size and digest, each one damaged or
+/// missing recorded. With `download_into`, segments are also written there. With
+/// `Digests::WithFrames` (a directory target at level 2), presence and size only: the frame
+/// pass hashes them in the same read. A directory target is read in place (on compio, O_DIRECT,
+/// several reads in flight), an object store through tokio: one after the other, never one
+/// runtime inside the other.
+fn check_segment_files(
+    runtime: &tokio::runtime::Runtime,
+    target: &Target,
+    manifest: &Manifest,
+    download_into: Option<&Path>,
+    digests: Digests,
+    report: &mut VerifyReport,
+) -> Result<(), BackupError> {
     let bar = bytes_bar(manifest.segments.iter().map(|segment| segment.file.size).sum(), "verify");
     for segment in &manifest.segments {
         let file = &segment.file;
+        if let (Digests::WithFrames, Some(root)) = (digests, &target.local_root) {
+            match std::fs::metadata(root.join(&file.name)) {
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    report.damaged(format!("segment {} is missing from the target", file.name));
+                }
+                Err(error) => return Err(BackupError::io(format!("reading {}", file.name))(error)),
+                Ok(found) if found.len() != file.size => {
+                    report.damaged(format!(
+                        "segment {}: {} bytes, the manifest says {}",
+                        file.name,
+                        found.len(),
+                        file.size
+                    ));
+                }
+                Ok(_) => {}
+            }
+            bar.inc(file.size);
+            continue;
+        }
         let into = download_into.map(|root| local_segment_path(root, segment.shard, segment.segment_id));
-        match objects::fetch_object(target, &file.name, into.as_deref(), &bar).await? {
+        let found = match &target.local_root {
+            Some(root) => local_copy::hash_local_file(&root.join(&file.name), &bar)?,
+            None => runtime.block_on(objects::fetch_object(target, &file.name, into.as_deref(), &bar))?,
+        };
+        match found {
             None => report.damaged(format!("segment {} is missing from the target", file.name)),
             Some(found) if found.size != file.size => {
                 report.damaged(format!("segment {}: {} bytes, the manifest says {}", file.name, found.size, file.size));
@@ -206,7 +246,7 @@ async fn check_files(
         }
     }
     bar.finish_and_clear();
-    Ok(Some((manifest, table)))
+    Ok(())
 }
 
 fn local_segment_path(segments_root: &Path, shard: u32, segment_id: u64) -> PathBuf {
@@ -225,103 +265,6 @@ fn unwrap_table(session: &HsmSession, table: Option<&KeyTable>, report: &mut Ver
         }
     }
     keys
-}
-
-/// Level 2, segment by segment (those level 1 found damaged are not read again).
-fn check_frames(manifest: &Manifest, segments_root: &Path, keys: &[TableKey], report: &mut VerifyReport) {
-    let ciphers: HashMap<u64, RecordCipher> =
-        keys.iter().map(|key| (key.account_id, RecordCipher::new(&key.dek))).collect();
-    let already_damaged: Vec<String> = report
-        .findings
-        .iter()
-        .filter_map(|finding| match finding {
-            Finding::Damaged(what) => Some(what.clone()),
-            Finding::Different(_) => None,
-        })
-        .collect();
-    let bar = bytes_bar(manifest.segments.iter().map(|segment| segment.file.size).sum(), "frames");
-    let to_check: Vec<_> = manifest
-        .segments
-        .iter()
-        .filter(|segment| {
-            let named = format!("segment {}", segment.file.name);
-            let skip = already_damaged.iter().any(|what| what.starts_with(&named));
-            if skip {
-                bar.inc(segment.file.size);
-            }
-            !skip
-        })
-        .collect();
-    // Segments are checked on every core at once: one segment's check is CPU-bound (CRC32C
-    // and AES-GCM over every byte) and alternates with its reads, so one at a time left the
-    // disk idle half the time. Findings are reported in manifest order all the same.
-    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(to_check.len().max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<(usize, SegmentCheck)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(segment) = to_check.get(index) else { break };
-                        let directory = shard_directory(segments_root, segment.shard);
-                        done.push((index, block_on(check_segment_frames(&directory, segment.segment_id, &ciphers))));
-                        bar.inc(segment.file.size);
-                    }
-                    done
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| handle.join().unwrap_or_else(|_| vec![(usize::MAX, Err("a check panicked".into()))]))
-            .collect()
-    });
-    results.sort_by_key(|(index, _)| *index);
-    for (index, result) in results {
-        let name = to_check.get(index).map_or("?", |segment| segment.file.name.as_str());
-        match result {
-            Ok(counts) => {
-                report.frames_checked += counts.0;
-                report.frames_without_key += counts.1;
-            }
-            Err(reason) => report.damaged(format!("segment {name}: {reason}")),
-        }
-    }
-    bar.finish_and_clear();
-}
-
-/// (frames checked, frames without a key) or what is wrong.
-type SegmentCheck = Result<(u64, u64), String>;
-
-/// Checks one segment's frames: see [`SegmentCheck`].
-async fn check_segment_frames(directory: &Path, segment_id: u64, ciphers: &HashMap<u64, RecordCipher>) -> SegmentCheck {
-    let storage = DiskStorage::new(directory);
-    let file = storage.open(&segment_name(segment_id), false).await.map_err(|error| error.to_string())?;
-    let (mut checked, mut without_key) = (0u64, 0u64);
-    let scanned = scan_segment(&file, segment_id, false, ScanStart::BEGINNING, |frame| {
-        checked += 1;
-        let clear = RecordKind::from_u8(frame.header.kind).is_some_and(RecordKind::is_clear);
-        if clear {
-            return Ok(());
-        }
-        let Some(cipher) = ciphers.get(&frame.header.account_id) else {
-            without_key += 1;
-            return Ok(());
-        };
-        let record_id = frame.header.record_id;
-        cipher
-            .open(&frame.header, frame.payload)
-            .map(drop)
-            .map_err(|_| format!("record {record_id} of account {} fails its AEAD tag", frame.header.account_id))
-    })
-    .await;
-    match scanned {
-        Ok(_) => Ok((checked, without_key)),
-        Err(ScanError::Replay { offset, reason, .. }) => Err(format!("at offset {offset}: {reason}")),
-        Err(error) => Err(error.to_string()),
-    }
 }
 
 /// Level 3's backup side: every shard replayed from the backup's segments and key table.

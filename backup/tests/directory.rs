@@ -349,3 +349,31 @@ fn a_purge_rekeys_every_registered_backup_and_an_older_backup_still_restores_wit
     let fetched = block_on(engine.fetch("carol", "Archive", 4)).unwrap();
     assert_eq!(fetched.body, message("carol", 9));
 }
+
+/// The seal a backup starts with also writes each shard's checkpoint (a rotation does): the
+/// run then reads the live store's keys offline from the checkpoint on, instead of replaying
+/// (reading and checking) every segment a second time after copying them.
+#[test]
+fn sealing_for_a_backup_checkpoints_the_shards_it_seals() {
+    let fixture = Fixture::new();
+    fixture.populate();
+    let checkpoints: Vec<_> =
+        ["shard-000", "shard-001"].iter().map(|shard| fixture.data_dir().join(shard).join("checkpoint")).collect();
+    for checkpoint in &checkpoints {
+        let _ = std::fs::remove_file(checkpoint);
+    }
+    let engine = fixture.open();
+    block_on(async {
+        for account in ["alice", "bob", "carol"] {
+            engine.append(account, "INBOX", message(account, 50), Flags::default(), None).await.unwrap();
+        }
+    });
+    let mut seal = || Ok(block_on(engine.seal_active()).unwrap());
+    let spec = directory_target(&fixture);
+    mailvault_backup::run_backup(fixture.data_dir(), &mut seal, &fixture.token.hsm, &spec).unwrap();
+    for checkpoint in &checkpoints {
+        assert!(checkpoint.exists(), "{} was written by the seal", checkpoint.display());
+    }
+    drop(engine);
+    assert_eq!(verify_at(&fixture, &spec, VerifyLevel::Contents).verdict(), VerifyVerdict::Equal);
+}

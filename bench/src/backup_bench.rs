@@ -6,7 +6,8 @@
 //! store, writes the copy), `verify --level 1` (reads the copy, BLAKE3), `verify --level 2`
 //! (also every frame's CRC and AEAD tag). fio's 1 MiB O_DIRECT sequential read and write run
 //! before and after; the ratios use their mean. A backup both reads and writes each byte on
-//! the same disk, so it is compared with the write bandwidth (the slower side here).
+//! the same disk, so it is compared with the slower of the two (a copy cannot outrun either
+//! side; on the virtio disk here reads are the slower, ~1.1 against ~2.0 GB/s).
 
 // Byte counts become rates: f64 precision is far beyond what a disk measurement needs.
 #![allow(clippy::cast_precision_loss)]
@@ -47,7 +48,7 @@ impl BackupBenchReport {
         format!(
             "store {:.0} MB; fio 1 MiB O_DIRECT sequential: read {:.0} MB/s, write {:.0} MB/s\n\
              {:<22} {:>10} {:>14}\n\
-             {:<22} {:>10.0} {:>13.2}x  (of fio write; target >= 0.70)\n\
+             {:<22} {:>10.0} {:>13.2}x  (of the slower of fio read and write; target >= 0.70)\n\
              {:<22} {:>10.0} {:>13.2}x  (of fio read; target >= 0.70)\n\
              {:<22} {:>10.0} {:>13.2}x  (of fio read; target >= 0.70)\n",
             mb(self.store_bytes as f64),
@@ -58,7 +59,7 @@ impl BackupBenchReport {
             "share of disk",
             "backup run",
             mb(self.backup_bytes_per_second),
-            self.backup_bytes_per_second / write,
+            self.backup_bytes_per_second / read.min(write),
             "verify --level 1",
             mb(self.verify_level1_bytes_per_second),
             self.verify_level1_bytes_per_second / read,

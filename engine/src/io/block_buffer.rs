@@ -81,12 +81,14 @@ impl BlockBuffer {
         self.start = start;
     }
 
-    /// The aligned window, for the IO layer: (backing vector, start, length).
-    pub(crate) fn into_parts(self) -> (Vec<u8>, usize, usize) {
+    /// The aligned window, for IO through owned buffers (`io_uring`): (backing vector, start,
+    /// length); the vector is initialized to its full length, `start` is block-aligned.
+    pub fn into_parts(self) -> (Vec<u8>, usize, usize) {
         (self.storage, self.start, self.length)
     }
 
-    pub(crate) fn from_parts(storage: Vec<u8>, start: usize, length: usize) -> Self {
+    /// The inverse of [`Self::into_parts`]: `start` must be where `into_parts` said.
+    pub fn from_parts(storage: Vec<u8>, start: usize, length: usize) -> Self {
         Self { storage, start, length }
     }
 }
