@@ -22,6 +22,7 @@ use crate::compare::{Difference, compare_contents};
 use crate::error::BackupError;
 use crate::key_table::KeyTable;
 use crate::live::{live_contents, shard_directory};
+use crate::local_copy;
 use crate::manifest::Manifest;
 use crate::objects;
 use crate::progress::bytes_bar;
@@ -47,7 +48,9 @@ pub fn restore(spec: &TargetSpec, into: &Path, hsm: &Hsm) -> Result<RestoreRepor
     let session = hsm.session()?;
     let target = spec.open(false)?;
     let mut report = RestoreReport::default();
-    let (manifest, table) = objects::runtime()?.block_on(fetch(&target, &session, into, &mut report))?;
+    let runtime = objects::runtime()?;
+    let (manifest, table) = runtime.block_on(fetch_manifest_and_key_table(&target, &session))?;
+    fetch_segments(&runtime, &target, &manifest, into, &mut report)?;
     let keys = unwrap_all(&session, &table)?;
     let backup = write_key_segments(&manifest, into, &keys, &session)?;
     mailvault_engine::init_store(into, manifest.store.shards)?;
@@ -71,11 +74,9 @@ fn check_empty(into: &Path) -> Result<(), BackupError> {
     }
 }
 
-async fn fetch(
+async fn fetch_manifest_and_key_table(
     target: &Target,
     session: &HsmSession,
-    into: &Path,
-    report: &mut RestoreReport,
 ) -> Result<(Manifest, KeyTable), BackupError> {
     let manifest = latest_manifest(target, session).await?.ok_or(BackupError::NoManifest)?;
     let bytes = objects::get_bytes(target, &manifest.key_table.name)
@@ -85,12 +86,27 @@ async fn fetch(
         return Err(BackupError::Damaged(format!("key table {}: digest mismatch", manifest.key_table.name)));
     }
     let table = KeyTable::decode(&bytes).map_err(|error| BackupError::Damaged(error.to_string()))?;
+    Ok((manifest, table))
+}
+
+/// Copies every segment of `manifest` into the store at `into`, checking each against the
+/// manifest: a directory target's on compio (O_DIRECT, several chunks in flight), an object
+/// store's through tokio, one after the other.
+fn fetch_segments(
+    runtime: &tokio::runtime::Runtime,
+    target: &Target,
+    manifest: &Manifest,
+    into: &Path,
+    report: &mut RestoreReport,
+) -> Result<(), BackupError> {
     let bar = bytes_bar(manifest.segments.iter().map(|segment| segment.file.size).sum(), "restore");
     for segment in &manifest.segments {
         let path = shard_directory(into, segment.shard).join(segment_name(segment.segment_id));
-        let found = objects::fetch_object(target, &segment.file.name, Some(&path), &bar)
-            .await?
-            .ok_or_else(|| BackupError::Damaged(format!("segment {} is missing", segment.file.name)))?;
+        let found = match &target.local_root {
+            Some(root) => local_copy::copy_local_file(&root.join(&segment.file.name), &path, &bar)?,
+            None => runtime.block_on(objects::fetch_object(target, &segment.file.name, Some(&path), &bar))?,
+        };
+        let found = found.ok_or_else(|| BackupError::Damaged(format!("segment {} is missing", segment.file.name)))?;
         if found.size != segment.file.size || hex::encode(found.digest) != segment.file.blake3 {
             return Err(BackupError::Damaged(format!("segment {} does not match the manifest", segment.file.name)));
         }
@@ -98,7 +114,7 @@ async fn fetch(
         report.bytes_restored += found.size;
     }
     bar.finish_and_clear();
-    Ok((manifest, table))
+    Ok(())
 }
 
 fn unwrap_all(session: &HsmSession, table: &KeyTable) -> Result<Vec<TableKey>, BackupError> {
