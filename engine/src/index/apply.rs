@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use rustc_hash::FxHashMap;
+
 use super::{ACCESS_LOG_ENTRIES_MAX, Account, AppPassword, BlobLocation, DeletedMessage, Index, Mailbox, MessageEntry};
 use crate::format::{FrameHeader, MessageReference, Record};
 
@@ -175,7 +177,7 @@ fn apply_mailbox_record(account: &mut Account, context: &RecordContext<'_>, reco
 
 fn apply_message_record(
     account: &mut Account,
-    blobs: &mut HashMap<u64, BlobLocation>,
+    blobs: &mut FxHashMap<u64, BlobLocation>,
     context: &RecordContext<'_>,
     record: Record,
 ) -> Result<(), ApplyError> {

@@ -18,12 +18,15 @@ pub use usage::BlobUsage;
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 /// Everything a shard knows about its accounts.
 #[derive(Debug, Default)]
 pub struct Index {
     accounts: HashMap<u64, Account>,
     account_ids: HashMap<String, u64>,
-    blobs: HashMap<u64, BlobLocation>,
+    /// By record id (the engine's own: Fx-hashed, every append inserts one).
+    blobs: FxHashMap<u64, BlobLocation>,
     /// Ids of purged accounts: never handed out again, and their records are skipped.
     purged: std::collections::BTreeSet<u64>,
 }

@@ -1,16 +1,18 @@
 //! Which message bodies are still needed, derived from the mailboxes on demand (never counted
 //! incrementally): compaction keeps these and drops the rest.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{BlobLocation, Index, RecordLocation};
 
 /// Blob record ids in use: by a mailbox (`live`), or only by deleted messages still inside
-/// their retention window (`retained`, with the time the last such hold ends).
+/// their retention window (`retained`, with the time the last such hold ends). Fx-hashed:
+/// record ids are the engine's own, and this is built over every message of the shard each
+/// time compaction looks for work.
 #[derive(Debug, Default)]
 pub struct BlobUsage {
-    pub live: HashSet<u64>,
-    pub retained: HashMap<u64, i64>,
+    pub live: FxHashSet<u64>,
+    pub retained: FxHashMap<u64, i64>,
 }
 
 impl BlobUsage {
@@ -22,6 +24,9 @@ impl BlobUsage {
 impl Index {
     pub fn blob_usage(&self, now_unix_ms: i64, retention_ms: i64) -> BlobUsage {
         let mut usage = BlobUsage::default();
+        let messages =
+            self.accounts.values().flat_map(|account| account.mailboxes.values()).map(|mailbox| mailbox.messages.len());
+        usage.live.reserve(messages.sum());
         for account in self.accounts.values() {
             for mailbox in account.mailboxes.values() {
                 usage.live.extend(mailbox.messages.values().map(|entry| entry.message.blob_record_id));

@@ -9,7 +9,9 @@
 //! one normal commit, so deliveries keep flowing; a crash between steps leaves both copies, and
 //! replay resolves them (the later copy wins).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap;
 
 use crate::api::CompactionReport;
 use crate::format::{
@@ -143,8 +145,8 @@ impl<S: Storage> Shard<S> {
     }
 
     /// Needed body bytes per segment.
-    pub(super) fn segment_usage(&self, usage: &BlobUsage) -> HashMap<u64, SegmentUsage> {
-        let mut segments: HashMap<u64, SegmentUsage> = HashMap::new();
+    pub(super) fn segment_usage(&self, usage: &BlobUsage) -> FxHashMap<u64, SegmentUsage> {
+        let mut segments = FxHashMap::<u64, SegmentUsage>::default();
         for (record_id, location) in self.index.blobs() {
             let segment = segments.entry(location.segment_id).or_default();
             if usage.live.contains(record_id) {
