@@ -67,6 +67,11 @@ pub(crate) fn copy_local_file(
         output.set_len(size).await.map_err(BackupError::io(what.clone()))?;
         output.sync_all().await.map_err(BackupError::io(what.clone()))?;
         Ok(Some(digest))
+    });
+    let copied = copied.inspect_err(|_| {
+        // A failed copy leaves nothing behind (the next run would overwrite it, but an
+        // operator looking at the target should not find half a segment).
+        let _ = std::fs::remove_file(&temporary);
     })?;
     let Some(digest) = copied else { return Ok(None) };
     let size = std::fs::metadata(&temporary).map_err(BackupError::io(what.clone()))?.len();
@@ -245,6 +250,17 @@ mod tests {
         assert_eq!(directory_of(Path::new("copy.seg")), Path::new("."));
         assert_eq!(directory_of(Path::new("segments/copy.seg")), Path::new("segments"));
         assert_eq!(directory_of(Path::new("/copy.seg")), Path::new("/"));
+    }
+
+    #[test]
+    fn a_failed_copy_leaves_no_temporary_behind() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let unreadable = directory.path().join("a-directory.seg");
+        std::fs::create_dir(&unreadable).expect("create a directory");
+        let destination = directory.path().join("copies").join("copy.seg");
+        let failed = copy_local_file(&unreadable, &destination, &ProgressBar::hidden());
+        assert!(matches!(failed, Err(BackupError::Io { .. })), "{failed:?}");
+        assert!(!destination.exists() && !destination.with_extension("seg.partial").exists());
     }
 
     #[test]
