@@ -114,18 +114,24 @@ fn a_checkpoint_from_another_token_is_refused() {
     assert_eq!(observe(&engine), before);
 }
 
-#[test]
-fn an_open_replays_only_the_log_after_the_checkpoint() {
+/// A closed one-shard store whose checkpoint covers most of its first segment, and that
+/// segment's path.
+fn store_with_checkpointed_history() -> (TestStore, std::path::PathBuf) {
     let mut store = TestStore::new(1);
     store.config.checkpoint_interval_records = 5;
     let engine = store.open();
     block_on(engine.create_account(ACCOUNT)).unwrap();
     write_history(&engine, 0, 12);
     drop(engine);
+    let segment = store.directory.path().join("shard-000").join("0000000000000001.seg");
+    (store, segment)
+}
 
+#[test]
+fn an_open_replays_only_the_log_after_the_checkpoint() {
+    let (store, segment) = store_with_checkpointed_history();
     // Damage the first frame of the log (the first open's record-id floor, at offset 4096),
     // which the checkpoint covers: an open that used the checkpoint never reads it.
-    let segment = store.directory.path().join("shard-000").join("0000000000000001.seg");
     let mut bytes = std::fs::read(&segment).unwrap();
     bytes[4096 + 20] ^= 0x01;
     std::fs::write(&segment, &bytes).unwrap();
@@ -144,14 +150,7 @@ fn an_open_replays_only_the_log_after_the_checkpoint() {
 /// corruption of that segment, reported as such.
 #[test]
 fn a_segment_cut_short_of_its_checkpoint_is_reported_as_corruption() {
-    let mut store = TestStore::new(1);
-    store.config.checkpoint_interval_records = 5;
-    let engine = store.open();
-    block_on(engine.create_account(ACCOUNT)).unwrap();
-    write_history(&engine, 0, 12);
-    drop(engine);
-
-    let segment = store.directory.path().join("shard-000").join("0000000000000001.seg");
+    let (store, segment) = store_with_checkpointed_history();
     std::fs::OpenOptions::new().write(true).open(&segment).unwrap().set_len(4096 + 100).unwrap();
     let error = Engine::open(&store.config, &store.token.hsm).unwrap_err();
     let message = error.to_string();
