@@ -16,6 +16,11 @@ pub enum FioJob {
     AppendFdatasync4k,
     /// 4 KiB random reads, O_DIRECT, io_uring at depth 32.
     RandomRead4k,
+    /// Sequential 1 MiB reads and writes on one file, two bytes read for each written,
+    /// O_DIRECT, io_uring at depth 8: the disk's bandwidth for compaction's shape (it reads
+    /// every byte of a victim and writes the part it keeps, half in its bench). Its rate is
+    /// bytes read plus bytes written per second.
+    CompactionMix1m,
 }
 
 impl FioJob {
@@ -24,6 +29,7 @@ impl FioJob {
             Self::SequentialWrite64k => "seq-write-64k",
             Self::AppendFdatasync4k => "append-fdatasync-4k",
             Self::RandomRead4k => "rand-read-4k",
+            Self::CompactionMix1m => "compaction-mix-1m",
         }
     }
 
@@ -37,6 +43,9 @@ impl FioJob {
                 &["--rw=write", "--bs=4k", "--direct=1", "--fdatasync=1", "--ioengine=psync", "--iodepth=1"]
             }
             Self::RandomRead4k => &["--rw=randread", "--bs=4k", "--direct=1", "--ioengine=io_uring", "--iodepth=32"],
+            Self::CompactionMix1m => {
+                &["--rw=rw", "--rwmixread=67", "--bs=1m", "--direct=1", "--ioengine=io_uring", "--iodepth=8"]
+            }
         }
     }
 
@@ -180,22 +189,32 @@ fn render(command: &Command) -> String {
     line
 }
 
-/// Reads `jobs[0].read` or `jobs[0].write` of fio's JSON (fio may print warnings before it).
+/// Reads `jobs[0].read` or `jobs[0].write` of fio's JSON, or both added for a mix (fio may
+/// print warnings before it).
 pub fn parse(job: FioJob, stdout: &[u8]) -> Result<FioResult, FioError> {
     let text = String::from_utf8_lossy(stdout);
     let json = text.find('{').map_or("", |start| &text[start..]);
     let value: serde_json::Value =
         serde_json::from_str(json).map_err(|error| FioError::Output(format!("not JSON: {error}")))?;
-    let direction = if job.writes() { "write" } else { "read" };
-    let numbers = &value["jobs"][0][direction];
-    let number = |field: &str| {
-        numbers[field].as_f64().ok_or_else(|| FioError::Output(format!("no jobs[0].{direction}.{field}")))
+    let directions: &[&str] = match job {
+        FioJob::CompactionMix1m => &["read", "write"],
+        FioJob::RandomRead4k => &["read"],
+        FioJob::SequentialWrite64k | FioJob::AppendFdatasync4k => &["write"],
     };
+    let number = |direction: &str, field: &str| {
+        value["jobs"][0][direction][field]
+            .as_f64()
+            .ok_or_else(|| FioError::Output(format!("no jobs[0].{direction}.{field}")))
+    };
+    let sum = |field: &str| directions.iter().map(|direction| number(direction, field)).sum::<Result<f64, _>>();
+    let latency_ns = |direction: &str| value["jobs"][0][direction]["lat_ns"]["mean"].as_f64().unwrap_or(0.0);
     Ok(FioResult {
         job,
-        iops: number("iops")?,
-        bytes_per_second: number("bw_bytes")?,
-        mean_latency_us: numbers["lat_ns"]["mean"].as_f64().unwrap_or(0.0) / 1000.0,
+        iops: sum("iops")?,
+        bytes_per_second: sum("bw_bytes")?,
+        mean_latency_us: directions.iter().map(|direction| latency_ns(direction)).sum::<f64>()
+            / f64::from(u32::try_from(directions.len()).unwrap_or(1))
+            / 1000.0,
         command: String::new(),
         timeline: None,
     })

@@ -35,6 +35,21 @@ impl BlockBuffer {
         &self.storage[self.start..self.start + self.length]
     }
 
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.storage[self.start..self.start + self.length]
+    }
+
+    /// Makes the window `length` bytes long, growing it if needed, for a read to fill: the
+    /// bytes are whatever the buffer held (a reused one is not zero-filled again).
+    pub fn resize_for_read(&mut self, length: usize) {
+        if self.capacity() < length || self.storage.is_empty() {
+            // A fresh allocation with some room (segments differ in size by a commit or so),
+            // not a doubling: these buffers are large, and the old bytes need no copy.
+            *self = Self::with_capacity(length + length / 8);
+        }
+        self.length = length;
+    }
+
     pub fn clear(&mut self) {
         self.length = 0;
     }

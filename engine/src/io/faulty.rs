@@ -292,6 +292,29 @@ fn replaced_bytes(path: &Path, offset: u64, length: usize) -> io::Result<Vec<u8>
     Ok(replaced)
 }
 
+impl FaultyFile {
+    /// The faults of one read of `length` bytes: an injected short read (an error), or which
+    /// bit to flip in what comes back.
+    fn roll_read_faults(&self, length: usize) -> io::Result<Option<u64>> {
+        let mut state = self.controller.lock();
+        if state.crashed {
+            return Err(eio("read after crash"));
+        }
+        let flip = state.roll(Fault::ReadBitFlip) && length > 0;
+        let short = state.roll(Fault::ShortRead);
+        if flip {
+            state.counts.read_bit_flips += 1;
+        }
+        // Drawn even for a short read, so a seed replays the same faults.
+        let bit = state.below(length as u64 * 8);
+        if short {
+            state.counts.short_reads += 1;
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "injected short read"));
+        }
+        Ok(flip.then_some(bit))
+    }
+}
+
 impl StorageFile for FaultyFile {
     async fn write_blocks(&self, buffer: BlockBuffer, offset: u64) -> (io::Result<()>, BlockBuffer) {
         let crash_now = {
@@ -351,30 +374,31 @@ impl StorageFile for FaultyFile {
     }
 
     async fn read_exact(&self, offset: u64, length: usize) -> io::Result<Vec<u8>> {
-        let (flip, short) = {
-            let mut state = self.controller.lock();
-            if state.crashed {
-                return Err(eio("read after crash"));
-            }
-            let flip = state.roll(Fault::ReadBitFlip) && length > 0;
-            let short = state.roll(Fault::ShortRead);
-            if flip {
-                state.counts.read_bit_flips += 1;
-            }
-            if short {
-                state.counts.short_reads += 1;
-            }
-            let bit = state.below(length as u64 * 8);
-            (flip.then_some(bit), short)
-        };
-        if short {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "injected short read"));
-        }
+        let flip = self.roll_read_faults(length)?;
         let mut bytes = self.inner.read_exact(offset, length).await?;
         if let Some(bit) = flip {
             bytes[(bit / 8) as usize] ^= 1 << (bit % 8);
         }
         Ok(bytes)
+    }
+
+    async fn read_whole(&self, buffer: BlockBuffer) -> (io::Result<()>, BlockBuffer) {
+        let length = match self.inner.size().await {
+            Ok(size) => usize::try_from(size).unwrap_or(usize::MAX),
+            Err(error) => return (Err(error), buffer),
+        };
+        let flip = match self.roll_read_faults(length) {
+            Ok(flip) => flip,
+            Err(error) => return (Err(error), buffer),
+        };
+        let (result, mut buffer) = self.inner.read_whole(buffer).await;
+        if result.is_ok()
+            && let Some(bit) = flip
+            && let Some(byte) = buffer.as_mut_slice().get_mut((bit / 8) as usize)
+        {
+            *byte ^= 1 << (bit % 8);
+        }
+        (result, buffer)
     }
 
     async fn sync_data(&self) -> io::Result<()> {

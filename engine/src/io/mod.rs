@@ -36,6 +36,20 @@ pub trait StorageFile: 'static {
     async fn write_blocks(&self, buffer: BlockBuffer, offset: u64) -> (io::Result<()>, BlockBuffer);
     /// Reads exactly `length` bytes at `offset` (any alignment).
     async fn read_exact(&self, offset: u64, length: usize) -> io::Result<Vec<u8>>;
+    /// Reads the whole file into `buffer` (its old contents replaced), giving it back either
+    /// way: compaction reads each victim into the same buffer, which a large read would
+    /// otherwise fault in and zero-fill page by page on every segment.
+    async fn read_whole(&self, mut buffer: BlockBuffer) -> (io::Result<()>, BlockBuffer) {
+        let read = async {
+            let size = usize::try_from(self.size().await?).map_err(io::Error::other)?;
+            self.read_exact(0, size).await
+        };
+        let result = read.await.map(|bytes| {
+            buffer.clear();
+            buffer.extend_from_slice(&bytes);
+        });
+        (result, buffer)
+    }
     /// fdatasync: everything written before it is durable once it returns Ok.
     async fn sync_data(&self) -> io::Result<()>;
     /// Reserves disk space for `length` bytes from offset 0 without changing the file size

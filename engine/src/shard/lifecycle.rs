@@ -123,6 +123,7 @@ impl<S: Storage> Shard<S> {
 
     /// A checkpoint that must succeed (purge needs it before the old KEK is destroyed).
     async fn checkpoint_durably(&mut self) -> Result<(), EngineError> {
+        self.finish_segment_removals().await;
         let position = super::checkpoint::CheckpointPosition {
             segment_id: self.active.segment_id(),
             log_end: self.active.log_end(),

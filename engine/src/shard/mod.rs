@@ -21,6 +21,8 @@ pub(crate) mod recovery;
 pub(crate) mod request;
 pub(crate) mod routing;
 mod throttle;
+mod victim_read;
+mod yield_now;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -87,8 +89,8 @@ pub(crate) struct Shard<S: Storage> {
     sealed_segment_bytes: HashMap<u64, u64>,
     compaction_wanted: bool,
     compaction_job: Option<compaction::CompactionJob>,
-    /// The next victim, being read and verified off the request path.
-    compaction_reading: Option<compaction::VictimRead>,
+    /// The next victims, being read and verified off the request path (started on demand).
+    victim_reader: Option<victim_read::VictimReader<S::File>>,
     /// Segments to rewrite whatever their live share (they hold pruned mail).
     compaction_forced: std::collections::BTreeSet<u64>,
     /// Segments found not worth compacting, with their needed body bytes then; looked at again
@@ -101,6 +103,10 @@ pub(crate) struct Shard<S: Storage> {
     /// A segment was compacted since the last checkpoint: write one when the run ends.
     compaction_checkpoint_due: bool,
     compaction_waiters: Vec<Reply<crate::api::CompactionReport>>,
+    /// The last victim's buffer, for the next one (see `StorageFile::read_whole`).
+    compaction_spare_buffer: Option<crate::io::BlockBuffer>,
+    /// Compacted segments being removed off the shard's path (see `finish_job`).
+    segment_removals: Vec<compio::runtime::JoinHandle<()>>,
     pipeline: pipeline::Pipeline,
     /// Whether the active segment holds a record other than the record-id floors written at
     /// opens: sealing it for a backup is needed only then (so an idle store seals nothing).
@@ -207,6 +213,7 @@ impl<S: Storage> Shard<S> {
         }
         self.drain_commits().await;
         self.after_commit().await;
+        self.finish_segment_removals().await;
         if self.records_since_checkpoint > 1 {
             self.checkpoint().await;
         }
@@ -253,21 +260,13 @@ impl<S: Storage> Shard<S> {
                 Err(flume::TryRecvError::Disconnected) => return None,
                 Err(flume::TryRecvError::Empty) => {}
             }
-            if let Some(reading) = &self.compaction_reading
-                && reading.done.is_empty()
-                && self.compaction_job.is_none()
+            if self.compaction_job.is_none()
+                && let Some(reader) = self.victim_reader.as_mut()
+                && reader.is_waiting()
             {
-                // The victim is still being read: serve requests meanwhile.
-                match first_of(receiver.recv_async(), reading.done.recv_async()).await {
-                    Either::First(request) => return request.ok(),
-                    Either::Second(read) => {
-                        // Put it back for `compaction_step` to take.
-                        let (sender, done) = flume::bounded(1);
-                        let _ = sender.send(read.unwrap_or_else(|_| Err("the read task stopped".to_owned())));
-                        if let Some(reading) = &mut self.compaction_reading {
-                            reading.done = done;
-                        }
-                    }
+                // The next victim is still being read: serve requests meanwhile.
+                if let Either::First(request) = first_of(receiver.recv_async(), reader.wait()).await {
+                    return request.ok();
                 }
             }
             if let Some(pause) = self.compaction_pause() {
@@ -290,6 +289,7 @@ impl<S: Storage> Shard<S> {
         if self.failure.is_some() {
             return;
         }
+        self.finish_segment_removals().await;
         let position = checkpoint::CheckpointPosition {
             segment_id: self.active.segment_id(),
             log_end: self.active.log_end(),

@@ -12,10 +12,7 @@
 //! shutdown) drains the pipeline first.
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use compio::runtime::JoinHandle;
 
@@ -114,7 +111,7 @@ impl<S: Storage> Shard<S> {
         self.pipeline.commits.push_back(commit);
         if has_frames {
             // Let the IO task run now, so the write is submitted before we plan the next batch.
-            YieldOnce(false).await;
+            super::yield_now::yield_now().await;
         }
     }
 
@@ -188,22 +185,5 @@ impl<S: Storage> Shard<S> {
         for query in queries {
             self.answer(query);
         }
-    }
-}
-
-/// Returns `Pending` once (waking itself at once), so the runtime runs the other tasks and
-/// submits their IO before this one continues.
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            return Poll::Ready(());
-        }
-        self.0 = true;
-        context.waker().wake_by_ref();
-        Poll::Pending
     }
 }

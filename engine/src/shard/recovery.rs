@@ -346,7 +346,7 @@ pub(crate) async fn open_shard<S: Storage>(
         // Look for work at once: retention windows may have ended while the store was closed.
         compaction_wanted: true,
         compaction_job: None,
-        compaction_reading: None,
+        victim_reader: None,
         compaction_forced: std::collections::BTreeSet::new(),
         compaction_skipped: std::collections::BTreeSet::new(),
         compaction_rejected: std::collections::BTreeMap::new(),
@@ -354,6 +354,8 @@ pub(crate) async fn open_shard<S: Storage>(
         compaction_report: crate::api::CompactionReport::default(),
         compaction_checkpoint_due: false,
         compaction_waiters: Vec::new(),
+        compaction_spare_buffer: None,
+        segment_removals: Vec::new(),
         pipeline: super::pipeline::Pipeline::default(),
         active_has_data,
         backup_hold_until_ms: None,

@@ -1,0 +1,89 @@
+//! `StorageFile::read_whole`, which compaction reads its victims with: the real O_DIRECT read
+//! into a reused buffer must give exactly the file's bytes, whatever the buffer held before
+//! and whether or not the file ends on a block boundary; the fault-injecting wrapper must
+//! inject into it as into other reads.
+#![allow(clippy::expect_used)] // helpers and proptest bodies outside #[test] fns: a failed expect fails the test
+
+use mailvault_engine::block_on;
+use mailvault_engine::io::{
+    BlockBuffer, DiskStorage, FaultController, FaultRates, FaultyStorage, Storage, StorageFile,
+};
+use proptest::prelude::*;
+
+/// Writes `bytes` to a new file `name` the way the engine does (whole blocks, then the size).
+async fn write_file<S: Storage>(storage: &S, name: &str, bytes: &[u8]) -> S::File {
+    let file = storage.create(name).await.expect("create");
+    let mut buffer = BlockBuffer::with_capacity(bytes.len());
+    buffer.extend_from_slice(bytes);
+    buffer.pad_to_block();
+    let (written, _) = file.write_blocks(buffer, 0).await;
+    written.expect("write");
+    file.set_len(bytes.len() as u64).await.expect("set_len");
+    file.sync_data().await.expect("sync");
+    file
+}
+
+fn pattern(length: usize, seed: u8) -> Vec<u8> {
+    (0..length).map(|index| (index as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Reading file after file into one buffer: each read gives that file's bytes and length,
+    /// never a byte left over from a larger file before it.
+    #[test]
+    fn a_reused_buffer_holds_exactly_each_file(sizes in proptest::collection::vec(0usize..300_000, 1..5)) {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let storage = DiskStorage::new(directory.path());
+        block_on(async {
+            let mut buffer = BlockBuffer::default();
+            for (index, size) in sizes.iter().enumerate() {
+                let expected = pattern(*size, index as u8);
+                let file = write_file(&storage, &format!("file-{index}"), &expected).await;
+                let (read, returned) = file.read_whole(buffer).await;
+                read.expect("read_whole");
+                assert_eq!(returned.len(), expected.len(), "file {index}");
+                assert!(returned.as_slice() == expected.as_slice(), "file {index}: bytes differ");
+                buffer = returned;
+            }
+        });
+    }
+}
+
+#[test]
+fn a_file_larger_than_one_read_chunk_is_read_whole() {
+    // 8 MiB chunks: three of them and an unaligned tail.
+    let size = 3 * 8 * 1024 * 1024 + 1234;
+    let directory = tempfile::tempdir().expect("tempdir");
+    let storage = DiskStorage::new(directory.path());
+    block_on(async {
+        let expected = pattern(size, 7);
+        let file = write_file(&storage, "large", &expected).await;
+        let (read, returned) = file.read_whole(BlockBuffer::default()).await;
+        read.expect("read_whole");
+        assert!(returned.as_slice() == expected.as_slice(), "bytes differ");
+    });
+}
+
+#[test]
+fn injected_read_faults_reach_whole_file_reads() {
+    let expected = pattern(100_000, 3);
+    let read_with = |rates: FaultRates| {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let controller = FaultController::new(11);
+        let storage = FaultyStorage::new(directory.path(), controller.clone());
+        block_on(async {
+            let file = write_file(&storage, "file", &expected).await;
+            controller.set_rates(rates);
+            let (read, returned) = file.read_whole(BlockBuffer::default()).await;
+            read.map(|()| returned.as_slice().to_vec())
+        })
+    };
+    let flipped = read_with(FaultRates { read_bit_flip_per_mille: 1000, ..FaultRates::default() }).expect("read");
+    let differing: u32 = flipped.iter().zip(&expected).map(|(left, right)| (left ^ right).count_ones()).sum();
+    assert_eq!(differing, 1, "exactly one bit flipped");
+    let short = read_with(FaultRates { short_read_per_mille: 1000, ..FaultRates::default() });
+    assert_eq!(short.expect_err("short read").kind(), std::io::ErrorKind::UnexpectedEof);
+    assert_eq!(read_with(FaultRates::default()).expect("clean read"), expected);
+}
