@@ -35,6 +35,7 @@ fn parse_backup_key_label(label: &str) -> Option<u32> {
 impl HsmSession {
     /// Backup key versions on the token, ascending.
     pub fn backup_key_versions(&self) -> Result<Vec<u32>, HsmError> {
+        let _reading = crate::token_access::reading();
         let mut versions: Vec<u32> =
             self.secret_key_labels()?.iter().filter_map(|label| parse_backup_key_label(label)).collect();
         versions.sort_unstable();
@@ -69,17 +70,19 @@ impl HsmSession {
         if self.backup_key_versions()?.last() == Some(&version) {
             return Err(HsmError::KekInUse { version });
         }
-        self.session.destroy_object(handle).map_err(HsmError::pkcs11("C_DestroyObject (backup key)"))
+        self.pkcs11().destroy_object(handle).map_err(HsmError::pkcs11("C_DestroyObject (backup key)"))
     }
 
     /// Re-wraps a live DEK (under its KEK) under backup key `backup_version`, inside the HSM.
     pub fn wrap_dek_for_backup(&self, live: &WrappedDek, backup_version: u32) -> Result<WrappedDek, HsmError> {
+        let _reading = crate::token_access::reading();
         let from = kek_label(live.kek_version());
         self.rewrap_between(&from, live.blob(), &backup_key_label(backup_version), backup_version)
     }
 
     /// Re-wraps a backup-wrapped DEK under the current live KEK, inside the HSM (restore).
     pub fn wrap_backup_dek_for_store(&self, backup: &WrappedDek) -> Result<WrappedDek, HsmError> {
+        let _reading = crate::token_access::reading();
         let (version, _) = self.current_kek()?;
         let from = backup_key_label(backup.kek_version());
         self.rewrap_between(&from, backup.blob(), &kek_label(version), version)
@@ -87,6 +90,7 @@ impl HsmSession {
 
     /// Unwraps a backup-wrapped DEK, to read a backup's records (verification).
     pub fn unwrap_backup_dek(&self, backup: &WrappedDek) -> Result<Dek, HsmError> {
+        let _reading = crate::token_access::reading();
         let kek = self.require_secret_key(&backup_key_label(backup.kek_version()))?;
         self.unwrap_dek_with(kek, backup)
     }
@@ -95,12 +99,12 @@ impl HsmSession {
         let from_key = self.require_secret_key(from)?;
         let to_key = self.require_secret_key(to)?;
         let handle = self
-            .session
+            .pkcs11()
             .unwrap_key(&Mechanism::AesKeyWrapPad, from_key, blob, &transient_dek_template())
             .map_err(authentication_failure("C_UnwrapKey (DEK)"))?;
         let key = TransientKey { session: self, handle };
         let blob = self
-            .session
+            .pkcs11()
             .wrap_key(&Mechanism::AesKeyWrapPad, to_key, key.handle)
             .map_err(HsmError::pkcs11("C_WrapKey (DEK)"))?;
         WrappedDek::new(to_version, blob)

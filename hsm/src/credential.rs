@@ -112,7 +112,7 @@ impl HsmSession {
             Attribute::Verify(false),
             Attribute::Derive(false),
         ];
-        self.session
+        self.pkcs11()
             .generate_key(&Mechanism::AesKeyGen, &template)
             .map_err(HsmError::pkcs11("C_GenerateKey (credential key)"))
     }
@@ -125,17 +125,18 @@ impl HsmSession {
         credential_id: &str,
         secret: &[u8],
     ) -> Result<SealedCredential, HsmError> {
+        let _reading = crate::token_access::reading();
         if secret.len() > CREDENTIAL_SECRET_BYTES_MAX {
             return Err(HsmError::Malformed { what: "credential secret (too long)" });
         }
         let aad = associated_data(account, credential_id)?;
         let key = self.require_secret_key(CREDENTIAL_KEY_LABEL)?;
         let mut nonce = [0_u8; NONCE_BYTES];
-        self.session.generate_random_slice(&mut nonce).map_err(HsmError::pkcs11("C_GenerateRandom"))?;
+        self.pkcs11().generate_random_slice(&mut nonce).map_err(HsmError::pkcs11("C_GenerateRandom"))?;
         let mut iv = nonce;
         let params = GcmParams::new(&mut iv, &aad, TAG_BITS.into()).map_err(HsmError::pkcs11("GCM parameters"))?;
         let sealed = self
-            .session
+            .pkcs11()
             .encrypt(&Mechanism::AesGcm(params), key, secret)
             .map_err(HsmError::pkcs11("C_Encrypt (credential)"))?;
         if sealed.len() != secret.len() + TAG_BYTES {
@@ -152,13 +153,14 @@ impl HsmSession {
         credential_id: &str,
         sealed: &SealedCredential,
     ) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+        let _reading = crate::token_access::reading();
         let aad = associated_data(account, credential_id)?;
         let label = format!("{CREDENTIAL_KEY_LABEL_PREFIX}{}", sealed.key_version);
         let key = self.require_secret_key(&label)?;
         let mut iv = sealed.nonce;
         let params = GcmParams::new(&mut iv, &aad, TAG_BITS.into()).map_err(HsmError::pkcs11("GCM parameters"))?;
         let plaintext = self
-            .session
+            .pkcs11()
             .decrypt(&Mechanism::AesGcm(params), key, &sealed.sealed)
             .map(Zeroizing::new)
             .map_err(authentication_failure("C_Decrypt (credential)"))?;

@@ -104,7 +104,7 @@ pub(crate) struct TransientKey<'session> {
 impl Drop for TransientKey<'_> {
     fn drop(&mut self) {
         // Best effort: a session object dies with its session anyway.
-        let _ = self.session.session.destroy_object(self.handle);
+        let _ = self.session.pkcs11().destroy_object(self.handle);
     }
 }
 
@@ -127,12 +127,13 @@ impl HsmSession {
     /// 256 random bits from the HSM's generator.
     pub fn generate_dek(&self) -> Result<Dek, HsmError> {
         let mut dek = Dek([0; DEK_BYTES]);
-        self.session.generate_random_slice(&mut dek.0).map_err(HsmError::pkcs11("C_GenerateRandom"))?;
+        self.pkcs11().generate_random_slice(&mut dek.0).map_err(HsmError::pkcs11("C_GenerateRandom"))?;
         Ok(dek)
     }
 
     /// Wraps `dek` under the current (highest) KEK with `CKM_AES_KEY_WRAP_PAD`.
     pub fn wrap_dek(&self, dek: &Dek) -> Result<WrappedDek, HsmError> {
+        let _reading = crate::token_access::reading();
         let (version, kek) = self.current_kek()?;
         self.wrap_under(dek, version, kek)
     }
@@ -140,7 +141,7 @@ impl HsmSession {
     pub(crate) fn wrap_under(&self, dek: &Dek, version: u32, kek: ObjectHandle) -> Result<WrappedDek, HsmError> {
         let mut template = transient_dek_template();
         template.push(Attribute::Value(dek.0.to_vec()));
-        let created = self.session.create_object(&template);
+        let created = self.pkcs11().create_object(&template);
         // The template's copy of the key is ours to wipe.
         for attribute in &mut template {
             if let Attribute::Value(bytes) = attribute {
@@ -149,7 +150,7 @@ impl HsmSession {
         }
         let key = TransientKey { session: self, handle: created.map_err(HsmError::pkcs11("C_CreateObject (DEK)"))? };
         let blob = self
-            .session
+            .pkcs11()
             .wrap_key(&Mechanism::AesKeyWrapPad, kek, key.handle)
             .map_err(HsmError::pkcs11("C_WrapKey (DEK)"))?;
         WrappedDek::new(version, blob)
@@ -158,6 +159,7 @@ impl HsmSession {
     /// Unwraps under the KEK version the blob names. A destroyed version gives `KeyMissing`;
     /// a blob altered in any byte gives `Tampered`.
     pub fn unwrap_dek(&self, wrapped: &WrappedDek) -> Result<Dek, HsmError> {
+        let _reading = crate::token_access::reading();
         let kek = self.require_secret_key(&kek_label(wrapped.kek_version))?;
         self.unwrap_dek_with(kek, wrapped)
     }
@@ -168,12 +170,12 @@ impl HsmSession {
         // and is checked below.
         let template = transient_dek_template();
         let handle = self
-            .session
+            .pkcs11()
             .unwrap_key(&Mechanism::AesKeyWrapPad, kek, &wrapped.blob, &template)
             .map_err(authentication_failure("C_UnwrapKey (DEK)"))?;
         let key = TransientKey { session: self, handle };
         let mut attributes = self
-            .session
+            .pkcs11()
             .get_attributes(key.handle, &[AttributeType::Value])
             .map_err(HsmError::pkcs11("C_GetAttributeValue (DEK)"))?;
         let mut dek = Dek([0; DEK_BYTES]);
@@ -193,6 +195,7 @@ impl HsmSession {
     /// Re-wraps a DEK under the current KEK (after a rotation). Already-current blobs are
     /// returned unchanged.
     pub fn rewrap_dek(&self, wrapped: &WrappedDek) -> Result<WrappedDek, HsmError> {
+        let _reading = crate::token_access::reading();
         let (version, kek) = self.current_kek()?;
         if wrapped.kek_version == version {
             return Ok(wrapped.clone());

@@ -5,13 +5,12 @@
 //! Versions are never reused: a token data object records the highest version ever issued, so
 //! destroying the newest KEK and rotating again cannot give an old blob's version a new key.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
-
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 
 use crate::error::HsmError;
 use crate::session::HsmSession;
+use crate::token_access::{Administering, administer};
 use crate::token_dir_lock::{TokenDirLock, lock_token_dir};
 
 const KEK_LABEL_PREFIX: &str = "mailvault-kek-v";
@@ -19,23 +18,23 @@ const KEK_LABEL_PREFIX: &str = "mailvault-kek-v";
 const KEK_HIGH_WATER_LABEL: &str = "mailvault-kek-version-high-water";
 const KEK_BYTES: u64 = 32;
 
-/// Serializes key creation and destruction within the process: "find, then create if missing"
-/// is not atomic in PKCS#11.
-static KEY_ADMIN: Mutex<()> = Mutex::new(());
-
 /// Held while keys are created or destroyed: the process-wide mutex, and (for `SoftHSM2`) the
 /// cross-process token-directory lock, because `SoftHSM2` writes a token object's files while
 /// another process loading the token directory may read them (CI saw `C_GenerateKey` fail with
 /// `CKR_GENERAL_ERROR` under that race); it also keeps two processes from creating one label.
+///
+/// Within the process, the guard is exclusive use of the token's objects
+/// ([`crate::token_access`]): it serializes "find, then create if missing" (not atomic in
+/// PKCS#11), and keeps other threads' calls from reading an object being written.
 #[derive(Debug)]
 pub(crate) struct KeyAdminGuard {
-    _process: MutexGuard<'static, ()>,
     _token_dir: Option<TokenDirLock>,
+    _process: Administering,
 }
 
 pub(crate) fn key_admin_lock() -> Result<KeyAdminGuard, HsmError> {
-    let process = KEY_ADMIN.lock().unwrap_or_else(PoisonError::into_inner);
-    Ok(KeyAdminGuard { _process: process, _token_dir: lock_token_dir()? })
+    let process = administer();
+    Ok(KeyAdminGuard { _token_dir: lock_token_dir()?, _process: process })
 }
 
 /// The label of KEK `version`.
@@ -94,7 +93,7 @@ impl HsmSession {
             Attribute::Verify(false),
             Attribute::Derive(false),
         ];
-        self.session.generate_key(&Mechanism::AesKeyGen, &template).map_err(HsmError::pkcs11(operation))
+        self.pkcs11().generate_key(&Mechanism::AesKeyGen, &template).map_err(HsmError::pkcs11(operation))
     }
 
     /// Creates the next KEK version and returns it. DEKs wrapped before stay readable under
@@ -123,7 +122,7 @@ impl HsmSession {
             return Err(HsmError::KekInUse { version });
         }
         self.raise_kek_high_water(version)?;
-        self.session.destroy_object(handle).map_err(HsmError::pkcs11("C_DestroyObject (KEK)"))
+        self.pkcs11().destroy_object(handle).map_err(HsmError::pkcs11("C_DestroyObject (KEK)"))
     }
 
     /// The high-water objects: normally one; two after a crash between writing the new one
@@ -135,11 +134,11 @@ impl HsmSession {
             Attribute::Class(ObjectClass::DATA),
             Attribute::Label(KEK_HIGH_WATER_LABEL.as_bytes().to_vec()),
         ];
-        let handles = self.session.find_objects(&template).map_err(HsmError::pkcs11("C_FindObjects"))?;
+        let handles = self.pkcs11().find_objects(&template).map_err(HsmError::pkcs11("C_FindObjects"))?;
         let mut objects = Vec::with_capacity(handles.len());
         for handle in handles {
             let attributes = self
-                .session
+                .pkcs11()
                 .get_attributes(handle, &[AttributeType::Value])
                 .map_err(HsmError::pkcs11("C_GetAttributeValue (KEK high water)"))?;
             let value = attributes.iter().find_map(|attribute| match attribute {
@@ -169,9 +168,9 @@ impl HsmSession {
             Attribute::Label(KEK_HIGH_WATER_LABEL.as_bytes().to_vec()),
             Attribute::Value(version.to_le_bytes().to_vec()),
         ];
-        self.session.create_object(&template).map_err(HsmError::pkcs11("C_CreateObject (KEK high water)"))?;
+        self.pkcs11().create_object(&template).map_err(HsmError::pkcs11("C_CreateObject (KEK high water)"))?;
         for (handle, _) in existing {
-            self.session.destroy_object(handle).map_err(HsmError::pkcs11("C_DestroyObject (KEK high water)"))?;
+            self.pkcs11().destroy_object(handle).map_err(HsmError::pkcs11("C_DestroyObject (KEK high water)"))?;
         }
         Ok(())
     }

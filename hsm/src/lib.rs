@@ -21,6 +21,7 @@ pub mod password;
 mod pkcs11;
 mod session;
 pub mod testing;
+mod token_access;
 mod token_dir_lock;
 
 pub use backup_key::backup_key_label;

@@ -50,15 +50,16 @@ impl HsmSession {
             Attribute::Unwrap(false),
             Attribute::Derive(false),
         ];
-        self.session
+        self.pkcs11()
             .generate_key(&Mechanism::GenericSecretKeyGen, &template)
             .map_err(HsmError::pkcs11("C_GenerateKey (HMAC key)"))
     }
 
     /// HMAC-SHA256 of `data` under the key labelled `label`.
     pub(crate) fn hmac(&self, label: &str, data: &[u8]) -> Result<[u8; 32], HsmError> {
+        let _reading = crate::token_access::reading();
         let key = self.require_secret_key(label)?;
-        let tag = self.session.sign(&Mechanism::Sha256Hmac, key, data).map_err(HsmError::pkcs11("C_Sign (HMAC)"))?;
+        let tag = self.pkcs11().sign(&Mechanism::Sha256Hmac, key, data).map_err(HsmError::pkcs11("C_Sign (HMAC)"))?;
         tag.as_slice().try_into().map_err(|_| HsmError::Malformed { what: "HMAC output from the HSM (length)" })
     }
 
@@ -68,8 +69,9 @@ impl HsmSession {
 
     /// Verifies inside the HSM (constant time there); a mismatch is `SignatureMismatch`.
     pub fn verify_manifest(&self, data: &[u8], signature: &ManifestSignature) -> Result<(), HsmError> {
+        let _reading = crate::token_access::reading();
         let key = self.require_secret_key(MANIFEST_KEY_LABEL)?;
-        self.session.verify(&Mechanism::Sha256Hmac, key, data, &signature.0).map_err(|error| {
+        self.pkcs11().verify(&Mechanism::Sha256Hmac, key, data, &signature.0).map_err(|error| {
             match return_value(&error) {
                 Some(RvError::SignatureInvalid | RvError::SignatureLenRange) => HsmError::SignatureMismatch,
                 _ => HsmError::pkcs11("C_Verify (manifest)")(error),

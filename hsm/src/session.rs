@@ -90,7 +90,7 @@ impl Hsm {
 
 /// One logged-in session on the token. `Send`, not `Sync`: one per thread.
 pub struct HsmSession {
-    pub(crate) session: Session,
+    session: Session,
     hsm: Hsm,
 }
 
@@ -113,6 +113,12 @@ pub struct KeyStatus {
 }
 
 impl HsmSession {
+    /// The session for one PKCS#11 call (see `token_access`: calls and changes to token
+    /// objects do not overlap within the process).
+    pub(crate) fn pkcs11(&self) -> crate::token_access::SessionAccess<'_> {
+        crate::token_access::read(&self.session)
+    }
+
     /// The handle of the one secret key labelled `label`, if any.
     pub(crate) fn find_secret_key(&self, label: &str) -> Result<Option<ObjectHandle>, HsmError> {
         self.find_one(ObjectClass::SECRET_KEY, label)
@@ -127,7 +133,7 @@ impl HsmSession {
     /// every later lookup ambiguous, so that is an error, never a guess.
     pub(crate) fn find_one(&self, class: ObjectClass, label: &str) -> Result<Option<ObjectHandle>, HsmError> {
         let template = [Attribute::Token(true), Attribute::Class(class), Attribute::Label(label.as_bytes().to_vec())];
-        let handles = self.session.find_objects(&template).map_err(HsmError::pkcs11("C_FindObjects"))?;
+        let handles = self.pkcs11().find_objects(&template).map_err(HsmError::pkcs11("C_FindObjects"))?;
         match handles.as_slice() {
             [] => Ok(None),
             [handle] => Ok(Some(*handle)),
@@ -139,11 +145,11 @@ impl HsmSession {
     /// `C_FindObjects` cannot match).
     pub(crate) fn secret_key_labels(&self) -> Result<Vec<String>, HsmError> {
         let template = [Attribute::Token(true), Attribute::Class(ObjectClass::SECRET_KEY)];
-        let handles = self.session.find_objects(&template).map_err(HsmError::pkcs11("C_FindObjects"))?;
+        let handles = self.pkcs11().find_objects(&template).map_err(HsmError::pkcs11("C_FindObjects"))?;
         let mut labels = Vec::with_capacity(handles.len());
         for handle in handles {
             let attributes = self
-                .session
+                .pkcs11()
                 .get_attributes(handle, &[AttributeType::Label])
                 .map_err(HsmError::pkcs11("C_GetAttributeValue"))?;
             for attribute in attributes {
@@ -178,6 +184,7 @@ impl HsmSession {
 
     /// Which keys are present, without changing anything.
     pub fn status(&self) -> Result<KeyStatus, HsmError> {
+        let _reading = crate::token_access::reading();
         let kek_versions = self.kek_versions()?;
         Ok(KeyStatus {
             current_kek: kek_versions.last().copied(),

@@ -2,6 +2,7 @@
 
 use std::sync::Barrier;
 
+use mailvault_hsm::HsmError;
 use mailvault_hsm::testing::TestToken;
 
 const THREADS: usize = 2;
@@ -62,4 +63,46 @@ fn hsm_is_send_and_sync_and_sessions_are_send() {
     fn send<T: Send>() {}
     send_sync::<mailvault_hsm::Hsm>();
     send::<mailvault_hsm::HsmSession>();
+}
+
+/// Regression: a KEK created (and an old one destroyed) on one thread while other threads
+/// wrap and unwrap under the current KEK. `SoftHSM2`'s file store let the readers load the new
+/// key's object half-written: `C_GenerateKey (KEK)` failed with `CKR_GENERAL_ERROR` now and
+/// then (the purge test saw about one run in twenty), or an unwrap found a key of 0 bits; and
+/// a wrap could find the current KEK and then lose it to a destroy before using it. Token-object
+/// changes now exclude every other operation of the process (`token_access`).
+#[test]
+fn rotating_keks_while_other_threads_wrap_and_unwrap_never_fails() {
+    const ROTATIONS: usize = 40;
+    let token = TestToken::create_with_keys();
+    let rotating = std::sync::atomic::AtomicBool::new(true);
+    std::thread::scope(|scope| {
+        for _ in 0..THREADS {
+            let hsm = token.hsm.clone();
+            let rotating = &rotating;
+            scope.spawn(move || {
+                let session = hsm.session().unwrap();
+                let dek = session.generate_dek().unwrap();
+                // Bounded: at most this many rounds, whether or not the rotations are done.
+                for _ in 0..20 * ROUNDS {
+                    if !rotating.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let wrapped = session.wrap_dek(&dek).unwrap();
+                    match session.unwrap_dek(&wrapped) {
+                        Ok(unwrapped) => assert_eq!(unwrapped.as_bytes(), dek.as_bytes()),
+                        // Its KEK was destroyed in between: shredded, as it should be.
+                        Err(HsmError::KeyMissing { .. }) => {}
+                        Err(error) => panic!("unwrap during rotation: {error:?}"),
+                    }
+                }
+            });
+        }
+        let session = token.hsm.session().unwrap();
+        for _ in 0..ROTATIONS {
+            let new = session.rotate_kek().unwrap();
+            session.destroy_kek(new - 1).unwrap();
+        }
+        rotating.store(false, std::sync::atomic::Ordering::Relaxed);
+    });
 }
