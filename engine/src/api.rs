@@ -136,6 +136,15 @@ pub struct SegmentStats {
     pub active: bool,
 }
 
+/// The segment compaction is rewriting at the moment: how far its copy got (`done_bytes` of
+/// `bytes`, in the victim's offsets).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactionProgress {
+    pub segment_id: u64,
+    pub bytes: u64,
+    pub done_bytes: u64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShardStats {
     pub shard_id: u32,
@@ -148,6 +157,8 @@ pub struct ShardStats {
     pub commits: u64,
     pub records_committed: u64,
     pub segment_details: Vec<SegmentStats>,
+    /// A segment being rewritten right now (read and verified, its copy under way), if any.
+    pub compacting: Option<CompactionProgress>,
 }
 
 /// An account as `account list` shows it: open, or closed with its purge time.

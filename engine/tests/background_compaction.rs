@@ -111,3 +111,73 @@ fn deliveries_and_reads_succeed_while_a_throttled_compaction_runs() {
     let engine = store.open();
     check_model(&engine, &model);
 }
+
+/// Distinct record ids of the message bodies in the shard's segment files.
+fn bodies_on_disk(store: &TestStore) -> std::collections::BTreeSet<u64> {
+    let body_kind = mailvault_engine::format::RecordKind::MessageAppended as u8;
+    common::segment_paths(store.directory.path(), 0)
+        .iter()
+        .flat_map(|path| common::frame_spans(&std::fs::read(path).unwrap()))
+        .filter(|span| span.header.kind == body_kind)
+        .map(|span| span.header.record_id)
+        .collect()
+}
+
+/// Regression: a prune that arrives while compaction is part way through a victim (or has the
+/// next one read ahead) must drop the pruned bodies from it. The job kept the usage it started
+/// under, in which the pruned mail was still restorable, and copied those bodies into the
+/// active segment, where nothing forced them out: prune's promise (the ciphertext leaves every
+/// file) was broken until that segment was compacted one day.
+#[test]
+fn a_prune_during_a_compaction_job_drops_the_pruned_bodies_instead_of_moving_them() {
+    let mut store = TestStore::new(1);
+    // Two sealed 12 MiB segments: a job copies its first 8 MiB step and then waits for budget.
+    store.config.segment_bytes_max = 12 * 1024 * 1024;
+    let mut setup = store.config.clone();
+    setup.compaction_live_ratio = 0.0;
+    let engine = Engine::open(&setup, &store.token.hsm).unwrap();
+    let uids: Vec<u32> = block_on(async {
+        engine.create_account(ACCOUNT).await.unwrap();
+        let mut uids = Vec::new();
+        for index in 0..260 {
+            uids.push(engine.append(ACCOUNT, INBOX, body(index), Flags::default(), None).await.unwrap());
+        }
+        uids
+    });
+    // Only the first segment (about 120 messages) qualifies: a quarter of its messages are
+    // dead (expunged, window over), so it needs about 75% of its bytes (9 MiB: more than one
+    // 8 MiB step), under the 0.8 ratio. Some near its end are retained (expunged today), so
+    // they lie beyond the first step. The other segments hold live mail only: nothing else
+    // is rewritten and the active segment does not fill up, so whatever compaction moves
+    // into it stays there.
+    let group = |remainder: u32, from: u32| {
+        uids.iter().copied().filter(move |uid| (from..120).contains(uid) && uid % 4 == remainder).collect::<Vec<_>>()
+    };
+    block_on(engine.expunge(ACCOUNT, INBOX, &group(1, 0))).unwrap();
+    store.clock.advance_ms(15 * DAY_MS);
+    block_on(engine.expunge(ACCOUNT, INBOX, &group(2, 90))).unwrap();
+    drop(engine);
+
+    store.config.compaction_bytes_per_second = Some(1); // after one step, the job waits
+    let engine = store.open();
+    let mut in_progress = None;
+    for _ in 0..2000 {
+        in_progress = block_on(engine.stats()).unwrap()[0].compacting;
+        if in_progress.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let progress = in_progress.expect("a background compaction job started");
+    assert!(progress.done_bytes < progress.bytes, "the job waits part way: {progress:?}");
+
+    let pruned = block_on(engine.prune_deleted(ACCOUNT)).unwrap();
+    // The expired ones too: they stay in the deleted list until a snapshot drops them.
+    assert_eq!(pruned as usize, group(1, 0).len() + group(2, 90).len());
+    block_on(engine.compact()).unwrap();
+    let live = uids.len() - pruned as usize;
+    assert_eq!(bodies_on_disk(&store).len(), live, "only live mail's bodies are left in the files");
+    assert!(block_on(engine.stats()).unwrap()[0].compacting.is_none());
+    let (_, listed) = block_on(engine.list_messages(ACCOUNT, INBOX)).unwrap();
+    assert_eq!(listed.len(), live);
+}

@@ -268,6 +268,27 @@ impl<S: Storage> Shard<S> {
         }
     }
 
+    pub(super) fn compaction_progress(&self) -> Option<crate::api::CompactionProgress> {
+        self.compaction_job.as_ref().map(|job| crate::api::CompactionProgress {
+            segment_id: job.victim,
+            bytes: job.bytes.len() as u64,
+            done_bytes: job.cursor as u64,
+        })
+    }
+
+    /// Makes `usage` the one the current job and the victims read ahead copy under: after a
+    /// prune, bodies that were needed (retained) no longer are.
+    pub(super) fn use_for_compaction_in_flight(&mut self, usage: &Rc<BlobUsage>) {
+        if let Some(job) = &mut self.compaction_job {
+            job.usage = Rc::clone(usage);
+        }
+        if let Some(reader) = &mut self.victim_reader {
+            for asked in &mut reader.asked {
+                asked.usage = Rc::clone(usage);
+            }
+        }
+    }
+
     /// The job, once its victim is read and verified. Every account the segment mentions must
     /// fit in one snapshot record, or the segment cannot be superseded.
     fn start_job(&mut self, victim: u64, usage: Rc<BlobUsage>, read: VerifiedVictim) -> Result<CompactionJob, String> {

@@ -25,12 +25,16 @@ impl<S: Storage> Shard<S> {
         let place = Place { account_id, mailbox_id: 0, uid: 0 };
         self.emit(batch, place, Record::AccountSnapshot { encoded }, &cipher);
         // Bodies nothing else needs now: rewrite their segments (the active one is sealed first).
-        let usage = self.blob_usage();
+        let usage = std::rc::Rc::new(self.blob_usage());
         for blob in pruned.iter().filter(|blob| !usage.is_needed(**blob)) {
             if let Some(location) = self.index.blob(*blob) {
                 self.compaction_forced.insert(location.segment_id);
             }
         }
+        // A victim being copied or read ahead was chosen under the usage before this prune, which
+        // still needs the pruned bodies (retained): copied under it, they would move to the
+        // active segment instead of leaving the store.
+        self.use_for_compaction_in_flight(&usage);
         self.compaction_wanted = true;
         self.compaction_rejected.clear();
         Ok(Outcome::Count(pruned.len() as u32))

@@ -74,6 +74,14 @@ pub(crate) fn stats(context: &Context) -> anyhow::Result<()> {
             );
         }
     }
+    for shard in &shards {
+        if let Some(progress) = shard.compacting {
+            println!(
+                "shard {}: compacting segment {} ({} of {} bytes gone through)",
+                shard.shard_id, progress.segment_id, progress.done_bytes, progress.bytes
+            );
+        }
+    }
     Ok(())
 }
 
