@@ -198,9 +198,7 @@ impl<S: Storage> Shard<S> {
             self.index.relocate_blob(record_id, location);
         }
         let finished = job.cursor >= job.bytes.len();
-        if finished {
-            self.supersede_accounts(&job, &mut batch);
-        }
+        let superseded = if finished { self.supersede_accounts(&job, &mut batch) } else { Ok(()) };
         self.compaction_budget.spend(batch.frames.len() as u64);
         self.commit(batch).await;
         if self.failure.is_some() {
@@ -210,7 +208,15 @@ impl<S: Storage> Shard<S> {
             self.compaction_job = Some(job);
             return true;
         }
-        self.finish_job(job);
+        match superseded {
+            Ok(()) => self.finish_job(job),
+            Err(reason) => {
+                // Its bodies were copied (their new places are committed), but an account's
+                // records in it are not superseded: the segment stays, harmlessly duplicated.
+                self.skip_victim(job.victim, &reason);
+                self.compaction_spare_buffer = Some(job.bytes);
+            }
+        }
         true
     }
 
@@ -365,7 +371,9 @@ impl<S: Storage> Shard<S> {
 
     /// Gives every account the segment mentioned a fresh key copy and snapshot, superseding
     /// all of its records there (retention-expired deleted messages are left out).
-    fn supersede_accounts(&mut self, job: &CompactionJob, batch: &mut Batch) {
+    /// An account whose snapshot outgrew one record since the job started cannot be
+    /// superseded: `Err`, and the victim must stay.
+    fn supersede_accounts(&mut self, job: &CompactionJob, batch: &mut Batch) -> Result<(), String> {
         let now = self.config.clock.now_unix_ms();
         let retention_ms = self.config.retention_ms;
         for &account_id in &job.accounts {
@@ -375,15 +383,22 @@ impl<S: Storage> Shard<S> {
             let keep =
                 |deleted: &crate::index::DeletedMessage| deleted.expunged_unix_ms.saturating_add(retention_ms) > now;
             let Some(encoded) = self.index.encode_account_snapshot(account_id, keep) else { continue };
+            if encoded.len() > SNAPSHOT_BYTES_MAX {
+                return Err(format!(
+                    "account {account_id} grew to a {}-byte snapshot, above the record limit",
+                    encoded.len()
+                ));
+            }
             let Ok(cipher) = self.keys.cipher(account_id, &self.hsm) else {
                 tracing::error!(shard = self.config.shard_id, account_id, "compaction cannot open an account key");
                 self.failure = Some("compaction cannot open an account key".into());
-                return;
+                return Ok(()); // the failure ends the step
             };
             let place = Place { account_id, mailbox_id: 0, uid: 0 };
             self.emit_clear(batch, place, Record::KeyWrapped { wrapped_key: wrapped });
             self.emit(batch, place, Record::AccountSnapshot { encoded }, &cipher);
         }
+        Ok(())
     }
 
     fn finish_job(&mut self, job: CompactionJob) {
