@@ -293,6 +293,10 @@ fn replaced_bytes(path: &Path, offset: u64, length: usize) -> io::Result<Vec<u8>
 }
 
 impl FaultyFile {
+    fn check_alive(&self, what: &str) -> io::Result<()> {
+        if self.controller.has_crashed() { Err(eio(what)) } else { Ok(()) }
+    }
+
     /// The faults of one read of `length` bytes: an injected short read (an error), or which
     /// bit to flip in what comes back.
     fn roll_read_faults(&self, length: usize) -> io::Result<Option<u64>> {
@@ -453,11 +457,5 @@ impl StorageFile for FaultyFile {
     async fn size(&self) -> io::Result<u64> {
         self.check_alive("size")?;
         self.inner.size().await
-    }
-}
-
-impl FaultyFile {
-    fn check_alive(&self, what: &str) -> io::Result<()> {
-        if self.controller.has_crashed() { Err(eio(what)) } else { Ok(()) }
     }
 }

@@ -179,7 +179,7 @@ impl<S: Storage> Shard<S> {
                 }
                 Ok(job) => {
                     self.compaction_job = Some(job);
-                    // Read the next victims while this one is copied: reads and writes overlap.
+                    // Read the next victim while this one is copied: reads and writes overlap.
                     self.ask_for_victims();
                 }
                 Err(reason) => {
