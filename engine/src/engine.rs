@@ -83,7 +83,36 @@ impl EngineConfig {
 /// A running engine; clone it freely (all clones talk to the same shards).
 #[derive(Debug, Clone)]
 pub struct Engine {
+    /// Shared by the clones the engine's users hold (not by the lifecycle timer's own handle);
+    /// dropped before `inner`, see [`UserHandles`].
+    users: Option<Arc<UserHandles>>,
     pub(crate) inner: Arc<Inner>,
+}
+
+/// Dropped with the last handle the engine's users hold: stops the lifecycle timer and waits
+/// for its tick to end. Without it, a tick in progress held the engine past its users' drop,
+/// and the process could exit while the timer was inside a purge's HSM calls (a test run saw
+/// SoftHSM crash the process at exit that way). Then the engine itself is dropped here, on the
+/// caller's thread, which stops and joins the shards.
+#[derive(Debug)]
+struct UserHandles {
+    inner: std::sync::Weak<Inner>,
+}
+
+impl Drop for UserHandles {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner.stop_lifecycle_timer();
+        }
+    }
+}
+
+impl Engine {
+    /// A handle for the engine's own background work (the lifecycle timer): it does not count
+    /// as a user, so it never keeps the engine alive past its users' drop for long.
+    pub(crate) fn internal(inner: Arc<Inner>) -> Self {
+        Self { users: None, inner }
+    }
 }
 
 #[derive(Debug)]
@@ -104,19 +133,25 @@ pub(crate) struct Inner {
     _lock: std::fs::File,
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
+impl Inner {
+    /// Stops the lifecycle timer and waits for it (its tick, if one runs, ends first), unless
+    /// called on the timer's own thread.
+    fn stop_lifecycle_timer(&self) {
         if let Ok(mut stop) = self.lifecycle_stop.lock() {
             stop.take();
         }
-        // The timer holds the engine only during a tick, so unless this drop runs on the timer
-        // thread itself (its tick held the last handle), it is waiting and stops at once.
-        if let Ok(mut thread) = self.lifecycle_thread.lock()
-            && let Some(thread) = thread.take()
+        let thread = self.lifecycle_thread.lock().ok().and_then(|mut thread| thread.take());
+        if let Some(thread) = thread
             && thread.thread().id() != std::thread::current().id()
         {
             let _ = thread.join();
         }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_lifecycle_timer();
         for sender in &self.senders {
             let _ = sender.send(Request::Shutdown);
         }
@@ -190,7 +225,8 @@ impl Engine {
             ready.push(ready_receiver);
         }
         let (lifecycle_stop, stop_receiver) = flume::bounded(1);
-        let engine = Self {
+        let mut engine = Self {
+            users: None,
             inner: Arc::new(Inner {
                 senders,
                 threads: Mutex::new(threads),
@@ -204,6 +240,7 @@ impl Engine {
                 _lock: lock,
             }),
         };
+        engine.users = Some(Arc::new(UserHandles { inner: Arc::downgrade(&engine.inner) }));
         for (shard_id, receiver) in ready.into_iter().enumerate() {
             let stopped = OpenError::Shard { shard_id: shard_id as u32, source: EngineError::ShutDown };
             let result = receiver.recv().unwrap_or(Err(stopped));

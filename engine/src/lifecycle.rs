@@ -236,7 +236,7 @@ pub(crate) fn spawn_lifecycle_timer(
     std::thread::Builder::new().name("mailvault-lifecycle".into()).spawn(move || {
         while let Err(flume::RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
             let Some(inner) = inner.upgrade() else { break };
-            let engine = Engine { inner };
+            let engine = Engine::internal(inner);
             if let Err(error) = crate::engine::block_on(engine.purge_due()) {
                 tracing::error!(%error, "scheduled purge failed; retrying at the next tick");
             }
