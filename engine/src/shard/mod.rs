@@ -89,7 +89,7 @@ pub(crate) struct Shard<S: Storage> {
     sealed_segment_bytes: HashMap<u64, u64>,
     compaction_wanted: bool,
     compaction_job: Option<compaction::CompactionJob>,
-    /// The next victims, being read and verified off the request path (started on demand).
+    /// Reads and verifies the next victim off the request path (its task starts on first use).
     victim_reader: Option<victim_read::VictimReader<S::File>>,
     /// Segments to rewrite whatever their live share (they hold pruned mail).
     compaction_forced: std::collections::BTreeSet<u64>,

@@ -22,7 +22,9 @@ pub(super) struct VerifiedVictim {
 }
 
 /// A victim asked of the reader: which segment, and the usage it was chosen under (the copy
-/// keeps the bodies that usage needs; needs only shrink meanwhile, so nothing needed is missed).
+/// keeps the bodies that usage needs; needs only shrink meanwhile, so nothing needed is missed,
+/// and a prune, which makes retained bodies dead at once, replaces it:
+/// `Shard::use_for_compaction_in_flight`).
 #[derive(Debug)]
 pub(super) struct AskedVictim {
     pub(super) victim: u64,
