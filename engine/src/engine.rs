@@ -85,7 +85,7 @@ impl EngineConfig {
 pub struct Engine {
     /// Shared by the clones the engine's users hold (not by the lifecycle timer's own handle);
     /// dropped before `inner`, see [`UserHandles`].
-    users: Option<Arc<UserHandles>>,
+    _users: Option<Arc<UserHandles>>,
     pub(crate) inner: Arc<Inner>,
 }
 
@@ -111,7 +111,7 @@ impl Engine {
     /// A handle for the engine's own background work (the lifecycle timer): it does not count
     /// as a user, so it never keeps the engine alive past its users' drop for long.
     pub(crate) fn internal(inner: Arc<Inner>) -> Self {
-        Self { users: None, inner }
+        Self { _users: None, inner }
     }
 }
 
@@ -225,22 +225,19 @@ impl Engine {
             ready.push(ready_receiver);
         }
         let (lifecycle_stop, stop_receiver) = flume::bounded(1);
-        let mut engine = Self {
-            users: None,
-            inner: Arc::new(Inner {
-                senders,
-                threads: Mutex::new(threads),
-                data_dir: config.data_dir.clone(),
-                hsm: hsm.clone(),
-                purge_delay_days: config.account_purge_delay_days,
-                purge_observer: config.purge_observer.clone(),
-                purge_gate: crate::lifecycle::new_purge_gate(),
-                lifecycle_stop: Mutex::new(Some(lifecycle_stop)),
-                lifecycle_thread: Mutex::new(None),
-                _lock: lock,
-            }),
-        };
-        engine.users = Some(Arc::new(UserHandles { inner: Arc::downgrade(&engine.inner) }));
+        let inner = Arc::new(Inner {
+            senders,
+            threads: Mutex::new(threads),
+            data_dir: config.data_dir.clone(),
+            hsm: hsm.clone(),
+            purge_delay_days: config.account_purge_delay_days,
+            purge_observer: config.purge_observer.clone(),
+            purge_gate: crate::lifecycle::new_purge_gate(),
+            lifecycle_stop: Mutex::new(Some(lifecycle_stop)),
+            lifecycle_thread: Mutex::new(None),
+            _lock: lock,
+        });
+        let engine = Self { _users: Some(Arc::new(UserHandles { inner: Arc::downgrade(&inner) })), inner };
         for (shard_id, receiver) in ready.into_iter().enumerate() {
             let stopped = OpenError::Shard { shard_id: shard_id as u32, source: EngineError::ShutDown };
             let result = receiver.recv().unwrap_or(Err(stopped));

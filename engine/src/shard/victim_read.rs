@@ -1,12 +1,12 @@
-//! Reading compaction's victims ahead of the copy: one task per shard reads and verifies the
-//! victims it is asked for, in order, while the shard copies an earlier one (the shard asks
-//! for one ahead: `Shard::ask_for_victims`).
+//! Reading compaction's next victim ahead of the copy: one task per shard reads and verifies
+//! the victim it is asked for while the shard copies the current one (`Shard::ask_for_next_victim`
+//! asks for one at a time).
 //!
 //! Reading a 64 MiB victim is most of compaction's time on disks like ours; reading the next
 //! one while the current one is copied keeps the disk busy with both, and the scan that
 //! verifies it yields between chunks, so the shard's commits and requests run meanwhile.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use crate::index::BlobUsage;
@@ -39,13 +39,13 @@ struct ReadRequest<F> {
     buffer: BlockBuffer,
 }
 
-/// The shard's side of its reader task: what it asked for, in order, and the answers.
+/// The shard's side of its reader task: what it asked for, and the answer.
 pub(super) struct VictimReader<F> {
     requests: flume::Sender<ReadRequest<F>>,
     results: flume::Receiver<ReadResult>,
-    /// Asked for and not yet taken, oldest first (answers come in this order).
-    pub(super) asked: VecDeque<AskedVictim>,
-    /// The oldest answer, when it was received while waiting for requests (see `next_request`).
+    /// Asked for and not yet taken.
+    pub(super) asked: Option<AskedVictim>,
+    /// The answer, when it was received while waiting for requests (see `next_request`).
     received: Option<ReadResult>,
 }
 
@@ -61,26 +61,26 @@ impl<F: StorageFile> VictimReader<F> {
             }
         })
         .detach();
-        Self { requests, results, asked: VecDeque::new(), received: None }
+        Self { requests, results, asked: None, received: None }
     }
 
-    /// Asks for `victim` to be read (into `buffer`, reused) after those already asked for.
+    /// Asks for `victim` to be read (into `buffer`, reused); nothing else may be asked for
+    /// until it is taken.
     pub(super) fn ask(&mut self, victim: u64, usage: Rc<BlobUsage>, file: Rc<F>, buffer: BlockBuffer) {
         // The task ends only when this side is dropped: a failed send cannot happen here, and
         // if it did, the victim would just never be answered (`take` reports that).
         let _ = self.requests.send(ReadRequest { victim, file, buffer });
-        self.asked.push_back(AskedVictim { victim, usage });
+        debug_assert!(self.asked.is_none(), "one victim ahead at a time");
+        self.asked = Some(AskedVictim { victim, usage });
     }
 
     pub(super) fn is_asked(&self, victim: u64) -> bool {
-        self.asked.iter().any(|asked| asked.victim == victim)
+        self.asked.as_ref().is_some_and(|asked| asked.victim == victim)
     }
 
-    /// The oldest victim asked for with its answer, if it has come.
+    /// The victim asked for with its answer, if it has come.
     pub(super) fn take(&mut self) -> Option<(AskedVictim, ReadResult)> {
-        if self.asked.is_empty() {
-            return None;
-        }
+        self.asked.as_ref()?;
         let result = match self.received.take() {
             Some(result) => result,
             None => match self.results.try_recv() {
@@ -89,15 +89,15 @@ impl<F: StorageFile> VictimReader<F> {
                 Err(flume::TryRecvError::Disconnected) => Err("the read task stopped".to_owned()),
             },
         };
-        self.asked.pop_front().map(|asked| (asked, result))
+        self.asked.take().map(|asked| (asked, result))
     }
 
-    /// Whether the oldest victim asked for is still being read.
+    /// Whether the victim asked for is still being read.
     pub(super) fn is_waiting(&self) -> bool {
-        !self.asked.is_empty() && self.received.is_none() && self.results.is_empty()
+        self.asked.is_some() && self.received.is_none() && self.results.is_empty()
     }
 
-    /// Waits for the oldest answer and keeps it for `take`.
+    /// Waits for the answer and keeps it for `take`.
     pub(super) async fn wait(&mut self) {
         if self.is_waiting() {
             let result = self.results.recv_async().await;
