@@ -120,6 +120,10 @@ pub struct Credentials {
 pub struct CompactionReport {
     pub segments_compacted: u64,
     pub bytes_reclaimed: u64,
+    /// A backup in progress holds compaction back (see `Engine::seal_active`): a shard answered
+    /// at once, having rewritten nothing now; its compaction runs once the hold is released
+    /// or lapses.
+    pub held_for_backup: bool,
 }
 
 /// One segment's accounting: its size, the bytes of bodies still in a mailbox (`live`), and

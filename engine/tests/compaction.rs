@@ -230,3 +230,35 @@ fn compaction_leaves_a_damaged_segment_in_place() {
         assert_eq!(block_on(engine.fetch(ACCOUNT, INBOX, uid)).unwrap().body, body(uid as usize - 1));
     }
 }
+
+/// A `compact` during a backup's hold waited for the whole hold (30 minutes when the backup
+/// never released it): the backup bench's second `seal_active` hung there. It is answered at
+/// once now, saying it was held back, and compaction runs once the hold is released.
+#[test]
+fn a_compact_during_a_backup_hold_answers_at_once_and_compacts_after_it() {
+    let store = filled_store(40);
+    let engine = std::sync::Arc::new(store.open());
+    block_on(async {
+        engine.seal_active().await.unwrap();
+        // Mail to reclaim once the hold is over.
+        engine.expunge(ACCOUNT, INBOX, &(1..=40).filter(|uid| uid % 4 != 0).collect::<Vec<_>>()).await.unwrap();
+        engine.prune_deleted(ACCOUNT).await.unwrap();
+    });
+    let bytes_held = segment_bytes(store.directory.path());
+
+    let (answer, answered) = std::sync::mpsc::channel();
+    let asking = std::sync::Arc::clone(&engine);
+    std::thread::spawn(move || answer.send(block_on(asking.compact())));
+    // A bound for a hang, not a speed: the answer needs no IO at all.
+    let held = answered.recv_timeout(std::time::Duration::from_secs(120)).expect("compact answers during a hold");
+    let held = held.unwrap();
+    assert!(held.held_for_backup, "{held:?}");
+    assert_eq!(held.segments_compacted, 0);
+    assert_eq!(segment_bytes(store.directory.path()), bytes_held, "nothing removed under the hold");
+
+    block_on(engine.release_backup_hold()).unwrap();
+    let after = block_on(engine.compact()).unwrap();
+    assert!(!after.held_for_backup, "{after:?}");
+    assert!(after.segments_compacted > 0, "{after:?}");
+    assert!(segment_bytes(store.directory.path()) < bytes_held / 2);
+}

@@ -458,5 +458,6 @@ impl CompactionReport {
     pub(crate) fn merge(&mut self, other: &CompactionReport) {
         self.segments_compacted += other.segments_compacted;
         self.bytes_reclaimed += other.bytes_reclaimed;
+        self.held_for_backup |= other.held_for_backup;
     }
 }

@@ -22,7 +22,6 @@ pub(crate) mod request;
 pub(crate) mod routing;
 mod throttle;
 mod victim_read;
-mod yield_now;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -172,9 +171,16 @@ impl<S: Storage> Shard<S> {
                     Request::Query(query) => batch.deferred_queries.push(query),
                     Request::Shutdown => shutting_down = true,
                     Request::Compact(reply) => {
-                        self.compaction_waiters.push(reply);
                         self.compaction_wanted = true;
                         self.compaction_rejected.clear();
+                        if self.backup_held() {
+                            // Waiting would take until the backup ends (30 minutes if it never
+                            // says so): answer now, and compact after the hold.
+                            let held = crate::api::CompactionReport { held_for_backup: true, ..Default::default() };
+                            let _ = reply.send(Ok(held));
+                        } else {
+                            self.compaction_waiters.push(reply);
+                        }
                     }
                     Request::RewrapKeys(reply) => rewrap_waiters.push(reply),
                     Request::Seal(reply) => batch.seal_waiters.push(reply),
@@ -246,8 +252,7 @@ impl<S: Storage> Shard<S> {
     /// `None` once the queue is closed.
     async fn next_request(&mut self, receiver: &flume::Receiver<Request>) -> Option<Request> {
         loop {
-            let held = self.backup_hold_until_ms.is_some_and(|until| self.config.clock.now_unix_ms() < until);
-            if !self.compaction_wanted || held {
+            if !self.compaction_wanted || self.backup_held() {
                 let waited = compio::time::timeout(self.config.compaction_check_interval, receiver.recv_async()).await;
                 if let Ok(request) = waited {
                     return request.ok();
@@ -333,12 +338,22 @@ impl<S: Storage> Shard<S> {
             self.failure = Some(error.to_string());
         }
         self.backup_hold_until_ms = Some(self.config.clock.now_unix_ms() + BACKUP_HOLD_MS);
+        // A `compact` waiting now would wait for the whole hold: answer it with what was done.
+        if !self.compaction_waiters.is_empty() {
+            self.compaction_report.held_for_backup = true;
+            self.answer_compaction_waiters(); // takes the report, flag and all
+        }
         let mut sealed: Vec<u64> = self.sealed_segment_bytes.keys().copied().collect();
         sealed.sort_unstable();
         for reply in waiters {
             let answer = if self.failure.is_some() { Err(self.failed_error()) } else { Ok(sealed.clone()) };
             let _ = reply.send(answer);
         }
+    }
+
+    /// Whether a backup's hold keeps compaction from removing segments now.
+    fn backup_held(&self) -> bool {
+        self.backup_hold_until_ms.is_some_and(|until| self.config.clock.now_unix_ms() < until)
     }
 
     /// Answers every `compact` request with what compaction did since the last answer

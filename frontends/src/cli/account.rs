@@ -111,8 +111,8 @@ pub(crate) fn run(context: &Context, command: AccountCommand) -> anyhow::Result<
                 let pruned = engine.prune_deleted(&account).await?;
                 let report = engine.compact().await?;
                 println!(
-                    "pruned {pruned} deleted messages of {account}; rewrote {} segments, reclaimed {} bytes",
-                    report.segments_compacted, report.bytes_reclaimed
+                    "pruned {pruned} deleted messages of {account}; {}",
+                    super::message::describe_compaction(&report)
                 );
             }
             _ => unreachable!("handled above"),

@@ -88,6 +88,16 @@ pub(crate) fn stats(context: &Context) -> anyhow::Result<()> {
 pub(crate) fn compact(context: &Context) -> anyhow::Result<()> {
     let engine = context.open_engine()?;
     let report = block_on(engine.compact())?;
-    println!("rewrote {} segments, reclaimed {} bytes", report.segments_compacted, report.bytes_reclaimed);
+    println!("{}", describe_compaction(&report));
     Ok(())
+}
+
+/// What a compaction run did, for the operator; says so when a backup held it back.
+pub(crate) fn describe_compaction(report: &mailvault_engine::CompactionReport) -> String {
+    let done = format!("rewrote {} segments, reclaimed {} bytes", report.segments_compacted, report.bytes_reclaimed);
+    if report.held_for_backup {
+        format!("{done}; a backup in progress holds compaction back: it runs once the backup ends")
+    } else {
+        done
+    }
 }
