@@ -12,6 +12,7 @@
 
 mod compare;
 mod error;
+mod every_core;
 mod frame_check;
 mod key_table;
 mod live;
@@ -20,6 +21,7 @@ mod manifest;
 mod objects;
 mod progress;
 mod purge_observer;
+mod read_ahead;
 mod registry;
 mod rekey;
 mod restore;

@@ -24,7 +24,6 @@ use compio::io::{AsyncReadAt as _, AsyncWriteAtExt as _};
 use futures::StreamExt as _;
 use futures::stream::{FuturesOrdered, FuturesUnordered};
 use indicatif::ProgressBar;
-use mailvault_engine::block_on;
 use mailvault_engine::format::{BLOCK_BYTES, align_up};
 use mailvault_engine::io::BlockBuffer;
 
@@ -40,8 +39,8 @@ const READS_IN_FLIGHT_MAX: usize = 4;
 const CHUNKS_IN_FLIGHT_MAX: usize = 8;
 
 /// Copies `source` to `destination` (replacing it), returning its size and digest; `None` if
-/// the source is gone (compaction removed it).
-pub(crate) fn copy_local_file(
+/// the source is gone (compaction removed it). Runs on the caller's compio runtime.
+pub(crate) async fn copy_local_file(
     source: &Path,
     destination: &Path,
     bar: &ProgressBar,
@@ -51,7 +50,7 @@ pub(crate) fn copy_local_file(
     let directory = directory_of(destination);
     std::fs::create_dir_all(directory).map_err(BackupError::io(what.clone()))?;
     let temporary = destination.with_extension("seg.partial");
-    let copied = block_on(async {
+    let copied = async {
         let input = match open(source, false).await {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -67,7 +66,8 @@ pub(crate) fn copy_local_file(
         output.set_len(size).await.map_err(BackupError::io(what.clone()))?;
         output.sync_all().await.map_err(BackupError::io(what.clone()))?;
         Ok(Some(digest))
-    });
+    }
+    .await;
     let copied = copied.inspect_err(|_| {
         // A failed copy leaves nothing behind (the next run would overwrite it, but an
         // operator looking at the target should not find half a segment).
@@ -87,21 +87,24 @@ fn directory_of(path: &Path) -> &Path {
 }
 
 /// Size and BLAKE3 digest of a local file, read as a copy reads it; `None` if it does not
-/// exist.
-pub(crate) fn hash_local_file(path: &Path, bar: &ProgressBar) -> Result<Option<Fingerprint>, BackupError> {
+/// exist. Runs on the caller's compio runtime.
+pub(crate) async fn hash_local_file(path: &Path, bar: &ProgressBar) -> Result<Option<Fingerprint>, BackupError> {
     let what = || format!("reading {}", path.display());
-    block_on(async {
-        let input = match open(path, false).await {
-            Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(BackupError::io(what())(error)),
-        };
-        let size = input.metadata().await.map_err(BackupError::io(what()))?.len();
-        let digest = copy(&input, None, size, bar).await.map_err(|failure| match failure {
-            Failure::Read(error) | Failure::Write(error) => BackupError::io(what())(error),
-        })?;
-        Ok(Some(Fingerprint { size, digest }))
-    })
+    let input = match open(path, false).await {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(BackupError::io(what())(error)),
+    };
+    let size = input.metadata().await.map_err(BackupError::io(what()))?.len();
+    let digest = copy(&input, None, size, bar).await.map_err(|failure| match failure {
+        Failure::Read(error) | Failure::Write(error) => BackupError::io(what())(error),
+    })?;
+    Ok(Some(Fingerprint { size, digest }))
+}
+
+/// Opens `path` for reading, with O_DIRECT where the filesystem allows it.
+pub(crate) async fn open_for_reading(path: &Path) -> io::Result<File> {
+    open(path, false).await
 }
 
 /// Opens `path` with O_DIRECT where the filesystem allows it (not tmpfs): for reading, or
@@ -184,7 +187,12 @@ async fn copy(input: &File, output: Option<&File>, size: u64, bar: &ProgressBar)
 
 /// Reads `length` bytes at `offset` (block-aligned) into `buffer`; an O_DIRECT read past the
 /// end of a file whose size is not whole blocks comes back short, ending at the file's end.
-async fn read_chunk(input: &File, buffer: BlockBuffer, offset: u64, length: usize) -> io::Result<(u64, BlockBuffer)> {
+pub(crate) async fn read_chunk(
+    input: &File,
+    buffer: BlockBuffer,
+    offset: u64,
+    length: usize,
+) -> io::Result<(u64, BlockBuffer)> {
     let span = align_up(length, BLOCK_BYTES);
     let (mut storage, start, _) = reserve(buffer, span).into_parts();
     let mut filled = 0;
@@ -219,6 +227,8 @@ async fn write_chunk(output: &File, buffer: BlockBuffer, offset: u64) -> io::Res
 
 #[cfg(test)]
 mod tests {
+    use mailvault_engine::block_on;
+
     use super::*;
 
     #[test]
@@ -231,15 +241,15 @@ mod tests {
 
         let destination = directory.path().join("copies").join("copy.seg");
         let bar = ProgressBar::hidden();
-        let copied = copy_local_file(&source, &destination, &bar).expect("copy");
+        let copied = block_on(copy_local_file(&source, &destination, &bar)).expect("copy");
         assert_eq!(copied, Some(expected));
         assert_eq!(std::fs::read(&destination).expect("read the copy"), bytes);
         assert!(!destination.with_extension("seg.partial").exists(), "the temporary was renamed");
-        assert_eq!(hash_local_file(&destination, &bar).expect("hash"), Some(expected));
+        assert_eq!(block_on(hash_local_file(&destination, &bar)).expect("hash"), Some(expected));
 
         // Copying again replaces the copy; a smaller source leaves no stale tail behind.
         std::fs::write(&source, &bytes[..5000]).expect("shrink the source");
-        copy_local_file(&source, &destination, &bar).expect("copy again");
+        block_on(copy_local_file(&source, &destination, &bar)).expect("copy again");
         assert_eq!(std::fs::read(&destination).expect("read the copy"), &bytes[..5000]);
     }
 
@@ -258,7 +268,7 @@ mod tests {
         let unreadable = directory.path().join("a-directory.seg");
         std::fs::create_dir(&unreadable).expect("create a directory");
         let destination = directory.path().join("copies").join("copy.seg");
-        let failed = copy_local_file(&unreadable, &destination, &ProgressBar::hidden());
+        let failed = block_on(copy_local_file(&unreadable, &destination, &ProgressBar::hidden()));
         assert!(matches!(failed, Err(BackupError::Io { .. })), "{failed:?}");
         assert!(!destination.exists() && !destination.with_extension("seg.partial").exists());
     }
@@ -268,8 +278,11 @@ mod tests {
         let directory = tempfile::tempdir().expect("temporary directory");
         let bar = ProgressBar::hidden();
         let destination = directory.path().join("copy.seg");
-        assert_eq!(copy_local_file(&directory.path().join("gone.seg"), &destination, &bar).expect("copy"), None);
-        assert_eq!(hash_local_file(&directory.path().join("gone.seg"), &bar).expect("hash"), None);
+        assert_eq!(
+            block_on(copy_local_file(&directory.path().join("gone.seg"), &destination, &bar)).expect("copy"),
+            None
+        );
+        assert_eq!(block_on(hash_local_file(&directory.path().join("gone.seg"), &bar)).expect("hash"), None);
         assert!(!destination.exists() && !destination.with_extension("seg.partial").exists());
     }
 }

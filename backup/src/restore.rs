@@ -20,10 +20,11 @@ use mailvault_hsm::{Hsm, HsmSession, WrappedDek};
 
 use crate::compare::{Difference, compare_contents};
 use crate::error::BackupError;
+use crate::every_core::on_every_core;
 use crate::key_table::KeyTable;
 use crate::live::{live_contents, shard_directory};
 use crate::local_copy;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, ManifestSegment};
 use crate::objects;
 use crate::progress::bytes_bar;
 use crate::run::{latest_manifest, now_unix_ms};
@@ -100,10 +101,23 @@ fn fetch_segments(
     report: &mut RestoreReport,
 ) -> Result<(), BackupError> {
     let bar = bytes_bar(manifest.segments.iter().map(|segment| segment.file.size).sum(), "restore");
+    let path_of =
+        |segment: &ManifestSegment| shard_directory(into, segment.shard).join(segment_name(segment.segment_id));
+    // A directory target's segments are copied on every core at once (see `run`).
+    let mut local_copies = match &target.local_root {
+        Some(root) => on_every_core(&manifest.segments, async |segment| {
+            local_copy::copy_local_file(&root.join(&segment.file.name), &path_of(segment), &bar).await
+        }),
+        None => Vec::new(),
+    }
+    .into_iter();
     for segment in &manifest.segments {
-        let path = shard_directory(into, segment.shard).join(segment_name(segment.segment_id));
+        let path = path_of(segment);
         let found = match &target.local_root {
-            Some(root) => local_copy::copy_local_file(&root.join(&segment.file.name), &path, &bar)?,
+            Some(_) => local_copies
+                .next()
+                .flatten()
+                .ok_or_else(|| BackupError::Invalid(format!("copying {} panicked", segment.file.name)))??,
             None => runtime.block_on(objects::fetch_object(target, &segment.file.name, Some(&path), &bar))?,
         };
         let found = found.ok_or_else(|| BackupError::Damaged(format!("segment {} is missing", segment.file.name)))?;

@@ -12,6 +12,7 @@ use mailvault_engine::StoreMetadata;
 use mailvault_hsm::Hsm;
 
 use crate::error::BackupError;
+use crate::every_core::on_every_core;
 use crate::key_table::KeyTable;
 use crate::live::{LocalSegment, read_live, sealed_segments};
 use crate::local_copy;
@@ -143,12 +144,22 @@ fn copy_segments(
         }
     }
     let bar = bytes_bar(to_copy.iter().map(|(segment, _)| segment.size).sum(), "backup");
+    // A directory target copies on every core at once, each on a compio runtime (io_uring);
+    // an object store uploads on tokio, one after the other: never one runtime inside the other.
+    let mut local_copies = match &target.local_root {
+        Some(root) => on_every_core(&to_copy, async |(segment, name)| {
+            local_copy::copy_local_file(&segment.path, &root.join(name), &bar).await
+        }),
+        None => Vec::new(),
+    }
+    .into_iter();
     let mut vanished = 0;
     for (segment, name) in to_copy {
-        // A directory target copies on a compio runtime (io_uring), an object store uploads on
-        // tokio: one after the other, never one inside the other.
         let copied = match &target.local_root {
-            Some(root) => local_copy::copy_local_file(&segment.path, &root.join(&name), &bar)?,
+            Some(_) => local_copies
+                .next()
+                .flatten()
+                .ok_or_else(|| BackupError::Invalid(format!("copying {name} panicked")))??,
             None => runtime.block_on(objects::upload_file(target, &name, &segment.path, &bar))?,
         };
         let Some(Fingerprint { size, digest }) = copied else {

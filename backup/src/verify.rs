@@ -19,6 +19,7 @@ use mailvault_hsm::{Hsm, HsmSession};
 
 use crate::compare::{Difference, compare_contents};
 use crate::error::BackupError;
+use crate::every_core::on_every_core;
 use crate::frame_check::{Digests, check_frames};
 use crate::key_table::KeyTable;
 use crate::live::{live_contents, shard_directory};
@@ -205,6 +206,14 @@ fn check_segment_files(
     report: &mut VerifyReport,
 ) -> Result<(), BackupError> {
     let bar = bytes_bar(manifest.segments.iter().map(|segment| segment.file.size).sum(), "verify");
+    // A directory target's files are hashed on every core at once, in manifest order here.
+    let mut local_hashes = match (&target.local_root, digests) {
+        (Some(root), Digests::Checked) => on_every_core(&manifest.segments, async |segment| {
+            local_copy::hash_local_file(&root.join(&segment.file.name), &bar).await
+        }),
+        _ => Vec::new(),
+    }
+    .into_iter();
     for segment in &manifest.segments {
         let file = &segment.file;
         // (size, digest); no digest when the frame pass takes it from its own read.
@@ -217,8 +226,10 @@ fn check_segment_files(
                     Ok(found) => Some((found.len(), None)),
                 }
             }
-            (Some(root), Digests::Checked) => {
-                local_copy::hash_local_file(&root.join(&file.name), &bar)?.map(|found| (found.size, Some(found.digest)))
+            (Some(_), Digests::Checked) => {
+                let hashed = local_hashes.next().flatten();
+                let hashed = hashed.ok_or_else(|| BackupError::Invalid(format!("hashing {} panicked", file.name)))?;
+                hashed?.map(|found| (found.size, Some(found.digest)))
             }
             (None, _) => {
                 let into = download_into.map(|root| local_segment_path(root, segment.shard, segment.segment_id));

@@ -90,6 +90,10 @@ enum Command {
         /// Length of each fio job, in seconds.
         #[arg(long, default_value_t = 5)]
         fio_seconds: u64,
+        /// Times the backup and both verifies run, each between fio runs of its own; the
+        /// round of median share is reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
 }
 
@@ -128,11 +132,12 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("HTML report written to {}", path.display());
             }
         }
-        Command::BackupVsFio { dir, store_mib, fio_seconds } => {
+        Command::BackupVsFio { dir, store_mib, fio_seconds, rounds } => {
             let options = mailvault_bench::backup_bench::BackupBenchOptions {
                 directory: dir,
                 store_bytes: store_mib.max(1) * 1024 * 1024,
                 fio_seconds: fio_seconds.max(1),
+                rounds: rounds.max(1),
             };
             print!("{}", mailvault_bench::backup_bench::run(&options)?.table());
         }

@@ -4,10 +4,12 @@
 mod block_buffer;
 mod disk;
 mod faulty;
+mod yield_now;
 
 pub use block_buffer::BlockBuffer;
 pub use disk::{DiskFile, DiskStorage};
 pub use faulty::{FaultController, FaultCounts, FaultRates, FaultyFile, FaultyStorage};
+pub use yield_now::yield_now;
 
 use std::io;
 

@@ -1,4 +1,4 @@
-//! Letting the shard's other tasks run: a long piece of work on the shard's single thread
+//! Letting the runtime's other tasks run: a long piece of work on a single-threaded runtime
 //! (a commit being planned, a victim being verified) steps aside so the IO of the others is
 //! submitted and their answers go out before it continues.
 
@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 /// Returns once every other task that is ready has run (the runtime polls this one again
 /// at once, after them).
-pub(super) async fn yield_now() {
+pub async fn yield_now() {
     YieldOnce(false).await;
 }
 

@@ -111,7 +111,7 @@ impl<S: Storage> Shard<S> {
         self.pipeline.commits.push_back(commit);
         if has_frames {
             // Let the IO task run now, so the write is submitted before we plan the next batch.
-            super::yield_now::yield_now().await;
+            crate::io::yield_now().await;
         }
     }
 

@@ -140,7 +140,7 @@ impl StorageFile for VictimBytes {
     async fn read_exact(&self, offset: u64, length: usize) -> std::io::Result<Vec<u8>> {
         // The scan reads a chunk at a time: let the shard serve requests and run its commits
         // between chunks rather than stall for the whole victim's verification.
-        super::yield_now::yield_now().await;
+        crate::io::yield_now().await;
         let start = usize::try_from(offset).map_err(|_| short())?;
         let end = start.checked_add(length).ok_or_else(short)?;
         self.0.as_slice().get(start..end).map(<[u8]>::to_vec).ok_or_else(short)
