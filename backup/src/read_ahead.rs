@@ -46,6 +46,9 @@ struct ReadAhead {
     hasher: Option<blake3::Hasher>,
     /// Buffers of chunks the scan has passed, for the next reads.
     spare: Vec<BlockBuffer>,
+    /// Why a read failed: the bytes after it can no longer be hashed in order, so every later
+    /// read, and the digest, fail the same way.
+    failed: Option<String>,
 }
 
 impl ReadAheadFile {
@@ -91,11 +94,16 @@ impl ReadAheadFile {
 
     /// Waits for the oldest read in flight, hashes its bytes and keeps them.
     async fn receive_next(&self) -> io::Result<()> {
+        if let Some(reason) = &self.state.borrow().failed {
+            return Err(io::Error::other(reason.clone()));
+        }
         self.issue_reads();
         let Some(read) = self.state.borrow_mut().reads.pop_front() else {
             return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
         };
-        let (offset, buffer) = read.await.map_err(|_| io::Error::other("a read-ahead task stopped"))??;
+        let received = read.await.unwrap_or_else(|_| Err(io::Error::other("a read-ahead task stopped")));
+        let (offset, buffer) =
+            received.inspect_err(|error| self.state.borrow_mut().failed = Some(error.to_string()))?;
         let mut state = self.state.borrow_mut();
         if let Some(hasher) = &mut state.hasher {
             hasher.update(buffer.as_slice());
@@ -238,6 +246,29 @@ mod tests {
             file.read_exact(2 * CHUNK_BYTES as u64 + 1, 10).await.expect("read ahead");
             let back = file.read_exact(5, 10).await;
             assert!(back.expect_err("backwards").to_string().contains("goes back before"));
+        });
+    }
+
+    /// A failed read must not leave a hole that the digest skips: every read after it, and
+    /// the digest, fail with its reason, even once the reads after it would succeed.
+    #[test]
+    fn after_a_failed_read_every_read_and_the_digest_fail() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let path = directory.path().join("file");
+        let bytes: Vec<u8> = (0..(READS_IN_FLIGHT_MAX + 2) * CHUNK_BYTES).map(|index| (index % 251) as u8).collect();
+        std::fs::write(&path, &bytes).expect("write the file");
+        block_on(async {
+            let file = ReadAheadFile::open(&path, true).await.expect("open the file");
+            // The first reads are issued but have not run yet (nothing awaited since): they
+            // find the file cut short. The reads issued after them find it whole again.
+            std::fs::File::options().write(true).open(&path).and_then(|cut| cut.set_len(0)).expect("cut the file");
+            let first = file.read_exact(0, 10).await.expect_err("the file shrank");
+            std::fs::write(&path, &bytes).expect("write the file again");
+            for _ in 0..=READS_IN_FLIGHT_MAX {
+                let later = file.read_exact(bytes.len() as u64 - 10, 10).await.expect_err("still failed");
+                assert_eq!(later.to_string(), first.to_string());
+            }
+            assert_eq!(file.finish().await.expect_err("no digest").to_string(), first.to_string());
         });
     }
 
