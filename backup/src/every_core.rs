@@ -7,16 +7,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mailvault_engine::block_on;
 
+/// Threads at most, whatever the core count: each holds up to 64 MiB of chunks in flight (a
+/// copy's 8 × 8 MiB), so a thread per core on a 64-core host would pin 4 GiB of buffers. Eight
+/// is a guess at where one fast disk stops gaining (only two cores were there to measure): measure
+/// before raising it.
+const THREADS_MAX: usize = 8;
+
 /// `work` applied to every item, on as many threads as there are cores (no more than there are
-/// items), each taking the next item not yet taken; the answers in item order. A thread that
-/// panics gives `None` for the items it took.
+/// items, nor `THREADS_MAX`), each taking the next item not yet taken; the answers in item
+/// order. A thread that panics gives `None` for the items it took.
 pub(crate) fn on_every_core<T: Sync, R: Send>(items: &[T], work: impl AsyncFn(&T) -> R + Sync) -> Vec<Option<R>> {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(THREADS_MAX);
     let next = AtomicUsize::new(0);
     let mut answers: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
     let work = &work;
     let done: Vec<(usize, R)> = std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..cores.min(items.len()))
+        let running: Vec<_> = (0..threads.min(items.len()))
             .map(|_| {
                 scope.spawn(|| {
                     block_on(async {
@@ -31,7 +37,7 @@ pub(crate) fn on_every_core<T: Sync, R: Send>(items: &[T], work: impl AsyncFn(&T
                 })
             })
             .collect();
-        threads.into_iter().flat_map(|thread| thread.join().unwrap_or_default()).collect()
+        running.into_iter().flat_map(|thread| thread.join().unwrap_or_default()).collect()
     });
     for (index, answer) in done {
         if let Some(slot) = answers.get_mut(index) {
