@@ -5,7 +5,7 @@ use mailvault_engine::format::{
     ACCESS_FIELD_BYTES_MAX, AccessEvent, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, FRAME_HEADER_BYTES, Flags,
     FrameDecode, FrameError, FrameHeader, HASH_BYTES_MAX, KEYWORD_BYTES_MAX, KEYWORDS_MAX, LABEL_BYTES_MAX,
     MessageReference, NAME_BYTES_MAX, Record, RecordKind, SEGMENT_HEADER_BYTES, SegmentHeader, SegmentHeaderError,
-    add_frame_flags, decode_frame, encode_frame, frame_encoded_bytes,
+    add_frame_flags, decode_frame, encode_frame, frame_encoded_bytes, verified_frame,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -66,6 +66,8 @@ proptest! {
         prop_assert_eq!(frame.header, header);
         prop_assert_eq!(frame.payload, &payload[..]);
         prop_assert_eq!(frame.encoded_bytes, frame_encoded_bytes(payload.len()));
+        // The walk over verified bytes sees the same frame.
+        prop_assert_eq!(verified_frame(&bytes), Some((header, frame_encoded_bytes(payload.len()))));
     }
 
     #[test]
@@ -78,6 +80,7 @@ proptest! {
                 Ok(FrameDecode::NeedsMoreData { bytes_needed: expected }),
                 "truncated to {} bytes", length
             );
+            prop_assert_eq!(verified_frame(&bytes[..length]), None, "truncated to {} bytes", length);
         }
     }
 
@@ -87,6 +90,10 @@ proptest! {
     ) {
         if let Ok(FrameDecode::Frame(frame)) = decode_frame(&bytes) {
             prop_assert_eq!(&encoded(&frame.header, frame.payload)[..], &bytes[..frame.encoded_bytes]);
+            prop_assert_eq!(verified_frame(&bytes), Some((frame.header, frame.encoded_bytes)));
+        }
+        if let Some((_, encoded_bytes)) = verified_frame(&bytes) {
+            prop_assert!(encoded_bytes <= bytes.len());
         }
     }
 

@@ -1,16 +1,21 @@
 //! `decode_frame` on arbitrary bytes: a frame re-encodes to exactly the bytes it was decoded
-//! from, sizes stay within the input, and adding flags keeps the frame valid.
+//! from, sizes stay within the input, and adding flags keeps the frame valid. `verified_frame`
+//! (the walk over bytes already verified) agrees with it on every frame and stays in bounds.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use mailvault_engine::format::{
     FRAME_FLAG_COMMIT_END, FRAME_HEADER_BYTES, FrameDecode, add_frame_flags, decode_frame, encode_frame,
-    frame_encoded_bytes,
+    frame_encoded_bytes, verified_frame,
 };
 
 fuzz_target!(|input: &[u8]| {
+    if let Some((_, encoded_bytes)) = verified_frame(input) {
+        assert!(encoded_bytes <= input.len());
+    }
     match decode_frame(input) {
         Ok(FrameDecode::Frame(frame)) => {
+            assert_eq!(verified_frame(input), Some((frame.header, frame.encoded_bytes)));
             assert!(frame.encoded_bytes <= input.len());
             assert_eq!(frame.encoded_bytes, frame_encoded_bytes(frame.payload.len()));
             assert_eq!(frame.header.payload_length as usize, frame.payload.len());

@@ -13,7 +13,7 @@ pub use bytes::{ByteReader, ByteWriter, ReadError};
 pub use frame::{
     FRAME_ALIGN_BYTES, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, FRAME_FLAG_RELOCATED, FRAME_HEADER_BYTES, Frame,
     FrameDecode, FrameError, FrameHeader, add_frame_flags, decode_frame, encode_frame, finish_frame,
-    frame_encoded_bytes, frame_extent, mark_commit_end, set_frame_flags,
+    frame_encoded_bytes, frame_extent, mark_commit_end, set_frame_flags, verified_frame,
 };
 pub use record::{
     ACCESS_FIELD_BYTES_MAX, AccessEvent, Flags, HASH_BYTES_MAX, KEYWORD_BYTES_MAX, KEYWORDS_MAX, LABEL_BYTES_MAX,

@@ -15,9 +15,7 @@ use std::rc::Rc;
 use rustc_hash::FxHashMap;
 
 use crate::api::CompactionReport;
-use crate::format::{
-    BLOCK_BYTES, FRAME_FLAG_RELOCATED, FrameDecode, Record, RecordKind, decode_frame, set_frame_flags,
-};
+use crate::format::{BLOCK_BYTES, FRAME_FLAG_RELOCATED, Record, RecordKind, set_frame_flags, verified_frame};
 use crate::index::{BlobUsage, RecordLocation};
 use crate::io::{BlockBuffer, Storage};
 use crate::segment::segment_name;
@@ -233,8 +231,9 @@ impl<S: Storage> Shard<S> {
     fn worth_compacting(&self, job: &CompactionJob) -> bool {
         let mut live_bytes = 0u64;
         let mut cursor = BLOCK_BYTES;
-        while let Ok(FrameDecode::Frame(frame)) = decode_frame(job.bytes.as_slice().get(cursor..).unwrap_or_default()) {
-            let header = frame.header;
+        // The reader verified every frame of the victim (`read_victim`): no checksums again.
+        while let Some((header, encoded_bytes)) = verified_frame(job.bytes.as_slice().get(cursor..).unwrap_or_default())
+        {
             let is_body = header.kind == RecordKind::MessageAppended as u8;
             let needed = if is_body {
                 job.usage.is_needed(header.record_id)
@@ -248,9 +247,9 @@ impl<S: Storage> Shard<S> {
                     .is_some_and(|account| header.record_id > account.snapshot_record_id)
             };
             if needed {
-                live_bytes += frame.encoded_bytes as u64;
+                live_bytes += encoded_bytes as u64;
             }
-            cursor += frame.encoded_bytes;
+            cursor += encoded_bytes;
         }
         (live_bytes as f64) < self.config.compaction_live_ratio * record_bytes(job.bytes.len() as u64) as f64
     }
@@ -320,16 +319,17 @@ impl<S: Storage> Shard<S> {
         // the same step, so a victim whose tail is dead finishes in it (no commit of its own
         // for the snapshots).
         while job.cursor < job.bytes.len() {
-            let frame = match decode_frame(&job.bytes.as_slice()[job.cursor..]) {
-                Ok(FrameDecode::Frame(frame)) if frame.header.kind != RecordKind::SegmentSealed as u8 => frame,
-                // The footer: `start_job` verified every frame before it.
+            let (header, encoded_bytes) = match verified_frame(&job.bytes.as_slice()[job.cursor..]) {
+                Some((header, encoded_bytes)) if header.kind != RecordKind::SegmentSealed as u8 => {
+                    (header, encoded_bytes)
+                }
+                // The footer. The reader verified every frame before it (`read_victim`), so
+                // they are walked without their checksums.
                 _ => {
                     job.cursor = job.bytes.len();
                     break;
                 }
             };
-            let header = frame.header;
-            let encoded_bytes = frame.encoded_bytes;
             if header.account_id != 0 {
                 job.accounts.insert(header.account_id);
             }
