@@ -1,6 +1,6 @@
-//! A directory target's copy of a local file (and its digest, for verify level 1): O_DIRECT
-//! reads and writes through io_uring
-//! (compio), several chunks in flight each way, hashed with BLAKE3 in file order on the way
+//! A directory target's copy of a local file (and a file's digest alone, for verify level 1,
+//! read through `ReadAheadFile`): O_DIRECT reads and writes through io_uring (compio), several
+//! chunks in flight each way, hashed with BLAKE3 in file order on the way
 //! through, written to a temporary name beside the destination, fsynced, renamed, directory
 //! fsynced (the all-or-nothing object `LocalFileSystem` would write, without its per-part
 //! overhead).
@@ -29,6 +29,7 @@ use mailvault_engine::io::BlockBuffer;
 
 use crate::error::BackupError;
 use crate::objects::Fingerprint;
+use crate::read_ahead::ReadAheadFile;
 
 /// Bytes per read and per write.
 const CHUNK_BYTES: usize = 8 * 1024 * 1024;
@@ -58,7 +59,7 @@ pub(crate) async fn copy_local_file(
         };
         let size = input.metadata().await.map_err(BackupError::io(reading()))?.len();
         let output = open(&temporary, true).await.map_err(BackupError::io(what.clone()))?;
-        let digest = copy(&input, Some(&output), size, bar).await.map_err(|failure| match failure {
+        let digest = copy(&input, &output, size, bar).await.map_err(|failure| match failure {
             Failure::Read(error) => BackupError::io(reading())(error),
             Failure::Write(error) => BackupError::io(what.clone())(error),
         })?;
@@ -86,20 +87,18 @@ fn directory_of(path: &Path) -> &Path {
     path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
-/// Size and BLAKE3 digest of a local file, read as a copy reads it; `None` if it does not
-/// exist. Runs on the caller's compio runtime.
+/// Size and BLAKE3 digest of a local file, read ahead as verify level 2 reads it; `None` if
+/// it does not exist. Runs on the caller's compio runtime.
 pub(crate) async fn hash_local_file(path: &Path, bar: &ProgressBar) -> Result<Option<Fingerprint>, BackupError> {
     let what = || format!("reading {}", path.display());
-    let input = match open(path, false).await {
+    let file = match ReadAheadFile::open(path, true).await {
         Ok(file) => file,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(BackupError::io(what())(error)),
     };
-    let size = input.metadata().await.map_err(BackupError::io(what()))?.len();
-    let digest = copy(&input, None, size, bar).await.map_err(|failure| match failure {
-        Failure::Read(error) | Failure::Write(error) => BackupError::io(what())(error),
-    })?;
-    Ok(Some(Fingerprint { size, digest }))
+    let digest = file.finish().await.map_err(BackupError::io(what()))?;
+    bar.inc(file.file_size());
+    Ok(digest.map(|digest| Fingerprint { size: file.file_size(), digest }))
 }
 
 /// Opens `path` for reading, with O_DIRECT where the filesystem allows it.
@@ -135,10 +134,10 @@ enum Done {
     Written(io::Result<BlockBuffer>),
 }
 
-/// Copies the first `size` bytes of `input` to `output` (if given) at the same offsets;
+/// Copies the first `size` bytes of `input` to `output` at the same offsets;
 /// returns their BLAKE3 digest. Reads complete in file order (so the hash sees the bytes in
 /// order) while writes of earlier chunks are still in flight.
-async fn copy(input: &File, output: Option<&File>, size: u64, bar: &ProgressBar) -> Result<[u8; 32], Failure> {
+async fn copy(input: &File, output: &File, size: u64, bar: &ProgressBar) -> Result<[u8; 32], Failure> {
     let mut hasher = blake3::Hasher::new();
     let mut spare: Vec<BlockBuffer> = Vec::new();
     let mut reads = FuturesOrdered::new();
@@ -171,13 +170,8 @@ async fn copy(input: &File, output: Option<&File>, size: u64, bar: &ProgressBar)
                 let (offset, mut buffer) = read.map_err(Failure::Read)?;
                 hasher.update(buffer.as_slice());
                 bar.inc(buffer.len() as u64);
-                match output {
-                    Some(output) => {
-                        buffer.pad_to_block();
-                        writes.push(write_chunk(output, buffer, offset));
-                    }
-                    None => spare.push(buffer),
-                }
+                buffer.pad_to_block();
+                writes.push(write_chunk(output, buffer, offset));
             }
             Done::Written(written) => spare.push(written.map_err(Failure::Write)?),
         }

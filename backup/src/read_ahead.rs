@@ -1,5 +1,6 @@
-//! A local segment read front to back for verify level 2, several O_DIRECT reads in flight
-//! ahead of the frame scan and hashed (BLAKE3) in file order as they arrive.
+//! A local segment read front to back for verify level 2 (and hashed alone for level 1),
+//! several O_DIRECT reads in flight ahead of the frame scan and hashed (BLAKE3) in file order
+//! as they arrive.
 //!
 //! Why: the scan asks for one window at a time and works through it before asking again, so
 //! a plain file left the disk idle while the CPU checked CRCs and AEAD tags, and the CPU idle
@@ -76,6 +77,11 @@ impl ReadAheadFile {
             state.spare.extend(passed.into_iter().map(|(_, buffer)| buffer));
         }
         Ok(self.state.borrow().hasher.as_ref().map(|hasher| *hasher.finalize().as_bytes()))
+    }
+
+    /// The file's size when it was opened.
+    pub(crate) fn file_size(&self) -> u64 {
+        self.size
     }
 
     /// Issues reads until `READS_IN_FLIGHT_MAX` are in flight or the file is all asked for.
