@@ -340,10 +340,14 @@ impl Engine {
         flags: Flags,
         internal_date_unix_ms: Option<i64>,
     ) -> Result<u32, EngineError> {
+        // Hashed here, on the caller's thread: the shard's thread is the one every append of
+        // its accounts shares, and the digest needs nothing the shard owns.
+        let digest = *blake3::hash(&body).as_bytes();
         let mutation = Mutation::Append {
             account: account.to_owned(),
             mailbox: mailbox.to_owned(),
             body,
+            digest,
             flags,
             internal_date_unix_ms,
         };

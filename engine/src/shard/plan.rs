@@ -21,6 +21,8 @@ pub(crate) const UIDS_PER_REQUEST_MAX: usize = 10_000;
 /// A message to append, as the request gave it.
 struct NewMessage {
     body: Vec<u8>,
+    /// BLAKE3 of `body`.
+    digest: [u8; 32],
     flags: Flags,
     internal_date_unix_ms: i64,
 }
@@ -105,8 +107,9 @@ impl<S: Storage> Shard<S> {
             Mutation::CreateMailbox { account, name } => self.create_mailbox(&account, &name, now, batch),
             Mutation::RenameMailbox { account, from, to } => self.rename_mailbox(&account, &from, &to, batch),
             Mutation::DeleteMailbox { account, name } => self.delete_mailbox(&account, &name, now, batch),
-            Mutation::Append { account, mailbox, body, flags, internal_date_unix_ms } => {
-                let message = NewMessage { body, flags, internal_date_unix_ms: internal_date_unix_ms.unwrap_or(now) };
+            Mutation::Append { account, mailbox, body, digest, flags, internal_date_unix_ms } => {
+                let internal_date_unix_ms = internal_date_unix_ms.unwrap_or(now);
+                let message = NewMessage { body, digest, flags, internal_date_unix_ms };
                 self.append(&account, &mailbox, message, batch)
             }
             Mutation::ChangeFlags { account, mailbox, uids, change } => {
@@ -199,7 +202,7 @@ impl<S: Storage> Shard<S> {
         message: NewMessage,
         batch: &mut Batch,
     ) -> Result<Outcome, EngineError> {
-        let NewMessage { body, flags, internal_date_unix_ms } = message;
+        let NewMessage { body, digest, flags, internal_date_unix_ms } = message;
         let limit = self.config.message_bytes_max.min(crate::format::MESSAGE_BYTES_MAX);
         if body.len() > limit {
             return Err(EngineError::MessageTooLarge { size: body.len(), limit });
@@ -211,7 +214,6 @@ impl<S: Storage> Shard<S> {
         let (account, cipher) = self.account(account)?;
         let target = mailbox(account, &normalize_mailbox(mailbox_name))?;
         let place = Place { account_id: account.id, mailbox_id: target.id, uid: target.uid_next };
-        let digest = *blake3::hash(&body).as_bytes();
         let record = Record::MessageAppended { internal_date_unix_ms, flags, digest, body };
         self.emit(batch, place, record, &cipher);
         Ok(Outcome::Uid(place.uid))

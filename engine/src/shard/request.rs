@@ -32,6 +32,8 @@ pub(crate) enum Mutation {
         account: String,
         mailbox: String,
         body: Vec<u8>,
+        /// BLAKE3 of `body`, computed by the caller (`Engine::append`).
+        digest: [u8; 32],
         flags: Flags,
         internal_date_unix_ms: Option<i64>,
     },
