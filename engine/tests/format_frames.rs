@@ -5,7 +5,8 @@ use mailvault_engine::format::{
     ACCESS_FIELD_BYTES_MAX, AccessEvent, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, FRAME_HEADER_BYTES, Flags,
     FrameDecode, FrameError, FrameHeader, HASH_BYTES_MAX, KEYWORD_BYTES_MAX, KEYWORDS_MAX, LABEL_BYTES_MAX,
     MessageReference, NAME_BYTES_MAX, Record, RecordKind, SEGMENT_HEADER_BYTES, SegmentHeader, SegmentHeaderError,
-    add_frame_flags, decode_frame, encode_frame, frame_encoded_bytes, verified_frame,
+    add_frame_flags, commit_durable_gap, decode_frame, encode_frame, frame_encoded_bytes, mark_commit_start,
+    set_frame_flags, verified_frame,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -131,8 +132,8 @@ proptest! {
     }
 
     #[test]
-    fn segment_headers_round_trip(shard_id in any::<u32>(), segment_id in any::<u64>(), created_unix_ms in any::<i64>()) {
-        let header = SegmentHeader { shard_id, segment_id, created_unix_ms };
+    fn segment_headers_round_trip(format_version in 2u32..=3, shard_id in any::<u32>(), segment_id in any::<u64>(), created_unix_ms in any::<i64>()) {
+        let header = SegmentHeader { format_version, shard_id, segment_id, created_unix_ms };
         let mut bytes = header.encode().to_vec();
         prop_assert_eq!(SegmentHeader::decode(&bytes), Ok(header));
         bytes.extend_from_slice(&[0; 64]);
@@ -147,7 +148,7 @@ proptest! {
     fn flipping_any_bit_of_a_segment_header_field_is_detected(
         shard_id in any::<u32>(), segment_id in any::<u64>(), created_unix_ms in any::<i64>(),
     ) {
-        let bytes = SegmentHeader { shard_id, segment_id, created_unix_ms }.encode();
+        let bytes = SegmentHeader::new(shard_id, segment_id, created_unix_ms).encode();
         for bit in 0..SEGMENT_HEADER_CHECKED_BYTES * 8 {
             let mut damaged = bytes;
             damaged[bit / 8] ^= 1 << (bit % 8);
@@ -226,15 +227,58 @@ fn frame_decoding_reports_each_kind_of_damage() {
     let mut too_long = bytes.clone();
     too_long[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
     assert_eq!(decode_frame(&too_long), Err(FrameError::TooLong { length: u32::MAX }));
-    // Unknown flags and non-zero reserved bytes are refused even under a valid checksum
-    // (`add_frame_flags` recomputes it).
+    // Unknown flags, and a durable gap on a frame that starts no commit, are refused even under
+    // a valid checksum (`add_frame_flags` recomputes it; for the gap, `with_valid_crc`).
     let mut unknown_flag = bytes.clone();
     add_frame_flags(&mut unknown_flag, 0x80);
     assert_eq!(decode_frame(&unknown_flag), Err(FrameError::BadReserved));
-    let mut reserved = bytes.clone();
-    reserved[14] = 1;
-    add_frame_flags(&mut reserved, 0);
-    assert_eq!(decode_frame(&reserved), Err(FrameError::BadReserved));
+    let mut gap_without_start = bytes.clone();
+    gap_without_start[14] = 1;
+    assert_eq!(decode_frame(&with_valid_crc(gap_without_start)), Err(FrameError::BadReserved));
+    let mut gap_on_start = bytes.clone();
+    mark_commit_start(&mut gap_on_start, 0x0102);
+    assert!(matches!(decode_frame(&gap_on_start), Ok(FrameDecode::Frame(_))));
+    assert_eq!(commit_durable_gap(&gap_on_start), 0x0102);
+}
+
+/// The frame's CRC recomputed over whatever its header now holds (docs/format.md §3).
+fn with_valid_crc(mut frame: Vec<u8>) -> Vec<u8> {
+    let payload_length = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]) as usize;
+    let crc = crc32c::crc32c(&frame[0..8]);
+    let crc = crc32c::crc32c_append(crc, &frame[12..FRAME_HEADER_BYTES]);
+    let crc = crc32c::crc32c_append(crc, &frame[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + payload_length]);
+    frame[8..12].copy_from_slice(&crc.to_le_bytes());
+    frame
+}
+
+proptest! {
+    /// The durable gap lives only on a commit's first frame: setting flags without
+    /// `COMMIT_START` (as compaction does on the frames it copies) clears it, adding flags keeps
+    /// it, and either way the frame still decodes.
+    #[test]
+    fn a_durable_gap_stays_only_on_a_commit_start(gap in any::<u16>(), later_flags in 0_u8..8) {
+        let header = FrameHeader {
+            kind: RecordKind::MessageAppended as u8,
+            flags: 0,
+            record_id: 9,
+            account_id: 2,
+            mailbox_id: 3,
+            uid: 4,
+            payload_length: 3,
+        };
+        let mut frame = encoded(&header, b"abc");
+        mark_commit_start(&mut frame, gap);
+        prop_assert_eq!(commit_durable_gap(&frame), gap);
+        let mut added = frame.clone();
+        add_frame_flags(&mut added, later_flags);
+        prop_assert_eq!(commit_durable_gap(&added), gap);
+        prop_assert!(matches!(decode_frame(&added), Ok(FrameDecode::Frame(_))));
+        let mut set = frame.clone();
+        set_frame_flags(&mut set, later_flags);
+        let kept = if later_flags & FRAME_FLAG_COMMIT_START != 0 { gap } else { 0 };
+        prop_assert_eq!(commit_durable_gap(&set), kept);
+        prop_assert!(matches!(decode_frame(&set), Ok(FrameDecode::Frame(_))));
+    }
 }
 
 fn name() -> impl Strategy<Value = String> {

@@ -98,3 +98,57 @@ fn overlapping_commits_crashed_at_any_write_keep_every_acknowledged_append() {
     assert!(crashes_with_lost_answers > 0, "no crash hit a commit in flight: the test checked nothing");
     assert_eq!(controller.counts().overlapping_writes, 0, "two writes to the same blocks were in flight at once");
 }
+
+/// Regression (session 7): the commits in flight write at once, so a power loss may keep a
+/// later commit whole and tear or lose an earlier one. Neither was acknowledged (each waits for
+/// the one before it), so recovery must cut both, never read the later one as proof that
+/// acknowledged data was damaged and refuse to open. Syncs are held until the crash, as a
+/// slow cache flush would be, so the crash always finds commits written and none durable.
+/// Before the durable gap (format version 3), a later commit's writes began once the earlier
+/// one's writes completed, not once they were synced, and the store then failed to open here.
+#[test]
+fn a_power_loss_that_keeps_a_later_commit_and_tears_an_earlier_one_cuts_both() {
+    let mut later_commits_written = 0;
+    for seed in 1..=8_u64 {
+        let mut store = TestStore::new(1);
+        // Room for every round: a rotation would wait for a held sync.
+        store.config.segment_bytes_max = 64 * 1024 * 1024;
+        let controller = FaultController::new(seed);
+        {
+            let engine = open_faulty(&store, &controller);
+            block_on(engine.create_account(ACCOUNT)).unwrap();
+        }
+        let mut acknowledged = BTreeMap::new();
+        let mut sent: Vec<Vec<u8>> = Vec::new();
+        for (round, crash_after) in [7_u64, 9, 11, 13].into_iter().enumerate() {
+            let engine = open_faulty(&store, &controller);
+            let written_before = controller.counts().writes_kept;
+            controller.hold_syncs_until_crash();
+            controller.crash_after_writes(crash_after);
+            sent.extend((0..APPENDS).map(|index| body(round * APPENDS + index)));
+            let acked = append_all(&engine, round);
+            assert!(acked.is_empty(), "seed {seed} round {round}: an append was answered before its sync returned");
+            controller.crash_now();
+            drop(engine);
+            controller.power_loss().unwrap();
+            later_commits_written += usize::from(controller.counts().writes_kept > written_before);
+
+            let make = {
+                let controller = controller.clone();
+                move |_: u32, directory: PathBuf| FaultyStorage::new(directory, controller.clone())
+            };
+            let engine = Engine::open_with(&store.config, &store.token.hsm, make)
+                .unwrap_or_else(|error| panic!("seed {seed} round {round}: the store did not open: {error}"));
+            let present = stored(&engine);
+            for (uid, body) in &acknowledged {
+                assert_eq!(present.get(uid), Some(body), "seed {seed} round {round}: uid {uid} lost");
+            }
+            for (uid, body) in &present {
+                assert!(sent.contains(body), "seed {seed} round {round}: uid {uid} holds bytes no one sent");
+            }
+            // What survived unacknowledged is now as good as acknowledged: later rounds keep it.
+            acknowledged.extend(present);
+        }
+    }
+    assert!(later_commits_written > 0, "no power loss kept a write: the test checked nothing");
+}

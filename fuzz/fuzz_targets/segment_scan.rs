@@ -5,8 +5,9 @@
 //! end, and the digest, tail block and counts it returns match the image. A clean image gives
 //! exactly the predicted result. With one flipped byte: damage is never handed on, a damaged
 //! sealed segment is an error (unless it hit the payload of a frame the checkpoint covers, which
-//! only a full scan reads), and damage followed by a later commit is an error (acknowledged data
-//! was hit).
+//! only a full scan reads), and damage followed by a later commit that vouches for it (its
+//! start less its durable gap lies past the last complete commit before the damage) is an error:
+//! acknowledged data was hit.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -41,7 +42,7 @@ fn scan(image: &SegmentImage) -> (Outcome, Vec<ScannedFrame>) {
     assert_eq!(file.into_bytes(), image.bytes, "the scan wrote to the file");
     let outcome = match result {
         Ok(ScanEnd::Sealed { record_count, untrimmed_end }) => Outcome::Sealed { record_count, untrimmed_end },
-        Ok(ScanEnd::Open { log_end, digest, tail_block, record_count, torn }) => {
+        Ok(ScanEnd::Open { log_end, digest, tail_block, record_count, torn, .. }) => {
             check_open(image, log_end, &digest, &tail_block);
             Outcome::Open { log_end, record_count, torn: torn.is_some() }
         }
@@ -177,7 +178,17 @@ fn check_one_flip(image: &SegmentImage, at: usize, outcome: &Outcome, delivered:
         "handed on the damaged frame at {} or beyond",
         damaged_frame.offset
     );
-    let later_commit = image.frames[damaged + 1..].iter().any(|frame| frame.flags & FRAME_FLAG_COMMIT_START != 0);
+    let durable_end = image
+        .commit_ends()
+        .into_iter()
+        .map(|(end, _)| end)
+        .filter(|end| *end <= damaged_frame.offset)
+        .chain([image.start.offset])
+        .max()
+        .unwrap_or(image.start.offset);
+    let later_commit = image.frames[damaged + 1..]
+        .iter()
+        .any(|frame| frame.flags & FRAME_FLAG_COMMIT_START != 0 && frame.vouched_end > durable_end);
     if later_commit {
         assert!(failed, "flip at {at} before a later commit went unnoticed: {outcome:?}");
     }

@@ -4,7 +4,7 @@
 //! ```text
 //!  0  u32 magic "MVRF"      12 u8  kind        24 u64 account_id
 //!  4  u32 payload_length    13 u8  flags       32 u32 mailbox_id
-//!  8  u32 crc32c            14 u16 reserved 0  36 u32 uid
+//!  8  u32 crc32c            14 u16 durable_gap 36 u32 uid
 //!                           16 u64 record_id   40 payload, then zero padding to 8
 //! ```
 //! The CRC32C covers bytes 0..8, 12..40 and the payload: everything but itself.
@@ -12,6 +12,11 @@
 //! (one frame may carry both); recovery uses them to tell a torn last commit from damage to an
 //! earlier one (see `segment::scan`). Flags are CRC-covered but not associated data, so marking
 //! a batch's ends needs no re-encryption.
+//!
+//! Bytes 14..16 are zero except on a `COMMIT_START` frame, where they say how far before the
+//! commit the log was durable when the commit's writes began (`durable_gap`, in 64 KiB units):
+//! commits overlap on disk, and recovery must know which earlier damage a later commit vouches
+//! for (docs/format.md §8.3).
 
 use super::RECORD_PAYLOAD_BYTES_MAX;
 use super::align_up;
@@ -25,6 +30,8 @@ pub const FRAME_FLAG_COMMIT_END: u8 = 1;
 pub const FRAME_FLAG_COMMIT_START: u8 = 2;
 /// Flag: a verbatim copy made by compaction; replaying it only says where the record now lives.
 pub const FRAME_FLAG_RELOCATED: u8 = 4;
+/// The unit of a `COMMIT_START` frame's durable gap: 64 KiB, so 16 bits span 4 GiB in flight.
+pub const DURABLE_GAP_UNIT_BYTES: u64 = 64 * 1024;
 const FRAME_FLAGS_KNOWN: u8 = FRAME_FLAG_COMMIT_END | FRAME_FLAG_COMMIT_START | FRAME_FLAG_RELOCATED;
 const ASSOCIATED_DATA_BYTES: usize = 25;
 
@@ -137,12 +144,36 @@ pub fn add_frame_flags(frame: &mut [u8], flags: u8) {
     set_frame_flags(frame, current | flags);
 }
 
-/// Replaces the flags of the encoded frame at the start of `frame` and refreshes its CRC.
+/// Replaces the flags of the encoded frame at the start of `frame` and refreshes its CRC. A
+/// frame that no longer starts a commit loses its durable gap (a verbatim copy by compaction).
 pub fn set_frame_flags(frame: &mut [u8], flags: u8) {
+    let gap = if flags & FRAME_FLAG_COMMIT_START != 0 { commit_durable_gap(frame) } else { 0 };
+    rewrite_flags_and_gap(frame, flags, gap);
+}
+
+/// Marks the encoded frame at the start of `frame` as the first of its commit, whose writes
+/// began while the log was durable only up to `durable_gap_units` × 64 KiB before the frame
+/// (0: every byte before it), and refreshes its CRC.
+pub fn mark_commit_start(frame: &mut [u8], durable_gap_units: u16) {
+    let current = frame.get(13).copied().unwrap_or(0);
+    rewrite_flags_and_gap(frame, current | FRAME_FLAG_COMMIT_START, durable_gap_units);
+}
+
+/// The durable gap of the encoded frame at the start of `frame`, in 64 KiB units (0 unless it
+/// starts a commit written while earlier commits were not yet durable).
+pub fn commit_durable_gap(frame: &[u8]) -> u16 {
+    match frame.get(14..16) {
+        Some(&[low, high]) => u16::from_le_bytes([low, high]),
+        _ => 0,
+    }
+}
+
+fn rewrite_flags_and_gap(frame: &mut [u8], flags: u8, gap: u16) {
     let Some(header_bytes) = frame.first_chunk_mut::<FRAME_HEADER_BYTES>() else {
         return;
     };
     header_bytes[13] = flags;
+    header_bytes[14..16].copy_from_slice(&gap.to_le_bytes());
     let header_copy = *header_bytes;
     let (header, _) = FrameHeader::decode(&header_copy);
     let payload_end = FRAME_HEADER_BYTES + header.payload_length as usize;
@@ -197,7 +228,7 @@ pub enum FrameError {
     BadChecksum,
     #[error("frame padding is not zero")]
     BadPadding,
-    #[error("frame has unknown flags or non-zero reserved bytes")]
+    #[error("frame has unknown flags, or a durable gap without starting a commit")]
     BadReserved,
 }
 
@@ -254,7 +285,8 @@ pub fn decode_frame(input: &[u8]) -> Result<FrameDecode<'_>, FrameError> {
     if frame_bytes[FRAME_HEADER_BYTES + payload_length..].iter().any(|byte| *byte != 0) {
         return Err(FrameError::BadPadding);
     }
-    if header.flags & !FRAME_FLAGS_KNOWN != 0 || header_bytes[14..16] != [0, 0] {
+    let gap_allowed = header.is_commit_start();
+    if header.flags & !FRAME_FLAGS_KNOWN != 0 || (!gap_allowed && header_bytes[14..16] != [0, 0]) {
         return Err(FrameError::BadReserved);
     }
     Ok(FrameDecode::Frame(Frame { header, payload, encoded_bytes }))

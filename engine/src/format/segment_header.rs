@@ -7,13 +7,16 @@
 //! 12 u32 shard_id
 //! ```
 
-use super::FORMAT_VERSION;
+use super::{FORMAT_VERSION, FORMAT_VERSION_READ_MIN};
 
 pub const SEGMENT_HEADER_BYTES: usize = 64;
 const SEGMENT_MAGIC: [u8; 8] = *b"MVSEGMT\0";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHeader {
+    /// `FORMAT_VERSION` for a segment this build creates; an older one read back says which
+    /// rules its frames follow (a version 2 segment never gets overlapping commits).
+    pub format_version: u32,
     pub shard_id: u32,
     pub segment_id: u64,
     pub created_unix_ms: i64,
@@ -30,15 +33,27 @@ pub enum SegmentHeaderError {
     BadMagic,
     #[error("segment header checksum mismatch")]
     BadChecksum,
-    #[error("segment format version {found} is not supported (this build reads {FORMAT_VERSION})")]
+    #[error(
+        "segment format version {found} is not supported (this build reads {FORMAT_VERSION_READ_MIN} to {FORMAT_VERSION})"
+    )]
     UnsupportedVersion { found: u32 },
 }
 
 impl SegmentHeader {
+    /// The header of a segment this build creates.
+    pub fn new(shard_id: u32, segment_id: u64, created_unix_ms: i64) -> Self {
+        Self { format_version: FORMAT_VERSION, shard_id, segment_id, created_unix_ms }
+    }
+
+    /// Whether commits in this segment may overlap on disk (format version 3 on).
+    pub fn allows_overlapping_commits(&self) -> bool {
+        self.format_version >= 3
+    }
+
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_BYTES] {
         let mut bytes = [0; SEGMENT_HEADER_BYTES];
         bytes[0..8].copy_from_slice(&SEGMENT_MAGIC);
-        bytes[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes[8..12].copy_from_slice(&self.format_version.to_le_bytes());
         bytes[12..16].copy_from_slice(&self.shard_id.to_le_bytes());
         bytes[16..24].copy_from_slice(&self.segment_id.to_le_bytes());
         bytes[24..32].copy_from_slice(&self.created_unix_ms.to_le_bytes());
@@ -62,10 +77,11 @@ impl SegmentHeader {
             return Err(SegmentHeaderError::BadChecksum);
         }
         let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        if version != FORMAT_VERSION {
+        if !(FORMAT_VERSION_READ_MIN..=FORMAT_VERSION).contains(&version) {
             return Err(SegmentHeaderError::UnsupportedVersion { found: version });
         }
         Ok(Self {
+            format_version: version,
             shard_id: u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]),
             segment_id: u64::from_le_bytes(field(16..24)),
             created_unix_ms: i64::from_le_bytes(field(24..32)),

@@ -64,6 +64,9 @@ struct FaultState {
     rates: FaultRates,
     crashed: bool,
     writes_until_crash: Option<u64>,
+    /// Syncs do not return until the crash (then they fail): a slow disk cache flush, during
+    /// which later writes go on.
+    syncs_held: bool,
     unsynced: HashMap<PathBuf, Vec<UnsyncedWrite>>,
     /// Byte ranges of writes in flight, per file.
     writing: HashMap<PathBuf, Vec<(u64, u64)>>,
@@ -131,6 +134,7 @@ impl FaultController {
             rates: FaultRates::default(),
             crashed: false,
             writes_until_crash: None,
+            syncs_held: false,
             unsynced: HashMap::new(),
             renamed: HashMap::new(),
             writing: HashMap::new(),
@@ -151,6 +155,14 @@ impl FaultController {
     /// "dies": that write and every later operation fail.
     pub fn crash_after_writes(&self, writes: u64) {
         self.lock().writes_until_crash = Some(writes);
+    }
+
+    /// From now until the next power loss, every sync waits for the crash and then fails, as
+    /// a flush still running when the power fails: nothing becomes durable, while writes issued
+    /// after the sync go on and may reach the disk. Pair it with `crash_after_writes`; a sync
+    /// held past 20 s fails anyway, so a test that never crashes ends.
+    pub fn hold_syncs_until_crash(&self) {
+        self.lock().syncs_held = true;
     }
 
     pub fn crash_now(&self) {
@@ -200,6 +212,7 @@ impl FaultController {
         }
         state.crashed = false;
         state.writes_until_crash = None;
+        state.syncs_held = false;
         Ok(())
     }
 }
@@ -295,6 +308,16 @@ fn replaced_bytes(path: &Path, offset: u64, length: usize) -> io::Result<Vec<u8>
 impl FaultyFile {
     fn check_alive(&self, what: &str) -> io::Result<()> {
         if self.controller.has_crashed() { Err(eio(what)) } else { Ok(()) }
+    }
+
+    /// Returns once the process "crashed", or after 20 s (a held sync never hangs a test).
+    async fn wait_for_crash(&self) {
+        for _ in 0..20_000 {
+            if self.controller.has_crashed() {
+                return;
+            }
+            compio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
     }
 
     /// The faults of one read of `length` bytes: an injected short read (an error), or which
@@ -419,10 +442,19 @@ impl StorageFile for FaultyFile {
                 return Err(eio("fsync"));
             }
             let path = state.resolve(&self.path);
-            state.unsynced.get(&path).map_or(0, Vec::len)
+            (state.unsynced.get(&path).map_or(0, Vec::len), state.syncs_held)
         };
+        let (covered, held) = covered;
+        if held {
+            self.wait_for_crash().await;
+            return Err(eio("sync interrupted by a crash"));
+        }
         self.inner.sync_data().await?;
         let mut state = self.controller.lock();
+        if state.crashed {
+            // The power failed while the sync ran: it never returned, and vouches for nothing.
+            return Err(eio("sync interrupted by a crash"));
+        }
         let path = state.resolve(&self.path);
         if let Some(writes) = state.unsynced.get_mut(&path) {
             let covered = covered.min(writes.len());

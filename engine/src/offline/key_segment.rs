@@ -27,7 +27,7 @@ pub fn key_segment_image(
     purged: &[u64],
 ) -> Vec<u8> {
     let mut image = vec![0; BLOCK_BYTES];
-    let header = SegmentHeader { shard_id, segment_id, created_unix_ms }.encode();
+    let header = SegmentHeader::new(shard_id, segment_id, created_unix_ms).encode();
     image[..header.len()].copy_from_slice(&header);
     let purged_record = Record::AccountPurged { at_unix_ms: created_unix_ms }.encode();
     let records = keys

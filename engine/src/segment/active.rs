@@ -39,6 +39,24 @@ pub struct ActiveSegment<F> {
     file_size: u64,
     /// The space reserved at creation: the size never steps past it (only a write does).
     reserved_bytes: u64,
+    /// Whether a commit's writes may begin before the commits ahead of it are durable: only in
+    /// a segment of format version 3 on, whose readers know the durable gap.
+    overlapping_commits: bool,
+}
+
+/// Where the recovery scan left an unsealed segment, for [`ActiveSegment::resume`].
+#[derive(Debug)]
+pub struct OpenLog {
+    pub segment_id: u64,
+    /// The end of its last complete commit.
+    pub log_end: u64,
+    /// The footer's digest of the file up to `log_end`.
+    pub digest: SegmentDigest,
+    /// The bytes of the log's last partial block.
+    pub tail_block: Vec<u8>,
+    pub record_count: u64,
+    /// From the segment's format version.
+    pub overlapping_commits: bool,
 }
 
 impl<F: StorageFile> ActiveSegment<F> {
@@ -73,26 +91,29 @@ impl<F: StorageFile> ActiveSegment<F> {
             digest,
             file_size: BLOCK_BYTES as u64,
             reserved_bytes: preallocate_bytes,
+            overlapping_commits: header.allows_overlapping_commits(),
         })
     }
 
-    /// Resumes appending to a segment recovered by the scan: `log_end` is the end of its last
-    /// valid frame, `digest` covers the file up to it, `tail_block` holds the bytes of its
-    /// last partial block; `file_size` is its size now, `reserved_bytes` its reservation.
-    pub fn resume(
-        file: F,
-        segment_id: u64,
-        log_end: u64,
-        digest: SegmentDigest,
-        tail_block: &[u8],
-        record_count: u64,
-        (file_size, reserved_bytes): (u64, u64),
-    ) -> Self {
+    /// Resumes appending to a segment recovered by the scan, at the end of its last complete
+    /// commit; `file_size` is its size now, `reserved_bytes` its reservation.
+    pub fn resume(file: F, log: OpenLog, (file_size, reserved_bytes): (u64, u64)) -> Self {
+        let OpenLog { segment_id, log_end, digest, tail_block, record_count, overlapping_commits } = log;
         let tail_offset = log_end / BLOCK_BYTES as u64 * BLOCK_BYTES as u64;
         debug_assert_eq!(tail_block.len() as u64, log_end - tail_offset);
         let mut tail = BlockBuffer::with_capacity(BLOCK_BYTES * 2);
-        tail.extend_from_slice(tail_block);
-        Self { file: Rc::new(file), segment_id, tail, tail_offset, record_count, digest, file_size, reserved_bytes }
+        tail.extend_from_slice(&tail_block);
+        Self {
+            file: Rc::new(file),
+            segment_id,
+            tail,
+            tail_offset,
+            record_count,
+            digest,
+            file_size,
+            reserved_bytes,
+            overlapping_commits,
+        }
     }
 
     pub fn segment_id(&self) -> u64 {
@@ -105,6 +126,11 @@ impl<F: StorageFile> ActiveSegment<F> {
     }
 
     /// Records committed to this segment so far.
+    /// See the field: whether commits may be written before those ahead of them are durable.
+    pub fn allows_overlapping_commits(&self) -> bool {
+        self.overlapping_commits
+    }
+
     pub fn record_count(&self) -> u64 {
         self.record_count
     }
@@ -122,10 +148,11 @@ impl<F: StorageFile> ActiveSegment<F> {
     /// that puts them on disk: from here on the segment's bookkeeping (log end, record count,
     /// digest) includes them, so the next commit can be planned while this one is written.
     ///
-    /// The caller must run the returned writes in order, each starting only after the one
-    /// before it completed: consecutive writes share the tail block (rewritten, extended), and
-    /// were two in flight at once, the older could land last and erase the newer's bytes. After
-    /// a failed write the segment's on-disk state is unknown and nothing more may be written.
+    /// The caller runs the returned writes' [`TailWrite::grow`] steps in order, and starts each
+    /// write's first piece only once the previous write completed: consecutive writes share the
+    /// tail block (rewritten, extended), and were both in flight at once, the older could land
+    /// last and erase the newer's bytes. After a failed write the segment's on-disk state is
+    /// unknown and nothing more may be written.
     pub fn begin_commit(&mut self, frames: &[u8], count: u64) -> TailWrite<F> {
         self.digest.add_frames(frames);
         self.record_count += count;
@@ -161,7 +188,9 @@ impl<F: StorageFile> ActiveSegment<F> {
 
     /// [`ActiveSegment::begin_commit`], written and synced before returning.
     pub async fn commit(&mut self, frames: &[u8], count: u64) -> io::Result<()> {
-        self.begin_commit(frames, count).write_after(std::future::ready(true)).await?;
+        let write = self.begin_commit(frames, count);
+        write.grow().await?;
+        write.write(std::future::ready(true)).await?;
         self.file.sync_data().await
     }
 
@@ -216,27 +245,43 @@ pub struct TailWrite<F> {
 }
 
 impl<F: StorageFile> TailWrite<F> {
-    /// Writes the commit's blocks once `previous_written` says the previous commit's writes all
-    /// completed (`false`: they failed, and this commit is not written).
-    ///
-    /// Not one block earlier: besides the shared tail block, recovery reads damage followed by
-    /// a later commit's start as corruption, so a crash must never find this commit on disk
-    /// while the previous one is still torn. Within the commit, pieces may land in any order:
-    /// only its first frame starts a commit, and a torn commit is cut whole.
-    pub async fn write_after(self, previous_written: impl Future<Output = bool>) -> io::Result<()> {
-        let Self { file, pieces, grow_to } = self;
-        if !previous_written.await {
-            return Err(io::Error::other("an earlier commit's write failed"));
+    /// Sets the file size the commit's blocks need, before any of them is written. Commits grow
+    /// the file in the order they were planned, so a later commit's size is never cut back by
+    /// an earlier, smaller one.
+    pub async fn grow(&self) -> io::Result<()> {
+        match self.grow_to {
+            Some(size) => self.file.set_len(size).await,
+            None => Ok(()),
         }
-        if let Some(size) = grow_to {
-            file.set_len(size).await?;
-        }
-        let writes = pieces.into_iter().map(|(buffer, offset)| file.write_blocks(buffer, offset));
-        let results = futures_util::future::join_all(writes).await;
-        results.into_iter().try_for_each(|(result, buffer)| {
+    }
+
+    /// Writes the commit's blocks, in pieces in flight together that may land in any order:
+    /// the first piece once `first_piece_after` says the previous commit's writes all completed
+    /// (it rewrites their shared tail block; `false`: they failed, and it is not written), the
+    /// others at once. Recovery tells this commit's pieces, landed ahead of a torn earlier
+    /// commit, from proof of damage by the durable gap on the commit's first frame.
+    pub async fn write(self, first_piece_after: impl Future<Output = bool>) -> io::Result<()> {
+        let Self { file, pieces, .. } = self;
+        let mut pieces = pieces.into_iter();
+        let first = pieces.next();
+        let first_write = async {
+            let Some((buffer, offset)) = first else { return Ok(()) };
+            if !first_piece_after.await {
+                spare_pieces::put(buffer);
+                return Err(io::Error::other("an earlier commit's write failed"));
+            }
+            let (result, buffer) = file.write_blocks(buffer, offset).await;
             spare_pieces::put(buffer);
             result
-        })
+        };
+        let others = futures_util::future::join_all(pieces.map(|(buffer, offset)| file.write_blocks(buffer, offset)));
+        let (first_result, others) = futures_util::future::join(first_write, others).await;
+        let mut result = first_result;
+        for (other_result, buffer) in others {
+            spare_pieces::put(buffer);
+            result = result.and(other_result);
+        }
+        result
     }
 }
 

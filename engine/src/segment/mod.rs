@@ -5,6 +5,6 @@ mod active;
 mod names;
 mod scan;
 
-pub use active::{ActiveSegment, TailWrite};
+pub use active::{ActiveSegment, OpenLog, TailWrite};
 pub use names::{SEGMENT_SUFFIX, TEMPORARY_SUFFIX, parse_segment_name, segment_name, temporary_segment_name};
 pub use scan::{ScanEnd, ScanError, ScanStart, ScannedFrame, scan_segment};

@@ -2,22 +2,27 @@
 //!
 //! A sealed segment must end with a footer whose digest matches; anything else wrong in it is
 //! corruption. The active (last) segment may end in a torn tail: a short or bad frame with
-//! nothing valid after it, which is what a crash during a commit leaves and is safe to cut
-//! (that commit was never acknowledged). A bad frame followed by a valid one is corruption:
-//! acknowledged data was damaged, and it is reported, never skipped.
+//! nothing after it that proves it durable, which is what a crash during a commit leaves and is
+//! safe to cut (that commit was never acknowledged). Damage that a later commit proves durable
+//! is corruption: acknowledged data was damaged, and it is reported, never skipped.
 //!
-//! Only one commit is ever unsynced. Its write rewrites the earlier commits' bytes in the tail
-//! block with identical values, so a torn write can damage only that last commit; its sectors
-//! may reach the disk in any order, so valid frames of it may follow its damaged one. What
-//! proves damage to acknowledged data is a *later* commit: a valid `COMMIT_START` frame past the
-//! damage (or past an early end of the log). Damage confined to the last commit cannot be told
-//! apart from a torn write and is cut (docs/format.md, "Recovery").
+//! Commits overlap on disk (format version 3): a commit's writes may begin before the commits
+//! ahead of it are durable, so after a crash any of the commits in flight may be torn, in any
+//! order, and complete ones may follow torn ones. Each commit's first frame says how far the
+//! log was durable when its writes began (its durable gap): the log before
+//! `start − gap × 64 KiB` was synced. What proves damage to acknowledged data is a *later*
+//! commit whose claim reaches past the end of the last complete commit; later commits that
+//! claim less were in flight with the damaged one, never acknowledged, and are cut with it. A
+//! version 2 segment's commits carry no gap: each vouches for everything before it. Damage no
+//! later commit vouches for cannot be told apart from a torn write and is cut (docs/format.md,
+//! "Recovery").
 
 use std::io;
 
 use crate::format::{
-    BLOCK_BYTES, FRAME_ALIGN_BYTES, FRAME_HEADER_BYTES, FrameDecode, FrameHeader, Record, RecordKind,
-    SEGMENT_HEADER_BYTES, SegmentDigest, SegmentHeader, SegmentHeaderError, decode_frame, frame_extent,
+    BLOCK_BYTES, DURABLE_GAP_UNIT_BYTES, FRAME_ALIGN_BYTES, FRAME_HEADER_BYTES, FrameDecode, FrameHeader, Record,
+    RecordKind, SEGMENT_HEADER_BYTES, SegmentDigest, SegmentHeader, SegmentHeaderError, commit_durable_gap,
+    decode_frame, frame_extent,
 };
 use crate::io::StorageFile;
 
@@ -38,8 +43,16 @@ pub enum ScanEnd {
     /// came between writing the footer and trimming the preallocated space; trim it there.
     Sealed { record_count: u64, untrimmed_end: Option<u64> },
     /// The active segment: appending resumes at `log_end`, the end of its last complete commit.
-    /// `torn` gives the reason when a torn last commit follows it (cut on resume).
-    Open { log_end: u64, digest: Box<SegmentDigest>, tail_block: Vec<u8>, record_count: u64, torn: Option<String> },
+    /// `torn` gives the reason when torn commits follow it (cut on resume). `overlapping_commits`
+    /// says whether the segment's format lets new commits overlap (version 3 on).
+    Open {
+        log_end: u64,
+        digest: Box<SegmentDigest>,
+        tail_block: Vec<u8>,
+        record_count: u64,
+        torn: Option<String>,
+        overlapping_commits: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +94,7 @@ pub async fn scan_segment<F: StorageFile>(
     let file_length = file.size().await.map_err(io_error)?;
     let mut reader = ChunkReader { file, file_length, buffer: Vec::new(), buffer_offset: 0 };
 
-    let mut digest = check_header_and_digest_prefix(&mut reader, segment_id, start).await?;
+    let (header, mut digest) = check_header_and_digest_prefix(&mut reader, segment_id, start).await?;
     let mut offset = start.offset;
     // Frames are handed on only once their commit is complete: a crash must never leave half
     // of a commit (say, an account without its INBOX) visible.
@@ -144,7 +157,8 @@ pub async fn scan_segment<F: StorageFile>(
             return Err(corrupt(offset, reason));
         }
         // An early end (zeros) is checked too: a lost write reads back as zeros.
-        if let Some(start) = find_later_commit(&mut reader, offset).await.map_err(io_error)? {
+        let vouching = find_commit_vouching_past(&mut reader, offset, committed.log_end).await.map_err(io_error)?;
+        if let Some(start) = vouching {
             let reason = problem.unwrap_or_else(|| "the log ends early".to_owned());
             return Err(corrupt(offset, format!("{reason}; a later commit starts at offset {start}")));
         }
@@ -153,19 +167,21 @@ pub async fn scan_segment<F: StorageFile>(
         reader.fill(tail_start, (log_end - tail_start) as usize).await.map_err(io_error)?;
         let tail_block = reader.bytes_at(tail_start)[..(log_end - tail_start) as usize].to_vec();
         let Committed { digest, record_count, .. } = committed;
-        return Ok(ScanEnd::Open { log_end, digest: Box::new(digest), tail_block, record_count, torn: problem });
+        let overlapping_commits = header.allows_overlapping_commits();
+        let digest = Box::new(digest);
+        return Ok(ScanEnd::Open { log_end, digest, tail_block, record_count, torn: problem, overlapping_commits });
     }
 }
 
 /// Checks the header block and digests the frames before `start` (for the footer); returns
-/// the digest so far. Those frames are walked by their headers only: the checkpoint vouches for
+/// the header and the digest so far. Those frames are walked by their headers only: the checkpoint vouches for
 /// them, and an open that uses a checkpoint must not pay for checking what it covers (damage
 /// there is found by the next full scan, or the backup verify, since the CRCs do not match).
 async fn check_header_and_digest_prefix<F: StorageFile>(
     reader: &mut ChunkReader<'_, F>,
     segment_id: u64,
     start: ScanStart,
-) -> Result<SegmentDigest, ScanError> {
+) -> Result<(SegmentHeader, SegmentDigest), ScanError> {
     let io_error = |source| ScanError::Io { segment_id, source };
     let corrupt = |offset: u64, reason: String| ScanError::Corrupt { segment_id, offset, reason };
     reader.fill(0, BLOCK_BYTES).await.map_err(io_error)?;
@@ -196,7 +212,7 @@ async fn check_header_and_digest_prefix<F: StorageFile>(
     if offset != start.offset {
         return Err(corrupt(offset, format!("no frame starts at the checkpoint's offset {}", start.offset)));
     }
-    Ok(digest)
+    Ok((header, digest))
 }
 
 /// Reads as much of the file at `offset` as decoding the frame there needs.
@@ -252,9 +268,15 @@ async fn only_zeroes_after<F: StorageFile>(reader: &mut ChunkReader<'_, F>, from
     Ok(true)
 }
 
-/// Looks past `from` for a valid frame that starts a commit: proof that a complete commit was
-/// written after the point where the log stopped making sense.
-async fn find_later_commit<F: StorageFile>(reader: &mut ChunkReader<'_, F>, from: u64) -> io::Result<Option<u64>> {
+/// Looks past `from` for a valid frame that starts a commit and vouches for the log beyond
+/// `durable_end` (the end of the last complete commit): proof that acknowledged data was lost
+/// where the log stopped making sense. A commit vouches for the log up to its start minus its
+/// durable gap; one that claims less was in flight with the damage and is cut with it.
+async fn find_commit_vouching_past<F: StorageFile>(
+    reader: &mut ChunkReader<'_, F>,
+    from: u64,
+    durable_end: u64,
+) -> io::Result<Option<u64>> {
     let align = FRAME_ALIGN_BYTES as u64;
     let mut offset = from + align;
     while offset < reader.file_length {
@@ -279,15 +301,19 @@ async fn find_later_commit<F: StorageFile>(reader: &mut ChunkReader<'_, F>, from
             }
             Some(_) => {}
         }
-        let starts_commit = loop {
+        let vouched_end = loop {
             match decode_frame(reader.bytes_at(offset)) {
-                Ok(FrameDecode::Frame(frame)) => break frame.header.is_commit_start(),
+                Ok(FrameDecode::Frame(frame)) if frame.header.is_commit_start() => {
+                    let gap = u64::from(commit_durable_gap(reader.bytes_at(offset))) * DURABLE_GAP_UNIT_BYTES;
+                    break Some(offset.saturating_sub(gap));
+                }
                 Ok(FrameDecode::NeedsMoreData { bytes_needed }) if reader.can_grow(offset, bytes_needed) => {
                     reader.fill(offset, bytes_needed).await?;
                 }
-                _ => break false,
+                _ => break None,
             }
         };
+        let starts_commit = vouched_end.is_some_and(|vouched_end| vouched_end > durable_end);
         if starts_commit {
             return Ok(Some(offset));
         }

@@ -17,7 +17,7 @@
 use mailvault_hsm::{HsmSession, WrappedDek};
 
 use crate::crypto::{KeyTable, RecordCipher, TAG_BYTES};
-use crate::format::{BLOCK_BYTES, ByteReader, ByteWriter, FORMAT_VERSION};
+use crate::format::{BLOCK_BYTES, ByteReader, ByteWriter, FORMAT_VERSION, FORMAT_VERSION_READ_MIN};
 use crate::index::Index;
 use crate::io::{BlockBuffer, Storage, StorageFile};
 
@@ -132,7 +132,7 @@ fn decode_checkpoint(bytes: &[u8], hsm: &HsmSession, shard_id: u32) -> Result<Lo
     let mut fields = ByteReader::new(&header[8..60]);
     let field_error = |_| "checkpoint header truncated".to_owned();
     let (version, header_shard) = (fields.u32().map_err(field_error)?, fields.u32().map_err(field_error)?);
-    if version != FORMAT_VERSION || header_shard != shard_id {
+    if !(FORMAT_VERSION_READ_MIN..=FORMAT_VERSION).contains(&version) || header_shard != shard_id {
         return Err(format!("checkpoint is for format {version} shard {header_shard}"));
     }
     let position = CheckpointPosition {

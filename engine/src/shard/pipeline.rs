@@ -1,10 +1,15 @@
-//! Pipelined group commit: while one commit is written and synced, the shard plans the next.
+//! Pipelined group commit: while commits are written and synced, the shard plans the next.
 //!
-//! Each commit with frames runs as its own IO task on the shard's runtime: once the previous
-//! commit's writes completed (see `TailWrite::write_after` for why not earlier), it writes its
-//! blocks, several pieces at once, then fdatasyncs. Commits are answered strictly in
-//! order, each only after its own fdatasync returned: an fdatasync vouches only for writes
-//! completed before it was issued, so commit N's sync never stands in for N+1's.
+//! Each commit with frames runs as its own IO task on the shard's runtime: it grows the file if
+//! it must (in commit order), writes its blocks, several pieces at once, then fdatasyncs. Its
+//! writes overlap those of the commits ahead of it; only its first piece, which rewrites the
+//! tail block it shares with the previous commit, waits for that commit's writes (see
+//! `TailWrite::write`). Its first frame carries its durable gap: how far before it the log was
+//! synced when it was planned, which is what lets recovery cut several torn commits without
+//! mistaking one that landed ahead of a torn one for proof of damage (docs/format.md §7, §8.3).
+//! Commits are answered strictly in order, each only after its own fdatasync returned: an
+//! fdatasync vouches only for writes completed before it was issued, so commit N's sync never
+//! stands in for N+1's.
 //!
 //! While any commit is in flight the index is ahead of the disk, so every read waits for the
 //! commit that was last planned before it (reads are answered with the acks of that commit).
@@ -18,7 +23,7 @@ use compio::runtime::JoinHandle;
 
 use super::request::{Outcome, Query, Reply};
 use super::{Batch, Shard};
-use crate::format::{FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, add_frame_flags};
+use crate::format::{DURABLE_GAP_UNIT_BYTES, FRAME_FLAG_COMMIT_END, add_frame_flags, mark_commit_start};
 use crate::io::{Storage, StorageFile};
 
 /// Small commits in flight at most; more would only queue behind the disk (one fdatasync
@@ -40,6 +45,8 @@ const SPARE_FRAMES_BYTES_MAX: usize = 4 * super::BATCH_BYTES_MAX;
 /// A planned commit waiting for its IO (if it has frames) before its answers go out.
 pub(super) struct InFlight {
     io: Option<JoinHandle<io::Result<()>>>,
+    /// The log end before this commit: with a commit of frames, where it starts on disk.
+    start: u64,
     frame_count: u64,
     /// Bytes of frames it writes.
     bytes: usize,
@@ -50,8 +57,12 @@ pub(super) struct InFlight {
 #[derive(Default)]
 pub(super) struct Pipeline {
     commits: VecDeque<InFlight>,
-    /// Completes (true) when the last started commit's write succeeded; the next write waits for it.
+    /// Completes (true) when the last started commit's write succeeded; the next commit's
+    /// first piece waits for it.
     last_write: Option<flume::Receiver<bool>>,
+    /// Completes (true) when the last started commit grew the file as it needed; the next
+    /// commit grows it, and writes any of its pieces, only after that.
+    last_grow: Option<flume::Receiver<bool>>,
     /// The frames buffer of the last started commit, emptied, for the next batch: a fresh one
     /// per batch cost a page fault per 4 KiB and a copy at every doubling as it grew.
     spare_frames: Vec<u8>,
@@ -86,14 +97,18 @@ impl<S: Storage> Shard<S> {
     /// failure) is answered at once when nothing is in flight, else in turn.
     pub(super) async fn start_commit(&mut self, mut batch: Batch) {
         let Batch { frames, frame_count, last_frame_start, acks, deferred_queries: queries, .. } = &mut batch;
-        let has_frames = *frame_count > 0 && self.failure.is_none();
+        let wants_frames = *frame_count > 0 && self.failure.is_none();
+        let durable_gap = if wants_frames { self.make_room_for_durable_gap().await } else { 0 };
+        // Waiting for commits in flight may have found one failed: then nothing more is written.
+        let has_frames = wants_frames && self.failure.is_none();
         if !has_frames && self.pipeline.is_empty() {
             self.answer_commit(std::mem::take(acks), std::mem::take(queries));
             return;
         }
         let frames_bytes = if has_frames { frames.len() } else { 0 };
+        let start = self.active.log_end();
         let io = has_frames.then(|| {
-            add_frame_flags(frames, FRAME_FLAG_COMMIT_START);
+            mark_commit_start(frames, durable_gap);
             add_frame_flags(&mut frames[*last_frame_start..], FRAME_FLAG_COMMIT_END);
             self.records_since_checkpoint += *frame_count;
             self.active_has_data = true;
@@ -103,6 +118,7 @@ impl<S: Storage> Shard<S> {
         });
         let commit = InFlight {
             io,
+            start,
             frame_count: if has_frames { *frame_count } else { 0 },
             bytes: frames_bytes,
             acks: std::mem::take(acks),
@@ -115,20 +131,42 @@ impl<S: Storage> Shard<S> {
         }
     }
 
+    /// The durable gap of a commit planned now, in 64 KiB units (rounded up: the claim may
+    /// fall short of what is durable, never beyond it). The log is durable up to the start of
+    /// the oldest commit in flight with frames, or all of it. Waits for commits in flight when
+    /// the gap would not fit in 16 bits, or when the active segment predates overlapping
+    /// commits (format version 2: its commits must not begin before the ones ahead are durable).
+    async fn make_room_for_durable_gap(&mut self) -> u16 {
+        loop {
+            let log_end = self.active.log_end();
+            let durable_end =
+                self.pipeline.commits.iter().find(|commit| commit.io.is_some()).map(|commit| commit.start);
+            let Some(durable_end) = durable_end else { return 0 };
+            let units = (log_end - durable_end).div_ceil(DURABLE_GAP_UNIT_BYTES);
+            match u16::try_from(units) {
+                Ok(units) if self.active.allows_overlapping_commits() => return units,
+                _ => self.finish_oldest_commit().await,
+            }
+        }
+    }
+
     fn spawn_commit_io(&mut self, frames: &[u8], frame_count: u64) -> JoinHandle<io::Result<()>> {
         let write = self.active.begin_commit(frames, frame_count);
         let file = self.active.shared_file();
         let previous_write = self.pipeline.last_write.take();
         let (write_done, write_done_receiver) = flume::bounded(1);
         self.pipeline.last_write = Some(write_done_receiver);
+        let previous_grow = self.pipeline.last_grow.take();
+        let (grow_done, grow_done_receiver) = flume::bounded(1);
+        self.pipeline.last_grow = Some(grow_done_receiver);
+        // A dropped sender (an early return below) reads as a failure to the next commit.
         compio::runtime::spawn(async move {
-            let previous_written = async move {
-                match previous_write {
-                    Some(previous) => matches!(previous.recv_async().await, Ok(true)),
-                    None => true,
-                }
-            };
-            let written = write.write_after(previous_written).await;
+            if !signalled_success(previous_grow).await {
+                return Err(io::Error::other("an earlier commit's write failed"));
+            }
+            write.grow().await?;
+            let _ = grow_done.send(true);
+            let written = write.write(signalled_success(previous_write)).await;
             let _ = write_done.send(written.is_ok());
             written?;
             file.sync_data().await
@@ -185,5 +223,13 @@ impl<S: Storage> Shard<S> {
         for query in queries {
             self.answer(query);
         }
+    }
+}
+
+/// Whether the step a commit waits for succeeded (no step to wait for: yes).
+async fn signalled_success(signal: Option<flume::Receiver<bool>>) -> bool {
+    match signal {
+        Some(signal) => matches!(signal.recv_async().await, Ok(true)),
+        None => true,
     }
 }

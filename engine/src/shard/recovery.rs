@@ -19,8 +19,8 @@ use crate::format::{BLOCK_BYTES, FrameDecode, FrameHeader, Record, RecordKind, S
 use crate::index::{ApplyError, BlobLocation, Index, RecordLocation};
 use crate::io::{Storage, StorageFile};
 use crate::segment::{
-    ActiveSegment, ScanEnd, ScanError, ScanStart, ScannedFrame, TEMPORARY_SUFFIX, parse_segment_name, scan_segment,
-    segment_name,
+    ActiveSegment, OpenLog, ScanEnd, ScanError, ScanStart, ScannedFrame, TEMPORARY_SUFFIX, parse_segment_name,
+    scan_segment, segment_name,
 };
 
 const RECORD_ID_GAP: u64 = 1 << 24;
@@ -294,11 +294,12 @@ pub(crate) async fn open_shard<S: Storage>(
                 };
                 readers.insert(segment_id, Rc::new(file));
             }
-            ScanEnd::Open { log_end, digest, tail_block, record_count, torn } => {
+            ScanEnd::Open { log_end, digest, tail_block, record_count, torn, overlapping_commits } => {
                 if let Some(reason) = torn {
                     tracing::warn!(shard = shard_id, segment = segment_id, offset = log_end, %reason, "cutting the torn tail of an unacknowledged commit");
                 }
-                let open = OpenTail { segment_id, log_end, digest: *digest, tail_block, record_count };
+                let open =
+                    OpenLog { segment_id, log_end, digest: *digest, tail_block, record_count, overlapping_commits };
                 active = Some(resume_active(file, open, config.segment_bytes_max).await.map_err(recovery)?);
                 readers.insert(segment_id, Rc::new(storage.open(&name, false).await?));
             }
@@ -313,7 +314,7 @@ pub(crate) async fn open_shard<S: Storage>(
     } else {
         // A fresh shard, or a crash right after sealing: start the next segment.
         let segment_id = segment_ids.last().map_or(1, |last| last + 1);
-        let header = SegmentHeader { shard_id, segment_id, created_unix_ms: config.clock.now_unix_ms() };
+        let header = SegmentHeader::new(shard_id, segment_id, config.clock.now_unix_ms());
         let active = ActiveSegment::create(&storage, header, config.segment_bytes_max).await?;
         readers.insert(segment_id, Rc::new(storage.open(&segment_name(segment_id), false).await?));
         active
@@ -403,25 +404,16 @@ async fn list_segments<S: Storage>(storage: &S, shard_id: u32) -> std::io::Resul
 }
 
 /// Where the scan found the active segment's log to end.
-struct OpenTail {
-    segment_id: u64,
-    log_end: u64,
-    digest: crate::format::SegmentDigest,
-    tail_block: Vec<u8>,
-    record_count: u64,
-}
-
 /// Clears what a crashed commit left past the log and resumes appending there.
 async fn resume_active<F: StorageFile>(
     file: F,
-    open: OpenTail,
+    open: OpenLog,
     reserved_bytes: u64,
 ) -> Result<ActiveSegment<F>, ScanError> {
-    let OpenTail { segment_id, log_end, digest, tail_block, record_count } = open;
+    let (segment_id, log_end) = (open.segment_id, open.log_end);
     let file_size =
         clear_after(&file, log_end, reserved_bytes).await.map_err(|source| ScanError::Io { segment_id, source })?;
-    let sizes = (file_size, reserved_bytes);
-    Ok(ActiveSegment::resume(file, segment_id, log_end, digest, &tail_block, record_count, sizes))
+    Ok(ActiveSegment::resume(file, open, (file_size, reserved_bytes)))
 }
 
 /// Trims the preallocated tail a crash left after a sealed segment's footer.
@@ -481,11 +473,7 @@ impl<S: Storage> Shard<S> {
         self.compaction_rejected.clear();
         self.active_has_data = false;
         let segment_id = sealed_id + 1;
-        let header = SegmentHeader {
-            shard_id: self.config.shard_id,
-            segment_id,
-            created_unix_ms: self.config.clock.now_unix_ms(),
-        };
+        let header = SegmentHeader::new(self.config.shard_id, segment_id, self.config.clock.now_unix_ms());
         self.active = ActiveSegment::create(&self.storage, header, self.config.segment_bytes_max).await?;
         let reader = self.storage.open(&segment_name(segment_id), false).await?;
         self.readers.insert(segment_id, Rc::new(reader));

@@ -144,13 +144,13 @@ fn engine_seeds(corpus: &mut Corpus) {
     corpus.add("frame_decode", "end_of_log", &[0; 48]);
 
     for (name, segment_id) in [("first", 1), ("later", 123_456)] {
-        let header = SegmentHeader { shard_id: 1, segment_id, created_unix_ms: 1_700_000_000_000 };
+        let header = SegmentHeader::new(1, segment_id, 1_700_000_000_000);
         corpus.add("segment_header", name, &header.encode());
     }
     corpus.add(
         "segment_header",
         "padded",
-        &[SegmentHeader { shard_id: 0, segment_id: 7, created_unix_ms: 0 }.encode().as_slice(), &[0; 64]].concat(),
+        &[SegmentHeader::new(0, 7, 0).encode().as_slice(), &[0; 64]].concat(),
     );
 
     corpus.add("index_snapshot", "empty", &[0; 8]);
