@@ -1,12 +1,14 @@
 //! `decode_frame` on arbitrary bytes: a frame re-encodes to exactly the bytes it was decoded
-//! from, sizes stay within the input, and adding flags keeps the frame valid. `verified_frame`
+//! from (its durable gap, which lives outside the header struct, put back with
+//! `mark_commit_start`), sizes stay within the input, and adding flags keeps the frame valid
+//! and its durable gap. `verified_frame`
 //! (the walk over bytes already verified) agrees with it on every frame and stays in bounds.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use mailvault_engine::format::{
-    FRAME_FLAG_COMMIT_END, FRAME_HEADER_BYTES, FrameDecode, add_frame_flags, decode_frame, encode_frame,
-    frame_encoded_bytes, verified_frame,
+    FRAME_FLAG_COMMIT_END, FRAME_HEADER_BYTES, FrameDecode, add_frame_flags, commit_durable_gap, decode_frame,
+    encode_frame, frame_encoded_bytes, mark_commit_start, verified_frame,
 };
 
 fuzz_target!(|input: &[u8]| {
@@ -21,6 +23,12 @@ fuzz_target!(|input: &[u8]| {
             assert_eq!(frame.header.payload_length as usize, frame.payload.len());
             let mut encoded = Vec::new();
             encode_frame(&frame.header, frame.payload, &mut encoded);
+            let gap = commit_durable_gap(input);
+            if frame.header.is_commit_start() {
+                mark_commit_start(&mut encoded, gap);
+            } else {
+                assert_eq!(gap, 0, "a frame that starts no commit decoded with a durable gap");
+            }
             assert_eq!(encoded, &input[..frame.encoded_bytes], "decode then encode changed the frame");
 
             let mut flagged = encoded.clone();
@@ -30,6 +38,7 @@ fuzz_target!(|input: &[u8]| {
                     assert_eq!(again.header.flags, frame.header.flags | FRAME_FLAG_COMMIT_END);
                     assert_eq!(again.payload, frame.payload);
                     assert!(again.header.is_commit_end());
+                    assert_eq!(commit_durable_gap(&flagged), gap, "adding a flag changed the durable gap");
                 }
                 other => panic!("a flagged frame no longer decodes: {other:?}"),
             }
