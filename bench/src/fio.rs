@@ -2,7 +2,11 @@
 //! reads their `--output-format=json` results.
 //!
 //! Write jobs start from a fresh file each time (fio preallocates it, like the engine's
-//! segments), so neither side gets to overwrite blocks that are already written.
+//! segments), so neither side gets to overwrite blocks that are already written. The
+//! sequential-write job's file is sized so that it never wraps around within its run: until
+//! session 7 it was the engine's `--file-mib` (512 MiB by default), which fio filled in a fifth
+//! of a second and then overwrote for the rest of the run, at 1.7× the rate of fresh space on
+//! the development VM (bench/README.md, session 7).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,6 +56,28 @@ impl FioJob {
     fn writes(self) -> bool {
         self != Self::RandomRead4k
     }
+
+    /// Whether the job's file must hold all it writes in its run (a sequential writer would
+    /// otherwise wrap around and overwrite its own blocks). Jobs that read the file, or write
+    /// it too slowly to wrap, use the engine's file size.
+    fn writes_fresh_space(self) -> bool {
+        self == Self::SequentialWrite64k
+    }
+}
+
+/// The sequential-write job's file holds what a disk this fast writes in its run, so that fio
+/// never wraps around; the job stops at the end of the file if the disk is faster still.
+const FRESH_WRITE_BYTES_PER_SECOND_MAX: u64 = 8 << 30;
+
+/// The size of `job`'s file: see [`FioJob::writes_fresh_space`]. The fresh-space file is at
+/// most half the free space under `directory`, and never smaller than the engine's file.
+fn file_size(job: FioJob, options: &FioOptions, directory: &Path) -> u64 {
+    if !job.writes_fresh_space() {
+        return options.file_bytes;
+    }
+    let wanted = options.seconds.max(1).saturating_mul(FRESH_WRITE_BYTES_PER_SECOND_MAX);
+    let free = rustix::fs::statvfs(directory).map_or(0, |stats| stats.f_bavail.saturating_mul(stats.f_frsize));
+    wanted.min(free / 2).max(options.file_bytes)
 }
 
 /// Where and how long fio runs.
@@ -118,9 +144,13 @@ pub fn run(job: FioJob, options: &FioOptions) -> Result<FioResult, FioError> {
     command
         .arg(format!("--name={}", job.name()))
         .arg(format!("--filename={}", file.display()))
-        .arg(format!("--size={}", options.file_bytes))
-        .args(job.arguments())
-        .args(["--time_based", &format!("--runtime={}", options.seconds), "--output-format=json"]);
+        .arg(format!("--size={}", file_size(job, options, &directory)))
+        .args(job.arguments());
+    if !job.writes_fresh_space() {
+        // Stops at the runtime, going round the file as often as it takes.
+        command.arg("--time_based");
+    }
+    command.args([&format!("--runtime={}", options.seconds), "--output-format=json"]);
     let command_line = render(&command);
     // Added after rendering: the logs are the report's business, not part of the job to rerun.
     let log_prefix = directory.join(job.name());
