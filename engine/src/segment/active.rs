@@ -125,12 +125,12 @@ impl<F: StorageFile> ActiveSegment<F> {
         self.tail_offset + self.tail.len() as u64
     }
 
-    /// Records committed to this segment so far.
     /// See the field: whether commits may be written before those ahead of them are durable.
     pub fn allows_overlapping_commits(&self) -> bool {
         self.overlapping_commits
     }
 
+    /// Records committed to this segment so far.
     pub fn record_count(&self) -> u64 {
         self.record_count
     }

@@ -174,9 +174,10 @@ pub async fn scan_segment<F: StorageFile>(
 }
 
 /// Checks the header block and digests the frames before `start` (for the footer); returns
-/// the header and the digest so far. Those frames are walked by their headers only: the checkpoint vouches for
-/// them, and an open that uses a checkpoint must not pay for checking what it covers (damage
-/// there is found by the next full scan, or the backup verify, since the CRCs do not match).
+/// the header and the digest so far. Those frames are walked by their headers only: the
+/// checkpoint vouches for them, and an open that uses a checkpoint must not pay for checking
+/// what it covers (damage there is found by the next full scan, or the backup verify, since
+/// the CRCs do not match).
 async fn check_header_and_digest_prefix<F: StorageFile>(
     reader: &mut ChunkReader<'_, F>,
     segment_id: u64,
@@ -313,8 +314,8 @@ async fn find_commit_vouching_past<F: StorageFile>(
                 _ => break None,
             }
         };
-        let starts_commit = vouched_end.is_some_and(|vouched_end| vouched_end > durable_end);
-        if starts_commit {
+        let vouches_past_durable_end = vouched_end.is_some_and(|vouched_end| vouched_end > durable_end);
+        if vouches_past_durable_end {
             return Ok(Some(offset));
         }
         offset += align;
