@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use common::TestStore;
+use mailvault_engine::format::commit_durable_gap;
 use mailvault_engine::io::{FaultController, FaultyStorage};
 use mailvault_engine::{Engine, Flags, block_on};
 
@@ -151,4 +152,44 @@ fn a_power_loss_that_keeps_a_later_commit_and_tears_an_earlier_one_cuts_both() {
         }
     }
     assert!(later_commits_written > 0, "no power loss kept a write: the test checked nothing");
+}
+
+/// Every commit start in the shard's active segment, with its durable gap.
+fn durable_gaps_of_active_segment(store: &TestStore) -> Vec<u16> {
+    let segment = std::fs::read(common::active_segment_path(store.directory.path(), 0)).unwrap();
+    common::frame_spans(&segment)
+        .into_iter()
+        .filter(|span| span.header.is_commit_start())
+        .map(|span| commit_durable_gap(&segment[span.offset..]))
+        .collect()
+}
+
+/// A store written by a version 2 build stays readable by it: its active segment is read
+/// (version 2 is still supported) and appended to without durable gaps, which a version 2 reader
+/// refuses. The same appends to a segment this build created do carry gaps (the control).
+#[test]
+fn a_version_2_active_segment_is_read_and_appended_to_without_durable_gaps() {
+    let mut gaps_by_version = Vec::new();
+    for version in [2_u32, 3] {
+        let mut store = TestStore::new(1);
+        // One segment for everything: a rotation would start a version 3 one.
+        store.config.segment_bytes_max = 64 * 1024 * 1024;
+        block_on(store.open().create_account(ACCOUNT)).unwrap();
+        let path = common::active_segment_path(store.directory.path(), 0);
+        let mut segment = std::fs::read(&path).unwrap();
+        segment[8..12].copy_from_slice(&version.to_le_bytes());
+        let crc = crc32c::crc32c(&segment[..32]);
+        segment[32..36].copy_from_slice(&crc.to_le_bytes());
+        std::fs::write(&path, &segment).unwrap();
+
+        let engine = store.open();
+        let acked = append_all(&engine, 0);
+        assert_eq!(acked.len(), APPENDS, "version {version}: every append is acknowledged");
+        drop(engine);
+        assert_eq!(stored(&store.open()), acked, "version {version}: the appends read back");
+        gaps_by_version.push(durable_gaps_of_active_segment(&store));
+    }
+    let (version_2, version_3) = (&gaps_by_version[0], &gaps_by_version[1]);
+    assert!(version_2.iter().all(|gap| *gap == 0), "durable gaps in a version 2 segment: {version_2:?}");
+    assert!(version_3.iter().any(|gap| *gap > 0), "no commit overlapped another: the test checked nothing");
 }
