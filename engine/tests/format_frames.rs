@@ -203,8 +203,8 @@ fn zeros_where_a_frame_would_start_are_the_end_marker() {
     }
 }
 
-#[test]
-fn frame_decoding_reports_each_kind_of_damage() {
+/// An encoded `MessageAppended` frame, no flags, with `payload`.
+fn message_frame(payload: &[u8]) -> Vec<u8> {
     let header = FrameHeader {
         kind: RecordKind::MessageAppended as u8,
         flags: 0,
@@ -212,9 +212,14 @@ fn frame_decoding_reports_each_kind_of_damage() {
         account_id: 1,
         mailbox_id: 1,
         uid: 1,
-        payload_length: 5,
+        payload_length: payload.len() as u32,
     };
-    let bytes = encoded(&header, b"hello");
+    encoded(&header, payload)
+}
+
+#[test]
+fn frame_decoding_reports_each_kind_of_damage() {
+    let bytes = message_frame(b"hello");
     let with = |at: usize, value: u8| {
         let mut damaged = bytes.clone();
         damaged[at] = value;
@@ -257,16 +262,7 @@ proptest! {
     /// it, and either way the frame still decodes.
     #[test]
     fn a_durable_gap_stays_only_on_a_commit_start(gap in any::<u16>(), later_flags in 0_u8..8) {
-        let header = FrameHeader {
-            kind: RecordKind::MessageAppended as u8,
-            flags: 0,
-            record_id: 9,
-            account_id: 2,
-            mailbox_id: 3,
-            uid: 4,
-            payload_length: 3,
-        };
-        let mut frame = encoded(&header, b"abc");
+        let mut frame = message_frame(b"abc");
         mark_commit_start(&mut frame, gap);
         prop_assert_eq!(commit_durable_gap(&frame), gap);
         let mut added = frame.clone();

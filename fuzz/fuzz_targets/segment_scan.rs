@@ -42,9 +42,9 @@ fn scan(image: &SegmentImage) -> (Outcome, Vec<ScannedFrame>) {
     assert_eq!(file.into_bytes(), image.bytes, "the scan wrote to the file");
     let outcome = match result {
         Ok(ScanEnd::Sealed { record_count, untrimmed_end }) => Outcome::Sealed { record_count, untrimmed_end },
-        Ok(ScanEnd::Open { log_end, digest, tail_block, record_count, torn, .. }) => {
-            check_open(image, log_end, &digest, &tail_block);
-            Outcome::Open { log_end, record_count, torn: torn.is_some() }
+        Ok(ScanEnd::Open { log, torn }) => {
+            check_open(image, log.log_end, &log.digest, &log.tail_block);
+            Outcome::Open { log_end: log.log_end, record_count: log.record_count, torn: torn.is_some() }
         }
         Err(error @ (ScanError::Io { .. } | ScanError::Replay { .. })) => panic!("unexpected scan error: {error}"),
         Err(error) => Outcome::Failed(error.to_string()),

@@ -431,7 +431,7 @@ impl StorageFile for FaultyFile {
     async fn sync_data(&self) -> io::Result<()> {
         // Writes completed before the sync was issued: the only ones it vouches for (a write
         // that completes while the sync runs may or may not be durable, so it stays unsynced).
-        let covered = {
+        let (covered, held) = {
             let mut state = self.controller.lock();
             if state.crashed {
                 return Err(eio("sync after crash"));
@@ -444,7 +444,6 @@ impl StorageFile for FaultyFile {
             let path = state.resolve(&self.path);
             (state.unsynced.get(&path).map_or(0, Vec::len), state.syncs_held)
         };
-        let (covered, held) = covered;
         if held {
             self.wait_for_crash().await;
             return Err(eio("sync interrupted by a crash"));

@@ -19,6 +19,7 @@
 
 use std::io;
 
+use super::OpenLog;
 use crate::format::{
     BLOCK_BYTES, DURABLE_GAP_UNIT_BYTES, FRAME_ALIGN_BYTES, FRAME_HEADER_BYTES, FrameDecode, FrameHeader, Record,
     RecordKind, SEGMENT_HEADER_BYTES, SegmentDigest, SegmentHeader, SegmentHeaderError, commit_durable_gap,
@@ -42,17 +43,9 @@ pub enum ScanEnd {
     /// A sealed segment. `untrimmed_end` is set when only zeroes follow the footer: a crash
     /// came between writing the footer and trimming the preallocated space; trim it there.
     Sealed { record_count: u64, untrimmed_end: Option<u64> },
-    /// The active segment: appending resumes at `log_end`, the end of its last complete commit.
-    /// `torn` gives the reason when torn commits follow it (cut on resume). `overlapping_commits`
-    /// says whether the segment's format lets new commits overlap (version 3 on).
-    Open {
-        log_end: u64,
-        digest: Box<SegmentDigest>,
-        tail_block: Vec<u8>,
-        record_count: u64,
-        torn: Option<String>,
-        overlapping_commits: bool,
-    },
+    /// The active segment: appending resumes at the end of its last complete commit, as `log`
+    /// says. `torn` gives the reason when torn commits follow it (cut on resume).
+    Open { log: Box<OpenLog>, torn: Option<String> },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -168,8 +161,8 @@ pub async fn scan_segment<F: StorageFile>(
         let tail_block = reader.bytes_at(tail_start)[..(log_end - tail_start) as usize].to_vec();
         let Committed { digest, record_count, .. } = committed;
         let overlapping_commits = header.allows_overlapping_commits();
-        let digest = Box::new(digest);
-        return Ok(ScanEnd::Open { log_end, digest, tail_block, record_count, torn: problem, overlapping_commits });
+        let log = OpenLog { segment_id, log_end, digest, tail_block, record_count, overlapping_commits };
+        return Ok(ScanEnd::Open { log: Box::new(log), torn: problem });
     }
 }
 

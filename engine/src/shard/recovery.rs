@@ -294,13 +294,11 @@ pub(crate) async fn open_shard<S: Storage>(
                 };
                 readers.insert(segment_id, Rc::new(file));
             }
-            ScanEnd::Open { log_end, digest, tail_block, record_count, torn, overlapping_commits } => {
+            ScanEnd::Open { log, torn } => {
                 if let Some(reason) = torn {
-                    tracing::warn!(shard = shard_id, segment = segment_id, offset = log_end, %reason, "cutting the torn tail of an unacknowledged commit");
+                    tracing::warn!(shard = shard_id, segment = segment_id, offset = log.log_end, %reason, "cutting the torn tail of an unacknowledged commit");
                 }
-                let open =
-                    OpenLog { segment_id, log_end, digest: *digest, tail_block, record_count, overlapping_commits };
-                active = Some(resume_active(file, open, config.segment_bytes_max).await.map_err(recovery)?);
+                active = Some(resume_active(file, *log, config.segment_bytes_max).await.map_err(recovery)?);
                 readers.insert(segment_id, Rc::new(storage.open(&name, false).await?));
             }
         }
