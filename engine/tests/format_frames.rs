@@ -6,7 +6,7 @@ use mailvault_engine::format::{
     FrameDecode, FrameError, FrameHeader, HASH_BYTES_MAX, KEYWORD_BYTES_MAX, KEYWORDS_MAX, LABEL_BYTES_MAX,
     MessageReference, NAME_BYTES_MAX, Record, RecordKind, SEGMENT_HEADER_BYTES, SegmentHeader, SegmentHeaderError,
     add_frame_flags, commit_durable_gap, decode_frame, encode_frame, frame_encoded_bytes, mark_commit_start,
-    set_frame_flags, verified_frame,
+    set_frame_flags, skip_block_gap, verified_frame,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -201,6 +201,19 @@ fn zeros_where_a_frame_would_start_are_the_end_marker() {
     for length in 4..=64 {
         assert_eq!(decode_frame(&vec![0; length]), Ok(FrameDecode::End), "{length} zero bytes");
     }
+}
+
+/// Walks of verified bytes step over a block gap only where no frame starts and the offset is
+/// inside a block; a frame, or zeros at a block boundary (the end of the log), stay put.
+#[test]
+fn a_block_gap_is_skipped_only_inside_a_block_where_no_frame_starts() {
+    let zeros = vec![0; 64];
+    let frame = message_frame(b"body");
+    assert_eq!(skip_block_gap(&zeros, 4096 + 200), 8192, "zeros inside a block");
+    assert_eq!(skip_block_gap(&zeros, 8192 - 8), 8192, "the last 8 bytes of a block");
+    assert_eq!(skip_block_gap(&zeros, 8192), 8192, "zeros at a block boundary end the log");
+    assert_eq!(skip_block_gap(&frame, 4096 + 200), 4096 + 200, "a frame starts here");
+    assert_eq!(skip_block_gap(&[], 4096 + 200), 4096 + 200, "the end of the bytes");
 }
 
 /// An encoded `MessageAppended` frame, no flags, with `payload`.

@@ -158,22 +158,36 @@ fn a_power_loss_that_keeps_a_later_commit_and_tears_an_earlier_one_cuts_both() {
 const GAP_ROUNDS_MAX: usize = 8;
 
 /// Every commit start in the shard's active segment, with its durable gap.
-fn durable_gaps_of_active_segment(store: &TestStore) -> Vec<u16> {
-    let segment = std::fs::read(common::active_segment_path(store.directory.path(), 0)).unwrap();
-    common::frame_spans(&segment)
-        .into_iter()
-        .filter(|span| span.header.is_commit_start())
-        .map(|span| commit_durable_gap(&segment[span.offset..]))
-        .collect()
+/// How the commits of the active segment sit on disk.
+#[derive(Debug)]
+struct CommitShape {
+    /// Each commit's durable gap (format version 3 on).
+    durable_gaps: Vec<u16>,
+    /// Commits that start on a fresh block after zeros (format version 4 on).
+    block_gaps: usize,
 }
 
-/// A store written by a version 2 build stays readable by it: its active segment is read
-/// (version 2 is still supported) and appended to without durable gaps, which a version 2 reader
-/// refuses. The same appends to a segment this build created do carry gaps (the control).
+fn commit_shape(store: &TestStore) -> CommitShape {
+    let segment = std::fs::read(common::active_segment_path(store.directory.path(), 0)).unwrap();
+    let spans = common::frame_spans(&segment);
+    let durable_gaps = spans
+        .iter()
+        .filter(|span| span.header.is_commit_start())
+        .map(|span| commit_durable_gap(&segment[span.offset..]))
+        .collect();
+    let block_gaps = spans.windows(2).filter(|pair| pair[0].offset + pair[0].encoded_bytes != pair[1].offset).count();
+    CommitShape { durable_gaps, block_gaps }
+}
+
+/// A store written by an older build stays readable by it: an active segment of version 2 or 3
+/// is read (both are still supported) and appended to only as its version allows: without
+/// durable gaps in version 2, which its reader refuses, and without block gaps in either, where
+/// their readers would see the end of the log. The same appends carry durable gaps in version
+/// 3 and block gaps in a segment this build created (the controls).
 #[test]
-fn a_version_2_active_segment_is_read_and_appended_to_without_durable_gaps() {
-    let mut gaps_by_version = Vec::new();
-    for version in [2_u32, 3] {
+fn older_active_segments_are_read_and_appended_to_as_their_version_allows() {
+    let mut shapes = Vec::new();
+    for version in [2_u32, 3, 4] {
         let mut store = TestStore::new(1);
         // One segment for everything: a rotation would start a version 3 one.
         store.config.segment_bytes_max = 64 * 1024 * 1024;
@@ -194,15 +208,27 @@ fn a_version_2_active_segment_is_read_and_appended_to_without_durable_gaps() {
             let round_acked = append_all(&engine, round);
             assert_eq!(round_acked.len(), APPENDS, "version {version}: every append is acknowledged");
             acked.extend(round_acked);
-            if version == 3 && durable_gaps_of_active_segment(&store).iter().any(|gap| *gap > 0) {
+            let shape = commit_shape(&store);
+            let control_shown = match version {
+                3 => shape.durable_gaps.iter().any(|gap| *gap > 0),
+                4 => shape.block_gaps > 0,
+                _ => false,
+            };
+            if control_shown {
                 break;
             }
         }
         drop(engine);
         assert_eq!(stored(&store.open()), acked, "version {version}: the appends read back");
-        gaps_by_version.push(durable_gaps_of_active_segment(&store));
+        shapes.push(commit_shape(&store));
     }
-    let (version_2, version_3) = (&gaps_by_version[0], &gaps_by_version[1]);
-    assert!(version_2.iter().all(|gap| *gap == 0), "durable gaps in a version 2 segment: {version_2:?}");
-    assert!(version_3.iter().any(|gap| *gap > 0), "no commit overlapped another: the test checked nothing");
+    let [version_2, version_3, version_4] = &shapes[..] else { unreachable!() };
+    assert!(version_2.durable_gaps.iter().all(|gap| *gap == 0), "durable gaps in a version 2 segment: {version_2:?}");
+    assert_eq!(version_2.block_gaps, 0, "block gaps in a version 2 segment");
+    assert!(
+        version_3.durable_gaps.iter().any(|gap| *gap > 0),
+        "no commit overlapped another: the test checked nothing"
+    );
+    assert_eq!(version_3.block_gaps, 0, "block gaps in a version 3 segment");
+    assert!(version_4.block_gaps > 0, "no commit started on a fresh block: the block gap checks checked nothing");
 }

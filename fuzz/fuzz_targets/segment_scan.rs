@@ -14,7 +14,7 @@ use libfuzzer_sys::fuzz_target;
 use mailvault_engine::block_on;
 use mailvault_engine::format::{
     BLOCK_BYTES, FRAME_FLAG_COMMIT_START, FRAME_HEADER_BYTES, FrameDecode, RecordKind, SEGMENT_HEADER_BYTES,
-    SegmentDigest, decode_frame,
+    SegmentDigest, decode_frame, skip_block_gap,
 };
 use mailvault_engine::segment::{ScanEnd, ScanError, ScannedFrame, scan_segment};
 use mailvault_fuzz::memory_file::MemoryFile;
@@ -60,11 +60,25 @@ fn check_open(image: &SegmentImage, log_end: u64, digest: &SegmentDigest, tail_b
     assert_eq!(tail_block, &image.bytes[tail_start..log_end], "tail block is not the log's last block");
 }
 
-/// The frames handed on are contiguous from the start, each valid in the image, no footer.
+/// The frames handed on are contiguous from the start (but for block gaps: zeros to the next
+/// block boundary after a commit end), each valid in the image, no footer.
 fn check_delivered(image: &SegmentImage, outcome: &Outcome, delivered: &[ScannedFrame]) {
     let mut offset = image.start.offset;
+    let mut after_commit_end = true;
     for frame in delivered {
-        assert_eq!(frame.offset, offset, "frames handed on are not contiguous");
+        if frame.offset != offset {
+            let gap =
+                usize::try_from(offset).expect("offset fits")..usize::try_from(frame.offset).expect("offset fits");
+            assert_eq!(
+                frame.offset,
+                offset.next_multiple_of(BLOCK_BYTES as u64),
+                "frames handed on are not contiguous"
+            );
+            assert!(after_commit_end, "a block gap at {offset} inside a commit");
+            assert!(image.bytes[gap].iter().all(|byte| *byte == 0), "a block gap at {offset} is not zero");
+            offset = frame.offset;
+        }
+        after_commit_end = frame.header.is_commit_end();
         let at = usize::try_from(offset).expect("offset fits");
         match decode_frame(&image.bytes[at..]) {
             Ok(FrameDecode::Frame(decoded)) => {
@@ -86,6 +100,7 @@ fn check_delivered(image: &SegmentImage, outcome: &Outcome, delivered: &[Scanned
         Outcome::Sealed { record_count, untrimmed_end } => {
             assert_eq!(record_count, count);
             let at = usize::try_from(offset).expect("offset fits");
+            let at = usize::try_from(skip_block_gap(&image.bytes[at..], offset)).expect("offset fits");
             let Ok(FrameDecode::Frame(footer)) = decode_frame(&image.bytes[at..]) else {
                 panic!("sealed without a footer at {offset}");
             };

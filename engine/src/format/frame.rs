@@ -18,8 +18,7 @@
 //! commits overlap on disk, and recovery must know which earlier damage a later commit vouches
 //! for (docs/format.md §8.3).
 
-use super::RECORD_PAYLOAD_BYTES_MAX;
-use super::align_up;
+use super::{BLOCK_BYTES, RECORD_PAYLOAD_BYTES_MAX, align_up};
 
 pub const FRAME_HEADER_BYTES: usize = 40;
 pub const FRAME_ALIGN_BYTES: usize = 8;
@@ -243,6 +242,19 @@ pub fn frame_extent(input: &[u8]) -> Option<usize> {
     let (header, _) = FrameHeader::decode(header_bytes);
     let payload_length = header.payload_length as usize;
     (payload_length <= RECORD_PAYLOAD_BYTES_MAX).then(|| frame_encoded_bytes(payload_length))
+}
+
+/// Where the next frame of a log that was already verified starts, given the bytes `at`
+/// segment offset `offset`: there, or at the next block boundary when no frame starts there
+/// (zero magic) and `offset` is not one. From format version 4 a commit planned while another
+/// was in flight starts on a fresh block, so that its writes share no block with the commits
+/// ahead and need not wait for them; the zeros in between are the rest of the previous
+/// commit's last block, which it wrote. (The scan checks those zeros; walks of verified bytes
+/// only step over them.)
+pub fn skip_block_gap(at: &[u8], offset: u64) -> u64 {
+    let no_frame_here = at.first_chunk::<4>().is_some_and(|magic| *magic == [0; 4]);
+    let block = BLOCK_BYTES as u64;
+    if no_frame_here && !offset.is_multiple_of(block) { offset.next_multiple_of(block) } else { offset }
 }
 
 /// The header and encoded size of the whole frame that starts `input`, judged by its magic and

@@ -14,7 +14,7 @@ pub use frame::{
     DURABLE_GAP_UNIT_BYTES, FRAME_ALIGN_BYTES, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, FRAME_FLAG_RELOCATED,
     FRAME_HEADER_BYTES, Frame, FrameDecode, FrameError, FrameHeader, add_frame_flags, commit_durable_gap, decode_frame,
     encode_frame, finish_frame, frame_encoded_bytes, frame_extent, mark_commit_end, mark_commit_start, set_frame_flags,
-    verified_frame,
+    skip_block_gap, verified_frame,
 };
 pub use record::{
     ACCESS_FIELD_BYTES_MAX, AccessEvent, Flags, HASH_BYTES_MAX, KEYWORD_BYTES_MAX, KEYWORDS_MAX, LABEL_BYTES_MAX,
@@ -29,7 +29,9 @@ pub const BLOCK_BYTES: usize = 4096;
 /// The on-disk format version written in every segment header.
 /// Version 2: the footer digest chains frame headers instead of hashing every byte.
 /// Version 3: commits overlap on disk; a `COMMIT_START` frame carries its durable gap.
-pub const FORMAT_VERSION: u32 = 3;
+/// Version 4: a commit planned while another is in flight starts on a fresh block, after
+/// zeros to the block boundary (`skip_block_gap`).
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The oldest segment and checkpoint format this build reads: version 2 differs only in never
 /// carrying a durable gap (every commit began once the one before it was written).

@@ -50,6 +50,12 @@ impl SegmentHeader {
         self.format_version >= 3
     }
 
+    /// Whether a commit in this segment may start on the next block boundary, after zeros that
+    /// end the previous commit's block (format version 4 on).
+    pub fn allows_block_gaps(&self) -> bool {
+        self.format_version >= 4
+    }
+
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_BYTES] {
         let mut bytes = [0; SEGMENT_HEADER_BYTES];
         bytes[0..8].copy_from_slice(&SEGMENT_MAGIC);

@@ -39,9 +39,9 @@ pub struct ActiveSegment<F> {
     file_size: u64,
     /// The space reserved at creation: the size never steps past it (only a write does).
     reserved_bytes: u64,
-    /// Whether a commit's writes may begin before the commits ahead of it are durable: only in
-    /// a segment of format version 3 on, whose readers know the durable gap.
-    overlapping_commits: bool,
+    /// Its header: the format version says what its readers understand (overlapping commits,
+    /// block gaps).
+    header: SegmentHeader,
 }
 
 /// Where the recovery scan left an unsealed segment, for [`ActiveSegment::resume`].
@@ -55,8 +55,8 @@ pub struct OpenLog {
     /// The bytes of the log's last partial block.
     pub tail_block: Vec<u8>,
     pub record_count: u64,
-    /// From the segment's format version.
-    pub overlapping_commits: bool,
+    /// The segment's header, as the scan read it.
+    pub header: SegmentHeader,
 }
 
 impl<F: StorageFile> ActiveSegment<F> {
@@ -91,14 +91,14 @@ impl<F: StorageFile> ActiveSegment<F> {
             digest,
             file_size: BLOCK_BYTES as u64,
             reserved_bytes: preallocate_bytes,
-            overlapping_commits: header.allows_overlapping_commits(),
+            header,
         })
     }
 
     /// Resumes appending to a segment recovered by the scan, at the end of its last complete
     /// commit; `file_size` is its size now, `reserved_bytes` its reservation.
     pub fn resume(file: F, log: OpenLog, (file_size, reserved_bytes): (u64, u64)) -> Self {
-        let OpenLog { segment_id, log_end, digest, tail_block, record_count, overlapping_commits } = log;
+        let OpenLog { segment_id, log_end, digest, tail_block, record_count, header } = log;
         let tail_offset = log_end / BLOCK_BYTES as u64 * BLOCK_BYTES as u64;
         debug_assert_eq!(tail_block.len() as u64, log_end - tail_offset);
         let mut tail = BlockBuffer::with_capacity(BLOCK_BYTES * 2);
@@ -112,7 +112,7 @@ impl<F: StorageFile> ActiveSegment<F> {
             digest,
             file_size,
             reserved_bytes,
-            overlapping_commits,
+            header,
         }
     }
 
@@ -125,9 +125,23 @@ impl<F: StorageFile> ActiveSegment<F> {
         self.tail_offset + self.tail.len() as u64
     }
 
-    /// See the field: whether commits may be written before those ahead of them are durable.
+    /// Whether commits may be written before those ahead of them are durable (format version 3
+    /// on: its readers know the durable gap).
     pub fn allows_overlapping_commits(&self) -> bool {
-        self.overlapping_commits
+        self.header.allows_overlapping_commits()
+    }
+
+    /// Makes the next commit start on a fresh block, so that its writes share no block with
+    /// the commits ahead of it and need not wait for theirs; answers whether it will. The rest
+    /// of the current last block stays the zeros the previous commit wrote there, which a scan
+    /// of format version 4 on skips. Not in older segments (their readers would stop at the
+    /// zeros), and not needed when the log already ends on a block boundary.
+    pub fn start_next_commit_on_fresh_block(&mut self) -> bool {
+        if !self.tail.is_empty() && self.header.allows_block_gaps() {
+            self.tail_offset += BLOCK_BYTES as u64;
+            self.tail.clear();
+        }
+        self.tail.is_empty()
     }
 
     /// Records committed to this segment so far.

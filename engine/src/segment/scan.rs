@@ -23,7 +23,7 @@ use super::OpenLog;
 use crate::format::{
     BLOCK_BYTES, DURABLE_GAP_UNIT_BYTES, FRAME_ALIGN_BYTES, FRAME_HEADER_BYTES, FrameDecode, FrameHeader, Record,
     RecordKind, SEGMENT_HEADER_BYTES, SegmentDigest, SegmentHeader, SegmentHeaderError, commit_durable_gap,
-    decode_frame, frame_extent,
+    decode_frame, frame_extent, skip_block_gap,
 };
 use crate::io::StorageFile;
 
@@ -135,6 +135,15 @@ pub async fn scan_segment<F: StorageFile>(
                 }
                 continue;
             }
+            Ok(FrameDecode::End) if pending.is_empty() && header.allows_block_gaps() => {
+                match commit_after_block_gap(&mut reader, offset).await.map_err(io_error)? {
+                    Some(next_commit) => {
+                        offset = next_commit;
+                        continue;
+                    }
+                    None => None,
+                }
+            }
             Ok(FrameDecode::End) => None,
             Ok(FrameDecode::NeedsMoreData { .. }) if offset >= file_length => None,
             Ok(FrameDecode::NeedsMoreData { .. }) => Some("frame cut short by the end of the file".to_owned()),
@@ -160,8 +169,7 @@ pub async fn scan_segment<F: StorageFile>(
         reader.fill(tail_start, (log_end - tail_start) as usize).await.map_err(io_error)?;
         let tail_block = reader.bytes_at(tail_start)[..(log_end - tail_start) as usize].to_vec();
         let Committed { digest, record_count, .. } = committed;
-        let overlapping_commits = header.allows_overlapping_commits();
-        let log = OpenLog { segment_id, log_end, digest, tail_block, record_count, overlapping_commits };
+        let log = OpenLog { segment_id, log_end, digest, tail_block, record_count, header };
         return Ok(ScanEnd::Open { log: Box::new(log), torn: problem });
     }
 }
@@ -197,6 +205,15 @@ async fn check_header_and_digest_prefix<F: StorageFile>(
         if reader.bytes_at(offset).len() < FRAME_HEADER_BYTES {
             reader.fill(offset, SCAN_CHUNK_BYTES.min((start.offset - offset) as usize)).await.map_err(io_error)?;
         }
+        if header.allows_block_gaps() {
+            offset = skip_block_gap(reader.bytes_at(offset), offset);
+            if offset >= start.offset {
+                break;
+            }
+            if reader.bytes_at(offset).len() < FRAME_HEADER_BYTES {
+                reader.fill(offset, SCAN_CHUNK_BYTES.min((start.offset - offset) as usize)).await.map_err(io_error)?;
+            }
+        }
         let Some(frame_bytes) = frame_extent(reader.bytes_at(offset)) else {
             return Err(corrupt(offset, format!("no frame here, before the checkpoint's offset {}", start.offset)));
         };
@@ -218,6 +235,28 @@ async fn fill_for_frame<F: StorageFile>(reader: &mut ChunkReader<'_, F>, offset:
         reader.fill(offset, bytes_needed.max(SCAN_CHUNK_BYTES)).await?;
     }
     Ok(())
+}
+
+/// Where the log goes on after the complete commit that ends at `offset`, where no frame starts
+/// (format version 4 on): the next block boundary, if every byte up to it is zero and a frame
+/// begins there (a commit planned while this one was in flight, started on a fresh block).
+/// `None`: the log ends at `offset`, or what follows is damage for the caller to judge.
+async fn commit_after_block_gap<F: StorageFile>(
+    reader: &mut ChunkReader<'_, F>,
+    offset: u64,
+) -> io::Result<Option<u64>> {
+    let boundary = offset.next_multiple_of(BLOCK_BYTES as u64);
+    let gap = (boundary - offset) as usize;
+    if gap == 0 || boundary + 4 > reader.file_length {
+        return Ok(None);
+    }
+    if !reader.contains(offset, gap + 4) {
+        reader.fill(offset, SCAN_CHUNK_BYTES).await?;
+    }
+    let window = reader.bytes_at(offset);
+    let zeros_to_boundary = window[..gap].iter().all(|byte| *byte == 0);
+    let frame_at_boundary = window[gap..gap + 4] != [0; 4];
+    Ok((zeros_to_boundary && frame_at_boundary).then_some(boundary))
 }
 
 /// The scan's state at the end of the last complete commit.

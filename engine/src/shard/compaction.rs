@@ -15,7 +15,9 @@ use std::rc::Rc;
 use rustc_hash::FxHashMap;
 
 use crate::api::CompactionReport;
-use crate::format::{BLOCK_BYTES, FRAME_FLAG_RELOCATED, Record, RecordKind, set_frame_flags, verified_frame};
+use crate::format::{
+    BLOCK_BYTES, FRAME_FLAG_RELOCATED, Record, RecordKind, set_frame_flags, skip_block_gap, verified_frame,
+};
 use crate::index::{BlobUsage, RecordLocation};
 use crate::io::{BlockBuffer, Storage};
 use crate::segment::segment_name;
@@ -232,8 +234,10 @@ impl<S: Storage> Shard<S> {
         let mut live_bytes = 0u64;
         let mut cursor = BLOCK_BYTES;
         // The reader verified every frame of the victim (`read_victim`): no checksums again.
-        while let Some((header, encoded_bytes)) = verified_frame(job.bytes.as_slice().get(cursor..).unwrap_or_default())
-        {
+        loop {
+            let bytes = job.bytes.as_slice();
+            cursor = skip_block_gap(bytes.get(cursor..).unwrap_or_default(), cursor as u64) as usize;
+            let Some((header, encoded_bytes)) = verified_frame(bytes.get(cursor..).unwrap_or_default()) else { break };
             let is_body = header.kind == RecordKind::MessageAppended as u8;
             let needed = if is_body {
                 job.usage.is_needed(header.record_id)
@@ -319,17 +323,19 @@ impl<S: Storage> Shard<S> {
         // the same step, so a victim whose tail is dead finishes in it (no commit of its own
         // for the snapshots).
         while job.cursor < job.bytes.len() {
-            let (header, encoded_bytes) = match verified_frame(&job.bytes.as_slice()[job.cursor..]) {
-                Some((header, encoded_bytes)) if header.kind != RecordKind::SegmentSealed as u8 => {
-                    (header, encoded_bytes)
-                }
-                // The footer. The reader verified every frame before it (`read_victim`), so
-                // they are walked without their checksums.
-                _ => {
-                    job.cursor = job.bytes.len();
-                    break;
-                }
-            };
+            job.cursor = skip_block_gap(&job.bytes.as_slice()[job.cursor..], job.cursor as u64) as usize;
+            let (header, encoded_bytes) =
+                match verified_frame(job.bytes.as_slice().get(job.cursor..).unwrap_or_default()) {
+                    Some((header, encoded_bytes)) if header.kind != RecordKind::SegmentSealed as u8 => {
+                        (header, encoded_bytes)
+                    }
+                    // The footer. The reader verified every frame before it (`read_victim`), so
+                    // they are walked without their checksums.
+                    _ => {
+                        job.cursor = job.bytes.len();
+                        break;
+                    }
+                };
             if header.account_id != 0 {
                 job.accounts.insert(header.account_id);
             }

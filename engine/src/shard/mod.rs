@@ -135,6 +135,9 @@ struct Batch {
     deferred_queries: Vec<request::Query>,
     /// `Seal` requests, answered after this batch's commit and the seal.
     seal_waiters: Vec<Reply<Vec<u64>>>,
+    /// Its frames share no block with the commits before it (see `Shard::new_batch`), so its
+    /// first write need not wait for theirs.
+    starts_on_fresh_block: bool,
 }
 
 impl<S: Storage> Shard<S> {
@@ -160,7 +163,7 @@ impl<S: Storage> Shard<S> {
                     Err(flume::TryRecvError::Disconnected) => break,
                 }
             };
-            let mut batch = self.pipeline.new_batch();
+            let mut batch = self.new_batch();
             let mut rewrap_waiters = Vec::new();
             let mut next = Some(first);
             let mut taken = 0;

@@ -2,9 +2,10 @@
 //!
 //! Each commit with frames runs as its own IO task on the shard's runtime: it grows the file if
 //! it must (in commit order), writes its blocks, several pieces at once, then fdatasyncs. Its
-//! writes overlap those of the commits ahead of it; only its first piece, which rewrites the
-//! tail block it shares with the previous commit, waits for that commit's writes (see
-//! `TailWrite::write`). Its first frame carries its durable gap: how far before it the log was
+//! writes overlap those of the commits ahead of it. A commit planned while another is in flight
+//! starts on a fresh block (format version 4), so the two share no block; otherwise its first
+//! piece rewrites the tail block it shares with the previous commit, and waits for that
+//! commit's writes (see `TailWrite::write`). Its first frame carries its durable gap: how far before it the log was
 //! synced when it was planned, which is what lets recovery cut several torn commits without
 //! mistaking one that landed ahead of a torn one for proof of damage (docs/format.md §7, §8.3).
 //! Commits are answered strictly in order, each only after its own fdatasync returned: an
@@ -78,11 +79,6 @@ impl Pipeline {
         self.commits.len() - large >= IN_FLIGHT_MAX || self.commits.len() >= IN_FLIGHT_LARGE_MAX
     }
 
-    /// An empty batch, reusing the last commit's frames buffer.
-    pub(super) fn new_batch(&mut self) -> Batch {
-        Batch { frames: std::mem::take(&mut self.spare_frames), ..Batch::default() }
-    }
-
     fn recycle_frames(&mut self, frames: &mut Vec<u8>) {
         if frames.capacity() <= SPARE_FRAMES_BYTES_MAX {
             frames.clear();
@@ -92,10 +88,23 @@ impl Pipeline {
 }
 
 impl<S: Storage> Shard<S> {
+    /// An empty batch, reusing the last commit's frames buffer. Behind a commit still in
+    /// flight it starts on a fresh block: sharing the block that commit ended in would make its
+    /// first write wait until all of that commit's writes completed, and under load that
+    /// chain, one commit's writes after the other's, was the limit (bench/README.md, session
+    /// 8). Decided here, before any frame is placed: the index learns each frame's offset as
+    /// it is planned.
+    pub(super) fn new_batch(&mut self) -> Batch {
+        let in_flight = self.pipeline.commits.iter().any(|commit| commit.io.is_some());
+        let starts_on_fresh_block = in_flight && self.active.start_next_commit_on_fresh_block();
+        Batch { frames: std::mem::take(&mut self.pipeline.spare_frames), starts_on_fresh_block, ..Batch::default() }
+    }
+
     /// Starts writing `batch` and returns without waiting for the disk; its answers go out
     /// from [`Shard::finish_oldest_commit`]. A batch without frames (reads only, or after a
     /// failure) is answered at once when nothing is in flight, else in turn.
     pub(super) async fn start_commit(&mut self, mut batch: Batch) {
+        let shares_tail_block = !batch.starts_on_fresh_block;
         let Batch { frames, frame_count, last_frame_start, acks, deferred_queries: queries, .. } = &mut batch;
         let wants_frames = *frame_count > 0 && self.failure.is_none();
         let durable_gap = if wants_frames { self.make_room_for_durable_gap().await } else { 0 };
@@ -112,7 +121,7 @@ impl<S: Storage> Shard<S> {
             add_frame_flags(&mut frames[*last_frame_start..], FRAME_FLAG_COMMIT_END);
             self.records_since_checkpoint += *frame_count;
             self.active_has_data = true;
-            let io = self.spawn_commit_io(frames, *frame_count);
+            let io = self.spawn_commit_io(frames, *frame_count, shares_tail_block);
             self.pipeline.recycle_frames(frames);
             io
         });
@@ -150,10 +159,17 @@ impl<S: Storage> Shard<S> {
         }
     }
 
-    fn spawn_commit_io(&mut self, frames: &[u8], frame_count: u64) -> JoinHandle<io::Result<()>> {
+    /// Starts the commit's IO task. Its first piece waits for the previous commit's writes only
+    /// if it `shares_tail_block` with them.
+    fn spawn_commit_io(
+        &mut self,
+        frames: &[u8],
+        frame_count: u64,
+        shares_tail_block: bool,
+    ) -> JoinHandle<io::Result<()>> {
         let write = self.active.begin_commit(frames, frame_count);
         let file = self.active.shared_file();
-        let previous_write = self.pipeline.last_write.take();
+        let previous_write = self.pipeline.last_write.take().filter(|_| shares_tail_block);
         let (write_done, write_done_receiver) = flume::bounded(1);
         self.pipeline.last_write = Some(write_done_receiver);
         let previous_grow = self.pipeline.last_grow.take();

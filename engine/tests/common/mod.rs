@@ -66,10 +66,11 @@ impl FrameSpan {
     }
 }
 
-/// Every frame of a segment's bytes, from the first record block to the end of the log;
-/// panics on anything that is not a valid frame (these are segments the engine just wrote).
+/// Every frame of a segment's bytes, from the first record block to the end of the log, across
+/// block gaps (zeros to a block boundary before a commit, format version 4); panics on anything
+/// that is not a valid frame (these are segments the engine just wrote).
 pub fn frame_spans(segment: &[u8]) -> Vec<FrameSpan> {
-    use mailvault_engine::format::{BLOCK_BYTES, FrameDecode, decode_frame};
+    use mailvault_engine::format::{BLOCK_BYTES, FrameDecode, decode_frame, skip_block_gap};
     let mut spans = Vec::new();
     let mut offset = BLOCK_BYTES;
     while offset < segment.len() {
@@ -78,7 +79,14 @@ pub fn frame_spans(segment: &[u8]) -> Vec<FrameSpan> {
                 spans.push(FrameSpan { offset, header: frame.header, encoded_bytes: frame.encoded_bytes });
                 offset += frame.encoded_bytes;
             }
-            Ok(FrameDecode::End) => break,
+            Ok(FrameDecode::End) => {
+                let next = skip_block_gap(&segment[offset..], offset as u64) as usize;
+                if next == offset || segment.get(next..next + 4).is_none_or(|magic| magic == [0; 4]) {
+                    break;
+                }
+                assert!(segment[offset..next].iter().all(|byte| *byte == 0), "block gap at {offset} is not zero");
+                offset = next;
+            }
             other => panic!("segment holds no valid frame at offset {offset}: {other:?}"),
         }
     }

@@ -249,6 +249,16 @@ fn segment_seeds(corpus: &mut Corpus) {
         ("garbage_tail", three_commits(OPTION_IS_LAST).garbage(b"MVRF\x10\x00\x00\x00garbage")),
         ("zero_gap_then_commit", three_commits(OPTION_IS_LAST).zeroes(4).frame(7, true, true, small(7))),
         ("cut_inside_frame", three_commits(OPTION_IS_LAST).cut(13)),
+        ("block_gap_then_commit", three_commits(OPTION_IS_LAST).block_gap().frame(7, true, true, small(7))),
+        ("block_gap_then_footer", three_commits(OPTION_FOOTER | OPTION_ZERO_TAIL).block_gap()),
+        (
+            "flip_in_block_gap",
+            three_commits(OPTION_IS_LAST).block_gap().frame(7, true, true, small(7)).flip(4096 + 4000, 0x10),
+        ),
+        (
+            "block_gap_inside_commit",
+            RecipeWriter::new(OPTION_IS_LAST).frame(1, true, false, small(1)).block_gap().frame(4, false, true, small(4)),
+        ),
     ];
     for (name, recipe) in seeds {
         corpus.add("segment_scan", name, &recipe.into_bytes());
