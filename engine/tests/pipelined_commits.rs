@@ -175,8 +175,49 @@ fn commit_shape(store: &TestStore) -> CommitShape {
         .filter(|span| span.header.is_commit_start())
         .map(|span| commit_durable_gap(&segment[span.offset..]))
         .collect();
-    let block_gaps = spans.windows(2).filter(|pair| pair[0].offset + pair[0].encoded_bytes != pair[1].offset).count();
-    CommitShape { durable_gaps, block_gaps }
+    CommitShape { durable_gaps, block_gaps: block_gaps(&spans) }
+}
+
+/// How many frames start after a block gap rather than where the frame before them ends.
+fn block_gaps(spans: &[common::FrameSpan]) -> usize {
+    spans.windows(2).filter(|pair| pair[0].offset + pair[0].encoded_bytes != pair[1].offset).count()
+}
+
+/// Compaction walks its victims' frames across their block gaps: every live body of segments
+/// written by overlapping commits survives the rewrite and a reopen. A walk that stopped at the
+/// first gap would have taken it for the end and dropped every body after it.
+#[test]
+fn compaction_copies_every_live_body_across_block_gaps() {
+    let mut store = TestStore::new(1);
+    store.config.segment_bytes_max = 4 * 1024 * 1024;
+    let engine = store.open();
+    block_on(engine.create_account(ACCOUNT)).unwrap();
+    let sealed_gaps = |store: &TestStore| {
+        let paths = common::segment_paths(store.directory.path(), 0);
+        let sealed = &paths[..paths.len() - 1];
+        sealed.iter().map(|path| block_gaps(&common::frame_spans(&std::fs::read(path).unwrap()))).sum::<usize>()
+    };
+    let mut acked = BTreeMap::new();
+    for round in 0..GAP_ROUNDS_MAX {
+        acked.extend(append_all(&engine, round));
+        if round >= 2 && sealed_gaps(&store) > 0 {
+            break;
+        }
+    }
+    assert!(sealed_gaps(&store) > 0, "no sealed segment has a block gap: the test checked nothing");
+    let mut victims = common::segment_paths(store.directory.path(), 0);
+    victims.pop(); // the active one
+    let deleted: Vec<u32> = acked.keys().copied().filter(|uid| uid % 2 == 1).collect();
+    acked.retain(|uid, _| uid % 2 == 0);
+    block_on(async {
+        engine.expunge(ACCOUNT, "INBOX", &deleted).await.unwrap();
+        engine.prune_deleted(ACCOUNT).await.unwrap();
+        engine.compact().await.unwrap();
+    });
+    assert!(victims.iter().any(|path| !path.exists()), "no segment was compacted: the test checked nothing");
+    assert_eq!(stored(&engine), acked, "after compaction");
+    drop(engine);
+    assert_eq!(stored(&store.open()), acked, "after compaction and a reopen");
 }
 
 /// A store written by an older build stays readable by it: an active segment of version 2 or 3
