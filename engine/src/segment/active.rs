@@ -163,9 +163,10 @@ impl<F: StorageFile> ActiveSegment<F> {
     /// digest) includes them, so the next commit can be planned while this one is written.
     ///
     /// The caller runs the returned writes' [`TailWrite::grow`] steps in order, and starts each
-    /// write's first piece only once the previous write completed: consecutive writes share the
-    /// tail block (rewritten, extended), and were both in flight at once, the older could land
-    /// last and erase the newer's bytes. After a failed write the segment's on-disk state is
+    /// write's first piece only once the previous write completed, unless this commit starts on
+    /// a fresh block ([`ActiveSegment::start_next_commit_on_fresh_block`]): otherwise consecutive
+    /// writes share the tail block (rewritten, extended), and were both in flight at once, the
+    /// older could land last and erase the newer's bytes. After a failed write the segment's on-disk state is
     /// unknown and nothing more may be written.
     pub fn begin_commit(&mut self, frames: &[u8], count: u64) -> TailWrite<F> {
         self.digest.add_frames(frames);

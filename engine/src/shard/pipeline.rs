@@ -5,9 +5,10 @@
 //! writes overlap those of the commits ahead of it. A commit planned while another is in flight
 //! starts on a fresh block (format version 4), so the two share no block; otherwise its first
 //! piece rewrites the tail block it shares with the previous commit, and waits for that
-//! commit's writes (see `TailWrite::write`). Its first frame carries its durable gap: how far before it the log was
-//! synced when it was planned, which is what lets recovery cut several torn commits without
-//! mistaking one that landed ahead of a torn one for proof of damage (docs/format.md §7, §8.3).
+//! commit's writes (see `TailWrite::write`). Its first frame carries its durable gap: how far
+//! before it the log was synced when it was planned, which is what lets recovery cut several
+//! torn commits without mistaking one that landed ahead of a torn one for proof of damage
+//! (docs/format.md §7, §8.3).
 //! Commits are answered strictly in order, each only after its own fdatasync returned: an
 //! fdatasync vouches only for writes completed before it was issued, so commit N's sync never
 //! stands in for N+1's.
