@@ -205,14 +205,10 @@ async fn check_header_and_digest_prefix<F: StorageFile>(
         if reader.bytes_at(offset).len() < FRAME_HEADER_BYTES {
             reader.fill(offset, SCAN_CHUNK_BYTES.min((start.offset - offset) as usize)).await.map_err(io_error)?;
         }
-        if header.allows_block_gaps() {
-            offset = skip_block_gap(reader.bytes_at(offset), offset);
-            if offset >= start.offset {
-                break;
-            }
-            if reader.bytes_at(offset).len() < FRAME_HEADER_BYTES {
-                reader.fill(offset, SCAN_CHUNK_BYTES.min((start.offset - offset) as usize)).await.map_err(io_error)?;
-            }
+        let after_gap = skip_block_gap(reader.bytes_at(offset), offset);
+        if after_gap != offset && header.allows_block_gaps() {
+            offset = after_gap;
+            continue;
         }
         let Some(frame_bytes) = frame_extent(reader.bytes_at(offset)) else {
             return Err(corrupt(offset, format!("no frame here, before the checkpoint's offset {}", start.offset)));

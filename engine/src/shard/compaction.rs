@@ -16,7 +16,7 @@ use rustc_hash::FxHashMap;
 
 use crate::api::CompactionReport;
 use crate::format::{
-    BLOCK_BYTES, FRAME_FLAG_RELOCATED, Record, RecordKind, set_frame_flags, skip_block_gap, verified_frame,
+    BLOCK_BYTES, FRAME_FLAG_RELOCATED, FrameHeader, Record, RecordKind, set_frame_flags, skip_block_gap, verified_frame,
 };
 use crate::index::{BlobUsage, RecordLocation};
 use crate::io::{BlockBuffer, Storage};
@@ -234,10 +234,8 @@ impl<S: Storage> Shard<S> {
         let mut live_bytes = 0u64;
         let mut cursor = BLOCK_BYTES;
         // The reader verified every frame of the victim (`read_victim`): no checksums again.
-        loop {
-            let bytes = job.bytes.as_slice();
-            cursor = skip_block_gap(bytes.get(cursor..).unwrap_or_default(), cursor as u64) as usize;
-            let Some((header, encoded_bytes)) = verified_frame(bytes.get(cursor..).unwrap_or_default()) else { break };
+        while let Some((at, header, encoded_bytes)) = next_victim_frame(job.bytes.as_slice(), cursor) {
+            cursor = at;
             let is_body = header.kind == RecordKind::MessageAppended as u8;
             let needed = if is_body {
                 job.usage.is_needed(header.record_id)
@@ -323,19 +321,18 @@ impl<S: Storage> Shard<S> {
         // the same step, so a victim whose tail is dead finishes in it (no commit of its own
         // for the snapshots).
         while job.cursor < job.bytes.len() {
-            job.cursor = skip_block_gap(&job.bytes.as_slice()[job.cursor..], job.cursor as u64) as usize;
-            let (header, encoded_bytes) =
-                match verified_frame(job.bytes.as_slice().get(job.cursor..).unwrap_or_default()) {
-                    Some((header, encoded_bytes)) if header.kind != RecordKind::SegmentSealed as u8 => {
-                        (header, encoded_bytes)
-                    }
-                    // The footer. The reader verified every frame before it (`read_victim`), so
-                    // they are walked without their checksums.
-                    _ => {
-                        job.cursor = job.bytes.len();
-                        break;
-                    }
-                };
+            let (header, encoded_bytes) = match next_victim_frame(job.bytes.as_slice(), job.cursor) {
+                Some((at, header, encoded_bytes)) if header.kind != RecordKind::SegmentSealed as u8 => {
+                    job.cursor = at;
+                    (header, encoded_bytes)
+                }
+                // The footer. The reader verified every frame before it (`read_victim`), so
+                // they are walked without their checksums.
+                _ => {
+                    job.cursor = job.bytes.len();
+                    break;
+                }
+            };
             if header.account_id != 0 {
                 job.accounts.insert(header.account_id);
             }
@@ -466,4 +463,11 @@ impl CompactionReport {
         self.bytes_reclaimed += other.bytes_reclaimed;
         self.held_for_backup |= other.held_for_backup;
     }
+}
+
+/// The frame of a verified victim at `cursor`, or past the block gap there: where it starts, its
+/// header and its encoded size. `None` at the end of the bytes.
+fn next_victim_frame(bytes: &[u8], cursor: usize) -> Option<(usize, FrameHeader, usize)> {
+    let at = skip_block_gap(bytes.get(cursor..).unwrap_or_default(), cursor as u64) as usize;
+    verified_frame(bytes.get(at..).unwrap_or_default()).map(|(header, encoded_bytes)| (at, header, encoded_bytes))
 }
