@@ -160,6 +160,8 @@ pub struct ShardStats {
     pub active_segment_bytes: u64,
     pub commits: u64,
     pub records_committed: u64,
+    /// Checkpoints written since the shard opened (see `EngineConfig::checkpoint_interval_records`).
+    pub checkpoints_written: u64,
     pub segment_details: Vec<SegmentStats>,
     /// A segment being rewritten right now (read and verified, its copy under way), if any.
     pub compacting: Option<CompactionProgress>,

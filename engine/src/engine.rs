@@ -38,7 +38,9 @@ pub struct EngineConfig {
     /// Compaction rewrites a sealed segment once less than this share of it is still needed
     /// (Fastmail's rule for its backups: 0.8).
     pub compaction_live_ratio: f64,
-    /// Records between checkpoints: bounds how much of the log an open replays.
+    /// Records between checkpoints: bounds how much of the log an open replays. A shard whose
+    /// index holds more than twice this many messages waits for half its index instead, so a
+    /// checkpoint (which encodes the whole index) costs a bounded time per record.
     pub checkpoint_interval_records: u64,
     /// How long an expunged message stays restorable (7 to 14 days in production).
     pub retention_days: u32,

@@ -157,3 +157,30 @@ fn a_segment_cut_short_of_its_checkpoint_is_reported_as_corruption() {
     assert!(message.contains("corrupt at offset 4196"), "{message}");
     assert!(message.contains("lies past the end of the file"), "{message}");
 }
+
+/// Once the index holds more than twice the interval, checkpoints wait for half the index: at
+/// a fixed interval each one (a whole-index encode the shard waits for) cost more per record
+/// as the store grew, a quarter of a 4 KiB append run at a million messages.
+#[test]
+fn checkpoints_grow_apart_as_the_index_grows() {
+    let mut store = TestStore::new(1);
+    store.config.checkpoint_interval_records = 10;
+    let engine = store.open();
+    let appends = 400;
+    block_on(async {
+        engine.create_account(ACCOUNT).await.unwrap();
+        for index in 0..appends {
+            engine.append(ACCOUNT, INBOX, body(index), Flags::default(), None).await.unwrap();
+        }
+        let written: u64 = engine.stats().await.unwrap().iter().map(|shard| shard.checkpoints_written).sum();
+        // Every 10 records would be 40 checkpoints; half the index apart: near 10, 20, 30, 44,
+        // 65, 97, 145, 217 and 325 records.
+        assert!((5..=15).contains(&written), "{written} checkpoints for {appends} appends");
+    });
+    let before = observe(&engine);
+    drop(engine);
+    let engine = store.open();
+    assert_eq!(observe(&engine), before);
+    let (_, messages) = block_on(engine.list_messages(ACCOUNT, INBOX)).unwrap();
+    assert_eq!(messages.len(), appends);
+}

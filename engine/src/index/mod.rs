@@ -52,6 +52,11 @@ impl Index {
         self.blobs.get(&record_id)
     }
 
+    /// How many message bodies the index locates (each one's message is in a checkpoint too).
+    pub fn blob_count(&self) -> usize {
+        self.blobs.len()
+    }
+
     pub fn blobs(&self) -> impl Iterator<Item = (&u64, &BlobLocation)> {
         self.blobs.iter()
     }

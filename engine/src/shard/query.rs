@@ -152,6 +152,7 @@ impl<S: Storage> Shard<S> {
             active_segment_bytes: self.active.log_end(),
             commits: self.commits,
             records_committed: self.records_committed,
+            checkpoints_written: self.checkpoints_written,
             segment_details: self.segment_details(),
             compacting: self.compaction_progress(),
         }

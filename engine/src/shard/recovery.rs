@@ -340,6 +340,7 @@ pub(crate) async fn open_shard<S: Storage>(
         failure: None,
         commits: 0,
         records_committed: 0,
+        checkpoints_written: 0,
         records_since_checkpoint: 0,
         sealed_segment_bytes,
         // Look for work at once: retention windows may have ended while the store was closed.
@@ -461,7 +462,11 @@ async fn clear_after<F: StorageFile>(file: &F, log_end: u64, preallocate_bytes: 
 }
 
 impl<S: Storage> Shard<S> {
-    /// Seals the full active segment and starts the next one.
+    /// Seals the full active segment and starts the next one. No checkpoint here: one written at
+    /// every rotation cost a whole-index encode per segment whatever the interval (see
+    /// `checkpoint_due`). The last checkpoint may so name a sealed segment, which an open reads
+    /// from there on (docs/format.md §8); if compaction removed that segment before the next
+    /// checkpoint, an open after a crash replays the whole log instead, slower but the same.
     pub(super) async fn rotate_segment(&mut self) -> std::io::Result<()> {
         self.active.seal().await?;
         let sealed_id = self.active.segment_id();
@@ -475,7 +480,6 @@ impl<S: Storage> Shard<S> {
         self.active = ActiveSegment::create(&self.storage, header, self.config.segment_bytes_max).await?;
         let reader = self.storage.open(&segment_name(segment_id), false).await?;
         self.readers.insert(segment_id, Rc::new(reader));
-        self.checkpoint().await;
         Ok(())
     }
 }
