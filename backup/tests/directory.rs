@@ -350,7 +350,7 @@ fn a_purge_rekeys_every_registered_backup_and_an_older_backup_still_restores_wit
     assert_eq!(fetched.body, message("carol", 9));
 }
 
-/// The seal a backup starts with also writes each shard's checkpoint (a rotation does): the
+/// The seal a backup starts with also writes each shard's checkpoint (rotations do not): the
 /// run then reads the live store's keys offline from the checkpoint on, instead of replaying
 /// (reading and checking) every segment a second time after copying them.
 #[test]

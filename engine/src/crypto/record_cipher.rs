@@ -68,13 +68,17 @@ impl RecordCipher {
         self.open_with(record_nonce(header.record_id), &header.associated_data(), payload)
     }
 
-    /// Seals with an explicit nonce and associated data (checkpoints: a fresh key each time).
-    pub fn seal_with(&self, nonce: [u8; 12], associated: &[u8], plaintext: &mut Vec<u8>) {
+    /// Seals `plaintext` in place with an explicit nonce and associated data, returning the tag
+    /// (checkpoints: a fresh key each time, so nonce 0 is used once).
+    pub fn seal_with(&self, nonce: [u8; 12], associated: &[u8], plaintext: &mut [u8]) -> [u8; TAG_BYTES] {
         let nonce = Nonce::assume_unique_for_key(nonce);
         // Sealing fails only past GCM's 64 GiB limit; callers bound their inputs far below.
-        if self.key.seal_in_place_append_tag(nonce, Aad::from(associated), plaintext).is_err() {
+        let Ok(tag) = self.key.seal_in_place_separate_tag(nonce, Aad::from(associated), plaintext) else {
             unreachable!("sealed inputs are bounded far below the AES-GCM limit");
-        }
+        };
+        let mut bytes = [0; TAG_BYTES];
+        bytes.copy_from_slice(tag.as_ref());
+        bytes
     }
 
     pub fn open_with(

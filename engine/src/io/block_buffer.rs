@@ -102,8 +102,57 @@ impl BlockBuffer {
         (self.storage, self.start, self.length)
     }
 
+    /// Adopts `storage[start..start + length]` as the window without copying it, if it starts
+    /// on a block boundary in memory and is whole blocks long; otherwise copies it into a fresh
+    /// aligned buffer. For bytes built in a plain vector from an aligned offset found with
+    /// `align_offset` (the vector may have moved since, if it grew: then the copy).
+    pub fn adopt(mut storage: Vec<u8>, start: usize, length: usize) -> Self {
+        let aligned = storage.as_ptr().wrapping_add(start).align_offset(BLOCK_BYTES) == 0;
+        if aligned && length.is_multiple_of(BLOCK_BYTES) && storage.len() >= start + length {
+            return Self { storage, start, length };
+        }
+        storage.resize(storage.len().max(start + length), 0);
+        let mut buffer = Self::with_capacity(length);
+        buffer.extend_from_slice(&storage[start..start + length]);
+        buffer
+    }
+
     /// The inverse of [`Self::into_parts`]: `start` must be where `into_parts` said.
     pub fn from_parts(storage: Vec<u8>, start: usize, length: usize) -> Self {
         Self { storage, start, length }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A vector with `bytes` written from its first block-aligned offset, as a writer would.
+    fn written_from_aligned_offset(bytes: &[u8]) -> (Vec<u8>, usize) {
+        let mut storage: Vec<u8> = Vec::with_capacity(BLOCK_BYTES * 4);
+        let start = storage.as_ptr().align_offset(BLOCK_BYTES);
+        storage.resize(start, 0);
+        storage.extend_from_slice(bytes);
+        (storage, start)
+    }
+
+    #[test]
+    fn an_aligned_window_is_adopted_without_a_copy() {
+        let bytes: Vec<u8> = (0..BLOCK_BYTES).map(|index| index as u8).collect();
+        let (storage, start) = written_from_aligned_offset(&bytes);
+        let address = storage.as_ptr() as usize + start;
+        let buffer = BlockBuffer::adopt(storage, start, BLOCK_BYTES);
+        assert_eq!(buffer.as_slice().as_ptr() as usize, address, "the same memory, not a copy");
+        assert_eq!(buffer.as_slice(), bytes.as_slice());
+    }
+
+    #[test]
+    fn a_window_off_a_block_boundary_is_copied_into_an_aligned_buffer() {
+        let bytes: Vec<u8> = (0..BLOCK_BYTES).map(|index| (index * 7) as u8).collect();
+        let (mut storage, start) = written_from_aligned_offset(&[0]);
+        storage.extend_from_slice(&bytes);
+        let buffer = BlockBuffer::adopt(storage, start + 1, BLOCK_BYTES);
+        assert_eq!(buffer.as_slice().as_ptr().align_offset(BLOCK_BYTES), 0);
+        assert_eq!(buffer.as_slice(), bytes.as_slice());
     }
 }

@@ -123,18 +123,17 @@ impl<S: Storage> Shard<S> {
 
     /// A checkpoint that must succeed (purge needs it before the old KEK is destroyed).
     async fn checkpoint_durably(&mut self) -> Result<(), EngineError> {
+        // One written in the background still holds keys wrapped under the old KEK: it lands
+        // first, and this one replaces it.
+        self.finish_checkpoint_writing().await;
         self.finish_segment_removals().await;
-        let position = super::checkpoint::CheckpointPosition {
-            segment_id: self.active.segment_id(),
-            log_end: self.active.log_end(),
-            record_count: self.active.record_count(),
-            max_record_id: self.next_record_id.saturating_sub(1),
-        };
+        let position = self.checkpoint_position();
         let shard_id = self.config.shard_id;
         super::checkpoint::write_checkpoint(&self.storage, &self.hsm, shard_id, &position, &self.index, &self.keys)
             .await
             .map_err(|reason| EngineError::Io(std::io::Error::other(reason)))?;
         self.records_since_checkpoint = 0;
+        self.checkpoints_written += 1;
         Ok(())
     }
 

@@ -84,6 +84,10 @@ pub(crate) struct Shard<S: Storage> {
     commits: u64,
     records_committed: u64,
     checkpoints_written: u64,
+    /// The checkpoint being written in the background, if any (see `start_checkpoint`).
+    checkpoint_writing: Option<compio::runtime::JoinHandle<Result<(), String>>>,
+    /// The last periodic checkpoint's body length: the next one's buffer is sized by it.
+    checkpoint_body_bytes: usize,
     records_since_checkpoint: u64,
     /// Sizes of the sealed segments, for compaction's ratio and the stats.
     sealed_segment_bytes: HashMap<u64, u64>,
@@ -227,6 +231,7 @@ impl<S: Storage> Shard<S> {
         if self.records_since_checkpoint > 1 {
             self.checkpoint().await;
         }
+        self.finish_checkpoint_writing().await;
     }
 
     /// Rotates a full segment and writes a due checkpoint, once the commits in flight are
@@ -247,7 +252,7 @@ impl<S: Storage> Shard<S> {
             return;
         }
         if checkpoint {
-            self.checkpoint().await;
+            self.start_checkpoint().await;
         }
     }
 
@@ -292,44 +297,6 @@ impl<S: Storage> Shard<S> {
         }
     }
 
-    /// Whether enough was committed since the last checkpoint to write the next: the configured
-    /// interval, or half as many records as the index holds bodies if that is more.
-    ///
-    /// A checkpoint encodes the whole index and the shard waits for it, so with a fixed
-    /// interval its cost per record grew with the store: 4 KiB appends into one shard stalled
-    /// 15 ms at 63k messages and 225 ms at 960k, about a quarter of the run (bench/README.md,
-    /// session 9). Spacing checkpoints by half the index bounds that cost per record whatever the
-    /// store's size, and an open still replays at most half as many records as its checkpoint
-    /// holds, so its time stays in proportion to loading the checkpoint itself.
-    fn checkpoint_due(&self) -> bool {
-        let half_the_index = self.index.blob_count() as u64 / 2;
-        self.records_since_checkpoint >= self.config.checkpoint_interval_records.max(half_the_index)
-    }
-
-    /// Writes a checkpoint of the state after the last commit. A failure costs only replay time
-    /// at the next open, so it is logged, not fatal.
-    async fn checkpoint(&mut self) {
-        if self.failure.is_some() {
-            return;
-        }
-        self.finish_segment_removals().await;
-        let position = checkpoint::CheckpointPosition {
-            segment_id: self.active.segment_id(),
-            log_end: self.active.log_end(),
-            record_count: self.active.record_count(),
-            max_record_id: self.next_record_id.saturating_sub(1),
-        };
-        let shard_id = self.config.shard_id;
-        match checkpoint::write_checkpoint(&self.storage, &self.hsm, shard_id, &position, &self.index, &self.keys).await
-        {
-            Ok(()) => {
-                self.records_since_checkpoint = 0;
-                self.checkpoints_written += 1;
-            }
-            Err(reason) => tracing::warn!(shard = shard_id, %reason, "checkpoint failed; the next open replays more"),
-        }
-    }
-
     /// The first commit after an open: one `RecordIdFloor` frame, alone. Once it is durable, no
     /// record id at or below it can be handed out again after any later crash, and its write
     /// rewrites the tail block with zeroes after the log, clearing what a torn commit left.
@@ -351,12 +318,17 @@ impl<S: Storage> Shard<S> {
     /// ids at that moment (compaction may remove some of them later: their live records then
     /// move to the active segment, and the backup must seal again).
     async fn seal_for_backup(&mut self, waiters: Vec<Reply<Vec<u64>>>) {
-        if self.failure.is_none()
-            && self.active_has_data
-            && let Err(error) = self.rotate_segment().await
-        {
-            tracing::error!(shard = self.config.shard_id, %error, "sealing for a backup failed; shard stops accepting requests");
-            self.failure = Some(error.to_string());
+        if self.failure.is_none() && self.active_has_data {
+            match self.rotate_segment().await {
+                // The backup reads the live store's keys offline, from the checkpoint on:
+                // without one at the seal it would replay every segment it just copied
+                // (docs/backups.md §4).
+                Ok(()) => self.checkpoint().await,
+                Err(error) => {
+                    tracing::error!(shard = self.config.shard_id, %error, "sealing for a backup failed; shard stops accepting requests");
+                    self.failure = Some(error.to_string());
+                }
+            }
         }
         self.backup_hold_until_ms = Some(self.config.clock.now_unix_ms() + BACKUP_HOLD_MS);
         // A `compact` waiting now would wait for the whole hold: answer it with what was done.

@@ -341,6 +341,8 @@ pub(crate) async fn open_shard<S: Storage>(
         commits: 0,
         records_committed: 0,
         checkpoints_written: 0,
+        checkpoint_writing: None,
+        checkpoint_body_bytes: 0,
         records_since_checkpoint: 0,
         sealed_segment_bytes,
         // Look for work at once: retention windows may have ended while the store was closed.
