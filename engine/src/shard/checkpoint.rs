@@ -268,7 +268,7 @@ impl<S: Storage> Shard<S> {
 
     /// The periodic checkpoint: the shard waits only while it encodes the index (which must not
     /// change under it), then serves requests while the file is written and synced. The write
-    /// was most of a checkpoint's time: about 60% of 225 ms at a million messages (bench/README.md,
+    /// was about 30% of a checkpoint's time (55 of 185 ms at 800k messages, bench/README.md,
     /// session 9). Until it lands, the previous checkpoint stands, and an open after a crash
     /// replays from there.
     pub(super) async fn start_checkpoint(&mut self) {
