@@ -232,6 +232,11 @@ fn a_crash_image_whose_checkpoint_names_a_sealed_segment_reopens_the_same() {
     let mut found = None;
     for index in 0..3000 {
         block_on(engine.append(ACCOUNT, INBOX, body(index), Flags::default(), None)).unwrap();
+        // The shard answers the next request only after what follows the append's commit (a
+        // rotation: seal, then the next segment) is done, so the files are not caught halfway
+        // through it, a state no crash leaves. A checkpoint may still be written in the
+        // background: it lands by rename, whole or not at all.
+        block_on(engine.stats()).unwrap();
         let image = crash_image(store.directory.path());
         if let Some((resumes_in, last)) = checkpoint_and_last_segment(image.path())
             && resumes_in < last
