@@ -185,31 +185,6 @@ fn checkpoints_grow_apart_as_the_index_grows() {
     assert_eq!(messages.len(), appends);
 }
 
-/// Copies a store's files as a crash would leave them (the engine keeps running).
-fn crash_image(data_dir: &std::path::Path) -> tempfile::TempDir {
-    let image = tempfile::tempdir().unwrap();
-    for entry in walk(data_dir) {
-        let target = image.path().join(entry.strip_prefix(data_dir).unwrap());
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        match std::fs::copy(&entry, &target) {
-            // Renamed or removed since the listing (a checkpoint or segment landing): a crash
-            // at this instant would not have seen it under this name either.
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            copied => drop(copied.unwrap()),
-        }
-    }
-    image
-}
-
-fn walk(directory: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(directory).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
-    }
-    files
-}
-
 /// The segment a checkpoint resumes in (header bytes 16..24) and the last segment beside it.
 fn checkpoint_and_last_segment(data_dir: &std::path::Path) -> Option<(u64, u64)> {
     let shard = data_dir.join("shard-000");
@@ -237,7 +212,8 @@ fn a_crash_image_whose_checkpoint_names_a_sealed_segment_reopens_the_same() {
         // through it, a state no crash leaves. A checkpoint may still be written in the
         // background: it lands by rename, whole or not at all.
         block_on(engine.stats()).unwrap();
-        let image = crash_image(store.directory.path());
+        let image = tempfile::tempdir().unwrap();
+        common::copy_store(store.directory.path(), image.path());
         if let Some((resumes_in, last)) = checkpoint_and_last_segment(image.path())
             && resumes_in < last
         {

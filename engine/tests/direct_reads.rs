@@ -4,22 +4,12 @@
 //! and a read past the end must fail rather than come back short.
 #![allow(clippy::expect_used)] // helpers and proptest bodies outside #[test] fns: a failed expect fails the test
 
-use mailvault_engine::block_on;
-use mailvault_engine::io::{BlockBuffer, DiskStorage, Storage, StorageFile};
-use proptest::prelude::*;
+mod common;
 
-/// Writes `bytes` to a new file `name` the way the engine does (whole blocks, then the size).
-async fn write_file(storage: &DiskStorage, name: &str, bytes: &[u8]) -> <DiskStorage as Storage>::File {
-    let file = storage.create(name).await.expect("create");
-    let mut buffer = BlockBuffer::with_capacity(bytes.len());
-    buffer.extend_from_slice(bytes);
-    buffer.pad_to_block();
-    let (written, _) = file.write_blocks(buffer, 0).await;
-    written.expect("write");
-    file.set_len(bytes.len() as u64).await.expect("set_len");
-    file.sync_data().await.expect("sync");
-    file
-}
+use common::write_file;
+use mailvault_engine::block_on;
+use mailvault_engine::io::{DiskStorage, StorageFile};
+use proptest::prelude::*;
 
 /// Ranges are drawn as shares of the file in these parts: fine enough to start and end
 /// anywhere in a 40 KB file.

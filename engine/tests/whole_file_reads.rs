@@ -4,24 +4,12 @@
 //! inject into it as into other reads.
 #![allow(clippy::expect_used)] // helpers and proptest bodies outside #[test] fns: a failed expect fails the test
 
-use mailvault_engine::block_on;
-use mailvault_engine::io::{
-    BlockBuffer, DiskStorage, FaultController, FaultRates, FaultyStorage, Storage, StorageFile,
-};
-use proptest::prelude::*;
+mod common;
 
-/// Writes `bytes` to a new file `name` the way the engine does (whole blocks, then the size).
-async fn write_file<S: Storage>(storage: &S, name: &str, bytes: &[u8]) -> S::File {
-    let file = storage.create(name).await.expect("create");
-    let mut buffer = BlockBuffer::with_capacity(bytes.len());
-    buffer.extend_from_slice(bytes);
-    buffer.pad_to_block();
-    let (written, _) = file.write_blocks(buffer, 0).await;
-    written.expect("write");
-    file.set_len(bytes.len() as u64).await.expect("set_len");
-    file.sync_data().await.expect("sync");
-    file
-}
+use common::write_file;
+use mailvault_engine::block_on;
+use mailvault_engine::io::{BlockBuffer, DiskStorage, FaultController, FaultRates, FaultyStorage, StorageFile};
+use proptest::prelude::*;
 
 fn pattern(length: usize, seed: u8) -> Vec<u8> {
     (0..length).map(|index| (index as u8).wrapping_mul(31).wrapping_add(seed)).collect()

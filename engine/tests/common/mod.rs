@@ -93,7 +93,9 @@ pub fn frame_spans(segment: &[u8]) -> Vec<FrameSpan> {
     spans
 }
 
-/// Copies a store directory (metadata and shard directories) into `target`.
+/// Copies a store directory (metadata and shard directories) into `target`. Of a live store,
+/// a file renamed or removed since the listing (a checkpoint landing in the background) is
+/// skipped: a crash at that instant would not have seen it under that name either.
 pub fn copy_store(source: &std::path::Path, target: &std::path::Path) {
     for entry in std::fs::read_dir(source).expect("store directory") {
         let entry = entry.expect("directory entry");
@@ -102,7 +104,24 @@ pub fn copy_store(source: &std::path::Path, target: &std::path::Path) {
             std::fs::create_dir_all(&destination).expect("create directory");
             copy_store(&entry.path(), &destination);
         } else {
-            std::fs::copy(entry.path(), &destination).expect("copy file");
+            match std::fs::copy(entry.path(), &destination) {
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                copied => drop(copied.expect("copy file")),
+            }
         }
     }
+}
+
+/// Writes `bytes` to a new file `name` the way the engine does (whole blocks, then the size).
+pub async fn write_file<S: mailvault_engine::io::Storage>(storage: &S, name: &str, bytes: &[u8]) -> S::File {
+    use mailvault_engine::io::{BlockBuffer, StorageFile};
+    let file = storage.create(name).await.expect("create");
+    let mut buffer = BlockBuffer::with_capacity(bytes.len());
+    buffer.extend_from_slice(bytes);
+    buffer.pad_to_block();
+    let (written, _) = file.write_blocks(buffer, 0).await;
+    written.expect("write");
+    file.set_len(bytes.len() as u64).await.expect("set_len");
+    file.sync_data().await.expect("sync");
+    file
 }
