@@ -130,19 +130,6 @@ pub(crate) async fn store_checkpoint<S: Storage>(storage: &S, buffer: BlockBuffe
     storage.sync_directory().await.map_err(io)
 }
 
-/// Encodes and writes a checkpoint, returning once it is durable.
-pub(crate) async fn write_checkpoint<S: Storage>(
-    storage: &S,
-    hsm: &HsmSession,
-    shard_id: u32,
-    position: &CheckpointPosition,
-    index: &Index,
-    keys: &KeyTable,
-) -> Result<(), String> {
-    let (buffer, _) = encode_checkpoint(hsm, shard_id, position, index, keys, 0)?;
-    store_checkpoint(storage, buffer).await
-}
-
 /// Reads and checks the shard's checkpoint: `Ok(None)` if there is none, `Err` with the reason
 /// if it is unusable.
 pub(crate) async fn load_checkpoint<S: Storage>(
@@ -229,7 +216,7 @@ impl<S: Storage> Shard<S> {
     /// The state after the last commit, which a checkpoint taken now describes. Only valid
     /// with no commit in flight (the caller drained them): the checkpoint vouches for the log
     /// up to `log_end`.
-    pub(super) fn checkpoint_position(&self) -> CheckpointPosition {
+    fn checkpoint_position(&self) -> CheckpointPosition {
         CheckpointPosition {
             segment_id: self.active.segment_id(),
             log_end: self.active.log_end(),
@@ -238,31 +225,39 @@ impl<S: Storage> Shard<S> {
         }
     }
 
-    /// Writes a checkpoint of the state after the last commit and waits until it is durable
-    /// (compaction's and shutdown's). A failure costs only replay time at the next open, so it
-    /// is logged, not fatal.
+    /// Encodes a checkpoint of the state after the last commit, once the one being written in
+    /// the background (if any) landed and compacted segments are gone. The buffer is sized by
+    /// the last checkpoint's body, and this one's is remembered for the next.
+    async fn encode_checkpoint_now(&mut self) -> Result<BlockBuffer, String> {
+        self.finish_checkpoint_writing().await;
+        self.finish_segment_removals().await;
+        let position = self.checkpoint_position();
+        let hint = self.checkpoint_body_bytes;
+        let (buffer, body_bytes) =
+            encode_checkpoint(&self.hsm, self.config.shard_id, &position, &self.index, &self.keys, hint)?;
+        self.checkpoint_body_bytes = body_bytes;
+        Ok(buffer)
+    }
+
+    /// Writes a checkpoint of the state after the last commit and answers once it is durable
+    /// (a purge needs that before the old KEK is destroyed).
+    pub(super) async fn write_checkpoint_now(&mut self) -> Result<(), String> {
+        let buffer = self.encode_checkpoint_now().await?;
+        store_checkpoint(&self.storage, buffer).await?;
+        self.records_since_checkpoint = 0;
+        self.checkpoints_written += 1;
+        Ok(())
+    }
+
+    /// Writes a checkpoint and waits until it is durable (compaction's, a backup seal's and
+    /// shutdown's). A failure costs only replay time at the next open, so it is logged, not
+    /// fatal.
     pub(super) async fn checkpoint(&mut self) {
         if self.failure.is_some() {
             return;
         }
-        self.finish_checkpoint_writing().await;
-        self.finish_segment_removals().await;
-        let position = self.checkpoint_position();
-        let shard_id = self.config.shard_id;
-        let hint = self.checkpoint_body_bytes;
-        let written = match encode_checkpoint(&self.hsm, shard_id, &position, &self.index, &self.keys, hint) {
-            Ok((buffer, body_bytes)) => {
-                self.checkpoint_body_bytes = body_bytes;
-                store_checkpoint(&self.storage, buffer).await
-            }
-            Err(reason) => Err(reason),
-        };
-        match written {
-            Ok(()) => {
-                self.records_since_checkpoint = 0;
-                self.checkpoints_written += 1;
-            }
-            Err(reason) => tracing::warn!(shard = shard_id, %reason, "checkpoint failed; the next open replays more"),
+        if let Err(reason) = self.write_checkpoint_now().await {
+            tracing::warn!(shard = self.config.shard_id, %reason, "checkpoint failed; the next open replays more");
         }
     }
 
@@ -275,19 +270,16 @@ impl<S: Storage> Shard<S> {
         if self.failure.is_some() {
             return;
         }
-        self.finish_checkpoint_writing().await;
-        self.finish_segment_removals().await;
-        let position = self.checkpoint_position();
-        let shard_id = self.config.shard_id;
-        match encode_checkpoint(&self.hsm, shard_id, &position, &self.index, &self.keys, self.checkpoint_body_bytes) {
-            Ok((buffer, body_bytes)) => {
+        match self.encode_checkpoint_now().await {
+            Ok(buffer) => {
                 self.records_since_checkpoint = 0;
-                self.checkpoint_body_bytes = body_bytes;
                 let storage = self.storage.clone();
                 let writing = compio::runtime::spawn(async move { store_checkpoint(&storage, buffer).await });
                 self.checkpoint_writing = Some(writing);
             }
-            Err(reason) => tracing::warn!(shard = shard_id, %reason, "checkpoint failed; the next open replays more"),
+            Err(reason) => {
+                tracing::warn!(shard = self.config.shard_id, %reason, "checkpoint failed; the next open replays more");
+            }
         }
     }
 

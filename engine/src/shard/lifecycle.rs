@@ -124,17 +124,8 @@ impl<S: Storage> Shard<S> {
     /// A checkpoint that must succeed (purge needs it before the old KEK is destroyed).
     async fn checkpoint_durably(&mut self) -> Result<(), EngineError> {
         // One written in the background still holds keys wrapped under the old KEK: it lands
-        // first, and this one replaces it.
-        self.finish_checkpoint_writing().await;
-        self.finish_segment_removals().await;
-        let position = self.checkpoint_position();
-        let shard_id = self.config.shard_id;
-        super::checkpoint::write_checkpoint(&self.storage, &self.hsm, shard_id, &position, &self.index, &self.keys)
-            .await
-            .map_err(|reason| EngineError::Io(std::io::Error::other(reason)))?;
-        self.records_since_checkpoint = 0;
-        self.checkpoints_written += 1;
-        Ok(())
+        // first (`write_checkpoint_now` waits for it), and this one replaces it.
+        self.write_checkpoint_now().await.map_err(|reason| EngineError::Io(std::io::Error::other(reason)))
     }
 
     fn cipher_of(&mut self, account_id: u64) -> Result<std::rc::Rc<crate::crypto::RecordCipher>, EngineError> {
