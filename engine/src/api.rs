@@ -162,6 +162,9 @@ pub struct ShardStats {
     pub records_committed: u64,
     /// Checkpoints written since the shard opened (see `EngineConfig::checkpoint_interval_records`).
     pub checkpoints_written: u64,
+    /// Times compaction walked every message of the shard to learn which bodies are still
+    /// needed, since the shard opened. A search after nothing was released reuses the last walk.
+    pub usage_passes: u64,
     pub segment_details: Vec<SegmentStats>,
     /// A segment being rewritten right now (read and verified, its copy under way), if any.
     pub compacting: Option<CompactionProgress>,

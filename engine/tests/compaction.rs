@@ -112,6 +112,58 @@ fn deleted_mail_stays_restorable_through_compaction_inside_its_window() {
     });
 }
 
+/// Every rotation asks compaction for a victim. Under deliveries alone nothing qualifies, and
+/// the search must not walk every message each time (it grows with the store): the first pass
+/// stands while nothing is released.
+#[test]
+fn rotations_under_deliveries_alone_walk_the_messages_at_most_once() {
+    let store = filled_store(60);
+    let engine = store.open();
+    block_on(async {
+        for index in 60..120 {
+            engine.append(ACCOUNT, INBOX, body(index), Flags::default(), None).await.unwrap();
+        }
+    });
+    let stats = block_on(engine.stats()).unwrap();
+    assert!(stats[0].active_segment_id >= 10, "the appends rotated segments: {stats:?}");
+    assert!(stats[0].usage_passes <= 1, "{} passes over the messages", stats[0].usage_passes);
+}
+
+/// A pass that ran while a segment was active learnt which of its bodies were dead; once that
+/// segment seals, the search that reuses the pass must still see them.
+#[test]
+fn a_segment_whose_mail_died_while_it_was_active_is_compacted_once_sealed() {
+    let store = TestStore::new(1);
+    let engine = store.open();
+    let first_segment = common::active_segment_path(store.directory.path(), 0);
+    block_on(async {
+        engine.create_account(ACCOUNT).await.unwrap();
+        for index in 0..6 {
+            engine.append(ACCOUNT, INBOX, body(index), Flags::default(), None).await.unwrap();
+        }
+        engine.expunge(ACCOUNT, INBOX, &(1..=6).collect::<Vec<u32>>()).await.unwrap();
+        store.clock.advance_ms(15 * DAY_MS);
+        // A pass now: the active segment is no candidate, but its bodies are dead.
+        let report = engine.compact().await.unwrap();
+        assert_eq!(report.segments_compacted, 0, "{report:?}");
+        // Seal it with live mail (a 1 MiB segment holds ten bodies), releasing nothing.
+        for index in 6..40 {
+            if common::active_segment_path(store.directory.path(), 0) != first_segment {
+                break;
+            }
+            engine.append(ACCOUNT, INBOX, body(index), Flags::default(), None).await.unwrap();
+        }
+        assert_ne!(common::active_segment_path(store.directory.path(), 0), first_segment, "the segment sealed");
+        engine.compact().await.unwrap();
+    });
+    assert!(!first_segment.exists(), "the sealed segment of dead mail was not compacted");
+    let (_, messages) = block_on(engine.list_messages(ACCOUNT, INBOX)).unwrap();
+    for message in messages {
+        let fetched = block_on(engine.fetch(ACCOUNT, INBOX, message.uid)).unwrap();
+        assert_eq!(fetched.body, body(message.uid as usize - 1));
+    }
+}
+
 /// Each message body frame's ciphertext (its payload's first 256 bytes), by uid.
 fn body_ciphertexts(data_dir: &Path) -> Vec<(u32, Vec<u8>)> {
     let mut found = Vec::new();

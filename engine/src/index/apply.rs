@@ -2,9 +2,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use rustc_hash::FxHashMap;
-
-use super::{ACCESS_LOG_ENTRIES_MAX, Account, AppPassword, BlobLocation, DeletedMessage, Index, Mailbox, MessageEntry};
+use super::{
+    ACCESS_LOG_ENTRIES_MAX, Account, AppPassword, BlobLocation, BlobTable, DeletedMessage, Index, Mailbox, MessageEntry,
+};
 use crate::format::{FrameHeader, MessageReference, Record};
 
 /// The log contradicts itself: a record refers to something that does not exist.
@@ -41,6 +41,7 @@ impl Index {
             }
             // A snapshot stands alone: it applies even where the account's earlier records are gone.
             Record::AccountSnapshot { encoded } => {
+                self.releases += 1;
                 return self
                     .replace_account(header.account_id, record_id, &encoded)
                     .map_err(|_| ApplyError::BadSnapshot { record_id, account_id: header.account_id });
@@ -52,6 +53,9 @@ impl Index {
             .get_mut(&header.account_id)
             .ok_or(ApplyError::UnknownAccount { record_id, account_id: header.account_id })?;
         let context = RecordContext { header, location };
+        if matches!(record, Record::MessageExpunged { .. } | Record::MailboxDeleted { .. }) {
+            self.releases += 1;
+        }
         match record {
             Record::AccountCreated { .. }
             | Record::AccountSnapshot { .. }
@@ -177,7 +181,7 @@ fn apply_mailbox_record(account: &mut Account, context: &RecordContext<'_>, reco
 
 fn apply_message_record(
     account: &mut Account,
-    blobs: &mut FxHashMap<u64, BlobLocation>,
+    blobs: &mut BlobTable,
     context: &RecordContext<'_>,
     record: Record,
 ) -> Result<(), ApplyError> {

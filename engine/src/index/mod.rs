@@ -7,6 +7,7 @@
 
 mod account;
 mod apply;
+mod blob_table;
 mod snapshot;
 mod usage;
 
@@ -18,17 +19,18 @@ pub use usage::BlobUsage;
 
 use std::collections::HashMap;
 
-use rustc_hash::FxHashMap;
+use blob_table::BlobTable;
 
 /// Everything a shard knows about its accounts.
 #[derive(Debug, Default)]
 pub struct Index {
     accounts: HashMap<u64, Account>,
     account_ids: HashMap<String, u64>,
-    /// By record id (the engine's own: Fx-hashed, every append inserts one).
-    blobs: FxHashMap<u64, BlobLocation>,
+    blobs: BlobTable,
     /// Ids of purged accounts: never handed out again, and their records are skipped.
     purged: std::collections::BTreeSet<u64>,
+    /// Counts the changes after which a body may no longer be needed (see `releases`).
+    releases: u64,
 }
 
 impl Index {
@@ -49,7 +51,19 @@ impl Index {
     }
 
     pub fn blob(&self, record_id: u64) -> Option<&BlobLocation> {
-        self.blobs.get(&record_id)
+        self.blobs.get(record_id)
+    }
+
+    /// The bytes of the bodies located in a segment, needed or not (kept in step, not walked).
+    pub fn body_bytes_in(&self, segment_id: u64) -> u64 {
+        self.blobs.bytes_in(segment_id)
+    }
+
+    /// Grows at every change after which a body may be needed by no one: an expunge, a deleted
+    /// mailbox, an account snapshot (a prune drops deleted mail), a purge. While it stands still,
+    /// every body placed since is needed (compaction's victim search relies on it).
+    pub fn releases(&self) -> u64 {
+        self.releases
     }
 
     /// How many message bodies the index locates (each one's message is in a checkpoint too).
@@ -74,6 +88,7 @@ impl Index {
     /// those bodies, so compaction can rewrite them. Idempotent.
     pub fn purge_account(&mut self, account_id: u64) -> std::collections::BTreeSet<u64> {
         self.purged.insert(account_id);
+        self.releases += 1;
         let mut segments = std::collections::BTreeSet::new();
         let Some(account) = self.accounts.remove(&account_id) else { return segments };
         if self.account_ids.get(&account.name) == Some(&account_id) {
@@ -82,7 +97,7 @@ impl Index {
         let in_mailboxes = account.mailboxes.values().flat_map(|mailbox| mailbox.messages.values());
         let deleted = account.deleted.iter().map(|deleted| &deleted.entry);
         for entry in in_mailboxes.chain(deleted) {
-            if let Some(location) = self.blobs.remove(&entry.message.blob_record_id) {
+            if let Some(location) = self.blobs.remove(entry.message.blob_record_id) {
                 segments.insert(location.segment_id);
             }
         }

@@ -30,7 +30,7 @@ fn decode_entry(reader: &mut ByteReader<'_>) -> Result<MessageEntry, ReadError> 
 impl Index {
     pub fn encode_snapshot(&self, writer: &mut ByteWriter) {
         writer.u32(self.blobs.len() as u32);
-        for (record_id, blob) in &self.blobs {
+        for (record_id, blob) in self.blobs.iter() {
             writer.u64(*record_id).u64(blob.segment_id).u64(blob.offset).u32(blob.frame_bytes);
         }
         writer.u32(self.accounts.len() as u32);

@@ -53,7 +53,7 @@ impl Index {
 
     /// Forgets every body stored in a segment that is gone (compacted) or about to be.
     pub fn forget_blobs_in(&mut self, segment_id: u64) {
-        self.blobs.retain(|_, location| location.segment_id != segment_id);
+        self.blobs.forget_segment(segment_id);
     }
 
     /// A message entry whose body has no known location: the log lost a body.
@@ -66,7 +66,7 @@ impl Index {
                 account.deleted.iter().map(|deleted| (deleted.mailbox_name.as_str(), deleted.uid, &deleted.entry));
             mailboxes
                 .chain(deleted)
-                .find(|(_, _, entry)| !self.blobs.contains_key(&entry.message.blob_record_id))
+                .find(|(_, _, entry)| !self.blobs.contains(entry.message.blob_record_id))
                 .map(|(mailbox, uid, _)| (format!("{}/{mailbox}", account.name), uid))
         })
     }

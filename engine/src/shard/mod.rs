@@ -21,6 +21,7 @@ pub(crate) mod recovery;
 pub(crate) mod request;
 pub(crate) mod routing;
 mod throttle;
+mod usage_summary;
 mod victim_read;
 
 use std::collections::HashMap;
@@ -92,6 +93,9 @@ pub(crate) struct Shard<S: Storage> {
     /// Sizes of the sealed segments, for compaction's ratio and the stats.
     sealed_segment_bytes: HashMap<u64, u64>,
     compaction_wanted: bool,
+    /// What the last usage pass found, while it still stands (see `usage_summary`).
+    usage_summary: Option<usage_summary::UsageSummary>,
+    usage_passes: u64,
     compaction_job: Option<compaction::CompactionJob>,
     /// Reads and verifies the next victim off the request path (its task starts on first use).
     victim_reader: Option<victim_read::VictimReader<S::File>>,

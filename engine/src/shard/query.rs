@@ -153,6 +153,7 @@ impl<S: Storage> Shard<S> {
             commits: self.commits,
             records_committed: self.records_committed,
             checkpoints_written: self.checkpoints_written,
+            usage_passes: self.usage_passes,
             segment_details: self.segment_details(),
             compacting: self.compaction_progress(),
         }

@@ -347,6 +347,8 @@ pub(crate) async fn open_shard<S: Storage>(
         sealed_segment_bytes,
         // Look for work at once: retention windows may have ended while the store was closed.
         compaction_wanted: true,
+        usage_summary: None,
+        usage_passes: 0,
         compaction_job: None,
         victim_reader: None,
         compaction_forced: std::collections::BTreeSet::new(),
