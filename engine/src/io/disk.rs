@@ -17,7 +17,7 @@ use compio::buf::{IntoInner, IoBuf};
 use compio::fs::{File, OpenOptions};
 use compio::io::{AsyncReadAtExt, AsyncWriteAtExt};
 
-use super::{BlockBuffer, Storage, StorageFile};
+use super::{BlockBuffer, SharedBlocks, Storage, StorageFile};
 use crate::format::{BLOCK_BYTES, align_up};
 
 #[derive(Debug, Clone)]
@@ -221,6 +221,11 @@ impl StorageFile for DiskFile {
         let (storage, start, length) = buffer.into_parts();
         let BufResult(result, slice) = direct.write_all_at(storage.slice(start..start + length), offset).await;
         (result, BlockBuffer::from_parts(slice.into_inner(), start, length))
+    }
+
+    async fn write_shared(&self, blocks: SharedBlocks, offset: u64) -> io::Result<()> {
+        let Some(mut direct) = self.direct.as_ref() else { return Err(read_only()) };
+        direct.write_all_at(blocks, offset).await.0
     }
 
     async fn read_exact(&self, offset: u64, length: usize) -> io::Result<Vec<u8>> {

@@ -4,11 +4,13 @@
 mod block_buffer;
 mod disk;
 mod faulty;
+mod shared_blocks;
 mod yield_now;
 
 pub use block_buffer::BlockBuffer;
 pub use disk::{DiskFile, DiskStorage};
 pub use faulty::{FaultController, FaultCounts, FaultRates, FaultyFile, FaultyStorage};
+pub use shared_blocks::SharedBlocks;
 pub use yield_now::yield_now;
 
 use std::io;
@@ -36,6 +38,13 @@ pub trait Storage: Clone + 'static {
 pub trait StorageFile: 'static {
     /// Writes whole blocks at a block-aligned offset; gives the buffer back for reuse.
     async fn write_blocks(&self, buffer: BlockBuffer, offset: u64) -> (io::Result<()>, BlockBuffer);
+    /// Writes whole blocks of a shared buffer at a block-aligned offset. Files that cannot
+    /// write from it as it is copy the blocks into a buffer of their own.
+    async fn write_shared(&self, blocks: SharedBlocks, offset: u64) -> io::Result<()> {
+        let mut buffer = BlockBuffer::with_capacity(blocks.len());
+        buffer.extend_from_slice(blocks.as_slice());
+        self.write_blocks(buffer, offset).await.0
+    }
     /// Reads exactly `length` bytes at `offset` (any alignment).
     async fn read_exact(&self, offset: u64, length: usize) -> io::Result<Vec<u8>>;
     /// Reads the whole file into `buffer` (its old contents replaced), giving it back either

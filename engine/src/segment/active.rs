@@ -14,11 +14,12 @@
 use std::io;
 use std::rc::Rc;
 
+use super::commit_frames::{self, CommitFrames};
 use super::{segment_name, temporary_segment_name};
 use crate::format::{
     BLOCK_BYTES, FrameHeader, Record, RecordKind, SegmentDigest, SegmentHeader, align_up, encode_frame,
 };
-use crate::io::{BlockBuffer, Storage, StorageFile};
+use crate::io::{BlockBuffer, SharedBlocks, Storage, StorageFile};
 
 /// How far ahead of the log the file size is set.
 const SIZE_STEP_BYTES: u64 = 16 * 1024 * 1024;
@@ -168,28 +169,45 @@ impl<F: StorageFile> ActiveSegment<F> {
     /// writes share the tail block (rewritten, extended), and were both in flight at once, the
     /// older could land last and erase the newer's bytes. After a failed write the segment's on-disk state is
     /// unknown and nothing more may be written.
-    pub fn begin_commit(&mut self, frames: &[u8], count: u64) -> TailWrite<F> {
-        self.digest.add_frames(frames);
+    pub fn begin_commit(&mut self, frames: CommitFrames, count: u64) -> TailWrite<F> {
+        self.digest.add_frames(frames.as_slice());
         self.record_count += count;
-        // The log from `tail_offset` on is the kept tail block followed by the frames; each
-        // piece is copied straight out of the two (one copy of the frames, not two).
-        let log = [self.tail.as_slice(), frames];
+        // The log from `tail_offset` on is the kept tail block followed by the frames.
+        let log = [self.tail.as_slice(), frames.as_slice()];
         let logical_length = log[0].len() + log[1].len();
         let full_blocks = logical_length / BLOCK_BYTES * BLOCK_BYTES;
         let offset = self.tail_offset;
         let padded_length = align_up(logical_length, BLOCK_BYTES);
-        let pieces = (0..padded_length)
-            .step_by(WRITE_PIECE_BYTES)
-            .map(|start| {
-                let end = (start + WRITE_PIECE_BYTES).min(padded_length);
-                let mut piece = spare_pieces::take();
-                copy_range(&log, start..end.min(logical_length), &mut piece);
-                piece.pad_to_block();
-                (piece, offset + start as u64)
-            })
-            .collect();
         let mut tail = BlockBuffer::with_capacity(BLOCK_BYTES * 2);
         copy_range(&log, full_blocks..logical_length, &mut tail);
+        let (pieces, shared) = if self.laid_out_behind_tail(&frames, padded_length) {
+            let block_start = frames.block_start;
+            let mut storage = frames.into_storage();
+            storage.resize(block_start + padded_length, 0); // the zero padding; no reallocation
+            let buffer = Rc::new(BlockBuffer::adopt(storage, block_start, padded_length));
+            let pieces = (0..padded_length)
+                .step_by(WRITE_PIECE_BYTES)
+                .map(|start| {
+                    let end = (start + WRITE_PIECE_BYTES).min(padded_length);
+                    (Piece::Shared(SharedBlocks::new(Rc::clone(&buffer), start..end)), offset + start as u64)
+                })
+                .collect();
+            (pieces, Some(buffer))
+        } else {
+            // Each piece is copied straight out of the tail and the frames (one copy, not two).
+            let pieces = (0..padded_length)
+                .step_by(WRITE_PIECE_BYTES)
+                .map(|start| {
+                    let end = (start + WRITE_PIECE_BYTES).min(padded_length);
+                    let mut piece = spare_pieces::take();
+                    copy_range(&log, start..end.min(logical_length), &mut piece);
+                    piece.pad_to_block();
+                    (Piece::Copied(piece), offset + start as u64)
+                })
+                .collect();
+            commit_frames::recycle(frames.into_storage());
+            (pieces, None)
+        };
         self.tail = tail;
         self.tail_offset += full_blocks as u64;
         let write_end = offset + padded_length as u64;
@@ -198,11 +216,28 @@ impl<F: StorageFile> ActiveSegment<F> {
             self.file_size = stepped.max(write_end);
             self.file_size
         });
-        TailWrite { file: Rc::clone(&self.file), pieces, grow_to }
+        TailWrite { file: Rc::clone(&self.file), pieces, shared, grow_to }
+    }
+
+    /// An empty batch of frames laid out to follow the log's partial last block, so that its
+    /// commit writes them from where they were encoded (see [`CommitFrames`]).
+    pub fn next_commit_frames(&self) -> CommitFrames {
+        CommitFrames::behind(self.tail.as_slice())
+    }
+
+    /// Whether `frames` can be written as they lie: laid out behind the current tail, on a
+    /// block boundary in memory still (the vector did not move), with room for the padding.
+    fn laid_out_behind_tail(&self, frames: &CommitFrames, padded_length: usize) -> bool {
+        let (block_start, frames_start) = (frames.block_start, frames.frames_start);
+        let storage = frames.storage();
+        frames_start - block_start == self.tail.len()
+            && storage[block_start..frames_start] == *self.tail.as_slice()
+            && storage.as_ptr().wrapping_add(block_start).align_offset(BLOCK_BYTES) == 0
+            && storage.capacity() >= block_start + padded_length
     }
 
     /// [`ActiveSegment::begin_commit`], written and synced before returning.
-    pub async fn commit(&mut self, frames: &[u8], count: u64) -> io::Result<()> {
+    pub async fn commit(&mut self, frames: CommitFrames, count: u64) -> io::Result<()> {
         let write = self.begin_commit(frames, count);
         write.grow().await?;
         write.write(std::future::ready(true)).await?;
@@ -254,9 +289,37 @@ impl<F: StorageFile> ActiveSegment<F> {
 pub struct TailWrite<F> {
     file: Rc<F>,
     /// The blocks, in pieces written concurrently.
-    pieces: Vec<(BlockBuffer, u64)>,
+    pieces: Vec<(Piece, u64)>,
+    /// The buffer the pieces share, if they were not copied: reused once they are written.
+    shared: Option<Rc<BlockBuffer>>,
     /// The file size to set first, when the write would pass the current one.
     grow_to: Option<u64>,
+}
+
+/// Some of a commit's blocks: a range of the buffer its frames were encoded in, or a copy.
+#[derive(Debug)]
+enum Piece {
+    Shared(SharedBlocks),
+    Copied(BlockBuffer),
+}
+
+impl Piece {
+    async fn write<F: StorageFile>(self, file: &F, offset: u64) -> io::Result<()> {
+        match self {
+            Self::Shared(blocks) => file.write_shared(blocks, offset).await,
+            Self::Copied(buffer) => {
+                let (result, buffer) = file.write_blocks(buffer, offset).await;
+                spare_pieces::put(buffer);
+                result
+            }
+        }
+    }
+
+    fn discard(self) {
+        if let Self::Copied(buffer) = self {
+            spare_pieces::put(buffer);
+        }
+    }
 }
 
 impl<F: StorageFile> TailWrite<F> {
@@ -276,27 +339,23 @@ impl<F: StorageFile> TailWrite<F> {
     /// others at once. Recovery tells this commit's pieces, landed ahead of a torn earlier
     /// commit, from proof of damage by the durable gap on the commit's first frame.
     pub async fn write(self, first_piece_after: impl Future<Output = bool>) -> io::Result<()> {
-        let Self { file, pieces, .. } = self;
+        let Self { file, pieces, shared, .. } = self;
         let mut pieces = pieces.into_iter();
         let first = pieces.next();
         let first_write = async {
-            let Some((buffer, offset)) = first else { return Ok(()) };
+            let Some((piece, offset)) = first else { return Ok(()) };
             if !first_piece_after.await {
-                spare_pieces::put(buffer);
+                piece.discard();
                 return Err(io::Error::other("an earlier commit's write failed"));
             }
-            let (result, buffer) = file.write_blocks(buffer, offset).await;
-            spare_pieces::put(buffer);
-            result
+            piece.write(&*file, offset).await
         };
-        let others = futures_util::future::join_all(pieces.map(|(buffer, offset)| file.write_blocks(buffer, offset)));
+        let others = futures_util::future::join_all(pieces.map(|(piece, offset)| piece.write(&*file, offset)));
         let (first_result, others) = futures_util::future::join(first_write, others).await;
-        let mut result = first_result;
-        for (other_result, buffer) in others {
-            spare_pieces::put(buffer);
-            result = result.and(other_result);
+        if let Some(buffer) = shared.and_then(|buffer| Rc::try_unwrap(buffer).ok()) {
+            commit_frames::recycle(buffer.into_parts().0);
         }
-        result
+        others.into_iter().fold(first_result, io::Result::and)
     }
 }
 

@@ -2,9 +2,11 @@
 //! recovery scan that reads either back.
 
 mod active;
+mod commit_frames;
 mod names;
 mod scan;
 
 pub use active::{ActiveSegment, OpenLog, TailWrite};
+pub use commit_frames::CommitFrames;
 pub use names::{SEGMENT_SUFFIX, TEMPORARY_SUFFIX, parse_segment_name, segment_name, temporary_segment_name};
 pub use scan::{ScanEnd, ScanError, ScanStart, ScannedFrame, scan_segment};

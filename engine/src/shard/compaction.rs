@@ -376,7 +376,7 @@ impl<S: Storage> Shard<S> {
             let start = batch.frames.len();
             if carries_purge {
                 batch.frames.extend_from_slice(&job.bytes.as_slice()[job.cursor..job.cursor + encoded_bytes]);
-                set_frame_flags(&mut batch.frames[start..], 0);
+                set_frame_flags(&mut batch.frames.as_mut_slice()[start..], 0);
                 batch.last_frame_start = start;
                 batch.frame_count += 1;
             } else if copies_body {
@@ -386,7 +386,7 @@ impl<S: Storage> Shard<S> {
                     frame_bytes: encoded_bytes as u32,
                 };
                 batch.frames.extend_from_slice(&job.bytes.as_slice()[job.cursor..job.cursor + encoded_bytes]);
-                set_frame_flags(&mut batch.frames[start..], FRAME_FLAG_RELOCATED);
+                set_frame_flags(&mut batch.frames.as_mut_slice()[start..], FRAME_FLAG_RELOCATED);
                 batch.last_frame_start = start;
                 batch.frame_count += 1;
                 relocated.push((header.record_id, location));

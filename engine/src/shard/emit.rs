@@ -34,10 +34,11 @@ impl<S: Storage> Shard<S> {
         let kind = record.kind();
         let cipher = cipher.filter(|_| !kind.is_clear());
         // Encoded straight into the batch: header room, plaintext, sealed in place, tag.
-        let frame_start = batch.frames.len();
-        batch.frames.resize(frame_start + FRAME_HEADER_BYTES, 0);
-        record.encode_into(&mut batch.frames);
-        let plaintext_bytes = batch.frames.len() - frame_start - FRAME_HEADER_BYTES;
+        let (frames, first_frame_at) = batch.frames.vector_mut();
+        let frame_start = frames.len();
+        frames.resize(frame_start + FRAME_HEADER_BYTES, 0);
+        record.encode_into(frames);
+        let plaintext_bytes = frames.len() - frame_start - FRAME_HEADER_BYTES;
         let tag_bytes = if cipher.is_some() { TAG_BYTES } else { 0 };
         let header = FrameHeader {
             kind: kind as u8,
@@ -49,14 +50,16 @@ impl<S: Storage> Shard<S> {
             payload_length: (plaintext_bytes + tag_bytes) as u32,
         };
         if let Some(cipher) = cipher {
-            let tag = cipher.seal_in_place(&header, &mut batch.frames[frame_start + FRAME_HEADER_BYTES..]);
-            batch.frames.extend_from_slice(&tag);
+            let tag = cipher.seal_in_place(&header, &mut frames[frame_start + FRAME_HEADER_BYTES..]);
+            frames.extend_from_slice(&tag);
         }
-        finish_frame(&header, &mut batch.frames, frame_start);
+        finish_frame(&header, frames, frame_start);
+        let frame_bytes = (frames.len() - frame_start) as u32;
+        let frame_start = frame_start - first_frame_at; // from here on, a position in the batch
         let location = RecordLocation {
             segment_id: self.active.segment_id(),
             offset: self.active.log_end() + frame_start as u64,
-            frame_bytes: (batch.frames.len() - frame_start) as u32,
+            frame_bytes,
         };
         batch.last_frame_start = frame_start;
         batch.frame_count += 1;

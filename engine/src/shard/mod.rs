@@ -136,9 +136,9 @@ impl<S: Storage> std::fmt::Debug for Shard<S> {
 /// One commit's worth of encoded frames and the answers waiting for it.
 #[derive(Default)]
 struct Batch {
-    frames: Vec<u8>,
+    frames: crate::segment::CommitFrames,
     frame_count: u64,
-    /// Offset in `frames` of the last frame, to mark it as the commit's end.
+    /// Position in `frames` of the last frame, to mark it as the commit's end.
     last_frame_start: usize,
     acks: Vec<(Reply<Outcome>, Outcome)>,
     deferred_queries: Vec<request::Query>,

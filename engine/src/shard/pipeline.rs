@@ -27,6 +27,7 @@ use super::request::{Outcome, Query, Reply};
 use super::{Batch, Shard};
 use crate::format::{DURABLE_GAP_UNIT_BYTES, FRAME_FLAG_COMMIT_END, add_frame_flags, mark_commit_start};
 use crate::io::{Storage, StorageFile};
+use crate::segment::CommitFrames;
 
 /// Small commits in flight at most; more would only queue behind the disk (one fdatasync
 /// each) and delay their answers, where waiting lets the next batch grow.
@@ -40,9 +41,6 @@ const IN_FLIGHT_LARGE_MAX: usize = 16;
 
 /// A commit at least this big counts as large.
 const LARGE_COMMIT_BYTES: usize = super::BATCH_BYTES_MAX / 2;
-
-/// A frames buffer grown past this (a batch with a large message) is not kept for reuse.
-const SPARE_FRAMES_BYTES_MAX: usize = 4 * super::BATCH_BYTES_MAX;
 
 /// A planned commit waiting for its IO (if it has frames) before its answers go out.
 pub(super) struct InFlight {
@@ -65,9 +63,6 @@ pub(super) struct Pipeline {
     /// Completes (true) when the last started commit grew the file as it needed; the next
     /// commit grows it, and writes any of its pieces, only after that.
     last_grow: Option<flume::Receiver<bool>>,
-    /// The frames buffer of the last started commit, emptied, for the next batch: a fresh one
-    /// per batch cost a page fault per 4 KiB and a copy at every doubling as it grew.
-    spare_frames: Vec<u8>,
 }
 
 impl Pipeline {
@@ -79,17 +74,10 @@ impl Pipeline {
         let large = self.commits.iter().filter(|commit| commit.bytes >= LARGE_COMMIT_BYTES).count();
         self.commits.len() - large >= IN_FLIGHT_MAX || self.commits.len() >= IN_FLIGHT_LARGE_MAX
     }
-
-    fn recycle_frames(&mut self, frames: &mut Vec<u8>) {
-        if frames.capacity() <= SPARE_FRAMES_BYTES_MAX {
-            frames.clear();
-            self.spare_frames = std::mem::take(frames);
-        }
-    }
 }
 
 impl<S: Storage> Shard<S> {
-    /// An empty batch, reusing the last commit's frames buffer. Behind a commit still in
+    /// An empty batch, its frames laid out behind the log's last block. Behind a commit still in
     /// flight it starts on a fresh block: sharing the block that commit ended in would make its
     /// first write wait until all of that commit's writes completed, and under load that
     /// chain, one commit's writes after the other's, was the limit (bench/README.md, session
@@ -98,7 +86,7 @@ impl<S: Storage> Shard<S> {
     pub(super) fn new_batch(&mut self) -> Batch {
         let in_flight = self.pipeline.commits.iter().any(|commit| commit.io.is_some());
         let starts_on_fresh_block = in_flight && self.active.start_next_commit_on_fresh_block();
-        Batch { frames: std::mem::take(&mut self.pipeline.spare_frames), starts_on_fresh_block, ..Batch::default() }
+        Batch { frames: self.active.next_commit_frames(), starts_on_fresh_block, ..Batch::default() }
     }
 
     /// Starts writing `batch` and returns without waiting for the disk; its answers go out
@@ -107,6 +95,7 @@ impl<S: Storage> Shard<S> {
     pub(super) async fn start_commit(&mut self, mut batch: Batch) {
         let shares_tail_block = !batch.starts_on_fresh_block;
         let Batch { frames, frame_count, last_frame_start, acks, deferred_queries: queries, .. } = &mut batch;
+        let frames = std::mem::take(frames);
         let wants_frames = *frame_count > 0 && self.failure.is_none();
         let durable_gap = if wants_frames { self.make_room_for_durable_gap().await } else { 0 };
         // Waiting for commits in flight may have found one failed: then nothing more is written.
@@ -118,13 +107,12 @@ impl<S: Storage> Shard<S> {
         let frames_bytes = if has_frames { frames.len() } else { 0 };
         let start = self.active.log_end();
         let io = has_frames.then(|| {
-            mark_commit_start(frames, durable_gap);
-            add_frame_flags(&mut frames[*last_frame_start..], FRAME_FLAG_COMMIT_END);
+            let mut frames = frames;
+            mark_commit_start(frames.as_mut_slice(), durable_gap);
+            add_frame_flags(&mut frames.as_mut_slice()[*last_frame_start..], FRAME_FLAG_COMMIT_END);
             self.records_since_checkpoint += *frame_count;
             self.active_has_data = true;
-            let io = self.spawn_commit_io(frames, *frame_count, shares_tail_block);
-            self.pipeline.recycle_frames(frames);
-            io
+            self.spawn_commit_io(frames, *frame_count, shares_tail_block)
         });
         let commit = InFlight {
             io,
@@ -164,7 +152,7 @@ impl<S: Storage> Shard<S> {
     /// if it `shares_tail_block` with them.
     fn spawn_commit_io(
         &mut self,
-        frames: &[u8],
+        frames: CommitFrames,
         frame_count: u64,
         shares_tail_block: bool,
     ) -> JoinHandle<io::Result<()>> {
