@@ -82,9 +82,17 @@ impl CommitFrames {
         &self.storage
     }
 
-    /// The vector, for the write (or back to the spare ones).
-    pub(super) fn into_storage(self) -> Vec<u8> {
-        self.storage
+    /// The vector, for the write.
+    pub(super) fn into_storage(mut self) -> Vec<u8> {
+        std::mem::take(&mut self.storage)
+    }
+}
+
+/// A batch dropped unwritten (it held only reads, or the shard failed) gives its vector back:
+/// a read-only load would otherwise allocate one per batch.
+impl Drop for CommitFrames {
+    fn drop(&mut self) {
+        recycle(std::mem::take(&mut self.storage));
     }
 }
 
@@ -125,5 +133,13 @@ mod tests {
         let again = CommitFrames::behind(&[]);
         assert!(again.is_empty());
         assert_eq!(again.storage.as_ptr().wrapping_add(again.block_start), pointer);
+    }
+
+    #[test]
+    fn a_batch_dropped_unwritten_gives_its_vector_back() {
+        let frames = CommitFrames::behind(&[]);
+        let pointer = frames.storage.as_ptr();
+        drop(frames);
+        assert_eq!(CommitFrames::behind(&[]).storage.as_ptr(), pointer);
     }
 }
