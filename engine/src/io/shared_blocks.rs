@@ -16,12 +16,12 @@ pub struct SharedBlocks {
 }
 
 impl SharedBlocks {
-    /// `range` must lie within the buffer and start on a block boundary; a range that does
-    /// not is clamped and rounded down to one (an O_DIRECT write would refuse it).
+    /// `range` should start on a block boundary (a direct write from anywhere else fails with
+    /// an error, nothing written); it is cut at the buffer's end, so slicing never panics.
     pub fn new(buffer: Rc<BlockBuffer>, range: Range<usize>) -> Self {
+        debug_assert!(range.start.is_multiple_of(BLOCK_BYTES), "shared blocks start on a block boundary");
         let end = range.end.min(buffer.len());
-        let start = (range.start.min(end) / BLOCK_BYTES) * BLOCK_BYTES;
-        Self { buffer, range: start..end }
+        Self { buffer, range: range.start.min(end)..end }
     }
 
     pub fn as_slice(&self) -> &[u8] {

@@ -32,9 +32,9 @@ impl UsageSummary {
     /// Sums up a full pass (`usage`, and `per_segment` derived from it over the same index).
     pub(super) fn of(index: &Index, usage: &BlobUsage, per_segment: &FxHashMap<u64, SegmentUsage>) -> Self {
         let unneeded_bytes = per_segment
-            .keys()
-            .map(|segment_id| {
-                let needed = per_segment.get(segment_id).map_or(0, |usage| usage.live_bytes + usage.retained_bytes);
+            .iter()
+            .map(|(segment_id, usage)| {
+                let needed = usage.live_bytes + usage.retained_bytes;
                 (*segment_id, index.body_bytes_in(*segment_id).saturating_sub(needed))
             })
             .filter(|(_, unneeded)| *unneeded > 0)
