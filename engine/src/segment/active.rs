@@ -205,7 +205,7 @@ impl<F: StorageFile> ActiveSegment<F> {
                     (Piece::Copied(piece), offset + start as u64)
                 })
                 .collect();
-            commit_frames::recycle(frames.into_storage());
+            drop(frames); // its vector goes back to the spare ones (`CommitFrames`'s drop)
             (pieces, None)
         };
         self.tail = tail;
@@ -234,14 +234,6 @@ impl<F: StorageFile> ActiveSegment<F> {
             && storage[block_start..frames_start] == *self.tail.as_slice()
             && storage.as_ptr().wrapping_add(block_start).align_offset(BLOCK_BYTES) == 0
             && storage.capacity() >= block_start + padded_length
-    }
-
-    /// [`ActiveSegment::begin_commit`], written and synced before returning.
-    pub async fn commit(&mut self, frames: CommitFrames, count: u64) -> io::Result<()> {
-        let write = self.begin_commit(frames, count);
-        write.grow().await?;
-        write.write(std::future::ready(true)).await?;
-        self.file.sync_data().await
     }
 
     /// Writes the tail after the caller appended to it (the footer); no commit may be in flight.
@@ -424,6 +416,17 @@ mod tests {
         (0..length).map(|index| (index as u8).wrapping_mul(31).wrapping_add(seed) | 1).collect()
     }
 
+    /// Commits `bytes` appended to `frames` and writes them; answers whether the write took
+    /// them from `frames` as they lay (no copy).
+    async fn commit(segment: &mut ActiveSegment<crate::io::DiskFile>, mut frames: CommitFrames, bytes: &[u8]) -> bool {
+        frames.extend_from_slice(bytes);
+        let write = segment.begin_commit(frames, 1);
+        let shared = write.shared.is_some();
+        write.grow().await.unwrap();
+        write.write(std::future::ready(true)).await.unwrap();
+        shared
+    }
+
     /// Batches laid out behind the tail are written from where they were built, including
     /// the one after a commit that ended mid-block; a batch that was not is copied; and the
     /// file holds the same bytes either way.
@@ -437,21 +440,13 @@ mod tests {
             let mut expected = Vec::new();
             for (round, length) in [5000_usize, 300_000, 10, 70_000].into_iter().enumerate() {
                 let bytes = frame_bytes(length, round as u8);
-                let mut frames = segment.next_commit_frames();
-                frames.extend_from_slice(&bytes);
-                let write = segment.begin_commit(frames, 1);
-                assert!(write.shared.is_some(), "round {round} was copied");
-                write.grow().await.unwrap();
-                write.write(std::future::ready(true)).await.unwrap();
+                let frames = segment.next_commit_frames();
+                assert!(commit(&mut segment, frames, &bytes).await, "round {round} was copied");
                 expected.extend_from_slice(&bytes);
             }
             let bytes = frame_bytes(9000, 9);
-            let mut frames = CommitFrames::default();
-            frames.extend_from_slice(&bytes);
-            let write = segment.begin_commit(frames, 1);
-            assert!(write.shared.is_none(), "a batch not laid out must be copied");
-            write.grow().await.unwrap();
-            write.write(std::future::ready(true)).await.unwrap();
+            let shared = commit(&mut segment, CommitFrames::default(), &bytes).await;
+            assert!(!shared, "a batch not laid out must be copied");
             expected.extend_from_slice(&bytes);
             segment.file().sync_data().await.unwrap();
             let on_disk = segment.file().read_exact(BLOCK_BYTES as u64, expected.len()).await.unwrap();
