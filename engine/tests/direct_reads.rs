@@ -1,7 +1,8 @@
-//! `StorageFile::read_exact`, which fetches read message frames with: an O_DIRECT read widened
-//! to the filesystem's alignment (512 bytes on most disks, a whole 4 KiB block elsewhere) must
-//! give exactly the bytes asked for, wherever they start and end, up to the file's last byte,
-//! and a read past the end must fail rather than come back short.
+//! `StorageFile::read_exact` and `read_reused` (which fetches read message frames with, into
+//! buffers the thread reuses): an O_DIRECT read widened to the filesystem's alignment (512
+//! bytes on most disks, a whole 4 KiB block elsewhere) must give exactly the bytes asked for,
+//! wherever they start and end, up to the file's last byte, never bytes a reused buffer held
+//! from an earlier read, and a read past the end must fail rather than come back short.
 #![allow(clippy::expect_used)] // helpers and proptest bodies outside #[test] fns: a failed expect fails the test
 
 mod common;
@@ -39,6 +40,9 @@ proptest! {
                 let length = ((size - offset) * length_parts / PARTS).max(1);
                 let read = file.read_exact(offset as u64, length).await.expect("read_exact");
                 prop_assert!(read == expected[offset..offset + length], "range {offset}+{length} of {size}");
+                // Dropped at the end of each turn: the next range is read into the same buffer.
+                let reused = file.read_reused(offset as u64, length).await.expect("read_reused");
+                prop_assert!(*reused == expected[offset..offset + length], "reused range {offset}+{length} of {size}");
             }
             let tail = file.read_exact(size as u64 - 1, 1).await.expect("last byte");
             prop_assert_eq!(tail, vec![expected[size - 1]]);
@@ -57,6 +61,8 @@ proptest! {
             let offset = size.saturating_sub(back);
             let read = file.read_exact(offset as u64, size - offset + overrun).await;
             prop_assert!(read.is_err(), "read of {} bytes at {offset} of a {size}-byte file", size - offset + overrun);
+            let reused = file.read_reused(offset as u64, size - offset + overrun).await;
+            prop_assert!(reused.is_err(), "reused read of {} bytes at {offset}", size - offset + overrun);
             Ok(())
         })?;
     }

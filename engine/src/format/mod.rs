@@ -18,7 +18,7 @@ pub use frame::{
 };
 pub use record::{
     ACCESS_FIELD_BYTES_MAX, AccessEvent, Flags, HASH_BYTES_MAX, KEYWORD_BYTES_MAX, KEYWORDS_MAX, LABEL_BYTES_MAX,
-    MessageReference, NAME_BYTES_MAX, Record, RecordKind,
+    MessageReference, NAME_BYTES_MAX, Record, RecordKind, appended_digest_and_body,
 };
 pub use segment_digest::SegmentDigest;
 pub use segment_header::{SEGMENT_HEADER_BYTES, SegmentHeader, SegmentHeaderError};

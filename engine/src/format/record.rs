@@ -413,9 +413,7 @@ impl Record {
             RecordKind::MailboxDeleted => Self::MailboxDeleted { at_unix_ms: reader.i64()? },
             RecordKind::MessageExpunged => Self::MessageExpunged { at_unix_ms: reader.i64()? },
             RecordKind::MessageAppended => {
-                let internal_date_unix_ms = reader.i64()?;
-                let flags = Flags::decode(&mut reader)?;
-                let digest = reader.array()?;
+                let (internal_date_unix_ms, flags, digest) = appended_prefix(&mut reader)?;
                 let body_start = reader.position();
                 payload.drain(..body_start);
                 return Ok(Self::MessageAppended { internal_date_unix_ms, flags, digest, body: payload });
@@ -463,4 +461,20 @@ impl Record {
         reader.finish("record payload")?;
         Ok(record)
     }
+}
+
+/// The digest and body of a `MessageAppended` payload, borrowed from it (a fetch copies only
+/// the body out of its read buffer).
+pub fn appended_digest_and_body(payload: &[u8]) -> Result<([u8; 32], &[u8]), ReadError> {
+    let mut reader = ByteReader::new(payload);
+    let (_, _, digest) = appended_prefix(&mut reader)?;
+    Ok((digest, &payload[reader.position()..]))
+}
+
+/// What a `MessageAppended` payload holds before its body.
+fn appended_prefix(reader: &mut ByteReader<'_>) -> Result<(i64, Flags, [u8; 32]), ReadError> {
+    let internal_date_unix_ms = reader.i64()?;
+    let flags = Flags::decode(reader)?;
+    let digest = reader.array()?;
+    Ok((internal_date_unix_ms, flags, digest))
 }

@@ -17,7 +17,8 @@ use compio::buf::{IntoInner, IoBuf};
 use compio::fs::{File, OpenOptions};
 use compio::io::{AsyncReadAtExt, AsyncWriteAtExt};
 
-use super::{BlockBuffer, SharedBlocks, Storage, StorageFile};
+use super::read_bytes::reused_buffer;
+use super::{BlockBuffer, ReadBytes, SharedBlocks, Storage, StorageFile};
 use crate::format::{BLOCK_BYTES, align_up};
 
 #[derive(Debug, Clone)]
@@ -95,21 +96,38 @@ fn direct_read_alignment(file: &File) -> usize {
 /// Reads `length` bytes at `offset` through an O_DIRECT descriptor: the enclosing aligned span
 /// into an aligned buffer, then the wanted bytes moved to its front.
 async fn read_aligned(reads: &DirectReads, offset: u64, length: usize) -> io::Result<Vec<u8>> {
+    let (buffer, skip) = read_span(reads, offset, length, BlockBuffer::with_capacity(length + reads.alignment)).await?;
+    let (mut storage, start, _) = buffer.into_parts();
+    storage.copy_within(start + skip..start + skip + length, 0);
+    storage.truncate(length);
+    Ok(storage)
+}
+
+/// As [`read_aligned`], into a buffer this thread reuses, where the bytes stay.
+async fn read_aligned_reused(reads: &DirectReads, offset: u64, length: usize) -> io::Result<ReadBytes> {
+    let buffer = reused_buffer(length + reads.alignment);
+    let (buffer, skip) = read_span(reads, offset, length, buffer).await?;
+    Ok(ReadBytes::in_reused(buffer, skip, length))
+}
+
+/// Reads the aligned span around `length` bytes at `offset` into `buffer` (grown if it must
+/// be); answers it and where in it the wanted bytes start.
+async fn read_span(
+    reads: &DirectReads,
+    offset: u64,
+    length: usize,
+    mut buffer: BlockBuffer,
+) -> io::Result<(BlockBuffer, usize)> {
     let alignment = reads.alignment;
     let first = offset / alignment as u64 * alignment as u64;
     let skip = (offset - first) as usize;
     let wanted = skip + length;
-    let span = align_up(wanted, alignment);
-    let mut buffer = BlockBuffer::with_capacity(span);
-    buffer.resize_for_read(span);
+    buffer.resize_for_read(align_up(wanted, alignment));
     let (filled, buffer) = read_direct(reads, first, wanted, buffer).await;
     if filled? < wanted {
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of the file"));
     }
-    let (mut storage, start, _) = buffer.into_parts();
-    storage.copy_within(start + skip..start + wanted, 0);
-    storage.truncate(length);
-    Ok(storage)
+    Ok((buffer, skip))
 }
 
 /// The most one read asks of the disk. A whole 64 MiB segment in one request kept writes
@@ -239,6 +257,17 @@ impl StorageFile for DiskFile {
         }
         let BufResult(result, buffer) = self.buffered.read_exact_at(Vec::with_capacity(length), offset).await;
         result.map(|()| buffer)
+    }
+
+    async fn read_reused(&self, offset: u64, length: usize) -> io::Result<ReadBytes> {
+        if let Some(direct_reads) = &self.direct_reads {
+            match read_aligned_reused(direct_reads, offset, length).await {
+                // As in `read_exact`: the buffered read below tells why it came up short.
+                Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => {}
+                other => return other,
+            }
+        }
+        self.read_exact(offset, length).await.map(ReadBytes::from_vec)
     }
 
     async fn read_whole(&self, mut buffer: BlockBuffer) -> (io::Result<()>, BlockBuffer) {

@@ -4,12 +4,14 @@
 mod block_buffer;
 mod disk;
 mod faulty;
+mod read_bytes;
 mod shared_blocks;
 mod yield_now;
 
 pub use block_buffer::BlockBuffer;
 pub use disk::{DiskFile, DiskStorage};
 pub use faulty::{FaultController, FaultCounts, FaultRates, FaultyFile, FaultyStorage};
+pub use read_bytes::ReadBytes;
 pub use shared_blocks::SharedBlocks;
 pub use yield_now::yield_now;
 
@@ -47,6 +49,11 @@ pub trait StorageFile: 'static {
     }
     /// Reads exactly `length` bytes at `offset` (any alignment).
     async fn read_exact(&self, offset: u64, length: usize) -> io::Result<Vec<u8>>;
+    /// As [`Self::read_exact`], for bytes the caller checks and transforms in place and then
+    /// drops (a fetch's frame): files that can read them into a buffer the thread reuses do.
+    async fn read_reused(&self, offset: u64, length: usize) -> io::Result<ReadBytes> {
+        self.read_exact(offset, length).await.map(ReadBytes::from_vec)
+    }
     /// Reads the whole file into `buffer` (its old contents replaced), giving it back either
     /// way: compaction reads each victim into the same buffer, which a large read would
     /// otherwise fault in and zero-fill page by page on every segment.

@@ -8,7 +8,7 @@ use crate::api::{
 };
 use crate::crypto::RecordCipher;
 use crate::error::EngineError;
-use crate::format::{FRAME_HEADER_BYTES, Flags, FrameDecode, Record, RecordKind, decode_frame};
+use crate::format::{FRAME_HEADER_BYTES, Flags, FrameDecode, RecordKind, appended_digest_and_body, decode_frame};
 use crate::index::{Account, BlobLocation, Mailbox, MessageEntry};
 use crate::io::{Storage, StorageFile};
 
@@ -221,8 +221,9 @@ struct Located<F> {
 async fn read_message<F: StorageFile>(located: Located<F>) -> Result<Message, EngineError> {
     let Located { file, location, cipher, account_id, blob_record_id, info } = located;
     let corrupt = |what: &str| EngineError::Corrupt(format!("message uid {}: {what}", info.uid));
-    let mut bytes = file.read_exact(location.offset, location.frame_bytes as usize).await?;
-    let (header, payload_length) = match decode_frame(&bytes) {
+    // Checked and decrypted where it was read; only the body is copied out.
+    let mut frame = file.read_reused(location.offset, location.frame_bytes as usize).await?;
+    let (header, payload_length) = match decode_frame(&frame) {
         Ok(FrameDecode::Frame(frame)) => (frame.header, frame.payload.len()),
         Ok(_) => return Err(corrupt("frame is incomplete")),
         Err(error) => return Err(corrupt(&error.to_string())),
@@ -233,16 +234,14 @@ async fn read_message<F: StorageFile>(located: Located<F>) -> Result<Message, En
     {
         return Err(corrupt("frame is not the record the index names"));
     }
-    // The payload, moved to the front of the read buffer rather than copied into a new one.
-    bytes.truncate(FRAME_HEADER_BYTES + payload_length);
-    bytes.drain(..FRAME_HEADER_BYTES);
-    let plaintext = cipher.open(&header, bytes).map_err(|error| corrupt(&error.to_string()))?;
-    let Ok(Record::MessageAppended { digest, body, .. }) = Record::decode(RecordKind::MessageAppended, plaintext)
-    else {
+    let payload = &mut frame[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + payload_length];
+    let plaintext = cipher.open_in_place(&header, payload).map_err(|error| corrupt(&error.to_string()))?;
+    let Ok((digest, body)) = appended_digest_and_body(plaintext) else {
         return Err(corrupt("record does not decode"));
     };
     if digest != info.digest {
         return Err(corrupt("body digest differs from the index's"));
     }
+    let body = body.to_vec();
     Ok(Message { info, body })
 }
