@@ -562,7 +562,7 @@ fn run_shard_thread<S: Storage>(
     ready: &flume::Sender<Result<(), OpenError>>,
 ) {
     let shard_id = config.shard_id;
-    let mut builder = compio::runtime::RuntimeBuilder::new();
+    let mut builder = crate::io::prompt_runtime_builder();
     if let Some(core) = core {
         builder.thread_affinity(std::iter::once(core).collect());
     }
@@ -573,7 +573,7 @@ fn run_shard_thread<S: Storage>(
             return;
         }
     };
-    runtime.block_on(async {
+    crate::io::block_on_prompt(&runtime, async {
         let opened = match hsm.session() {
             Ok(session) => open_shard(storage, config, session).await,
             Err(error) => Err(OpenError::Shard { shard_id, source: error.into() }),

@@ -4,6 +4,7 @@
 mod block_buffer;
 mod disk;
 mod faulty;
+mod prompt_loop;
 mod read_bytes;
 mod shared_blocks;
 mod yield_now;
@@ -11,6 +12,7 @@ mod yield_now;
 pub use block_buffer::BlockBuffer;
 pub use disk::{DiskFile, DiskStorage};
 pub use faulty::{FaultController, FaultCounts, FaultRates, FaultyFile, FaultyStorage};
+pub use prompt_loop::{block_on_prompt, prompt_runtime_builder, spawn_started, want_prompt_round};
 pub use read_bytes::ReadBytes;
 pub use shared_blocks::SharedBlocks;
 pub use yield_now::yield_now;

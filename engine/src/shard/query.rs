@@ -10,7 +10,7 @@ use crate::crypto::RecordCipher;
 use crate::error::EngineError;
 use crate::format::{FRAME_HEADER_BYTES, Flags, FrameDecode, RecordKind, appended_digest_and_body, decode_frame};
 use crate::index::{Account, BlobLocation, Mailbox, MessageEntry};
-use crate::io::{Storage, StorageFile};
+use crate::io::{Storage, StorageFile, spawn_started, want_prompt_round};
 
 use super::Shard;
 use super::plan::normalize_mailbox;
@@ -84,12 +84,12 @@ impl<S: Storage> Shard<S> {
                     .map(|account| account.access_log.iter().rev().take(limit).cloned().collect()),
             ),
             Query::Fetch { account, mailbox, uid, reply } => match self.locate(&account, &mailbox, uid) {
-                Ok(located) => {
-                    compio::runtime::spawn(async move {
-                        let _ = reply.send(read_message(located).await);
-                    })
-                    .detach();
-                }
+                // The read is queued now, with the requests taken alongside it, not when the
+                // runtime first runs its task.
+                Ok(located) => spawn_started(async move {
+                    let _ = reply.send(read_message(located).await);
+                    want_prompt_round();
+                }),
                 Err(error) => respond(&reply, Err(error)),
             },
         }
