@@ -2,7 +2,7 @@
 //!
 //! A fetch used to read its frame into a fresh aligned allocation (zero-filled, three times
 //! the frame for the alignment slack), move the frame to the front, move the payload to the
-//! front again, and hand the whole allocation to the caller's thread to free: about 12% of a
+//! front again, and hand the whole allocation to the caller's thread to free: about 13% of a
 //! shard's time in 4 KiB random fetches (bench/README.md, session 11). Now the frame is read
 //! into a buffer this thread used before, checked and decrypted where it lies, and only the
 //! body is copied out; the buffer goes back to the thread's spares when the bytes are dropped.
