@@ -33,15 +33,15 @@ pub(super) fn reused_buffer(length: usize) -> BlockBuffer {
     spare.unwrap_or_else(|| BlockBuffer::with_capacity(length))
 }
 
-/// Bytes read from a file: a range of a reused aligned buffer, or a plain vector.
-#[derive(Debug)]
+/// Bytes read from a file: a range of a reused aligned buffer, or a plain vector. A fetch
+/// decrypts in place, so a spare buffer holds the last body read into it until the next read
+/// overwrites it, as the freed allocation did before; `Debug` shows only the length.
 pub struct ReadBytes {
     held: Held,
     start: usize,
     length: usize,
 }
 
-#[derive(Debug)]
 enum Held {
     Reused(BlockBuffer),
     Plain(Vec<u8>),
@@ -57,6 +57,12 @@ impl ReadBytes {
     pub fn in_reused(buffer: BlockBuffer, start: usize, length: usize) -> Self {
         debug_assert!(start + length <= buffer.len(), "read range past the buffer's window");
         Self { held: Held::Reused(buffer), start, length }
+    }
+}
+
+impl std::fmt::Debug for ReadBytes {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("ReadBytes").field("length", &self.length).finish_non_exhaustive()
     }
 }
 
@@ -113,6 +119,14 @@ mod tests {
         assert_eq!(again.as_slice().as_ptr() as usize, address, "the spare, not a fresh allocation");
         let larger = reused_buffer(64 * 1024);
         assert_ne!(larger.as_slice().as_ptr() as usize, address, "a spare too small is not handed out");
+    }
+
+    #[test]
+    fn debug_output_shows_no_bytes() {
+        let read = ReadBytes::from_vec(b"secret body".to_vec());
+        let shown = format!("{read:?}");
+        assert!(!shown.contains("115"), "no byte values: {shown}");
+        assert!(shown.contains("length: 11"), "{shown}");
     }
 
     #[test]
