@@ -40,7 +40,7 @@ proptest! {
                 let length = ((size - offset) * length_parts / PARTS).max(1);
                 let read = file.read_exact(offset as u64, length).await.expect("read_exact");
                 prop_assert!(read == expected[offset..offset + length], "range {offset}+{length} of {size}");
-                // Dropped at the end of each turn: the next range is read into the same buffer.
+                // Dropped at the end of each turn: the next range reuses its buffer when it fits.
                 let reused = file.read_reused(offset as u64, length).await.expect("read_reused");
                 prop_assert!(*reused == expected[offset..offset + length], "reused range {offset}+{length} of {size}");
             }
