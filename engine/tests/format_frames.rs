@@ -5,8 +5,8 @@ use mailvault_engine::format::{
     ACCESS_FIELD_BYTES_MAX, AccessEvent, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, FRAME_HEADER_BYTES, Flags,
     FrameDecode, FrameError, FrameHeader, HASH_BYTES_MAX, KEYWORD_BYTES_MAX, KEYWORDS_MAX, LABEL_BYTES_MAX,
     MessageReference, NAME_BYTES_MAX, Record, RecordKind, SEGMENT_HEADER_BYTES, SegmentHeader, SegmentHeaderError,
-    add_frame_flags, commit_durable_gap, decode_frame, encode_frame, frame_encoded_bytes, mark_commit_start,
-    set_frame_flags, skip_block_gap, verified_frame,
+    add_frame_flags, commit_durable_gap, decode_frame, decode_frame_for_aead, encode_frame, frame_checksum_matches,
+    frame_encoded_bytes, mark_commit_start, set_frame_flags, skip_block_gap, verified_frame,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -184,6 +184,33 @@ proptest! {
                 Ok(FrameDecode::Frame(frame)) => {
                     return Err(TestCaseError::fail(format!("bit {bit} flipped still decodes: {frame:?}")));
                 }
+            }
+        }
+    }
+
+    /// A fetch decodes without the CRC (its AEAD tag authenticates the payload) and asks for
+    /// the CRC only when the tag fails: the two decoders differ in the checksum alone, and
+    /// `frame_checksum_matches` says exactly when the CRC would have refused the frame.
+    #[test]
+    fn decoding_for_aead_differs_only_in_skipping_the_checksum((header, payload) in header_and_payload(300)) {
+        let bytes = encoded(&header, &payload);
+        prop_assert!(frame_checksum_matches(&bytes));
+        for bit in 0..bytes.len() * 8 {
+            let mut damaged = bytes.clone();
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            let checked = decode_frame(&damaged);
+            let unchecked = decode_frame_for_aead(&damaged);
+            if checked == Err(FrameError::BadChecksum) {
+                prop_assert!(!frame_checksum_matches(&damaged), "bit {}", bit);
+                prop_assert!(
+                    matches!(
+                        unchecked,
+                        Ok(FrameDecode::Frame(_)) | Err(FrameError::BadPadding | FrameError::BadReserved)
+                    ),
+                    "bit {}: {:?}", bit, unchecked
+                );
+            } else {
+                prop_assert_eq!(&checked, &unchecked, "bit {}", bit);
             }
         }
     }

@@ -3,20 +3,34 @@
 //! `mark_commit_start`), sizes stay within the input, and adding flags keeps the frame valid
 //! and its durable gap. `verified_frame`
 //! (the walk over bytes already verified) agrees with it on every frame and stays in bounds.
+//! `decode_frame_for_aead` (a fetch's decode) agrees with it except where only the checksum is
+//! wrong, which `frame_checksum_matches` then reports.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use mailvault_engine::format::{
-    FRAME_FLAG_COMMIT_END, FRAME_HEADER_BYTES, FrameDecode, add_frame_flags, commit_durable_gap, decode_frame,
-    encode_frame, frame_encoded_bytes, mark_commit_start, verified_frame,
+    FRAME_FLAG_COMMIT_END, FRAME_HEADER_BYTES, FrameDecode, FrameError, add_frame_flags, commit_durable_gap,
+    decode_frame, decode_frame_for_aead, encode_frame, frame_checksum_matches, frame_encoded_bytes,
+    mark_commit_start, verified_frame,
 };
 
 fuzz_target!(|input: &[u8]| {
     if let Some((_, encoded_bytes)) = verified_frame(input) {
         assert!(encoded_bytes <= input.len());
     }
+    let unchecked = decode_frame_for_aead(input);
+    if decode_frame(input) == Err(FrameError::BadChecksum) {
+        assert!(!frame_checksum_matches(input));
+        assert!(matches!(
+            unchecked,
+            Ok(FrameDecode::Frame(_)) | Err(FrameError::BadPadding | FrameError::BadReserved)
+        ));
+    } else {
+        assert_eq!(decode_frame(input), unchecked);
+    }
     match decode_frame(input) {
         Ok(FrameDecode::Frame(frame)) => {
+            assert!(frame_checksum_matches(input));
             assert_eq!(verified_frame(input), Some((frame.header, frame.encoded_bytes)));
             assert!(frame.encoded_bytes <= input.len());
             assert_eq!(frame.encoded_bytes, frame_encoded_bytes(frame.payload.len()));

@@ -13,8 +13,8 @@ pub use bytes::{ByteReader, ByteWriter, ReadError};
 pub use frame::{
     DURABLE_GAP_UNIT_BYTES, FRAME_ALIGN_BYTES, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, FRAME_FLAG_RELOCATED,
     FRAME_HEADER_BYTES, Frame, FrameDecode, FrameError, FrameHeader, add_frame_flags, commit_durable_gap, decode_frame,
-    encode_frame, finish_frame, frame_encoded_bytes, frame_extent, mark_commit_end, mark_commit_start, set_frame_flags,
-    skip_block_gap, verified_frame,
+    decode_frame_for_aead, encode_frame, finish_frame, frame_checksum_matches, frame_encoded_bytes, frame_extent,
+    mark_commit_end, mark_commit_start, set_frame_flags, skip_block_gap, verified_frame,
 };
 pub use record::{
     ACCESS_FIELD_BYTES_MAX, AccessEvent, Flags, HASH_BYTES_MAX, KEYWORD_BYTES_MAX, KEYWORDS_MAX, LABEL_BYTES_MAX,

@@ -8,7 +8,10 @@ use crate::api::{
 };
 use crate::crypto::RecordCipher;
 use crate::error::EngineError;
-use crate::format::{FRAME_HEADER_BYTES, Flags, FrameDecode, RecordKind, appended_digest_and_body, decode_frame};
+use crate::format::{
+    FRAME_HEADER_BYTES, Flags, FrameDecode, RecordKind, appended_digest_and_body, decode_frame_for_aead,
+    frame_checksum_matches,
+};
 use crate::index::{Account, BlobLocation, Mailbox, MessageEntry};
 use crate::io::{Storage, StorageFile, spawn_started, want_prompt_round};
 
@@ -214,16 +217,17 @@ struct Located<F> {
     info: MessageInfo,
 }
 
-/// Reads, checks and decrypts one message: frame checksum, that the frame is the record the
-/// index named (record id, account, kind, and the digest the index holds for it), and the AEAD
-/// tag. The body is not hashed again: the tag already authenticates it together with its
-/// stored digest, and hashing every fetched body was the largest single cost of a fetch.
+/// Reads, checks and decrypts one message: that the frame is the record the index named (record
+/// id, account, kind, and the digest the index holds for it), and the AEAD tag. Neither the
+/// body's hash nor the frame's CRC is computed again: the tag already authenticates the body,
+/// its stored digest and the header fields that matter (`format::decode_frame_for_aead`); the
+/// CRC is consulted only when the tag fails, to report damage as damage.
 async fn read_message<F: StorageFile>(located: Located<F>) -> Result<Message, EngineError> {
     let Located { file, location, cipher, account_id, blob_record_id, info } = located;
     let corrupt = |what: &str| EngineError::Corrupt(format!("message uid {}: {what}", info.uid));
     // Checked and decrypted where it was read; only the body is copied out.
     let mut frame = file.read_reused(location.offset, location.frame_bytes as usize).await?;
-    let (header, payload_length) = match decode_frame(&frame) {
+    let (header, payload_length) = match decode_frame_for_aead(&frame) {
         Ok(FrameDecode::Frame(frame)) => (frame.header, frame.payload.len()),
         Ok(_) => return Err(corrupt("frame is incomplete")),
         Err(error) => return Err(corrupt(&error.to_string())),
@@ -235,7 +239,13 @@ async fn read_message<F: StorageFile>(located: Located<F>) -> Result<Message, En
         return Err(corrupt("frame is not the record the index names"));
     }
     let payload = &mut frame[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + payload_length];
-    let plaintext = cipher.open_in_place(&header, payload).map_err(|error| corrupt(&error.to_string()))?;
+    let Ok(plaintext) = cipher.open_in_place(&header, payload) else {
+        // The failed open left the payload scrambled: the checksum is checked on a fresh read.
+        let again = file.read_reused(location.offset, location.frame_bytes as usize).await?;
+        let what =
+            if frame_checksum_matches(&again) { "payload fails authentication" } else { "frame checksum mismatch" };
+        return Err(corrupt(what));
+    };
     let Ok((digest, body)) = appended_digest_and_body(plaintext) else {
         return Err(corrupt("record does not decode"));
     };
