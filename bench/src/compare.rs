@@ -16,6 +16,7 @@ use crate::disk_stats::{self, DiskActivity, DiskSnapshot};
 
 use crate::fio::{self, FioJob, FioOptions};
 use crate::page_cache::{self, Evictor};
+use crate::placement::Placement;
 use crate::profile::Timeline;
 use crate::report::{CompareReport, Comparison, InfoRow};
 use crate::store::{BenchStore, hsm_token};
@@ -60,6 +61,8 @@ pub struct CompareOptions {
     pub file_bytes: u64,
     /// The load generator runtime's cross-thread wake queue (see `workload::client_runtime`).
     pub client_wake_queue: usize,
+    /// Pins shard `i` to core `i` and the load generator (and fio) to the cores left over.
+    pub pin: bool,
 }
 
 /// Prints one progress line per phase to stderr, with the time since the start.
@@ -86,6 +89,7 @@ struct Bench {
     progress: Progress,
     /// The directory's block device counters, if it is on one.
     disk_stat_file: Option<PathBuf>,
+    placement: Placement,
 }
 
 /// Runs every comparison; without fio, measures the engine only (ratios are then absent).
@@ -113,8 +117,13 @@ pub fn run(options: CompareOptions) -> anyhow::Result<CompareReport> {
     progress.say("creating a SoftHSM2 token with the engine's keys");
     let token = hsm_token()?;
     let disk_stat_file = disk_stats::stat_file(&options.directory);
-    let bench =
-        Bench { runtime: workload::client_runtime(options.client_wake_queue)?, options, fio, progress, disk_stat_file };
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let placement = Placement::new(options.shards, options.pin)?;
+    // This thread is the load generator, and fio's parent: both run on its cores.
+    placement.pin_generator()?;
+    progress.say(&placement.describe());
+    let runtime = workload::client_runtime(options.client_wake_queue)?;
+    let bench = Bench { options, fio, runtime, progress, disk_stat_file, placement };
     let wanted = |kind| bench.options.only.is_empty() || bench.options.only.contains(&kind);
     let mut comparisons = Vec::new();
     let mut info = Vec::new();
@@ -138,7 +147,8 @@ pub fn run(options: CompareOptions) -> anyhow::Result<CompareReport> {
         shards: bench.options.shards,
         comparisons,
         info,
-        cores: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        cores,
+        threads: bench.placement.describe(),
         load_average_max: bench.progress.load_average_max.get(),
     })
 }
@@ -232,7 +242,7 @@ impl Bench {
             self.fio(FioJob::SequentialWrite64k, round, |r| r.bytes_per_second / 1e6, &mut comparison)?;
             let in_flight = self.options.large_append_concurrency;
             self.progress.say(&format!("engine 64 KiB appends, {in_flight} in flight (round {round})"));
-            let store = BenchStore::create(&self.store_directory(), self.options.shards, hsm)?;
+            let store = BenchStore::create_placed(&self.store_directory(), &self.placement, hsm)?;
             let load = workload::appends(&store.engine, &store.accounts, &body, in_flight, self.measure());
             let (result, diagnostics) = self.engine_phase(&store.engine, load)?;
             store.close()?;
@@ -259,7 +269,7 @@ impl Bench {
         let body = workload::message_body(SMALL_MESSAGE_BYTES);
         for round in 1..=self.options.rounds {
             self.fio(FioJob::AppendFdatasync4k, round, |r| r.iops, &mut comparison)?;
-            let store = BenchStore::create(&self.store_directory(), self.options.shards, hsm)?;
+            let store = BenchStore::create_placed(&self.store_directory(), &self.placement, hsm)?;
             let concurrencies = std::iter::once(SMALL_APPEND_CONCURRENCY).chain(SMALL_APPEND_INFO_CONCURRENCIES);
             for (index, concurrency) in concurrencies.enumerate() {
                 self.progress.say(&format!("engine 4 KiB appends, {concurrency} in flight (round {round})"));
@@ -291,7 +301,7 @@ impl Bench {
             TARGET_RANDOM_READ_RATIO,
         );
         self.progress.say(&format!("engine: filling the read set, {messages} messages of 4 KiB"));
-        let store = BenchStore::create(&self.store_directory(), self.options.shards, hsm)?;
+        let store = BenchStore::create_placed(&self.store_directory(), &self.placement, hsm)?;
         let body = workload::message_body(SMALL_MESSAGE_BYTES);
         let fill = Until::Operations(messages);
         self.runtime.block_on(workload::appends(&store.engine, &store.accounts, &body, FILL_CONCURRENCY, fill))?;

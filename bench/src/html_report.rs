@@ -285,6 +285,7 @@ mod tests {
             comparisons: vec![comparison],
             info: vec![info],
             cores: 2,
+            threads: "threads unpinned".to_owned(),
             load_average_max: Some(1.0),
         }
     }

@@ -11,6 +11,7 @@ pub mod disk_stats;
 pub mod fio;
 pub mod html_report;
 pub mod page_cache;
+pub mod placement;
 pub mod profile;
 pub mod report;
 pub mod store;

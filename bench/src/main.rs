@@ -70,6 +70,11 @@ enum Command {
         /// 64; below the number of appends in flight, shards acking a commit spin (yielding) until it drains.
         #[arg(long, default_value_t = workload::CLIENT_WAKE_QUEUE_DEFAULT)]
         client_wake_queue: usize,
+        /// Pins shard i to core i (as a deployment would) and the load generator and fio to
+        /// the cores left over. Unpinned, the scheduler may put the shard and the load
+        /// generator on one core, which slows some rounds by a fifth (bench/README.md).
+        #[arg(long)]
+        pin: bool,
         /// Also writes the results as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -108,6 +113,7 @@ fn main() -> anyhow::Result<()> {
             only,
             file_mib,
             client_wake_queue,
+            pin,
             json,
             html,
         } => {
@@ -120,6 +126,7 @@ fn main() -> anyhow::Result<()> {
                 only,
                 file_bytes: file_mib.max(1) * 1024 * 1024,
                 client_wake_queue,
+                pin,
             };
             let report = compare::run(options)?;
             print!("{}", report.table());

@@ -106,6 +106,8 @@ pub struct CompareReport {
     pub comparisons: Vec<Comparison>,
     pub info: Vec<InfoRow>,
     pub cores: usize,
+    /// Where the threads ran (`--pin`).
+    pub threads: String,
     /// Highest 1-minute load average seen; above `cores`, other processes competed for CPU.
     pub load_average_max: Option<f64>,
 }
@@ -127,10 +129,11 @@ impl CompareReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "engine vs fio, same directory, {} round(s) of {} s each, {} shard(s); {}",
+            "engine vs fio, same directory, {} round(s) of {} s each, {} shard(s), {}; {}",
             self.rounds,
             self.seconds,
             self.shards,
+            self.threads,
             self.fio_version.as_deref().unwrap_or("fio not installed: no ratios")
         );
         let _ = writeln!(

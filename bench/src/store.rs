@@ -7,6 +7,8 @@ use mailvault_engine::{Engine, EngineConfig, init_store};
 use mailvault_hsm::Hsm;
 use mailvault_hsm::testing::TestToken;
 
+use crate::placement::Placement;
+
 /// Accounts created per shard, so that concurrent load reaches every shard equally.
 pub const ACCOUNTS_PER_SHARD: usize = 4;
 /// Candidate account names tried before giving up on filling every shard (routing is a hash).
@@ -39,11 +41,17 @@ impl BenchStore {
     /// Creates (after deleting whatever was there) a store of `shards` shards in `directory`
     /// and opens it with threads unpinned (the load generator shares the cores).
     pub fn create(directory: &Path, shards: usize, hsm: &Hsm) -> anyhow::Result<Self> {
+        Self::create_placed(directory, &Placement::unpinned(shards), hsm)
+    }
+
+    /// As [`BenchStore::create`], with the shards pinned if `placement` says so (called on
+    /// the load generator's thread, which keeps its own cores).
+    pub fn create_placed(directory: &Path, placement: &Placement, hsm: &Hsm) -> anyhow::Result<Self> {
         remove_directory(directory)?;
-        init_store(directory, shards)?;
+        init_store(directory, placement.shards())?;
         let mut config = EngineConfig::new(directory);
-        config.pin_threads = false;
-        let engine = Engine::open(&config, hsm)?;
+        config.pin_threads = placement.pins_shards();
+        let engine = placement.while_unpinned(|| Engine::open(&config, hsm))??;
         let accounts = mailvault_engine::block_on(create_accounts(&engine))?;
         Ok(Self { engine, accounts, directory: directory.to_owned() })
     }
