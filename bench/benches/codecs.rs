@@ -23,6 +23,9 @@ const PAYLOAD_SIZES: [usize; 3] = [4 * 1024, 64 * 1024, 1024 * 1024];
 /// The index the lookups run against: accounts × messages in each INBOX.
 const INDEX_ACCOUNTS: u64 = 1_000;
 const INDEX_MESSAGES_PER_ACCOUNT: u32 = 200;
+/// The operator bench's random-read set: 4 accounts, 32,768 messages each.
+const LARGE_INDEX_ACCOUNTS: u64 = 4;
+const LARGE_INDEX_MESSAGES_PER_ACCOUNT: u32 = 32_768;
 
 fn size_label(bytes: usize) -> String {
     if bytes >= 1024 * 1024 { format!("{}MiB", bytes / (1024 * 1024)) } else { format!("{}KiB", bytes / 1024) }
@@ -160,9 +163,9 @@ fn account_name(account: u64) -> String {
     format!("user{account:06}@example.org")
 }
 
-/// An index as replay builds it: `INDEX_ACCOUNTS` accounts, each with an INBOX of
-/// `INDEX_MESSAGES_PER_ACCOUNT` messages (bodies empty: the index keeps only sizes).
-fn build_index() -> Index {
+/// An index as replay builds it: `accounts` accounts, each with an INBOX of
+/// `messages_per_account` messages (bodies empty: the index keeps only sizes).
+fn build_index(accounts: u64, messages_per_account: u32) -> Index {
     let mut index = Index::default();
     let mut record_id = 0_u64;
     let mut apply = |index: &mut Index, account_id: u64, mailbox_id: u32, uid: u32, record: Record| {
@@ -181,10 +184,10 @@ fn build_index() -> Index {
             panic!("building the bench index: {error}");
         }
     };
-    for account in 1..=INDEX_ACCOUNTS {
+    for account in 1..=accounts {
         apply(&mut index, account, 0, 0, Record::AccountCreated { name: account_name(account), created_unix_ms: 0 });
         apply(&mut index, account, 1, 0, Record::MailboxCreated { name: INBOX.to_owned(), uid_validity: 1 });
-        for uid in 1..=INDEX_MESSAGES_PER_ACCOUNT {
+        for uid in 1..=messages_per_account {
             let record = Record::MessageAppended {
                 internal_date_unix_ms: 0,
                 flags: Flags::default(),
@@ -198,7 +201,7 @@ fn build_index() -> Index {
 }
 
 fn index_lookups(criterion: &mut Criterion) {
-    let index = build_index();
+    let index = build_index(INDEX_ACCOUNTS, INDEX_MESSAGES_PER_ACCOUNT);
     let names: Vec<String> = (1..=INDEX_ACCOUNTS).map(account_name).collect();
     let mut group =
         criterion.benchmark_group(format!("index/{INDEX_ACCOUNTS}_accounts_x_{INDEX_MESSAGES_PER_ACCOUNT}_messages"));
@@ -216,15 +219,40 @@ fn index_lookups(criterion: &mut Criterion) {
         bencher.iter(|| {
             next = (next + 7919) % names.len();
             uid = uid % INDEX_MESSAGES_PER_ACCOUNT + 1;
-            let location = index
-                .account_by_name(black_box(&names[next]))
-                .and_then(|account| account.mailbox(INBOX))
-                .and_then(|mailbox| mailbox.messages.get(&black_box(uid)))
-                .and_then(|entry| index.blob(entry.message.blob_record_id));
-            black_box(location.map(|location| location.offset))
+            black_box(fetch_path(&index, &names[next], uid))
         });
     });
     group.finish();
+
+    // The operator bench's read set: a few large INBOXes, random uids (cache misses).
+    let index = build_index(LARGE_INDEX_ACCOUNTS, LARGE_INDEX_MESSAGES_PER_ACCOUNT);
+    let names: Vec<String> = (1..=LARGE_INDEX_ACCOUNTS).map(account_name).collect();
+    let mut group = criterion.benchmark_group(format!(
+        "index/{LARGE_INDEX_ACCOUNTS}_accounts_x_{LARGE_INDEX_MESSAGES_PER_ACCOUNT}_messages"
+    ));
+    group.throughput(Throughput::Elements(1));
+    let mut random = 0x9e37_79b9_7f4a_7c15_u64;
+    group.bench_function("fetch_path_random_uid", |bencher| {
+        bencher.iter(|| {
+            random ^= random << 13;
+            random ^= random >> 7;
+            random ^= random << 17;
+            let account = &names[(random % LARGE_INDEX_ACCOUNTS) as usize];
+            let uid = ((random >> 32) % u64::from(LARGE_INDEX_MESSAGES_PER_ACCOUNT)) as u32 + 1;
+            black_box(fetch_path(&index, account, uid))
+        });
+    });
+    group.finish();
+}
+
+/// Account, INBOX, message, where its body lives: the offset a fetch reads.
+fn fetch_path(index: &Index, account: &str, uid: u32) -> Option<u64> {
+    index
+        .account_by_name(black_box(account))
+        .and_then(|account| account.mailbox(INBOX))
+        .and_then(|mailbox| mailbox.messages.get(black_box(uid)))
+        .and_then(|entry| index.blob(entry.message.blob_record_id))
+        .map(|location| location.offset)
 }
 
 fn main() {

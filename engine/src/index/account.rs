@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::format::{AccessEvent, Flags, MessageReference};
 
+use super::UidMap;
+
 #[derive(Debug)]
 pub struct Account {
     pub id: u64,
@@ -64,7 +66,7 @@ pub struct Mailbox {
     pub name: String,
     pub uid_validity: u32,
     pub uid_next: u32,
-    pub messages: BTreeMap<u32, MessageEntry>,
+    pub messages: UidMap<MessageEntry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{
-    ACCESS_LOG_ENTRIES_MAX, Account, AppPassword, BlobLocation, BlobTable, DeletedMessage, Index, Mailbox, MessageEntry,
+    ACCESS_LOG_ENTRIES_MAX, Account, AppPassword, BlobLocation, BlobTable, DeletedMessage, Index, Mailbox,
+    MessageEntry, UidMap,
 };
 use crate::format::{FrameHeader, MessageReference, Record};
 
@@ -150,7 +151,7 @@ fn apply_mailbox_record(account: &mut Account, context: &RecordContext<'_>, reco
     match record {
         Record::MailboxCreated { name, uid_validity } => {
             account.mailbox_ids.insert(name.clone(), mailbox_id);
-            let mailbox = Mailbox { id: mailbox_id, name, uid_validity, uid_next: 1, messages: BTreeMap::new() };
+            let mailbox = Mailbox { id: mailbox_id, name, uid_validity, uid_next: 1, messages: UidMap::new() };
             account.mailboxes.insert(mailbox_id, mailbox);
             account.next_mailbox_id = account.next_mailbox_id.max(mailbox_id + 1);
             account.last_uid_validity = account.last_uid_validity.max(uid_validity);
@@ -164,7 +165,7 @@ fn apply_mailbox_record(account: &mut Account, context: &RecordContext<'_>, reco
         Record::MailboxDeleted { at_unix_ms } => {
             let mailbox = account.mailboxes.remove(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
             account.mailbox_ids.remove(&mailbox.name);
-            for (uid, entry) in mailbox.messages {
+            for (uid, entry) in mailbox.messages.into_entries() {
                 account.deleted.push(DeletedMessage {
                     mailbox_id,
                     mailbox_name: mailbox.name.clone(),
@@ -204,7 +205,7 @@ fn apply_message_record(
         }
         Record::FlagsChanged { flags } => {
             let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
-            mailbox.messages.get_mut(&header.uid).ok_or_else(|| context.unknown_message())?.flags = flags;
+            mailbox.messages.get_mut(header.uid).ok_or_else(|| context.unknown_message())?.flags = flags;
         }
         Record::MessageCopied { message, flags } => {
             let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
@@ -212,14 +213,14 @@ fn apply_message_record(
         }
         Record::MessageMoved { source_mailbox_id, source_uid, message, flags } => {
             if let Some(source) = account.mailboxes.get_mut(&source_mailbox_id) {
-                source.messages.remove(&source_uid);
+                source.messages.remove(source_uid);
             }
             let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
             add_message(mailbox, header.uid, MessageEntry { message, flags });
         }
         Record::MessageExpunged { at_unix_ms } => {
             let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
-            let entry = mailbox.messages.remove(&header.uid).ok_or_else(|| context.unknown_message())?;
+            let entry = mailbox.messages.remove(header.uid).ok_or_else(|| context.unknown_message())?;
             let mailbox_name = mailbox.name.clone();
             let deleted =
                 DeletedMessage { mailbox_id, mailbox_name, uid: header.uid, entry, expunged_unix_ms: at_unix_ms };

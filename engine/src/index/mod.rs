@@ -9,12 +9,14 @@ mod account;
 mod apply;
 mod blob_table;
 mod snapshot;
+mod uid_map;
 mod usage;
 
 pub use account::{
     ACCESS_LOG_ENTRIES_MAX, Account, AppPassword, BlobLocation, Closure, DeletedMessage, Mailbox, MessageEntry,
 };
 pub use apply::{ApplyError, RecordLocation};
+pub use uid_map::UidMap;
 pub use usage::BlobUsage;
 
 use std::collections::HashMap;

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use super::{Account, AppPassword, BlobLocation, Closure, DeletedMessage, Index, Mailbox, MessageEntry};
+use super::{Account, AppPassword, BlobLocation, Closure, DeletedMessage, Index, Mailbox, MessageEntry, UidMap};
 use crate::format::{
     AccessEvent, ByteReader, ByteWriter, Flags, HASH_BYTES_MAX, LABEL_BYTES_MAX, MessageReference, NAME_BYTES_MAX,
     ReadError,
@@ -99,8 +99,8 @@ fn encode_account(writer: &mut ByteWriter, account: &Account, keep_deleted: impl
     for mailbox in account.mailboxes.values() {
         writer.u32(mailbox.id).string(&mailbox.name).u32(mailbox.uid_validity).u32(mailbox.uid_next);
         writer.u32(mailbox.messages.len() as u32);
-        for (uid, entry) in &mailbox.messages {
-            writer.u32(*uid);
+        for (uid, entry) in mailbox.messages.iter() {
+            writer.u32(uid);
             encode_entry(writer, entry);
         }
     }
@@ -172,7 +172,7 @@ fn decode_account(reader: &mut ByteReader<'_>) -> Result<Account, ReadError> {
             name: reader.string(NAME_BYTES_MAX, "mailbox name")?,
             uid_validity: reader.u32()?,
             uid_next: reader.u32()?,
-            messages: BTreeMap::new(),
+            messages: UidMap::new(),
         };
         for _ in 0..count(reader, "message count")? {
             let uid = reader.u32()?;

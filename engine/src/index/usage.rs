@@ -60,7 +60,7 @@ impl Index {
     pub fn first_missing_blob(&self) -> Option<(String, u32)> {
         self.accounts.values().find_map(|account| {
             let mailboxes = account.mailboxes.values().flat_map(|mailbox| {
-                mailbox.messages.iter().map(move |(uid, entry)| (mailbox.name.as_str(), *uid, entry))
+                mailbox.messages.iter().map(move |(uid, entry)| (mailbox.name.as_str(), uid, entry))
             });
             let deleted =
                 account.deleted.iter().map(|deleted| (deleted.mailbox_name.as_str(), deleted.uid, &deleted.entry));

@@ -51,7 +51,7 @@ impl StoreContents {
                                 size: entry.message.size,
                                 flags: entry.flags.clone(),
                             };
-                            (*uid, message)
+                            (uid, message)
                         })
                         .collect();
                     let contents =

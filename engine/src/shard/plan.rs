@@ -70,7 +70,9 @@ fn entries(mailbox: &Mailbox, uids: &[u32]) -> Result<Vec<(u32, MessageEntry)>, 
         return Err(EngineError::InvalidInput { what: "uid list", reason: format!("uid {repeated} is listed twice") });
     }
     uids.iter()
-        .map(|uid| mailbox.messages.get(uid).map(|entry| (*uid, entry.clone())).ok_or(EngineError::NoSuchMessage(*uid)))
+        .map(|uid| {
+            mailbox.messages.get(*uid).map(|entry| (*uid, entry.clone())).ok_or(EngineError::NoSuchMessage(*uid))
+        })
         .collect()
 }
 

@@ -113,7 +113,7 @@ impl<S: Storage> Shard<S> {
     fn messages(&self, account: &str, mailbox: &str) -> Result<(MailboxInfo, Vec<MessageInfo>), EngineError> {
         let name = normalize_mailbox(mailbox);
         let mailbox = self.find_account(account)?.mailbox(&name).ok_or(EngineError::NoSuchMailbox(name))?;
-        let messages = mailbox.messages.iter().map(|(uid, entry)| message_info(*uid, entry)).collect();
+        let messages = mailbox.messages.iter().map(|(uid, entry)| message_info(uid, entry)).collect();
         Ok((mailbox_info(mailbox), messages))
     }
 
@@ -189,7 +189,7 @@ impl<S: Storage> Shard<S> {
         let account = self.find_account(account)?;
         let account_id = account.id;
         let mailbox = account.mailbox(&name).ok_or(EngineError::NoSuchMailbox(name))?;
-        let entry = mailbox.messages.get(&uid).ok_or(EngineError::NoSuchMessage(uid))?;
+        let entry = mailbox.messages.get(uid).ok_or(EngineError::NoSuchMessage(uid))?;
         let info = message_info(uid, entry);
         let blob_record_id = entry.message.blob_record_id;
         let location = *self
