@@ -1,8 +1,9 @@
 //! Criterion benches of the CPU work under every append and fetch, without the disk: the frame
 //! codec (encode, decode with its CRC check, and a fetch's decode that leaves the payload to the
-//! AEAD tag), the record codec, CRC32C, AES-256-GCM seal and
-//! open under a record's header (aws-lc-rs, as the engine uses it), BLAKE3 digests, and index
-//! lookups (account by name, mailbox by name, message by uid, body location by record id).
+//! AEAD tag), the record codec, CRC32C, AES-256-GCM seal and open under a record's header
+//! (aws-lc-rs, as the engine uses it), BLAKE3 digests, and index lookups (account by name,
+//! mailbox by name, message by uid, body location by record id), in many small INBOXes and on
+//! random uids in a few large ones.
 //!
 //! Sizes: 4 KiB (a typical small mail), 64 KiB (a mail with an attachment) and 1 MiB (the
 //! load test's largest). Throughput is in bytes, so criterion prints GB/s per core.
