@@ -39,15 +39,26 @@ impl Placement {
         self.pinned
     }
 
+    /// The core each shard is pinned to, as `EngineConfig::pin_threads` picks it: shard `i` on
+    /// core `i % cores`, by number, so where the process may use only some cores (a cpuset of
+    /// cores 4-7, say) that core can lie outside them.
+    fn shard_cores(&self) -> Vec<usize> {
+        (0..self.shards).map(|shard| shard % self.cores.len().max(1)).collect()
+    }
+
     /// The cores no shard is pinned to, for the load generator; empty when unpinned or when
     /// the shards take every core (then the generator runs wherever the scheduler puts it).
-    pub fn generator_cores(&self) -> &[usize] {
-        if self.pinned { self.cores.get(self.shards..).unwrap_or_default() } else { &[] }
+    pub fn generator_cores(&self) -> Vec<usize> {
+        if !self.pinned {
+            return Vec::new();
+        }
+        let shard_cores = self.shard_cores();
+        self.cores.iter().copied().filter(|core| !shard_cores.contains(core)).collect()
     }
 
     /// Moves the calling thread (the load generator's) to its cores, if it has any.
     pub fn pin_generator(&self) -> std::io::Result<()> {
-        pin_current_thread(self.generator_cores())
+        pin_current_thread(&self.generator_cores())
     }
 
     /// Runs `open` with the calling thread free to run on every core: threads it starts (the
@@ -65,8 +76,8 @@ impl Placement {
         if !self.pinned {
             return "threads unpinned".to_owned();
         }
-        let shard_cores: Vec<usize> = (0..self.shards).map(|shard| self.cores[shard % self.cores.len()]).collect();
-        match self.generator_cores() {
+        let shard_cores = self.shard_cores();
+        match self.generator_cores().as_slice() {
             [] => format!("shards pinned to cores {shard_cores:?}; load generator and fio unpinned (no core left)"),
             generator => {
                 format!("shards pinned to cores {shard_cores:?}; load generator and fio on cores {generator:?}")
@@ -100,6 +111,8 @@ mod tests {
     fn the_generator_gets_the_cores_after_the_shards() {
         assert_eq!(placement(&[0, 1, 2, 3], 1, true).generator_cores(), [1, 2, 3]);
         assert_eq!(placement(&[0, 1, 2, 3], 3, true).generator_cores(), [3]);
+        // The engine pins by index: with cores 4-7 allowed, shard 0 asks for core 0.
+        assert_eq!(placement(&[4, 5, 6, 7], 1, true).generator_cores(), [4, 5, 6, 7]);
         assert!(placement(&[0, 1], 2, true).generator_cores().is_empty(), "no core left");
         assert!(placement(&[0, 1], 4, true).generator_cores().is_empty(), "more shards than cores");
         assert!(placement(&[0, 1], 1, false).generator_cores().is_empty(), "unpinned");
