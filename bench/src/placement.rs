@@ -7,7 +7,7 @@
 
 use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
 
-/// The cores each side gets; `None` when the bench runs unpinned.
+/// Which cores the shards and the load generator get, or that the bench runs unpinned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
     /// Every core the bench may use, in order (the process's affinity at start).
