@@ -19,9 +19,7 @@ pub struct Placement {
 impl Placement {
     /// The placement for `shards` shards, pinned or not, over the cores this process may use.
     pub fn new(shards: usize, pinned: bool) -> std::io::Result<Self> {
-        let allowed = sched_getaffinity(None)?;
-        let cores = (0..CpuSet::MAX_CPU).filter(|&core| allowed.is_set(core)).collect();
-        Ok(Self { cores, shards, pinned })
+        Ok(Self { cores: cores_in(&sched_getaffinity(None)?), shards, pinned })
     }
 
     /// No pinning: every thread goes where the scheduler puts it.
@@ -86,6 +84,11 @@ impl Placement {
     }
 }
 
+/// The cores in `set`, in order.
+fn cores_in(set: &CpuSet) -> Vec<usize> {
+    (0..CpuSet::MAX_CPU).filter(|&core| set.is_set(core)).collect()
+}
+
 /// Restricts the calling thread to `cores` (no change for an empty list).
 fn pin_current_thread(cores: &[usize]) -> std::io::Result<()> {
     if cores.is_empty() {
@@ -140,18 +143,14 @@ mod tests {
         }
         std::thread::spawn(move || {
             everything.pin_generator().expect("pin");
-            let pinned = sched_getaffinity(None).expect("affinity");
-            let allowed: Vec<usize> = (0..CpuSet::MAX_CPU).filter(|&core| pinned.is_set(core)).collect();
+            let allowed = cores_in(&sched_getaffinity(None).expect("affinity"));
             assert_eq!(allowed, everything.generator_cores());
             let during = everything
-                .while_unpinned(|| {
-                    let set = sched_getaffinity(None).expect("affinity");
-                    (0..CpuSet::MAX_CPU).filter(|&core| set.is_set(core)).count()
-                })
+                .while_unpinned(|| cores_in(&sched_getaffinity(None).expect("affinity")).len())
                 .expect("widen");
             assert_eq!(during, everything.cores.len(), "every core while the engine opens");
-            let after = sched_getaffinity(None).expect("affinity");
-            assert_eq!((0..CpuSet::MAX_CPU).filter(|&core| after.is_set(core)).count(), everything.cores.len() - 1);
+            let after = cores_in(&sched_getaffinity(None).expect("affinity"));
+            assert_eq!(after.len(), everything.cores.len() - 1);
         })
         .join()
         .expect("thread");
