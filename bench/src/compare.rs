@@ -39,6 +39,8 @@ pub const READ_CONCURRENCY: usize = 32;
 const FILL_CONCURRENCY: usize = 256;
 /// How often the page cache is emptied of the store during random reads.
 const EVICT_INTERVAL: Duration = Duration::from_millis(20);
+/// The longest wait for the disk to settle before a measurement (see `disk_stats::settle`).
+const SETTLE_AT_MOST: Duration = Duration::from_secs(60);
 
 /// Targets: the engine's share of what fio gets from the same disk.
 pub const TARGET_LARGE_APPEND_RATIO: f64 = 0.85;
@@ -168,6 +170,7 @@ impl Bench {
         engine: &Engine,
         load: impl Future<Output = Result<LoadResult, EngineError>>,
     ) -> anyhow::Result<(LoadResult, EngineDiagnostics)> {
+        self.settle_disk()?;
         let commits_before = self.runtime.block_on(diagnostics::commit_counters(engine))?;
         let disk_before = self.disk_snapshot();
         let cpu_before = CpuSnapshot::take();
@@ -183,6 +186,17 @@ impl Bench {
         );
         self.progress.say(&format!("  engine: {:.0} ops/s; {}", result.per_second(), diagnostics.summary()));
         Ok((result, diagnostics))
+    }
+
+    /// Lets the disk finish what the last phase left it (the trimming of deleted files) before
+    /// the next measurement starts, so that neither fio nor the engine pays for the other's.
+    fn settle_disk(&self) -> anyhow::Result<()> {
+        let Some(stat_file) = &self.disk_stat_file else { return Ok(()) };
+        let waited = disk_stats::settle(&self.options.directory, stat_file, SETTLE_AT_MOST)?;
+        if waited >= Duration::from_millis(500) {
+            self.progress.say(&format!("  waited {:.1} s for the disk to settle", waited.as_secs_f64()));
+        }
+        Ok(())
     }
 
     fn disk_snapshot(&self) -> Option<DiskSnapshot> {
@@ -204,6 +218,7 @@ impl Bench {
     ) -> anyhow::Result<()> {
         let Some(options) = &self.fio else { return Ok(()) };
         self.progress.say(&format!("fio {} (round {round}/{})", job.name(), self.options.rounds));
+        self.settle_disk()?;
         let disk_before = self.disk_snapshot();
         let result = fio::run(job, options)?;
         if let Some(disk) = self.disk_activity_since(disk_before.as_ref()) {

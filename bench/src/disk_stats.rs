@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The device counters at one instant (see the kernel's Documentation/block/stat.rst).
 #[derive(Debug, Clone)]
@@ -29,7 +29,13 @@ const READ_SECTORS: usize = 2;
 const WRITES: usize = 4;
 const WRITE_SECTORS: usize = 6;
 const TIME_IN_QUEUE_MS: usize = 10;
+const IN_FLIGHT: usize = 8;
+const DISCARDS: usize = 11;
 const FLUSHES: usize = 15;
+
+/// How long the disk must stay idle (nothing in flight, no discard finished) to count as settled.
+const QUIET_FOR: Duration = Duration::from_millis(300);
+const POLL_EVERY: Duration = Duration::from_millis(20);
 
 /// The stat file of the device `path` lives on; `None` if it is not a block device (tmpfs).
 pub fn stat_file(path: &Path) -> Option<PathBuf> {
@@ -46,12 +52,13 @@ impl DiskSnapshot {
         (fields.len() > TIME_IN_QUEUE_MS).then(|| Self { at: Instant::now(), fields })
     }
 
+    fn field(&self, index: usize) -> u64 {
+        self.fields.get(index).copied().unwrap_or(0)
+    }
+
     pub fn activity_since(&self, earlier: &Self) -> DiskActivity {
         let seconds = self.at.duration_since(earlier.at).as_secs_f64().max(f64::EPSILON);
-        let delta = |field: usize| {
-            let now = self.fields.get(field).copied().unwrap_or(0);
-            crate::workload::count_f64(now.saturating_sub(earlier.fields.get(field).copied().unwrap_or(0)))
-        };
+        let delta = |field: usize| crate::workload::count_f64(self.field(field).saturating_sub(earlier.field(field)));
         let kib_per_io = |sectors: f64, ios: f64| if ios > 0.0 { sectors / 2.0 / ios } else { 0.0 };
         DiskActivity {
             reads_per_second: delta(READS) / seconds,
@@ -62,6 +69,35 @@ impl DiskSnapshot {
             mean_queue_depth: delta(TIME_IN_QUEUE_MS) / 1000.0 / seconds,
         }
     }
+}
+
+/// Makes the filesystem holding `directory` commit what was just deleted, then waits (at most
+/// `at_most`) until the disk behind `stat_file` is idle: nothing in flight and no discard
+/// finished for [`QUIET_FOR`]. Returns how long it waited.
+///
+/// On a filesystem mounted with `discard`, deleting a run's files (fio lays out tens of GB)
+/// makes ext4 trim them in the background for a second or more, which the next measurement,
+/// the engine's or fio's, would otherwise share the disk with.
+pub fn settle(directory: &Path, stat_file: &Path, at_most: Duration) -> std::io::Result<Duration> {
+    let start = Instant::now();
+    rustix::fs::syncfs(std::fs::File::open(directory)?)?;
+    let mut last = DiskSnapshot::take(stat_file);
+    let mut quiet_since = Instant::now();
+    while start.elapsed() < at_most {
+        std::thread::sleep(POLL_EVERY);
+        let now = DiskSnapshot::take(stat_file);
+        let idle = match (&last, &now) {
+            (Some(last), Some(now)) => now.field(IN_FLIGHT) == 0 && now.field(DISCARDS) == last.field(DISCARDS),
+            _ => true,
+        };
+        if !idle {
+            quiet_since = Instant::now();
+        } else if quiet_since.elapsed() >= QUIET_FOR {
+            break;
+        }
+        last = now;
+    }
+    Ok(start.elapsed())
 }
 
 impl DiskActivity {
