@@ -76,6 +76,19 @@ proptest! {
         prop_assert_eq!(cipher.open(&header, sealed_elsewhere).unwrap(), plaintext);
     }
 
+    /// The shard seals a message body from the request into its batch (`seal_scattered`): at
+    /// any split of the payload into head and tail, the frame is that of the whole payload.
+    #[test]
+    fn sealing_a_payload_in_two_pieces_gives_the_frame_of_the_whole((key, header, plaintext) in sealed_case(), split in any::<prop::sample::Index>()) {
+        let cipher = RecordCipher::new(&Dek::from_bytes(key));
+        let (head, tail) = plaintext.split_at(split.index(plaintext.len() + 1));
+        let mut sealed = head.to_vec();
+        sealed.resize(plaintext.len() + TAG_BYTES, 0);
+        let (head_in_place, tail_out) = sealed.split_at_mut(head.len());
+        cipher.seal_scattered(&header, head_in_place, tail, tail_out);
+        prop_assert_eq!(&sealed, &rustcrypto_seal(&key, &header, &plaintext));
+    }
+
     #[test]
     fn a_record_moved_to_another_place_or_key_fails_to_open_in_both_libraries(
         (key, header, plaintext) in sealed_case(),

@@ -63,6 +63,19 @@ impl RecordCipher {
         bytes
     }
 
+    /// Seals the payload `head` ‖ `tail` as [`Self::seal_in_place`] would, without copying
+    /// `tail` first: `head` is encrypted in place, `tail` is read where it lies and encrypted
+    /// into `tail_out_and_tag`, which must be `tail.len() + TAG_BYTES` long and ends with the tag.
+    pub fn seal_scattered(&self, header: &FrameHeader, head: &mut [u8], tail: &[u8], tail_out_and_tag: &mut [u8]) {
+        assert_eq!(tail_out_and_tag.len(), tail.len() + TAG_BYTES, "a sealed tail is followed by its tag");
+        let nonce = Nonce::assume_unique_for_key(record_nonce(header.record_id));
+        let associated = header.associated_data();
+        // With the lengths checked above, sealing fails only past GCM's 64 GiB limit.
+        let Ok(()) = self.key.seal_in_place_scatter(nonce, Aad::from(&associated), head, tail, tail_out_and_tag) else {
+            unreachable!("sealed inputs are bounded far below the AES-GCM limit");
+        };
+    }
+
     /// Decrypts and authenticates a frame payload, returning the plaintext.
     pub fn open(&self, header: &FrameHeader, payload: Vec<u8>) -> Result<Vec<u8>, RecordOpenError> {
         self.open_with(record_nonce(header.record_id), &header.associated_data(), payload)

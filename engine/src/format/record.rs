@@ -328,13 +328,18 @@ impl Record {
         bytes
     }
 
-    /// Appends the payload encoding to `out` (the shard encodes straight into its batch, so a
-    /// message body is copied once on its way to the disk, not once per layer).
+    /// Appends the payload encoding to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        if let Self::MessageAppended { body, .. } = self {
-            out.reserve(body.len() + 64);
-        }
+        let tail = self.encode_head_into(out);
+        out.extend_from_slice(tail);
+    }
+
+    /// Appends the payload encoding to `out` except a message body, which ends the payload and
+    /// is returned instead (empty for other kinds): the shard seals a body from the request
+    /// straight into its batch, so the body is read once on its way to the disk and never copied.
+    pub fn encode_head_into(&self, out: &mut Vec<u8>) -> &[u8] {
         let mut writer = ByteWriter::appending_to(std::mem::take(out));
+        let mut tail: &[u8] = &[];
         match self {
             Self::AccountCreated { name, created_unix_ms } => {
                 writer.string(name).i64(*created_unix_ms);
@@ -358,7 +363,8 @@ impl Record {
             Self::MessageAppended { internal_date_unix_ms, flags, digest, body } => {
                 writer.i64(*internal_date_unix_ms);
                 flags.encode(&mut writer);
-                writer.raw(digest).raw(body);
+                writer.raw(digest);
+                tail = body;
             }
             Self::FlagsChanged { flags } => flags.encode(&mut writer),
             Self::MessageCopied { message, flags } => {
@@ -394,6 +400,7 @@ impl Record {
             }
         }
         *out = writer.into_inner();
+        tail
     }
 
     /// Decodes a payload of `kind`. Takes the plaintext by value so that a message body is

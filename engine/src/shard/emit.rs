@@ -33,12 +33,14 @@ impl<S: Storage> Shard<S> {
         self.next_record_id += 1;
         let kind = record.kind();
         let cipher = cipher.filter(|_| !kind.is_clear());
-        // Encoded straight into the batch: header room, plaintext, sealed in place, tag.
+        // Encoded straight into the batch: header room, plaintext, sealed in place, tag. A
+        // message body is sealed from the request into the batch, not copied there first.
         let (frames, first_frame_at) = batch.frames.vector_mut();
         let frame_start = frames.len();
         frames.resize(frame_start + FRAME_HEADER_BYTES, 0);
-        record.encode_into(frames);
-        let plaintext_bytes = frames.len() - frame_start - FRAME_HEADER_BYTES;
+        let body = record.encode_head_into(frames);
+        let head_end = frames.len();
+        let plaintext_bytes = head_end - frame_start - FRAME_HEADER_BYTES + body.len();
         let tag_bytes = if cipher.is_some() { TAG_BYTES } else { 0 };
         let header = FrameHeader {
             kind: kind as u8,
@@ -49,9 +51,14 @@ impl<S: Storage> Shard<S> {
             uid: place.uid,
             payload_length: (plaintext_bytes + tag_bytes) as u32,
         };
-        if let Some(cipher) = cipher {
-            let tag = cipher.seal_in_place(&header, &mut frames[frame_start + FRAME_HEADER_BYTES..]);
-            frames.extend_from_slice(&tag);
+        match cipher {
+            Some(cipher) => {
+                frames.resize(head_end + body.len() + TAG_BYTES, 0);
+                let (head, tail_out) = frames[frame_start + FRAME_HEADER_BYTES..]
+                    .split_at_mut(head_end - frame_start - FRAME_HEADER_BYTES);
+                cipher.seal_scattered(&header, head, body, tail_out);
+            }
+            None => frames.extend_from_slice(body),
         }
         finish_frame(&header, frames, frame_start);
         let frame_bytes = (frames.len() - frame_start) as u32;
