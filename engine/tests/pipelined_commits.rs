@@ -16,7 +16,7 @@ use mailvault_engine::io::{FaultController, FaultyStorage};
 use mailvault_engine::{Engine, Flags, OpenError, block_on};
 
 const ACCOUNT: &str = "ann@example.org";
-/// Appends in flight at once: 48 of 40 KiB pass the 1 MiB batch limit, so they form
+/// Appends in flight at once: 48 of 40 KiB pass the 512 KiB batch limit, so they form
 /// several commits in flight together.
 const APPENDS: usize = 48;
 const BODY_BYTES: usize = 40 * 1024;
@@ -83,6 +83,78 @@ fn stored(engine: &Engine) -> BTreeMap<u32, Vec<u8>> {
         }
         stored
     })
+}
+
+/// Waits (at most 10 s) for `condition`, which the engine makes true from its own threads.
+/// Shorter than the 20 s after which held writes and paused syncs go on anyway, so that what
+/// only happens once they do fails the test.
+fn wait_for(what: &str, condition: impl Fn() -> bool) {
+    for _ in 0..10_000 {
+        if condition() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    panic!("waited 10 s for {what}");
+}
+
+fn commits(engine: &Engine) -> u64 {
+    block_on(engine.stats()).unwrap().iter().map(|shard| shard.commits).sum()
+}
+
+/// Group commit: appends that arrive while a commit's blocks are being written do not each
+/// start a commit of their own (a write queued behind those blocks, then an fdatasync each);
+/// they wait, and share the one commit that starts when the disk has taken the writes.
+#[test]
+fn appends_arriving_while_a_commit_writes_wait_and_share_the_next_commit() {
+    const LATER: usize = 10;
+    let store = TestStore::new(1);
+    let controller = FaultController::new(11);
+    let engine = open_faulty(&store, &controller);
+    block_on(engine.create_account(ACCOUNT)).unwrap();
+    let commits_before = commits(&engine);
+    controller.hold_writes();
+    let uids = std::thread::scope(|scope| {
+        let first = scope.spawn(|| block_on(engine.append(ACCOUNT, "INBOX", body(0), Flags::default(), None)));
+        wait_for("the first commit's write", || controller.writes_waiting() == 1);
+        let later = scope.spawn(|| {
+            block_on(futures_util::future::join_all(
+                (1..=LATER).map(|index| engine.append(ACCOUNT, "INBOX", body(index), Flags::default(), None)),
+            ))
+        });
+        // Ample time for the later appends to reach the shard and, if it did not hold them,
+        // for their commits' writes to reach the disk beside the held one.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert_eq!(controller.writes_waiting(), 1, "a commit started while another was still writing");
+        controller.release_writes();
+        let mut uids = vec![first.join().unwrap().unwrap()];
+        uids.extend(later.join().unwrap().into_iter().map(Result::unwrap));
+        uids
+    });
+    assert_eq!(uids.iter().collect::<std::collections::BTreeSet<_>>().len(), LATER + 1);
+    assert_eq!(commits(&engine) - commits_before, 2, "the later appends did not share one commit");
+}
+
+/// Pipelining: a commit's fdatasync does not hold up the next commit. Appends that arrive
+/// while it syncs are planned and written meanwhile (its answer still goes out first).
+#[test]
+fn a_commit_is_written_while_the_one_before_it_syncs() {
+    let store = TestStore::new(1);
+    let controller = FaultController::new(13);
+    let engine = open_faulty(&store, &controller);
+    block_on(engine.create_account(ACCOUNT)).unwrap();
+    controller.pause_syncs();
+    let uids = std::thread::scope(|scope| {
+        let first = scope.spawn(|| block_on(engine.append(ACCOUNT, "INBOX", body(0), Flags::default(), None)));
+        wait_for("the first commit's sync", || controller.syncs_waiting() == 1);
+        controller.hold_writes();
+        let second = scope.spawn(|| block_on(engine.append(ACCOUNT, "INBOX", body(1), Flags::default(), None)));
+        wait_for("the second commit's write, during the first one's sync", || controller.writes_waiting() == 1);
+        controller.release_writes();
+        controller.release_syncs();
+        [first.join().unwrap().unwrap(), second.join().unwrap().unwrap()]
+    });
+    assert!(uids[0] < uids[1], "uids {uids:?}");
 }
 
 #[test]

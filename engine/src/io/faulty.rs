@@ -58,15 +58,28 @@ struct UnsyncedWrite {
     written_bytes: usize,
 }
 
+/// Operations the test holds back.
+#[derive(Debug, Default)]
+struct Held {
+    /// Syncs do not return until the crash (then they fail): a slow disk cache flush, during
+    /// which later writes go on.
+    syncs_until_crash: bool,
+    /// Writes wait (without touching the file) until released: a slow disk, with the writes of
+    /// a commit still in flight while the engine goes on.
+    writes: bool,
+    /// Syncs wait (before they start) until released: a slow flush that ends well.
+    syncs: bool,
+}
+
 #[derive(Debug)]
 struct FaultState {
     random: u64,
     rates: FaultRates,
     crashed: bool,
     writes_until_crash: Option<u64>,
-    /// Syncs do not return until the crash (then they fail): a slow disk cache flush, during
-    /// which later writes go on.
-    syncs_held: bool,
+    held: Held,
+    writes_waiting: u64,
+    syncs_waiting: u64,
     unsynced: HashMap<PathBuf, Vec<UnsyncedWrite>>,
     /// Byte ranges of writes in flight, per file.
     writing: HashMap<PathBuf, Vec<(u64, u64)>>,
@@ -134,7 +147,9 @@ impl FaultController {
             rates: FaultRates::default(),
             crashed: false,
             writes_until_crash: None,
-            syncs_held: false,
+            held: Held::default(),
+            writes_waiting: 0,
+            syncs_waiting: 0,
             unsynced: HashMap::new(),
             renamed: HashMap::new(),
             writing: HashMap::new(),
@@ -162,7 +177,37 @@ impl FaultController {
     /// after the sync go on and may reach the disk. Pair it with `crash_after_writes`; a sync
     /// held past 20 s fails anyway, so a test that never crashes ends.
     pub fn hold_syncs_until_crash(&self) {
-        self.lock().syncs_held = true;
+        self.lock().held.syncs_until_crash = true;
+    }
+
+    /// From now until [`Self::release_writes`], every write waits before it reaches the file
+    /// (a write held past 20 s goes on anyway, so a test that never releases ends).
+    pub fn hold_writes(&self) {
+        self.lock().held.writes = true;
+    }
+
+    pub fn release_writes(&self) {
+        self.lock().held.writes = false;
+    }
+
+    /// Writes waiting now because writes are held.
+    pub fn writes_waiting(&self) -> u64 {
+        self.lock().writes_waiting
+    }
+
+    /// From now until [`Self::release_syncs`], every sync waits before it starts, then goes on
+    /// as usual (a sync paused past 20 s goes on anyway).
+    pub fn pause_syncs(&self) {
+        self.lock().held.syncs = true;
+    }
+
+    pub fn release_syncs(&self) {
+        self.lock().held.syncs = false;
+    }
+
+    /// Syncs waiting now because syncs are paused.
+    pub fn syncs_waiting(&self) -> u64 {
+        self.lock().syncs_waiting
     }
 
     pub fn crash_now(&self) {
@@ -212,7 +257,7 @@ impl FaultController {
         }
         state.crashed = false;
         state.writes_until_crash = None;
-        state.syncs_held = false;
+        state.held = Held::default();
         Ok(())
     }
 }
@@ -320,6 +365,31 @@ impl FaultyFile {
         }
     }
 
+    /// Returns once writes are no longer held, or after 20 s.
+    async fn wait_while_writes_held(&self) {
+        self.wait_while(|state| state.held.writes, |state| &mut state.writes_waiting).await;
+    }
+
+    /// Returns once syncs are no longer paused, or after 20 s.
+    async fn wait_while_syncs_paused(&self) {
+        self.wait_while(|state| state.held.syncs, |state| &mut state.syncs_waiting).await;
+    }
+
+    /// Waits while `held` says so (at most 20 s), counted meanwhile in `waiting`.
+    async fn wait_while(&self, held: fn(&FaultState) -> bool, waiting: fn(&mut FaultState) -> &mut u64) {
+        if !held(&self.controller.lock()) {
+            return;
+        }
+        *waiting(&mut self.controller.lock()) += 1;
+        for _ in 0..20_000 {
+            if !held(&self.controller.lock()) {
+                break;
+            }
+            compio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        *waiting(&mut self.controller.lock()) -= 1;
+    }
+
     /// The faults of one read of `length` bytes: an injected short read (an error), or which
     /// bit to flip in what comes back.
     fn roll_read_faults(&self, length: usize) -> io::Result<Option<u64>> {
@@ -344,6 +414,7 @@ impl FaultyFile {
 
 impl StorageFile for FaultyFile {
     async fn write_blocks(&self, buffer: BlockBuffer, offset: u64) -> (io::Result<()>, BlockBuffer) {
+        self.wait_while_writes_held().await;
         let crash_now = {
             let mut state = self.controller.lock();
             if state.crashed {
@@ -429,6 +500,7 @@ impl StorageFile for FaultyFile {
     }
 
     async fn sync_data(&self) -> io::Result<()> {
+        self.wait_while_syncs_paused().await;
         // Writes completed before the sync was issued: the only ones it vouches for (a write
         // that completes while the sync runs may or may not be durable, so it stays unsynced).
         let (covered, held) = {
@@ -442,7 +514,7 @@ impl StorageFile for FaultyFile {
                 return Err(eio("fsync"));
             }
             let path = state.resolve(&self.path);
-            (state.unsynced.get(&path).map_or(0, Vec::len), state.syncs_held)
+            (state.unsynced.get(&path).map_or(0, Vec::len), state.held.syncs_until_crash)
         };
         if held {
             self.wait_for_crash().await;

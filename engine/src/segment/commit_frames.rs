@@ -15,7 +15,7 @@ use crate::format::BLOCK_BYTES;
 
 /// Capacity of a fresh vector: a full batch (`shard::BATCH_BYTES_MAX`) plus its last message,
 /// the tail block and the alignment, so that one seldom moves while it is filled.
-const FRESH_CAPACITY_BYTES: usize = 1024 * 1024 + 256 * 1024;
+const FRESH_CAPACITY_BYTES: usize = 512 * 1024 + 256 * 1024;
 /// Vectors kept for reuse per thread: as many as a shard's commits in flight (up to 16 large
 /// ones) and the batch it fills; a thread keeps only as many as it once had in use at once.
 const SPARE_KEPT_MAX: usize = 20;

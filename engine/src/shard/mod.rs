@@ -3,9 +3,10 @@
 //!
 //! Group commit: the loop takes every request waiting in its queue, turns the mutations into
 //! records applied to the index and encoded into one buffer, then writes and syncs that buffer
-//! once and answers them all. Requests arriving meanwhile form the next batch, planned and
-//! written while the previous one syncs (`pipeline`), so under load many appends share one
-//! fdatasync and the disk is never idle while the shard plans. Reads wait for the commits
+//! once and answers them all. Requests arriving meanwhile form the next batch, planned as they
+//! come while the previous commit writes, and started once its writes end (or the batch is
+//! full): it is written while the previous one syncs (`pipeline`), so under load many appends
+//! share one fdatasync and the disk is never idle while the shard plans. Reads wait for the commits
 //! planned before them, so no one ever sees what is not durable.
 
 pub(crate) mod checkpoint;
@@ -45,10 +46,12 @@ const BATCH_REQUESTS_MAX: usize = 1024;
 /// Longest a backup holds compaction back after sealing, should it never release the hold (a
 /// crashed backup must not stop compaction for good).
 const BACKUP_HOLD_MS: i64 = 30 * 60 * 1000;
-/// A batch stops taking mutations once its frames pass this size. Small enough that a burst
-/// of large appends splits into commits that overlap (one writes while another syncs and the
-/// next is planned); large enough that one fdatasync still covers hundreds of small appends.
-const BATCH_BYTES_MAX: usize = 1024 * 1024;
+/// A batch stops taking mutations once its frames pass this size, and starts. Small enough that
+/// a burst of appends splits into commits that overlap (one writes while the next is planned,
+/// rather than the disk waiting for a whole burst to be planned: 1 MiB of 4 KiB appends takes
+/// the shard about a millisecond); large enough that one fdatasync still covers over a hundred
+/// small appends (bench/README.md, session 13).
+const BATCH_BYTES_MAX: usize = 512 * 1024;
 
 #[derive(Debug, Clone)]
 pub(crate) struct ShardConfig {
@@ -154,24 +157,12 @@ impl<S: Storage> Shard<S> {
     pub(crate) async fn run(mut self, receiver: flume::Receiver<Request>) {
         let mut shutting_down = false;
         while !shutting_down {
-            let first = if self.pipeline.is_empty() {
-                let Some(request) = self.next_request(&receiver).await else { break };
-                request
+            let next = if self.pipeline.is_empty() {
+                self.next_request(&receiver).await
             } else {
-                // Commits are in flight: plan what is already waiting, else answer the oldest.
-                match receiver.try_recv() {
-                    Ok(request) if !self.pipeline.is_full() => request,
-                    Ok(request) => {
-                        self.finish_oldest_commit().await;
-                        request
-                    }
-                    Err(flume::TryRecvError::Empty) => {
-                        self.finish_oldest_commit().await;
-                        continue;
-                    }
-                    Err(flume::TryRecvError::Disconnected) => break,
-                }
+                self.next_request_while_committing(&receiver).await
             };
+            let Some(first) = next else { break };
             let mut batch = self.new_batch();
             let mut rewrap_waiters = Vec::new();
             let mut next = Some(first);
@@ -203,7 +194,11 @@ impl<S: Storage> Shard<S> {
                 }
                 taken += 1;
                 if taken < BATCH_REQUESTS_MAX && batch.frames.len() < BATCH_BYTES_MAX && !shutting_down {
-                    next = receiver.try_recv().ok();
+                    next = match receiver.try_recv() {
+                        Ok(request) => Some(request),
+                        Err(_) if batch.frame_count > 0 => self.wait_for_more_while_writing(&receiver).await,
+                        Err(_) => None,
+                    };
                 }
             }
             let seal_waiters = std::mem::take(&mut batch.seal_waiters);
@@ -257,6 +252,54 @@ impl<S: Storage> Shard<S> {
         }
         if checkpoint {
             self.start_checkpoint().await;
+        }
+    }
+
+    /// The next request to serve while commits are in flight; each commit is answered as soon
+    /// as its IO ends. `None` once the queue is closed.
+    async fn next_request_while_committing(&mut self, receiver: &flume::Receiver<Request>) -> Option<Request> {
+        loop {
+            if self.pipeline.is_empty() {
+                return self.next_request(receiver).await;
+            }
+            if self.pipeline.oldest_is_done() {
+                self.finish_oldest_commit().await;
+                continue;
+            }
+            let request = match receiver.try_recv() {
+                Ok(request) => request,
+                Err(flume::TryRecvError::Disconnected) => return None,
+                Err(flume::TryRecvError::Empty) => match first_of(receiver.recv_async(), self.pipeline.rung()).await {
+                    Either::First(request) => request.ok()?,
+                    Either::Second(()) => continue,
+                },
+            };
+            if self.pipeline.is_full() {
+                self.finish_oldest_commit().await;
+            }
+            return Some(request);
+        }
+    }
+
+    /// The next request for a batch of records while a commit in flight is still writing its
+    /// blocks (answering commits that end meanwhile). `None` once those writes end (or the
+    /// queue closes): the batch starts then. Started at once instead, it would be a write of a
+    /// few records queued behind those blocks, with an fdatasync of its own; held, it takes
+    /// every request that comes meanwhile, and the shard plans them while the disk writes
+    /// (bench/README.md, session 13).
+    async fn wait_for_more_while_writing(&mut self, receiver: &flume::Receiver<Request>) -> Option<Request> {
+        loop {
+            if self.pipeline.oldest_is_done() {
+                self.finish_oldest_commit().await;
+                continue;
+            }
+            if !self.pipeline.is_writing() {
+                return None;
+            }
+            match first_of(receiver.recv_async(), self.pipeline.rung()).await {
+                Either::First(request) => return request.ok(),
+                Either::Second(()) => {}
+            }
         }
     }
 

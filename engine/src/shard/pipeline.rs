@@ -18,8 +18,10 @@
 //! Work that needs the disk to match the index (rotation, checkpoints, compaction steps,
 //! shutdown) drains the pipeline first.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io;
+use std::rc::Rc;
 
 use compio::runtime::JoinHandle;
 
@@ -35,7 +37,7 @@ const IN_FLIGHT_MAX: usize = 4;
 
 /// Commits in flight at most when the others are large (a stream of big messages). A durable
 /// stream moves at most (bytes in flight) / (write + fdatasync latency): with fdatasync at
-/// 2-4 ms on the disks we measured, four 1 MiB commits cap it near 1 GB/s, so large commits
+/// 2-4 ms on the disks we measured, four 512 KiB commits cap it near 500 MB/s, so large commits
 /// get more room. Their pieces' memory is bounded by this times `BATCH_BYTES_MAX`.
 const IN_FLIGHT_LARGE_MAX: usize = 16;
 
@@ -54,9 +56,13 @@ pub(super) struct InFlight {
     queries: Vec<Query>,
 }
 
-#[derive(Default)]
 pub(super) struct Pipeline {
     commits: VecDeque<InFlight>,
+    /// Commits whose blocks are still being written (their fdatasync not yet begun).
+    writing: Rc<Cell<usize>>,
+    /// Rung by a commit's IO task when its writes end and when it ends: the request loop waits
+    /// on it and on the request queue at once.
+    doorbell: (flume::Sender<()>, flume::Receiver<()>),
     /// Completes (true) when the last started commit's write succeeded; the next commit's
     /// first piece waits for it.
     last_write: Option<flume::Receiver<bool>>,
@@ -65,9 +71,40 @@ pub(super) struct Pipeline {
     last_grow: Option<flume::Receiver<bool>>,
 }
 
+impl Default for Pipeline {
+    fn default() -> Self {
+        Self {
+            commits: VecDeque::new(),
+            writing: Rc::default(),
+            doorbell: flume::bounded(1),
+            last_write: None,
+            last_grow: None,
+        }
+    }
+}
+
 impl Pipeline {
     pub(super) fn is_empty(&self) -> bool {
         self.commits.is_empty()
+    }
+
+    /// Whether a commit in flight is still writing its blocks: the disk is busy with writes,
+    /// so a batch that would only start another write can wait and grow.
+    pub(super) fn is_writing(&self) -> bool {
+        self.writing.get() > 0
+    }
+
+    /// Whether the oldest commit's IO ended (its answers are ready to go out).
+    pub(super) fn oldest_is_done(&self) -> bool {
+        self.commits.front().is_some_and(|commit| commit.io.as_ref().is_none_or(JoinHandle::is_finished))
+    }
+
+    /// Completes once a commit's IO task rang since the last call (spuriously at most once).
+    pub(super) fn rung(&self) -> impl Future<Output = ()> + use<> {
+        let bell = self.doorbell.1.clone();
+        async move {
+            let _ = bell.recv_async().await;
+        }
     }
 
     pub(super) fn is_full(&self) -> bool {
@@ -164,8 +201,11 @@ impl<S: Storage> Shard<S> {
         let previous_grow = self.pipeline.last_grow.take();
         let (grow_done, grow_done_receiver) = flume::bounded(1);
         self.pipeline.last_grow = Some(grow_done_receiver);
+        let writing = Ringing::new(&self.pipeline.doorbell.0, Some(&self.pipeline.writing));
+        let ended = Ringing::new(&self.pipeline.doorbell.0, None);
         // A dropped sender (an early return below) reads as a failure to the next commit.
         compio::runtime::spawn(async move {
+            let _ended = ended;
             if !signalled_success(previous_grow).await {
                 return Err(io::Error::other("an earlier commit's write failed"));
             }
@@ -173,6 +213,7 @@ impl<S: Storage> Shard<S> {
             let _ = grow_done.send(true);
             let written = write.write(signalled_success(previous_write)).await;
             let _ = write_done.send(written.is_ok());
+            drop(writing);
             written?;
             file.sync_data().await
         })
@@ -228,6 +269,32 @@ impl<S: Storage> Shard<S> {
         for query in queries {
             self.answer(query);
         }
+    }
+}
+
+/// Rings the pipeline's doorbell when dropped: when a commit's writes end (and then counts it
+/// out of those writing), or when its IO task ends, on every path out of either.
+struct Ringing {
+    bell: flume::Sender<()>,
+    writing: Option<Rc<Cell<usize>>>,
+}
+
+impl Ringing {
+    fn new(bell: &flume::Sender<()>, writing: Option<&Rc<Cell<usize>>>) -> Self {
+        if let Some(writing) = writing {
+            writing.set(writing.get() + 1);
+        }
+        Self { bell: bell.clone(), writing: writing.cloned() }
+    }
+}
+
+impl Drop for Ringing {
+    fn drop(&mut self) {
+        if let Some(writing) = &self.writing {
+            writing.set(writing.get() - 1);
+        }
+        // Full: a ring is already waiting, which is all the loop needs to look again.
+        let _ = self.bell.try_send(());
     }
 }
 
