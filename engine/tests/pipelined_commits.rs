@@ -98,6 +98,18 @@ fn wait_for(what: &str, condition: impl Fn() -> bool) {
     panic!("waited 10 s for {what}");
 }
 
+/// A store's engine over faulty storage, with `ACCOUNT` created.
+fn open_faulty_with_account(store: &TestStore, controller: &FaultController) -> Engine {
+    let engine = open_faulty(store, controller);
+    block_on(engine.create_account(ACCOUNT)).unwrap();
+    engine
+}
+
+/// Appends message `index` (see [`body`]) to INBOX.
+async fn append(engine: &Engine, index: usize) -> Result<u32, mailvault_engine::EngineError> {
+    engine.append(ACCOUNT, "INBOX", body(index), Flags::default(), None).await
+}
+
 fn commits(engine: &Engine) -> u64 {
     block_on(engine.stats()).unwrap().iter().map(|shard| shard.commits).sum()
 }
@@ -108,20 +120,15 @@ fn commits(engine: &Engine) -> u64 {
 #[test]
 fn appends_arriving_while_a_commit_writes_wait_and_share_the_next_commit() {
     const LATER: usize = 10;
-    let store = TestStore::new(1);
-    let controller = FaultController::new(11);
-    let engine = open_faulty(&store, &controller);
-    block_on(engine.create_account(ACCOUNT)).unwrap();
+    let (store, controller) = (TestStore::new(1), FaultController::new(11));
+    let engine = open_faulty_with_account(&store, &controller);
     let commits_before = commits(&engine);
     controller.hold_writes();
     let uids = std::thread::scope(|scope| {
-        let first = scope.spawn(|| block_on(engine.append(ACCOUNT, "INBOX", body(0), Flags::default(), None)));
+        let first = scope.spawn(|| block_on(append(&engine, 0)));
         wait_for("the first commit's write", || controller.writes_waiting() == 1);
-        let later = scope.spawn(|| {
-            block_on(futures_util::future::join_all(
-                (1..=LATER).map(|index| engine.append(ACCOUNT, "INBOX", body(index), Flags::default(), None)),
-            ))
-        });
+        let later =
+            scope.spawn(|| block_on(futures_util::future::join_all((1..=LATER).map(|index| append(&engine, index)))));
         // Ample time for the later appends to reach the shard and, if it did not hold them,
         // for their commits' writes to reach the disk beside the held one.
         std::thread::sleep(std::time::Duration::from_millis(500));
@@ -139,16 +146,14 @@ fn appends_arriving_while_a_commit_writes_wait_and_share_the_next_commit() {
 /// while it syncs are planned and written meanwhile (its answer still goes out first).
 #[test]
 fn a_commit_is_written_while_the_one_before_it_syncs() {
-    let store = TestStore::new(1);
-    let controller = FaultController::new(13);
-    let engine = open_faulty(&store, &controller);
-    block_on(engine.create_account(ACCOUNT)).unwrap();
+    let (store, controller) = (TestStore::new(1), FaultController::new(13));
+    let engine = open_faulty_with_account(&store, &controller);
     controller.pause_syncs();
     let uids = std::thread::scope(|scope| {
-        let first = scope.spawn(|| block_on(engine.append(ACCOUNT, "INBOX", body(0), Flags::default(), None)));
+        let first = scope.spawn(|| block_on(append(&engine, 0)));
         wait_for("the first commit's sync", || controller.syncs_waiting() == 1);
         controller.hold_writes();
-        let second = scope.spawn(|| block_on(engine.append(ACCOUNT, "INBOX", body(1), Flags::default(), None)));
+        let second = scope.spawn(|| block_on(append(&engine, 1)));
         wait_for("the second commit's write, during the first one's sync", || controller.writes_waiting() == 1);
         controller.release_writes();
         controller.release_syncs();

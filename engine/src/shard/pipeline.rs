@@ -100,11 +100,8 @@ impl Pipeline {
     }
 
     /// Completes once a commit's IO task rang since the last call (spuriously at most once).
-    pub(super) fn rung(&self) -> impl Future<Output = ()> + use<> {
-        let bell = self.doorbell.1.clone();
-        async move {
-            let _ = bell.recv_async().await;
-        }
+    pub(super) async fn rung(&self) {
+        let _ = self.doorbell.1.recv_async().await;
     }
 
     pub(super) fn is_full(&self) -> bool {
