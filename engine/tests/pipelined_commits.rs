@@ -162,6 +162,48 @@ fn a_commit_is_written_while_the_one_before_it_syncs() {
     assert!(uids[0] < uids[1], "uids {uids:?}");
 }
 
+/// Regression (session 14): a read never sees what is not durable. A listing that waited
+/// behind a syncing commit used to be answered from the index as soon as that commit ended,
+/// by when an append sent after it was already planned, its write not yet on the disk. After
+/// a crash that append was gone, and its uid went to the next message delivered: a reader
+/// that saw the uid would take one message for another (IMAP promises a uid names one message
+/// for the life of its UIDVALIDITY).
+#[test]
+fn a_read_waiting_for_a_commit_sees_no_later_append_before_it_is_durable() {
+    let (store, controller) = (TestStore::new(1), FaultController::new(17));
+    let engine = open_faulty_with_account(&store, &controller);
+    controller.pause_syncs();
+    let listed = std::thread::scope(|scope| {
+        let first = scope.spawn(|| block_on(append(&engine, 0)));
+        wait_for("the first commit's sync", || controller.syncs_waiting() == 1);
+        controller.hold_writes();
+        let listing = scope.spawn(|| block_on(engine.list_messages(ACCOUNT, "INBOX")));
+        // Ample time for the listing to reach the shard before the append sent next, and then
+        // for the shard to take that append too, if it would plan it before answering.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let second = scope.spawn(|| block_on(append(&engine, 1)));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        controller.release_syncs();
+        let (_, listed) = listing.join().unwrap().unwrap();
+        first.join().unwrap().unwrap();
+        // The second append is not durable: its write is still held. The process dies now.
+        controller.crash_now();
+        controller.release_writes();
+        assert!(second.join().unwrap().is_err(), "an append whose write failed was acknowledged");
+        listed
+    });
+    drop(engine);
+    controller.power_loss().unwrap();
+    let engine = open_faulty(&store, &controller);
+    block_on(append(&engine, 2)).unwrap();
+    let stored = stored(&engine);
+    for info in &listed {
+        assert!(stored.contains_key(&info.uid), "uid {} was listed, then lost in a crash", info.uid);
+        assert!(stored[&info.uid] == body(0), "uid {} was listed, then given to another message", info.uid);
+    }
+    assert_eq!(listed.len(), 1, "the listing showed an append that was not durable");
+}
+
 #[test]
 fn overlapping_commits_crashed_at_any_write_keep_every_acknowledged_append() {
     let store = TestStore::new(1);

@@ -6,8 +6,9 @@
 //! once and answers them all. Requests arriving meanwhile form the next batch, planned as they
 //! come while the previous commit writes, and started once its writes end (or the batch is
 //! full): it is written while the previous one syncs (`pipeline`), so under load many appends
-//! share one fdatasync and the disk is never idle while the shard plans. Reads wait for the commits
-//! planned before them, so no one ever sees what is not durable.
+//! share one fdatasync and the disk is never idle while the shard plans. A read that arrives
+//! while commits are in flight closes the batch it lands in and waits until every commit planned
+//! so far is durable, planning nothing more meanwhile: no one ever sees what is not durable.
 
 pub(crate) mod checkpoint;
 mod compaction;
@@ -193,7 +194,10 @@ impl<S: Storage> Shard<S> {
                     }
                 }
                 taken += 1;
-                if taken < BATCH_REQUESTS_MAX && batch.frames.len() < BATCH_BYTES_MAX && !shutting_down {
+                // A read waiting closes the batch: it is answered once this batch is durable,
+                // and nothing is planned after it until then (see `pipeline`).
+                let reads_wait = !batch.deferred_queries.is_empty();
+                if taken < BATCH_REQUESTS_MAX && batch.frames.len() < BATCH_BYTES_MAX && !shutting_down && !reads_wait {
                     next = match receiver.try_recv() {
                         Ok(request) => Some(request),
                         Err(_) if batch.frame_count > 0 => self.wait_for_more_while_writing(&receiver).await,
@@ -202,7 +206,14 @@ impl<S: Storage> Shard<S> {
                 }
             }
             let seal_waiters = std::mem::take(&mut batch.seal_waiters);
+            let reads_wait = !batch.deferred_queries.is_empty();
             self.start_commit(batch).await;
+            if reads_wait {
+                // The index is ahead of the disk by the commits in flight: answered from it
+                // while any of them could still be lost, a read could show a message that a
+                // crash then takes back, and its uid could go to another message.
+                self.drain_commits().await;
+            }
             if !rewrap_waiters.is_empty() {
                 // Re-wrapping writes its own commits; those before it must be durable first.
                 self.drain_commits().await;

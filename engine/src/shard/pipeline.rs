@@ -13,8 +13,12 @@
 //! fdatasync vouches only for writes completed before it was issued, so commit N's sync never
 //! stands in for N+1's.
 //!
-//! While any commit is in flight the index is ahead of the disk, so every read waits for the
-//! commit that was last planned before it (reads are answered with the acks of that commit).
+//! While any commit is in flight the index is ahead of the disk. A read that arrives then
+//! closes the batch it lands in, and the shard drains the pipeline before it plans anything
+//! more: the read is answered with that batch's acks, when the index and the disk agree.
+//! Answered as soon as the commit planned before it ended, it would also see the batches
+//! planned meanwhile, which a crash could still take back (with the uids it showed then given
+//! to other messages; bench/README.md, session 14).
 //! Work that needs the disk to match the index (rotation, checkpoints, compaction steps,
 //! shutdown) drains the pipeline first.
 
