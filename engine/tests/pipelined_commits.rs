@@ -183,6 +183,7 @@ fn a_read_waiting_for_a_commit_sees_no_later_append_before_it_is_durable() {
         std::thread::sleep(std::time::Duration::from_millis(200));
         let second = scope.spawn(|| block_on(append(&engine, 1)));
         std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!listing.is_finished(), "the listing was answered before the append it would show was durable");
         controller.release_syncs();
         let (_, listed) = listing.join().unwrap().unwrap();
         first.join().unwrap().unwrap();
@@ -202,6 +203,27 @@ fn a_read_waiting_for_a_commit_sees_no_later_append_before_it_is_durable() {
         assert!(stored[&info.uid] == body(0), "uid {} was listed, then given to another message", info.uid);
     }
     assert_eq!(listed.len(), 1, "the listing showed an append that was not durable");
+}
+
+/// A read of an account that no commit in flight changed is answered at once: it cannot see
+/// anything that is not durable, so it waits for no sync (and drains no pipeline).
+#[test]
+fn a_read_of_an_account_no_commit_in_flight_changed_does_not_wait_for_the_sync() {
+    const OTHER: &str = "bob@example.org";
+    let (store, controller) = (TestStore::new(1), FaultController::new(19));
+    let engine = open_faulty_with_account(&store, &controller);
+    block_on(engine.create_account(OTHER)).unwrap();
+    controller.pause_syncs();
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| block_on(append(&engine, 0)));
+        wait_for("the commit's sync", || controller.syncs_waiting() == 1);
+        let listing = scope.spawn(|| block_on(engine.list_messages(OTHER, "INBOX")));
+        wait_for("the other account's listing, while the commit syncs", || listing.is_finished());
+        assert_eq!(controller.syncs_waiting(), 1, "the sync went on before the listing was answered");
+        controller.release_syncs();
+        assert!(listing.join().unwrap().unwrap().1.is_empty());
+        first.join().unwrap().unwrap();
+    });
 }
 
 #[test]

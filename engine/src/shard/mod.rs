@@ -6,9 +6,10 @@
 //! once and answers them all. Requests arriving meanwhile form the next batch, planned as they
 //! come while the previous commit writes, and started once its writes end (or the batch is
 //! full): it is written while the previous one syncs (`pipeline`), so under load many appends
-//! share one fdatasync and the disk is never idle while the shard plans. A read that arrives
-//! while commits are in flight closes the batch it lands in and waits until every commit planned
-//! so far is durable, planning nothing more meanwhile: no one ever sees what is not durable.
+//! share one fdatasync and the disk is never idle while the shard plans. No one ever sees what is
+//! not durable: a read of an account that the commits in flight changed (or of the whole shard)
+//! closes the batch it lands in and waits until every commit planned so far is durable, planning
+//! nothing more meanwhile (`read_fence`).
 
 pub(crate) mod checkpoint;
 mod compaction;
@@ -19,6 +20,7 @@ mod pipeline;
 mod plan;
 mod prune;
 mod query;
+mod read_fence;
 pub(crate) mod recovery;
 pub(crate) mod request;
 pub(crate) mod routing;
@@ -120,6 +122,8 @@ pub(crate) struct Shard<S: Storage> {
     /// Compacted segments being removed off the shard's path (see `finish_job`).
     segment_removals: Vec<compio::runtime::JoinHandle<()>>,
     pipeline: pipeline::Pipeline,
+    /// Which reads the index can answer while commits are in flight.
+    read_fence: read_fence::ReadFence,
     /// Whether the active segment holds a record other than the record-id floors written at
     /// opens: sealing it for a backup is needed only then (so an idle store seals nothing).
     active_has_data: bool,
@@ -170,8 +174,16 @@ impl<S: Storage> Shard<S> {
             let mut taken = 0;
             while let Some(request) = next.take() {
                 match request {
-                    Request::Mutate { mutation, reply } => self.plan_into(mutation, reply, &mut batch),
-                    Request::Query(query) if batch.frames.is_empty() && self.pipeline.is_empty() => self.answer(query),
+                    Request::Mutate { mutation, reply } => {
+                        self.read_fence.note_change(mutation.account());
+                        self.plan_into(mutation, reply, &mut batch);
+                    }
+                    Request::Query(query)
+                        if (batch.frames.is_empty() && self.pipeline.is_empty())
+                            || self.read_fence.reads_only_durable_account(&query) =>
+                    {
+                        self.answer(query);
+                    }
                     Request::Query(query) => batch.deferred_queries.push(query),
                     Request::Shutdown => shutting_down = true,
                     Request::Compact(reply) => {
@@ -195,7 +207,7 @@ impl<S: Storage> Shard<S> {
                 }
                 taken += 1;
                 // A read waiting closes the batch: it is answered once this batch is durable,
-                // and nothing is planned after it until then (see `pipeline`).
+                // and nothing is planned after it until then (see `read_fence`).
                 let reads_wait = !batch.deferred_queries.is_empty();
                 if taken < BATCH_REQUESTS_MAX && batch.frames.len() < BATCH_BYTES_MAX && !shutting_down && !reads_wait {
                     next = match receiver.try_recv() {

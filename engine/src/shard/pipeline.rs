@@ -13,12 +13,12 @@
 //! fdatasync vouches only for writes completed before it was issued, so commit N's sync never
 //! stands in for N+1's.
 //!
-//! While any commit is in flight the index is ahead of the disk. A read that arrives then
-//! closes the batch it lands in, and the shard drains the pipeline before it plans anything
-//! more: the read is answered with that batch's acks, when the index and the disk agree.
-//! Answered as soon as the commit planned before it ended, it would also see the batches
-//! planned meanwhile, which a crash could still take back (with the uids it showed then given
-//! to other messages; bench/README.md, session 14).
+//! While any commit is in flight the index is ahead of the disk. A read that could see a change
+//! in flight closes the batch it lands in, and the shard drains the pipeline before it plans
+//! anything more: the read is answered with that batch's acks, when the index and the disk
+//! agree (`read_fence`). Answered as soon as the commit planned before it ended, it would also
+//! see the batches planned meanwhile, which a crash could still take back (with the uids it
+//! showed then given to other messages; bench/README.md, session 14).
 //! Work that needs the disk to match the index (rotation, checkpoints, compaction steps,
 //! shutdown) drains the pipeline first.
 
@@ -51,6 +51,8 @@ const LARGE_COMMIT_BYTES: usize = super::BATCH_BYTES_MAX / 2;
 /// A planned commit waiting for its IO (if it has frames) before its answers go out.
 pub(super) struct InFlight {
     io: Option<JoinHandle<io::Result<()>>>,
+    /// Its batch's number (see `ReadFence`).
+    batch_number: u64,
     /// The log end before this commit: with a commit of frames, where it starts on disk.
     start: u64,
     frame_count: u64,
@@ -132,6 +134,7 @@ impl<S: Storage> Shard<S> {
     /// failure) is answered at once when nothing is in flight, else in turn.
     pub(super) async fn start_commit(&mut self, mut batch: Batch) {
         let shares_tail_block = !batch.starts_on_fresh_block;
+        let batch_number = self.read_fence.start_batch();
         let Batch { frames, frame_count, last_frame_start, acks, deferred_queries: queries, .. } = &mut batch;
         let frames = std::mem::take(frames);
         let wants_frames = *frame_count > 0 && self.failure.is_none();
@@ -139,6 +142,7 @@ impl<S: Storage> Shard<S> {
         // Waiting for commits in flight may have found one failed: then nothing more is written.
         let has_frames = wants_frames && self.failure.is_none();
         if !has_frames && self.pipeline.is_empty() {
+            self.read_fence.durable_through(batch_number);
             self.answer_commit(std::mem::take(acks), std::mem::take(queries));
             return;
         }
@@ -154,6 +158,7 @@ impl<S: Storage> Shard<S> {
         });
         let commit = InFlight {
             io,
+            batch_number,
             start,
             frame_count: if has_frames { *frame_count } else { 0 },
             bytes: frames_bytes,
@@ -240,6 +245,7 @@ impl<S: Storage> Shard<S> {
                 }
             }
         }
+        self.read_fence.durable_through(commit.batch_number);
         self.answer_commit(commit.acks, commit.queries);
     }
 

@@ -361,6 +361,7 @@ pub(crate) async fn open_shard<S: Storage>(
         compaction_spare_buffer: None,
         segment_removals: Vec::new(),
         pipeline: super::pipeline::Pipeline::default(),
+        read_fence: super::read_fence::ReadFence::default(),
         active_has_data,
         backup_hold_until_ms: None,
     };
