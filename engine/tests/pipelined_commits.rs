@@ -226,6 +226,29 @@ fn a_read_of_an_account_no_commit_in_flight_changed_does_not_wait_for_the_sync()
     });
 }
 
+/// A refusal that rests on a change still in flight waits for that change to be durable: a
+/// second `create mailbox` of the same name is refused as a duplicate only once the first one
+/// can no longer be lost (else a crash could leave the refused name missing).
+#[test]
+fn a_refusal_resting_on_a_change_in_flight_waits_until_that_change_is_durable() {
+    let (store, controller) = (TestStore::new(1), FaultController::new(23));
+    let engine = open_faulty_with_account(&store, &controller);
+    controller.pause_syncs();
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| block_on(engine.create_mailbox(ACCOUNT, "Work")));
+        wait_for("the first creation's sync", || controller.syncs_waiting() == 1);
+        let second = scope.spawn(|| block_on(engine.create_mailbox(ACCOUNT, "Work")));
+        // Ample time for the second creation to be planned, and refused if refusals went out
+        // at once.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!second.is_finished(), "refused before the mailbox it collides with was durable");
+        controller.release_syncs();
+        first.join().unwrap().unwrap();
+        let refusal = second.join().unwrap().unwrap_err();
+        assert!(refusal.to_string().contains("exists"), "{refusal}");
+    });
+}
+
 #[test]
 fn overlapping_commits_crashed_at_any_write_keep_every_acknowledged_append() {
     let store = TestStore::new(1);

@@ -39,7 +39,7 @@ use crate::crypto::KeyTable;
 use crate::index::Index;
 use crate::io::Storage;
 use crate::segment::ActiveSegment;
-use request::{Outcome, Reply, Request};
+use request::{Reply, Request};
 
 pub(crate) use recovery::open_shard;
 
@@ -148,7 +148,7 @@ struct Batch {
     frame_count: u64,
     /// Position in `frames` of the last frame, to mark it as the commit's end.
     last_frame_start: usize,
-    acks: Vec<(Reply<Outcome>, Outcome)>,
+    answers: Vec<request::Answer>,
     deferred_queries: Vec<request::Query>,
     /// `Seal` requests, answered after this batch's commit and the seal.
     seal_waiters: Vec<Reply<Vec<u64>>>,

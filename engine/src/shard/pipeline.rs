@@ -15,7 +15,7 @@
 //!
 //! While any commit is in flight the index is ahead of the disk. A read that could see a change
 //! in flight closes the batch it lands in, and the shard drains the pipeline before it plans
-//! anything more: the read is answered with that batch's acks, when the index and the disk
+//! anything more: the read is answered with that batch's mutations, when the index and the disk
 //! agree (`read_fence`). Answered as soon as the commit planned before it ended, it would also
 //! see the batches planned meanwhile, which a crash could still take back (with the uids it
 //! showed then given to other messages; bench/README.md, session 14).
@@ -29,7 +29,7 @@ use std::rc::Rc;
 
 use compio::runtime::JoinHandle;
 
-use super::request::{Outcome, Query, Reply};
+use super::request::{Answer, Query};
 use super::{Batch, Shard};
 use crate::format::{DURABLE_GAP_UNIT_BYTES, FRAME_FLAG_COMMIT_END, add_frame_flags, mark_commit_start};
 use crate::io::{Storage, StorageFile};
@@ -58,7 +58,7 @@ pub(super) struct InFlight {
     frame_count: u64,
     /// Bytes of frames it writes.
     bytes: usize,
-    acks: Vec<(Reply<Outcome>, Outcome)>,
+    answers: Vec<Answer>,
     queries: Vec<Query>,
 }
 
@@ -135,7 +135,7 @@ impl<S: Storage> Shard<S> {
     pub(super) async fn start_commit(&mut self, mut batch: Batch) {
         let shares_tail_block = !batch.starts_on_fresh_block;
         let batch_number = self.read_fence.start_batch();
-        let Batch { frames, frame_count, last_frame_start, acks, deferred_queries: queries, .. } = &mut batch;
+        let Batch { frames, frame_count, last_frame_start, answers, deferred_queries: queries, .. } = &mut batch;
         let frames = std::mem::take(frames);
         let wants_frames = *frame_count > 0 && self.failure.is_none();
         let durable_gap = if wants_frames { self.make_room_for_durable_gap().await } else { 0 };
@@ -143,7 +143,7 @@ impl<S: Storage> Shard<S> {
         let has_frames = wants_frames && self.failure.is_none();
         if !has_frames && self.pipeline.is_empty() {
             self.read_fence.durable_through(batch_number);
-            self.answer_commit(std::mem::take(acks), std::mem::take(queries));
+            self.answer_commit(std::mem::take(answers), std::mem::take(queries));
             return;
         }
         let frames_bytes = if has_frames { frames.len() } else { 0 };
@@ -162,7 +162,7 @@ impl<S: Storage> Shard<S> {
             start,
             frame_count: if has_frames { *frame_count } else { 0 },
             bytes: frames_bytes,
-            acks: std::mem::take(acks),
+            answers: std::mem::take(answers),
             queries: std::mem::take(queries),
         };
         self.pipeline.commits.push_back(commit);
@@ -246,7 +246,7 @@ impl<S: Storage> Shard<S> {
             }
         }
         self.read_fence.durable_through(commit.batch_number);
-        self.answer_commit(commit.acks, commit.queries);
+        self.answer_commit(commit.answers, commit.queries);
     }
 
     /// Waits for every commit in flight: afterwards the disk holds everything the index does.
@@ -265,10 +265,10 @@ impl<S: Storage> Shard<S> {
         self.after_commit().await;
     }
 
-    fn answer_commit(&mut self, acks: Vec<(Reply<Outcome>, Outcome)>, queries: Vec<Query>) {
-        for (reply, outcome) in acks {
+    fn answer_commit(&mut self, answers: Vec<Answer>, queries: Vec<Query>) {
+        for (reply, answer) in answers {
             let answer = match &self.failure {
-                None => Ok(outcome),
+                None => answer,
                 Some(_) => Err(self.failed_error()),
             };
             let _ = reply.send(answer);

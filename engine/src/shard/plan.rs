@@ -82,12 +82,8 @@ impl<S: Storage> Shard<S> {
             let _ = reply.send(Err(self.failed_error()));
             return;
         }
-        match self.plan(mutation, batch) {
-            Ok(outcome) => batch.acks.push((reply, outcome)),
-            Err(error) => {
-                let _ = reply.send(Err(error));
-            }
-        }
+        let answer = self.plan(mutation, batch);
+        batch.answers.push((reply, answer));
     }
 
     pub(super) fn account(&mut self, name: &str) -> Result<(&Account, Rc<RecordCipher>), EngineError> {

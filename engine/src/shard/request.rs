@@ -8,6 +8,10 @@ use crate::error::EngineError;
 
 pub(crate) type Reply<T> = flume::Sender<Result<T, EngineError>>;
 
+/// A mutation's answer, sent once its batch is durable: its outcome, or why it was refused
+/// (a refusal may rest on changes still in flight, so it waits for them too).
+pub(crate) type Answer = (Reply<Outcome>, Result<Outcome, EngineError>);
+
 /// Changes: validated, turned into records, committed together with the rest of their batch,
 /// and answered only once durable.
 #[derive(Debug)]
