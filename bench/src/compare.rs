@@ -130,12 +130,14 @@ pub fn run(options: CompareOptions) -> anyhow::Result<CompareReport> {
     let mut comparisons = Vec::new();
     let mut info = Vec::new();
     if wanted(ComparisonKind::LargeAppends) {
-        comparisons.push(bench.large_appends(&token.hsm)?);
+        let (large, large_info) = bench.large_appends(&token.hsm)?;
+        comparisons.push(large);
+        info.extend(large_info);
     }
     if wanted(ComparisonKind::SmallAppends) {
         let (small, small_info) = bench.small_appends(&token.hsm)?;
         comparisons.push(small);
-        info = small_info;
+        info.extend(small_info);
     }
     if wanted(ComparisonKind::RandomReads) {
         comparisons.push(bench.random_reads(&token.hsm)?);
@@ -216,22 +218,8 @@ impl Bench {
         value: fn(&fio::FioResult) -> f64,
         comparison: &mut Comparison,
     ) -> anyhow::Result<()> {
-        let Some(options) = &self.fio else { return Ok(()) };
-        self.progress.say(&format!("fio {} (round {round}/{})", job.name(), self.options.rounds));
-        self.settle_disk()?;
-        let disk_before = self.disk_snapshot();
-        let result = fio::run(job, options)?;
-        if let Some(disk) = self.disk_activity_since(disk_before.as_ref()) {
-            self.progress.say(&format!("  {}", disk.summary()));
-            comparison.fio_disk.push(disk);
-        }
-        self.progress.say(&format!(
-            "  fio {}: {:.0} IOPS, {:.1} MB/s, mean latency {:.0} us",
-            job.name(),
-            result.iops,
-            result.bytes_per_second / 1e6,
-            result.mean_latency_us
-        ));
+        let Some((result, disk)) = self.run_fio(job, round)? else { return Ok(()) };
+        comparison.fio_disk.extend(disk);
         if let Some(timeline) = &result.timeline {
             // MB/s comparisons plot fio's bandwidth, ops/s ones its IOPS.
             let values = if comparison.unit == "MB/s" {
@@ -245,16 +233,47 @@ impl Bench {
         Ok(())
     }
 
-    fn large_appends(&self, hsm: &Hsm) -> anyhow::Result<Comparison> {
+    /// Runs a fio job, if fio is there, on a settled disk; returns its result and what reached
+    /// the disk meanwhile.
+    fn run_fio(&self, job: FioJob, round: usize) -> anyhow::Result<Option<(fio::FioResult, Option<DiskActivity>)>> {
+        let Some(options) = &self.fio else { return Ok(None) };
+        self.progress.say(&format!("fio {} (round {round}/{})", job.name(), self.options.rounds));
+        self.settle_disk()?;
+        let disk_before = self.disk_snapshot();
+        let result = fio::run(job, options)?;
+        let disk = self.disk_activity_since(disk_before.as_ref());
+        if let Some(disk) = &disk {
+            self.progress.say(&format!("  {}", disk.summary()));
+        }
+        self.progress.say(&format!(
+            "  fio {}: {:.0} IOPS, {:.1} MB/s, mean latency {:.0} us",
+            job.name(),
+            result.iops,
+            result.bytes_per_second / 1e6,
+            result.mean_latency_us
+        ));
+        Ok(Some((result, disk)))
+    }
+
+    /// The 64 KiB comparison, and for information fio's durable writes of the same shape (an
+    /// fdatasync per 512 KiB) with the engine's share of them: the target compares durable
+    /// appends with writes synced only at the end, and on some disks every sync costs far more
+    /// than the writes (bench/README.md, session 14).
+    fn large_appends(&self, hsm: &Hsm) -> anyhow::Result<(Comparison, Vec<InfoRow>)> {
         let mut comparison = Comparison::new(
             "64 KiB durable appends",
             "MB/s",
             format!("{} in flight, {} shard(s)", self.options.large_append_concurrency, self.options.shards),
             TARGET_LARGE_APPEND_RATIO,
         );
+        let mut durable_fio = InfoRow::new("fio 64 KiB writes, fdatasync per 512 KiB".to_owned(), "MB/s");
+        let mut durable_share = InfoRow::new("64 KiB durable appends, engine / those".to_owned(), "%");
         let body = workload::message_body(LARGE_MESSAGE_BYTES);
         for round in 1..=self.options.rounds {
             self.fio(FioJob::SequentialWrite64k, round, |r| r.bytes_per_second / 1e6, &mut comparison)?;
+            if let Some((result, _)) = self.run_fio(FioJob::DurableWrite64k, round)? {
+                durable_fio.values.push(result.bytes_per_second / 1e6);
+            }
             let in_flight = self.options.large_append_concurrency;
             self.progress.say(&format!("engine 64 KiB appends, {in_flight} in flight (round {round})"));
             let store = BenchStore::create_placed(&self.store_directory(), &self.placement, hsm)?;
@@ -263,11 +282,15 @@ impl Bench {
             store.close()?;
             let megabytes = result.per_second() * workload::count_f64(LARGE_MESSAGE_BYTES as u64) / 1e6;
             self.progress.say(&format!("  engine: {megabytes:.1} MB/s"));
+            if let Some(durable) = durable_fio.values.last().filter(|&&durable| durable > 0.0) {
+                durable_share.values.push(100.0 * megabytes / durable);
+            }
             comparison.add_engine(megabytes, diagnostics);
             comparison
                 .add_engine_profile(result.profile.to_round(workload::count_f64(LARGE_MESSAGE_BYTES as u64) / 1e6));
         }
-        Ok(comparison)
+        let info = [durable_fio, durable_share].into_iter().filter(|row| !row.values.is_empty()).collect();
+        Ok((comparison, info))
     }
 
     fn small_appends(&self, hsm: &Hsm) -> anyhow::Result<(Comparison, Vec<InfoRow>)> {

@@ -16,6 +16,10 @@ use std::process::Command;
 pub enum FioJob {
     /// 64 KiB sequential writes, O_DIRECT, io_uring at depth 8: the disk's write bandwidth.
     SequentialWrite64k,
+    /// 64 KiB sequential writes as [`Self::SequentialWrite64k`], with an fdatasync after every
+    /// 8 (512 KiB, the engine's largest commit): the disk's bandwidth for durable writes of
+    /// the engine's shape, for information beside the target's comparison.
+    DurableWrite64k,
     /// 4 KiB sequential writes, O_DIRECT, each followed by fdatasync: one durable append at a time.
     AppendFdatasync4k,
     /// 4 KiB random reads, O_DIRECT, io_uring at depth 32.
@@ -31,6 +35,7 @@ impl FioJob {
     pub fn name(self) -> &'static str {
         match self {
             Self::SequentialWrite64k => "seq-write-64k",
+            Self::DurableWrite64k => "durable-write-64k",
             Self::AppendFdatasync4k => "append-fdatasync-4k",
             Self::RandomRead4k => "rand-read-4k",
             Self::CompactionMix1m => "compaction-mix-1m",
@@ -43,6 +48,15 @@ impl FioJob {
             Self::SequentialWrite64k => {
                 &["--rw=write", "--bs=64k", "--direct=1", "--ioengine=io_uring", "--iodepth=8", "--end_fsync=1"]
             }
+            Self::DurableWrite64k => &[
+                "--rw=write",
+                "--bs=64k",
+                "--direct=1",
+                "--ioengine=io_uring",
+                "--iodepth=8",
+                "--fdatasync=8",
+                "--end_fsync=1",
+            ],
             Self::AppendFdatasync4k => {
                 &["--rw=write", "--bs=4k", "--direct=1", "--fdatasync=1", "--ioengine=psync", "--iodepth=1"]
             }
@@ -61,7 +75,7 @@ impl FioJob {
     /// otherwise wrap around and overwrite its own blocks). Jobs that read the file, or write
     /// it too slowly to wrap, use the engine's file size.
     fn writes_fresh_space(self) -> bool {
-        self == Self::SequentialWrite64k
+        matches!(self, Self::SequentialWrite64k | Self::DurableWrite64k)
     }
 }
 
@@ -229,7 +243,7 @@ pub fn parse(job: FioJob, stdout: &[u8]) -> Result<FioResult, FioError> {
     let directions: &[&str] = match job {
         FioJob::CompactionMix1m => &["read", "write"],
         FioJob::RandomRead4k => &["read"],
-        FioJob::SequentialWrite64k | FioJob::AppendFdatasync4k => &["write"],
+        FioJob::SequentialWrite64k | FioJob::DurableWrite64k | FioJob::AppendFdatasync4k => &["write"],
     };
     let number = |direction: &str, field: &str| {
         value["jobs"][0][direction][field]
