@@ -371,7 +371,9 @@ impl Engine {
 
     pub async fn fetch(&self, account: &str, mailbox: &str, uid: u32) -> Result<Message, EngineError> {
         let (account_name, mailbox) = (account.to_owned(), mailbox.to_owned());
-        self.query(account, |reply| Query::Fetch { account: account_name, mailbox, uid, reply }).await
+        let sealed = self.query(account, |reply| Query::Fetch { account: account_name, mailbox, uid, reply }).await?;
+        // Decrypted here, on the caller's thread, not on the shard's (see `SealedMessage`).
+        sealed.open()
     }
 
     pub async fn change_flags(

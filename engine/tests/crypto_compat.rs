@@ -89,6 +89,25 @@ proptest! {
         prop_assert_eq!(&sealed, &rustcrypto_seal(&key, &header, &plaintext));
     }
 
+    /// A fetch is opened by its caller into a buffer of its own (`open_into`): the plaintext is
+    /// RustCrypto's, a record moved elsewhere fails, and either way the payload is left as it
+    /// was (so a failure can still be told apart by the frame's checksum).
+    #[test]
+    fn opening_into_another_buffer_gives_the_plaintext_and_leaves_the_payload(
+        (key, header, plaintext) in sealed_case(),
+        field in 0_usize..5,
+        delta in any::<u64>(),
+    ) {
+        let cipher = RecordCipher::new(&Dek::from_bytes(key));
+        let sealed = rustcrypto_seal(&key, &header, &plaintext);
+        let mut opened = vec![0xA5; plaintext.len()];
+        prop_assert!(cipher.open_into(&header, &sealed, &mut opened).is_ok());
+        prop_assert_eq!(&opened, &plaintext);
+        prop_assert!(cipher.open_into(&moved(&header, field, delta), &sealed, &mut opened).is_err());
+        prop_assert!(cipher.open_into(&header, &sealed, &mut opened[..plaintext.len().saturating_sub(1)]).is_err() || plaintext.is_empty());
+        prop_assert_eq!(&sealed, &rustcrypto_seal(&key, &header, &plaintext));
+    }
+
     #[test]
     fn a_record_moved_to_another_place_or_key_fails_to_open_in_both_libraries(
         (key, header, plaintext) in sealed_case(),

@@ -2,7 +2,7 @@
 //! `KeyWrapped` records in the log), unwrapped on first use and cached for the shard's life.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use mailvault_hsm::{HsmError, HsmSession, WrappedDek};
 
@@ -16,7 +16,7 @@ pub struct KeyTable {
 #[derive(Debug)]
 struct KeyEntry {
     wrapped: WrappedDek,
-    cipher: Option<Rc<RecordCipher>>,
+    cipher: Option<Arc<RecordCipher>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +36,7 @@ impl KeyTable {
     /// Inserts an already unwrapped key (the one just generated for a new account), sparing
     /// an HSM round trip.
     pub fn insert_unwrapped(&mut self, account_id: u64, wrapped: WrappedDek, cipher: RecordCipher) {
-        self.entries.insert(account_id, KeyEntry { wrapped, cipher: Some(Rc::new(cipher)) });
+        self.entries.insert(account_id, KeyEntry { wrapped, cipher: Some(Arc::new(cipher)) });
     }
 
     /// Forgets an account's key (purge): its cached key schedule is dropped (and cleansed).
@@ -81,11 +81,11 @@ impl KeyTable {
     }
 
     /// The account's cipher, unwrapping its key through the HSM on first use.
-    pub fn cipher(&mut self, account_id: u64, hsm: &HsmSession) -> Result<Rc<RecordCipher>, KeyTableError> {
+    pub fn cipher(&mut self, account_id: u64, hsm: &HsmSession) -> Result<Arc<RecordCipher>, KeyTableError> {
         let entry = self.entries.get_mut(&account_id).ok_or(KeyTableError::Missing { account_id })?;
         if entry.cipher.is_none() {
             let dek = hsm.unwrap_dek(&entry.wrapped).map_err(|source| KeyTableError::Unwrap { account_id, source })?;
-            entry.cipher = Some(Rc::new(RecordCipher::new(&dek)));
+            entry.cipher = Some(Arc::new(RecordCipher::new(&dek)));
         }
         entry.cipher.clone().ok_or(KeyTableError::Missing { account_id })
     }

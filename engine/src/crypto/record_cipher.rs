@@ -105,6 +105,22 @@ impl RecordCipher {
         self.key.open_in_place(nonce, Aad::from(&header.associated_data()), payload).map_err(|_| RecordOpenError)
     }
 
+    /// Decrypts and authenticates a frame payload (ciphertext then tag) into `plaintext`, which
+    /// must be the payload's length less the tag, leaving the payload as it was (so a payload
+    /// that fails can still be checked against its frame's checksum).
+    pub fn open_into(&self, header: &FrameHeader, payload: &[u8], plaintext: &mut [u8]) -> Result<(), RecordOpenError> {
+        let ciphertext_length = payload.len().checked_sub(TAG_BYTES).ok_or(RecordOpenError)?;
+        if plaintext.len() != ciphertext_length {
+            return Err(RecordOpenError);
+        }
+        let (ciphertext, tag) = payload.split_at(ciphertext_length);
+        let nonce = Nonce::assume_unique_for_key(record_nonce(header.record_id));
+        let associated = header.associated_data();
+        self.key
+            .open_separate_gather(nonce, Aad::from(&associated), ciphertext, tag, plaintext)
+            .map_err(|_| RecordOpenError)
+    }
+
     pub fn open_with(
         &self,
         nonce: [u8; 12],

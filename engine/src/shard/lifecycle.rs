@@ -128,7 +128,7 @@ impl<S: Storage> Shard<S> {
         self.write_checkpoint_now().await.map_err(|reason| EngineError::Io(std::io::Error::other(reason)))
     }
 
-    fn cipher_of(&mut self, account_id: u64) -> Result<std::rc::Rc<crate::crypto::RecordCipher>, EngineError> {
+    fn cipher_of(&mut self, account_id: u64) -> Result<std::sync::Arc<crate::crypto::RecordCipher>, EngineError> {
         self.keys.cipher(account_id, &self.hsm).map_err(|error| EngineError::Corrupt(error.to_string()))
     }
 }

@@ -24,6 +24,7 @@ mod read_fence;
 pub(crate) mod recovery;
 pub(crate) mod request;
 pub(crate) mod routing;
+mod sealed_message;
 mod throttle;
 mod usage_summary;
 mod victim_read;

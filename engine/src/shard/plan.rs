@@ -1,7 +1,7 @@
 //! Mutations: validated in full against the index first, then emitted as records. A mutation
 //! that fails validation emits nothing, so bad input changes nothing.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::api::{DeletedMessageId, FlagChange, INBOX};
 use crate::crypto::RecordCipher;
@@ -86,7 +86,7 @@ impl<S: Storage> Shard<S> {
         batch.answers.push((reply, answer));
     }
 
-    pub(super) fn account(&mut self, name: &str) -> Result<(&Account, Rc<RecordCipher>), EngineError> {
+    pub(super) fn account(&mut self, name: &str) -> Result<(&Account, Arc<RecordCipher>), EngineError> {
         let account_id = self.index.account_id(name).ok_or_else(|| EngineError::NoSuchAccount(name.to_owned()))?;
         if let Some(closure) = self.index.account(account_id).and_then(|account| account.closure) {
             let purge_after_unix_ms = closure.purge_after_unix_ms;

@@ -2,22 +2,21 @@
 //! (so a slow read never holds up the commit loop).
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::api::{
-    Credentials, DeletedMessageId, DeletedMessageInfo, MailboxInfo, Message, MessageInfo, SegmentStats, ShardStats,
+    Credentials, DeletedMessageId, DeletedMessageInfo, MailboxInfo, MessageInfo, SegmentStats, ShardStats,
 };
 use crate::crypto::RecordCipher;
 use crate::error::EngineError;
-use crate::format::{
-    FRAME_HEADER_BYTES, Flags, FrameDecode, RecordKind, appended_digest_and_body, decode_frame_for_aead,
-    frame_checksum_matches,
-};
+use crate::format::{FRAME_HEADER_BYTES, Flags, FrameDecode, RecordKind, decode_frame_for_aead};
 use crate::index::{Account, BlobLocation, Mailbox, MessageEntry};
 use crate::io::{Storage, StorageFile, spawn_started, want_prompt_round};
 
 use super::Shard;
 use super::plan::normalize_mailbox;
 use super::request::{Query, Reply};
+use super::sealed_message::SealedMessage;
 
 /// Answers a request; a requester that went away no longer needs the answer.
 fn respond<T>(reply: &Reply<T>, answer: Result<T, EngineError>) {
@@ -211,23 +210,19 @@ impl<S: Storage> Shard<S> {
 struct Located<F> {
     file: Rc<F>,
     location: BlobLocation,
-    cipher: Rc<RecordCipher>,
+    cipher: Arc<RecordCipher>,
     account_id: u64,
     blob_record_id: u64,
     info: MessageInfo,
 }
 
-/// Reads, checks and decrypts one message: that the frame is the record the index named (record
-/// id, account, kind, and the digest the index holds for it), and the AEAD tag. Neither the
-/// body's hash nor the frame's CRC is computed again: the tag already authenticates the body,
-/// its stored digest and the header fields that matter (`format::decode_frame_for_aead`); the
-/// CRC is consulted only when the tag fails, to report damage as damage.
-async fn read_message<F: StorageFile>(located: Located<F>) -> Result<Message, EngineError> {
+/// Reads one message's frame and checks that it is the record the index named (record id,
+/// account, kind); the caller decrypts it ([`SealedMessage::open`]).
+async fn read_message<F: StorageFile>(located: Located<F>) -> Result<SealedMessage, EngineError> {
     let Located { file, location, cipher, account_id, blob_record_id, info } = located;
     let corrupt = |what: &str| EngineError::Corrupt(format!("message uid {}: {what}", info.uid));
-    // Checked and decrypted where it was read; only the body is copied out.
-    let mut frame = file.read_reused(location.offset, location.frame_bytes as usize).await?;
-    let (header, payload_length) = match decode_frame_for_aead(&frame) {
+    let read = file.read_reused(location.offset, location.frame_bytes as usize).await?;
+    let (header, payload_length) = match decode_frame_for_aead(&read) {
         Ok(FrameDecode::Frame(frame)) => (frame.header, frame.payload.len()),
         Ok(_) => return Err(corrupt("frame is incomplete")),
         Err(error) => return Err(corrupt(&error.to_string())),
@@ -238,20 +233,6 @@ async fn read_message<F: StorageFile>(located: Located<F>) -> Result<Message, En
     {
         return Err(corrupt("frame is not the record the index names"));
     }
-    let payload = &mut frame[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + payload_length];
-    let Ok(plaintext) = cipher.open_in_place(&header, payload) else {
-        // The failed open left the payload scrambled: the checksum is checked on a fresh read.
-        let again = file.read_reused(location.offset, location.frame_bytes as usize).await?;
-        let what =
-            if frame_checksum_matches(&again) { "payload fails authentication" } else { "frame checksum mismatch" };
-        return Err(corrupt(what));
-    };
-    let Ok((digest, body)) = appended_digest_and_body(plaintext) else {
-        return Err(corrupt("record does not decode"));
-    };
-    if digest != info.digest {
-        return Err(corrupt("body digest differs from the index's"));
-    }
-    let body = body.to_vec();
-    Ok(Message { info, body })
+    let frame = read[..FRAME_HEADER_BYTES + payload_length].to_vec();
+    Ok(SealedMessage { info, header, frame, cipher })
 }

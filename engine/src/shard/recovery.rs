@@ -144,7 +144,7 @@ impl Replay<'_> {
 
     /// The account's cipher, or `None` (reason kept in `unusable`) if it has no key, or its
     /// key is wrapped under a KEK this HSM no longer has (destroyed by a purge).
-    fn usable_cipher(&mut self, account_id: u64) -> Option<Rc<RecordCipher>> {
+    fn usable_cipher(&mut self, account_id: u64) -> Option<std::sync::Arc<RecordCipher>> {
         if self.unusable.contains_key(&account_id) {
             return None;
         }

@@ -2,9 +2,11 @@
 
 use crate::api::{
     AccessEvent, AccountState, CompactionReport, Credentials, DeletedMessageId, DeletedMessageInfo, FlagChange, Flags,
-    MailboxInfo, Message, MessageInfo, ShardStats,
+    MailboxInfo, MessageInfo, ShardStats,
 };
 use crate::error::EngineError;
+
+use super::sealed_message::SealedMessage;
 
 pub(crate) type Reply<T> = flume::Sender<Result<T, EngineError>>;
 
@@ -129,7 +131,7 @@ pub(crate) enum Query {
         account: String,
         mailbox: String,
         uid: u32,
-        reply: Reply<Message>,
+        reply: Reply<SealedMessage>,
     },
     Deleted {
         account: String,

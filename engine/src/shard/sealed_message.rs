@@ -1,0 +1,123 @@
+//! A fetched message as the shard hands it over: its frame read from disk and checked to be
+//! the record the index names, still sealed. The caller opens it on its own thread
+//! ([`SealedMessage::open`]): decryption is the largest share of a fetch's CPU that does not
+//! need the shard's state, and a shard serves every fetch of its accounts one after the other
+//! (bench/README.md, session 14).
+
+use std::sync::Arc;
+
+use crate::api::{Message, MessageInfo};
+use crate::crypto::{RecordCipher, TAG_BYTES};
+use crate::error::EngineError;
+use crate::format::{FRAME_HEADER_BYTES, FrameHeader, appended_digest_and_body, frame_checksum_matches};
+
+pub(crate) struct SealedMessage {
+    pub(super) info: MessageInfo,
+    pub(super) header: FrameHeader,
+    /// The frame's header and payload (ciphertext, then tag), as read.
+    pub(super) frame: Vec<u8>,
+    pub(super) cipher: Arc<RecordCipher>,
+}
+
+impl std::fmt::Debug for SealedMessage {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("SealedMessage").field("uid", &self.info.uid).finish_non_exhaustive()
+    }
+}
+
+impl SealedMessage {
+    /// Decrypts and authenticates the body, and checks that the digest stored with it is the
+    /// index's. Neither the body's hash nor the frame's CRC is computed: the tag authenticates
+    /// the body, its stored digest and the header fields that matter; the CRC is consulted
+    /// only when the tag fails, to report damage as damage.
+    pub(crate) fn open(self) -> Result<Message, EngineError> {
+        let Self { info, header, frame, cipher } = self;
+        let corrupt = |what: &str| EngineError::Corrupt(format!("message uid {}: {what}", info.uid));
+        let payload = frame.get(FRAME_HEADER_BYTES..).unwrap_or_default();
+        let mut plaintext = vec![0; payload.len().saturating_sub(TAG_BYTES)];
+        if cipher.open_into(&header, payload, &mut plaintext).is_err() {
+            let what =
+                if frame_checksum_matches(&frame) { "payload fails authentication" } else { "frame checksum mismatch" };
+            return Err(corrupt(what));
+        }
+        let Ok((digest, body)) = appended_digest_and_body(&plaintext) else {
+            return Err(corrupt("record does not decode"));
+        };
+        if digest != info.digest {
+            return Err(corrupt("body digest differs from the index's"));
+        }
+        let prefix_length = plaintext.len() - body.len();
+        plaintext.drain(..prefix_length);
+        Ok(Message { info, body: plaintext })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mailvault_hsm::Dek;
+
+    use super::*;
+    use crate::format::{Flags, Record, RecordKind, encode_frame};
+
+    const BODY: &[u8] = b"Subject: sealed\r\n\r\nopened by the caller";
+
+    fn info(digest: [u8; 32]) -> MessageInfo {
+        MessageInfo { uid: 7, flags: Flags::default(), size: BODY.len() as u64, internal_date_unix_ms: 1, digest }
+    }
+
+    /// A stored message's frame, sealed under `key`, as the shard reads it.
+    fn sealed(key: [u8; 32], stored_digest: [u8; 32]) -> SealedMessage {
+        let cipher = Arc::new(RecordCipher::new(&Dek::from_bytes(key)));
+        let record = Record::MessageAppended {
+            internal_date_unix_ms: 1,
+            flags: Flags::default(),
+            digest: stored_digest,
+            body: BODY.to_vec(),
+        };
+        let mut payload = record.encode();
+        let header = FrameHeader {
+            kind: RecordKind::MessageAppended as u8,
+            flags: 0,
+            record_id: 42,
+            account_id: 3,
+            mailbox_id: 1,
+            uid: 7,
+            payload_length: (payload.len() + TAG_BYTES) as u32,
+        };
+        cipher.seal(&header, &mut payload);
+        let mut frame = Vec::new();
+        encode_frame(&header, &payload, &mut frame);
+        frame.truncate(FRAME_HEADER_BYTES + payload.len());
+        SealedMessage { info: info(stored_digest), header, frame, cipher }
+    }
+
+    fn refusal(message: SealedMessage) -> String {
+        match message.open() {
+            Err(EngineError::Corrupt(what)) => what,
+            other => panic!("expected a corrupt message, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_sealed_message_opens_to_its_body() {
+        let digest = *blake3::hash(BODY).as_bytes();
+        let message = sealed([1; 32], digest).open().unwrap();
+        assert_eq!(message.body, BODY);
+        assert_eq!(message.info.digest, digest);
+    }
+
+    #[test]
+    fn damage_is_told_from_a_payload_that_does_not_authenticate() {
+        let digest = *blake3::hash(BODY).as_bytes();
+        let mut damaged = sealed([1; 32], digest);
+        let last = damaged.frame.len() - 1;
+        damaged.frame[last] ^= 1;
+        assert!(refusal(damaged).contains("frame checksum mismatch"));
+        let mut under_another_key = sealed([2; 32], digest);
+        under_another_key.cipher = Arc::new(RecordCipher::new(&Dek::from_bytes([1; 32])));
+        assert!(refusal(under_another_key).contains("payload fails authentication"));
+        let mut other_digest = sealed([1; 32], digest);
+        other_digest.info.digest = [9; 32];
+        assert!(refusal(other_digest).contains("body digest differs"));
+    }
+}
