@@ -140,7 +140,9 @@ pub fn run(options: CompareOptions) -> anyhow::Result<CompareReport> {
         info.extend(small_info);
     }
     if wanted(ComparisonKind::RandomReads) {
-        comparisons.push(bench.random_reads(&token.hsm)?);
+        let (reads, reads_info) = bench.random_reads(&token.hsm)?;
+        comparisons.push(reads);
+        info.extend(reads_info);
     }
     fio::remove_files(&bench.options.directory)?;
     bench.progress.say("done");
@@ -217,8 +219,8 @@ impl Bench {
         round: usize,
         value: fn(&fio::FioResult) -> f64,
         comparison: &mut Comparison,
-    ) -> anyhow::Result<()> {
-        let Some((result, disk)) = self.run_fio(job, round)? else { return Ok(()) };
+    ) -> anyhow::Result<Option<fio::FioResult>> {
+        let Some((result, disk)) = self.run_fio(job, round)? else { return Ok(None) };
         comparison.fio_disk.extend(disk);
         if let Some(timeline) = &result.timeline {
             // MB/s comparisons plot fio's bandwidth, ops/s ones its IOPS.
@@ -229,8 +231,8 @@ impl Bench {
             };
             comparison.add_fio_timeline(Timeline { interval_ms: fio::LOG_INTERVAL_MS, values });
         }
-        comparison.add_fio(value(&result), result.command);
-        Ok(())
+        comparison.add_fio(value(&result), result.command.clone());
+        Ok(Some(result))
     }
 
     /// Runs a fio job, if fio is there, on a settled disk; returns its result and what reached
@@ -330,7 +332,11 @@ impl Bench {
         Ok((comparison, info))
     }
 
-    fn random_reads(&self, hsm: &Hsm) -> anyhow::Result<Comparison> {
+    /// The random-read comparison, and for information the CPU each side spends per read: fio
+    /// (one thread, its own accounting) against the engine's threads and the load generator
+    /// (which now decrypts the fetched bodies). Where the engine's CPU per fetch times fio's IOPS
+    /// is more than the cores it has, the reads are bound by the CPU, not the disk.
+    fn random_reads(&self, hsm: &Hsm) -> anyhow::Result<(Comparison, Vec<InfoRow>)> {
         let messages = self.options.file_bytes / SMALL_MESSAGE_BYTES as u64;
         let mut comparison = Comparison::new(
             "4 KiB random reads",
@@ -344,18 +350,28 @@ impl Bench {
         let fill = Until::Operations(messages);
         self.runtime.block_on(workload::appends(&store.engine, &store.accounts, &body, FILL_CONCURRENCY, fill))?;
         let read_set = self.runtime.block_on(ReadSet::load(&store.engine, &store.accounts))?;
+        let mut fio_cpu = InfoRow::new("fio CPU per 4 KiB random read".to_owned(), "us");
+        let mut engine_cpu = InfoRow::new("engine and load generator CPU per fetch".to_owned(), "us");
         for round in 1..=self.options.rounds {
-            self.fio(FioJob::RandomRead4k, round, |r| r.iops, &mut comparison)?;
+            let fio = self.fio(FioJob::RandomRead4k, round, |r| r.iops, &mut comparison)?;
+            if let Some(fio) = fio.filter(|fio| fio.iops > 0.0 && fio.cpu_percent > 0.0) {
+                fio_cpu.values.push(fio.cpu_percent / 100.0 / fio.iops * 1e6);
+            }
             self.progress.say(&format!("engine 4 KiB random fetches, {READ_CONCURRENCY} in flight (round {round})"));
             page_cache::evict(store.directory())?;
             let evictor = Evictor::start(store.directory().to_owned(), EVICT_INTERVAL)?;
             let load = workload::random_fetches(&store.engine, &read_set, READ_CONCURRENCY, self.measure());
             let (result, diagnostics) = self.engine_phase(&store.engine, load)?;
             drop(evictor);
+            let cpu_percent: f64 = diagnostics.cpu.iter().map(|thread| thread.cpu_percent).sum();
+            if result.per_second() > 0.0 && cpu_percent > 0.0 {
+                engine_cpu.values.push(cpu_percent / 100.0 / result.per_second() * 1e6);
+            }
             comparison.add_engine(result.per_second(), diagnostics);
             comparison.add_engine_profile(result.profile.to_round(1.0));
         }
         store.close()?;
-        Ok(comparison)
+        let info = [fio_cpu, engine_cpu].into_iter().filter(|row| !row.values.is_empty()).collect();
+        Ok((comparison, info))
     }
 }

@@ -110,6 +110,9 @@ pub struct FioResult {
     pub iops: f64,
     pub bytes_per_second: f64,
     pub mean_latency_us: f64,
+    /// fio's own CPU time (user and system) over its run, in percent of one core (0 if its
+    /// output had none).
+    pub cpu_percent: f64,
     /// The command line, to rerun it by hand.
     pub command: String,
     /// IOPS and bandwidth per [`LOG_INTERVAL_MS`], from fio's averaged logs; `None` if fio
@@ -259,6 +262,7 @@ pub fn parse(job: FioJob, stdout: &[u8]) -> Result<FioResult, FioError> {
         mean_latency_us: directions.iter().map(|direction| latency_ns(direction)).sum::<f64>()
             / f64::from(u32::try_from(directions.len()).unwrap_or(1))
             / 1000.0,
+        cpu_percent: ["usr_cpu", "sys_cpu"].iter().filter_map(|field| value["jobs"][0][field].as_f64()).sum(),
         command: String::new(),
         timeline: None,
     })
@@ -286,9 +290,11 @@ mod tests {
         let output = br#"fio: some warning
 {"fio version": "fio-3.33", "jobs": [{"jobname": "x",
   "read": {"iops": 0.0, "bw_bytes": 0, "lat_ns": {"mean": 0.0}},
-  "write": {"iops": 1600.5, "bw_bytes": 6555648, "lat_ns": {"mean": 612000.0}}}]}"#;
+  "write": {"iops": 1600.5, "bw_bytes": 6555648, "lat_ns": {"mean": 612000.0}},
+  "usr_cpu": 12.5, "sys_cpu": 30.25}]}"#;
         let result = parse(FioJob::AppendFdatasync4k, output).unwrap();
         assert!((result.iops - 1600.5).abs() < 1e-9);
+        assert!((result.cpu_percent - 42.75).abs() < 1e-9);
         assert!((result.bytes_per_second - 6_555_648.0).abs() < 1e-9);
         assert!((result.mean_latency_us - 612.0).abs() < 1e-9);
     }

@@ -117,10 +117,15 @@ pub fn mean(values: &[f64]) -> Option<f64> {
 }
 
 fn rounds(values: &[f64]) -> String {
+    rounds_to(values, 0)
+}
+
+/// Per-round values with `decimals` digits after the point.
+fn rounds_to(values: &[f64], decimals: usize) -> String {
     if values.is_empty() {
         return "-".to_owned();
     }
-    values.iter().map(|value| format!("{value:.0}")).collect::<Vec<_>>().join(" / ")
+    values.iter().map(|value| format!("{value:.decimals$}")).collect::<Vec<_>>().join(" / ")
 }
 
 impl CompareReport {
@@ -160,7 +165,9 @@ impl CompareReport {
             );
         }
         for row in &self.info {
-            let _ = writeln!(out, "  info: {} = {} {}", row.name, rounds(&row.values), row.unit);
+            // Microseconds of CPU are a few each: whole ones would hide the difference.
+            let decimals = usize::from(row.unit == "us");
+            let _ = writeln!(out, "  info: {} = {} {}", row.name, rounds_to(&row.values, decimals), row.unit);
         }
         if let Some(load) = self.load_average_max.filter(|&load| load > crate::workload::count_f64(self.cores as u64)) {
             let _ = writeln!(
