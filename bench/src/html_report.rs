@@ -79,6 +79,12 @@ fn comparison_section(page: &mut String, comparison: &Comparison) -> Result<(), 
 }
 
 fn info_section(page: &mut String, row: &InfoRow) -> Result<(), PlotError> {
+    if row.profiles.is_empty() {
+        // A figure derived per round (fio's durable writes, CPU per read): no timeline to plot.
+        let values: Vec<String> = row.values.iter().map(|value| format!("{value:.1}")).collect();
+        let _ = writeln!(page, "<p>{}: {} {}</p>", escape(&row.name), values.join(" / "), escape(&row.unit));
+        return Ok(());
+    }
     let _ = writeln!(page, "<h2>{}</h2>\n<div class=\"plots\">", escape(&row.name));
     let series: Vec<(String, &Timeline, RGBColor)> = row
         .profiles
@@ -277,13 +283,15 @@ mod tests {
         let mut info = InfoRow::new("engine 4 KiB durable appends, 1 in flight".to_owned(), "ops/s");
         info.values.push(1500.0);
         info.profiles.push(profile(10));
+        let mut derived = InfoRow::new("fio CPU per 4 KiB random read".to_owned(), "us");
+        derived.values.extend([4.5, 4.75]);
         CompareReport {
             fio_version: Some("fio-3.33".to_owned()),
             seconds: 2,
             rounds: 2,
             shards: 1,
             comparisons: vec![comparison],
-            info: vec![info],
+            info: vec![info, derived],
             cores: 2,
             threads: "threads unpinned".to_owned(),
             load_average_max: Some(1.0),
@@ -295,8 +303,10 @@ mod tests {
         let page = render(&synthetic_report()).unwrap();
         assert!(page.starts_with("<!DOCTYPE html>"));
         assert!(page.trim_end().ends_with("</html>"));
-        // Two measurements (one comparison, one info row), two plots each.
+        // Two measurements (one comparison, one info row with timelines), two plots each; the
+        // info row derived per round is a line of text.
         assert_eq!(page.matches("<svg").count(), 4);
+        assert!(page.contains("<p>fio CPU per 4 KiB random read: 4.5 / 4.8 us</p>"));
         assert_eq!(page.matches("</svg>").count(), 4);
         assert!(page.contains("4 KiB durable appends: throughput over time"));
         assert!(page.contains("4 KiB durable appends: engine latency (4200 requests, 2 round(s))"));
