@@ -249,6 +249,58 @@ fn a_refusal_resting_on_a_change_in_flight_waits_until_that_change_is_durable() 
     });
 }
 
+/// Every message a listing showed survives a crash, under the uid it was shown with, wherever
+/// the crash falls among overlapping commits. Each task appends, lists once its append was
+/// acknowledged, and appends again: listings land among commits in flight at many points of
+/// the pipeline, with appends arriving after them.
+#[test]
+fn every_message_a_listing_showed_survives_a_crash_at_any_write() {
+    let store = TestStore::new(1);
+    let controller = FaultController::new(29);
+    drop(open_faulty_with_account(&store, &controller));
+    let (mut crashes_with_lost_answers, mut rounds_with_listings) = (0, 0);
+    // Crashes from the 20th write of a round on: earlier ones come before the first answers,
+    // so before any listing is sent.
+    for (round, crash_after) in (20_u64..=44).enumerate() {
+        let engine = open_faulty(&store, &controller);
+        controller.crash_after_writes(crash_after);
+        let (acknowledged, listings) = block_on(async {
+            let appends_and_listings = (0..APPENDS).map(|index| {
+                let engine = &engine;
+                async move {
+                    let first = append(engine, 2 * (round * APPENDS + index)).await.ok();
+                    let listed = engine.list_messages(ACCOUNT, "INBOX").await.ok().map(|(_, messages)| messages);
+                    let second = append(engine, 2 * (round * APPENDS + index) + 1).await.ok();
+                    ([first, second], listed)
+                }
+            });
+            let results = futures_util::future::join_all(appends_and_listings).await;
+            let acknowledged: Vec<u32> = results.iter().flat_map(|(uids, _)| uids.iter().flatten().copied()).collect();
+            let listings: Vec<_> = results.into_iter().filter_map(|(_, listed)| listed).collect();
+            (acknowledged, listings)
+        });
+        let seen: BTreeMap<u32, [u8; 32]> =
+            listings.iter().flatten().map(|message| (message.uid, message.digest)).collect();
+        if acknowledged.len() < 2 * APPENDS {
+            crashes_with_lost_answers += 1;
+        }
+        if !seen.is_empty() {
+            rounds_with_listings += 1;
+        }
+        controller.crash_now();
+        drop(engine);
+        controller.power_loss().unwrap();
+        let engine = open_faulty(&store, &controller);
+        let (_, present) = block_on(engine.list_messages(ACCOUNT, "INBOX")).unwrap();
+        let present: BTreeMap<u32, [u8; 32]> = present.iter().map(|message| (message.uid, message.digest)).collect();
+        for (uid, digest) in &seen {
+            assert_eq!(present.get(uid), Some(digest), "round {round}: uid {uid} was listed, then lost or replaced");
+        }
+    }
+    assert!(crashes_with_lost_answers > 0, "no crash hit a commit in flight: the test checked nothing");
+    assert!(rounds_with_listings > 0, "no listing was answered before its round's crash: the test checked nothing");
+}
+
 #[test]
 fn overlapping_commits_crashed_at_any_write_keep_every_acknowledged_append() {
     let store = TestStore::new(1);
