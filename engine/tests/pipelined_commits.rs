@@ -173,19 +173,28 @@ fn a_read_waiting_for_a_commit_sees_no_later_append_before_it_is_durable() {
     let (store, controller) = (TestStore::new(1), FaultController::new(17));
     let engine = open_faulty_with_account(&store, &controller);
     controller.pause_syncs();
+    let (listed_sender, listed_receiver) = std::sync::mpsc::channel();
     let listed = std::thread::scope(|scope| {
         let first = scope.spawn(|| block_on(append(&engine, 0)));
         wait_for("the first commit's sync", || controller.syncs_waiting() == 1);
         controller.hold_writes();
-        let listing = scope.spawn(|| block_on(engine.list_messages(ACCOUNT, "INBOX")));
-        // Ample time for the listing to reach the shard before the append sent next, and then
-        // for the shard to take that append too, if it would plan it before answering.
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        let second = scope.spawn(|| block_on(append(&engine, 1)));
+        // The listing is queued at the shard before the second append: one thread sends both.
+        let second = scope.spawn(|| {
+            block_on(async {
+                let mut listing = std::pin::pin!(engine.list_messages(ACCOUNT, "INBOX"));
+                poll_once(listing.as_mut()).await;
+                let second = append(&engine, 1);
+                let listing = async { listed_sender.send(listing.await).unwrap() };
+                futures_util::future::join(listing, second).await.1
+            })
+        });
+        // Ample time for the shard to take the second append too, if it would plan it before
+        // answering the listing (its write then waits, held).
         std::thread::sleep(std::time::Duration::from_millis(300));
-        assert!(!listing.is_finished(), "the listing was answered before the append it would show was durable");
+        let answered_early = listed_receiver.try_recv().is_ok();
+        assert!(!answered_early, "the listing was answered before the append it would show was durable");
         controller.release_syncs();
-        let (_, listed) = listing.join().unwrap().unwrap();
+        let (_, listed) = listed_receiver.recv().unwrap().unwrap();
         first.join().unwrap().unwrap();
         // The second append is not durable: its write is still held. The process dies now.
         controller.crash_now();
@@ -203,6 +212,15 @@ fn a_read_waiting_for_a_commit_sees_no_later_append_before_it_is_durable() {
         assert!(stored[&info.uid] == body(0), "uid {} was listed, then given to another message", info.uid);
     }
     assert_eq!(listed.len(), 1, "the listing showed an append that was not durable");
+}
+
+/// Polls `future` once (a request future sends its request on the first poll).
+async fn poll_once<F: Future>(mut future: std::pin::Pin<&mut F>) {
+    std::future::poll_fn(|context| {
+        let _ = future.as_mut().poll(context);
+        std::task::Poll::Ready(())
+    })
+    .await;
 }
 
 /// A read of an account that no commit in flight changed is answered at once: it cannot see
