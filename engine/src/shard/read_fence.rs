@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use super::request::{Mutation, Query};
+use super::request::Query;
 
 /// Under a stream of commits that never drains, the accounts changed by batches already
 /// durable are dropped from the fence once it holds this many, or twice as many as after the
@@ -69,46 +69,6 @@ impl ReadFence {
     /// planned, has changed.
     pub(super) fn reads_only_durable_account(&self, query: &Query) -> bool {
         query.account().is_some_and(|account| self.changed.get(account).is_none_or(|&batch| batch < self.durable_below))
-    }
-}
-
-impl Query {
-    /// The one account this read looks at; `None` for reads of the whole shard.
-    fn account(&self) -> Option<&str> {
-        match self {
-            Query::Mailboxes { account, .. }
-            | Query::Messages { account, .. }
-            | Query::Fetch { account, .. }
-            | Query::Deleted { account, .. }
-            | Query::Credentials { account, .. }
-            | Query::AccessLog { account, .. } => Some(account),
-            Query::Accounts(_) | Query::Stats(_) | Query::AccountStates(_) | Query::DuePurges(_) => None,
-        }
-    }
-}
-
-impl Mutation {
-    /// The account this mutation changes (every mutation changes exactly one).
-    pub(super) fn account(&self) -> &str {
-        match self {
-            Mutation::CreateAccount { account }
-            | Mutation::CreateMailbox { account, .. }
-            | Mutation::RenameMailbox { account, .. }
-            | Mutation::DeleteMailbox { account, .. }
-            | Mutation::Append { account, .. }
-            | Mutation::ChangeFlags { account, .. }
-            | Mutation::Copy { account, .. }
-            | Mutation::Expunge { account, .. }
-            | Mutation::Restore { account, .. }
-            | Mutation::SetPassword { account, .. }
-            | Mutation::AddAppPassword { account, .. }
-            | Mutation::RevokeAppPasswords { account }
-            | Mutation::RecordAccess { account, .. }
-            | Mutation::PruneDeleted { account }
-            | Mutation::CloseAccount { account, .. }
-            | Mutation::ReopenAccount { account }
-            | Mutation::PurgeAccount { account } => account,
-        }
     }
 }
 

@@ -153,6 +153,46 @@ pub(crate) enum Query {
     DuePurges(Reply<Vec<String>>),
 }
 
+impl Query {
+    /// The one account this read looks at; `None` for reads of the whole shard.
+    pub(super) fn account(&self) -> Option<&str> {
+        match self {
+            Query::Mailboxes { account, .. }
+            | Query::Messages { account, .. }
+            | Query::Fetch { account, .. }
+            | Query::Deleted { account, .. }
+            | Query::Credentials { account, .. }
+            | Query::AccessLog { account, .. } => Some(account),
+            Query::Accounts(_) | Query::Stats(_) | Query::AccountStates(_) | Query::DuePurges(_) => None,
+        }
+    }
+}
+
+impl Mutation {
+    /// The account this mutation changes (every mutation changes exactly one).
+    pub(super) fn account(&self) -> &str {
+        match self {
+            Mutation::CreateAccount { account }
+            | Mutation::CreateMailbox { account, .. }
+            | Mutation::RenameMailbox { account, .. }
+            | Mutation::DeleteMailbox { account, .. }
+            | Mutation::Append { account, .. }
+            | Mutation::ChangeFlags { account, .. }
+            | Mutation::Copy { account, .. }
+            | Mutation::Expunge { account, .. }
+            | Mutation::Restore { account, .. }
+            | Mutation::SetPassword { account, .. }
+            | Mutation::AddAppPassword { account, .. }
+            | Mutation::RevokeAppPasswords { account }
+            | Mutation::RecordAccess { account, .. }
+            | Mutation::PruneDeleted { account }
+            | Mutation::CloseAccount { account, .. }
+            | Mutation::ReopenAccount { account }
+            | Mutation::PurgeAccount { account } => account,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) enum Request {
     Mutate {
