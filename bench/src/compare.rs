@@ -11,7 +11,7 @@ use compio::runtime::Runtime;
 use mailvault_engine::{Engine, EngineError};
 use mailvault_hsm::Hsm;
 
-use crate::diagnostics::{self, CpuSnapshot, EngineDiagnostics};
+use crate::diagnostics::{self, CpuSnapshot, EngineDiagnostics, StealSnapshot};
 use crate::disk_stats::{self, DiskActivity, DiskSnapshot};
 
 use crate::fio::{self, FioJob, FioOptions};
@@ -242,10 +242,13 @@ impl Bench {
         self.progress.say(&format!("fio {} (round {round}/{})", job.name(), self.options.rounds));
         self.settle_disk()?;
         let disk_before = self.disk_snapshot();
+        let machine_before = StealSnapshot::take();
         let result = fio::run(job, options)?;
+        let steal = StealSnapshot::take().zip(machine_before).and_then(|(after, before)| after.percent_since(&before));
         let disk = self.disk_activity_since(disk_before.as_ref());
         if let Some(disk) = &disk {
-            self.progress.say(&format!("  {}", disk.summary()));
+            let steal = steal.map(|steal| format!("; steal {steal:.0}%")).unwrap_or_default();
+            self.progress.say(&format!("  {}{steal}", disk.summary()));
         }
         self.progress.say(&format!(
             "  fio {}: {:.0} IOPS, {:.1} MB/s, mean latency {:.0} us",
@@ -352,6 +355,9 @@ impl Bench {
         let read_set = self.runtime.block_on(ReadSet::load(&store.engine, &store.accounts))?;
         let mut fio_cpu = InfoRow::new("fio CPU per 4 KiB random read".to_owned(), "us");
         let mut engine_cpu = InfoRow::new("engine and load generator CPU per fetch".to_owned(), "us");
+        let mut read_bytes = InfoRow::new("engine disk read per fetch, sector-rounded".to_owned(), "B");
+        let mut span_fio = InfoRow::new("fio random reads of that size, depth 32".to_owned(), "IOPS");
+        let mut span_share = InfoRow::new("4 KiB random reads, engine / those".to_owned(), "%");
         for round in 1..=self.options.rounds {
             let fio = self.fio(FioJob::RandomRead4k, round, |r| r.iops, &mut comparison)?;
             if let Some(fio) = fio.filter(|fio| fio.iops > 0.0 && fio.cpu_percent > 0.0) {
@@ -367,11 +373,39 @@ impl Bench {
             if result.per_second() > 0.0 && cpu_percent > 0.0 {
                 engine_cpu.values.push(cpu_percent / 100.0 / result.per_second() * 1e6);
             }
+            if let Some(span) = self.fetch_read_span(diagnostics.disk.as_ref())
+                && let Some((fio, _)) = self.run_fio(span, round)?
+                && fio.iops > 0.0
+            {
+                let FioJob::RandomReadSpan { bytes, .. } = span else { unreachable!("built as a span job") };
+                read_bytes.values.push(f64::from(bytes));
+                span_fio.values.push(fio.iops);
+                span_share.values.push(100.0 * result.per_second() / fio.iops);
+            }
             comparison.add_engine(result.per_second(), diagnostics);
             comparison.add_engine_profile(result.profile.to_round(1.0));
         }
         store.close()?;
-        let info = [fio_cpu, engine_cpu].into_iter().filter(|row| !row.values.is_empty()).collect();
+        let info = [fio_cpu, engine_cpu, read_bytes, span_fio, span_share]
+            .into_iter()
+            .filter(|row| !row.values.is_empty())
+            .collect();
         Ok((comparison, info))
+    }
+
+    /// fio's job for reads of the size the engine's fetches read from the disk in a round
+    /// (`disk`), rounded to the sectors direct reads come in; `None` without fio, disk counters
+    /// or reads. It reads the 4 KiB job's file, so it runs after that job.
+    fn fetch_read_span(&self, disk: Option<&DiskActivity>) -> Option<FioJob> {
+        let options = self.fio.as_ref()?;
+        let disk = disk.filter(|disk| disk.reads_per_second > 0.0 && disk.read_kib_per_io > 0.0)?;
+        let align = fio::direct_read_alignment(&fio::file_path(FioJob::RandomRead4k, options));
+        // Between one sector and 1 MiB (fetches of 4 KiB messages read ~4.6 KiB), so the cast
+        // neither wraps nor loses a sign.
+        let sectors =
+            (disk.read_kib_per_io * 1024.0 / f64::from(align)).round().clamp(1.0, f64::from((1 << 20) / align));
+        #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
+        let bytes = sectors as u32 * align;
+        Some(FioJob::RandomReadSpan { bytes, align })
     }
 }

@@ -1,9 +1,12 @@
 //! What the machine did during an engine measurement, to tell a slow disk from a busy CPU:
 //! CPU time per thread of this process (shard threads, the load generator, io_uring workers)
 //! and time spent waiting for a core, the engine's commits, the disk's own counters, and the
-//! load average (other processes compete for the same cores).
+//! load average (other processes compete for the same cores), and the time the hypervisor gave
+//! this VM's cores to others (steal): on a shared host it comes and goes, and the same run is
+//! then by turns fast and slow (bench/README.md, session 15).
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::time::Instant;
 
 use mailvault_engine::{Engine, EngineError};
@@ -16,6 +19,40 @@ pub struct CpuSnapshot {
     at: Instant,
     /// Thread id to (name, nanoseconds on CPU, nanoseconds runnable but waiting for a CPU).
     threads: HashMap<u32, (String, u64, u64)>,
+    machine: Option<StealSnapshot>,
+}
+
+/// The machine's CPU time, all cores, and the part of it stolen (`/proc/stat`, in clock ticks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StealSnapshot {
+    total: u64,
+    steal: u64,
+}
+
+impl StealSnapshot {
+    pub fn take() -> Option<Self> {
+        Self::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    /// From the text of `/proc/stat`: its first line, `cpu  user nice system idle iowait irq
+    /// softirq steal ...` (guest time, after steal, is already counted in user and nice).
+    fn parse(stat: &str) -> Option<Self> {
+        let line = stat.lines().next()?;
+        let mut fields = line.split_whitespace();
+        if fields.next()? != "cpu" {
+            return None;
+        }
+        let ticks: Vec<u64> = fields.take(8).map(str::parse).collect::<Result<_, _>>().ok()?;
+        let steal = *ticks.get(7)?;
+        Some(Self { total: ticks.iter().sum(), steal })
+    }
+
+    /// Stolen time since `earlier`, in percent of all cores' time; `None` over no time at all.
+    pub fn percent_since(&self, earlier: &Self) -> Option<f64> {
+        let total = self.total.checked_sub(earlier.total).filter(|&total| total > 0)?;
+        let steal = self.steal.saturating_sub(earlier.steal);
+        Some(100.0 * crate::workload::count_f64(steal) / crate::workload::count_f64(total))
+    }
 }
 
 /// One thread name's share of a core over an interval (several threads of one name add up).
@@ -48,6 +85,9 @@ pub struct EngineDiagnostics {
     pub load_average: Option<f64>,
     /// What reached the disk; `None` if the directory is not on a block device.
     pub disk: Option<DiskActivity>,
+    /// Time the hypervisor ran something else on this machine's cores, in percent of all of
+    /// them; `None` where the kernel does not tell.
+    pub steal_percent: Option<f64>,
 }
 
 impl EngineDiagnostics {
@@ -65,6 +105,9 @@ impl EngineDiagnostics {
             cpu.join(", "),
             self.load_average.map_or_else(|| "?".to_owned(), |load| format!("{load:.1}"))
         );
+        if let Some(steal) = self.steal_percent {
+            let _ = write!(summary, "; steal {steal:.0}%");
+        }
         if let Some(disk) = &self.disk {
             summary.push_str("; ");
             summary.push_str(&disk.summary());
@@ -91,7 +134,12 @@ impl CpuSnapshot {
                 }
             }
         }
-        Self { at: Instant::now(), threads }
+        Self { at: Instant::now(), threads, machine: StealSnapshot::take() }
+    }
+
+    /// The machine's stolen time since `earlier`, in percent (see [`StealSnapshot`]).
+    pub fn steal_percent_since(&self, earlier: &Self) -> Option<f64> {
+        self.machine?.percent_since(&earlier.machine?)
     }
 
     /// CPU use per thread name between `earlier` and this snapshot; threads that used less than
@@ -154,5 +202,33 @@ pub fn diagnose(
         cpu: cpu_after.usage_since(cpu_before),
         load_average: load_average(),
         disk,
+        steal_percent: cpu_after.steal_percent_since(cpu_before),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STAT_BEFORE: &str = "cpu  100 0 50 800 10 0 5 35 0 0\ncpu0 50 0 25 400 5 0 2 18 0 0\nintr 1 2\n";
+    const STAT_AFTER: &str = "cpu  160 0 80 1000 10 0 10 75 7 0\ncpu0 80 0 40 500 5 0 5 38 7 0\nintr 3 4\n";
+
+    #[test]
+    fn steal_is_the_share_of_all_cores_time_the_hypervisor_took() {
+        let before = StealSnapshot::parse(STAT_BEFORE).unwrap();
+        let after = StealSnapshot::parse(STAT_AFTER).unwrap();
+        // 60 + 30 + 200 + 5 + 40 = 335 ticks in all (guest time is inside user), 40 of them stolen.
+        let percent = after.percent_since(&before).unwrap();
+        assert!((percent - 100.0 * 40.0 / 335.0).abs() < 1e-9, "{percent}");
+    }
+
+    #[test]
+    fn steal_is_unknown_over_no_time_or_from_a_foreign_first_line() {
+        let snapshot = StealSnapshot::parse(STAT_BEFORE).unwrap();
+        assert_eq!(snapshot.percent_since(&snapshot), None);
+        assert_eq!(StealSnapshot::parse("cpu0 1 2 3 4 5 6 7 8\n"), None);
+        assert_eq!(StealSnapshot::parse("cpu  1 2 3\n"), None);
+        assert_eq!(StealSnapshot::parse("cpu  1 2 x 4 5 6 7 8\n"), None);
+        assert_eq!(StealSnapshot::parse(""), None);
     }
 }

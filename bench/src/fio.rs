@@ -24,6 +24,12 @@ pub enum FioJob {
     AppendFdatasync4k,
     /// 4 KiB random reads, O_DIRECT, io_uring at depth 32.
     RandomRead4k,
+    /// Random reads as [`Self::RandomRead4k`] of `bytes` each, at offsets aligned to `align`:
+    /// the shape of the engine's fetches, which read a message's whole frame (a little over
+    /// 4 KiB for a 4 KiB message) from the sector it starts in. For information: some disks
+    /// serve reads over 4 KiB at two thirds of the 4 KiB rate (bench/README.md, session 15).
+    /// Reads [`Self::RandomRead4k`]'s file.
+    RandomReadSpan { bytes: u32, align: u32 },
     /// Sequential 1 MiB reads and writes on one file, two bytes read for each written,
     /// O_DIRECT, io_uring at depth 8: the disk's bandwidth for compaction's shape (it reads
     /// every byte of a victim and writes the part it keeps, half in its bench). Its rate is
@@ -38,13 +44,22 @@ impl FioJob {
             Self::DurableWrite64k => "durable-write-64k",
             Self::AppendFdatasync4k => "append-fdatasync-4k",
             Self::RandomRead4k => "rand-read-4k",
+            Self::RandomReadSpan { .. } => "rand-read-span",
             Self::CompactionMix1m => "compaction-mix-1m",
         }
     }
 
-    /// The job-specific fio arguments.
-    pub fn arguments(self) -> &'static [&'static str] {
+    /// The name of the job's file under `<directory>/fio/`.
+    fn file_stem(self) -> &'static str {
         match self {
+            Self::RandomReadSpan { .. } => Self::RandomRead4k.name(),
+            other => other.name(),
+        }
+    }
+
+    /// The job-specific fio arguments.
+    pub fn arguments(self) -> Vec<String> {
+        let fixed: &[&str] = match self {
             Self::SequentialWrite64k => {
                 &["--rw=write", "--bs=64k", "--direct=1", "--ioengine=io_uring", "--iodepth=8", "--end_fsync=1"]
             }
@@ -61,14 +76,26 @@ impl FioJob {
                 &["--rw=write", "--bs=4k", "--direct=1", "--fdatasync=1", "--ioengine=psync", "--iodepth=1"]
             }
             Self::RandomRead4k => &["--rw=randread", "--bs=4k", "--direct=1", "--ioengine=io_uring", "--iodepth=32"],
+            Self::RandomReadSpan { bytes, align } => {
+                return [
+                    "--rw=randread".to_owned(),
+                    format!("--bs={bytes}"),
+                    format!("--blockalign={align}"),
+                    "--direct=1".to_owned(),
+                    "--ioengine=io_uring".to_owned(),
+                    "--iodepth=32".to_owned(),
+                ]
+                .into();
+            }
             Self::CompactionMix1m => {
                 &["--rw=rw", "--rwmixread=67", "--bs=1m", "--direct=1", "--ioengine=io_uring", "--iodepth=8"]
             }
-        }
+        };
+        fixed.iter().map(|&argument| argument.to_owned()).collect()
     }
 
     fn writes(self) -> bool {
-        self != Self::RandomRead4k
+        !matches!(self, Self::RandomRead4k | Self::RandomReadSpan { .. })
     }
 
     /// Whether the job's file must hold all it writes in its run (a sequential writer would
@@ -143,6 +170,23 @@ pub enum FioError {
     Output(String),
 }
 
+/// The offset alignment the filesystem asks of O_DIRECT reads of `path` (statx
+/// `STATX_DIOALIGN`, as the engine's reads use it), or 4096 where it does not say.
+pub fn direct_read_alignment(path: &Path) -> u32 {
+    use rustix::fs::{AtFlags, CWD, StatxFlags, statx};
+    match statx(CWD, path, AtFlags::empty(), StatxFlags::DIOALIGN) {
+        Ok(stat) if stat.stx_mask & StatxFlags::DIOALIGN.bits() != 0 && stat.stx_dio_offset_align.is_power_of_two() => {
+            stat.stx_dio_offset_align
+        }
+        _ => 4096,
+    }
+}
+
+/// The path of `job`'s file under `options`' directory (a reading job's file stays between runs).
+pub fn file_path(job: FioJob, options: &FioOptions) -> PathBuf {
+    options.directory.join("fio").join(format!("{}.dat", job.file_stem()))
+}
+
 /// fio's version string, or `None` if it cannot be run.
 pub fn version() -> Option<String> {
     let output = Command::new("fio").arg("--version").output().ok()?;
@@ -153,7 +197,7 @@ pub fn version() -> Option<String> {
 pub fn run(job: FioJob, options: &FioOptions) -> Result<FioResult, FioError> {
     let directory = options.directory.join("fio");
     std::fs::create_dir_all(&directory)?;
-    let file = directory.join(format!("{}.dat", job.name()));
+    let file = file_path(job, options);
     if job.writes() {
         remove_file(&file)?;
     }
@@ -245,7 +289,7 @@ pub fn parse(job: FioJob, stdout: &[u8]) -> Result<FioResult, FioError> {
         serde_json::from_str(json).map_err(|error| FioError::Output(format!("not JSON: {error}")))?;
     let directions: &[&str] = match job {
         FioJob::CompactionMix1m => &["read", "write"],
-        FioJob::RandomRead4k => &["read"],
+        FioJob::RandomRead4k | FioJob::RandomReadSpan { .. } => &["read"],
         FioJob::SequentialWrite64k | FioJob::DurableWrite64k | FioJob::AppendFdatasync4k => &["write"],
     };
     let number = |direction: &str, field: &str| {
