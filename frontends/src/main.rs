@@ -22,8 +22,44 @@ fn main() -> ExitCode {
             if let Some(cli::ExitWith(code)) = error.downcast_ref::<cli::ExitWith>() {
                 return ExitCode::from(*code);
             }
-            eprintln!("mailvault: {error:#}");
+            eprintln!("mailvault: {}", describe(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes, each said once: many errors (the engine's among them) already
+/// end with their cause's message, which `{:#}` would print a second time.
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain().map(ToString::to_string) {
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("shard 1: {source}")]
+    struct Outer {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let error = anyhow::Error::new(Outer { source: std::io::Error::other("segment 1 is corrupt at offset 4312") })
+            .context("opening store /srv/mail");
+        assert_eq!(describe(&error), "opening store /srv/mail: shard 1: segment 1 is corrupt at offset 4312");
+        let plain = anyhow::Error::new(std::io::Error::other("disk full")).context("writing");
+        assert_eq!(describe(&plain), "writing: disk full");
     }
 }
