@@ -46,6 +46,11 @@ pub struct EngineConfig {
     pub retention_days: u32,
     /// Pin shard `i` to core `i` (off in tests, which share cores with each other).
     pub pin_threads: bool,
+    /// Open the store even when a shard's data fails verification: that shard is quarantined
+    /// (its files left untouched, every request for its accounts refused with
+    /// `EngineError::Quarantined`) and the others serve. Off by default: damage stops the open.
+    /// A store whose every shard is damaged still fails to open.
+    pub quarantine_corrupt_shards: bool,
     pub clock: Arc<dyn Clock>,
     /// Background compaction's share of the disk: bytes per second it may read plus write
     /// (`None`: unthrottled). `compact` (an operator waiting) runs at full speed.
@@ -72,6 +77,7 @@ impl EngineConfig {
             compaction_live_ratio: 0.8,
             retention_days: 14,
             pin_threads: false,
+            quarantine_corrupt_shards: false,
             clock: Arc::new(SystemClock),
             compaction_bytes_per_second: Some(COMPACTION_BYTES_PER_SECOND_DEFAULT),
             compaction_check_interval: std::time::Duration::from_secs(60),
@@ -117,6 +123,15 @@ impl Engine {
     }
 }
 
+/// A shard set aside at open: its data failed verification (see
+/// `EngineConfig::quarantine_corrupt_shards`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedShard {
+    pub shard_id: u32,
+    /// What the open found, naming the segment and offset where it could.
+    pub reason: String,
+}
+
 #[derive(Debug)]
 pub(crate) struct Inner {
     senders: Vec<flume::Sender<Request>>,
@@ -130,6 +145,8 @@ pub(crate) struct Inner {
     /// Dropped first on drop: wakes the lifecycle timer, which then stops.
     lifecycle_stop: Mutex<Option<flume::Sender<()>>>,
     lifecycle_thread: Mutex<Option<JoinHandle<()>>>,
+    /// Set once every shard is up (see `Engine::quarantined_shards`).
+    quarantined: std::sync::OnceLock<Vec<QuarantinedShard>>,
     /// Held (flock) for the engine's life: one process writes a store at a time. Released when
     /// dropped, after the shard threads have stopped.
     _lock: std::fs::File,
@@ -217,10 +234,11 @@ impl Engine {
             let directory = shard_directory(&config.data_dir, shard_id);
             let hsm = hsm.clone();
             let core = config.pin_threads.then_some(shard_id % cores);
+            let quarantine_damage = config.quarantine_corrupt_shards;
             let make_storage = make_storage.clone();
             let thread = std::thread::Builder::new().name(format!("mailvault-shard-{shard_id}")).spawn(move || {
                 let storage = make_storage(shard_id as u32, directory);
-                run_shard_thread(shard_config, storage, &hsm, core, &receiver, &ready_sender);
+                run_shard_thread(shard_config, storage, &hsm, core, quarantine_damage, &receiver, &ready_sender);
             })?;
             senders.push(sender);
             threads.push(thread);
@@ -237,14 +255,24 @@ impl Engine {
             purge_gate: crate::lifecycle::new_purge_gate(),
             lifecycle_stop: Mutex::new(Some(lifecycle_stop)),
             lifecycle_thread: Mutex::new(None),
+            quarantined: std::sync::OnceLock::new(),
             _lock: lock,
         });
         let engine = Self { _users: Some(Arc::new(UserHandles { inner: Arc::downgrade(&inner) })), inner };
+        let mut quarantined = Vec::new();
+        let mut first_damage = None;
         for (shard_id, receiver) in ready.into_iter().enumerate() {
             let stopped = OpenError::Shard { shard_id: shard_id as u32, source: EngineError::ShutDown };
-            let result = receiver.recv().unwrap_or(Err(stopped));
-            result?;
+            if let ShardOpened::Quarantined(damage) = receiver.recv().unwrap_or(Err(stopped))? {
+                quarantined.push(QuarantinedShard { shard_id: shard_id as u32, reason: damage.to_string() });
+                first_damage.get_or_insert(damage);
+            }
         }
+        if let Some(damage) = first_damage.filter(|_| quarantined.len() == engine.shard_count()) {
+            // Nothing would serve: more likely a wrong token or key than damage everywhere.
+            return Err(damage);
+        }
+        let _ = engine.inner.quarantined.set(quarantined);
         crate::lifecycle::finish_interrupted_shred(&engine);
         let timer = crate::lifecycle::spawn_lifecycle_timer(
             Arc::downgrade(&engine.inner),
@@ -259,6 +287,12 @@ impl Engine {
 
     pub fn shard_count(&self) -> usize {
         self.inner.senders.len()
+    }
+
+    /// The shards set aside at open because their data failed verification (only with
+    /// `EngineConfig::quarantine_corrupt_shards`), with what was found.
+    pub fn quarantined_shards(&self) -> &[QuarantinedShard] {
+        self.inner.quarantined.get().map_or(&[], Vec::as_slice)
     }
 
     async fn send(&self, shard: usize, request: Request) -> Result<(), EngineError> {
@@ -555,13 +589,22 @@ pub(crate) fn unexpected(outcome: &Outcome) -> EngineError {
     EngineError::Corrupt(format!("internal error: unexpected outcome {outcome:?}"))
 }
 
+/// How a shard's thread came up.
+enum ShardOpened {
+    Serving,
+    /// Its data failed verification and the engine was told to quarantine such shards: the
+    /// thread refuses every request (`shard::serve_quarantined`).
+    Quarantined(OpenError),
+}
+
 fn run_shard_thread<S: Storage>(
     config: ShardConfig,
     storage: S,
     hsm: &Hsm,
     core: Option<usize>,
+    quarantine_damage: bool,
     receiver: &flume::Receiver<Request>,
-    ready: &flume::Sender<Result<(), OpenError>>,
+    ready: &flume::Sender<Result<ShardOpened, OpenError>>,
 ) {
     let shard_id = config.shard_id;
     let mut builder = crate::io::prompt_runtime_builder();
@@ -575,19 +618,31 @@ fn run_shard_thread<S: Storage>(
             return;
         }
     };
-    crate::io::block_on_prompt(&runtime, async {
+    let quarantined = crate::io::block_on_prompt(&runtime, async {
         let opened = match hsm.session() {
             Ok(session) => open_shard(storage, config, session).await,
             Err(error) => Err(OpenError::Shard { shard_id, source: error.into() }),
         };
         match opened {
             Ok(shard) => {
-                let _ = ready.send(Ok(()));
+                let _ = ready.send(Ok(ShardOpened::Serving));
                 shard.run(receiver.clone()).await;
+                None
+            }
+            Err(error) if quarantine_damage && error.is_damage() => {
+                let reason = error.to_string();
+                tracing::error!(shard = shard_id, %reason, "shard quarantined: its data failed verification; its accounts are unavailable until it is repaired");
+                let _ = ready.send(Ok(ShardOpened::Quarantined(error)));
+                Some(reason)
             }
             Err(error) => {
                 let _ = ready.send(Err(error));
+                None
             }
         }
     });
+    drop(runtime);
+    if let Some(reason) = quarantined {
+        crate::shard::serve_quarantined(shard_id, &reason, receiver);
+    }
 }

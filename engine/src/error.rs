@@ -1,5 +1,6 @@
 //! The engine's typed errors. Messages name accounts and mailboxes, never mail content or keys.
 
+use crate::format::SegmentHeaderError;
 use crate::segment::ScanError;
 
 /// Why a request failed. Nothing in the store changed unless the variant says so.
@@ -38,6 +39,11 @@ pub enum EngineError {
     Hsm(#[from] mailvault_hsm::HsmError),
     #[error("shard {shard_id} stopped accepting writes after a storage failure: {reason}")]
     ShardFailed { shard_id: u32, reason: String },
+    /// The shard's data failed verification when the store opened, and the operator chose to
+    /// open the rest of the store without it (`EngineConfig::quarantine_corrupt_shards`). Its
+    /// files are left as they were; nothing of its accounts is reachable until it is repaired.
+    #[error("shard {shard_id} is quarantined, its accounts unavailable until it is repaired: {reason}")]
+    Quarantined { shard_id: u32, reason: String },
     #[error("the engine is shut down")]
     ShutDown,
     #[error("storage: {0}")]
@@ -62,4 +68,49 @@ pub enum OpenError {
     Hsm(#[from] mailvault_hsm::HsmError),
     #[error("storage: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl OpenError {
+    /// Whether the store's data failed verification (a damaged or undecryptable record, a bad
+    /// segment header), as opposed to a store that could not be reached (a storage error, the
+    /// HSM, a lock) or one written by a newer build: only a damaged shard may be quarantined.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            Self::Recovery { source, .. } => match source {
+                ScanError::Io { .. }
+                | ScanError::Header { source: SegmentHeaderError::UnsupportedVersion { .. }, .. } => false,
+                ScanError::Header { .. } | ScanError::Corrupt { .. } | ScanError::Replay { .. } => true,
+            },
+            Self::Shard { source, .. } => matches!(source, EngineError::Corrupt(_)),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recovery(source: ScanError) -> OpenError {
+        OpenError::Recovery { shard_id: 1, source }
+    }
+
+    #[test]
+    fn only_data_that_failed_verification_counts_as_damage() {
+        let corrupt = ScanError::Corrupt { segment_id: 2, offset: 4096, reason: "frame checksum mismatch".into() };
+        assert!(recovery(corrupt).is_damage());
+        assert!(recovery(ScanError::Replay { segment_id: 2, offset: 4096, reason: "tag".into() }).is_damage());
+        assert!(recovery(ScanError::Header { segment_id: 2, source: SegmentHeaderError::BadChecksum }).is_damage());
+        let shard = |source| OpenError::Shard { shard_id: 1, source };
+        assert!(shard(EngineError::Corrupt("message uid 3 has no stored body".into())).is_damage());
+
+        let newer = SegmentHeaderError::UnsupportedVersion { found: 99 };
+        assert!(!recovery(ScanError::Header { segment_id: 2, source: newer }).is_damage());
+        let io = || std::io::Error::other("EIO");
+        assert!(!recovery(ScanError::Io { segment_id: 2, source: io() }).is_damage());
+        assert!(!shard(EngineError::Io(io())).is_damage());
+        assert!(!shard(EngineError::ShutDown).is_damage());
+        assert!(!OpenError::Io(io()).is_damage());
+        assert!(!OpenError::InUse("/srv/mail".into()).is_damage());
+    }
 }

@@ -20,7 +20,9 @@ mod store;
 
 pub use api::*;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{COMPACTION_BYTES_PER_SECOND_DEFAULT, Engine, EngineConfig, WAKE_QUEUE_ENTRIES, block_on};
+pub use engine::{
+    COMPACTION_BYTES_PER_SECOND_DEFAULT, Engine, EngineConfig, QuarantinedShard, WAKE_QUEUE_ENTRIES, block_on,
+};
 pub use error::{EngineError, OpenError};
 pub use lifecycle::{
     PURGE_DELAY_DAYS_DEFAULT, PURGE_DELAY_DAYS_MAX, PURGE_DELAY_DAYS_MIN, PurgeObserver, SHRED_PENDING_FILE,

@@ -19,6 +19,7 @@ mod lifecycle;
 mod pipeline;
 mod plan;
 mod prune;
+mod quarantine;
 mod query;
 mod read_fence;
 pub(crate) mod recovery;
@@ -42,6 +43,7 @@ use crate::io::Storage;
 use crate::segment::ActiveSegment;
 use request::{Reply, Request};
 
+pub(crate) use quarantine::serve_quarantined;
 pub(crate) use recovery::open_shard;
 
 /// Most requests taken into one commit. Record ids skip ahead by more than the records one

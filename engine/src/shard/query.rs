@@ -47,17 +47,7 @@ fn message_info(uid: u32, entry: &MessageEntry) -> MessageInfo {
 impl<S: Storage> Shard<S> {
     pub(super) fn answer(&mut self, query: Query) {
         if self.failure.is_some() {
-            match query {
-                Query::Accounts(reply) | Query::DuePurges(reply) => respond(&reply, Err(self.failed_error())),
-                Query::Mailboxes { reply, .. } => respond(&reply, Err(self.failed_error())),
-                Query::Messages { reply, .. } => respond(&reply, Err(self.failed_error())),
-                Query::Fetch { reply, .. } => respond(&reply, Err(self.failed_error())),
-                Query::Deleted { reply, .. } => respond(&reply, Err(self.failed_error())),
-                Query::Stats(reply) => respond(&reply, Err(self.failed_error())),
-                Query::Credentials { reply, .. } => respond(&reply, Err(self.failed_error())),
-                Query::AccessLog { reply, .. } => respond(&reply, Err(self.failed_error())),
-                Query::AccountStates(reply) => respond(&reply, Err(self.failed_error())),
-            }
+            query.refuse(self.failed_error());
             return;
         }
         match query {

@@ -166,6 +166,26 @@ impl Query {
             Query::Accounts(_) | Query::Stats(_) | Query::AccountStates(_) | Query::DuePurges(_) => None,
         }
     }
+
+    /// Answers the query with `error` (a shard that cannot serve it).
+    pub(super) fn refuse(self, error: EngineError) {
+        match self {
+            Query::Accounts(reply) | Query::DuePurges(reply) => refuse(&reply, error),
+            Query::Mailboxes { reply, .. } => refuse(&reply, error),
+            Query::Messages { reply, .. } => refuse(&reply, error),
+            Query::Fetch { reply, .. } => refuse(&reply, error),
+            Query::Deleted { reply, .. } => refuse(&reply, error),
+            Query::Stats(reply) => refuse(&reply, error),
+            Query::Credentials { reply, .. } => refuse(&reply, error),
+            Query::AccessLog { reply, .. } => refuse(&reply, error),
+            Query::AccountStates(reply) => refuse(&reply, error),
+        }
+    }
+}
+
+/// Answers with `error`; a requester that went away no longer needs the answer.
+fn refuse<T>(reply: &Reply<T>, error: EngineError) {
+    let _ = reply.send(Err(error));
 }
 
 impl Mutation {
@@ -213,4 +233,20 @@ pub(crate) enum Request {
     /// Ends the hold a `Seal` started.
     ReleaseBackupHold(Reply<()>),
     Shutdown,
+}
+
+impl Request {
+    /// Answers the request with `error` (a shard that serves nothing: see `quarantine`);
+    /// `Shutdown` has no answer.
+    pub(super) fn refuse(self, error: EngineError) {
+        match self {
+            Request::Mutate { reply, .. } => refuse(&reply, error),
+            Request::Query(query) => query.refuse(error),
+            Request::Compact(reply) => refuse(&reply, error),
+            Request::RewrapKeys(reply) => refuse(&reply, error),
+            Request::Seal(reply) => refuse(&reply, error),
+            Request::ReleaseBackupHold(reply) => refuse(&reply, error),
+            Request::Shutdown => {}
+        }
+    }
 }

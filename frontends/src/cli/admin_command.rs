@@ -29,6 +29,6 @@ pub(crate) fn run(context: &Context, command: AdminCommand) -> anyhow::Result<()
                 anyhow::bail!("{}", reply.output)
             }
         }
-        Err(error) => Err(error).with_context(|| format!("opening store {}", context.data_dir.display())),
+        Err(error) => Err(context.open_failed(error)),
     }
 }

@@ -190,7 +190,7 @@ impl Sealer {
         match Engine::open(&context.engine_config(&hsm), &hsm) {
             Ok(engine) => Ok(Self::Engine(engine)),
             Err(OpenError::InUse(_)) => Ok(Self::Server(context.data_dir.join(admin::SOCKET_FILE))),
-            Err(error) => Err(error).with_context(|| format!("opening store {}", context.data_dir.display())),
+            Err(error) => Err(context.open_failed(error)),
         }
     }
 

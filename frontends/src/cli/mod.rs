@@ -29,6 +29,11 @@ pub(crate) struct Arguments {
     /// The store directory.
     #[arg(long, global = true, env = "MAILVAULT_DATA_DIR", default_value = ".mailvault/data")]
     data_dir: PathBuf,
+    /// Open the store even if a shard's data fails verification: that shard is quarantined (its
+    /// files are left as they are, and every request for its accounts is refused with an error
+    /// naming the damage) while the other shards serve. Without it, damage stops the open.
+    #[arg(long, global = true)]
+    quarantine_corrupt_shards: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,7 +73,8 @@ enum Command {
 }
 
 pub(crate) fn run(arguments: Arguments) -> anyhow::Result<()> {
-    let context = Context::new(arguments.data_dir);
+    let mut context = Context::new(arguments.data_dir);
+    context.quarantine_corrupt_shards = arguments.quarantine_corrupt_shards;
     if let Command::Backup(command) = arguments.command {
         // Verify's exit code says equal / different / damaged.
         return match backup::run(&context, command)? {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
-use mailvault_engine::{Engine, StoreMetadata, init_store};
+use mailvault_engine::{StoreMetadata, init_store};
 use mailvault_frontends::net::tls::CertificateSource;
 use mailvault_frontends::net::{Ports, RunningServer, ServerConfig};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -125,8 +125,7 @@ pub(crate) fn serve(context: &Context, arguments: &ServeArguments) -> anyhow::Re
     engine_config.compaction_bytes_per_second =
         (arguments.compaction_mb_per_second > 0).then(|| arguments.compaction_mb_per_second.saturating_mul(1_000_000));
     engine_config.compaction_check_interval = std::time::Duration::from_secs(arguments.compaction_check_seconds.max(1));
-    let engine =
-        Engine::open(&engine_config, &hsm).with_context(|| format!("opening store {}", context.data_dir.display()))?;
+    let engine = context.open_engine_with(&engine_config, &hsm)?;
     let server = RunningServer::start(engine.clone(), &hsm, &server_config(context, arguments))?;
     if server.generated_certificate() {
         println!("generated a self-signed TLS certificate: {}", server.certificate_path().display());

@@ -1,0 +1,103 @@
+//! The operator's side of quarantine, through the built binary: a store with a damaged shard
+//! fails to open with an error that names the damage and the flag that opens the rest; with
+//! `--quarantine-corrupt-shards` the healthy shard's accounts are served, the damaged one's are
+//! refused naming it, and stderr warns which shard is set aside.
+#![allow(clippy::expect_used)] // helpers outside #[test] functions: a failed expectation fails the test
+
+mod serve_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use mailvault_engine::{Engine, EngineConfig, EngineError, Flags, INBOX, block_on};
+use mailvault_hsm::testing::TestToken;
+use serve_support::{mailvault_command, run_bounded};
+
+const DAMAGED_SHARD: usize = 1;
+
+fn mailvault(token: &TestToken, data_dir: &Path, arguments: &[&str]) -> Output {
+    run_bounded(mailvault_command(token, data_dir).args(arguments), b"")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn small_segments(data_dir: &Path) -> EngineConfig {
+    let mut config = EngineConfig::new(data_dir);
+    config.segment_bytes_max = 16 * 1024;
+    config
+}
+
+/// The shard's first segment file (sealed, with small segments).
+fn first_segment(data_dir: &Path, shard: usize) -> PathBuf {
+    let directory = data_dir.join(format!("shard-{shard:03}"));
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(directory)
+        .expect("shard directory")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "seg"))
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 2, "shard {shard} sealed a segment");
+    segments.remove(0)
+}
+
+#[test]
+fn a_damaged_shard_is_named_and_the_flag_serves_the_others() {
+    let token = TestToken::create_with_keys();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let data_dir = directory.path().join("data");
+    assert!(mailvault(&token, &data_dir, &["init", "--shards", "2"]).status.success());
+    let accounts: Vec<String> = (0..6).map(|index| format!("user{index}@example.org")).collect();
+    let engine = Engine::open(&small_segments(&data_dir), &token.hsm).expect("open");
+    block_on(async {
+        for account in &accounts {
+            engine.create_account(account).await.expect("create account");
+            for message in 0..6 {
+                let body = format!("Subject: {message}\r\n\r\n{}", "x".repeat(3000)).into_bytes();
+                engine.append(account, INBOX, body, Flags::default(), None).await.expect("append");
+            }
+        }
+    });
+    drop(engine);
+    // No checkpoint: the open replays the whole log and meets the damage. A flipped byte in a
+    // frame near the start of a sealed segment, with later frames after it, is damage.
+    let _ = std::fs::remove_file(data_dir.join(format!("shard-{DAMAGED_SHARD:03}")).join("checkpoint"));
+    let segment = first_segment(&data_dir, DAMAGED_SHARD);
+    let mut bytes = std::fs::read(&segment).expect("read segment");
+    bytes[4096 + 40 + 200] ^= 0x01;
+    std::fs::write(&segment, &bytes).expect("write segment");
+
+    // Which accounts live on the damaged shard, as the engine routes them.
+    let mut config = small_segments(&data_dir);
+    config.quarantine_corrupt_shards = true;
+    let engine = Engine::open(&config, &token.hsm).expect("open with quarantine");
+    let on_damaged_shard = |account: &String| {
+        matches!(block_on(engine.list_mailboxes(account)), Err(EngineError::Quarantined { shard_id: 1, .. }))
+    };
+    let (refused, served): (Vec<&String>, Vec<&String>) =
+        accounts.iter().partition(|account| on_damaged_shard(account));
+    drop(engine);
+    assert!(!refused.is_empty() && !served.is_empty(), "accounts on both shards");
+
+    let output = mailvault(&token, &data_dir, &["mailbox", "list", served[0]]);
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success(), "opened over a damaged shard: {}", text(&output.stdout));
+    assert!(stderr.contains(&format!("shard {DAMAGED_SHARD}")) && stderr.contains("segment 1 is corrupt at offset"));
+    assert!(stderr.contains("rerun with --quarantine-corrupt-shards"), "{stderr}");
+
+    let output = mailvault(&token, &data_dir, &["--quarantine-corrupt-shards", "mailbox", "list", served[0]]);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("INBOX"), "{stdout}");
+    assert!(stderr.contains(&format!("warning: shard {DAMAGED_SHARD} is quarantined")), "{stderr}");
+
+    let output = mailvault(&token, &data_dir, &["mailbox", "list", refused[0], "--quarantine-corrupt-shards"]);
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&format!("shard {DAMAGED_SHARD} is quarantined")) && stderr.contains("segment 1"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&segment).expect("read segment"), bytes, "the damaged segment was left as it was");
+}
