@@ -264,7 +264,7 @@ impl Engine {
         for (shard_id, receiver) in ready.into_iter().enumerate() {
             let stopped = OpenError::Shard { shard_id: shard_id as u32, source: EngineError::ShutDown };
             if let ShardOpened::Quarantined(damage) = receiver.recv().unwrap_or(Err(stopped))? {
-                quarantined.push(QuarantinedShard { shard_id: shard_id as u32, reason: damage.to_string() });
+                quarantined.push(QuarantinedShard { shard_id: shard_id as u32, reason: damage_reason(&damage) });
                 first_damage.get_or_insert(damage);
             }
         }
@@ -597,6 +597,16 @@ enum ShardOpened {
     Quarantined(OpenError),
 }
 
+/// What a shard's open found, without the "shard N: " its error starts with (the quarantine's
+/// messages name the shard themselves).
+fn damage_reason(error: &OpenError) -> String {
+    match error {
+        OpenError::Recovery { source, .. } => source.to_string(),
+        OpenError::Shard { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
 fn run_shard_thread<S: Storage>(
     config: ShardConfig,
     storage: S,
@@ -630,7 +640,7 @@ fn run_shard_thread<S: Storage>(
                 None
             }
             Err(error) if quarantine_damage && error.is_damage() => {
-                let reason = error.to_string();
+                let reason = damage_reason(&error);
                 tracing::error!(shard = shard_id, %reason, "shard quarantined: its data failed verification; its accounts are unavailable until it is repaired");
                 let _ = ready.send(Ok(ShardOpened::Quarantined(error)));
                 Some(reason)
