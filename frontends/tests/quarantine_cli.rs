@@ -95,6 +95,7 @@ fn a_damaged_shard_is_named_and_the_flag_serves_the_others() {
     let output = mailvault(&token, &data_dir, &["mailbox", "list", refused[0], "--quarantine-corrupt-shards"]);
     let stderr = text(&output.stderr);
     assert!(!output.status.success());
+    assert_eq!(text(&output.stdout), "", "a refused listing prints no table header");
     assert!(
         stderr.contains(&format!("shard {DAMAGED_SHARD} is quarantined")) && stderr.contains("segment 1"),
         "{stderr}"

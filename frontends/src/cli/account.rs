@@ -90,11 +90,13 @@ pub(crate) fn run(context: &Context, command: AccountCommand) -> anyhow::Result<
     block_on(async {
         match command {
             AccountCommand::Deleted { account } => {
+                // Asked first, so that an error (no such account) comes without a table header.
+                let deleted = engine.list_deleted(&account).await?;
                 println!("{:>10} {:>8} {:>10} {:>14} mailbox", "mailbox-id", "uid", "bytes", "restorable-for");
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |elapsed| elapsed.as_millis() as i64);
-                for message in engine.list_deleted(&account).await? {
+                for message in deleted {
                     let hours = (message.restorable_until_unix_ms - now) / 3_600_000;
                     println!(
                         "{:>10} {:>8} {:>10} {:>13}h {}",

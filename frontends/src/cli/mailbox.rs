@@ -50,8 +50,10 @@ pub(crate) fn run(context: &Context, command: MailboxCommand) -> anyhow::Result<
     block_on(async {
         match command {
             MailboxCommand::List { account } => {
+                // Asked first, so that an error (no such account) comes without a table header.
+                let mailboxes = engine.list_mailboxes(&account).await?;
                 println!("{:>12} {:>8} {:>8} {:>8} name", "uidvalidity", "uidnext", "messages", "unseen");
-                for mailbox in engine.list_mailboxes(&account).await? {
+                for mailbox in mailboxes {
                     println!(
                         "{:>12} {:>8} {:>8} {:>8} {}",
                         mailbox.uid_validity, mailbox.uid_next, mailbox.messages, mailbox.unseen, mailbox.name
