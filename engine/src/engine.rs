@@ -195,7 +195,9 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 
 impl Engine {
     /// Opens an initialized store: one thread per shard, each recovering its segments. Returns
-    /// once every shard is ready, or the first shard's error.
+    /// once every shard is ready, or the first shard's error; with
+    /// `quarantine_corrupt_shards`, a shard whose data fails verification is set aside instead
+    /// (`Engine::quarantined_shards`), unless every shard is.
     pub fn open(config: &EngineConfig, hsm: &Hsm) -> Result<Self, OpenError> {
         Self::open_with(config, hsm, |_, directory| DiskStorage::new(directory))
     }
