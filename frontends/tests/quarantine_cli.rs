@@ -1,7 +1,8 @@
 //! The operator's side of quarantine, through the built binary: a store with a damaged shard
 //! fails to open with an error that names the damage and the flag that opens the rest; with
 //! `--quarantine-corrupt-shards` the healthy shard's accounts are served, the damaged one's are
-//! refused naming it, and stderr warns which shard is set aside.
+//! refused naming it, and stderr warns which shard is set aside. A server started so takes mail
+//! for the healthy shard and defers the damaged one's (451: the sender's MTA keeps it).
 #![allow(clippy::expect_used)] // helpers outside #[test] functions: a failed expectation fails the test
 
 mod serve_support;
@@ -11,7 +12,8 @@ use std::process::Output;
 
 use mailvault_engine::{Engine, EngineConfig, EngineError, Flags, INBOX, block_on};
 use mailvault_hsm::testing::TestToken;
-use serve_support::{mailvault_command, run_bounded};
+use serde_json::json;
+use serve_support::{ServerProcess, mailvault_command, run_bounded, run_python};
 
 const DAMAGED_SHARD: usize = 1;
 
@@ -42,8 +44,19 @@ fn first_segment(data_dir: &Path, shard: usize) -> PathBuf {
     segments.remove(0)
 }
 
-#[test]
-fn a_damaged_shard_is_named_and_the_flag_serves_the_others() {
+/// A two-shard store of six accounts whose shard 1 is damaged: the accounts on the damaged
+/// shard and those on the other, the damaged segment and its bytes.
+struct DamagedStore {
+    token: TestToken,
+    _directory: tempfile::TempDir,
+    data_dir: PathBuf,
+    refused: Vec<String>,
+    served: Vec<String>,
+    segment: PathBuf,
+    bytes: Vec<u8>,
+}
+
+fn damaged_store() -> DamagedStore {
     let token = TestToken::create_with_keys();
     let directory = tempfile::tempdir().expect("temporary directory");
     let data_dir = directory.path().join("data");
@@ -75,24 +88,30 @@ fn a_damaged_shard_is_named_and_the_flag_serves_the_others() {
     let on_damaged_shard = |account: &String| {
         matches!(block_on(engine.list_mailboxes(account)), Err(EngineError::Quarantined { shard_id: 1, .. }))
     };
-    let (refused, served): (Vec<&String>, Vec<&String>) =
-        accounts.iter().partition(|account| on_damaged_shard(account));
+    let (refused, served): (Vec<String>, Vec<String>) =
+        accounts.into_iter().partition(|account| on_damaged_shard(account));
     drop(engine);
     assert!(!refused.is_empty() && !served.is_empty(), "accounts on both shards");
+    DamagedStore { token, _directory: directory, data_dir, refused, served, segment, bytes }
+}
 
-    let output = mailvault(&token, &data_dir, &["mailbox", "list", served[0]]);
+#[test]
+fn a_damaged_shard_is_named_and_the_flag_serves_the_others() {
+    let DamagedStore { token, data_dir, refused, served, segment, bytes, .. } = &damaged_store();
+    let data_dir = data_dir.as_path();
+    let output = mailvault(token, data_dir, &["mailbox", "list", &served[0]]);
     let stderr = text(&output.stderr);
     assert!(!output.status.success(), "opened over a damaged shard: {}", text(&output.stdout));
     assert!(stderr.contains(&format!("shard {DAMAGED_SHARD}")) && stderr.contains("segment 1 is corrupt at offset"));
     assert!(stderr.contains("rerun with --quarantine-corrupt-shards"), "{stderr}");
 
-    let output = mailvault(&token, &data_dir, &["--quarantine-corrupt-shards", "mailbox", "list", served[0]]);
+    let output = mailvault(token, data_dir, &["--quarantine-corrupt-shards", "mailbox", "list", &served[0]]);
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
     assert!(output.status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("INBOX"), "{stdout}");
     assert!(stderr.contains(&format!("warning: shard {DAMAGED_SHARD} is quarantined")), "{stderr}");
 
-    let output = mailvault(&token, &data_dir, &["mailbox", "list", refused[0], "--quarantine-corrupt-shards"]);
+    let output = mailvault(token, data_dir, &["mailbox", "list", &refused[0], "--quarantine-corrupt-shards"]);
     let stderr = text(&output.stderr);
     assert!(!output.status.success());
     assert_eq!(text(&output.stdout), "", "a refused listing prints no table header");
@@ -100,5 +119,46 @@ fn a_damaged_shard_is_named_and_the_flag_serves_the_others() {
         stderr.contains(&format!("shard {DAMAGED_SHARD} is quarantined")) && stderr.contains("segment 1"),
         "{stderr}"
     );
-    assert_eq!(std::fs::read(&segment).expect("read segment"), bytes, "the damaged segment was left as it was");
+    assert_eq!(&std::fs::read(segment).expect("read segment"), bytes, "the damaged segment was left as it was");
+}
+
+#[test]
+fn a_server_with_a_quarantined_shard_delivers_to_the_others_and_defers_the_rest() {
+    let store = damaged_store();
+    let mut server = ServerProcess::start_with(&store.token, &store.data_dir, &["--quarantine-corrupt-shards"]);
+    let message = b"From: a@example.org\r\nSubject: while quarantined\r\n\r\nhello\r\n".to_vec();
+    let result = run_python(
+        "lmtp_transaction",
+        &json!({
+            "lmtp_port": server.port("lmtp"),
+            "sender": "a@example.org",
+            "recipients": [store.served[0], store.refused[0]],
+            "message": hex::encode(&message),
+        }),
+    );
+    let codes: Vec<i64> = ["rcpt", "data"]
+        .iter()
+        .flat_map(|step| result[step].as_array().expect("replies").iter().map(|reply| reply[0].as_i64().expect("code")))
+        .collect();
+    // RCPT: accepted, then deferred (the sender's MTA keeps that copy); DATA: one reply, for
+    // the accepted recipient.
+    assert_eq!(codes, [250, 451, 250], "{result}");
+    assert!(result["rcpt"][1][1].as_str().expect("text").starts_with("4.3.0"), "{result}");
+    server.terminate();
+    let (status, _) = server.wait(std::time::Duration::from_secs(30));
+    assert!(status.success(), "{status}");
+
+    let mut config = small_segments(&store.data_dir);
+    config.quarantine_corrupt_shards = true;
+    let engine = Engine::open(&config, &store.token.hsm).expect("open with quarantine");
+    let (info, messages) = block_on(engine.list_messages(&store.served[0], INBOX)).expect("list");
+    assert_eq!(messages.len(), 7, "{info:?}");
+    let last = block_on(engine.fetch(&store.served[0], INBOX, messages[6].uid)).expect("fetch");
+    assert_eq!(last.body, message);
+    drop(engine);
+    assert_eq!(
+        std::fs::read(&store.segment).expect("read segment"),
+        store.bytes,
+        "the damaged segment was left as it was"
+    );
 }

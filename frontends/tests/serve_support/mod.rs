@@ -275,7 +275,13 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts the binary and waits (bounded) until it prints that it serves.
     pub fn start(token: &TestToken, data_dir: &Path) -> Self {
+        Self::start_with(token, data_dir, &[])
+    }
+
+    /// As [`Self::start`], with `options` (global ones, say) before `serve`'s.
+    pub fn start_with(token: &TestToken, data_dir: &Path, options: &[&str]) -> Self {
         let mut child = mailvault_command(token, data_dir)
+            .args(options)
             .args(["serve", "--shards", "2", "--listener-threads", "2"])
             .args([
                 "--lmtp-port",
