@@ -373,11 +373,10 @@ impl Bench {
             if result.per_second() > 0.0 && cpu_percent > 0.0 {
                 engine_cpu.values.push(cpu_percent / 100.0 / result.per_second() * 1e6);
             }
-            if let Some(span) = self.fetch_read_span(diagnostics.disk.as_ref())
-                && let Some((fio, _)) = self.run_fio(span, round)?
+            if let Some((bytes, align)) = self.fetch_read_span(diagnostics.disk.as_ref())
+                && let Some((fio, _)) = self.run_fio(FioJob::RandomReadSpan { bytes, align }, round)?
                 && fio.iops > 0.0
             {
-                let FioJob::RandomReadSpan { bytes, .. } = span else { unreachable!("built as a span job") };
                 read_bytes.values.push(f64::from(bytes));
                 span_fio.values.push(fio.iops);
                 span_share.values.push(100.0 * result.per_second() / fio.iops);
@@ -393,10 +392,11 @@ impl Bench {
         Ok((comparison, info))
     }
 
-    /// fio's job for reads of the size the engine's fetches read from the disk in a round
-    /// (`disk`), rounded to the sectors direct reads come in; `None` without fio, disk counters
-    /// or reads. It reads the 4 KiB job's file, so it runs after that job.
-    fn fetch_read_span(&self, disk: Option<&DiskActivity>) -> Option<FioJob> {
+    /// The size the engine's fetches read from the disk in a round (`disk`), rounded to the
+    /// sectors direct reads come in, and that sector size: the shape of fio's
+    /// `RandomReadSpan` job (which reads the 4 KiB job's file, so it runs after that job).
+    /// `None` without fio, disk counters or reads.
+    fn fetch_read_span(&self, disk: Option<&DiskActivity>) -> Option<(u32, u32)> {
         let options = self.fio.as_ref()?;
         let disk = disk.filter(|disk| disk.reads_per_second > 0.0 && disk.read_kib_per_io > 0.0)?;
         let align = fio::direct_read_alignment(&fio::file_path(FioJob::RandomRead4k, options));
@@ -406,6 +406,6 @@ impl Bench {
             (disk.read_kib_per_io * 1024.0 / f64::from(align)).round().clamp(1.0, f64::from((1 << 20) / align));
         #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
         let bytes = sectors as u32 * align;
-        Some(FioJob::RandomReadSpan { bytes, align })
+        Some((bytes, align))
     }
 }

@@ -33,7 +33,7 @@ fn main() -> ExitCode {
 fn describe(error: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in error.chain().map(ToString::to_string) {
-        if text.contains(&cause) {
+        if text.ends_with(&cause) {
             continue;
         }
         if !text.is_empty() {
@@ -61,5 +61,8 @@ mod tests {
         assert_eq!(describe(&error), "opening store /srv/mail: shard 1: segment 1 is corrupt at offset 4312");
         let plain = anyhow::Error::new(std::io::Error::other("disk full")).context("writing");
         assert_eq!(describe(&plain), "writing: disk full");
+        // Only a repeat at the end is one: the same words elsewhere are kept.
+        let elsewhere = anyhow::Error::new(std::io::Error::other("EIO")).context("reading EIO-report.txt");
+        assert_eq!(describe(&elsewhere), "reading EIO-report.txt: EIO");
     }
 }
