@@ -2,8 +2,7 @@
 //! CPU time per thread of this process (shard threads, the load generator, io_uring workers)
 //! and time spent waiting for a core, the engine's commits, the disk's own counters, and the
 //! load average (other processes compete for the same cores), and the time the hypervisor gave
-//! this VM's cores to others (steal): on a shared host it comes and goes, and the same run is
-//! then by turns fast and slow (bench/README.md, session 15).
+//! this VM's cores to others (steal), one sign of a shared host (bench/README.md, session 15).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
