@@ -2,7 +2,8 @@
 //! fails to open with an error that names the damage and the flag that opens the rest; with
 //! `--quarantine-corrupt-shards` the healthy shard's accounts are served, the damaged one's are
 //! refused naming it, and stderr warns which shard is set aside. A server started so takes mail
-//! for the healthy shard and defers the damaged one's (451: the sender's MTA keeps it).
+//! for the healthy shard and defers the damaged one's (451: the sender's MTA keeps it), and
+//! tells a POP3 login to the damaged shard's accounts to come back later.
 #![allow(clippy::expect_used)] // helpers outside #[test] functions: a failed expectation fails the test
 
 mod serve_support;
@@ -73,6 +74,10 @@ fn damaged_store() -> DamagedStore {
         }
     });
     drop(engine);
+    for account in &accounts {
+        let output = run_bounded(mailvault_command(&token, &data_dir).args(["account", "password", account]), b"pw\n");
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    }
     // No checkpoint: the open replays the whole log and meets the damage. A flipped byte in a
     // frame near the start of a sealed segment, with later frames after it, is damage.
     let _ = std::fs::remove_file(data_dir.join(format!("shard-{DAMAGED_SHARD:03}")).join("checkpoint"));
@@ -144,6 +149,18 @@ fn a_server_with_a_quarantined_shard_delivers_to_the_others_and_defers_the_rest(
     // the accepted recipient.
     assert_eq!(codes, [250, 451, 250], "{result}");
     assert!(result["rcpt"][1][1].as_str().expect("text").starts_with("4.3.0"), "{result}");
+
+    let pop3 = |account: &str| {
+        let steps = json!([["user", account], ["pass", "pw"], ["stat"], ["quit"]]);
+        let cafile = store.data_dir.parent().expect("parent").join("tls/cert.pem");
+        let arguments = json!({"pop3s_port": server.port("pop3s"), "cafile": cafile, "mode": "ssl", "steps": steps});
+        run_python("pop3_session", &arguments)["results"].clone()
+    };
+    let healthy_login = pop3(&store.served[0]);
+    assert_eq!(healthy_login[3]["ok"][0], 7, "the six messages and the one just delivered: {healthy_login}");
+    let quarantined_login = pop3(&store.refused[0]);
+    let error = quarantined_login[2]["error"].as_str().expect("PASS refused");
+    assert!(error.starts_with("-ERR [SYS/TEMP]"), "a temporary failure, not a wrong password: {quarantined_login}");
     server.terminate();
     let (status, _) = server.wait(std::time::Duration::from_secs(30));
     assert!(status.success(), "{status}");
