@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Real mail clients (Python's smtplib.LMTP and poplib, and raw sockets for what no client
-sends) driving a mailvault server on loopback, for the Rust integration tests.
+"""Real mail clients (Python's smtplib.LMTP, poplib and imaplib, and raw sockets for what no
+client sends) driving a mailvault server on loopback, for the Rust integration tests.
 
 Usage: mail_clients.py SCENARIO JSON-ARGUMENTS
 Every scenario prints one JSON document on its last line of output (message bytes as hex). Every
@@ -8,6 +8,7 @@ socket has a timeout, so no scenario can hang.
 """
 
 import base64
+import imaplib
 import json
 import poplib
 import smtplib
@@ -218,7 +219,21 @@ def starttls_injection(arguments):
     return {"go_ahead": text(go_ahead).strip(), "first_reply_in_tls": text(first).strip()}
 
 
+def imap_login(arguments):
+    """LOGIN over IMAPS; the tagged reply, or the NO's text (with its response code)."""
+    client = imaplib.IMAP4_SSL(HOST, arguments["imaps_port"], ssl_context=tls_context(arguments), timeout=TIMEOUT_SECONDS)
+    try:
+        typ, data = client.login(arguments["user"], arguments["password"])
+        result = {"ok": text(data[0])}
+        client.logout()
+    except imaplib.IMAP4.error as error:
+        result = {"no": text(error.args[0]) if error.args else ""}
+        client.shutdown()
+    return result
+
+
 SCENARIOS = {
+    "imap_login": imap_login,
     "lmtp_transaction": lmtp_transaction,
     "lmtp_deliver_many": lmtp_deliver_many,
     "pop3_session": pop3_session,

@@ -3,7 +3,7 @@
 //! `--quarantine-corrupt-shards` the healthy shard's accounts are served, the damaged one's are
 //! refused naming it, and stderr warns which shard is set aside. A server started so takes mail
 //! for the healthy shard and defers the damaged one's (451: the sender's MTA keeps it), and
-//! tells a POP3 login to the damaged shard's accounts to come back later.
+//! tells POP3 and IMAP logins to the damaged shard's accounts to come back later.
 #![allow(clippy::expect_used)] // helpers outside #[test] functions: a failed expectation fails the test
 
 mod serve_support;
@@ -161,6 +161,17 @@ fn a_server_with_a_quarantined_shard_delivers_to_the_others_and_defers_the_rest(
     let quarantined_login = pop3(&store.refused[0]);
     let error = quarantined_login[2]["error"].as_str().expect("PASS refused");
     assert!(error.starts_with("-ERR [SYS/TEMP]"), "a temporary failure, not a wrong password: {quarantined_login}");
+    let imap = |account: &str| {
+        let cafile = store.data_dir.parent().expect("parent").join("tls/cert.pem");
+        let arguments =
+            json!({"imaps_port": server.port("imaps"), "cafile": cafile, "user": account, "password": "pw"});
+        run_python("imap_login", &arguments)
+    };
+    let healthy_login = imap(&store.served[0]);
+    assert!(healthy_login["ok"].is_string(), "{healthy_login}");
+    let quarantined_login = imap(&store.refused[0]);
+    let refusal = quarantined_login["no"].as_str().expect("LOGIN refused");
+    assert!(refusal.starts_with("[UNAVAILABLE]"), "a temporary failure, not a wrong password: {quarantined_login}");
     server.terminate();
     let (status, _) = server.wait(std::time::Duration::from_secs(30));
     assert!(status.success(), "{status}");

@@ -95,6 +95,8 @@ pub enum ResponseCode {
     Limit,
     /// `SERVERBUG` (RFC 5530).
     ServerBug,
+    /// `UNAVAILABLE` (RFC 5530): a subsystem is down for now; the client may retry later.
+    Unavailable,
 }
 
 impl ResponseCode {
@@ -133,6 +135,7 @@ impl ResponseCode {
             Self::AuthenticationFailed => "AUTHENTICATIONFAILED".to_owned(),
             Self::Limit => "LIMIT".to_owned(),
             Self::ServerBug => "SERVERBUG".to_owned(),
+            Self::Unavailable => "UNAVAILABLE".to_owned(),
         };
         out.extend_from_slice(text.as_bytes());
     }

@@ -123,6 +123,10 @@ async fn log_in<C: SessionIo>(
                 }
                 LoginError::RateLimited => Completion::no("Too many failed logins; try again later")
                     .with_code(ResponseCode::AuthenticationFailed),
+                // Our failure, not the client's (the engine, the HSM, a quarantined shard).
+                LoginError::Unavailable => {
+                    Completion::no(LoginError::Unavailable.to_string()).with_code(ResponseCode::Unavailable)
+                }
                 other => Completion::no(other.to_string()),
             };
             client.complete(tag, &refusal);
