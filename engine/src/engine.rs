@@ -266,7 +266,7 @@ impl Engine {
         for (shard_id, receiver) in ready.into_iter().enumerate() {
             let stopped = OpenError::Shard { shard_id: shard_id as u32, source: EngineError::ShutDown };
             if let ShardOpened::Quarantined(damage) = receiver.recv().unwrap_or(Err(stopped))? {
-                quarantined.push(QuarantinedShard { shard_id: shard_id as u32, reason: damage_reason(&damage) });
+                quarantined.push(QuarantinedShard { shard_id: shard_id as u32, reason: damage.damage_reason() });
                 first_damage.get_or_insert(damage);
             }
         }
@@ -599,16 +599,6 @@ enum ShardOpened {
     Quarantined(OpenError),
 }
 
-/// What a shard's open found, without the "shard N: " its error starts with (the quarantine's
-/// messages name the shard themselves).
-fn damage_reason(error: &OpenError) -> String {
-    match error {
-        OpenError::Recovery { source, .. } => source.to_string(),
-        OpenError::Shard { source, .. } => source.to_string(),
-        other => other.to_string(),
-    }
-}
-
 fn run_shard_thread<S: Storage>(
     config: ShardConfig,
     storage: S,
@@ -642,7 +632,7 @@ fn run_shard_thread<S: Storage>(
                 None
             }
             Err(error) if quarantine_damage && error.is_damage() => {
-                let reason = damage_reason(&error);
+                let reason = error.damage_reason();
                 tracing::error!(shard = shard_id, %reason, "shard quarantined: its data failed verification; its accounts are unavailable until it is repaired");
                 let _ = ready.send(Ok(ShardOpened::Quarantined(error)));
                 Some(reason)

@@ -85,6 +85,16 @@ impl OpenError {
             _ => false,
         }
     }
+
+    /// What a shard's open found, without the "shard N: " its message starts with (a
+    /// quarantine's messages name the shard themselves).
+    pub(crate) fn damage_reason(&self) -> String {
+        match self {
+            Self::Recovery { source, .. } => source.to_string(),
+            Self::Shard { source, .. } => source.to_string(),
+            other => other.to_string(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -150,9 +150,9 @@ fn a_server_with_a_quarantined_shard_delivers_to_the_others_and_defers_the_rest(
     assert_eq!(codes, [250, 451, 250], "{result}");
     assert!(result["rcpt"][1][1].as_str().expect("text").starts_with("4.3.0"), "{result}");
 
+    let cafile = store.data_dir.parent().expect("parent").join("tls/cert.pem");
     let pop3 = |account: &str| {
         let steps = json!([["user", account], ["pass", "pw"], ["stat"], ["quit"]]);
-        let cafile = store.data_dir.parent().expect("parent").join("tls/cert.pem");
         let arguments = json!({"pop3s_port": server.port("pop3s"), "cafile": cafile, "mode": "ssl", "steps": steps});
         run_python("pop3_session", &arguments)["results"].clone()
     };
@@ -162,7 +162,6 @@ fn a_server_with_a_quarantined_shard_delivers_to_the_others_and_defers_the_rest(
     let error = quarantined_login[2]["error"].as_str().expect("PASS refused");
     assert!(error.starts_with("-ERR [SYS/TEMP]"), "a temporary failure, not a wrong password: {quarantined_login}");
     let imap = |account: &str| {
-        let cafile = store.data_dir.parent().expect("parent").join("tls/cert.pem");
         let arguments =
             json!({"imaps_port": server.port("imaps"), "cafile": cafile, "user": account, "password": "pw"});
         run_python("imap_login", &arguments)
