@@ -72,22 +72,27 @@ fn compare_mailboxes(
         uid,
         what,
     };
-    if backup.uid_validity != store.uid_validity {
-        out.push(at(None, format!("UIDVALIDITY: backup {}, store {}", backup.uid_validity, store.uid_validity)));
-    }
+    let mut found = Vec::new();
     if backup.uid_next != store.uid_next {
-        out.push(at(None, format!("UIDNEXT: backup {}, store {}", backup.uid_next, store.uid_next)));
+        found.push(at(None, format!("UIDNEXT: backup {}, store {}", backup.uid_next, store.uid_next)));
     }
     for_each_key(&backup.messages, &store.messages, |uid, in_backup, in_store| match (in_backup, in_store) {
-        (Some(_), None) => out.push(at(Some(*uid), "message only in the backup".into())),
-        (None, Some(_)) => out.push(at(Some(*uid), "message only in the store".into())),
+        (Some(_), None) => found.push(at(Some(*uid), "message only in the backup".into())),
+        (None, Some(_)) => found.push(at(Some(*uid), "message only in the store".into())),
         (Some(backup), Some(store)) => {
             for what in message_differences(backup, store) {
-                out.push(at(Some(*uid), what));
+                found.push(at(Some(*uid), what));
             }
         }
         (None, None) => {}
     });
+    // A restore gives every mailbox a newer UIDVALIDITY and keeps its uids and mail: that alone
+    // is no difference. A newer one with other differences is a mailbox recreated since.
+    let renewed = store.uid_validity > backup.uid_validity && found.is_empty();
+    if backup.uid_validity != store.uid_validity && !renewed {
+        out.push(at(None, format!("UIDVALIDITY: backup {}, store {}", backup.uid_validity, store.uid_validity)));
+    }
+    out.extend(found);
 }
 
 fn message_differences(backup: &MessageContents, store: &MessageContents) -> Vec<String> {
@@ -119,5 +124,50 @@ fn for_each_key<K: Ord, V>(
     keys.dedup();
     for key in keys {
         visit(key, left.get(key), right.get(key));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mailvault_engine::Flags;
+
+    use super::*;
+
+    fn store(uid_validity: u32, uids: &[u32]) -> StoreContents {
+        let message = MessageContents { digest: [7; 32], size: 10, flags: Flags::default() };
+        let messages = uids.iter().map(|uid| (*uid, message.clone())).collect();
+        let uid_next = uids.iter().max().map_or(1, |last| last + 1);
+        let mailbox = MailboxContents { uid_validity, uid_next, messages };
+        let account = AccountContents {
+            account_id: 1,
+            mailboxes: BTreeMap::from([("INBOX".to_owned(), mailbox)]),
+            deleted_count: 0,
+        };
+        StoreContents { accounts: BTreeMap::from([("alice".to_owned(), account)]) }
+    }
+
+    fn lines(differences: &[Difference]) -> Vec<String> {
+        differences.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_newer_uid_validity_over_the_same_mail_is_a_restore_not_a_difference() {
+        assert!(compare_contents(&store(100, &[1, 2]), &store(200, &[1, 2])).is_empty());
+    }
+
+    #[test]
+    fn an_older_uid_validity_or_a_newer_one_over_other_mail_is_named() {
+        assert_eq!(
+            lines(&compare_contents(&store(200, &[1, 2]), &store(100, &[1, 2]))),
+            ["alice/INBOX: UIDVALIDITY: backup 200, store 100"]
+        );
+        assert_eq!(
+            lines(&compare_contents(&store(100, &[1, 2]), &store(200, &[1]))),
+            [
+                "alice/INBOX: UIDVALIDITY: backup 100, store 200",
+                "alice/INBOX: UIDNEXT: backup 3, store 2",
+                "alice/INBOX/2: message only in the backup",
+            ]
+        );
     }
 }

@@ -2,21 +2,27 @@
 //!
 //! 1. Every segment the manifest names is fetched into `<into>/shard-NNN/`, its size and
 //!    BLAKE3 digest checked against the signed manifest (any mismatch stops the restore).
-//! 2. Each shard gets one more segment, after the copied ones, holding every one of its
-//!    accounts' keys re-wrapped (inside the HSM) from the backup key to the current KEK: the
-//!    copies in the backup's segments may be under a KEK that rotation has since destroyed.
+//! 2. Each shard gets one more segment, after the copied ones (`RestoreSegment`), holding:
+//!    every one of its accounts' keys re-wrapped (inside the HSM) from the backup key to the
+//!    current KEK, since the copies in the backup's segments may be under a KEK that rotation
+//!    has since destroyed; and a snapshot of every account giving each mailbox a new
+//!    UIDVALIDITY, since the lost store may have handed out uids after the backup that the
+//!    restored store will hand out again. Its record ids skip far past the backup's: the
+//!    accounts keep their keys, and record ids are their nonces (docs/format.md §8.5).
 //! 3. `store.meta` is written last: a restore that stopped half-way is not a store.
 //! 4. The restored store is read back and compared with the backup (level 3): equal, or the
-//!    differences are reported.
+//!    differences are reported. A UIDVALIDITY counts as equal only if it was renewed.
 
-use std::collections::BTreeMap;
-use std::io::Write as _;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use mailvault_engine::block_on;
-use mailvault_engine::offline::{KeySource, SegmentSelection, StoreContents, TableKey, key_segment_image, read_shard};
+use mailvault_engine::offline::{
+    KeySource, RestoreSegment, RestoredKey, SegmentSelection, StoreContents, TableKey, read_shard,
+    restored_record_id_floor,
+};
 use mailvault_engine::segment::segment_name;
-use mailvault_hsm::{Hsm, HsmSession, WrappedDek};
+use mailvault_hsm::{Hsm, HsmSession};
 
 use crate::compare::{Difference, compare_contents};
 use crate::error::BackupError;
@@ -39,6 +45,8 @@ pub struct RestoreReport {
     pub bytes_restored: u64,
     pub accounts: usize,
     pub messages: usize,
+    /// Mailboxes given a new UIDVALIDITY.
+    pub mailboxes_renewed: usize,
     /// The restored store against the backup: empty when equal.
     pub differences: Vec<Difference>,
 }
@@ -51,14 +59,19 @@ pub fn restore(spec: &TargetSpec, into: &Path, hsm: &Hsm) -> Result<RestoreRepor
     let mut report = RestoreReport::default();
     let runtime = objects::runtime()?;
     let (manifest, table) = runtime.block_on(fetch_manifest_and_key_table(&target, &session))?;
+    let now = now_unix_ms(None);
+    // Refused before anything is copied; the real floor needs the copied segments' record ids.
+    restored_record_id_floor(0, 0, now - manifest.created_unix_ms)
+        .map_err(|error| BackupError::Invalid(error.to_string()))?;
     fetch_segments(&runtime, &target, &manifest, into, &mut report)?;
     let keys = unwrap_all(&session, &table)?;
-    let backup = write_key_segments(&manifest, into, &keys, &session)?;
+    let backup = write_restore_segments(&manifest, into, &keys, &session, now)?;
     mailvault_engine::init_store(into, manifest.store.shards)?;
     let restored = live_contents(into, hsm)?;
-    report.accounts = backup.accounts.len();
-    report.messages = backup.message_count();
-    report.differences = compare_contents(&backup, &restored);
+    report.accounts = backup.contents.accounts.len();
+    report.messages = backup.contents.message_count();
+    report.differences = compare_contents(&backup.contents, &restored);
+    report.mailboxes_renewed = count_renewed(&backup, &restored, &mut report.differences);
     Ok(report)
 }
 
@@ -140,32 +153,36 @@ fn unwrap_all(session: &HsmSession, table: &KeyTable) -> Result<Vec<TableKey>, B
     Ok(keys)
 }
 
-/// Replays each restored shard from the backup (level 3's backup side) and appends its key
-/// segment; returns the backup's contents.
-fn write_key_segments(
+/// What the backup holds (level 3's backup side), and the accounts whose UIDVALIDITYs the
+/// restore could not renew: their snapshot is over the frame limit (docs/format.md §12).
+struct BackupSide {
+    contents: StoreContents,
+    too_large: BTreeSet<String>,
+}
+
+/// Replays each restored shard from the backup and appends its restore segment.
+fn write_restore_segments(
     manifest: &Manifest,
     into: &Path,
     keys: &[TableKey],
     session: &HsmSession,
-) -> Result<StoreContents, BackupError> {
+    now: i64,
+) -> Result<BackupSide, BackupError> {
     let mut by_shard: BTreeMap<u32, Vec<u64>> =
         (0..manifest.store.shards as u32).map(|shard| (shard, Vec::new())).collect();
     for segment in &manifest.segments {
         by_shard.entry(segment.shard).or_default().push(segment.segment_id);
     }
     let mut contents = StoreContents::default();
+    let mut too_large = BTreeSet::new();
     for (shard, ids) in by_shard {
         let directory = shard_directory(into, shard);
         std::fs::create_dir_all(&directory).map_err(BackupError::io(format!("creating {}", directory.display())))?;
-        let shard_keys: Vec<&TableKey> =
-            keys.iter().filter(|key| key.account_id >> SHARD_ID_SHIFT == u64::from(shard)).collect();
-        let table = shard_keys
-            .iter()
-            .map(|key| TableKey { account_id: key.account_id, wrapped: key.wrapped.clone(), dek: key.dek.clone() })
-            .collect();
+        let shard_keys: Vec<TableKey> =
+            keys.iter().filter(|key| key.account_id >> SHARD_ID_SHIFT == u64::from(shard)).cloned().collect();
+        let table = KeySource::Table(shard_keys.clone());
         let next_id = ids.iter().max().map_or(1, |last| last + 1);
-        let read =
-            block_on(read_shard(&directory, shard, SegmentSelection::Sealed(ids), KeySource::Table(table), session))?;
+        let mut read = block_on(read_shard(&directory, shard, SegmentSelection::Sealed(ids), table, session))?;
         contents.add_index(&read.index);
         // Accounts with records in the backup but no key in its table were purged after the
         // backup ran (a purge re-keys the table without them): the restored store must know.
@@ -173,24 +190,79 @@ fn write_key_segments(
         if shard_keys.is_empty() && purged.is_empty() {
             continue;
         }
-        let mut rewrapped: Vec<(u64, WrappedDek)> = Vec::with_capacity(shard_keys.len());
+        let mut restored_keys = Vec::with_capacity(shard_keys.len());
         for key in shard_keys {
-            rewrapped.push((key.account_id, session.wrap_backup_dek_for_store(&key.wrapped)?));
+            let wrapped = session.wrap_backup_dek_for_store(&key.wrapped)?;
+            restored_keys.push(RestoredKey { account_id: key.account_id, wrapped, dek: key.dek });
         }
-        let first_record_id = read.max_record_id.max(u64::from(shard) << SHARD_ID_SHIFT) + 1;
-        let image = key_segment_image(shard, next_id, now_unix_ms(None), first_record_id, &rewrapped, &purged);
-        write_durably(&directory, &segment_name(next_id), &image)?;
+        read.index.renew_uid_validities(now);
+        let first_record_id = restored_record_id_floor(shard, read.max_record_id, now - manifest.created_unix_ms)
+            .map_err(|error| BackupError::Invalid(error.to_string()))?;
+        let segment = RestoreSegment {
+            shard_id: shard,
+            segment_id: next_id,
+            created_unix_ms: now,
+            first_record_id,
+            keys: &restored_keys,
+            purged: &purged,
+            accounts: &read.index,
+        };
+        for account_id in write_durably(&directory, &segment_name(next_id), |file| segment.write(file))? {
+            if let Some(account) = read.index.account(account_id) {
+                too_large.insert(account.name.clone());
+            }
+        }
     }
-    Ok(contents)
+    Ok(BackupSide { contents, too_large })
 }
 
-fn write_durably(directory: &Path, name: &str, bytes: &[u8]) -> Result<(), BackupError> {
+/// Counts the restored mailboxes whose UIDVALIDITY is newer than the backup's, and adds a
+/// difference for each one whose is not (the comparison lets a newer one pass as equal).
+fn count_renewed(backup: &BackupSide, restored: &StoreContents, differences: &mut Vec<Difference>) -> usize {
+    let mut renewed = 0;
+    for (account, in_backup) in &backup.contents.accounts {
+        let Some(in_store) = restored.accounts.get(account) else { continue };
+        for (mailbox, old) in &in_backup.mailboxes {
+            let Some(new) = in_store.mailboxes.get(mailbox) else { continue };
+            if new.uid_validity > old.uid_validity {
+                renewed += 1;
+            } else {
+                differences.push(Difference {
+                    account: account.clone(),
+                    mailbox: Some(mailbox.clone()),
+                    uid: None,
+                    what: format!(
+                        "UIDVALIDITY not renewed{}: backup {}, store {}",
+                        if backup.too_large.contains(account) {
+                            " (the account's snapshot is over the frame limit, docs/format.md §12)"
+                        } else {
+                            ""
+                        },
+                        old.uid_validity,
+                        new.uid_validity
+                    ),
+                });
+            }
+        }
+    }
+    renewed
+}
+
+/// Creates `name` in `directory`, writes it with `write` (buffered), and makes it and its
+/// directory entry durable.
+fn write_durably<T>(
+    directory: &Path,
+    name: &str,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<T>,
+) -> Result<T, BackupError> {
     let path = directory.join(name);
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::File::open(directory)?.sync_all()
+    let create = || -> std::io::Result<T> {
+        let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+        let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
+        let written = write(&mut writer)?;
+        writer.into_inner().map_err(std::io::IntoInnerError::into_error)?.sync_all()?;
+        std::fs::File::open(directory)?.sync_all()?;
+        Ok(written)
     };
-    write().map_err(BackupError::io(format!("writing {}", path.display())))
+    create().map_err(BackupError::io(format!("writing {}", path.display())))
 }

@@ -5,8 +5,11 @@
 mod support;
 
 use mailvault_backup::{Finding, S3Options, TargetSpec, VerifyLevel, VerifyVerdict, verify};
+use mailvault_engine::format::{BLOCK_BYTES, FrameDecode, decode_frame};
+use mailvault_engine::offline::{KeySource, SegmentSelection, read_shard};
+use mailvault_engine::segment::{parse_segment_name, segment_name};
 use mailvault_engine::{Flags, block_on};
-use support::{Fixture, files_under, message, seen};
+use support::{Fixture, assert_restored, files_under, message, seen};
 
 fn directory_target(fixture: &Fixture) -> TargetSpec {
     TargetSpec::new(fixture.path("backup").display().to_string(), S3Options::default())
@@ -196,7 +199,8 @@ fn disaster_recovery_restores_an_equal_store_that_the_engine_serves() {
     assert!(report.differences.is_empty(), "{:?}", report.differences);
     assert_eq!(report.accounts, 3);
     let after = mailvault_backup::live_contents(&restored_dir, &fixture.token.hsm).unwrap();
-    assert_eq!(after, before, "the restored store holds exactly what the lost one did");
+    assert_eq!(report.mailboxes_renewed, 6, "INBOX and Archive of three accounts");
+    assert_restored(&before, after);
     let check = verify(&spec, VerifyLevel::Contents, &fixture.token.hsm, Some(&restored_dir), fixture.directory.path())
         .unwrap();
     assert_eq!(check.verdict(), VerifyVerdict::Equal, "{:?}", check.findings);
@@ -213,6 +217,73 @@ fn disaster_recovery_restores_an_equal_store_that_the_engine_serves() {
         let uid = engine.append("alice", "INBOX", b"Subject: after\r\n\r\nrestored".to_vec(), Flags::default(), None);
         assert_eq!(uid.await.unwrap(), 9, "the restored store takes new mail");
     });
+}
+
+/// Regression (found in session 15): a restore kept every UIDVALIDITY, so a uid the lost store
+/// handed out after the backup was handed out again by the restored store, to another message,
+/// and a client that had seen the first took the second for it (RFC 3501 §2.3.1.1). And the
+/// restored store numbered its records on from the backup's, so a record id (an AES-GCM nonce)
+/// the lost store used after the backup came back under the same account key.
+#[test]
+fn a_restored_store_reissues_no_uid_or_record_id_of_the_lost_store_under_the_old_names() {
+    let fixture = Fixture::new();
+    fixture.populate();
+    let spec = directory_target(&fixture);
+    fixture.backup(&spec);
+    let engine = fixture.open();
+    let (lost_uid, lost_validity) = block_on(async {
+        let uid =
+            engine.append("alice", "INBOX", b"Subject: lost\r\n\r\nafter the backup".to_vec(), Flags::default(), None);
+        (uid.await.unwrap(), inbox_validity(&engine, "alice").await)
+    });
+    drop(engine);
+    let session = fixture.token.hsm.session().unwrap();
+    let lost_max_record_ids: Vec<u64> = (0..2)
+        .map(|shard| {
+            let directory = fixture.data_dir().join(format!("shard-{shard:03}"));
+            block_on(read_shard(&directory, shard, SegmentSelection::Live, KeySource::Log, &session))
+                .unwrap()
+                .max_record_id
+        })
+        .collect();
+    std::fs::remove_dir_all(fixture.data_dir()).unwrap();
+
+    let restored_dir = fixture.path("restored");
+    let report = mailvault_backup::restore(&spec, &restored_dir, &fixture.token.hsm).unwrap();
+    assert!(report.differences.is_empty(), "{:?}", report.differences);
+    for (shard, lost_max) in lost_max_record_ids.iter().enumerate() {
+        let first = first_record_id_of_last_segment(&restored_dir.join(format!("shard-{shard:03}")));
+        assert!(
+            first > *lost_max,
+            "shard {shard}: the restore numbers from {first}, the lost store reached {lost_max}"
+        );
+    }
+
+    let mut config = fixture.config.clone();
+    config.data_dir = restored_dir;
+    let engine = mailvault_engine::Engine::open(&config, &fixture.token.hsm).unwrap();
+    block_on(async {
+        let uid =
+            engine.append("alice", "INBOX", b"Subject: new\r\n\r\nanother message".to_vec(), Flags::default(), None);
+        assert_eq!(uid.await.unwrap(), lost_uid, "the uid comes round again, to another message");
+        let validity = inbox_validity(&engine, "alice").await;
+        assert!(validity > lost_validity, "so INBOX is a new mailbox to a client: {validity} after {lost_validity}");
+    });
+}
+
+async fn inbox_validity(engine: &mailvault_engine::Engine, account: &str) -> u32 {
+    let mailboxes = engine.list_mailboxes(account).await.unwrap();
+    mailboxes.iter().find(|mailbox| mailbox.name == "INBOX").unwrap().uid_validity
+}
+
+/// The record id of the first frame of the shard's newest segment (a restore's own segment).
+fn first_record_id_of_last_segment(shard_directory: &std::path::Path) -> u64 {
+    let last = files_under(shard_directory).iter().filter_map(|name| parse_segment_name(name)).max().unwrap();
+    let bytes = std::fs::read(shard_directory.join(segment_name(last))).unwrap();
+    match decode_frame(&bytes[BLOCK_BYTES..]).unwrap() {
+        FrameDecode::Frame(frame) => frame.header.record_id,
+        other => panic!("no frame at the start of the restore's segment: {other:?}"),
+    }
 }
 
 #[test]

@@ -8,7 +8,7 @@ use mailvault_backup::{Finding, VerifyLevel, VerifyVerdict, verify};
 use mailvault_engine::block_on;
 use object_store::{ObjectStore, ObjectStoreExt};
 use support::seaweedfs::SeaweedFs;
-use support::{Fixture, message};
+use support::{Fixture, assert_restored, message};
 
 #[test]
 fn backup_verify_and_restore_through_s3() {
@@ -32,7 +32,7 @@ fn backup_verify_and_restore_through_s3() {
     let restored = fixture.path("restored");
     let report = mailvault_backup::restore(&spec, &restored, &fixture.token.hsm).unwrap();
     assert!(report.differences.is_empty(), "{:?}", report.differences);
-    assert_eq!(mailvault_backup::live_contents(&restored, &fixture.token.hsm).unwrap(), before);
+    assert_restored(&before, mailvault_backup::live_contents(&restored, &fixture.token.hsm).unwrap());
     let mut config = fixture.config.clone();
     config.data_dir = restored;
     let engine = mailvault_engine::Engine::open(&config, &fixture.token.hsm).unwrap();

@@ -76,6 +76,7 @@ fn a_backup_of_a_serving_store_restores_into_a_store_that_serves_the_same_mail()
     );
     let restored = succeeded(&restore);
     assert!(restored.contains("1 accounts, 1 messages; equal to the backup"), "{restored}");
+    assert!(restored.contains("1 mailboxes have a new UIDVALIDITY"), "{restored}");
     let verify = mailvault(&token, &data_dir, &["backup", "verify", "--from", &backup_arg, "--level", "3"], b"");
     assert_eq!(verify.status.code(), Some(0), "{}", String::from_utf8_lossy(&verify.stdout));
 

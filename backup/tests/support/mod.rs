@@ -7,6 +7,7 @@ pub mod seaweedfs;
 use std::path::{Path, PathBuf};
 
 use mailvault_backup::{RunReport, TargetSpec};
+use mailvault_engine::offline::StoreContents;
 use mailvault_engine::{Engine, EngineConfig, Flags, block_on, init_store};
 use mailvault_hsm::testing::TestToken;
 
@@ -102,4 +103,19 @@ pub fn files_under(root: &Path) -> Vec<String> {
     }
     files.sort();
     files
+}
+
+/// `after` (a restore of `before`) holds exactly what `before` did, every mailbox with a newer
+/// UIDVALIDITY.
+pub fn assert_restored(before: &StoreContents, mut after: StoreContents) {
+    let mut before = before.clone();
+    for (account, restored) in &mut after.accounts {
+        for (mailbox, restored) in &mut restored.mailboxes {
+            let old = &mut before.accounts.get_mut(account).unwrap().mailboxes.get_mut(mailbox).unwrap().uid_validity;
+            assert!(restored.uid_validity > *old, "{account}/{mailbox}: {} after {old}", restored.uid_validity);
+            restored.uid_validity = 0;
+            *old = 0;
+        }
+    }
+    assert_eq!(after, before, "the restored store holds exactly what the lost one did");
 }

@@ -58,6 +58,24 @@ impl Account {
     pub fn mailbox(&self, name: &str) -> Option<&Mailbox> {
         self.mailbox_id(name).and_then(|id| self.mailboxes.get(&id))
     }
+
+    /// A UIDVALIDITY never handed out before in this account (RFC 3501 §2.3.1.1): the time in
+    /// seconds, or one more than the last if the clock has not moved past it.
+    pub fn next_uid_validity(&self, now_unix_ms: i64) -> u32 {
+        let seconds = u32::try_from(now_unix_ms / 1000).unwrap_or(u32::MAX);
+        seconds.max(self.last_uid_validity.saturating_add(1))
+    }
+
+    /// Gives every mailbox one new UIDVALIDITY (`next_uid_validity`). A restore does this:
+    /// the lost store may have handed out uids after the backup that the restored one will
+    /// hand out again, to other messages, and a client must not take them for the ones it saw.
+    pub fn renew_uid_validities(&mut self, now_unix_ms: i64) {
+        let renewed = self.next_uid_validity(now_unix_ms);
+        for mailbox in self.mailboxes.values_mut() {
+            mailbox.uid_validity = renewed;
+        }
+        self.last_uid_validity = renewed;
+    }
 }
 
 #[derive(Debug)]

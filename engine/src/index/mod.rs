@@ -52,6 +52,13 @@ impl Index {
         self.accounts.values()
     }
 
+    /// Every account's mailboxes get a new UIDVALIDITY (`Account::renew_uid_validities`).
+    pub fn renew_uid_validities(&mut self, now_unix_ms: i64) {
+        for account in self.accounts.values_mut() {
+            account.renew_uid_validities(now_unix_ms);
+        }
+    }
+
     pub fn blob(&self, record_id: u64) -> Option<&BlobLocation> {
         self.blobs.get(record_id)
     }

@@ -39,7 +39,7 @@ pub enum KeySource {
 }
 
 /// One account's key from a backup's key table.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TableKey {
     pub account_id: u64,
     /// The key as the table holds it (wrapped by the backup key): kept for reference only.

@@ -148,7 +148,7 @@ impl<S: Storage> Shard<S> {
             return Err(EngineError::MailboxExists(name));
         }
         let place = Place { account_id: account.id, mailbox_id: account.next_mailbox_id, uid: 0 };
-        let uid_validity = next_uid_validity(account, now);
+        let uid_validity = account.next_uid_validity(now);
         self.emit(batch, place, Record::MailboxCreated { name, uid_validity }, &cipher);
         Ok(Outcome::Done)
     }
@@ -339,13 +339,6 @@ impl<S: Storage> Shard<S> {
         self.emit(batch, inbox_place, Record::MailboxCreated { name: INBOX.to_owned(), uid_validity }, &cipher);
         Ok(Outcome::Done)
     }
-}
-
-/// A UIDVALIDITY never handed out before in this account (RFC 3501 §2.3.1.1): the time in
-/// seconds, or one more than the last if the clock has not moved past it.
-fn next_uid_validity(account: &Account, now_unix_ms: i64) -> u32 {
-    let seconds = u32::try_from(now_unix_ms / 1000).unwrap_or(u32::MAX);
-    seconds.max(account.last_uid_validity.saturating_add(1))
 }
 
 fn validate_flags(flags: &Flags) -> Result<(), EngineError> {

@@ -171,6 +171,11 @@ pub(crate) fn run(context: &Context, command: BackupCommand) -> anyhow::Result<u
                 report.messages,
                 if report.differences.is_empty() { "equal to the backup" } else { "DIFFERENT from the backup" }
             );
+            println!(
+                "{} mailboxes have a new UIDVALIDITY: IMAP clients will fetch their mail list anew, and POP3 \
+                 clients (whose UIDL includes it) their mail",
+                report.mailboxes_renewed
+            );
             Ok(if report.differences.is_empty() { exit_code::EQUAL } else { exit_code::DIFFERENT })
         }
     }
