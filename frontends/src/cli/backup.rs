@@ -62,7 +62,9 @@ pub(crate) enum BackupCommand {
         s3: S3Arguments,
     },
     /// Rebuild a store from the newest backup on TARGET into DIR (new or empty), then compare
-    /// the restored store with the backup (level 3). Exit codes as for verify.
+    /// the restored store with the backup (level 3). Exit codes as for verify. Every mailbox
+    /// gets a new UIDVALIDITY, since the lost store may have handed out uids after the backup:
+    /// IMAP clients fetch their mail list anew, POP3 clients their mail.
     Restore {
         #[arg(long = "from", value_name = "TARGET")]
         target: String,
