@@ -14,7 +14,7 @@
 //!    differences are reported. A UIDVALIDITY counts as equal only if it was renewed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mailvault_engine::block_on;
 use mailvault_engine::offline::{
@@ -37,7 +37,7 @@ use crate::run::{latest_manifest, now_unix_ms};
 use crate::target::{Target, TargetSpec};
 
 /// Account ids carry their shard in the top 16 bits (docs/format.md §4.1).
-const SHARD_ID_SHIFT: u32 = 48;
+pub(crate) const SHARD_ID_SHIFT: u32 = 48;
 
 #[derive(Debug, Default)]
 pub struct RestoreReport {
@@ -63,9 +63,10 @@ pub fn restore(spec: &TargetSpec, into: &Path, hsm: &Hsm) -> Result<RestoreRepor
     // Refused before anything is copied; the real floor needs the copied segments' record ids.
     restored_record_id_floor(0, 0, now - manifest.created_unix_ms)
         .map_err(|error| BackupError::Invalid(error.to_string()))?;
-    fetch_segments(&runtime, &target, &manifest, into, &mut report)?;
-    let keys = unwrap_all(&session, &table)?;
-    let backup = write_restore_segments(&manifest, into, &keys, &session, now)?;
+    fetch_segments(&runtime, &target, &manifest.segments, |shard| shard_directory(into, shard), &mut report)?;
+    let keys = unwrap_all(&session, &table, None)?;
+    let shards = 0..manifest.store.shards as u32;
+    let backup = write_restore_segments(&manifest, shards, |shard| shard_directory(into, shard), &keys, &session, now)?;
     mailvault_engine::init_store(into, manifest.store.shards)?;
     let restored = live_contents(into, hsm)?;
     report.accounts = backup.contents.accounts.len();
@@ -88,7 +89,7 @@ fn check_empty(into: &Path) -> Result<(), BackupError> {
     }
 }
 
-async fn fetch_manifest_and_key_table(
+pub(crate) async fn fetch_manifest_and_key_table(
     target: &Target,
     session: &HsmSession,
 ) -> Result<(Manifest, KeyTable), BackupError> {
@@ -106,25 +107,24 @@ async fn fetch_manifest_and_key_table(
 /// Copies every segment of `manifest` into the store at `into`, checking each against the
 /// manifest: a directory target's on compio (O_DIRECT, several chunks in flight), an object
 /// store's through tokio, one after the other.
-fn fetch_segments(
+pub(crate) fn fetch_segments(
     runtime: &tokio::runtime::Runtime,
     target: &Target,
-    manifest: &Manifest,
-    into: &Path,
+    segments: &[ManifestSegment],
+    shard_directory_of: impl Fn(u32) -> PathBuf + Sync,
     report: &mut RestoreReport,
 ) -> Result<(), BackupError> {
-    let bar = bytes_bar(manifest.segments.iter().map(|segment| segment.file.size).sum(), "restore");
-    let path_of =
-        |segment: &ManifestSegment| shard_directory(into, segment.shard).join(segment_name(segment.segment_id));
+    let bar = bytes_bar(segments.iter().map(|segment| segment.file.size).sum(), "restore");
+    let path_of = |segment: &ManifestSegment| shard_directory_of(segment.shard).join(segment_name(segment.segment_id));
     // A directory target's segments are copied on every core at once (see `run`).
     let mut local_copies = match &target.local_root {
-        Some(root) => on_every_core(&manifest.segments, async |segment| {
+        Some(root) => on_every_core(segments, async |segment| {
             local_copy::copy_local_file(&root.join(&segment.file.name), &path_of(segment), &bar).await
         }),
         None => Vec::new(),
     }
     .into_iter();
-    for segment in &manifest.segments {
+    for segment in segments {
         let path = path_of(segment);
         let found = match &target.local_root {
             Some(_) => local_copies
@@ -144,9 +144,15 @@ fn fetch_segments(
     Ok(())
 }
 
-fn unwrap_all(session: &HsmSession, table: &KeyTable) -> Result<Vec<TableKey>, BackupError> {
+/// The table's keys unwrapped by the backup key: every one, or only shard `only`'s.
+pub(crate) fn unwrap_all(
+    session: &HsmSession,
+    table: &KeyTable,
+    only: Option<u32>,
+) -> Result<Vec<TableKey>, BackupError> {
     let mut keys = Vec::with_capacity(table.entries.len());
-    for (account_id, wrapped) in &table.entries {
+    let wanted = |account_id: u64| only.is_none_or(|shard| account_id >> SHARD_ID_SHIFT == u64::from(shard));
+    for (account_id, wrapped) in table.entries.iter().filter(|(account_id, _)| wanted(*account_id)) {
         let dek = session.unwrap_backup_dek(wrapped)?;
         keys.push(TableKey { account_id: *account_id, wrapped: wrapped.clone(), dek });
     }
@@ -155,28 +161,30 @@ fn unwrap_all(session: &HsmSession, table: &KeyTable) -> Result<Vec<TableKey>, B
 
 /// What the backup holds (level 3's backup side), and the accounts whose UIDVALIDITYs the
 /// restore could not renew: their snapshot is over the frame limit (docs/format.md §12).
-struct BackupSide {
-    contents: StoreContents,
-    too_large: BTreeSet<String>,
+pub(crate) struct BackupSide {
+    pub contents: StoreContents,
+    pub too_large: BTreeSet<String>,
 }
 
 /// Replays each restored shard from the backup and appends its restore segment.
-fn write_restore_segments(
+pub(crate) fn write_restore_segments(
     manifest: &Manifest,
-    into: &Path,
+    shards: impl IntoIterator<Item = u32>,
+    shard_directory_of: impl Fn(u32) -> PathBuf,
     keys: &[TableKey],
     session: &HsmSession,
     now: i64,
 ) -> Result<BackupSide, BackupError> {
-    let mut by_shard: BTreeMap<u32, Vec<u64>> =
-        (0..manifest.store.shards as u32).map(|shard| (shard, Vec::new())).collect();
+    let mut by_shard: BTreeMap<u32, Vec<u64>> = shards.into_iter().map(|shard| (shard, Vec::new())).collect();
     for segment in &manifest.segments {
-        by_shard.entry(segment.shard).or_default().push(segment.segment_id);
+        if let Some(ids) = by_shard.get_mut(&segment.shard) {
+            ids.push(segment.segment_id);
+        }
     }
     let mut contents = StoreContents::default();
     let mut too_large = BTreeSet::new();
     for (shard, ids) in by_shard {
-        let directory = shard_directory(into, shard);
+        let directory = shard_directory_of(shard);
         std::fs::create_dir_all(&directory).map_err(BackupError::io(format!("creating {}", directory.display())))?;
         let shard_keys: Vec<TableKey> =
             keys.iter().filter(|key| key.account_id >> SHARD_ID_SHIFT == u64::from(shard)).cloned().collect();
@@ -218,7 +226,7 @@ fn write_restore_segments(
 
 /// Counts the restored mailboxes whose UIDVALIDITY is newer than the backup's, and adds a
 /// difference for each one whose is not (the comparison lets a newer one pass as equal).
-fn count_renewed(backup: &BackupSide, restored: &StoreContents, differences: &mut Vec<Difference>) -> usize {
+pub(crate) fn count_renewed(backup: &BackupSide, restored: &StoreContents, differences: &mut Vec<Difference>) -> usize {
     let mut renewed = 0;
     for (account, in_backup) in &backup.contents.accounts {
         let Some(in_store) = restored.accounts.get(account) else { continue };

@@ -6,7 +6,7 @@ mod support;
 
 use mailvault_backup::{Finding, S3Options, TargetSpec, VerifyLevel, VerifyVerdict, verify};
 use mailvault_engine::format::{BLOCK_BYTES, FrameDecode, decode_frame};
-use mailvault_engine::offline::{KeySource, SegmentSelection, read_shard};
+use mailvault_engine::offline::{KeySource, SegmentSelection, StoreContents, read_shard};
 use mailvault_engine::segment::{parse_segment_name, segment_name};
 use mailvault_engine::{Flags, block_on};
 use support::{Fixture, assert_restored, files_under, message, seen};
@@ -284,6 +284,78 @@ fn first_record_id_of_last_segment(shard_directory: &std::path::Path) -> u64 {
         FrameDecode::Frame(frame) => frame.header.record_id,
         other => panic!("no frame at the start of the restore's segment: {other:?}"),
     }
+}
+
+/// The repair of a quarantined shard: shard 1 (alice) is damaged after the backup ran; it is
+/// rebuilt from the backup in place, while shard 0 (bob, carol) keeps what it took since.
+#[test]
+fn a_damaged_shard_is_rebuilt_from_the_backup_and_the_other_keeps_what_it_took_since() {
+    let fixture = Fixture::new();
+    fixture.populate();
+    let spec = directory_target(&fixture);
+    fixture.backup(&spec);
+    let at_backup = mailvault_backup::live_contents(fixture.data_dir(), &fixture.token.hsm).unwrap();
+    let engine = fixture.open();
+    block_on(async {
+        for account in ["alice", "bob"] {
+            let body = format!("Subject: after the backup\r\n\r\nfor {account}").into_bytes();
+            engine.append(account, "INBOX", body, Flags::default(), None).await.unwrap();
+        }
+    });
+    drop(engine);
+    let before_damage = mailvault_backup::live_contents(fixture.data_dir(), &fixture.token.hsm).unwrap();
+    assert_eq!(before_damage.accounts["alice"].account_id >> 48, 1, "alice lives on shard 1");
+    let shard_one = fixture.data_dir().join("shard-001");
+    let first = files_under(&shard_one).iter().filter_map(|name| parse_segment_name(name)).min().unwrap();
+    let mut bytes = std::fs::read(shard_one.join(segment_name(first))).unwrap();
+    bytes[BLOCK_BYTES + 60] ^= 1;
+    std::fs::write(shard_one.join(segment_name(first)), &bytes).unwrap();
+    std::fs::remove_file(shard_one.join("checkpoint")).unwrap();
+    let Err(error) = mailvault_engine::Engine::open(&fixture.config, &fixture.token.hsm) else {
+        panic!("a damaged shard opens");
+    };
+    assert!(error.is_damage(), "{error}");
+
+    let report = mailvault_backup::restore_shard(&spec, fixture.data_dir(), 1, &fixture.token.hsm).unwrap();
+    assert!(report.restore.differences.is_empty(), "{:?}", report.restore.differences);
+    assert_eq!((report.restore.accounts, report.restore.mailboxes_renewed), (1, 2), "alice's INBOX and Archive");
+    let set_aside = report.set_aside.unwrap();
+    assert_eq!(std::fs::read(set_aside.join(segment_name(first))).unwrap(), bytes, "the damaged files are kept");
+
+    let after = mailvault_backup::live_contents(fixture.data_dir(), &fixture.token.hsm).unwrap();
+    let (alice, others) = split_off(after, "alice");
+    let (alice_at_backup, _) = split_off(at_backup, "alice");
+    assert_restored(&alice_at_backup, alice);
+    assert_eq!(others, split_off(before_damage, "alice").1, "shard 0 is untouched, bob's new mail with it");
+    let engine = fixture.open();
+    block_on(async {
+        let uid = engine.append("alice", "INBOX", b"Subject: again\r\n\r\nrepaired".to_vec(), Flags::default(), None);
+        assert_eq!(uid.await.unwrap(), 9, "the uid lost with the damage is handed out again, under a new UIDVALIDITY");
+    });
+}
+
+/// `contents` split into the account `name` and the others.
+fn split_off(mut contents: StoreContents, name: &str) -> (StoreContents, StoreContents) {
+    let mut one = StoreContents::default();
+    one.accounts.insert(name.to_owned(), contents.accounts.remove(name).unwrap());
+    (one, contents)
+}
+
+#[test]
+fn a_shard_restore_is_refused_while_the_store_is_open_or_for_a_shard_it_lacks() {
+    let fixture = Fixture::new();
+    fixture.populate();
+    let spec = directory_target(&fixture);
+    fixture.backup(&spec);
+    let files_before = files_under(fixture.data_dir());
+    let engine = fixture.open();
+    let error = mailvault_backup::restore_shard(&spec, fixture.data_dir(), 1, &fixture.token.hsm).unwrap_err();
+    assert!(error.to_string().contains("open in another process"), "{error}");
+    drop(engine);
+    let error = mailvault_backup::restore_shard(&spec, fixture.data_dir(), 2, &fixture.token.hsm).unwrap_err();
+    assert_eq!(error.to_string(), "no shard 2: the store has shards 0 to 1");
+    let files_after = files_under(fixture.data_dir());
+    assert_eq!(files_after.len(), files_before.len(), "nothing was added or set aside: {files_after:?}");
 }
 
 #[test]

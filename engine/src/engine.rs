@@ -576,8 +576,10 @@ impl Engine {
     }
 }
 
-/// Takes the store's exclusive lock, or says who has it.
-fn lock_store(data_dir: &std::path::Path) -> Result<std::fs::File, OpenError> {
+/// Takes the store's exclusive lock, or says who has it: held while the file stays open. The
+/// engine holds it for its life; offline work that writes the store (a shard's repair from a
+/// backup) holds it meanwhile.
+pub fn lock_store(data_dir: &std::path::Path) -> Result<std::fs::File, OpenError> {
     let path = data_dir.join("store.lock");
     let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
     match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {

@@ -3,7 +3,8 @@
 //! `--quarantine-corrupt-shards` the healthy shard's accounts are served, the damaged one's are
 //! refused naming it, and stderr warns which shard is set aside. A server started so takes mail
 //! for the healthy shard and defers the damaged one's (451: the sender's MTA keeps it), and
-//! tells POP3 and IMAP logins to the damaged shard's accounts to come back later.
+//! tells POP3 and IMAP logins to the damaged shard's accounts to come back later. A backup
+//! taken before the damage repairs the shard (`backup restore --shard`).
 #![allow(clippy::expect_used)] // helpers outside #[test] functions: a failed expectation fails the test
 
 mod serve_support;
@@ -55,6 +56,8 @@ struct DamagedStore {
     served: Vec<String>,
     segment: PathBuf,
     bytes: Vec<u8>,
+    /// A backup taken before the damage.
+    backup: PathBuf,
 }
 
 fn damaged_store() -> DamagedStore {
@@ -78,6 +81,9 @@ fn damaged_store() -> DamagedStore {
         let output = run_bounded(mailvault_command(&token, &data_dir).args(["account", "password", account]), b"pw\n");
         assert!(output.status.success(), "{}", text(&output.stderr));
     }
+    let backup = directory.path().join("backup");
+    let output = mailvault(&token, &data_dir, &["backup", "run", "--to", &backup.display().to_string()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
     // No checkpoint: the open replays the whole log and meets the damage. A flipped byte in a
     // frame near the start of a sealed segment, with later frames after it, is damage.
     let _ = std::fs::remove_file(data_dir.join(format!("shard-{DAMAGED_SHARD:03}")).join("checkpoint"));
@@ -97,7 +103,7 @@ fn damaged_store() -> DamagedStore {
         accounts.into_iter().partition(|account| on_damaged_shard(account));
     drop(engine);
     assert!(!refused.is_empty() && !served.is_empty(), "accounts on both shards");
-    DamagedStore { token, _directory: directory, data_dir, refused, served, segment, bytes }
+    DamagedStore { token, _directory: directory, data_dir, refused, served, segment, bytes, backup }
 }
 
 #[test]
@@ -125,6 +131,33 @@ fn a_damaged_shard_is_named_and_the_flag_serves_the_others() {
         "{stderr}"
     );
     assert_eq!(&std::fs::read(segment).expect("read segment"), bytes, "the damaged segment was left as it was");
+}
+
+#[test]
+fn a_damaged_shard_is_repaired_from_a_backup_and_the_store_opens_again() {
+    let DamagedStore { token, data_dir, refused, backup, .. } = &damaged_store();
+    let data_dir = data_dir.as_path();
+    let backup = backup.display().to_string();
+    let both = ["backup", "restore", "--from", &backup, "--shard", "1", "--into", "elsewhere"];
+    let output = mailvault(token, data_dir, &both);
+    assert_eq!(output.status.code(), Some(2), "--into and --shard together is a usage error");
+    assert!(text(&output.stderr).contains("cannot be used with"), "{}", text(&output.stderr));
+
+    let output = mailvault(token, data_dir, &["backup", "restore", "--from", &backup, "--shard", "1"]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(
+        stdout.contains("the shard's old files were moved to") && stdout.contains("shard-001.replaced-"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("restored shard: ") && stdout.contains("; equal to the backup"), "{stdout}");
+
+    let output = mailvault(token, data_dir, &["mailbox", "list", &refused[0]]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "the store opens without the flag: {}", text(&output.stderr));
+    assert!(stdout.contains("INBOX"), "{stdout}");
+    let output = mailvault(token, data_dir, &["cat", &refused[0], INBOX, "6"]);
+    assert!(output.status.success() && text(&output.stdout).starts_with("Subject: 5"), "{}", text(&output.stderr));
 }
 
 #[test]

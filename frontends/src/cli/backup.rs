@@ -61,16 +61,22 @@ pub(crate) enum BackupCommand {
         #[command(flatten)]
         s3: S3Arguments,
     },
-    /// Rebuild a store from the newest backup on TARGET into DIR (new or empty), then compare
-    /// the restored store with the backup (level 3). Exit codes as for verify. Every mailbox
-    /// gets a new UIDVALIDITY, since the lost store may have handed out uids after the backup:
-    /// IMAP clients fetch their mail list anew, POP3 clients their mail.
+    /// Rebuild a store from the newest backup on TARGET into DIR (new or empty), or with
+    /// --shard N only shard N of the store in --data-dir (the repair of a damaged shard; the
+    /// store must not be open), then compare what was rebuilt with the backup (level 3). Exit
+    /// codes as for verify. Every mailbox rebuilt gets a new UIDVALIDITY, since the lost store
+    /// may have handed out uids after the backup: IMAP clients fetch their mail list anew,
+    /// POP3 clients their mail.
     Restore {
         #[arg(long = "from", value_name = "TARGET")]
         target: String,
         /// The new store's directory; serve it with `mailvault --data-dir DIR serve`.
-        #[arg(long = "into", value_name = "DIR")]
-        into: PathBuf,
+        #[arg(long = "into", value_name = "DIR", required_unless_present = "shard", conflicts_with = "shard")]
+        into: Option<PathBuf>,
+        /// Rebuild only this shard of the store in --data-dir. Its directory is renamed to
+        /// shard-NNN.replaced-<unix ms> and kept: mail it took after the backup is only there.
+        #[arg(long, value_name = "N")]
+        shard: Option<u32>,
         #[command(flatten)]
         s3: S3Arguments,
     },
@@ -157,30 +163,51 @@ pub(crate) fn run(context: &Context, command: BackupCommand) -> anyhow::Result<u
             );
             Ok(report.exit_code())
         }
-        BackupCommand::Restore { target, into, s3 } => {
+        BackupCommand::Restore { target, into, shard, s3 } => {
             let hsm = context.hsm()?;
             let spec = s3.spec(target);
-            let report = mailvault_backup::restore(&spec, &into, &hsm)
-                .with_context(|| format!("restoring {} into {}", spec.location, into.display()))?;
-            for difference in &report.differences {
-                println!("different: {difference}");
-            }
-            println!(
-                "restored {} segments ({} bytes): {} accounts, {} messages; {}",
-                report.segments_restored,
-                report.bytes_restored,
-                report.accounts,
-                report.messages,
-                if report.differences.is_empty() { "equal to the backup" } else { "DIFFERENT from the backup" }
-            );
-            println!(
-                "{} mailboxes have a new UIDVALIDITY: IMAP clients will fetch their mail list anew, and POP3 \
-                 clients (whose UIDL includes it) their mail",
-                report.mailboxes_renewed
-            );
+            let (report, what) = match (into, shard) {
+                (Some(into), _) => {
+                    let report = mailvault_backup::restore(&spec, &into, &hsm)
+                        .with_context(|| format!("restoring {} into {}", spec.location, into.display()))?;
+                    (report, "restored")
+                }
+                (None, Some(shard)) => {
+                    let data_dir = &context.data_dir;
+                    let repaired =
+                        mailvault_backup::restore_shard(&spec, data_dir, shard, &hsm).with_context(|| {
+                            format!("restoring shard {shard} of {} from {}", data_dir.display(), spec.location)
+                        })?;
+                    if let Some(set_aside) = &repaired.set_aside {
+                        println!("the shard's old files were moved to {}", set_aside.display());
+                    }
+                    (repaired.restore, "restored shard")
+                }
+                (None, None) => unreachable!("clap requires --into or --shard"),
+            };
+            print_restore_report(what, &report);
             Ok(if report.differences.is_empty() { exit_code::EQUAL } else { exit_code::DIFFERENT })
         }
     }
+}
+
+fn print_restore_report(what: &str, report: &mailvault_backup::RestoreReport) {
+    for difference in &report.differences {
+        println!("different: {difference}");
+    }
+    println!(
+        "{what}: {} segments ({} bytes), {} accounts, {} messages; {}",
+        report.segments_restored,
+        report.bytes_restored,
+        report.accounts,
+        report.messages,
+        if report.differences.is_empty() { "equal to the backup" } else { "DIFFERENT from the backup" }
+    );
+    println!(
+        "{} mailboxes have a new UIDVALIDITY: IMAP clients will fetch their mail list anew, and POP3 clients \
+         (whose UIDL includes it) their mail",
+        report.mailboxes_renewed
+    );
 }
 
 /// Seals the active segments: on the engine (kept open for the whole run) if no server has
