@@ -1,6 +1,7 @@
 //! `mailvault backup` through the binary: a backup of a store the server holds (sealed through
 //! the admin socket), verify's exit codes, and disaster recovery: the store wiped, restored
-//! from the backup, served again, and the message read back over POP3 (Python's poplib).
+//! from the backup, served again, and the message read back over POP3 (Python's poplib), under
+//! a new UIDVALIDITY (imaplib) and new POP3 unique ids.
 #![allow(clippy::unwrap_used)]
 
 mod serve_support;
@@ -34,6 +35,26 @@ fn pop3_arguments(server: &ServerProcess, directory: &Path, steps: &serde_json::
     })
 }
 
+/// `imap_select`'s arguments: alice's INBOX over IMAPS.
+fn imap_inbox(server: &ServerProcess, directory: &Path) -> serde_json::Value {
+    json!({
+        "imaps_port": server.port("imaps"),
+        "cafile": directory.join("tls/cert.pem").display().to_string(),
+        "user": "alice",
+        "password": "alice password",
+        "mailbox": "INBOX",
+    })
+}
+
+/// alice's POP3 unique-id listing.
+fn pop3_uidl(server: &ServerProcess, directory: &Path) -> serde_json::Value {
+    let steps = json!([["user", "alice"], ["pass", "alice password"], ["uidl"], ["quit"]]);
+    let session = serve_support::run_python("pop3_session", &pop3_arguments(server, directory, &steps));
+    let listing = session["results"][3]["ok"].clone();
+    assert!(listing.as_array().is_some_and(|lines| lines.len() == 1), "{session}");
+    listing
+}
+
 #[test]
 fn a_backup_of_a_serving_store_restores_into_a_store_that_serves_the_same_mail() {
     let token = TestToken::create_with_keys();
@@ -53,6 +74,9 @@ fn a_backup_of_a_serving_store_restores_into_a_store_that_serves_the_same_mail()
     });
     let delivered = serve_support::run_python("lmtp_transaction", &delivery);
     assert_eq!(delivered["data"][0][0], 250, "{delivered}");
+
+    let selected_before = serve_support::run_python("imap_select", &imap_inbox(&server, directory.path()));
+    let uidl_before = pop3_uidl(&server, directory.path());
 
     let run = succeeded(&mailvault(&token, &data_dir, &["backup", "run", "--to", &backup_arg], b""));
     assert!(run.starts_with("copied ") && run.contains("manifest manifests/"), "{run}");
@@ -84,6 +108,15 @@ fn a_backup_of_a_serving_store_restores_into_a_store_that_serves_the_same_mail()
     let steps = json!([["user", "alice"], ["pass", "alice password"], ["retr", 1], ["quit"]]);
     let session = serve_support::run_python("pop3_session", &pop3_arguments(&server, directory.path(), &steps));
     assert_eq!(session["results"][3]["ok"], hex::encode(message), "{session}");
+    // The same uid under a new UIDVALIDITY: IMAP and POP3 clients know to fetch anew.
+    let selected_after = serve_support::run_python("imap_select", &imap_inbox(&server, directory.path()));
+    assert_eq!(selected_after["uids"], json!([1]), "{selected_after}");
+    assert_eq!(selected_before["uids"], json!([1]), "{selected_before}");
+    let (before, after) =
+        (selected_before["uidvalidity"].as_u64().unwrap(), selected_after["uidvalidity"].as_u64().unwrap());
+    assert!(after > before, "UIDVALIDITY {after} after the restore, {before} before");
+    let uidl_after = pop3_uidl(&server, directory.path());
+    assert_ne!(uidl_after, uidl_before, "POP3's unique ids change with it");
     drop(server);
 
     // One altered byte in the backup: verify exits 3 and names the file.

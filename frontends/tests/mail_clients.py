@@ -232,8 +232,20 @@ def imap_login(arguments):
     return result
 
 
+def imap_select(arguments):
+    """LOGIN, then SELECT a mailbox: its UIDVALIDITY and its uids (UID SEARCH ALL)."""
+    client = imaplib.IMAP4_SSL(HOST, arguments["imaps_port"], ssl_context=tls_context(arguments), timeout=TIMEOUT_SECONDS)
+    client.login(arguments["user"], arguments["password"])
+    client.select(arguments["mailbox"], readonly=True)
+    _, validity = client.response("UIDVALIDITY")
+    _, found = client.uid("SEARCH", None, "ALL")
+    client.logout()
+    return {"uidvalidity": int(validity[0]), "uids": [int(uid) for uid in found[0].split()]}
+
+
 SCENARIOS = {
     "imap_login": imap_login,
+    "imap_select": imap_select,
     "lmtp_transaction": lmtp_transaction,
     "lmtp_deliver_many": lmtp_deliver_many,
     "pop3_session": pop3_session,
