@@ -13,7 +13,7 @@
 //! 4. The restored store is read back and compared with the backup (level 3): equal, or the
 //!    differences are reported. A UIDVALIDITY counts as equal only if it was renewed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mailvault_engine::block_on;
@@ -69,9 +69,9 @@ pub fn restore(spec: &TargetSpec, into: &Path, hsm: &Hsm) -> Result<RestoreRepor
     let backup = write_restore_segments(&manifest, shards, |shard| shard_directory(into, shard), &keys, &session, now)?;
     mailvault_engine::init_store(into, manifest.store.shards)?;
     let restored = live_contents(into, hsm)?;
-    report.accounts = backup.contents.accounts.len();
-    report.messages = backup.contents.message_count();
-    report.differences = compare_contents(&backup.contents, &restored);
+    report.accounts = backup.accounts.len();
+    report.messages = backup.message_count();
+    report.differences = compare_contents(&backup, &restored);
     report.mailboxes_renewed = count_renewed(&backup, &restored, &mut report.differences);
     Ok(report)
 }
@@ -159,13 +159,6 @@ pub(crate) fn unwrap_all(
     Ok(keys)
 }
 
-/// What the backup holds (level 3's backup side), and the accounts whose UIDVALIDITYs the
-/// restore could not renew: their snapshot is over the frame limit (docs/format.md §12).
-pub(crate) struct BackupSide {
-    pub contents: StoreContents,
-    pub too_large: BTreeSet<String>,
-}
-
 /// Replays each restored shard from the backup and appends its restore segment.
 pub(crate) fn write_restore_segments(
     manifest: &Manifest,
@@ -174,7 +167,7 @@ pub(crate) fn write_restore_segments(
     keys: &[TableKey],
     session: &HsmSession,
     now: i64,
-) -> Result<BackupSide, BackupError> {
+) -> Result<StoreContents, BackupError> {
     let mut by_shard: BTreeMap<u32, Vec<u64>> = shards.into_iter().map(|shard| (shard, Vec::new())).collect();
     for segment in &manifest.segments {
         if let Some(ids) = by_shard.get_mut(&segment.shard) {
@@ -182,7 +175,6 @@ pub(crate) fn write_restore_segments(
         }
     }
     let mut contents = StoreContents::default();
-    let mut too_large = BTreeSet::new();
     for (shard, ids) in by_shard {
         let directory = shard_directory_of(shard);
         std::fs::create_dir_all(&directory).map_err(BackupError::io(format!("creating {}", directory.display())))?;
@@ -215,20 +207,20 @@ pub(crate) fn write_restore_segments(
             purged: &purged,
             accounts: &read.index,
         };
-        for account_id in write_durably(&directory, &segment_name(next_id), |file| segment.write(file))? {
-            if let Some(account) = read.index.account(account_id) {
-                too_large.insert(account.name.clone());
-            }
-        }
+        write_durably(&directory, &segment_name(next_id), |file| segment.write(file))?;
     }
-    Ok(BackupSide { contents, too_large })
+    Ok(contents)
 }
 
 /// Counts the restored mailboxes whose UIDVALIDITY is newer than the backup's, and adds a
 /// difference for each one whose is not (the comparison lets a newer one pass as equal).
-pub(crate) fn count_renewed(backup: &BackupSide, restored: &StoreContents, differences: &mut Vec<Difference>) -> usize {
+pub(crate) fn count_renewed(
+    backup: &StoreContents,
+    restored: &StoreContents,
+    differences: &mut Vec<Difference>,
+) -> usize {
     let mut renewed = 0;
-    for (account, in_backup) in &backup.contents.accounts {
+    for (account, in_backup) in &backup.accounts {
         let Some(in_store) = restored.accounts.get(account) else { continue };
         for (mailbox, old) in &in_backup.mailboxes {
             let Some(new) = in_store.mailboxes.get(mailbox) else { continue };
@@ -239,16 +231,7 @@ pub(crate) fn count_renewed(backup: &BackupSide, restored: &StoreContents, diffe
                     account: account.clone(),
                     mailbox: Some(mailbox.clone()),
                     uid: None,
-                    what: format!(
-                        "UIDVALIDITY not renewed{}: backup {}, store {}",
-                        if backup.too_large.contains(account) {
-                            " (the account's snapshot is over the frame limit, docs/format.md §12)"
-                        } else {
-                            ""
-                        },
-                        old.uid_validity,
-                        new.uid_validity
-                    ),
+                    what: format!("UIDVALIDITY not renewed: backup {}, store {}", old.uid_validity, new.uid_validity),
                 });
             }
         }

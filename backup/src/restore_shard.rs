@@ -84,9 +84,9 @@ pub fn restore_shard(
             return Err(error);
         }
     };
-    report.accounts = backup.contents.accounts.len();
-    report.messages = backup.contents.message_count();
-    report.differences = compare_contents(&backup.contents, &restored);
+    report.accounts = backup.accounts.len();
+    report.messages = backup.message_count();
+    report.differences = compare_contents(&backup, &restored);
     report.mailboxes_renewed = count_renewed(&backup, &restored, &mut report.differences);
     let set_aside = swap_in(data_dir, shard, &staging, now)?;
     Ok(ShardRestoreReport { restore: report, set_aside })

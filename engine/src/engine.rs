@@ -65,6 +65,10 @@ pub struct EngineConfig {
     pub lifecycle_interval: std::time::Duration,
     /// Told after every purge's crypto-shredding (the backups' hook): see [`PurgeObserver`].
     pub purge_observer: Option<Arc<dyn PurgeObserver>>,
+    /// Plaintext bytes of one account-snapshot record at most (1 to
+    /// `format::ACCOUNT_SNAPSHOT_PART_BYTES_MAX`): a larger snapshot is split over several
+    /// records. Tests set it small so that ordinary accounts take several.
+    pub account_snapshot_part_bytes: usize,
 }
 
 impl EngineConfig {
@@ -84,6 +88,7 @@ impl EngineConfig {
             account_purge_delay_days: crate::lifecycle::PURGE_DELAY_DAYS_DEFAULT,
             lifecycle_interval: std::time::Duration::from_secs(60),
             purge_observer: None,
+            account_snapshot_part_bytes: crate::format::ACCOUNT_SNAPSHOT_PART_BYTES,
         }
     }
 }
@@ -232,6 +237,7 @@ impl Engine {
                 clock: config.clock.clone(),
                 compaction_bytes_per_second: config.compaction_bytes_per_second,
                 compaction_check_interval: config.compaction_check_interval,
+                account_snapshot_part_bytes: config.account_snapshot_part_bytes,
             };
             let directory = shard_directory(&config.data_dir, shard_id);
             let hsm = hsm.clone();

@@ -6,7 +6,7 @@ use mailvault_engine::format::{
     FrameDecode, FrameError, FrameHeader, HASH_BYTES_MAX, KEYWORD_BYTES_MAX, KEYWORDS_MAX, LABEL_BYTES_MAX,
     MessageReference, NAME_BYTES_MAX, Record, RecordKind, SEGMENT_HEADER_BYTES, SegmentHeader, SegmentHeaderError,
     add_frame_flags, commit_durable_gap, decode_frame, decode_frame_for_aead, encode_frame, frame_checksum_matches,
-    frame_encoded_bytes, mark_commit_start, set_frame_flags, skip_block_gap, verified_frame,
+    frame_encoded_bytes, mark_commit_start, set_frame_flags, skip_block_gap, snapshot_records, verified_frame,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -400,6 +400,7 @@ fn record() -> impl Strategy<Value = Record> {
         }),
         any::<i64>().prop_map(|at_unix_ms| Record::AccountReopened { at_unix_ms }),
         any::<i64>().prop_map(|at_unix_ms| Record::AccountPurged { at_unix_ms }),
+        vec(any::<u8>(), 0..200).prop_map(|piece| Record::AccountSnapshotPart { piece }),
         (any::<u64>(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(record_count, records_end, digest)| {
             Record::SegmentSealed { record_count, records_end, digest }
         }),
@@ -408,7 +409,7 @@ fn record() -> impl Strategy<Value = Record> {
 
 /// Kinds whose payload ends where its last field does (the others end with a body of any length).
 fn is_self_delimiting(kind: RecordKind) -> bool {
-    !matches!(kind, RecordKind::MessageAppended | RecordKind::KeyWrapped)
+    !matches!(kind, RecordKind::MessageAppended | RecordKind::KeyWrapped | RecordKind::AccountSnapshotPart)
 }
 
 proptest! {
@@ -428,6 +429,25 @@ proptest! {
             longer.push(0);
             prop_assert!(Record::decode(kind, longer).is_err(), "a trailing byte was accepted");
         }
+    }
+
+    #[test]
+    fn a_snapshot_splits_into_pieces_of_at_most_the_part_size_that_join_back(
+        encoded in vec(any::<u8>(), 0..600),
+        part_bytes in 0usize..300,
+    ) {
+        let records = snapshot_records(encoded.clone(), part_bytes);
+        let (last, pieces) = records.split_last().unwrap();
+        let Record::AccountSnapshot { encoded: last } = last else { panic!("the last record is {last:?}") };
+        let mut joined = Vec::new();
+        for piece in pieces {
+            let Record::AccountSnapshotPart { piece } = piece else { panic!("a leading record is {piece:?}") };
+            prop_assert_eq!(piece.len(), part_bytes.max(1), "only the last piece may be shorter");
+            joined.extend_from_slice(piece);
+        }
+        prop_assert!(last.len() <= part_bytes.max(1) || pieces.is_empty());
+        joined.extend_from_slice(last);
+        prop_assert_eq!(joined, encoded);
     }
 
     #[test]
@@ -457,7 +477,7 @@ fn every_kind_byte_names_its_kind_and_the_round_trip_strategy_covers_the_known_k
     covered.dedup();
     // Kinds added since (opaque snapshots, say) are covered by the arbitrary-payload property;
     // these are the ones the round trip draws by name.
-    assert_eq!(covered, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 100]);
+    assert_eq!(covered, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 100]);
 }
 
 #[test]

@@ -17,8 +17,9 @@ pub use frame::{
     mark_commit_end, mark_commit_start, set_frame_flags, skip_block_gap, verified_frame,
 };
 pub use record::{
-    ACCESS_FIELD_BYTES_MAX, AccessEvent, Flags, HASH_BYTES_MAX, KEYWORD_BYTES_MAX, KEYWORDS_MAX, LABEL_BYTES_MAX,
-    MessageReference, NAME_BYTES_MAX, Record, RecordKind, appended_digest_and_body,
+    ACCESS_FIELD_BYTES_MAX, ACCOUNT_SNAPSHOT_PART_BYTES, ACCOUNT_SNAPSHOT_PART_BYTES_MAX, AccessEvent, Flags,
+    HASH_BYTES_MAX, KEYWORD_BYTES_MAX, KEYWORDS_MAX, LABEL_BYTES_MAX, MessageReference, NAME_BYTES_MAX, Record,
+    RecordKind, appended_digest_and_body, snapshot_records,
 };
 pub use segment_digest::SegmentDigest;
 pub use segment_header::{SEGMENT_HEADER_BYTES, SegmentHeader, SegmentHeaderError};
@@ -31,7 +32,10 @@ pub const BLOCK_BYTES: usize = 4096;
 /// Version 3: commits overlap on disk; a `COMMIT_START` frame carries its durable gap.
 /// Version 4: a commit planned while another is in flight starts on a fresh block, after
 /// zeros to the block boundary (`skip_block_gap`).
-pub const FORMAT_VERSION: u32 = 4;
+/// Version 5: an account snapshot over one record is split over `AccountSnapshotPart` records
+/// (kind 21), which a version 4 reader would take for damage; this build reads kind 21 in any
+/// version.
+pub const FORMAT_VERSION: u32 = 5;
 
 /// The oldest segment and checkpoint format this build reads: version 2 differs only in never
 /// carrying a durable gap (every commit began once the one before it was written).

@@ -49,6 +49,10 @@ pub enum RecordKind {
     /// (the key it would be encrypted with is gone), and carried forward by compaction, so replay
     /// always knows the account id is gone and never waits for a key of it.
     AccountPurged = 20,
+    /// A leading piece of an account snapshot over one record's payload (format version 5):
+    /// the pieces and the `AccountSnapshot` holding the last one have consecutive record ids in
+    /// one commit, and replay joins them (docs/format.md §5.1).
+    AccountSnapshotPart = 21,
     /// The footer of a sealed segment; its payload is not encrypted (it holds no mail data).
     SegmentSealed = 100,
 }
@@ -82,10 +86,34 @@ impl RecordKind {
             18 => Self::AccountClosed,
             19 => Self::AccountReopened,
             20 => Self::AccountPurged,
+            21 => Self::AccountSnapshotPart,
             100 => Self::SegmentSealed,
             _ => return None,
         })
     }
+}
+
+/// Plaintext bytes of one snapshot record at most, by default: half a frame's payload limit.
+pub const ACCOUNT_SNAPSHOT_PART_BYTES: usize = 32 * 1024 * 1024;
+/// The most a snapshot record may hold: the payload limit less the AEAD tag.
+pub const ACCOUNT_SNAPSHOT_PART_BYTES_MAX: usize = super::RECORD_PAYLOAD_BYTES_MAX - 16;
+
+/// The records that store an encoded account: one `AccountSnapshot`, or, when it is over
+/// `part_bytes` (clamped to 1 to [`ACCOUNT_SNAPSHOT_PART_BYTES_MAX`]), `AccountSnapshotPart`s of
+/// `part_bytes` each and an `AccountSnapshot` holding the rest. They must be emitted in this
+/// order, with consecutive record ids, in one commit.
+pub fn snapshot_records(encoded: Vec<u8>, part_bytes: usize) -> Vec<Record> {
+    let part_bytes = part_bytes.clamp(1, ACCOUNT_SNAPSHOT_PART_BYTES_MAX);
+    if encoded.len() <= part_bytes {
+        return vec![Record::AccountSnapshot { encoded }];
+    }
+    let mut pieces: Vec<Vec<u8>> = encoded.chunks(part_bytes).map(<[u8]>::to_vec).collect();
+    let last = pieces.pop().unwrap_or_default();
+    pieces
+        .into_iter()
+        .map(|piece| Record::AccountSnapshotPart { piece })
+        .chain(std::iter::once(Record::AccountSnapshot { encoded: last }))
+        .collect()
 }
 
 /// IMAP system flags as a bit set plus keywords.
@@ -272,9 +300,13 @@ pub enum Record {
     AccessRecorded {
         event: AccessEvent,
     },
-    /// The account encoded by `index::snapshot` (opaque here).
+    /// The account encoded by `index::snapshot` (opaque here), or the last piece of it.
     AccountSnapshot {
         encoded: Vec<u8>,
+    },
+    /// A leading piece of an encoded account (see [`snapshot_records`]).
+    AccountSnapshotPart {
+        piece: Vec<u8>,
     },
     /// Closing: when, and from when on the account may be purged.
     AccountClosed {
@@ -315,6 +347,7 @@ impl Record {
             Self::AppPasswordsRevoked { .. } => RecordKind::AppPasswordsRevoked,
             Self::AccessRecorded { .. } => RecordKind::AccessRecorded,
             Self::AccountSnapshot { .. } => RecordKind::AccountSnapshot,
+            Self::AccountSnapshotPart { .. } => RecordKind::AccountSnapshotPart,
             Self::AccountClosed { .. } => RecordKind::AccountClosed,
             Self::AccountReopened { .. } => RecordKind::AccountReopened,
             Self::AccountPurged { .. } => RecordKind::AccountPurged,
@@ -392,8 +425,8 @@ impl Record {
                 writer.string(label).string(password_hash);
             }
             Self::AccessRecorded { event } => event.encode(&mut writer),
-            Self::AccountSnapshot { encoded } => {
-                writer.raw(encoded);
+            Self::AccountSnapshot { encoded: bytes } | Self::AccountSnapshotPart { piece: bytes } => {
+                writer.raw(bytes);
             }
             Self::SegmentSealed { record_count, records_end, digest } => {
                 writer.u64(*record_count).u64(*records_end).raw(digest);
@@ -456,6 +489,7 @@ impl Record {
             RecordKind::AppPasswordsRevoked => Self::AppPasswordsRevoked { at_unix_ms: reader.i64()? },
             RecordKind::AccessRecorded => Self::AccessRecorded { event: AccessEvent::decode(&mut reader)? },
             RecordKind::AccountSnapshot => return Ok(Self::AccountSnapshot { encoded: payload }),
+            RecordKind::AccountSnapshotPart => return Ok(Self::AccountSnapshotPart { piece: payload }),
             RecordKind::AccountClosed => {
                 Self::AccountClosed { closed_unix_ms: reader.i64()?, purge_after_unix_ms: reader.i64()? }
             }

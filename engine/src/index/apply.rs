@@ -43,9 +43,14 @@ impl Index {
             // A snapshot stands alone: it applies even where the account's earlier records are gone.
             Record::AccountSnapshot { encoded } => {
                 self.releases += 1;
+                let encoded = self.snapshot_pieces.join(header.account_id, record_id, encoded);
                 return self
                     .replace_account(header.account_id, record_id, &encoded)
                     .map_err(|_| ApplyError::BadSnapshot { record_id, account_id: header.account_id });
+            }
+            Record::AccountSnapshotPart { piece } => {
+                self.snapshot_pieces.add(header.account_id, record_id, &piece);
+                return Ok(());
             }
             _ => {}
         }
@@ -60,6 +65,7 @@ impl Index {
         match record {
             Record::AccountCreated { .. }
             | Record::AccountSnapshot { .. }
+            | Record::AccountSnapshotPart { .. }
             | Record::KeyWrapped { .. }
             | Record::RecordIdFloor
             | Record::AccountPurged { .. }

@@ -9,6 +9,7 @@ mod account;
 mod apply;
 mod blob_table;
 mod snapshot;
+mod snapshot_pieces;
 mod uid_map;
 mod usage;
 
@@ -33,6 +34,8 @@ pub struct Index {
     purged: std::collections::BTreeSet<u64>,
     /// Counts the changes after which a body may no longer be needed (see `releases`).
     releases: u64,
+    /// Leading pieces of a snapshot over one record, until its `AccountSnapshot` joins them.
+    snapshot_pieces: snapshot_pieces::SnapshotPieces,
 }
 
 impl Index {
@@ -98,6 +101,7 @@ impl Index {
     pub fn purge_account(&mut self, account_id: u64) -> std::collections::BTreeSet<u64> {
         self.purged.insert(account_id);
         self.releases += 1;
+        self.snapshot_pieces.forget(account_id);
         let mut segments = std::collections::BTreeSet::new();
         let Some(account) = self.accounts.remove(&account_id) else { return segments };
         if self.account_ids.get(&account.name) == Some(&account_id) {

@@ -22,8 +22,8 @@ use mailvault_hsm::{Dek, WrappedDek};
 
 use crate::crypto::{RecordCipher, TAG_BYTES};
 use crate::format::{
-    BLOCK_BYTES, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, FrameHeader, RECORD_PAYLOAD_BYTES_MAX, Record,
-    RecordKind, SegmentHeader, add_frame_flags, align_up, encode_frame,
+    ACCOUNT_SNAPSHOT_PART_BYTES, BLOCK_BYTES, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, FrameHeader, Record,
+    RecordKind, SegmentHeader, add_frame_flags, align_up, encode_frame, snapshot_records,
 };
 use crate::index::Index;
 
@@ -102,11 +102,10 @@ pub struct RestoreSegment<'a> {
 }
 
 impl RestoreSegment<'_> {
-    /// Writes the segment to `out`, one account per commit (its key, then its snapshot), then
-    /// one commit of the purged accounts, so that neither this nor a replay of it holds more
-    /// than one account's snapshot at a time. Returns the accounts whose snapshot is over the
-    /// frame payload limit (docs/format.md §12): they keep the backup's UIDVALIDITYs.
-    pub fn write(&self, out: impl Write) -> io::Result<Vec<u64>> {
+    /// Writes the segment to `out`, one account per commit (its key, then its snapshot, in
+    /// several records if it is large), then one commit of the purged accounts, so that neither
+    /// this nor a replay of it holds more than one account's snapshot at a time.
+    pub fn write(&self, out: impl Write) -> io::Result<()> {
         let mut header = vec![0; BLOCK_BYTES];
         let encoded = SegmentHeader::new(self.shard_id, self.segment_id, self.created_unix_ms).encode();
         header[..encoded.len()].copy_from_slice(&encoded);
@@ -118,15 +117,12 @@ impl RestoreSegment<'_> {
             last_frame_start: 0,
         };
         commits.write(&header)?;
-        let mut not_renewed = Vec::new();
         for key in self.keys {
             commits.push(RecordKind::KeyWrapped, key.account_id, key.wrapped.to_bytes(), None);
             if let Some(encoded) = self.accounts.encode_account_snapshot(key.account_id, |_| true) {
-                if encoded.len() + TAG_BYTES > RECORD_PAYLOAD_BYTES_MAX {
-                    not_renewed.push(key.account_id);
-                } else {
-                    let cipher = RecordCipher::new(&key.dek);
-                    commits.push(RecordKind::AccountSnapshot, key.account_id, encoded, Some(&cipher));
+                let cipher = RecordCipher::new(&key.dek);
+                for record in snapshot_records(encoded, ACCOUNT_SNAPSHOT_PART_BYTES) {
+                    commits.push(record.kind(), key.account_id, record.encode(), Some(&cipher));
                 }
             }
             commits.end_commit()?;
@@ -136,8 +132,7 @@ impl RestoreSegment<'_> {
             commits.push(RecordKind::AccountPurged, *account_id, purged_record.clone(), None);
         }
         commits.end_commit()?;
-        commits.finish()?;
-        Ok(not_renewed)
+        commits.finish()
     }
 }
 

@@ -22,11 +22,6 @@ use crate::index::{BlobUsage, RecordLocation};
 use crate::io::{BlockBuffer, Storage};
 use crate::segment::segment_name;
 
-/// The largest account snapshot a record can hold (the payload limit less the tag). Larger
-/// accounts need snapshots split over several records: not built yet, so their segments are
-/// left uncompacted rather than risk it.
-pub(super) const SNAPSHOT_BYTES_MAX: usize = crate::format::RECORD_PAYLOAD_BYTES_MAX - 1024;
-
 /// Bytes copied per background step under an IO budget (one commit and fdatasync each). A
 /// delivery that arrives during a step waits for its write and fdatasync, so what the
 /// delivery p99 sees is how many deliveries meet a step, not only how long one waits: at a
@@ -165,7 +160,7 @@ impl<S: Storage> Shard<S> {
             else {
                 return true; // still being read: `next_request` waits for it
             };
-            match read.and_then(|read| self.start_job(victim, usage, read)) {
+            match read.map(|read| self.start_job(victim, usage, read)) {
                 Ok(job) if !self.compaction_forced.contains(&victim) && !self.worth_compacting(&job) => {
                     // Its metadata is still current: not worth it until something changes. (The
                     // per-segment pass behind `needed_bytes` walks every body: only here.)
@@ -195,7 +190,9 @@ impl<S: Storage> Shard<S> {
             self.index.relocate_blob(record_id, location);
         }
         let finished = job.cursor >= job.bytes.len();
-        let superseded = if finished { self.supersede_accounts(&job, &mut batch) } else { Ok(()) };
+        if finished {
+            self.supersede_accounts(&job, &mut batch);
+        }
         self.compaction_budget.spend(batch.frames.len() as u64);
         self.commit(batch).await;
         if self.failure.is_some() {
@@ -205,15 +202,7 @@ impl<S: Storage> Shard<S> {
             self.compaction_job = Some(job);
             return true;
         }
-        match superseded {
-            Ok(()) => self.finish_job(job),
-            Err(reason) => {
-                // Its bodies were copied (their new places are committed), but an account's
-                // records in it are not superseded: the segment stays, harmlessly duplicated.
-                self.skip_victim(job.victim, &reason);
-                self.compaction_spare_buffer = Some(job.bytes);
-            }
-        }
+        self.finish_job(job);
         true
     }
 
@@ -319,18 +308,11 @@ impl<S: Storage> Shard<S> {
         }
     }
 
-    /// The job, once its victim is read and verified. Every account the segment mentions must
-    /// fit in one snapshot record, or the segment cannot be superseded.
-    fn start_job(&mut self, victim: u64, usage: Rc<BlobUsage>, read: VerifiedVictim) -> Result<CompactionJob, String> {
+    /// The job, once its victim is read and verified.
+    fn start_job(&mut self, victim: u64, usage: Rc<BlobUsage>, read: VerifiedVictim) -> CompactionJob {
         let VerifiedVictim { bytes, accounts } = read;
-        for &account_id in &accounts {
-            let size = self.index.encode_account_snapshot(account_id, |_| true).map_or(0, |encoded| encoded.len());
-            if size > SNAPSHOT_BYTES_MAX {
-                return Err(format!("account {account_id} needs a {size}-byte snapshot, above the record limit"));
-            }
-        }
         self.compaction_budget.spend(bytes.len() as u64);
-        Ok(CompactionJob { victim, bytes, cursor: BLOCK_BYTES, usage, accounts })
+        CompactionJob { victim, bytes, cursor: BLOCK_BYTES, usage, accounts }
     }
 
     /// Copies the needed bodies from the job's cursor on, up to one batch's worth.
@@ -397,9 +379,7 @@ impl<S: Storage> Shard<S> {
 
     /// Gives every account the segment mentioned a fresh key copy and snapshot, superseding
     /// all of its records there (retention-expired deleted messages are left out).
-    /// An account whose snapshot outgrew one record since the job started cannot be
-    /// superseded: `Err`, and the victim must stay.
-    fn supersede_accounts(&mut self, job: &CompactionJob, batch: &mut Batch) -> Result<(), String> {
+    fn supersede_accounts(&mut self, job: &CompactionJob, batch: &mut Batch) {
         let now = self.config.clock.now_unix_ms();
         let retention_ms = self.config.retention_ms;
         for &account_id in &job.accounts {
@@ -409,22 +389,15 @@ impl<S: Storage> Shard<S> {
             let keep =
                 |deleted: &crate::index::DeletedMessage| deleted.expunged_unix_ms.saturating_add(retention_ms) > now;
             let Some(encoded) = self.index.encode_account_snapshot(account_id, keep) else { continue };
-            if encoded.len() > SNAPSHOT_BYTES_MAX {
-                return Err(format!(
-                    "account {account_id} grew to a {}-byte snapshot, above the record limit",
-                    encoded.len()
-                ));
-            }
             let Ok(cipher) = self.keys.cipher(account_id, &self.hsm) else {
                 tracing::error!(shard = self.config.shard_id, account_id, "compaction cannot open an account key");
                 self.failure = Some("compaction cannot open an account key".into());
-                return Ok(()); // the failure ends the step
+                return; // the failure ends the step
             };
             let place = Place { account_id, mailbox_id: 0, uid: 0 };
             self.emit_clear(batch, place, Record::KeyWrapped { wrapped_key: wrapped });
-            self.emit(batch, place, Record::AccountSnapshot { encoded }, &cipher);
+            self.emit_snapshot(batch, account_id, encoded, &cipher);
         }
-        Ok(())
     }
 
     fn finish_job(&mut self, job: CompactionJob) {

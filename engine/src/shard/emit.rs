@@ -1,7 +1,7 @@
 //! Turning one record into a frame of the current batch, and applying it to the index.
 
 use crate::crypto::{RecordCipher, TAG_BYTES};
-use crate::format::{FRAME_HEADER_BYTES, FrameHeader, Record, finish_frame};
+use crate::format::{FRAME_HEADER_BYTES, FrameHeader, Record, finish_frame, snapshot_records};
 use crate::index::RecordLocation;
 use crate::io::Storage;
 
@@ -20,6 +20,21 @@ impl<S: Storage> Shard<S> {
     /// before anything of the mutation was emitted.
     pub(super) fn emit(&mut self, batch: &mut Batch, place: Place, record: Record, cipher: &RecordCipher) {
         self.emit_with(batch, place, record, Some(cipher));
+    }
+
+    /// Encrypts, frames and applies an account's snapshot: one record, or several when it is
+    /// over `account_snapshot_part_bytes` (`format::snapshot_records`), in this batch.
+    pub(super) fn emit_snapshot(
+        &mut self,
+        batch: &mut Batch,
+        account_id: u64,
+        encoded: Vec<u8>,
+        cipher: &RecordCipher,
+    ) {
+        let place = Place { account_id, mailbox_id: 0, uid: 0 };
+        for record in snapshot_records(encoded, self.config.account_snapshot_part_bytes) {
+            self.emit(batch, place, record, cipher);
+        }
     }
 
     /// Frames a record whose kind is stored in the clear (keys, the record-id floor).

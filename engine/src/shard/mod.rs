@@ -75,6 +75,8 @@ pub(crate) struct ShardConfig {
     /// How often an idle shard looks for segments that came to qualify for compaction (e.g.
     /// because retention windows ended).
     pub compaction_check_interval: std::time::Duration,
+    /// Plaintext bytes of one account-snapshot record at most (`format::snapshot_records`).
+    pub account_snapshot_part_bytes: usize,
 }
 
 pub(crate) struct Shard<S: Storage> {

@@ -2,10 +2,8 @@
 //! retention window, and the segments holding those bodies are rewritten so the bytes are gone.
 
 use crate::error::EngineError;
-use crate::format::Record;
 use crate::io::Storage;
 
-use super::emit::Place;
 use super::request::Outcome;
 use super::{Batch, Shard};
 
@@ -18,12 +16,7 @@ impl<S: Storage> Shard<S> {
             .index
             .encode_account_snapshot(account_id, |_| false)
             .ok_or_else(|| EngineError::NoSuchAccount(account.to_owned()))?;
-        if encoded.len() > super::compaction::SNAPSHOT_BYTES_MAX {
-            let reason = format!("the account's state ({} bytes) exceeds one snapshot record", encoded.len());
-            return Err(EngineError::InvalidInput { what: "prune", reason });
-        }
-        let place = Place { account_id, mailbox_id: 0, uid: 0 };
-        self.emit(batch, place, Record::AccountSnapshot { encoded }, &cipher);
+        self.emit_snapshot(batch, account_id, encoded, &cipher);
         // Bodies nothing else needs now: rewrite their segments (the active one is sealed first).
         let usage = std::rc::Rc::new(self.blob_usage());
         for blob in pruned.iter().filter(|blob| !usage.is_needed(**blob)) {

@@ -103,6 +103,7 @@ fn records() -> Vec<(&'static str, Record)> {
         ("app_passwords_revoked", Record::AppPasswordsRevoked { at_unix_ms: 1_700_000_002_000 }),
         ("access_recorded", Record::AccessRecorded { event: event() }),
         ("account_snapshot", Record::AccountSnapshot { encoded: account_snapshot(1) }),
+        ("account_snapshot_part", Record::AccountSnapshotPart { piece: account_snapshot(1)[..24].to_vec() }),
         ("segment_sealed", Record::SegmentSealed { record_count: 3, records_end: 4096 + 512, digest: [1; 32] }),
     ]
 }
