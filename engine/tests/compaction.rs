@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use common::TestStore;
-use mailvault_engine::format::{BLOCK_BYTES, FrameDecode, RecordKind, decode_frame};
+use mailvault_engine::format::{ACCOUNT_SNAPSHOT_PART_BYTES, BLOCK_BYTES, FrameDecode, RecordKind, decode_frame};
 use mailvault_engine::io::{FaultController, FaultyStorage};
 use mailvault_engine::{Engine, Flags, INBOX, block_on};
 
@@ -275,7 +275,19 @@ fn pruned_mail_leaves_no_ciphertext_in_any_file() {
 
 #[test]
 fn a_crash_at_any_write_of_a_compaction_loses_nothing() {
-    let store = filled_store(32);
+    crash_at_every_write_of_a_compaction(ACCOUNT_SNAPSHOT_PART_BYTES);
+}
+
+/// The same with the account's snapshot in 64-byte pieces: a crash anywhere among them loses
+/// nothing either (the pieces of a torn commit are cut with it).
+#[test]
+fn a_crash_at_any_write_of_a_compaction_writing_a_snapshot_in_pieces_loses_nothing() {
+    crash_at_every_write_of_a_compaction(64);
+}
+
+fn crash_at_every_write_of_a_compaction(account_snapshot_part_bytes: usize) {
+    let mut store = filled_store(32);
+    store.config.account_snapshot_part_bytes = account_snapshot_part_bytes;
     // This engine must not compact (in the background, once the clock moves): the crash loop
     // below is to find the work still to do. A ratio of 0 makes no segment qualify.
     let mut setup = store.config.clone();
