@@ -179,7 +179,11 @@ pub(crate) fn run(context: &Context, command: BackupCommand) -> anyhow::Result<u
                             format!("restoring shard {shard} of {} from {}", data_dir.display(), spec.location)
                         })?;
                     if let Some(set_aside) = &repaired.set_aside {
-                        println!("the shard's old files were moved to {}", set_aside.display());
+                        println!(
+                            "the shard's old files were moved to {}: mail it took after the backup is only there; \
+                             delete them once inspected (a prune does not reach them)",
+                            set_aside.display()
+                        );
                     }
                     (repaired.restore, "restored shard")
                 }
