@@ -6,9 +6,14 @@
 //!    segment written there (as a whole-store restore does, `restore.rs`: re-wrapped keys, new
 //!    UIDVALIDITYs, record ids past the lost ones).
 //! 2. The rebuilt shard is read back and compared with the backup.
-//! 3. The damaged shard's directory is renamed to `shard-NNN.replaced-<unix ms>` (kept for
-//!    inspection: what it held after the backup is there, and only there), and the rebuilt one
-//!    takes its name. Until this step, the store is as it was.
+//! 3. The rebuilt directory and the damaged one trade names in one atomic rename
+//!    (`RENAME_EXCHANGE`), so at no instant is the shard's directory missing; then the damaged
+//!    one is renamed `shard-NNN.replaced-<unix ms>` (kept for inspection: what it held after the
+//!    backup is there, and only there). Until the exchange, the store is as it was.
+//!
+//! A `shard-NNN.restoring/` found at the start was left by an interrupted repair, and may hold
+//! the shard's previous data (if the interruption fell between the two renames): the repair
+//! refuses to run until the operator has looked at it and moved it away.
 
 use std::path::{Path, PathBuf};
 
@@ -63,7 +68,13 @@ pub fn restore_shard(
         .map_err(|error| BackupError::Invalid(error.to_string()))?;
 
     let staging = data_dir.join(format!("shard-{shard:03}.restoring"));
-    remove_if_present(&staging)?; // what an earlier attempt left
+    if staging.exists() {
+        return Err(BackupError::Invalid(format!(
+            "{} exists: an earlier repair was interrupted, and it may hold the shard's previous data; look at it, \
+             move it away, and run the repair again",
+            staging.display()
+        )));
+    }
     std::fs::create_dir_all(&staging).map_err(BackupError::io(format!("creating {}", staging.display())))?;
     let mut report = RestoreReport::default();
     let segments: Vec<_> = manifest.segments.iter().filter(|segment| segment.shard == shard).cloned().collect();
@@ -79,7 +90,8 @@ pub fn restore_shard(
     let (backup, restored) = match rebuilt {
         Ok(rebuilt) => rebuilt,
         Err(error) => {
-            // Best effort: the store is unchanged either way, and a rerun clears it too.
+            // It holds only this attempt's copies. Best effort: the store is unchanged either
+            // way, and a rerun names the directory if it is still there.
             let _ = std::fs::remove_dir_all(&staging);
             return Err(error);
         }
@@ -92,36 +104,32 @@ pub fn restore_shard(
     Ok(ShardRestoreReport { restore: report, set_aside })
 }
 
-/// Renames the shard's directory aside and the rebuilt one into its place, durably.
+/// Puts the rebuilt directory in the shard's place and the old one aside, durably.
 fn swap_in(data_dir: &Path, shard: u32, staging: &Path, now: i64) -> Result<Option<PathBuf>, BackupError> {
     let live = shard_directory(data_dir, shard);
-    let aside = data_dir.join(format!("shard-{shard:03}.replaced-{now}"));
-    let rename = |from: &Path, to: &Path| {
-        std::fs::rename(from, to).map_err(BackupError::io(format!("renaming {} to {}", from.display(), to.display())))
-    };
+    let failed = |what: String| BackupError::io(what);
     let set_aside = if live.exists() {
-        rename(&live, &aside)?;
+        rustix::fs::renameat_with(rustix::fs::CWD, staging, rustix::fs::CWD, &live, rustix::fs::RenameFlags::EXCHANGE)
+            .map_err(|errno| {
+                failed(format!("exchanging {} with {}", staging.display(), live.display()))(errno.into())
+            })?;
+        let aside = data_dir.join(format!("shard-{shard:03}.replaced-{now}"));
+        std::fs::rename(staging, &aside).map_err(failed(format!(
+            "renaming the old shard {} to {}",
+            staging.display(),
+            aside.display()
+        )))?;
         Some(aside)
     } else {
+        std::fs::rename(staging, &live).map_err(failed(format!(
+            "renaming {} to {}",
+            staging.display(),
+            live.display()
+        )))?;
         None
     };
-    if let Err(error) = rename(staging, &live) {
-        if let Some(aside) = &set_aside {
-            let _ = std::fs::rename(aside, &live); // put the old shard back; the error says what failed
-        }
-        return Err(error);
-    }
     std::fs::File::open(data_dir)
         .and_then(|directory| directory.sync_all())
-        .map_err(BackupError::io(format!("syncing {}", data_dir.display())))?;
+        .map_err(failed(format!("syncing {}", data_dir.display())))?;
     Ok(set_aside)
-}
-
-fn remove_if_present(path: &Path) -> Result<(), BackupError> {
-    match std::fs::remove_dir_all(path) {
-        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-            Err(BackupError::io(format!("removing {}", path.display()))(error))
-        }
-        _ => Ok(()),
-    }
 }

@@ -342,7 +342,7 @@ fn split_off(mut contents: StoreContents, name: &str) -> (StoreContents, StoreCo
 }
 
 #[test]
-fn a_shard_restore_is_refused_while_the_store_is_open_or_for_a_shard_it_lacks() {
+fn a_shard_restore_is_refused_while_the_store_is_open_for_a_shard_it_lacks_or_over_an_interrupted_one() {
     let fixture = Fixture::new();
     fixture.populate();
     let spec = directory_target(&fixture);
@@ -356,6 +356,14 @@ fn a_shard_restore_is_refused_while_the_store_is_open_or_for_a_shard_it_lacks() 
     assert_eq!(error.to_string(), "no shard 2: the store has shards 0 to 1");
     let files_after = files_under(fixture.data_dir());
     assert_eq!(files_after.len(), files_before.len(), "nothing was added or set aside: {files_after:?}");
+
+    // What an interrupted repair left may be the shard's previous data: never removed.
+    let leftover = fixture.data_dir().join("shard-001.restoring");
+    std::fs::create_dir(&leftover).unwrap();
+    std::fs::write(leftover.join("0000000000000001.seg"), b"old").unwrap();
+    let error = mailvault_backup::restore_shard(&spec, fixture.data_dir(), 1, &fixture.token.hsm).unwrap_err();
+    assert!(error.to_string().contains("shard-001.restoring exists: an earlier repair was interrupted"), "{error}");
+    assert_eq!(std::fs::read(leftover.join("0000000000000001.seg")).unwrap(), b"old");
 }
 
 #[test]
