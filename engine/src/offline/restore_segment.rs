@@ -57,7 +57,8 @@ pub struct BackupTooOld {
 /// plaintext). The lost store's ids after the backup are unknown; what bounds them is time: no
 /// shard writes more than `RESTORE_RECORD_IDS_PER_SECOND` records a second on average, and the
 /// margin covers the gaps its opens skipped. A restore from a restored store's backup, or a
-/// second restore from the same backup, is covered the same way.
+/// second restore from the same backup, rests on the same bound: the store restored first
+/// stayed under that rate too, the gaps of its own opens included.
 pub fn restored_record_id_floor(
     shard_id: u32,
     backup_max_record_id: u64,
