@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mailvault_engine::block_on;
+use mailvault_engine::format::SHARD_ID_SHIFT;
 use mailvault_engine::offline::{
     KeySource, RestoreSegment, RestoredKey, SegmentSelection, StoreContents, TableKey, read_shard,
     restored_record_id_floor,
@@ -35,9 +36,6 @@ use crate::objects;
 use crate::progress::bytes_bar;
 use crate::run::{latest_manifest, now_unix_ms};
 use crate::target::{Target, TargetSpec};
-
-/// Account ids carry their shard in the top 16 bits (docs/format.md §4.1).
-pub(crate) const SHARD_ID_SHIFT: u32 = 48;
 
 #[derive(Debug, Default)]
 pub struct RestoreReport {

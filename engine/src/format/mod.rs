@@ -43,6 +43,10 @@ pub const FORMAT_VERSION_READ_MIN: u32 = 2;
 
 /// Largest record payload accepted on write or read: a 64 MiB message is far beyond what any
 /// MTA relays (Postfix defaults to 10 MiB) and bounds memory per record.
+/// Record and account ids carry their shard in the bits from here up (docs/format.md §4.1):
+/// `shard_id << SHARD_ID_SHIFT | per-shard counter`.
+pub const SHARD_ID_SHIFT: u32 = 48;
+
 pub const RECORD_PAYLOAD_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// Largest message body a record can hold: the payload limit less room for the metadata, the

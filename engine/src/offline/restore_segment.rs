@@ -23,7 +23,7 @@ use mailvault_hsm::{Dek, WrappedDek};
 use crate::crypto::{RecordCipher, TAG_BYTES};
 use crate::format::{
     ACCOUNT_SNAPSHOT_PART_BYTES, BLOCK_BYTES, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, FrameHeader, Record,
-    RecordKind, SegmentHeader, add_frame_flags, align_up, encode_frame, snapshot_records,
+    RecordKind, SHARD_ID_SHIFT, SegmentHeader, add_frame_flags, align_up, encode_frame, snapshot_records,
 };
 use crate::index::Index;
 
@@ -36,7 +36,6 @@ pub const RESTORE_RECORD_ID_MARGIN: u64 = 1 << 36;
 /// The restored counter must start below this, so that the restored store keeps half of its
 /// shard's id space (2^48) for itself.
 const RESTORED_COUNTER_MAX: u64 = 1 << 47;
-const SHARD_ID_SHIFT: u32 = 48;
 
 /// The backup is too old for its restore to be given record ids the lost store cannot have used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::api::{DeletedMessageId, FlagChange, INBOX};
 use crate::crypto::RecordCipher;
 use crate::error::EngineError;
-use crate::format::{Flags, NAME_BYTES_MAX, Record};
+use crate::format::{Flags, NAME_BYTES_MAX, Record, SHARD_ID_SHIFT};
 use crate::index::{Account, Mailbox, MessageEntry};
 use crate::io::Storage;
 
@@ -323,7 +323,7 @@ impl<S: Storage> Shard<S> {
         }
         let dek = self.hsm.generate_dek()?;
         let wrapped = self.hsm.wrap_dek(&dek)?;
-        let account_id = (u64::from(self.config.shard_id) << 48) | self.next_account_number;
+        let account_id = (u64::from(self.config.shard_id) << SHARD_ID_SHIFT) | self.next_account_number;
         self.next_account_number += 1;
         let wrapped_key = wrapped.to_bytes();
         self.keys.insert_unwrapped(account_id, wrapped, RecordCipher::new(&dek));

@@ -15,7 +15,9 @@ use super::plan::UIDS_PER_REQUEST_MAX;
 use super::{BATCH_REQUESTS_MAX, Shard, ShardConfig};
 use crate::crypto::{KeyTable, KeyTableError, RecordCipher};
 use crate::error::OpenError;
-use crate::format::{BLOCK_BYTES, FrameDecode, FrameHeader, Record, RecordKind, SegmentHeader, align_up, decode_frame};
+use crate::format::{
+    BLOCK_BYTES, FrameDecode, FrameHeader, Record, RecordKind, SHARD_ID_SHIFT, SegmentHeader, align_up, decode_frame,
+};
 use crate::index::{ApplyError, BlobLocation, Index, RecordLocation};
 use crate::io::{Storage, StorageFile};
 use crate::segment::{
@@ -27,7 +29,6 @@ const RECORD_ID_GAP: u64 = 1 << 24;
 const _: () = assert!((BATCH_REQUESTS_MAX * (UIDS_PER_REQUEST_MAX + 3)) as u64 <= RECORD_ID_GAP);
 /// Low bits of record ids and account ids; the shard id sits above them, so ids are unique
 /// across the whole store.
-const SHARD_ID_SHIFT: u32 = 48;
 const LOCAL_ID_MASK: u64 = (1 << SHARD_ID_SHIFT) - 1;
 
 /// What replay builds up before the shard exists (or, read-only, what a store or a backup
