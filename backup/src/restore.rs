@@ -239,19 +239,18 @@ pub(crate) fn count_renewed(
 
 /// Creates `name` in `directory`, writes it with `write` (buffered), and makes it and its
 /// directory entry durable.
-fn write_durably<T>(
+fn write_durably(
     directory: &Path,
     name: &str,
-    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<T>,
-) -> Result<T, BackupError> {
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), BackupError> {
     let path = directory.join(name);
-    let create = || -> std::io::Result<T> {
+    let create = || -> std::io::Result<()> {
         let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
         let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
-        let written = write(&mut writer)?;
+        write(&mut writer)?;
         writer.into_inner().map_err(std::io::IntoInnerError::into_error)?.sync_all()?;
-        std::fs::File::open(directory)?.sync_all()?;
-        Ok(written)
+        std::fs::File::open(directory)?.sync_all()
     };
     create().map_err(BackupError::io(format!("writing {}", path.display())))
 }

@@ -187,7 +187,7 @@ pub(crate) fn run(context: &Context, command: BackupCommand) -> anyhow::Result<u
                     }
                     (repaired.restore, "restored shard")
                 }
-                (None, None) => unreachable!("clap requires --into or --shard"),
+                (None, None) => anyhow::bail!("give --into DIR (a new store) or --shard N (a repair)"),
             };
             print_restore_report(what, &report);
             Ok(if report.differences.is_empty() { exit_code::EQUAL } else { exit_code::DIFFERENT })
