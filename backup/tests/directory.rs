@@ -15,6 +15,15 @@ fn directory_target(fixture: &Fixture) -> TargetSpec {
     TargetSpec::new(fixture.path("backup").display().to_string(), S3Options::default())
 }
 
+/// A populated store with one backup on its directory target.
+fn backed_up_fixture() -> (Fixture, TargetSpec) {
+    let fixture = Fixture::new();
+    fixture.populate();
+    let spec = directory_target(&fixture);
+    fixture.backup(&spec);
+    (fixture, spec)
+}
+
 fn verify_at(fixture: &Fixture, spec: &TargetSpec, level: VerifyLevel) -> mailvault_backup::VerifyReport {
     verify(spec, level, &fixture.token.hsm, Some(fixture.data_dir()), fixture.directory.path()).unwrap()
 }
@@ -58,10 +67,7 @@ fn a_backup_verifies_equal_at_every_level_and_a_second_run_copies_nothing() {
 
 #[test]
 fn level_three_names_each_difference_until_the_next_backup_copies_it() {
-    let fixture = Fixture::new();
-    fixture.populate();
-    let spec = directory_target(&fixture);
-    fixture.backup(&spec);
+    let (fixture, spec) = backed_up_fixture();
     {
         let engine = fixture.open();
         block_on(async {
@@ -101,10 +107,7 @@ fn level_three_names_each_difference_until_the_next_backup_copies_it() {
 
 #[test]
 fn one_altered_byte_in_a_segment_or_the_manifest_is_named_exactly() {
-    let fixture = Fixture::new();
-    fixture.populate();
-    let spec = directory_target(&fixture);
-    fixture.backup(&spec);
+    let (fixture, spec) = backed_up_fixture();
     let root = fixture.path("backup");
     let segment = files_under(&root).into_iter().find(|name| name.starts_with("segments/shard-001/")).unwrap();
     let path = root.join(&segment);
@@ -139,10 +142,7 @@ fn one_altered_byte_in_a_segment_or_the_manifest_is_named_exactly() {
 fn frame_damage_with_a_consistent_digest_is_found_at_level_two() {
     // An attacker (or a bug) that rewrites a segment and its manifest entry: level 1 cannot
     // see it without the signature; here the manifest is re-signed to isolate level 2.
-    let fixture = Fixture::new();
-    fixture.populate();
-    let spec = directory_target(&fixture);
-    fixture.backup(&spec);
+    let (fixture, spec) = backed_up_fixture();
     let root = fixture.path("backup");
     let segment = files_under(&root).into_iter().find(|name| name.starts_with("segments/shard-000/")).unwrap();
     let path = root.join(&segment);
@@ -173,10 +173,7 @@ fn resign_manifest_with_digest(fixture: &Fixture, segment: &str, bytes: &[u8]) {
 
 #[test]
 fn a_segment_deleted_from_the_target_is_reported_missing() {
-    let fixture = Fixture::new();
-    fixture.populate();
-    let spec = directory_target(&fixture);
-    fixture.backup(&spec);
+    let (fixture, spec) = backed_up_fixture();
     let root = fixture.path("backup");
     let segment = files_under(&root).into_iter().find(|name| name.starts_with("segments/")).unwrap();
     std::fs::remove_file(root.join(&segment)).unwrap();
@@ -187,10 +184,7 @@ fn a_segment_deleted_from_the_target_is_reported_missing() {
 
 #[test]
 fn disaster_recovery_restores_an_equal_store_that_the_engine_serves() {
-    let fixture = Fixture::new();
-    fixture.populate();
-    let spec = directory_target(&fixture);
-    fixture.backup(&spec);
+    let (fixture, spec) = backed_up_fixture();
     let before = mailvault_backup::live_contents(fixture.data_dir(), &fixture.token.hsm).unwrap();
     std::fs::remove_dir_all(fixture.data_dir()).unwrap();
 
@@ -226,10 +220,7 @@ fn disaster_recovery_restores_an_equal_store_that_the_engine_serves() {
 /// the lost store used after the backup came back under the same account key.
 #[test]
 fn a_restored_store_reissues_no_uid_or_record_id_of_the_lost_store_under_the_old_names() {
-    let fixture = Fixture::new();
-    fixture.populate();
-    let spec = directory_target(&fixture);
-    fixture.backup(&spec);
+    let (fixture, spec) = backed_up_fixture();
     let engine = fixture.open();
     let (lost_uid, lost_validity) = block_on(async {
         let uid =
@@ -290,10 +281,7 @@ fn first_record_id_of_last_segment(shard_directory: &std::path::Path) -> u64 {
 /// rebuilt from the backup in place, while shard 0 (bob, carol) keeps what it took since.
 #[test]
 fn a_damaged_shard_is_rebuilt_from_the_backup_and_the_other_keeps_what_it_took_since() {
-    let fixture = Fixture::new();
-    fixture.populate();
-    let spec = directory_target(&fixture);
-    fixture.backup(&spec);
+    let (fixture, spec) = backed_up_fixture();
     let at_backup = mailvault_backup::live_contents(fixture.data_dir(), &fixture.token.hsm).unwrap();
     let engine = fixture.open();
     block_on(async {
@@ -343,10 +331,7 @@ fn split_off(mut contents: StoreContents, name: &str) -> (StoreContents, StoreCo
 
 #[test]
 fn a_shard_restore_is_refused_while_the_store_is_open_for_a_shard_it_lacks_or_over_an_interrupted_one() {
-    let fixture = Fixture::new();
-    fixture.populate();
-    let spec = directory_target(&fixture);
-    fixture.backup(&spec);
+    let (fixture, spec) = backed_up_fixture();
     let files_before = files_under(fixture.data_dir());
     let engine = fixture.open();
     let error = mailvault_backup::restore_shard(&spec, fixture.data_dir(), 1, &fixture.token.hsm).unwrap_err();
@@ -368,20 +353,14 @@ fn a_shard_restore_is_refused_while_the_store_is_open_for_a_shard_it_lacks_or_ov
 
 #[test]
 fn a_store_restored_into_a_non_empty_directory_is_refused() {
-    let fixture = Fixture::new();
-    fixture.populate();
-    let spec = directory_target(&fixture);
-    fixture.backup(&spec);
+    let (fixture, spec) = backed_up_fixture();
     let error = mailvault_backup::restore(&spec, fixture.data_dir(), &fixture.token.hsm).unwrap_err();
     assert!(error.to_string().contains("not empty"), "{error}");
 }
 
 #[test]
 fn segments_compacted_away_are_pruned_from_the_target_after_the_new_manifest() {
-    let fixture = Fixture::new();
-    fixture.populate();
-    let spec = directory_target(&fixture);
-    fixture.backup(&spec);
+    let (fixture, spec) = backed_up_fixture();
     let before = files_under(&fixture.path("backup"));
     {
         let engine = fixture.open();
@@ -408,10 +387,7 @@ fn segments_compacted_away_are_pruned_from_the_target_after_the_new_manifest() {
 
 #[test]
 fn rekeying_without_an_account_makes_its_mail_unreadable_in_the_backup() {
-    let fixture = Fixture::new();
-    fixture.populate();
-    let spec = directory_target(&fixture);
-    fixture.backup(&spec);
+    let (fixture, spec) = backed_up_fixture();
     let root = fixture.path("backup");
     let old_table_name = files_under(&root).into_iter().find(|name| name.starts_with("keytables/")).unwrap();
     let old_table = mailvault_backup::KeyTable::decode(&std::fs::read(root.join(&old_table_name)).unwrap()).unwrap();
@@ -440,10 +416,7 @@ fn rekeying_without_an_account_makes_its_mail_unreadable_in_the_backup() {
 
 #[test]
 fn rekeying_stops_and_keeps_the_old_key_when_a_target_is_unreachable() {
-    let fixture = Fixture::new();
-    fixture.populate();
-    let spec = directory_target(&fixture);
-    fixture.backup(&spec);
+    let (fixture, spec) = backed_up_fixture();
     let gone = TargetSpec::new(fixture.path("gone").display().to_string(), S3Options::default());
     let live_keys = mailvault_backup::live_key_table(fixture.data_dir(), &fixture.token.hsm).unwrap();
     let error = mailvault_backup::rekey(&[spec.clone(), gone], &fixture.token.hsm, &live_keys).unwrap_err();
@@ -457,10 +430,7 @@ fn rekeying_stops_and_keeps_the_old_key_when_a_target_is_unreachable() {
 /// table are gone), the old live KEK is gone too, and the backup still verifies for alice.
 #[test]
 fn a_purge_rekeys_every_registered_backup_and_an_older_backup_still_restores_without_the_account() {
-    let fixture = Fixture::new();
-    fixture.populate();
-    let spec = directory_target(&fixture);
-    fixture.backup(&spec);
+    let (fixture, spec) = backed_up_fixture();
     let root = fixture.path("backup");
     let old_table_name = files_under(&root).into_iter().find(|name| name.starts_with("keytables/")).unwrap();
     let old_table = mailvault_backup::KeyTable::decode(&std::fs::read(root.join(&old_table_name)).unwrap()).unwrap();
