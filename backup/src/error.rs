@@ -22,6 +22,14 @@ pub enum BackupError {
     NoManifest,
     #[error("backup is damaged: {0}")]
     Damaged(String),
+    /// Segments of the live store whose frames failed the check `backup run` makes as it copies
+    /// (each: shard, file, where and what). The run wrote no manifest: the target keeps its
+    /// previous backup.
+    #[error(
+        "the store is damaged, so this backup was not completed (the target keeps its previous one): {}",
+        .0.join("; ")
+    )]
+    StoreDamaged(Vec<String>),
     #[error("{0}")]
     Invalid(String),
 }

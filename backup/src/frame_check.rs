@@ -98,9 +98,9 @@ pub(crate) fn check_frames(
 
 /// One segment's result: its digest (when this pass takes it), and (frames checked, frames
 /// without a key) or what is wrong with its frames.
-struct SegmentCheck {
-    digest: Option<[u8; 32]>,
-    frames: Result<(u64, u64), String>,
+pub(crate) struct SegmentCheck {
+    pub digest: Option<[u8; 32]>,
+    pub frames: Result<(u64, u64), String>,
 }
 
 fn failed(reason: &str) -> SegmentCheck {
@@ -114,10 +114,17 @@ async fn check_segment(
     digests: Digests,
 ) -> SegmentCheck {
     let path = directory.join(segment_name(segment_id));
-    let file = match ReadAheadFile::open(&path, digests == Digests::WithFrames).await {
-        Ok(file) => file,
-        Err(error) => return failed(&error.to_string()),
-    };
+    check_segment_at(&path, segment_id, ciphers, digests).await.unwrap_or_else(|error| failed(&error.to_string()))
+}
+
+/// Checks the segment at `path`; an error if it cannot be opened (`NotFound` if it is gone).
+pub(crate) async fn check_segment_at(
+    path: &Path,
+    segment_id: u64,
+    ciphers: &HashMap<u64, RecordCipher>,
+    digests: Digests,
+) -> std::io::Result<SegmentCheck> {
+    let file = ReadAheadFile::open(path, digests == Digests::WithFrames).await?;
     let (mut checked, mut without_key) = (0u64, 0u64);
     let scanned = scan_segment(&file, segment_id, false, ScanStart::BEGINNING, |frame| {
         checked += 1;
@@ -141,8 +148,8 @@ async fn check_segment(
         Err(ScanError::Replay { offset, reason, .. }) => Err(format!("at offset {offset}: {reason}")),
         Err(error) => Err(error.to_string()),
     };
-    match file.finish().await {
+    Ok(match file.finish().await {
         Ok(digest) => SegmentCheck { digest, frames },
         Err(error) => SegmentCheck { digest: None, frames: Err(format!("reading it: {error}")) },
-    }
+    })
 }

@@ -1,84 +1,101 @@
-//! A directory target's copy of a local file (and a file's digest alone, for verify level 1,
-//! read through `ReadAheadFile`): O_DIRECT reads and writes through io_uring (compio), several
-//! chunks in flight each way, hashed with BLAKE3 in file order on the way
-//! through, written to a temporary name beside the destination, fsynced, renamed, directory
-//! fsynced (the all-or-nothing object `LocalFileSystem` would write, without its per-part
-//! overhead).
+//! A directory target's copy of a local segment (and a file's digest alone, for verify level
+//! 1): the segment's frames checked as the engine's recovery checks a sealed segment while it is
+//! copied, O_DIRECT reads and writes through io_uring (compio) with several chunks in flight
+//! each way (`ReadAheadFile`), hashed with BLAKE3 in file order on the way through, written to
+//! a temporary name beside the destination, fsynced, renamed, directory fsynced (the
+//! all-or-nothing object `LocalFileSystem` would write, without its per-part overhead).
 //!
-//! Why not two threads with blocking reads and writes (as before): one read and one write in
-//! flight copied at 260–420 MB/s here, this at 520–820 (1 GiB, page cache dropped). A buffered
-//! read that misses the cache reaches about 630 MB/s on this disk, an O_DIRECT one at queue
-//! depth 1 about 1000, at depth 4 about 1400. What remains is the writes' block allocation: the
-//! same copy over an existing file's blocks ran at 1000 MB/s (ext4 serializes writes that
-//! extend a file; preallocating with fallocate did not help measurably).
+//! Why check frames here: sealed segments are copied once and never read again by later runs,
+//! so a segment damaged on the store's disk before its first copy went into every backup from
+//! then on, found only by `verify --level 2` or by a repair that then failed (docs/backups.md
+//! §3). The scan reads the bytes the copy needs anyway, so the check costs CPU, not reads.
+//!
+//! Why not two threads with blocking reads and writes (as before session 6): one read and one
+//! write in flight copied at 260–420 MB/s here, io_uring at 520–820 (1 GiB, page cache
+//! dropped). A buffered read that misses the cache reaches about 630 MB/s on this disk, an
+//! O_DIRECT one at queue depth 1 about 1000, at depth 4 about 1400. What remains is the writes'
+//! block allocation: the same copy over an existing file's blocks ran at 1000 MB/s (ext4
+//! serializes writes that extend a file; preallocating with fallocate did not help measurably).
 
 use std::io;
 use std::path::Path;
-use std::pin::pin;
-use std::task::Poll;
+use std::rc::Rc;
 
 use compio::BufResult;
 use compio::buf::{IntoInner as _, IoBuf as _};
 use compio::fs::{File, OpenOptions};
 use compio::io::{AsyncReadAt as _, AsyncWriteAtExt as _};
-use futures::StreamExt as _;
-use futures::stream::{FuturesOrdered, FuturesUnordered};
 use indicatif::ProgressBar;
 use mailvault_engine::format::{BLOCK_BYTES, align_up};
 use mailvault_engine::io::BlockBuffer;
+use mailvault_engine::segment::{ScanError, ScanStart, scan_segment};
 
 use crate::error::BackupError;
 use crate::objects::Fingerprint;
 use crate::read_ahead::ReadAheadFile;
 
-/// Bytes per read and per write.
-const CHUNK_BYTES: usize = 8 * 1024 * 1024;
-/// Reads in flight at once (each `CHUNK_BYTES`). 4 × 8 MiB, 8 × 8 MiB and 8 × 2 MiB measured
-/// alike here, within the disk's noise (±15%).
-const READS_IN_FLIGHT_MAX: usize = 4;
-/// Chunks read or being written at once: bounds the copy's memory to this many `CHUNK_BYTES`.
-const CHUNKS_IN_FLIGHT_MAX: usize = 8;
+/// What a checked copy of a segment came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SegmentCopy {
+    /// The copy is in place, every frame checked: its size and digest, and its frame count.
+    Whole { fingerprint: Fingerprint, frames: u64 },
+    /// The source does not exist (compaction removed it).
+    Vanished,
+    /// The source's frames fail the check (where, and what): nothing is left at the destination.
+    Damaged(String),
+}
 
-/// Copies `source` to `destination` (replacing it), returning its size and digest; `None` if
-/// the source is gone (compaction removed it). Runs on the caller's compio runtime.
-pub(crate) async fn copy_local_file(
+/// Copies segment `segment_id` (sealed) from `source` to `destination` (replacing it), checking
+/// every frame on the way. Runs on the caller's compio runtime.
+pub(crate) async fn copy_segment(
     source: &Path,
     destination: &Path,
+    segment_id: u64,
     bar: &ProgressBar,
-) -> Result<Option<Fingerprint>, BackupError> {
-    let reading = || format!("reading {}", source.display());
-    let what = format!("writing {}", destination.display());
+) -> Result<SegmentCopy, BackupError> {
+    let what = format!("copying {} to {}", source.display(), destination.display());
     let directory = directory_of(destination);
     std::fs::create_dir_all(directory).map_err(BackupError::io(what.clone()))?;
     let temporary = destination.with_extension("seg.partial");
     let copied = async {
-        let input = match open(source, false).await {
+        let input = match ReadAheadFile::open(source, true).await {
             Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(BackupError::io(reading())(error)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(SegmentCopy::Vanished),
+            Err(error) => return Err(BackupError::io(what.clone())(error)),
         };
-        let size = input.metadata().await.map_err(BackupError::io(reading()))?.len();
-        let output = open(&temporary, true).await.map_err(BackupError::io(what.clone()))?;
-        let digest = copy(&input, &output, size, bar).await.map_err(|failure| match failure {
-            Failure::Read(error) => BackupError::io(reading())(error),
-            Failure::Write(error) => BackupError::io(what.clone())(error),
-        })?;
+        let output = Rc::new(open(&temporary, true).await.map_err(BackupError::io(what.clone()))?);
+        let input = input.copying_to(Rc::clone(&output));
+        let mut frames = 0u64;
+        let scanned = scan_segment(&input, segment_id, false, ScanStart::BEGINNING, |_| {
+            frames += 1;
+            Ok(())
+        })
+        .await;
+        match scanned {
+            Ok(_) => {}
+            Err(ScanError::Io { source, .. }) => return Err(BackupError::io(what.clone())(source)),
+            // Said as verify level 2 says it: "segment N is corrupt at offset O: what".
+            Err(error) => return Ok(SegmentCopy::Damaged(error.to_string())),
+        }
+        let digest = input.finish().await.map_err(BackupError::io(what.clone()))?;
+        let digest = digest.ok_or_else(|| BackupError::Invalid(format!("{what}: no digest was taken")))?;
+        let size = input.file_size();
+        bar.inc(size);
         // The last chunk was written padded to a whole block (O_DIRECT): cut it back.
         output.set_len(size).await.map_err(BackupError::io(what.clone()))?;
         output.sync_all().await.map_err(BackupError::io(what.clone()))?;
-        Ok(Some(digest))
+        Ok(SegmentCopy::Whole { fingerprint: Fingerprint { size, digest }, frames })
     }
     .await;
-    let copied = copied.inspect_err(|_| {
-        // A failed copy leaves nothing behind (the next run would overwrite it, but an
-        // operator looking at the target should not find half a segment).
+    if !matches!(copied, Ok(SegmentCopy::Whole { .. })) {
+        // A failed or refused copy leaves nothing behind (the next run would overwrite it, but
+        // an operator looking at the target should not find half a segment).
         let _ = std::fs::remove_file(&temporary);
-    })?;
-    let Some(digest) = copied else { return Ok(None) };
-    let size = std::fs::metadata(&temporary).map_err(BackupError::io(what.clone()))?.len();
+        return copied;
+    }
     std::fs::rename(&temporary, destination).map_err(BackupError::io(what.clone()))?;
     std::fs::File::open(directory).and_then(|directory| directory.sync_all()).map_err(BackupError::io(what))?;
-    Ok(Some(Fingerprint { size, digest }))
+    copied
 }
 
 /// The directory `path` is in: for a bare file name, `.` (not the empty path, which no
@@ -123,62 +140,6 @@ async fn open(path: &Path, write: bool) -> io::Result<File> {
     }
 }
 
-enum Failure {
-    Read(io::Error),
-    Write(io::Error),
-}
-
-/// What finished next: a read (in file order) or a write (in any order).
-enum Done {
-    Read(io::Result<(u64, BlockBuffer)>),
-    Written(io::Result<BlockBuffer>),
-}
-
-/// Copies the first `size` bytes of `input` to `output` at the same offsets;
-/// returns their BLAKE3 digest. Reads complete in file order (so the hash sees the bytes in
-/// order) while writes of earlier chunks are still in flight.
-async fn copy(input: &File, output: &File, size: u64, bar: &ProgressBar) -> Result<[u8; 32], Failure> {
-    let mut hasher = blake3::Hasher::new();
-    let mut spare: Vec<BlockBuffer> = Vec::new();
-    let mut reads = FuturesOrdered::new();
-    let mut writes = FuturesUnordered::new();
-    let mut next_offset = 0u64;
-    loop {
-        while next_offset < size
-            && reads.len() < READS_IN_FLIGHT_MAX
-            && reads.len() + writes.len() < CHUNKS_IN_FLIGHT_MAX
-        {
-            let buffer = spare.pop().unwrap_or_else(|| BlockBuffer::with_capacity(CHUNK_BYTES));
-            let length = usize::try_from(size - next_offset).unwrap_or(usize::MAX).min(CHUNK_BYTES);
-            reads.push_back(read_chunk(input, buffer, next_offset, length));
-            next_offset += length as u64;
-        }
-        if reads.is_empty() && writes.is_empty() {
-            break;
-        }
-        let done = std::future::poll_fn(|context| {
-            if let Poll::Ready(Some(read)) = reads.poll_next_unpin(context) {
-                return Poll::Ready(Done::Read(read));
-            }
-            if let Poll::Ready(Some(written)) = writes.poll_next_unpin(context) {
-                return Poll::Ready(Done::Written(written));
-            }
-            Poll::Pending
-        });
-        match pin!(done).await {
-            Done::Read(read) => {
-                let (offset, mut buffer) = read.map_err(Failure::Read)?;
-                hasher.update(buffer.as_slice());
-                bar.inc(buffer.len() as u64);
-                buffer.pad_to_block();
-                writes.push(write_chunk(output, buffer, offset));
-            }
-            Done::Written(written) => spare.push(written.map_err(Failure::Write)?),
-        }
-    }
-    Ok(*hasher.finalize().as_bytes())
-}
-
 /// Reads `length` bytes at `offset` (block-aligned) into `buffer`; an O_DIRECT read past the
 /// end of a file whose size is not whole blocks comes back short, ending at the file's end.
 pub(crate) async fn read_chunk(
@@ -211,7 +172,7 @@ fn reserve(mut buffer: BlockBuffer, length: usize) -> BlockBuffer {
 }
 
 /// Writes `buffer` (whole blocks) at `offset`; gives the buffer back for the next read.
-async fn write_chunk(output: &File, buffer: BlockBuffer, offset: u64) -> io::Result<BlockBuffer> {
+pub(crate) async fn write_chunk(output: &File, buffer: BlockBuffer, offset: u64) -> io::Result<BlockBuffer> {
     let mut output = output;
     let (storage, start, length) = buffer.into_parts();
     let BufResult(result, slice) = output.write_all_at(storage.slice(start..start + length), offset).await;
@@ -221,30 +182,78 @@ async fn write_chunk(output: &File, buffer: BlockBuffer, offset: u64) -> io::Res
 
 #[cfg(test)]
 mod tests {
-    use mailvault_engine::block_on;
+    use mailvault_engine::segment::segment_name;
+    use mailvault_engine::{Engine, EngineConfig, Flags, block_on, init_store};
+    use mailvault_hsm::testing::TestToken;
 
     use super::*;
+    use crate::read_ahead::CHUNK_BYTES;
+
+    /// Bytes per test message: three of them make a segment of several read chunks.
+    const MESSAGE_BYTES: usize = 6 * 1024 * 1024;
+
+    /// A one-shard store whose first segment is sealed after three 6 MiB appends (18 MiB: two
+    /// whole read chunks and part of a third); its path.
+    fn store_with_a_large_sealed_segment(directory: &Path) -> std::path::PathBuf {
+        let token = TestToken::create_with_keys();
+        let data_dir = directory.join("data");
+        init_store(&data_dir, 1).expect("init");
+        let engine = Engine::open(&EngineConfig::new(&data_dir), &token.hsm).expect("open");
+        let sealed = block_on(async {
+            engine.create_account("alice").await.expect("account");
+            for number in 0..3u8 {
+                let body = [b"Subject: large\r\n\r\n".as_slice(), &vec![b'a' + number; MESSAGE_BYTES]].concat();
+                engine.append("alice", "INBOX", body, Flags::default(), None).await.expect("append");
+            }
+            let sealed = engine.seal_active().await.expect("seal");
+            engine.release_backup_hold().await.expect("release");
+            sealed
+        });
+        let first = *sealed[0].first().expect("a sealed segment");
+        data_dir.join("shard-000").join(segment_name(first))
+    }
+
+    fn segment_id_of(path: &Path) -> u64 {
+        let name = path.file_name().and_then(|name| name.to_str()).expect("segment name");
+        mailvault_engine::segment::parse_segment_name(name).expect("a segment's name")
+    }
 
     #[test]
-    fn a_copy_of_several_chunks_and_a_part_block_is_exact_and_hashed_in_order() {
+    fn a_segment_of_several_chunks_is_copied_exactly_and_damage_anywhere_in_it_is_refused() {
         let directory = tempfile::tempdir().expect("temporary directory");
-        let source = directory.path().join("source.seg");
-        let bytes: Vec<u8> = (0..3 * CHUNK_BYTES + 12_345).map(|index| (index * 13 % 251) as u8).collect();
-        std::fs::write(&source, &bytes).expect("write the source");
+        let source = store_with_a_large_sealed_segment(directory.path());
+        let segment_id = segment_id_of(&source);
+        let bytes = std::fs::read(&source).expect("read the segment");
+        assert!(bytes.len() > 2 * CHUNK_BYTES && !bytes.len().is_multiple_of(CHUNK_BYTES), "{} bytes", bytes.len());
         let expected = Fingerprint { size: bytes.len() as u64, digest: *blake3::hash(&bytes).as_bytes() };
 
         let destination = directory.path().join("copies").join("copy.seg");
         let bar = ProgressBar::hidden();
-        let copied = block_on(copy_local_file(&source, &destination, &bar)).expect("copy");
-        assert_eq!(copied, Some(expected));
-        assert_eq!(std::fs::read(&destination).expect("read the copy"), bytes);
+        let copied = block_on(copy_segment(&source, &destination, segment_id, &bar)).expect("copy");
+        let SegmentCopy::Whole { fingerprint, frames } = copied else { panic!("not copied: {copied:?}") };
+        assert_eq!(fingerprint, expected);
+        assert!(frames >= 4, "an account, its INBOX and three messages: {frames} frames");
+        assert!(std::fs::read(&destination).expect("read the copy") == bytes, "the copy differs");
         assert!(!destination.with_extension("seg.partial").exists(), "the temporary was renamed");
         assert_eq!(block_on(hash_local_file(&destination, &bar)).expect("hash"), Some(expected));
 
-        // Copying again replaces the copy; a smaller source leaves no stale tail behind.
-        std::fs::write(&source, &bytes[..5000]).expect("shrink the source");
-        block_on(copy_local_file(&source, &destination, &bar)).expect("copy again");
-        assert_eq!(std::fs::read(&destination).expect("read the copy"), &bytes[..5000]);
+        // One flipped bit in the first chunk, in the middle one, in the last (part) one, and
+        // in the footer: each refused, and the earlier good copy left alone.
+        for offset in [BLOCK_BYTES + 200, CHUNK_BYTES + 12_345, 2 * CHUNK_BYTES + 777, bytes.len() - 10] {
+            let mut damaged = bytes.clone();
+            damaged[offset] ^= 0x10;
+            std::fs::write(&source, &damaged).expect("damage the segment");
+            let copied = block_on(copy_segment(&source, &destination, segment_id, &bar)).expect("copy");
+            assert!(
+                matches!(&copied, SegmentCopy::Damaged(reason) if reason.contains("offset")),
+                "{offset}: {copied:?}"
+            );
+            assert!(
+                std::fs::read(&destination).expect("read the copy") == bytes,
+                "{offset}: the good copy was replaced"
+            );
+            assert!(!destination.with_extension("seg.partial").exists(), "{offset}: a temporary was left");
+        }
     }
 
     /// A bare destination file name had the empty path for its directory, which the closing
@@ -257,26 +266,30 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_copy_leaves_no_temporary_behind() {
+    fn a_failed_or_refused_copy_leaves_no_temporary_behind() {
         let directory = tempfile::tempdir().expect("temporary directory");
+        let destination = directory.path().join("copies").join("copy.seg");
         let unreadable = directory.path().join("a-directory.seg");
         std::fs::create_dir(&unreadable).expect("create a directory");
-        let destination = directory.path().join("copies").join("copy.seg");
-        let failed = block_on(copy_local_file(&unreadable, &destination, &ProgressBar::hidden()));
+        let failed = block_on(copy_segment(&unreadable, &destination, 1, &ProgressBar::hidden()));
         assert!(matches!(failed, Err(BackupError::Io { .. })), "{failed:?}");
+        assert!(!destination.exists() && !destination.with_extension("seg.partial").exists());
+
+        let not_a_segment = directory.path().join("not-a-segment.seg");
+        std::fs::write(&not_a_segment, vec![7u8; 3 * BLOCK_BYTES]).expect("write");
+        let refused = block_on(copy_segment(&not_a_segment, &destination, 1, &ProgressBar::hidden())).expect("copy");
+        assert!(matches!(refused, SegmentCopy::Damaged(_)), "{refused:?}");
         assert!(!destination.exists() && !destination.with_extension("seg.partial").exists());
     }
 
     #[test]
-    fn a_missing_source_is_none_and_writes_nothing() {
+    fn a_missing_source_has_vanished_and_writes_nothing() {
         let directory = tempfile::tempdir().expect("temporary directory");
         let bar = ProgressBar::hidden();
         let destination = directory.path().join("copy.seg");
-        assert_eq!(
-            block_on(copy_local_file(&directory.path().join("gone.seg"), &destination, &bar)).expect("copy"),
-            None
-        );
-        assert_eq!(block_on(hash_local_file(&directory.path().join("gone.seg"), &bar)).expect("hash"), None);
+        let gone = directory.path().join("gone.seg");
+        assert_eq!(block_on(copy_segment(&gone, &destination, 1, &bar)).expect("copy"), SegmentCopy::Vanished);
+        assert_eq!(block_on(hash_local_file(&gone, &bar)).expect("hash"), None);
         assert!(!destination.exists() && !destination.with_extension("seg.partial").exists());
     }
 }

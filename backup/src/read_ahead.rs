@@ -1,6 +1,7 @@
-//! A local segment read front to back for verify level 2 (and hashed alone for level 1),
-//! several O_DIRECT reads in flight ahead of the frame scan and hashed (BLAKE3) in file order
-//! as they arrive.
+//! A local segment read front to back for verify level 2 (and hashed alone for level 1), and
+//! for the checked copies of `backup run` and `restore` (`local_copy`): several O_DIRECT reads
+//! in flight ahead of the frame scan, hashed (BLAKE3) in file order as they arrive, and, when
+//! copying, each chunk written to the copy once the scan has passed it.
 //!
 //! Why: the scan asks for one window at a time and works through it before asking again, so
 //! a plain file left the disk idle while the CPU checked CRCs and AEAD tags, and the CPU idle
@@ -18,12 +19,15 @@ use compio::fs::File;
 use compio::runtime::JoinHandle;
 use mailvault_engine::io::{BlockBuffer, StorageFile, yield_now};
 
-use crate::local_copy::{open_for_reading, read_chunk};
+use crate::local_copy::{open_for_reading, read_chunk, write_chunk};
 
 /// Bytes per read.
-const CHUNK_BYTES: usize = 8 * 1024 * 1024;
+pub(crate) const CHUNK_BYTES: usize = 8 * 1024 * 1024;
 /// Reads in flight ahead of the scan, per file.
 const READS_IN_FLIGHT_MAX: usize = 4;
+/// Writes of a copy in flight at most: reads wait for the oldest beyond this, so a disk that
+/// writes slower than it reads does not pile the whole file up in memory.
+const WRITES_IN_FLIGHT_MAX: usize = 4;
 
 /// A read-only file that serves forward reads (each starting at or after the previous one's
 /// start, as a scan reads) from chunks read ahead of them.
@@ -47,9 +51,13 @@ struct ReadAhead {
     hasher: Option<blake3::Hasher>,
     /// Buffers of chunks the scan has passed, for the next reads.
     spare: Vec<BlockBuffer>,
-    /// Why a read failed: the bytes after it can no longer be hashed in order, so every later
-    /// read, and the digest, fail the same way.
+    /// Why a read (or a copy's write) failed: the bytes after it can no longer be hashed in
+    /// order, so every later read, and the digest, fail the same way.
     failed: Option<String>,
+    /// Where chunks the scan has passed are written, when copying (`copying_to`).
+    copy: Option<Rc<File>>,
+    /// The copy's writes in flight, oldest first; each gives its buffer back.
+    writes: VecDeque<JoinHandle<io::Result<BlockBuffer>>>,
 }
 
 impl ReadAheadFile {
@@ -64,19 +72,57 @@ impl ReadAheadFile {
         Ok(file)
     }
 
+    /// Also writes every chunk to `output`, at its own offset, once the scan has passed it
+    /// (whole blocks: the last one padded, for O_DIRECT; the caller cuts `output` back to
+    /// `file_size`). Before any read.
+    pub(crate) fn copying_to(self, output: Rc<File>) -> Self {
+        self.state.borrow_mut().copy = Some(output);
+        self
+    }
+
     /// Reads what the scan has not (past damage, say) and answers the whole file's digest
-    /// (`None` if it was opened without hashing).
+    /// (`None` if it was opened without hashing). When copying, every byte is then written.
     pub(crate) async fn finish(&self) -> io::Result<Option<[u8; 32]>> {
-        if self.state.borrow().hasher.is_none() {
+        let (hashing, copying) = {
+            let state = self.state.borrow();
+            (state.hasher.is_some(), state.copy.is_some())
+        };
+        if !hashing && !copying {
             return Ok(None);
         }
         while self.state.borrow().received_end < self.size {
             self.receive_next().await?;
-            let mut state = self.state.borrow_mut();
-            let passed = std::mem::take(&mut state.chunks);
-            state.spare.extend(passed.into_iter().map(|(_, buffer)| buffer));
+            let received_end = self.state.borrow().received_end;
+            self.release_before(received_end);
+        }
+        self.release_before(self.size);
+        while let Some(write) = self.oldest_write_beyond(0) {
+            self.reclaim(write).await?;
         }
         Ok(self.state.borrow().hasher.as_ref().map(|hasher| *hasher.finalize().as_bytes()))
+    }
+
+    /// The oldest write of the copy in flight, taken out, if more than `kept` are.
+    fn oldest_write_beyond(&self, kept: usize) -> Option<JoinHandle<io::Result<BlockBuffer>>> {
+        let mut state = self.state.borrow_mut();
+        if state.writes.len() > kept { state.writes.pop_front() } else { None }
+    }
+
+    /// Waits for a write of the copy; its buffer goes back to the spare ones.
+    async fn reclaim(&self, write: JoinHandle<io::Result<BlockBuffer>>) -> io::Result<()> {
+        let written = write.await.unwrap_or_else(|_| Err(io::Error::other("a copy's write task stopped")));
+        let mut state = self.state.borrow_mut();
+        match written {
+            Ok(buffer) => {
+                state.spare.push(buffer);
+                Ok(())
+            }
+            Err(error) => {
+                let reason = format!("writing the copy: {error}");
+                state.failed = Some(reason.clone());
+                Err(io::Error::other(reason))
+            }
+        }
     }
 
     /// The file's size when it was opened.
@@ -103,6 +149,9 @@ impl ReadAheadFile {
         if let Some(reason) = &self.state.borrow().failed {
             return Err(io::Error::other(reason.clone()));
         }
+        while let Some(write) = self.oldest_write_beyond(WRITES_IN_FLIGHT_MAX - 1) {
+            self.reclaim(write).await?;
+        }
         self.issue_reads();
         let Some(read) = self.state.borrow_mut().reads.pop_front() else {
             return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
@@ -119,14 +168,23 @@ impl ReadAheadFile {
         Ok(())
     }
 
-    /// Lets go of the chunks that end at or before `offset`: forward reads will not ask for them.
+    /// Lets go of the chunks that end at or before `offset`: forward reads will not ask for
+    /// them. When copying, they are written now.
     fn release_before(&self, offset: u64) {
         let mut state = self.state.borrow_mut();
         while let Some((start, buffer)) = state.chunks.front()
             && start + buffer.len() as u64 <= offset
         {
-            if let Some((_, buffer)) = state.chunks.pop_front() {
-                state.spare.push(buffer);
+            let start = *start;
+            let Some((_, mut buffer)) = state.chunks.pop_front() else { break };
+            match &state.copy {
+                Some(output) => {
+                    buffer.pad_to_block();
+                    let output = Rc::clone(output);
+                    let write = compio::runtime::spawn(async move { write_chunk(&output, buffer, start).await });
+                    state.writes.push_back(write);
+                }
+                None => state.spare.push(buffer),
             }
         }
     }

@@ -30,7 +30,7 @@ use crate::error::BackupError;
 use crate::every_core::on_every_core;
 use crate::key_table::KeyTable;
 use crate::live::{live_contents, shard_directory};
-use crate::local_copy;
+use crate::local_copy::{self, SegmentCopy};
 use crate::manifest::{Manifest, ManifestSegment};
 use crate::objects;
 use crate::progress::bytes_bar;
@@ -117,7 +117,14 @@ pub(crate) fn fetch_segments(
     // A directory target's segments are copied on every core at once (see `run`).
     let mut local_copies = match &target.local_root {
         Some(root) => on_every_core(segments, async |segment| {
-            local_copy::copy_local_file(&root.join(&segment.file.name), &path_of(segment), &bar).await
+            let source = root.join(&segment.file.name);
+            match local_copy::copy_segment(&source, &path_of(segment), segment.segment_id, &bar).await? {
+                SegmentCopy::Whole { fingerprint, .. } => Ok(Some(fingerprint)),
+                SegmentCopy::Vanished => Ok(None),
+                SegmentCopy::Damaged(reason) => {
+                    Err(BackupError::Damaged(format!("segment {}: {reason}", segment.file.name)))
+                }
+            }
         }),
         None => Vec::new(),
     }

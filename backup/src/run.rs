@@ -5,7 +5,7 @@
 //! manifest never names a file that is not on the target), pruning only after the manifest is
 //! durable (the previous manifest's files stay until a newer one replaces it).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use mailvault_engine::StoreMetadata;
@@ -13,9 +13,10 @@ use mailvault_hsm::Hsm;
 
 use crate::error::BackupError;
 use crate::every_core::on_every_core;
+use crate::frame_check::{self, Digests};
 use crate::key_table::KeyTable;
 use crate::live::{LocalSegment, read_live, sealed_segments};
-use crate::local_copy;
+use crate::local_copy::{self, SegmentCopy};
 use crate::manifest::{MANIFEST_DIRECTORY, MANIFEST_FORMAT, Manifest, ManifestFile, ManifestSegment, StoreIdentity};
 use crate::objects::{self, Fingerprint};
 use crate::progress::bytes_bar;
@@ -35,6 +36,8 @@ pub struct RunReport {
     /// Objects deleted because the new manifest no longer names them.
     pub objects_pruned: usize,
     pub key_table_copied: bool,
+    /// Frames of the segments copied, each checked as recovery checks a sealed segment's.
+    pub frames_checked: u64,
     /// The manifest written, or `None` when nothing changed since the last one.
     pub manifest: Option<String>,
 }
@@ -122,8 +125,11 @@ pub(crate) fn wrap_for_backup(
     Ok(KeyTable { backup_key_version, entries })
 }
 
-/// Copies the segments of `local` the target lacks; returns the manifest entries of all of
-/// `local` that exist, and how many vanished before they could be copied.
+/// Copies the segments of `local` the target lacks, checking every frame of each; returns the
+/// manifest entries of all of `local` that exist, and how many vanished before they could be
+/// copied. A segment whose frames fail the check is not copied, and once the others are, the
+/// run stops with `StoreDamaged` naming every such segment: no manifest is written, so the
+/// target keeps its previous backup.
 fn copy_segments(
     runtime: &tokio::runtime::Runtime,
     target: &Target,
@@ -144,37 +150,80 @@ fn copy_segments(
         }
     }
     let bar = bytes_bar(to_copy.iter().map(|(segment, _)| segment.size).sum(), "backup");
-    // A directory target copies on every core at once, each on a compio runtime (io_uring);
-    // an object store uploads on tokio, one after the other: never one runtime inside the other.
-    let mut local_copies = match &target.local_root {
-        Some(root) => on_every_core(&to_copy, async |(segment, name)| {
-            local_copy::copy_local_file(&segment.path, &root.join(name), &bar).await
-        }),
-        None => Vec::new(),
-    }
+    // A directory target copies on every core at once, each on a compio runtime (io_uring),
+    // checking frames on the way. An object store's uploads stream through tokio (never one
+    // runtime inside the other), so their frames are checked first, on every core: one more
+    // local read of each segment uploaded, where the network is the slower side.
+    let mut outcomes = on_every_core(&to_copy, async |(segment, name)| match &target.local_root {
+        Some(root) => local_copy::copy_segment(&segment.path, &root.join(name), segment.segment_id, &bar).await,
+        None => check_before_upload(segment).await,
+    })
     .into_iter();
     let mut vanished = 0;
+    let mut damaged = Vec::new();
     for (segment, name) in to_copy {
-        let copied = match &target.local_root {
-            Some(_) => local_copies
-                .next()
-                .flatten()
-                .ok_or_else(|| BackupError::Invalid(format!("copying {name} panicked")))??,
-            None => runtime.block_on(objects::upload_file(target, &name, &segment.path, &bar))?,
-        };
-        let Some(Fingerprint { size, digest }) = copied else {
-            vanished += 1;
-            continue;
+        let copied =
+            outcomes.next().flatten().ok_or_else(|| BackupError::Invalid(format!("copying {name} panicked")))??;
+        let (fingerprint, frames) = match copied {
+            SegmentCopy::Vanished => {
+                vanished += 1;
+                continue;
+            }
+            SegmentCopy::Damaged(reason) => {
+                damaged.push(format!("shard {} segment {}: {reason}", segment.shard, segment.path.display()));
+                continue;
+            }
+            SegmentCopy::Whole { fingerprint, frames } if target.local_root.is_some() => (fingerprint, frames),
+            SegmentCopy::Whole { fingerprint: checked, frames } => {
+                let Some(uploaded) = runtime.block_on(objects::upload_file(target, &name, &segment.path, &bar))? else {
+                    vanished += 1;
+                    continue;
+                };
+                // Sealed segments never change: bytes other than those checked mean the store's
+                // disk or another writer changed the file meanwhile.
+                if uploaded != checked {
+                    damaged.push(format!(
+                        "shard {} segment {}: it changed between its check and its upload",
+                        segment.shard,
+                        segment.path.display()
+                    ));
+                    continue;
+                }
+                (uploaded, frames)
+            }
         };
         report.segments_copied += 1;
-        report.bytes_copied += size;
-        let file = ManifestFile { name: name.clone(), size, blake3: hex::encode(digest) };
+        report.bytes_copied += fingerprint.size;
+        report.frames_checked += frames;
+        let file = ManifestFile { name: name.clone(), size: fingerprint.size, blake3: hex::encode(fingerprint.digest) };
         on_target.insert(name, file.clone());
         segments.push(ManifestSegment { shard: segment.shard, segment_id: segment.segment_id, file });
     }
     bar.finish_and_clear();
+    if !damaged.is_empty() {
+        return Err(BackupError::StoreDamaged(damaged));
+    }
     segments.sort_by_key(|segment| (segment.shard, segment.segment_id));
     Ok((segments, vanished))
+}
+
+/// An object store's segment checked before its upload: frames, and the digest the upload must
+/// match.
+async fn check_before_upload(segment: &LocalSegment) -> Result<SegmentCopy, BackupError> {
+    let no_keys = HashMap::new();
+    let check =
+        match frame_check::check_segment_at(&segment.path, segment.segment_id, &no_keys, Digests::WithFrames).await {
+            Ok(check) => check,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(SegmentCopy::Vanished),
+            Err(error) => return Err(BackupError::io(format!("reading {}", segment.path.display()))(error)),
+        };
+    Ok(match (check.frames, check.digest) {
+        (Err(reason), _) => SegmentCopy::Damaged(reason),
+        (Ok((frames, _)), Some(digest)) => {
+            SegmentCopy::Whole { fingerprint: Fingerprint { size: segment.size, digest }, frames }
+        }
+        (Ok(_), None) => return Err(BackupError::Invalid(format!("{}: no digest was taken", segment.path.display()))),
+    })
 }
 
 /// Writes the key table and, if anything changed, the signed manifest; then prunes.

@@ -322,6 +322,57 @@ fn a_damaged_shard_is_rebuilt_from_the_backup_and_the_other_keeps_what_it_took_s
     });
 }
 
+/// Regression: `backup run` copied a sealed segment without reading its frames, so a segment
+/// damaged on the store's disk before its first copy went into the backup (and every later one:
+/// sealed segments are not copied again), found only by `verify --level 2` or by a repair from
+/// it that then failed. Now the run checks every frame it copies, names each damaged segment,
+/// and writes no manifest: the previous backup stays whole.
+#[test]
+fn a_segment_damaged_in_the_store_before_its_first_copy_stops_the_run_and_the_previous_backup_stays() {
+    let (fixture, spec) = backed_up_fixture();
+    let target_before = files_under(&fixture.path("backup"));
+    let engine = fixture.open();
+    let sealed = block_on(async {
+        for account in ["alice", "bob", "carol"] {
+            for number in 20..24 {
+                engine.append(account, "INBOX", message(account, number), Flags::default(), None).await.unwrap();
+            }
+        }
+        let sealed = engine.seal_active().await.unwrap();
+        engine.release_backup_hold().await.unwrap();
+        sealed
+    });
+    drop(engine);
+    // The newest sealed segment of shard 1 is on no target yet. Its checkpoint covers it (the
+    // seal wrote one), so the store still opens; the damage is for a copy to find.
+    let newest = *sealed[1].iter().max().unwrap();
+    let path = fixture.data_dir().join("shard-001").join(segment_name(newest));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[BLOCK_BYTES + 60] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let engine = fixture.open();
+    let mut seal = || Ok(block_on(engine.seal_active()).unwrap());
+    let run = mailvault_backup::run_backup(fixture.data_dir(), &mut seal, &fixture.token.hsm, &spec);
+    block_on(engine.release_backup_hold()).unwrap();
+    drop(engine);
+    let Err(mailvault_backup::BackupError::StoreDamaged(damaged)) = run else { panic!("the run went on: {run:?}") };
+    assert_eq!(damaged.len(), 1, "{damaged:?}");
+    let expected = format!("shard 1 segment {}: segment {newest} is corrupt at offset ", path.display());
+    assert!(damaged[0].starts_with(&expected), "{damaged:?} does not start with {expected:?}");
+    assert!(damaged[0].ends_with("frame checksum mismatch"), "{damaged:?}");
+
+    let target_after = files_under(&fixture.path("backup"));
+    let manifests =
+        |files: &[String]| files.iter().filter(|name| name.starts_with("manifests/")).cloned().collect::<Vec<_>>();
+    assert_eq!(manifests(&target_after), manifests(&target_before), "no manifest was written");
+    assert!(target_after.iter().all(|name| !name.ends_with(".partial")), "{target_after:?}");
+    let damaged_copy = format!("segments/shard-001/{}", segment_name(newest));
+    assert!(!target_after.contains(&damaged_copy), "the damaged segment was copied");
+    let report = verify(&spec, VerifyLevel::Frames, &fixture.token.hsm, None, fixture.directory.path()).unwrap();
+    assert_eq!(report.verdict(), VerifyVerdict::Equal, "the previous backup is intact: {:?}", report.findings);
+}
+
 /// `contents` split into the account `name` and the others.
 fn split_off(mut contents: StoreContents, name: &str) -> (StoreContents, StoreContents) {
     let mut one = StoreContents::default();

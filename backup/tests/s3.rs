@@ -86,6 +86,48 @@ fn damage_on_s3_is_named_exactly() {
     assert_eq!(report.exit_code(), mailvault_backup::exit_code::DAMAGED);
 }
 
+/// An upload's frames are checked before it leaves (regression, as for a directory target): a
+/// segment damaged in the store stops the run, and nothing names it on the target.
+#[test]
+fn a_segment_damaged_in_the_store_is_not_uploaded_and_no_manifest_is_written() {
+    let Some(server) = SeaweedFs::start() else { return };
+    let fixture = Fixture::new();
+    fixture.populate();
+    // The shutdown's checkpoint covers every sealed segment: the store still opens.
+    let shard = fixture.data_dir().join("shard-000");
+    let first = support::files_under(&shard)
+        .iter()
+        .filter_map(|name| mailvault_engine::segment::parse_segment_name(name))
+        .min()
+        .unwrap();
+    let path = shard.join(mailvault_engine::segment::segment_name(first));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[mailvault_engine::format::BLOCK_BYTES + 60] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let spec = server.bucket("mailvault-store-damage");
+    let engine = fixture.open();
+    let mut seal = || Ok(block_on(engine.seal_active()).unwrap());
+    let run = mailvault_backup::run_backup(fixture.data_dir(), &mut seal, &fixture.token.hsm, &spec);
+    block_on(engine.release_backup_hold()).unwrap();
+    let Err(mailvault_backup::BackupError::StoreDamaged(damaged)) = run else { panic!("the run went on: {run:?}") };
+    assert_eq!(damaged.len(), 1, "{damaged:?}");
+    let expected = format!("shard 0 segment {}: segment {first} is corrupt at offset ", path.display());
+    assert!(damaged[0].starts_with(&expected), "{damaged:?}");
+
+    let target = spec.open(false).unwrap();
+    let store = target_store(&target);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let names: Vec<String> = runtime.block_on(async {
+        use futures::StreamExt;
+        store.list(None).map(|meta| meta.unwrap().location.to_string()).collect().await
+    });
+    let damaged_name = format!("shard-000/{}", mailvault_engine::segment::segment_name(first));
+    assert!(!names.iter().any(|name| name.ends_with(&damaged_name)), "the damaged segment was uploaded: {names:?}");
+    assert!(!names.iter().any(|name| name.contains("manifests/")), "a manifest was written: {names:?}");
+    assert!(names.iter().any(|name| name.contains("segments/")), "the intact segments were uploaded: {names:?}");
+}
+
 /// A second client of the same bucket, to damage objects behind the backup's back.
 fn target_store(target: &mailvault_backup::Target) -> object_store::aws::AmazonS3 {
     let spec = target.spec();

@@ -1,7 +1,8 @@
 //! `mailvault backup` through the binary: a backup of a store the server holds (sealed through
 //! the admin socket), verify's exit codes, and disaster recovery: the store wiped, restored
 //! from the backup, served again, and the message read back over POP3 (Python's poplib), under
-//! a new UIDVALIDITY (imaplib) and new POP3 unique ids.
+//! a new UIDVALIDITY (imaplib) and new POP3 unique ids; a backup run that meets a damaged
+//! segment in the store exits 3.
 #![allow(clippy::unwrap_used)]
 
 mod serve_support;
@@ -55,6 +56,25 @@ fn pop3_uidl(server: &ServerProcess, directory: &Path) -> serde_json::Value {
     listing
 }
 
+/// A sealed segment of the store (not a shard's newest, which is the active one) with frames
+/// in more than its header block and 256 bytes (so that byte 4156 is in a frame or the footer),
+/// and its shard.
+fn sealed_segment_with_frames(data_dir: &Path) -> (u32, std::path::PathBuf) {
+    for shard in 0..2 {
+        let mut segments: Vec<_> = std::fs::read_dir(data_dir.join(format!("shard-{shard:03}")))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|extension| extension == "seg"))
+            .collect();
+        segments.sort();
+        segments.pop();
+        if let Some(sealed) = segments.into_iter().find(|path| std::fs::metadata(path).unwrap().len() > 4096 + 256) {
+            return (shard, sealed);
+        }
+    }
+    panic!("no sealed segment with frames in {}", data_dir.display());
+}
+
 #[test]
 fn a_backup_of_a_serving_store_restores_into_a_store_that_serves_the_same_mail() {
     let token = TestToken::create_with_keys();
@@ -84,7 +104,26 @@ fn a_backup_of_a_serving_store_restores_into_a_store_that_serves_the_same_mail()
     assert_eq!(verify.status.code(), Some(0), "{}", String::from_utf8_lossy(&verify.stdout));
     assert!(String::from_utf8_lossy(&verify.stdout).contains("1 messages compared: Equal"));
     let again = succeeded(&mailvault(&token, &data_dir, &["backup", "run", "--to", &backup_arg], b""));
-    assert!(again.starts_with("copied 0 segments (0 bytes)") && again.contains("manifest unchanged"), "{again}");
+    assert!(
+        again.starts_with("copied 0 segments (0 bytes, 0 frames checked)") && again.contains("manifest unchanged"),
+        "{again}"
+    );
+
+    // A segment damaged in the store (the server's) before its first copy to a new target:
+    // the run names it, exits 3 and writes no manifest.
+    let (shard, sealed) = sealed_segment_with_frames(&data_dir);
+    let mut bytes = std::fs::read(&sealed).unwrap();
+    bytes[4096 + 60] ^= 1;
+    std::fs::write(&sealed, bytes).unwrap();
+    let new_target = directory.path().join("new-backup");
+    let refused = mailvault(&token, &data_dir, &["backup", "run", "--to", &new_target.display().to_string()], b"");
+    let (stdout, stderr) = (String::from_utf8_lossy(&refused.stdout), String::from_utf8_lossy(&refused.stderr));
+    assert_eq!(refused.status.code(), Some(3), "{stdout}{stderr}");
+    let expected = format!("damaged: shard {shard} segment {}: segment ", sealed.display());
+    assert!(stdout.lines().next().is_some_and(|line| line.starts_with(&expected)), "{stdout}");
+    assert!(stderr.contains("no manifest was written") && stderr.contains("--shard N"), "{stderr}");
+    let manifests = new_target.join("manifests");
+    assert!(!manifests.exists() || std::fs::read_dir(&manifests).unwrap().next().is_none(), "a manifest was written");
 
     server.terminate();
     let (status, _) = server.wait(Duration::from_secs(60));

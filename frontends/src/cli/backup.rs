@@ -31,6 +31,14 @@ pub(crate) enum BackupCommand {
     /// (re-wrapped under the HSM backup key) and a manifest signed by the HSM. A run with
     /// nothing new copies nothing. Segments the new manifest no longer names (compacted away)
     /// are then deleted from the target.
+    ///
+    /// Every frame of every segment copied is checked (CRC, the sealed footer and its digest).
+    /// A segment that fails is printed as "damaged: shard N segment FILE: what", is not copied,
+    /// and the run writes no manifest, so the target keeps its previous backup; repair the
+    /// shard (`backup restore --shard N`) from a backup that holds the segment intact.
+    ///
+    /// Exit codes: 0 = backed up; 3 = the store is damaged (nothing replaced); 1 = other errors.
+    #[command(verbatim_doc_comment)]
     Run {
         /// A directory, or s3://bucket/prefix.
         #[arg(long = "to", value_name = "TARGET")]
@@ -123,11 +131,26 @@ pub(crate) fn run(context: &Context, command: BackupCommand) -> anyhow::Result<u
             if let Err(error) = sealer.release() {
                 eprintln!("mailvault: releasing the backup's hold on compaction: {error:#}");
             }
-            let report = result.with_context(|| format!("backing up to {}", spec.location))?;
+            let report = match result {
+                Err(mailvault_backup::BackupError::StoreDamaged(damaged)) => {
+                    for what in &damaged {
+                        println!("damaged: {what}");
+                    }
+                    eprintln!(
+                        "mailvault: the store is damaged: no manifest was written, {} keeps its previous backup; \
+                         repair each shard named (stop the server, then `mailvault backup restore --from TARGET \
+                         --shard N`) from a backup that holds the segment intact, then back up again",
+                        spec.location
+                    );
+                    return Ok(exit_code::DAMAGED);
+                }
+                other => other.with_context(|| format!("backing up to {}", spec.location))?,
+            };
             println!(
-                "copied {} segments ({} bytes), {} already there, key table {}, {}, pruned {} objects",
+                "copied {} segments ({} bytes, {} frames checked), {} already there, key table {}, {}, pruned {} objects",
                 report.segments_copied,
                 report.bytes_copied,
+                report.frames_checked,
                 report.segments_present,
                 if report.key_table_copied { "written" } else { "unchanged" },
                 report
