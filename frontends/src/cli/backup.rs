@@ -34,8 +34,8 @@ pub(crate) enum BackupCommand {
     ///
     /// Every frame of every segment copied is checked (CRC, the sealed footer and its digest).
     /// A segment that fails is printed as "damaged: shard N segment FILE: what", is not copied,
-    /// and the run writes no manifest, so the target keeps its previous backup; repair the
-    /// shard (`backup restore --shard N`) from a backup that holds the segment intact.
+    /// and the run writes no manifest, so the target keeps its previous backup; then repair the
+    /// shard (`backup restore --shard N`, docs/backups.md §3).
     ///
     /// Exit codes: 0 = backed up; 3 = the store is damaged (nothing replaced); 1 = other errors.
     #[command(verbatim_doc_comment)]
@@ -137,9 +137,11 @@ pub(crate) fn run(context: &Context, command: BackupCommand) -> anyhow::Result<u
                         println!("damaged: {what}");
                     }
                     eprintln!(
-                        "mailvault: the store is damaged: no manifest was written, {} keeps its previous backup; \
-                         repair each shard named (stop the server, then `mailvault backup restore --from TARGET \
-                         --shard N`) from a backup that holds the segment intact, then back up again",
+                        "mailvault: the store is damaged: no manifest was written, {} keeps its previous backup. \
+                         Keep a copy of each shard named, then repair it with the server stopped: `mailvault backup \
+                         restore --from TARGET --shard N`, from another target that holds the segment if one does, \
+                         else from this one's previous backup (the shard's mail since then stays only in the old \
+                         directory the repair sets aside). Then back up again",
                         spec.location
                     );
                     return Ok(exit_code::DAMAGED);
