@@ -525,6 +525,31 @@ fn a_purge_rekeys_every_registered_backup_and_an_older_backup_still_restores_wit
 /// The seal a backup starts with also writes each shard's checkpoint (rotations do not): the
 /// run then reads the live store's keys offline from the checkpoint on, instead of replaying
 /// (reading and checking) every segment a second time after copying them.
+/// Regression: a seal wrote a checkpoint only when it rotated the active segment. When the last
+/// commit before it had filled the active segment (which then rotated, writing no checkpoint),
+/// the seal found it empty and wrote none, and the backup's offline read of the store's keys
+/// replayed every segment since the last checkpoint: the whole store in the backup bench (1
+/// GiB of 1 MiB messages; 2 of the run's 4.5 s).
+#[test]
+fn a_seal_after_a_commit_that_filled_the_active_segment_still_checkpoints() {
+    let fixture = Fixture::new();
+    fixture.populate();
+    let checkpoint = fixture.data_dir().join("shard-001").join("checkpoint");
+    std::fs::remove_file(&checkpoint).unwrap();
+    let engine = fixture.open();
+    // alice lives on shard 1; message 9 is larger than a segment: its commit rotates.
+    let segments_before = files_under(&fixture.data_dir().join("shard-001"));
+    block_on(engine.append("alice", "INBOX", message("alice", 9), Flags::default(), None)).unwrap();
+    block_on(engine.stats()).unwrap(); // answered after the commit's rotation
+    let segments_after = files_under(&fixture.data_dir().join("shard-001"));
+    assert!(segments_after.len() > segments_before.len(), "the append rotated: {segments_before:?} then {segments_after:?}");
+    assert!(!checkpoint.exists(), "a rotation writes no checkpoint");
+    let mut seal = || Ok(block_on(engine.seal_active()).unwrap());
+    mailvault_backup::run_backup(fixture.data_dir(), &mut seal, &fixture.token.hsm, &directory_target(&fixture))
+        .unwrap();
+    assert!(checkpoint.exists(), "the seal wrote no checkpoint");
+}
+
 #[test]
 fn sealing_for_a_backup_checkpoints_the_shards_it_seals() {
     let fixture = Fixture::new();
