@@ -542,7 +542,10 @@ fn a_seal_after_a_commit_that_filled_the_active_segment_still_checkpoints() {
     block_on(engine.append("alice", "INBOX", message("alice", 9), Flags::default(), None)).unwrap();
     block_on(engine.stats()).unwrap(); // answered after the commit's rotation
     let segments_after = files_under(&fixture.data_dir().join("shard-001"));
-    assert!(segments_after.len() > segments_before.len(), "the append rotated: {segments_before:?} then {segments_after:?}");
+    assert!(
+        segments_after.len() > segments_before.len(),
+        "the append rotated: {segments_before:?} then {segments_after:?}"
+    );
     assert!(!checkpoint.exists(), "a rotation writes no checkpoint");
     let mut seal = || Ok(block_on(engine.seal_active()).unwrap());
     mailvault_backup::run_backup(fixture.data_dir(), &mut seal, &fixture.token.hsm, &directory_target(&fixture))
