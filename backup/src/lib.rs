@@ -27,6 +27,7 @@ mod rekey;
 mod restore;
 mod restore_shard;
 mod run;
+mod scrub;
 mod target;
 mod verify;
 
@@ -44,6 +45,7 @@ pub use rekey::{RekeyReport, rekey, rekey_targets};
 pub use restore::{RestoreReport, restore};
 pub use restore_shard::{ShardRestoreReport, restore_shard};
 pub use run::{RunReport, Seal, run_backup};
+pub use scrub::{ScrubReport, scrub};
 pub use target::{S3Options, Target, TargetSpec};
 pub use verify::{Finding, VerifyLevel, VerifyReport, VerifyVerdict, verify};
 

@@ -12,7 +12,7 @@ use mailvault_hsm::{Hsm, WrappedDek};
 use crate::error::BackupError;
 
 /// Reads of a live store retried after a segment vanished under them (compaction).
-const LIVE_READ_ATTEMPTS_MAX: usize = 3;
+pub(crate) const LIVE_READ_ATTEMPTS_MAX: usize = 3;
 
 pub(crate) fn shard_directory(root: &Path, shard: u32) -> PathBuf {
     root.join(format!("shard-{shard:03}"))

@@ -2,7 +2,7 @@
 //! the admin socket), verify's exit codes, and disaster recovery: the store wiped, restored
 //! from the backup, served again, and the message read back over POP3 (Python's poplib), under
 //! a new UIDVALIDITY (imaplib) and new POP3 unique ids; a backup run that meets a damaged
-//! segment in the store exits 3.
+//! segment in the store exits 3, and `scrub` finds the damage beside the running server.
 #![allow(clippy::unwrap_used)]
 
 mod serve_support;
@@ -109,8 +109,12 @@ fn a_backup_of_a_serving_store_restores_into_a_store_that_serves_the_same_mail()
         "{again}"
     );
 
+    // A scrub beside the server finds the store intact.
+    let scrub = succeeded(&mailvault(&token, &data_dir, &["scrub"], b""));
+    assert!(scrub.ends_with("0 frames without a key, 0 removed by compaction meanwhile: intact\n"), "{scrub}");
+
     // A segment damaged in the store (the server's) before its first copy to a new target:
-    // the run names it, exits 3 and writes no manifest.
+    // the run names it, exits 3 and writes no manifest; a scrub names it too.
     let (shard, sealed) = sealed_segment_with_frames(&data_dir);
     let mut bytes = std::fs::read(&sealed).unwrap();
     bytes[4096 + 60] ^= 1;
@@ -124,6 +128,11 @@ fn a_backup_of_a_serving_store_restores_into_a_store_that_serves_the_same_mail()
     assert!(stderr.contains("no manifest was written") && stderr.contains("--shard N"), "{stderr}");
     let manifests = new_target.join("manifests");
     assert!(!manifests.exists() || std::fs::read_dir(&manifests).unwrap().next().is_none(), "a manifest was written");
+    let scrub = mailvault(&token, &data_dir, &["scrub"], b"");
+    let (stdout, stderr) = (String::from_utf8_lossy(&scrub.stdout), String::from_utf8_lossy(&scrub.stderr));
+    assert_eq!(scrub.status.code(), Some(3), "{stdout}{stderr}");
+    assert!(stdout.lines().next().is_some_and(|line| line.starts_with(&expected)), "{stdout}");
+    assert!(stdout.trim_end().ends_with(": damaged") && stderr.contains("--shard N"), "{stdout}{stderr}");
 
     server.terminate();
     let (status, _) = server.wait(Duration::from_secs(60));
