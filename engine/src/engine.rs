@@ -26,6 +26,9 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 /// Background compaction's default IO budget: about 5% of the ~2 GB/s these disks do (DESIGN
 /// §9), enough to rewrite a 256 MiB segment in a few seconds.
 pub const COMPACTION_BYTES_PER_SECOND_DEFAULT: u64 = 100 * 1000 * 1000;
+/// `EngineConfig::checkpoint_interval_bytes`'s default: an open after a crash reads at most
+/// about this much log, a few seconds at these disks' sequential read (DESIGN §9).
+pub const CHECKPOINT_INTERVAL_BYTES_DEFAULT: u64 = 4 << 30;
 /// Cross-thread wakes a runtime can queue: at least the replies it may await at once.
 pub const WAKE_QUEUE_ENTRIES: usize = 4096;
 
@@ -42,6 +45,11 @@ pub struct EngineConfig {
     /// index holds more than twice this many messages waits for half its index instead, so a
     /// checkpoint (which encodes the whole index) costs a bounded time per record.
     pub checkpoint_interval_records: u64,
+    /// Log bytes between checkpoints: bounds an open's replay by bytes too, which a record
+    /// count alone does not (100,000 records of 1 MiB attachments are 100 GB to read back). A
+    /// shard whose last checkpoint was larger than a sixteenth of this waits sixteen times
+    /// its size instead, so checkpoints stay a small share of what is written.
+    pub checkpoint_interval_bytes: u64,
     /// How long an expunged message stays restorable (7 to 14 days in production).
     pub retention_days: u32,
     /// Pin shard `i` to core `i` (off in tests, which share cores with each other).
@@ -78,6 +86,7 @@ impl EngineConfig {
             segment_bytes_max: 256 * 1024 * 1024,
             message_bytes_max: 50 * 1024 * 1024,
             checkpoint_interval_records: 100_000,
+            checkpoint_interval_bytes: CHECKPOINT_INTERVAL_BYTES_DEFAULT,
             compaction_live_ratio: 0.8,
             retention_days: 14,
             pin_threads: false,
@@ -232,6 +241,7 @@ impl Engine {
                 segment_bytes_max: config.segment_bytes_max,
                 message_bytes_max: config.message_bytes_max,
                 checkpoint_interval_records: config.checkpoint_interval_records,
+                checkpoint_interval_bytes: config.checkpoint_interval_bytes,
                 compaction_live_ratio: config.compaction_live_ratio,
                 retention_ms: i64::from(config.retention_days) * DAY_MS,
                 clock: config.clock.clone(),

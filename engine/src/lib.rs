@@ -21,8 +21,8 @@ mod store;
 pub use api::*;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
-    COMPACTION_BYTES_PER_SECOND_DEFAULT, Engine, EngineConfig, QuarantinedShard, WAKE_QUEUE_ENTRIES, block_on,
-    lock_store,
+    CHECKPOINT_INTERVAL_BYTES_DEFAULT, COMPACTION_BYTES_PER_SECOND_DEFAULT, Engine, EngineConfig, QuarantinedShard,
+    WAKE_QUEUE_ENTRIES, block_on, lock_store,
 };
 pub use error::{EngineError, OpenError};
 pub use lifecycle::{

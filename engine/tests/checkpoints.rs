@@ -229,3 +229,31 @@ fn a_crash_image_whose_checkpoint_names_a_sealed_segment_reopens_the_same() {
     let reopened = Engine::open(&config, &store.token.hsm).unwrap();
     assert_eq!(observe(&reopened), live);
 }
+
+/// Regression: checkpoints were spaced by records only (100,000 by default), so a store of
+/// large messages went its whole life without one, and an open after a crash read back every
+/// byte of its log (the backup bench's 1 GiB store of 1 MiB messages never had one). Now a
+/// byte interval spaces them too.
+#[test]
+fn large_messages_are_checkpointed_by_their_bytes_not_only_by_their_count() {
+    let mut store = TestStore::new(1);
+    store.config.checkpoint_interval_records = 1_000_000;
+    store.config.checkpoint_interval_bytes = 256 * 1024;
+    let engine = store.open();
+    block_on(engine.create_account(ACCOUNT)).unwrap();
+    let large = |index: usize| [body(index), vec![b'x'; 64 * 1024]].concat();
+    block_on(async {
+        for index in 0..6 {
+            engine.append(ACCOUNT, INBOX, large(index), Flags::default(), None).await.unwrap();
+        }
+    });
+    // The checkpoint is written in the background: wait for it, a bounded while.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !checkpoint_path(&store).exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(checkpoint_path(&store).exists(), "384 KiB of messages wrote no checkpoint before the shutdown");
+    let before = observe(&engine);
+    drop(engine);
+    assert_eq!(observe(&store.open()), before);
+}

@@ -68,6 +68,9 @@ pub(crate) struct ShardConfig {
     pub compaction_live_ratio: f64,
     /// A checkpoint is written after this many records (and on segment rotation and shutdown).
     pub checkpoint_interval_records: u64,
+    /// A checkpoint is also written after this many log bytes (or sixteen times the last
+    /// checkpoint's size, if that is more).
+    pub checkpoint_interval_bytes: u64,
     pub retention_ms: i64,
     pub clock: Arc<dyn Clock>,
     /// Background compaction's IO budget (reads + writes); `None`: unthrottled.
@@ -101,6 +104,8 @@ pub(crate) struct Shard<S: Storage> {
     /// The last periodic checkpoint's body length: the next one's buffer is sized by it.
     checkpoint_body_bytes: usize,
     records_since_checkpoint: u64,
+    /// Log bytes committed since the last checkpoint was encoded (or the shard opened).
+    bytes_since_checkpoint: u64,
     /// Sizes of the sealed segments, for compaction's ratio and the stats.
     sealed_segment_bytes: HashMap<u64, u64>,
     compaction_wanted: bool,

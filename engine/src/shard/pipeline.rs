@@ -153,6 +153,7 @@ impl<S: Storage> Shard<S> {
             mark_commit_start(frames.as_mut_slice(), durable_gap);
             add_frame_flags(&mut frames.as_mut_slice()[*last_frame_start..], FRAME_FLAG_COMMIT_END);
             self.records_since_checkpoint += *frame_count;
+            self.bytes_since_checkpoint += frames_bytes as u64;
             self.active_has_data = true;
             self.spawn_commit_io(frames, *frame_count, shares_tail_block)
         });

@@ -345,6 +345,7 @@ pub(crate) async fn open_shard<S: Storage>(
         checkpoint_writing: None,
         checkpoint_body_bytes: 0,
         records_since_checkpoint: 0,
+        bytes_since_checkpoint: 0,
         sealed_segment_bytes,
         // Look for work at once: retention windows may have ended while the store was closed.
         compaction_wanted: true,
