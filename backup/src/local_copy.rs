@@ -193,8 +193,9 @@ mod tests {
     const MESSAGE_BYTES: usize = 6 * 1024 * 1024;
 
     /// A one-shard store whose first segment is sealed after three 6 MiB appends (18 MiB: two
-    /// whole read chunks and part of a third); its path.
-    fn store_with_a_large_sealed_segment(directory: &Path) -> std::path::PathBuf {
+    /// whole read chunks and part of a third), and its second after one small append; their
+    /// paths.
+    fn store_with_a_large_and_a_small_sealed_segment(directory: &Path) -> [std::path::PathBuf; 2] {
         let token = TestToken::create_with_keys();
         let data_dir = directory.join("data");
         init_store(&data_dir, 1).expect("init");
@@ -205,12 +206,20 @@ mod tests {
                 let body = [b"Subject: large\r\n\r\n".as_slice(), &vec![b'a' + number; MESSAGE_BYTES]].concat();
                 engine.append("alice", "INBOX", body, Flags::default(), None).await.expect("append");
             }
+            engine.seal_active().await.expect("seal");
+            engine
+                .append("alice", "INBOX", b"Subject: small\r\n\r\n".to_vec(), Flags::default(), None)
+                .await
+                .expect("append");
             let sealed = engine.seal_active().await.expect("seal");
             engine.release_backup_hold().await.expect("release");
             sealed
         });
-        let first = *sealed[0].first().expect("a sealed segment");
-        data_dir.join("shard-000").join(segment_name(first))
+        let path = |segment_id: u64| data_dir.join("shard-000").join(segment_name(segment_id));
+        match sealed[0].as_slice() {
+            [large, small] => [path(*large), path(*small)],
+            other => panic!("two sealed segments expected: {other:?}"),
+        }
     }
 
     fn segment_id_of(path: &Path) -> u64 {
@@ -221,7 +230,7 @@ mod tests {
     #[test]
     fn a_segment_of_several_chunks_is_copied_exactly_and_damage_anywhere_in_it_is_refused() {
         let directory = tempfile::tempdir().expect("temporary directory");
-        let source = store_with_a_large_sealed_segment(directory.path());
+        let [source, small] = store_with_a_large_and_a_small_sealed_segment(directory.path());
         let segment_id = segment_id_of(&source);
         let bytes = std::fs::read(&source).expect("read the segment");
         assert!(bytes.len() > 2 * CHUNK_BYTES && !bytes.len().is_multiple_of(CHUNK_BYTES), "{} bytes", bytes.len());
@@ -254,6 +263,12 @@ mod tests {
             );
             assert!(!destination.with_extension("seg.partial").exists(), "{offset}: a temporary was left");
         }
+
+        // A smaller segment copied over the copy replaces it whole: no stale tail behind it.
+        let small_bytes = std::fs::read(&small).expect("read the small segment");
+        let copied = block_on(copy_segment(&small, &destination, segment_id_of(&small), &bar)).expect("copy");
+        assert!(matches!(copied, SegmentCopy::Whole { .. }), "{copied:?}");
+        assert!(std::fs::read(&destination).expect("read the copy") == small_bytes, "the copy differs");
     }
 
     /// A bare destination file name had the empty path for its directory, which the closing
