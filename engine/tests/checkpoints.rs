@@ -257,3 +257,45 @@ fn large_messages_are_checkpointed_by_their_bytes_not_only_by_their_count() {
     drop(engine);
     assert_eq!(observe(&store.open()), before);
 }
+
+/// Regression: an open counted toward its next checkpoint from zero, whatever it had replayed
+/// past the last one, so after a crash the next open replayed all of that again and more (and
+/// so on, crash after crash). Now what an open replays counts.
+#[test]
+fn an_open_that_replayed_most_of_an_interval_checkpoints_that_much_sooner() {
+    let mut store = TestStore::new(1);
+    store.config.checkpoint_interval_records = 40;
+    let engine = store.open();
+    block_on(engine.create_account(ACCOUNT)).unwrap();
+    drop(engine); // a checkpoint at the shutdown
+    let engine = store.open();
+    append_messages(&engine, 0, 30);
+    block_on(engine.stats()).unwrap();
+    // A crash image: its checkpoint is the one written at the first shutdown, 30-odd records
+    // behind its log.
+    let image = tempfile::tempdir().unwrap();
+    common::copy_store(store.directory.path(), image.path());
+    drop(engine);
+    let image_checkpoint = image.path().join("shard-000").join("checkpoint");
+    let before = std::fs::read(&image_checkpoint).unwrap();
+
+    let mut config = store.config.clone();
+    config.data_dir = image.path().to_owned();
+    let engine = Engine::open(&config, &store.token.hsm).unwrap();
+    append_messages(&engine, 30, 10);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read(&image_checkpoint).unwrap() == before && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(std::fs::read(&image_checkpoint).unwrap() != before, "no checkpoint after 40 records since the last");
+    drop(engine);
+}
+
+/// Appends `count` messages starting at `first`, nothing else.
+fn append_messages(engine: &Engine, first: usize, count: usize) {
+    block_on(async {
+        for index in first..first + count {
+            engine.append(ACCOUNT, INBOX, body(index), Flags::default(), None).await.unwrap();
+        }
+    });
+}

@@ -270,6 +270,9 @@ pub(crate) async fn open_shard<S: Storage>(
     };
     let mut readers = HashMap::new();
     let mut active = None;
+    // What this open replays past the checkpoint: the next checkpoint is due that much sooner,
+    // so that opens after repeated crashes do not each replay more than the last.
+    let (mut replayed_records, mut replayed_bytes) = (0u64, 0u64);
     for (position, &segment_id) in segment_ids.iter().enumerate() {
         let is_last = position + 1 == segment_ids.len();
         let name = segment_name(segment_id);
@@ -284,9 +287,13 @@ pub(crate) async fn open_shard<S: Storage>(
             _ => ScanStart::BEGINNING,
         };
         let file = storage.open(&name, is_last).await?;
-        let end = scan_segment(&file, segment_id, is_last, start, |frame| replay.apply(segment_id, frame))
-            .await
-            .map_err(recovery)?;
+        let end = scan_segment(&file, segment_id, is_last, start, |frame| {
+            replayed_records += 1;
+            replayed_bytes += u64::from(frame.frame_bytes);
+            replay.apply(segment_id, frame)
+        })
+        .await
+        .map_err(recovery)?;
         match end {
             ScanEnd::Sealed { untrimmed_end, .. } => {
                 let file = match untrimmed_end {
@@ -344,8 +351,8 @@ pub(crate) async fn open_shard<S: Storage>(
         checkpoints_written: 0,
         checkpoint_writing: None,
         checkpoint_body_bytes: 0,
-        records_since_checkpoint: 0,
-        bytes_since_checkpoint: 0,
+        records_since_checkpoint: replayed_records,
+        bytes_since_checkpoint: replayed_bytes,
         sealed_segment_bytes,
         // Look for work at once: retention windows may have ended while the store was closed.
         compaction_wanted: true,
