@@ -20,7 +20,7 @@ use mailvault_hsm::{Hsm, HsmSession};
 use crate::error::BackupError;
 use crate::every_core::on_every_core;
 use crate::frame_check::{Digests, check_segment_at};
-use crate::live::{LIVE_READ_ATTEMPTS_MAX, shard_directory};
+use crate::live::{LIVE_READ_ATTEMPTS_MAX, sealed_segments, shard_directory};
 use crate::progress::bytes_bar;
 
 /// What a scrub found.
@@ -46,30 +46,25 @@ impl ScrubReport {
     }
 }
 
-/// A sealed segment to check.
-struct Sealed {
-    shard: u32,
-    segment_id: u64,
-    path: std::path::PathBuf,
-    size: u64,
-}
-
 /// Checks every sealed segment of the store in `data_dir` (each shard's newest segment is its
 /// active one, which every open checks, and is left out).
 pub fn scrub(data_dir: &Path, hsm: &Hsm) -> Result<ScrubReport, BackupError> {
     let metadata = StoreMetadata::read(data_dir)?;
     let session = hsm.session()?;
     let mut report = ScrubReport::default();
-    let mut segments = Vec::new();
+    let mut sealed_ids = Vec::with_capacity(metadata.shards);
     let mut ciphers = HashMap::new();
     for shard in 0..u32::try_from(metadata.shards).unwrap_or(u32::MAX) {
         let directory = shard_directory(data_dir, shard);
-        segments.extend(sealed_segments(&directory, shard)?);
+        sealed_ids.push(sealed_segment_ids(&directory)?);
         match shard_ciphers(&directory, shard, &session)? {
             Ok(shard_ciphers) => ciphers.extend(shard_ciphers),
             Err(damage) => report.damaged.push(format!("shard {shard}: reading its keys: {damage}")),
         }
     }
+    // Segments compaction removed since the listing are counted, not checked.
+    let (segments, vanished) = sealed_segments(data_dir, &sealed_ids)?;
+    report.segments_vanished = vanished;
     let bar = bytes_bar(segments.iter().map(|segment| segment.size).sum(), "scrub");
     let checks = on_every_core(&segments, async |segment| {
         let check = check_segment_at(&segment.path, segment.segment_id, &ciphers, Digests::Checked).await;
@@ -97,28 +92,15 @@ pub fn scrub(data_dir: &Path, hsm: &Hsm) -> Result<ScrubReport, BackupError> {
     Ok(report)
 }
 
-/// The sealed segments in a shard's directory: every segment but the newest.
-fn sealed_segments(directory: &Path, shard: u32) -> Result<Vec<Sealed>, BackupError> {
-    let what = || format!("listing {}", directory.display());
+/// The ids of the sealed segments in a shard's directory: every segment but the newest.
+fn sealed_segment_ids(directory: &Path) -> Result<Vec<u64>, BackupError> {
     let mut ids: Vec<u64> = std::fs::read_dir(directory)
-        .map_err(BackupError::io(what()))?
+        .map_err(BackupError::io(format!("listing {}", directory.display())))?
         .filter_map(|entry| entry.ok()?.file_name().to_str().and_then(parse_segment_name))
         .collect();
     ids.sort_unstable();
     ids.pop();
-    let mut sealed = Vec::with_capacity(ids.len());
-    for segment_id in ids {
-        let path = directory.join(mailvault_engine::segment::segment_name(segment_id));
-        match std::fs::metadata(&path) {
-            Ok(metadata) => sealed.push(Sealed { shard, segment_id, path, size: metadata.len() }),
-            // Compaction removed it since the listing: counted when checked.
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                sealed.push(Sealed { shard, segment_id, path, size: 0 });
-            }
-            Err(error) => return Err(BackupError::io(what())(error)),
-        }
-    }
-    Ok(sealed)
+    Ok(ids)
 }
 
 /// A cipher for every account of the shard, its key unwrapped by the live KEK in the HSM; or,

@@ -248,10 +248,7 @@ fn large_messages_are_checkpointed_by_their_bytes_not_only_by_their_count() {
         }
     });
     // The checkpoint is written in the background: wait for it, a bounded while.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !checkpoint_path(&store).exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_until(|| checkpoint_path(&store).exists());
     assert!(checkpoint_path(&store).exists(), "384 KiB of messages wrote no checkpoint before the shutdown");
     let before = observe(&engine);
     drop(engine);
@@ -283,10 +280,7 @@ fn an_open_that_replayed_most_of_an_interval_checkpoints_that_much_sooner() {
     config.data_dir = image.path().to_owned();
     let engine = Engine::open(&config, &store.token.hsm).unwrap();
     append_messages(&engine, 30, 10);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::fs::read(&image_checkpoint).unwrap() == before && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_until(|| std::fs::read(&image_checkpoint).unwrap() != before);
     assert!(std::fs::read(&image_checkpoint).unwrap() != before, "no checkpoint after 40 records since the last");
     drop(engine);
 }
@@ -298,4 +292,12 @@ fn append_messages(engine: &Engine, first: usize, count: usize) {
             engine.append(ACCOUNT, INBOX, body(index), Flags::default(), None).await.unwrap();
         }
     });
+}
+
+/// Waits until `done` holds or 20 s have passed (checkpoints are written in the background).
+fn wait_until(done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
