@@ -168,6 +168,43 @@ pub struct ShardStats {
     pub segment_details: Vec<SegmentStats>,
     /// A segment being rewritten right now (read and verified, its copy under way), if any.
     pub compacting: Option<CompactionProgress>,
+    /// The background scrub's progress and findings; `None` when it is off
+    /// (`EngineConfig::scrub_interval`).
+    pub scrub: Option<ScrubStatus>,
+}
+
+/// What the background scrub has done: each pass reads every sealed segment of the shard and
+/// checks it as recovery would (every frame's CRC, the footer and its digest) and every
+/// encrypted record's AEAD tag under its account's key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScrubStatus {
+    /// When the pass under way started (engine clock), if one is.
+    pub pass_started_unix_ms: Option<i64>,
+    /// The last complete pass: when it started and when it finished.
+    pub last_pass: Option<ScrubPass>,
+    /// Since the shard opened.
+    pub segments_checked: u64,
+    pub bytes_checked: u64,
+    pub frames_checked: u64,
+    /// Encrypted frames whose tag could not be checked: their account's key is gone (a purged
+    /// account's frames wait for compaction; its key was destroyed on purpose).
+    pub frames_without_key: u64,
+    /// Sealed segments whose last check found damage (a segment checked intact since, or
+    /// removed by compaction, is no longer listed). Kept across restarts.
+    pub damaged: Vec<ScrubFinding>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScrubPass {
+    pub started_unix_ms: i64,
+    pub finished_unix_ms: i64,
+}
+
+/// A damaged sealed segment and what is wrong with it (with the offset, where there is one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScrubFinding {
+    pub segment_id: u64,
+    pub reason: String,
 }
 
 /// An account as `account list` shows it: open, or closed with its purge time.

@@ -8,12 +8,12 @@ use mailvault_hsm::{HsmError, HsmSession, WrappedDek};
 
 use super::RecordCipher;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct KeyTable {
     entries: HashMap<u64, KeyEntry>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct KeyEntry {
     wrapped: WrappedDek,
     cipher: Option<Arc<RecordCipher>>,

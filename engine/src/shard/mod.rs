@@ -25,6 +25,8 @@ mod read_fence;
 pub(crate) mod recovery;
 pub(crate) mod request;
 pub(crate) mod routing;
+mod scrub;
+mod scrub_state;
 mod sealed_message;
 mod throttle;
 mod usage_summary;
@@ -80,6 +82,10 @@ pub(crate) struct ShardConfig {
     pub compaction_check_interval: std::time::Duration,
     /// Plaintext bytes of one account-snapshot record at most (`format::snapshot_records`).
     pub account_snapshot_part_bytes: usize,
+    /// How often a scrub pass starts (engine clock); `None`: no background scrub.
+    pub scrub_interval: Option<std::time::Duration>,
+    /// The scrub's reads per second at most; `None`: unthrottled.
+    pub scrub_bytes_per_second: Option<u64>,
 }
 
 pub(crate) struct Shard<S: Storage> {
@@ -139,6 +145,8 @@ pub(crate) struct Shard<S: Storage> {
     active_has_data: bool,
     /// While a backup copies sealed segments, compaction waits (until this time, unix ms).
     backup_hold_until_ms: Option<i64>,
+    /// The background scrub, when it is on (`ShardConfig::scrub_interval`).
+    scrubber: Option<scrub::Scrubber<S::File>>,
 }
 
 impl<S: Storage> std::fmt::Debug for Shard<S> {
@@ -269,6 +277,7 @@ impl<S: Storage> Shard<S> {
     /// Rotates a full segment and writes a due checkpoint, once the commits in flight are
     /// durable (both describe the log up to its end).
     pub(super) async fn after_commit(&mut self) {
+        self.scrub_tick().await;
         let rotate = self.failure.is_none() && self.active.log_end() >= self.config.segment_bytes_max;
         let checkpoint = self.checkpoint_due();
         if !rotate && !checkpoint {
@@ -340,13 +349,19 @@ impl<S: Storage> Shard<S> {
     /// (one bounded step at a time, within the IO budget) and the idle timer's look for work.
     /// `None` once the queue is closed.
     async fn next_request(&mut self, receiver: &flume::Receiver<Request>) -> Option<Request> {
+        let mut tick_at = std::time::Instant::now() + self.config.compaction_check_interval;
         loop {
+            self.scrub_tick().await;
             if !self.compaction_wanted || self.backup_held() {
-                let waited = compio::time::timeout(self.config.compaction_check_interval, receiver.recv_async()).await;
-                if let Ok(request) = waited {
-                    return request.ok();
+                let until_tick = tick_at.saturating_duration_since(std::time::Instant::now());
+                match compio::time::timeout(until_tick, self.idle_wait(receiver)).await {
+                    Ok(Some(request)) => return request.ok(),
+                    Ok(None) => {} // the scrub's answer: the next turn records it
+                    Err(_) => {
+                        self.compaction_tick();
+                        tick_at = std::time::Instant::now() + self.config.compaction_check_interval;
+                    }
                 }
-                self.compaction_tick();
                 continue;
             }
             match receiver.try_recv() {
@@ -374,6 +389,15 @@ impl<S: Storage> Shard<S> {
             if !self.compaction_wanted {
                 self.answer_compaction_waiters();
             }
+        }
+    }
+
+    /// Waits for a request, or (`None`) for the scrub task's answer.
+    async fn idle_wait(&mut self, receiver: &flume::Receiver<Request>) -> Option<Result<Request, flume::RecvError>> {
+        let Some(scrubber) = self.scrubber.as_mut() else { return Some(receiver.recv_async().await) };
+        match first_of(receiver.recv_async(), scrubber.wait_for_answer()).await {
+            Either::First(request) => Some(request),
+            Either::Second(()) => None,
         }
     }
 

@@ -148,6 +148,7 @@ impl<S: Storage> Shard<S> {
             usage_passes: self.usage_passes,
             segment_details: self.segment_details(),
             compacting: self.compaction_progress(),
+            scrub: self.scrub_status(),
         }
     }
 

@@ -373,9 +373,25 @@ pub(crate) async fn open_shard<S: Storage>(
         read_fence: super::read_fence::ReadFence::default(),
         active_has_data,
         backup_hold_until_ms: None,
+        scrubber: None,
     };
+    shard.scrubber = Some(start_scrubber(&shard).await);
     shard.commit_record_id_floor().await?;
     Ok(shard)
+}
+
+/// The scrub's record of earlier passes, and its task when it is on and its HSM session
+/// opens (if not, the shard serves without it, and says so).
+async fn start_scrubber<S: Storage>(shard: &Shard<S>) -> super::scrub::Scrubber<S::File> {
+    let shard_id = shard.config.shard_id;
+    let task = shard.config.scrub_interval.and_then(|interval| match shard.hsm.hsm().session() {
+        Ok(session) => Some((session, interval)),
+        Err(error) => {
+            tracing::error!(shard = shard_id, %error, "no HSM session for the scrub; scrubbing is off until a restart");
+            None
+        }
+    });
+    super::scrub::Scrubber::start(shard_id, &shard.storage, task, shard.config.scrub_bytes_per_second).await
 }
 
 /// The size of every segment but the active one.

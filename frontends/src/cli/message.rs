@@ -81,6 +81,14 @@ pub(crate) fn stats(context: &Context) -> anyhow::Result<()> {
                 shard.shard_id, progress.segment_id, progress.done_bytes, progress.bytes
             );
         }
+        if let Some(scrub) = &shard.scrub {
+            for finding in &scrub.damaged {
+                println!(
+                    "shard {}: scrub found segment {} damaged: {}",
+                    shard.shard_id, finding.segment_id, finding.reason
+                );
+            }
+        }
     }
     Ok(())
 }
