@@ -80,6 +80,29 @@ impl KeyTable {
         self.entries.is_empty()
     }
 
+    /// The account's cipher if its key is unwrapped already (no HSM call).
+    pub fn cached(&self, account_id: u64) -> Option<Arc<RecordCipher>> {
+        self.entries.get(&account_id).and_then(|entry| entry.cipher.clone())
+    }
+
+    /// Every account whose key is not unwrapped yet.
+    pub fn uncached(&self) -> Vec<u64> {
+        self.entries.iter().filter(|(_, entry)| entry.cipher.is_none()).map(|(account_id, _)| *account_id).collect()
+    }
+
+    /// Takes a key unwrapped elsewhere (by the scrub, from a copy of this table), sparing the
+    /// HSM round trip, if the account still has that wrapped key: one purged or re-wrapped
+    /// since keeps what it has. Returns whether it was taken.
+    pub fn adopt(&mut self, account_id: u64, wrapped: &WrappedDek, cipher: Arc<RecordCipher>) -> bool {
+        match self.entries.get_mut(&account_id) {
+            Some(entry) if entry.cipher.is_none() && entry.wrapped == *wrapped => {
+                entry.cipher = Some(cipher);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The account's cipher, unwrapping its key through the HSM on first use.
     pub fn cipher(&mut self, account_id: u64, hsm: &HsmSession) -> Result<Arc<RecordCipher>, KeyTableError> {
         let entry = self.entries.get_mut(&account_id).ok_or(KeyTableError::Missing { account_id })?;
@@ -88,5 +111,40 @@ impl KeyTable {
             entry.cipher = Some(Arc::new(RecordCipher::new(&dek)));
         }
         entry.cipher.clone().ok_or(KeyTableError::Missing { account_id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mailvault_hsm::Dek;
+
+    use super::*;
+
+    fn wrapped(kek_version: u32) -> WrappedDek {
+        WrappedDek::new(kek_version, vec![7; 40]).unwrap()
+    }
+
+    fn cipher() -> Arc<RecordCipher> {
+        Arc::new(RecordCipher::new(&Dek::from_bytes([3; 32])))
+    }
+
+    #[test]
+    fn a_key_unwrapped_elsewhere_is_adopted_only_while_the_account_keeps_that_wrapped_key() {
+        let mut table = KeyTable::default();
+        table.insert(1, wrapped(1));
+        table.insert(2, wrapped(1));
+        table.insert(3, wrapped(1));
+        let mut uncached = table.uncached();
+        uncached.sort_unstable();
+        assert_eq!(uncached, [1, 2, 3]);
+
+        table.replace_wrapped(2, wrapped(2)); // re-wrapped under a new KEK since the copy
+        table.remove(3); // purged since
+        assert!(table.adopt(1, &wrapped(1), cipher()));
+        assert!(!table.adopt(2, &wrapped(1), cipher()), "a key wrapped under the old KEK");
+        assert!(!table.adopt(3, &wrapped(1), cipher()), "a purged account's key");
+        assert!(!table.adopt(1, &wrapped(1), cipher()), "one already cached stays");
+        assert!(table.cached(1).is_some() && table.cached(2).is_none() && table.cached(3).is_none());
+        assert_eq!(table.uncached(), [2]);
     }
 }

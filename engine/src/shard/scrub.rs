@@ -14,11 +14,12 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 
-use mailvault_hsm::HsmSession;
+use mailvault_hsm::{HsmSession, WrappedDek};
 
 use crate::api::{ScrubFinding, ScrubPass, ScrubStatus};
-use crate::crypto::KeyTable;
+use crate::crypto::{KeyTable, RecordCipher};
 use crate::format::RecordKind;
 use crate::io::{BlockBuffer, Storage, StorageFile};
 use crate::segment::{ScanEnd, ScanError, ScanStart, scan_segment};
@@ -44,6 +45,8 @@ struct SegmentScrub {
     frames_without_key: u64,
     /// What is wrong with it, if anything.
     damage: Option<String>,
+    /// Keys the task unwrapped that the shard's table had not, for the shard to keep.
+    unwrapped: Vec<(u64, WrappedDek, Arc<RecordCipher>)>,
 }
 
 /// The shard's side of the scrub: the task's channels, the pass's progress and what was found.
@@ -169,9 +172,12 @@ impl<S: Storage> Shard<S> {
 
     async fn record_scrub(&mut self, answer: SegmentScrub) {
         let shard_id = self.config.shard_id;
+        let SegmentScrub { segment_id, bytes, frames, frames_without_key, damage, unwrapped } = answer;
+        for (account_id, wrapped, cipher) in unwrapped {
+            self.keys.adopt(account_id, &wrapped, cipher);
+        }
         let Some(scrubber) = self.scrubber.as_mut() else { return };
         scrubber.in_flight = None;
-        let SegmentScrub { segment_id, bytes, frames, frames_without_key, damage } = answer;
         scrubber.status.segments_checked += 1;
         scrubber.status.bytes_checked += bytes;
         scrubber.status.frames_checked += frames;
@@ -284,6 +290,17 @@ async fn scrub_segment<F: StorageFile>(
     budget: &Rc<RefCell<IoBudget>>,
 ) -> SegmentScrub {
     let ScrubRequest { segment_id, file, mut keys } = request;
+    // Keys are unwrapped before the scan, one HSM call at a time with requests served in
+    // between: the scan checks a whole chunk at once, and unwrapping inside it (a few ms
+    // each on SoftHSM) would stall the shard for as many keys as the chunk's accounts. After
+    // a restart the first segment pays for the shard's whole table; the shard keeps them.
+    let mut unwrapped = Vec::new();
+    for account_id in keys.uncached() {
+        if let (Ok(cipher), Some(wrapped)) = (keys.cipher(account_id, hsm), keys.wrapped(account_id)) {
+            unwrapped.push((account_id, wrapped.clone(), cipher));
+        }
+        crate::io::yield_now().await;
+    }
     let file = PacedFile { file, budget: budget.clone() };
     let bytes = file.size().await.unwrap_or(0);
     let (mut frames, mut frames_without_key) = (0_u64, 0_u64);
@@ -293,7 +310,7 @@ async fn scrub_segment<F: StorageFile>(
             return Ok(());
         }
         let account_id = frame.header.account_id;
-        let Ok(cipher) = keys.cipher(account_id, hsm) else {
+        let Some(cipher) = keys.cached(account_id) else {
             frames_without_key += 1;
             return Ok(());
         };
@@ -312,7 +329,7 @@ async fn scrub_segment<F: StorageFile>(
         }
         Err(error) => Some(error.to_string()),
     };
-    SegmentScrub { segment_id, bytes, frames, frames_without_key, damage }
+    SegmentScrub { segment_id, bytes, frames, frames_without_key, damage, unwrapped }
 }
 
 /// A sealed segment read within the scrub's IO budget: each read waits while the budget is in
