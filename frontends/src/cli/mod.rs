@@ -75,7 +75,8 @@ enum Command {
     /// its digest, every record's AEAD tag under its account's key (from the HSM). Read-only,
     /// no lock: runs beside a server. Finds bit rot in segments nothing else reads (a backup
     /// copies a segment once; compaction reads only its victims) while a backup still holds a
-    /// good copy to repair from.
+    /// good copy to repair from. The server also scrubs by itself (`serve
+    /// --scrub-interval-days`, weekly); this checks now.
     ///
     /// Prints "damaged: shard N segment FILE: what" per damaged segment, then a summary.
     /// Exit codes: 0 = intact; 3 = damaged; 1 = could not check.
