@@ -188,7 +188,7 @@ fn a_backup_of_a_serving_store_restores_into_a_store_that_serves_the_same_mail()
 
 /// The server's own background scrub (on by default) finds a damaged segment too: its pass at
 /// start (the record of the last one removed, so that one is due) keeps the finding in the
-/// shard's scrub-state, and `stats` shows it once the server is stopped.
+/// shard's scrub-state, and `stats` shows it, beside the server and once it is stopped.
 fn the_servers_own_scrub_finds_the_damage(token: &TestToken, data_dir: &Path, shard: u32, sealed: &Path) {
     let scrub_state = data_dir.join(format!("shard-{shard:03}/scrub-state"));
     std::fs::remove_file(&scrub_state).unwrap();
@@ -200,10 +200,12 @@ fn the_servers_own_scrub_finds_the_damage(token: &TestToken, data_dir: &Path, sh
         assert!(std::time::Instant::now() < deadline, "the server's scrub found nothing in 60 s");
         std::thread::sleep(Duration::from_millis(50));
     }
+    let finding = format!("shard {shard}: scrub found segment {segment_id} damaged: ");
+    let beside_the_server = succeeded(&mailvault(token, data_dir, &["stats"], b""));
+    assert!(beside_the_server.lines().any(|line| line.starts_with(&finding)), "{beside_the_server}");
     server.terminate();
     assert!(server.wait(Duration::from_secs(60)).0.success());
     drop(server);
-    let shown = succeeded(&mailvault(token, data_dir, &["stats"], b""));
-    let finding = format!("shard {shard}: scrub found segment {segment_id} damaged: ");
-    assert!(shown.lines().any(|line| line.starts_with(&finding)), "{shown}");
+    let stopped = succeeded(&mailvault(token, data_dir, &["stats"], b""));
+    assert!(stopped.lines().any(|line| line.starts_with(&finding)), "kept in scrub-state: {stopped}");
 }

@@ -33,6 +33,8 @@ pub enum AdminCommand {
     SealForBackup,
     /// Let compaction run again after a backup.
     ReleaseBackupHold,
+    /// Per-shard statistics, segments, compaction and scrub progress.
+    Stats,
 }
 
 impl fmt::Debug for AdminCommand {
@@ -52,6 +54,7 @@ impl fmt::Debug for AdminCommand {
             Self::AccountPurge { account } => write!(formatter, "AccountPurge({account})"),
             Self::SealForBackup => write!(formatter, "SealForBackup"),
             Self::ReleaseBackupHold => write!(formatter, "ReleaseBackupHold"),
+            Self::Stats => write!(formatter, "Stats"),
         }
     }
 }

@@ -86,6 +86,7 @@ pub async fn execute(
             engine.release_backup_hold().await?;
             Ok("compaction resumed".to_owned())
         }
+        AdminCommand::Stats => super::stats::stats(engine).await,
     }
 }
 

@@ -7,6 +7,7 @@ mod client;
 mod command;
 mod execute;
 pub mod server;
+mod stats;
 mod time;
 
 pub use client::send;

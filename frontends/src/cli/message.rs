@@ -46,53 +46,6 @@ pub(crate) fn cat(context: &Context, arguments: &CatArguments) -> anyhow::Result
     Ok(())
 }
 
-pub(crate) fn stats(context: &Context) -> anyhow::Result<()> {
-    let engine = context.open_engine()?;
-    let shards = block_on(engine.stats())?;
-    println!("{:>5} {:>9} {:>9} {:>8} {:>9} {:>8}", "shard", "accounts", "messages", "deleted", "segments", "commits");
-    for shard in &shards {
-        println!(
-            "{:>5} {:>9} {:>9} {:>8} {:>9} {:>8}",
-            shard.shard_id, shard.accounts, shard.messages, shard.deleted_messages, shard.segments, shard.commits
-        );
-    }
-    println!();
-    println!(
-        "{:>5} {:>8} {:>12} {:>12} {:>12} {:>12}  retained until",
-        "shard", "segment", "bytes", "live", "retained", "other"
-    );
-    for shard in &shards {
-        for segment in &shard.segment_details {
-            // Headers, metadata records and dead bodies: compaction decides which are current.
-            let other = segment.bytes.saturating_sub(segment.live_bytes + segment.retained_bytes);
-            let until =
-                segment.retained_until_unix_ms.map_or_else(String::new, mailvault_frontends::admin::format_unix_ms);
-            let active = if segment.active { " (active)" } else { "" };
-            println!(
-                "{:>5} {:>8} {:>12} {:>12} {:>12} {:>12}  {until}{active}",
-                shard.shard_id, segment.segment_id, segment.bytes, segment.live_bytes, segment.retained_bytes, other
-            );
-        }
-    }
-    for shard in &shards {
-        if let Some(progress) = shard.compacting {
-            println!(
-                "shard {}: compacting segment {} ({} of {} bytes gone through)",
-                shard.shard_id, progress.segment_id, progress.done_bytes, progress.bytes
-            );
-        }
-        if let Some(scrub) = &shard.scrub {
-            for finding in &scrub.damaged {
-                println!(
-                    "shard {}: scrub found segment {} damaged: {}",
-                    shard.shard_id, finding.segment_id, finding.reason
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
 pub(crate) fn compact(context: &Context) -> anyhow::Result<()> {
     let engine = context.open_engine()?;
     let report = block_on(engine.compact())?;
