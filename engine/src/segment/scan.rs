@@ -158,8 +158,19 @@ pub async fn scan_segment<F: StorageFile>(
             let reason = problem.unwrap_or_else(|| "sealed segment has no footer".to_owned());
             return Err(corrupt(offset, reason));
         }
-        // An early end (zeros) is checked too: a lost write reads back as zeros.
-        let vouching = find_commit_vouching_past(&mut reader, offset, committed.log_end).await.map_err(io_error)?;
+        // An early end (zeros) is checked too: a lost write reads back as zeros. A later commit
+        // proves damage only if it vouches for bytes of the first commit the scan could not
+        // complete, so its claim is measured against where that commit starts: after a block gap
+        // that is the next block boundary, not the end of the last complete commit (a commit
+        // planned while the damaged one was the oldest in flight vouches exactly up to its start).
+        let first_incomplete = match pending.first() {
+            Some(frame) => frame.offset,
+            None if header.allows_block_gaps() => {
+                block_gap_end(&mut reader, committed.log_end).await.map_err(io_error)?
+            }
+            None => committed.log_end,
+        };
+        let vouching = find_commit_vouching_past(&mut reader, offset, first_incomplete).await.map_err(io_error)?;
         if let Some(start) = vouching {
             let reason = problem.unwrap_or_else(|| "the log ends early".to_owned());
             return Err(corrupt(offset, format!("{reason}; a later commit starts at offset {start}")));
@@ -255,6 +266,22 @@ async fn commit_after_block_gap<F: StorageFile>(
     Ok((zeros_to_boundary && frame_at_boundary).then_some(boundary))
 }
 
+/// Where a commit after the one ending at `log_end` may have started (format version 4 on): the
+/// next block boundary if only zeros lie between (a block gap, whether or not a frame's magic
+/// survived there), else `log_end`.
+async fn block_gap_end<F: StorageFile>(reader: &mut ChunkReader<'_, F>, log_end: u64) -> io::Result<u64> {
+    let boundary = log_end.next_multiple_of(BLOCK_BYTES as u64);
+    let gap = (boundary - log_end) as usize;
+    if gap == 0 || boundary > reader.file_length {
+        return Ok(log_end);
+    }
+    if !reader.contains(log_end, gap) {
+        reader.fill(log_end, SCAN_CHUNK_BYTES).await?;
+    }
+    let zeros = reader.bytes_at(log_end).get(..gap).is_some_and(|bytes| bytes.iter().all(|byte| *byte == 0));
+    Ok(if zeros { boundary } else { log_end })
+}
+
 /// The scan's state at the end of the last complete commit.
 struct Committed {
     log_end: u64,
@@ -298,7 +325,8 @@ async fn only_zeroes_after<F: StorageFile>(reader: &mut ChunkReader<'_, F>, from
 }
 
 /// Looks past `from` for a valid frame that starts a commit and vouches for the log beyond
-/// `durable_end` (the end of the last complete commit): proof that acknowledged data was lost
+/// `durable_end` (where the first commit the scan could not complete starts): proof that
+/// acknowledged data was lost
 /// where the log stopped making sense. A commit vouches for the log up to its start minus its
 /// durable gap; one that claims less was in flight with the damage and is cut with it.
 async fn find_commit_vouching_past<F: StorageFile>(
