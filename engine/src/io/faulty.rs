@@ -53,6 +53,8 @@ enum Fault {
 
 #[derive(Debug)]
 struct UnsyncedWrite {
+    /// Which write, for the syncs that vouch for it (see `FaultyFile::sync_data`).
+    id: u64,
     offset: u64,
     replaced: Vec<u8>,
     written_bytes: usize,
@@ -83,8 +85,12 @@ struct FaultState {
     unsynced: HashMap<PathBuf, Vec<UnsyncedWrite>>,
     /// Byte ranges of writes in flight, per file.
     writing: HashMap<PathBuf, Vec<(u64, u64)>>,
-    /// Old name → new name, so files opened before a rename are found after it.
-    renamed: HashMap<PathBuf, PathBuf>,
+    /// The current name of every open file (each handle's, shared with it): a rename moves
+    /// the handles open under the old name, and a file created later under that name is
+    /// another file.
+    open_files: Vec<std::sync::Weak<Mutex<PathBuf>>>,
+    /// The id of the next write.
+    next_write_id: u64,
     counts: FaultCounts,
 }
 
@@ -102,16 +108,16 @@ impl FaultState {
         if bound == 0 { 0 } else { self.next() % bound }
     }
 
-    /// The current name of a file first opened as `path`.
-    fn resolve(&self, path: &Path) -> PathBuf {
-        let mut current = path.to_path_buf();
-        for _ in 0..self.renamed.len() {
-            match self.renamed.get(&current) {
-                Some(next) => current = next.clone(),
-                None => break,
+    /// Moves every handle open under `from` to `to` (and forgets closed ones).
+    fn rename_open_files(&mut self, from: &Path, to: &Path) {
+        self.open_files.retain(|file| {
+            let Some(path) = file.upgrade() else { return false };
+            let mut path = path.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *path == from {
+                *path = to.to_path_buf();
             }
-        }
-        current
+            true
+        });
     }
 
     /// Whether `fault` strikes now, at its configured rate.
@@ -151,7 +157,8 @@ impl FaultController {
             writes_waiting: 0,
             syncs_waiting: 0,
             unsynced: HashMap::new(),
-            renamed: HashMap::new(),
+            open_files: Vec::new(),
+            next_write_id: 0,
             writing: HashMap::new(),
             counts: FaultCounts::default(),
         };
@@ -279,7 +286,9 @@ impl FaultyStorage {
     }
 
     fn wrap(&self, name: &str, inner: DiskFile) -> FaultyFile {
-        FaultyFile { inner, path: self.inner.directory().join(name), controller: self.controller.clone() }
+        let path = Arc::new(Mutex::new(self.inner.directory().join(name)));
+        self.controller.lock().open_files.push(Arc::downgrade(&path));
+        FaultyFile { inner, path, controller: self.controller.clone() }
     }
 }
 
@@ -288,7 +297,10 @@ impl Storage for FaultyStorage {
 
     async fn create(&self, name: &str) -> io::Result<FaultyFile> {
         self.check_alive("create")?;
-        Ok(self.wrap(name, self.inner.create(name).await?))
+        let file = self.inner.create(name).await?;
+        // A new file: writes of an earlier one of that name (removed) are not its own.
+        self.controller.lock().unsynced.remove(&self.inner.directory().join(name));
+        Ok(self.wrap(name, file))
     }
 
     async fn open(&self, name: &str, writable: bool) -> io::Result<FaultyFile> {
@@ -303,7 +315,10 @@ impl Storage for FaultyStorage {
 
     async fn remove(&self, name: &str) -> io::Result<()> {
         self.check_alive("remove")?;
-        self.inner.remove(name).await
+        self.inner.remove(name).await?;
+        // Its unsynced writes no longer matter, and must not land on a later file of that name.
+        self.controller.lock().unsynced.remove(&self.inner.directory().join(name));
+        Ok(())
     }
 
     async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
@@ -314,11 +329,12 @@ impl Storage for FaultyStorage {
         let mut state = self.controller.lock();
         if result.is_ok() {
             let (from, to) = (directory.join(from), directory.join(to));
+            // The file replaced at `to` is gone, its unsynced writes with it.
+            state.unsynced.remove(&to);
             if let Some(writes) = state.unsynced.remove(&from) {
                 state.unsynced.insert(to.clone(), writes);
             }
-            state.renamed.remove(&to);
-            state.renamed.insert(from, to);
+            state.rename_open_files(&from, &to);
         }
         result
     }
@@ -332,7 +348,8 @@ impl Storage for FaultyStorage {
 #[derive(Debug)]
 pub struct FaultyFile {
     inner: DiskFile,
-    path: PathBuf,
+    /// Its current name (a rename of the file changes it).
+    path: Arc<Mutex<PathBuf>>,
     controller: FaultController,
 }
 
@@ -351,6 +368,10 @@ fn replaced_bytes(path: &Path, offset: u64, length: usize) -> io::Result<Vec<u8>
 }
 
 impl FaultyFile {
+    fn current_path(&self) -> PathBuf {
+        self.path.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     fn check_alive(&self, what: &str) -> io::Result<()> {
         if self.controller.has_crashed() { Err(eio(what)) } else { Ok(()) }
     }
@@ -433,7 +454,7 @@ impl StorageFile for FaultyFile {
                 None => false,
             }
         };
-        let path = self.controller.lock().resolve(&self.path);
+        let path = self.current_path();
         let replaced = match replaced_bytes(&path, offset, buffer.len()) {
             Ok(replaced) => replaced,
             Err(error) => return (Err(error), buffer),
@@ -460,7 +481,9 @@ impl StorageFile for FaultyFile {
         }
         if result.is_ok() {
             let mut state = self.controller.lock();
-            let write = UnsyncedWrite { offset, replaced, written_bytes };
+            let id = state.next_write_id;
+            state.next_write_id += 1;
+            let write = UnsyncedWrite { id, offset, replaced, written_bytes };
             state.unsynced.entry(path).or_default().push(write);
             if crash_now {
                 state.crashed = true;
@@ -513,8 +536,12 @@ impl StorageFile for FaultyFile {
                 state.counts.sync_errors += 1;
                 return Err(eio("fsync"));
             }
-            let path = state.resolve(&self.path);
-            (state.unsynced.get(&path).map_or(0, Vec::len), state.held.syncs_until_crash)
+            let covered: Vec<u64> = state
+                .unsynced
+                .get(&self.current_path())
+                .map(|writes| writes.iter().map(|write| write.id).collect())
+                .unwrap_or_default();
+            (covered, state.held.syncs_until_crash)
         };
         if held {
             self.wait_for_crash().await;
@@ -526,10 +553,11 @@ impl StorageFile for FaultyFile {
             // The power failed while the sync ran: it never returned, and vouches for nothing.
             return Err(eio("sync interrupted by a crash"));
         }
-        let path = state.resolve(&self.path);
+        let path = self.current_path();
         if let Some(writes) = state.unsynced.get_mut(&path) {
-            let covered = covered.min(writes.len());
-            writes.drain(..covered);
+            // By id, not by count: another sync may have drained some of them meanwhile, and
+            // writes completed since this one began are not its to vouch for.
+            writes.retain(|write| !covered.contains(&write.id));
             if writes.is_empty() {
                 state.unsynced.remove(&path);
             }
