@@ -29,6 +29,11 @@ use crate::io::StorageFile;
 
 /// How much of a segment is read at a time during a scan.
 const SCAN_CHUNK_BYTES: usize = 8 * 1024 * 1024;
+/// A scan lets other tasks run after about this many bytes of frames: the scans that run on a
+/// shard's thread beside its requests (compaction's check of a victim, the scrub) would
+/// otherwise check a whole chunk at a time (several ms of CRC and AEAD work) while requests
+/// wait. One wake per MiB costs nothing a scan would notice.
+const SCAN_YIELD_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug)]
 pub struct ScannedFrame {
@@ -93,7 +98,12 @@ pub async fn scan_segment<F: StorageFile>(
     // of a commit (say, an account without its INBOX) visible.
     let mut committed = Committed { log_end: offset, digest: digest.clone(), record_count: start.record_count };
     let mut pending: Vec<ScannedFrame> = Vec::new();
+    let mut yielded_at = offset;
     loop {
+        if offset >= yielded_at + SCAN_YIELD_BYTES {
+            crate::io::yield_now().await;
+            yielded_at = offset;
+        }
         fill_for_frame(&mut reader, offset).await.map_err(io_error)?;
         let decoded = decode_frame(reader.bytes_at(offset));
         let problem = match decoded {
