@@ -151,14 +151,21 @@ fn filled_store(
     clock: &ManualClock,
     hsm: &Hsm,
 ) -> anyhow::Result<()> {
+    fill_store(&config(directory, options, clock), options.fill_bytes, true, hsm)
+}
+
+/// A store of one shard in `config.data_dir` (made anew) holding `fill_bytes` of 64 KiB
+/// messages, every other one expunged if `expunge_half`, and an empty account for deliveries.
+pub(crate) fn fill_store(config: &EngineConfig, fill_bytes: u64, expunge_half: bool, hsm: &Hsm) -> anyhow::Result<()> {
+    let directory = &config.data_dir;
     if directory.exists() {
         std::fs::remove_dir_all(directory)?;
     }
     init_store(directory, 1)?;
-    let mut setup = config(directory, options, clock);
+    let mut setup = config.clone();
     setup.compaction_live_ratio = 0.0;
     let engine = Engine::open(&setup, hsm)?;
-    let messages = (options.fill_bytes / MESSAGE_BYTES as u64) as usize;
+    let messages = (fill_bytes / MESSAGE_BYTES as u64) as usize;
     block_on(async {
         engine.create_account(ACCOUNT).await?;
         engine.create_account(DELIVERY_ACCOUNT).await?;
@@ -176,6 +183,9 @@ fn filled_store(
         }
         for task in tasks {
             task.await.map_err(|_| anyhow::anyhow!("a fill task panicked"))??;
+        }
+        if !expunge_half {
+            return anyhow::Ok(());
         }
         let (_, listed) = engine.list_messages(ACCOUNT, INBOX).await?;
         let expunged: Vec<u32> = listed.iter().map(|message| message.uid).filter(|uid| uid % 2 == 0).collect();
@@ -270,7 +280,7 @@ fn measure_latency(
 }
 
 /// 4 KiB deliveries, one at a time, for `window`: each one's latency in microseconds.
-fn deliver_for(engine: &Engine, window: Duration) -> anyhow::Result<Vec<f64>> {
+pub(crate) fn deliver_for(engine: &Engine, window: Duration) -> anyhow::Result<Vec<f64>> {
     block_on(async {
         let mut latencies = Vec::new();
         let started = Instant::now();
@@ -286,7 +296,7 @@ fn deliver_for(engine: &Engine, window: Duration) -> anyhow::Result<Vec<f64>> {
 }
 
 #[allow(clippy::cast_sign_loss)] // quantile in [0, 1]: the rank is not negative
-fn percentile(values: &mut [f64], quantile: f64) -> f64 {
+pub(crate) fn percentile(values: &mut [f64], quantile: f64) -> f64 {
     if values.is_empty() {
         return 0.0;
     }

@@ -35,6 +35,9 @@ pub enum FioJob {
     /// every byte of a victim and writes the part it keeps, half in its bench). Its rate is
     /// bytes read plus bytes written per second.
     CompactionMix1m,
+    /// 8 MiB sequential reads, O_DIRECT, one at a time: the scrub's shape (it reads a segment
+    /// in 8 MiB chunks, the next one once the last is checked).
+    SequentialRead8m,
 }
 
 impl FioJob {
@@ -46,6 +49,7 @@ impl FioJob {
             Self::RandomRead4k => "rand-read-4k",
             Self::RandomReadSpan { .. } => "rand-read-span",
             Self::CompactionMix1m => "compaction-mix-1m",
+            Self::SequentialRead8m => "seq-read-8m",
         }
     }
 
@@ -87,6 +91,7 @@ impl FioJob {
                 ]
                 .into();
             }
+            Self::SequentialRead8m => &["--rw=read", "--bs=8m", "--direct=1", "--ioengine=io_uring", "--iodepth=1"],
             Self::CompactionMix1m => {
                 &["--rw=rw", "--rwmixread=67", "--bs=1m", "--direct=1", "--ioengine=io_uring", "--iodepth=8"]
             }
@@ -95,7 +100,7 @@ impl FioJob {
     }
 
     fn writes(self) -> bool {
-        !matches!(self, Self::RandomRead4k | Self::RandomReadSpan { .. })
+        !matches!(self, Self::RandomRead4k | Self::RandomReadSpan { .. } | Self::SequentialRead8m)
     }
 
     /// Whether the job's file must hold all it writes in its run (a sequential writer would
@@ -289,7 +294,7 @@ pub fn parse(job: FioJob, stdout: &[u8]) -> Result<FioResult, FioError> {
         serde_json::from_str(json).map_err(|error| FioError::Output(format!("not JSON: {error}")))?;
     let directions: &[&str] = match job {
         FioJob::CompactionMix1m => &["read", "write"],
-        FioJob::RandomRead4k | FioJob::RandomReadSpan { .. } => &["read"],
+        FioJob::RandomRead4k | FioJob::RandomReadSpan { .. } | FioJob::SequentialRead8m => &["read"],
         FioJob::SequentialWrite64k | FioJob::DurableWrite64k | FioJob::AppendFdatasync4k => &["write"],
     };
     let number = |direction: &str, field: &str| {

@@ -14,5 +14,6 @@ pub mod page_cache;
 pub mod placement;
 pub mod profile;
 pub mod report;
+pub mod scrub_bench;
 pub mod store;
 pub mod workload;
