@@ -201,3 +201,20 @@ fn flip_byte(path: &Path, offset: usize) {
     bytes[offset] ^= 0x01;
     std::fs::write(path, bytes).unwrap();
 }
+
+#[test]
+fn segments_sealed_during_a_pass_are_left_for_the_next_one() {
+    let mut store = store_with_mail(30);
+    let sealed_at_start = sealed_segments(&store).len() as u64;
+    // Slow enough that the appends below seal segments while the pass is still reading.
+    store.config.scrub_bytes_per_second = Some(1024 * 1024);
+    let engine = store.open();
+    block_on(async {
+        for index in 0..30 {
+            engine.append(ACCOUNT, INBOX, body(index), Flags::default(), None).await.unwrap();
+        }
+    });
+    let status = wait_for_pass(&engine, common::START_UNIX_MS);
+    assert!(sealed_segments(&store).len() as u64 > sealed_at_start, "the appends sealed segments");
+    assert_eq!(status.segments_checked, sealed_at_start, "a pass checks the segments sealed when it started");
+}

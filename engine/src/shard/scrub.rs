@@ -229,10 +229,11 @@ impl<S: Storage> Shard<S> {
             );
             scrubber.state.pass_started_unix_ms = Some(now);
             scrubber.state.next_segment = 0;
+            scrubber.state.pass_through = self.sealed_segment_bytes.keys().copied().max().unwrap_or(0);
             changed = true;
         }
-        let next =
-            self.sealed_segment_bytes.keys().copied().filter(|segment| *segment >= scrubber.state.next_segment).min();
+        let (from, through) = (scrubber.state.next_segment, scrubber.state.pass_through);
+        let next = self.sealed_segment_bytes.keys().copied().filter(|segment| (from..=through).contains(segment)).min();
         if let Some((segment_id, file)) =
             next.and_then(|segment_id| self.readers.get(&segment_id).map(|file| (segment_id, file.clone())))
         {

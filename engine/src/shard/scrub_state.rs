@@ -7,6 +7,7 @@
 //! mailvault scrub-state 1
 //! pass_started 1764979200000        (or -: no pass under way)
 //! next_segment 12                   (segments below it were checked in this pass)
+//! pass_through 40                   (the newest segment sealed when the pass started)
 //! last_pass 1764374400000 1764460800000   (started, finished; or -)
 //! damaged 7 segment 7 is corrupt at offset 1048576: …   (one line per damaged segment)
 //! crc 1a2b3c4d                      (CRC32C of every byte before this line)
@@ -34,6 +35,10 @@ pub(crate) struct ScrubState {
     pub pass_started_unix_ms: Option<i64>,
     /// The next segment the pass under way checks: every sealed segment below it is done.
     pub next_segment: u64,
+    /// The newest segment that was sealed when the pass under way started: it checks none
+    /// after it, so that a shard sealing segments faster than the scrub reads still finishes
+    /// its passes (the next pass takes them).
+    pub pass_through: u64,
     pub last_pass: Option<ScrubPass>,
     /// Segments whose last check found damage, with what is wrong.
     pub damaged: BTreeMap<u64, String>,
@@ -45,6 +50,7 @@ impl ScrubState {
         let mut text = format!("{FIRST_LINE}\n");
         let _ = writeln!(text, "pass_started {}", optional(self.pass_started_unix_ms));
         let _ = writeln!(text, "next_segment {}", self.next_segment);
+        let _ = writeln!(text, "pass_through {}", self.pass_through);
         match self.last_pass {
             Some(pass) => _ = writeln!(text, "last_pass {} {}", pass.started_unix_ms, pass.finished_unix_ms),
             None => text.push_str("last_pass -\n"),
@@ -78,6 +84,7 @@ impl ScrubState {
             match key {
                 "pass_started" => state.pass_started_unix_ms = optional_number(value)?,
                 "next_segment" => state.next_segment = number(value)?,
+                "pass_through" => state.pass_through = number(value)?,
                 "last_pass" => state.last_pass = last_pass(value)?,
                 "damaged" => {
                     let (segment_id, reason) = value.split_once(' ').ok_or("a damaged line without a reason")?;
@@ -147,6 +154,7 @@ mod tests {
         ScrubState {
             pass_started_unix_ms: Some(1_764_979_200_000),
             next_segment: 12,
+            pass_through: 40,
             last_pass: Some(ScrubPass { started_unix_ms: 1_764_374_400_000, finished_unix_ms: 1_764_460_800_000 }),
             damaged: BTreeMap::from([
                 (7, "segment 7 is corrupt at offset 1048576: bad checksum".to_owned()),
