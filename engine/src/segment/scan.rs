@@ -336,9 +336,9 @@ async fn only_zeroes_after<F: StorageFile>(reader: &mut ChunkReader<'_, F>, from
 
 /// Looks past `from` for a valid frame that starts a commit and vouches for the log beyond
 /// `durable_end` (where the first commit the scan could not complete starts): proof that
-/// acknowledged data was lost
-/// where the log stopped making sense. A commit vouches for the log up to its start minus its
-/// durable gap; one that claims less was in flight with the damage and is cut with it.
+/// acknowledged data was lost where the log stopped making sense. A commit vouches for the log
+/// up to its start minus its durable gap; one that claims less was in flight with the damage
+/// and is cut with it.
 async fn find_commit_vouching_past<F: StorageFile>(
     reader: &mut ChunkReader<'_, F>,
     from: u64,

@@ -145,8 +145,9 @@ pub(crate) struct Shard<S: Storage> {
     active_has_data: bool,
     /// While a backup copies sealed segments, compaction waits (until this time, unix ms).
     backup_hold_until_ms: Option<i64>,
-    /// The background scrub, when it is on (`ShardConfig::scrub_interval`).
-    scrubber: Option<scrub::Scrubber<S::File>>,
+    /// The background scrub (its task runs when `ShardConfig::scrub_interval` is set), and what
+    /// its passes recorded.
+    scrubber: scrub::Scrubber<S::File>,
 }
 
 impl<S: Storage> std::fmt::Debug for Shard<S> {
@@ -394,8 +395,7 @@ impl<S: Storage> Shard<S> {
 
     /// Waits for a request, or (`None`) for the scrub task's answer.
     async fn idle_wait(&mut self, receiver: &flume::Receiver<Request>) -> Option<Result<Request, flume::RecvError>> {
-        let Some(scrubber) = self.scrubber.as_mut() else { return Some(receiver.recv_async().await) };
-        match first_of(receiver.recv_async(), scrubber.wait_for_answer()).await {
+        match first_of(receiver.recv_async(), self.scrubber.wait_for_answer()).await {
             Either::First(request) => Some(request),
             Either::Second(()) => None,
         }

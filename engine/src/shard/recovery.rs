@@ -335,6 +335,7 @@ pub(crate) async fn open_shard<S: Storage>(
     let config_budget = config.compaction_bytes_per_second;
     // Floors of earlier opens may count too: at worst one backup seals a segment of floors.
     let active_has_data = active.record_count() > 0;
+    let scrubber = start_scrubber(&config, &storage, &hsm).await;
     let mut shard = Shard {
         config,
         storage,
@@ -373,25 +374,28 @@ pub(crate) async fn open_shard<S: Storage>(
         read_fence: super::read_fence::ReadFence::default(),
         active_has_data,
         backup_hold_until_ms: None,
-        scrubber: None,
+        scrubber,
     };
-    shard.scrubber = Some(start_scrubber(&shard).await);
     shard.commit_record_id_floor().await?;
     Ok(shard)
 }
 
 /// The scrub's record of earlier passes, and its task when it is on and its HSM session
 /// opens (if not, the shard serves without it, and says so).
-async fn start_scrubber<S: Storage>(shard: &Shard<S>) -> super::scrub::Scrubber<S::File> {
-    let shard_id = shard.config.shard_id;
-    let task = shard.config.scrub_interval.and_then(|interval| match shard.hsm.hsm().session() {
+async fn start_scrubber<S: Storage>(
+    config: &ShardConfig,
+    storage: &S,
+    hsm: &HsmSession,
+) -> super::scrub::Scrubber<S::File> {
+    let shard_id = config.shard_id;
+    let task = config.scrub_interval.and_then(|interval| match hsm.hsm().session() {
         Ok(session) => Some((session, interval)),
         Err(error) => {
             tracing::error!(shard = shard_id, %error, "no HSM session for the scrub; scrubbing is off until a restart");
             None
         }
     });
-    super::scrub::Scrubber::start(shard_id, &shard.storage, task, shard.config.scrub_bytes_per_second).await
+    super::scrub::Scrubber::start(shard_id, storage, task, config.scrub_bytes_per_second).await
 }
 
 /// The size of every segment but the active one.

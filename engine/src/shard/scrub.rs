@@ -151,7 +151,7 @@ impl<S: Storage> Shard<S> {
     /// Records the scrub task's answer, if one came, and hands it the next segment, or starts
     /// a pass when one is due. Cheap when there is nothing to do: it runs after every commit.
     pub(super) async fn scrub_tick(&mut self) {
-        let Some(scrubber) = self.scrubber.as_mut() else { return };
+        let scrubber = &mut self.scrubber;
         if scrubber.in_flight.is_some() {
             match scrubber.take_answer() {
                 Ok(Some(answer)) => self.record_scrub(answer).await,
@@ -176,7 +176,7 @@ impl<S: Storage> Shard<S> {
         for (account_id, wrapped, cipher) in unwrapped {
             self.keys.adopt(account_id, &wrapped, cipher);
         }
-        let Some(scrubber) = self.scrubber.as_mut() else { return };
+        let scrubber = &mut self.scrubber;
         scrubber.in_flight = None;
         scrubber.status.segments_checked += 1;
         scrubber.status.bytes_checked += bytes;
@@ -202,7 +202,7 @@ impl<S: Storage> Shard<S> {
             return;
         }
         let now = self.config.clock.now_unix_ms();
-        let Some(scrubber) = self.scrubber.as_mut() else { return };
+        let scrubber = &mut self.scrubber;
         let Some(task) = &scrubber.task else { return };
         if scrubber.in_flight.is_some() {
             return;
@@ -259,7 +259,7 @@ impl<S: Storage> Shard<S> {
     }
 
     async fn write_scrub_state(&mut self) {
-        let Some(scrubber) = self.scrubber.as_mut() else { return };
+        let scrubber = &mut self.scrubber;
         match store_scrub_state(&self.storage, &scrubber.state).await {
             Ok(()) => scrubber.state_unwritten = false,
             Err(reason) if !scrubber.state_unwritten => {
@@ -273,7 +273,7 @@ impl<S: Storage> Shard<S> {
     /// The scrub's progress and the damage it knows of, in segments still there (with the
     /// scrub off: what the last passes recorded). `None` if it never ran here.
     pub(super) fn scrub_status(&self) -> Option<ScrubStatus> {
-        let scrubber = self.scrubber.as_ref()?;
+        let scrubber = &self.scrubber;
         if scrubber.task.is_none() && scrubber.state == ScrubState::default() {
             return None;
         }
