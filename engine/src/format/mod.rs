@@ -6,6 +6,7 @@
 mod bytes;
 mod frame;
 mod record;
+mod scrub_state;
 mod segment_digest;
 mod segment_header;
 
@@ -21,6 +22,7 @@ pub use record::{
     HASH_BYTES_MAX, KEYWORD_BYTES_MAX, KEYWORDS_MAX, LABEL_BYTES_MAX, MessageReference, NAME_BYTES_MAX, Record,
     RecordKind, appended_digest_and_body, snapshot_records,
 };
+pub use scrub_state::ScrubState;
 pub use segment_digest::SegmentDigest;
 pub use segment_header::{SEGMENT_HEADER_BYTES, SegmentHeader, SegmentHeaderError};
 

@@ -20,12 +20,12 @@ use mailvault_hsm::{HsmSession, WrappedDek};
 
 use crate::api::{ScrubFinding, ScrubPass, ScrubStatus};
 use crate::crypto::{KeyTable, RecordCipher};
-use crate::format::RecordKind;
+use crate::format::{RecordKind, ScrubState};
 use crate::io::{BlockBuffer, Storage, StorageFile};
 use crate::segment::{ScanEnd, ScanError, ScanStart, scan_segment};
 
 use super::Shard;
-use super::scrub_state::{ScrubState, load_scrub_state, store_scrub_state};
+use super::scrub_state::{load_scrub_state, store_scrub_state};
 use super::throttle::IoBudget;
 
 /// A segment handed to the scrub task.

@@ -10,8 +10,9 @@ use mailvault_backup::{
 };
 use mailvault_engine::format::{
     AccessEvent, ByteWriter, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, Flags, FrameHeader, MessageReference,
-    Record, SegmentHeader, encode_frame,
+    Record, ScrubState, SegmentHeader, encode_frame,
 };
+use mailvault_engine::ScrubPass;
 use mailvault_engine::index::{Index, RecordLocation};
 use mailvault_frontends::proto::imap::encode_mailbox_name;
 use mailvault_frontends::proto::lmtp::{self, BodyType, ForwardPath, MailParameters, ReversePath};
@@ -158,6 +159,15 @@ fn engine_seeds(corpus: &mut Corpus) {
     corpus.add("index_snapshot", "accounts", &snapshot());
     corpus.add("account_snapshot", "alice", &account_snapshot(1));
     corpus.add("account_snapshot", "bob", &account_snapshot(2));
+    corpus.add("scrub_state", "no-pass-yet", ScrubState::default().encode().as_bytes());
+    let damaged = ScrubState {
+        pass_started_unix_ms: Some(1_764_979_200_000),
+        next_segment: 12,
+        pass_through: 40,
+        last_pass: Some(ScrubPass { started_unix_ms: 1_764_374_400_000, finished_unix_ms: 1_764_460_800_000 }),
+        damaged: [(7, "segment 7 is corrupt at offset 1048576: frame checksum mismatch".to_owned())].into(),
+    };
+    corpus.add("scrub_state", "sample-state", damaged.encode().as_bytes());
 
     segment_seeds(corpus);
 }
