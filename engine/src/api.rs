@@ -168,8 +168,8 @@ pub struct ShardStats {
     pub segment_details: Vec<SegmentStats>,
     /// A segment being rewritten right now (read and verified, its copy under way), if any.
     pub compacting: Option<CompactionProgress>,
-    /// The background scrub's progress and findings; `None` when it is off
-    /// (`EngineConfig::scrub_interval`).
+    /// The background scrub's progress and findings (`EngineConfig::scrub_interval`); with the
+    /// scrub off, what earlier passes recorded; `None` if none ever ran on this shard.
     pub scrub: Option<ScrubStatus>,
 }
 
@@ -194,6 +194,7 @@ pub struct ScrubStatus {
     pub damaged: Vec<ScrubFinding>,
 }
 
+/// A complete scrub pass: when it started and finished (engine clock, unix ms).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ScrubPass {
     pub started_unix_ms: i64,
