@@ -22,12 +22,11 @@ use std::time::{Duration, Instant};
 use mailvault_engine::{Engine, EngineConfig, Flags, INBOX, ManualClock, block_on, init_store};
 use mailvault_hsm::Hsm;
 
+use crate::delivery::{DELIVERY_ACCOUNT, DeliveryLatency, deliver_for};
 use crate::fio::{self, FioJob, FioOptions};
 
 const ACCOUNT: &str = "compaction-bench@example.org";
-const DELIVERY_ACCOUNT: &str = "delivery-bench@example.org";
 const MESSAGE_BYTES: usize = 64 * 1024;
-const DELIVERY_BYTES: usize = 4 * 1024;
 const FILL_TASKS: usize = 32;
 const DAY_MS: i64 = 24 * 3600 * 1000;
 /// Uids expunged per request (below the engine's 10,000 limit).
@@ -61,19 +60,9 @@ pub struct CompactionBenchReport {
     /// Compaction rate / that mix: how close compaction comes to what the disk does with the
     /// same work in fio's hands.
     pub mix_ratio: f64,
-    pub idle_deliveries: usize,
-    pub idle_p50_us: f64,
-    pub idle_p99_us: f64,
-    pub busy_deliveries: usize,
-    pub busy_p50_us: f64,
-    pub busy_p99_us: f64,
-    /// The tail beyond the target's p99, so that a change trading it away shows.
-    pub idle_p999_us: f64,
-    pub busy_p999_us: f64,
-    pub idle_max_us: f64,
-    pub busy_max_us: f64,
-    /// Busy p99 / idle p99 (target ≤ 2).
-    pub latency_ratio: f64,
+    /// Deliveries idle and while compacting (busy p99 / idle p99: target ≤ 2).
+    #[serde(flatten)]
+    pub latency: DeliveryLatency,
     /// Segments compaction removed during the busy window, and whether it was still at work
     /// when the window ended (if not, the window was not all "busy").
     pub segments_compacted_during_window: u64,
@@ -97,17 +86,17 @@ impl CompactionBenchReport {
             self.throughput_ratio,
             mb(self.fio_compaction_mix_bytes_per_second),
             self.mix_ratio,
-            self.busy_p99_us,
-            self.idle_p99_us,
-            self.latency_ratio,
-            self.busy_p50_us,
-            self.idle_p50_us,
-            self.busy_p999_us,
-            self.idle_p999_us,
-            self.busy_max_us,
-            self.idle_max_us,
-            self.busy_deliveries,
-            self.idle_deliveries,
+            self.latency.busy_p99_us,
+            self.latency.idle_p99_us,
+            self.latency.latency_ratio,
+            self.latency.busy_p50_us,
+            self.latency.idle_p50_us,
+            self.latency.busy_p999_us,
+            self.latency.idle_p999_us,
+            self.latency.busy_max_us,
+            self.latency.idle_max_us,
+            self.latency.busy_deliveries,
+            self.latency.idle_deliveries,
             self.segments_compacted_during_window,
             self.compaction_still_running_after_window,
             self.fio_command,
@@ -265,44 +254,8 @@ fn measure_latency(
     drop(engine);
     std::fs::remove_dir_all(&directory)?;
 
-    report.idle_deliveries = idle.len();
-    report.busy_deliveries = busy.len();
-    report.idle_p50_us = percentile(&mut idle, 0.50);
-    report.idle_p99_us = percentile(&mut idle, 0.99);
-    report.busy_p50_us = percentile(&mut busy, 0.50);
-    report.busy_p99_us = percentile(&mut busy, 0.99);
-    report.idle_p999_us = percentile(&mut idle, 0.999);
-    report.busy_p999_us = percentile(&mut busy, 0.999);
-    report.idle_max_us = percentile(&mut idle, 1.0);
-    report.busy_max_us = percentile(&mut busy, 1.0);
-    report.latency_ratio = report.busy_p99_us / report.idle_p99_us.max(1e-9);
+    report.latency = DeliveryLatency::of(&mut idle, &mut busy);
     Ok(())
-}
-
-/// 4 KiB deliveries, one at a time, for `window`: each one's latency in microseconds.
-pub(crate) fn deliver_for(engine: &Engine, window: Duration) -> anyhow::Result<Vec<f64>> {
-    block_on(async {
-        let mut latencies = Vec::new();
-        let started = Instant::now();
-        while started.elapsed() < window {
-            let mut body = format!("Subject: delivery {}\r\n\r\n", latencies.len()).into_bytes();
-            body.resize(DELIVERY_BYTES, b'd');
-            let sent = Instant::now();
-            engine.append(DELIVERY_ACCOUNT, INBOX, body, Flags::default(), None).await?;
-            latencies.push(sent.elapsed().as_secs_f64() * 1e6);
-        }
-        Ok(latencies)
-    })
-}
-
-#[allow(clippy::cast_sign_loss)] // quantile in [0, 1]: the rank is not negative
-pub(crate) fn percentile(values: &mut [f64], quantile: f64) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f64::total_cmp);
-    let rank = ((to_f64(values.len() as u64) * quantile).ceil() as usize).clamp(1, values.len());
-    values[rank - 1]
 }
 
 #[allow(clippy::cast_precision_loss)] // byte counts far below 2^52

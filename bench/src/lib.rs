@@ -6,6 +6,7 @@
 pub mod backup_bench;
 pub mod compaction_bench;
 pub mod compare;
+pub mod delivery;
 pub mod diagnostics;
 pub mod disk_stats;
 pub mod fio;

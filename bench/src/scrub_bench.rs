@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use mailvault_engine::{Engine, EngineConfig, ManualClock, ScrubStatus, block_on};
 
-use crate::compaction_bench::{deliver_for, fill_store, percentile};
+use crate::compaction_bench::fill_store;
+use crate::delivery::{DeliveryLatency, deliver_for};
 use crate::fio::{self, FioJob, FioOptions};
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -44,16 +45,9 @@ pub struct ScrubBenchReport {
     pub pass_bytes_per_second: f64,
     /// Pass rate / fio's rate.
     pub throughput_ratio: f64,
-    pub idle_deliveries: usize,
-    pub idle_p50_us: f64,
-    pub idle_p99_us: f64,
-    pub idle_p999_us: f64,
-    pub busy_deliveries: usize,
-    pub busy_p50_us: f64,
-    pub busy_p99_us: f64,
-    pub busy_p999_us: f64,
-    /// Busy p99 / idle p99.
-    pub latency_ratio: f64,
+    /// Deliveries idle and during a pass within the budget.
+    #[serde(flatten)]
+    pub latency: DeliveryLatency,
     /// Bytes the budgeted pass checked during the busy window, and whether it was still
     /// running at its end (if not, the window was not all "busy").
     pub bytes_checked_during_window: u64,
@@ -74,15 +68,15 @@ impl ScrubBenchReport {
             self.pass_seconds,
             mb(self.fio_sequential_read_bytes_per_second),
             self.throughput_ratio,
-            self.busy_p99_us,
-            self.idle_p99_us,
-            self.latency_ratio,
-            self.busy_p50_us,
-            self.idle_p50_us,
-            self.busy_p999_us,
-            self.idle_p999_us,
-            self.busy_deliveries,
-            self.idle_deliveries,
+            self.latency.busy_p99_us,
+            self.latency.idle_p99_us,
+            self.latency.latency_ratio,
+            self.latency.busy_p50_us,
+            self.latency.idle_p50_us,
+            self.latency.busy_p999_us,
+            self.latency.idle_p999_us,
+            self.latency.busy_deliveries,
+            self.latency.idle_deliveries,
             self.bytes_checked_during_window / 1_000_000,
             self.pass_still_running_after_window,
             self.fio_command,
@@ -139,15 +133,7 @@ pub fn run(options: &ScrubBenchOptions) -> anyhow::Result<ScrubBenchReport> {
     drop(engine);
     std::fs::remove_dir_all(&directory)?;
 
-    report.idle_deliveries = idle.len();
-    report.busy_deliveries = busy.len();
-    report.idle_p50_us = percentile(&mut idle, 0.50);
-    report.idle_p99_us = percentile(&mut idle, 0.99);
-    report.idle_p999_us = percentile(&mut idle, 0.999);
-    report.busy_p50_us = percentile(&mut busy, 0.50);
-    report.busy_p99_us = percentile(&mut busy, 0.99);
-    report.busy_p999_us = percentile(&mut busy, 0.999);
-    report.latency_ratio = report.busy_p99_us / report.idle_p99_us.max(1e-9);
+    report.latency = DeliveryLatency::of(&mut idle, &mut busy);
     Ok(report)
 }
 
