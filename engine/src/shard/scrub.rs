@@ -201,12 +201,12 @@ impl<S: Storage> Shard<S> {
         if self.failure.is_some() {
             return;
         }
-        let now = self.config.clock.now_unix_ms();
         let scrubber = &mut self.scrubber;
         let Some(task) = &scrubber.task else { return };
         if scrubber.in_flight.is_some() {
             return;
         }
+        let now = self.config.clock.now_unix_ms();
         // Segments compaction removed since their check are no longer damage to report.
         let before = scrubber.state.damaged.len();
         scrubber.state.damaged.retain(|segment_id, _| self.sealed_segment_bytes.contains_key(segment_id));
