@@ -5,7 +5,7 @@
 mod support;
 
 use mailvault_backup::{Finding, S3Options, TargetSpec, VerifyLevel, VerifyVerdict, verify};
-use mailvault_engine::format::{BLOCK_BYTES, FrameDecode, decode_frame};
+use mailvault_engine::format::{BLOCK_BYTES, FrameDecode, SegmentHeader, decode_frame};
 use mailvault_engine::offline::{KeySource, SegmentSelection, StoreContents, read_shard};
 use mailvault_engine::segment::{parse_segment_name, segment_name};
 use mailvault_engine::{Flags, block_on};
@@ -271,7 +271,8 @@ async fn inbox_validity(engine: &mailvault_engine::Engine, account: &str) -> u32
 fn first_record_id_of_last_segment(shard_directory: &std::path::Path) -> u64 {
     let last = files_under(shard_directory).iter().filter_map(|name| parse_segment_name(name)).max().unwrap();
     let bytes = std::fs::read(shard_directory.join(segment_name(last))).unwrap();
-    match decode_frame(&bytes[BLOCK_BYTES..]).unwrap() {
+    let seed = SegmentHeader::decode(&bytes).unwrap().crc_seed();
+    match decode_frame(&bytes[BLOCK_BYTES..], seed).unwrap() {
         FrameDecode::Frame(frame) => frame.header.record_id,
         other => panic!("no frame at the start of the restore's segment: {other:?}"),
     }

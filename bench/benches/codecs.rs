@@ -13,12 +13,15 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use mailvault_engine::crypto::{RecordCipher, TAG_BYTES};
 use mailvault_engine::format::{
-    FRAME_FLAG_COMMIT_END, FrameDecode, FrameHeader, Record, RecordKind, decode_frame, decode_frame_for_aead,
+    CrcSeed, FRAME_FLAG_COMMIT_END, FrameDecode, FrameHeader, Record, RecordKind, decode_frame, decode_frame_for_aead,
     encode_frame, frame_encoded_bytes,
 };
 use mailvault_engine::index::{Index, RecordLocation};
 use mailvault_engine::{Flags, INBOX};
 use mailvault_hsm::Dek;
+
+/// A format 6 segment's frames: their CRCs start from the segment's seed.
+const SEED: CrcSeed = CrcSeed::of_segment(7);
 
 const PAYLOAD_SIZES: [usize; 3] = [4 * 1024, 64 * 1024, 1024 * 1024];
 /// The index the lookups run against: accounts × messages in each INBOX.
@@ -60,14 +63,14 @@ fn frames(criterion: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("encode", size_label(size)), &body, |bencher, body| {
             bencher.iter(|| {
                 out.clear();
-                encode_frame(&header, black_box(body), &mut out);
+                encode_frame(&header, black_box(body), SEED, &mut out);
                 black_box(out.len())
             });
         });
         out.clear();
-        encode_frame(&header, &body, &mut out);
+        encode_frame(&header, &body, SEED, &mut out);
         group.bench_with_input(BenchmarkId::new("decode", size_label(size)), &out, |bencher, encoded| {
-            bencher.iter(|| match decode_frame(black_box(encoded)) {
+            bencher.iter(|| match decode_frame(black_box(encoded), SEED) {
                 Ok(FrameDecode::Frame(frame)) => black_box(frame.encoded_bytes),
                 other => panic!("the bench's own frame did not decode: {other:?}"),
             });

@@ -271,6 +271,7 @@ impl Engine {
                 account_snapshot_part_bytes: config.account_snapshot_part_bytes,
                 scrub_interval: config.scrub_interval,
                 scrub_bytes_per_second: config.scrub_bytes_per_second,
+                recycled_segments_max: config.recycled_segments_max,
             };
             let directory = shard_directory(&config.data_dir, shard_id);
             let hsm = hsm.clone();

@@ -9,7 +9,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use common::TestStore;
-use mailvault_engine::format::{ACCOUNT_SNAPSHOT_PART_BYTES, BLOCK_BYTES, FrameDecode, RecordKind, decode_frame};
+use mailvault_engine::format::{
+    ACCOUNT_SNAPSHOT_PART_BYTES, BLOCK_BYTES, FrameDecode, RecordKind, SegmentHeader, decode_frame,
+};
 use mailvault_engine::io::{FaultController, FaultyStorage};
 use mailvault_engine::{Engine, Flags, INBOX, block_on};
 
@@ -197,8 +199,9 @@ fn frame_kinds(data_dir: &Path) -> Vec<RecordKind> {
     let mut kinds = Vec::new();
     for path in common::segment_paths(data_dir, 0) {
         let bytes = std::fs::read(path).unwrap();
+        let seed = SegmentHeader::decode(&bytes).unwrap().crc_seed();
         for offset in (BLOCK_BYTES..bytes.len()).step_by(8) {
-            if let Ok(FrameDecode::Frame(frame)) = decode_frame(&bytes[offset..]) {
+            if let Ok(FrameDecode::Frame(frame)) = decode_frame(&bytes[offset..], seed) {
                 kinds.extend(RecordKind::from_u8(frame.header.kind));
             }
         }

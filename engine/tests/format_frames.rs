@@ -2,8 +2,8 @@
 //! round trip, every single-bit flip and every truncation is detected, and no input panics.
 
 use mailvault_engine::format::{
-    ACCESS_FIELD_BYTES_MAX, AccessEvent, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, FRAME_HEADER_BYTES, Flags,
-    FrameDecode, FrameError, FrameHeader, HASH_BYTES_MAX, KEYWORD_BYTES_MAX, KEYWORDS_MAX, LABEL_BYTES_MAX,
+    ACCESS_FIELD_BYTES_MAX, AccessEvent, CrcSeed, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, FRAME_HEADER_BYTES,
+    Flags, FrameDecode, FrameError, FrameHeader, HASH_BYTES_MAX, KEYWORD_BYTES_MAX, KEYWORDS_MAX, LABEL_BYTES_MAX,
     MessageReference, NAME_BYTES_MAX, Record, RecordKind, SEGMENT_HEADER_BYTES, SegmentHeader, SegmentHeaderError,
     add_frame_flags, commit_durable_gap, decode_frame, decode_frame_for_aead, encode_frame, frame_checksum_matches,
     frame_encoded_bytes, mark_commit_start, set_frame_flags, skip_block_gap, snapshot_records, verified_frame,
@@ -36,9 +36,12 @@ prop_compose! {
     }
 }
 
+/// The frames here are a format 6 segment's (number 3): their CRCs start from its seed.
+const SEED: CrcSeed = CrcSeed::of_segment(3);
+
 fn encoded(header: &FrameHeader, payload: &[u8]) -> Vec<u8> {
     let mut bytes = Vec::new();
-    encode_frame(header, payload, &mut bytes);
+    encode_frame(header, payload, SEED, &mut bytes);
     bytes
 }
 
@@ -61,8 +64,8 @@ proptest! {
         prop_assert_eq!(bytes.len(), frame_encoded_bytes(payload.len()));
         prop_assert_eq!(bytes.len() % 8, 0);
         bytes.extend_from_slice(&next); // whatever follows a frame does not change it
-        let Ok(FrameDecode::Frame(frame)) = decode_frame(&bytes) else {
-            return Err(TestCaseError::fail(format!("did not decode: {:?}", decode_frame(&bytes))));
+        let Ok(FrameDecode::Frame(frame)) = decode_frame(&bytes, SEED) else {
+            return Err(TestCaseError::fail(format!("did not decode: {:?}", decode_frame(&bytes, SEED))));
         };
         prop_assert_eq!(frame.header, header);
         prop_assert_eq!(frame.payload, &payload[..]);
@@ -77,7 +80,7 @@ proptest! {
         for length in 0..bytes.len() {
             let expected = if length < FRAME_HEADER_BYTES { FRAME_HEADER_BYTES } else { bytes.len() };
             prop_assert_eq!(
-                decode_frame(&bytes[..length]),
+                decode_frame(&bytes[..length], SEED),
                 Ok(FrameDecode::NeedsMoreData { bytes_needed: expected }),
                 "truncated to {} bytes", length
             );
@@ -89,7 +92,7 @@ proptest! {
     fn arbitrary_bytes_never_panic_and_only_canonical_frames_decode(
         bytes in prop_oneof![vec(any::<u8>(), 0..300), frame_like_bytes()],
     ) {
-        if let Ok(FrameDecode::Frame(frame)) = decode_frame(&bytes) {
+        if let Ok(FrameDecode::Frame(frame)) = decode_frame(&bytes, SEED) {
             prop_assert_eq!(&encoded(&frame.header, frame.payload)[..], &bytes[..frame.encoded_bytes]);
             prop_assert_eq!(verified_frame(&bytes), Some((frame.header, frame.encoded_bytes)));
         }
@@ -107,9 +110,9 @@ proptest! {
         let mut bytes = encoded(&header, &payload);
         let frame_bytes = bytes.len();
         bytes.extend_from_slice(&next);
-        add_frame_flags(&mut bytes, added);
+        add_frame_flags(&mut bytes, added, SEED);
         prop_assert_eq!(&bytes[frame_bytes..], &next[..]);
-        let Ok(FrameDecode::Frame(frame)) = decode_frame(&bytes) else {
+        let Ok(FrameDecode::Frame(frame)) = decode_frame(&bytes, SEED) else {
             return Err(TestCaseError::fail("marked frame does not decode"));
         };
         prop_assert_eq!(frame.header, FrameHeader { flags: header.flags | added, ..header });
@@ -119,7 +122,7 @@ proptest! {
         // Flags are not associated data: marking a commit's ends needs no re-encryption.
         prop_assert_eq!(frame.header.associated_data(), header.associated_data());
         let marked_once = bytes.clone();
-        add_frame_flags(&mut bytes, added);
+        add_frame_flags(&mut bytes, added, SEED);
         prop_assert_eq!(bytes, marked_once);
     }
 
@@ -128,7 +131,7 @@ proptest! {
         mut bytes in prop_oneof![vec(any::<u8>(), 0..300), frame_like_bytes()],
         added in any::<u8>(),
     ) {
-        add_frame_flags(&mut bytes, added);
+        add_frame_flags(&mut bytes, added, SEED);
     }
 
     #[test]
@@ -179,7 +182,7 @@ proptest! {
         for bit in 0..bytes.len() * 8 {
             let mut damaged = bytes.clone();
             damaged[bit / 8] ^= 1 << (bit % 8);
-            match decode_frame(&damaged) {
+            match decode_frame(&damaged, SEED) {
                 Err(_) | Ok(FrameDecode::End | FrameDecode::NeedsMoreData { .. }) => {}
                 Ok(FrameDecode::Frame(frame)) => {
                     return Err(TestCaseError::fail(format!("bit {bit} flipped still decodes: {frame:?}")));
@@ -194,14 +197,14 @@ proptest! {
     #[test]
     fn decoding_for_aead_differs_only_in_skipping_the_checksum((header, payload) in header_and_payload(300)) {
         let bytes = encoded(&header, &payload);
-        prop_assert!(frame_checksum_matches(&bytes));
+        prop_assert!(frame_checksum_matches(&bytes, SEED));
         for bit in 0..bytes.len() * 8 {
             let mut damaged = bytes.clone();
             damaged[bit / 8] ^= 1 << (bit % 8);
-            let checked = decode_frame(&damaged);
+            let checked = decode_frame(&damaged, SEED);
             let unchecked = decode_frame_for_aead(&damaged);
             if checked == Err(FrameError::BadChecksum) {
-                prop_assert!(!frame_checksum_matches(&damaged), "bit {}", bit);
+                prop_assert!(!frame_checksum_matches(&damaged, SEED), "bit {}", bit);
                 prop_assert!(
                     matches!(
                         unchecked,
@@ -220,13 +223,13 @@ proptest! {
 fn zeros_where_a_frame_would_start_are_the_end_marker() {
     for length in 0..4 {
         assert_eq!(
-            decode_frame(&vec![0; length]),
+            decode_frame(&vec![0; length], SEED),
             Ok(FrameDecode::NeedsMoreData { bytes_needed: FRAME_HEADER_BYTES }),
             "{length} zero bytes"
         );
     }
     for length in 4..=64 {
-        assert_eq!(decode_frame(&vec![0; length]), Ok(FrameDecode::End), "{length} zero bytes");
+        assert_eq!(decode_frame(&vec![0; length], SEED), Ok(FrameDecode::End), "{length} zero bytes");
     }
 }
 
@@ -263,26 +266,27 @@ fn frame_decoding_reports_each_kind_of_damage() {
     let with = |at: usize, value: u8| {
         let mut damaged = bytes.clone();
         damaged[at] = value;
-        decode_frame(&damaged).map(|decoded| format!("{decoded:?}"))
+        decode_frame(&damaged, SEED).map(|decoded| format!("{decoded:?}"))
     };
-    assert!(matches!(decode_frame(&bytes), Ok(FrameDecode::Frame(_))));
+    assert!(matches!(decode_frame(&bytes, SEED), Ok(FrameDecode::Frame(_))));
     assert_eq!(with(0, b'X'), Err(FrameError::BadMagic));
     assert_eq!(with(FRAME_HEADER_BYTES, b'j'), Err(FrameError::BadChecksum));
     assert_eq!(with(bytes.len() - 1, 1), Err(FrameError::BadPadding));
     let mut too_long = bytes.clone();
     too_long[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
-    assert_eq!(decode_frame(&too_long), Err(FrameError::TooLong { length: u32::MAX }));
+    assert_eq!(decode_frame(&too_long, SEED), Err(FrameError::TooLong { length: u32::MAX }));
     // Unknown flags, and a durable gap on a frame that starts no commit, are refused even under
     // a valid checksum (`add_frame_flags` recomputes it; for the gap, `with_valid_crc`).
     let mut unknown_flag = bytes.clone();
-    add_frame_flags(&mut unknown_flag, 0x80);
-    assert_eq!(decode_frame(&unknown_flag), Err(FrameError::BadReserved));
+    add_frame_flags(&mut unknown_flag, 0x80, SEED);
+    assert_eq!(decode_frame(&unknown_flag, SEED), Err(FrameError::BadReserved));
     let mut gap_without_start = bytes.clone();
     gap_without_start[14] = 1;
-    assert_eq!(decode_frame(&with_valid_crc(gap_without_start)), Err(FrameError::BadReserved));
+    // (`with_valid_crc` writes the plain CRC32C of a format 5 frame.)
+    assert_eq!(decode_frame(&with_valid_crc(gap_without_start), CrcSeed::UNSEEDED), Err(FrameError::BadReserved));
     let mut gap_on_start = bytes.clone();
-    mark_commit_start(&mut gap_on_start, 0x0102);
-    assert!(matches!(decode_frame(&gap_on_start), Ok(FrameDecode::Frame(_))));
+    mark_commit_start(&mut gap_on_start, 0x0102, SEED);
+    assert!(matches!(decode_frame(&gap_on_start, SEED), Ok(FrameDecode::Frame(_))));
     assert_eq!(commit_durable_gap(&gap_on_start), 0x0102);
 }
 
@@ -303,17 +307,17 @@ proptest! {
     #[test]
     fn a_durable_gap_stays_only_on_a_commit_start(gap in any::<u16>(), later_flags in 0_u8..8) {
         let mut frame = message_frame(b"abc");
-        mark_commit_start(&mut frame, gap);
+        mark_commit_start(&mut frame, gap, SEED);
         prop_assert_eq!(commit_durable_gap(&frame), gap);
         let mut added = frame.clone();
-        add_frame_flags(&mut added, later_flags);
+        add_frame_flags(&mut added, later_flags, SEED);
         prop_assert_eq!(commit_durable_gap(&added), gap);
-        prop_assert!(matches!(decode_frame(&added), Ok(FrameDecode::Frame(_))));
+        prop_assert!(matches!(decode_frame(&added, SEED), Ok(FrameDecode::Frame(_))));
         let mut set = frame.clone();
-        set_frame_flags(&mut set, later_flags);
+        set_frame_flags(&mut set, later_flags, SEED);
         let kept = if later_flags & FRAME_FLAG_COMMIT_START != 0 { gap } else { 0 };
         prop_assert_eq!(commit_durable_gap(&set), kept);
-        prop_assert!(matches!(decode_frame(&set), Ok(FrameDecode::Frame(_))));
+        prop_assert!(matches!(decode_frame(&set, SEED), Ok(FrameDecode::Frame(_))));
     }
 }
 
@@ -496,4 +500,48 @@ fn record_decoding_enforces_the_name_and_keyword_limits() {
     assert!(decode(&flags_of(1, 0)).is_err(), "an empty keyword was accepted");
     let unknown_system_flag = Record::FlagsChanged { flags: Flags { system: 32, keywords: Vec::new() } };
     assert!(decode(&unknown_system_flag).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A frame written into one segment fails its checksum under any other segment's seed, and
+    /// under no seed (format 5): the frames a reused file still holds past a new segment's log
+    /// read as the end of it, never as its records (docs/format.md §2.5).
+    #[test]
+    fn a_frame_is_refused_under_another_segments_seed(
+        (header, payload) in header_and_payload(300),
+        written_in in 1_u64..u64::from(u32::MAX),
+        other in 1_u64..u64::from(u32::MAX),
+    ) {
+        prop_assume!(written_in != other);
+        let mut bytes = Vec::new();
+        encode_frame(&header, &payload, CrcSeed::of_segment(written_in), &mut bytes);
+        prop_assert!(matches!(decode_frame(&bytes, CrcSeed::of_segment(written_in)), Ok(FrameDecode::Frame(_))));
+        prop_assert_eq!(decode_frame(&bytes, CrcSeed::of_segment(other)), Err(FrameError::BadChecksum));
+        prop_assert_eq!(decode_frame(&bytes, CrcSeed::UNSEEDED), Err(FrameError::BadChecksum));
+        prop_assert!(!frame_checksum_matches(&bytes, CrcSeed::of_segment(other)));
+    }
+}
+
+/// Segments of format 2 to 5 keep reading: their frames' CRC is the plain CRC32C of every byte
+/// but the CRC field and the padding.
+#[test]
+fn an_unseeded_frame_carries_the_plain_crc32c_of_format_5() {
+    let payload = b"a format 5 frame".to_vec();
+    let header = FrameHeader {
+        kind: RecordKind::MessageAppended as u8,
+        flags: FRAME_FLAG_COMMIT_START | FRAME_FLAG_COMMIT_END,
+        record_id: 9,
+        account_id: 2,
+        mailbox_id: 1,
+        uid: 4,
+        payload_length: payload.len() as u32,
+    };
+    let mut bytes = Vec::new();
+    encode_frame(&header, &payload, CrcSeed::UNSEEDED, &mut bytes);
+    let mut covered = bytes[0..8].to_vec();
+    covered.extend_from_slice(&bytes[12..FRAME_HEADER_BYTES + payload.len()]);
+    assert_eq!(bytes[8..12], crc32c::crc32c(&covered).to_le_bytes());
+    assert!(matches!(decode_frame(&bytes, CrcSeed::UNSEEDED), Ok(FrameDecode::Frame(_))));
 }

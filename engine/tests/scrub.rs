@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{FrameSpan, TestStore, frame_spans, segment_paths};
-use mailvault_engine::format::{BLOCK_BYTES, FRAME_HEADER_BYTES, RecordKind, set_frame_flags};
+use mailvault_engine::format::{BLOCK_BYTES, FRAME_HEADER_BYTES, RecordKind, SegmentHeader, set_frame_flags};
 use mailvault_engine::{Engine, Flags, INBOX, ScrubStatus, block_on};
 
 const ACCOUNT: &str = "scrubbed@example.org";
@@ -141,6 +141,7 @@ fn a_record_whose_checksums_were_forged_is_caught_by_its_tag() {
     let forged = &sealed[0];
     let mut bytes = std::fs::read(forged).unwrap();
     let spans = frame_spans(&bytes);
+    let seed = SegmentHeader::decode(&bytes).unwrap().crc_seed();
     let target = *spans
         .iter()
         .find(|span| span.header.kind == RecordKind::MessageAppended as u8)
@@ -149,7 +150,7 @@ fn a_record_whose_checksums_were_forged_is_caught_by_its_tag() {
     // digest of the frame headers (which include that CRC) with the footer's own CRC.
     bytes[target.offset + FRAME_HEADER_BYTES + 64] ^= 0x01;
     let flags = bytes[target.offset + 13];
-    set_frame_flags(&mut bytes[target.offset..target.end()], flags);
+    set_frame_flags(&mut bytes[target.offset..target.end()], flags, seed);
     let (footer, records) = spans.split_last().unwrap();
     let mut digest = blake3::Hasher::new();
     digest.update(&bytes[..BLOCK_BYTES]);
@@ -159,7 +160,7 @@ fn a_record_whose_checksums_were_forged_is_caught_by_its_tag() {
     let digest_at = footer.offset + FRAME_HEADER_BYTES + 16;
     bytes[digest_at..digest_at + 32].copy_from_slice(digest.finalize().as_bytes());
     let footer_flags = bytes[footer.offset + 13];
-    set_frame_flags(&mut bytes[footer.offset..footer.end()], footer_flags);
+    set_frame_flags(&mut bytes[footer.offset..footer.end()], footer_flags, seed);
     std::fs::write(forged, &bytes).unwrap();
 
     let engine = store.open();

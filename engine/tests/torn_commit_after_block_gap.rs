@@ -6,8 +6,11 @@
 //! and refuse to open ("frame checksum mismatch; a later commit starts at offset …").
 #![allow(clippy::unwrap_used)]
 use mailvault_engine::format::{
-    BLOCK_BYTES, DURABLE_GAP_UNIT_BYTES, FrameHeader, SegmentHeader, encode_frame, mark_commit_start,
+    BLOCK_BYTES, CrcSeed, DURABLE_GAP_UNIT_BYTES, FrameHeader, SegmentHeader, encode_frame, mark_commit_start,
 };
+
+/// The segment's frames' CRC seed (format 6: its own; the segment is number 1).
+const SEED: CrcSeed = CrcSeed::of_segment(1);
 use mailvault_engine::io::{DiskStorage, Storage};
 use mailvault_engine::segment::{ScanEnd, ScanStart, scan_segment};
 
@@ -24,8 +27,8 @@ fn commit(record_id: u64, payload_bytes: usize, gap: u16) -> Vec<u8> {
         payload_length: payload_bytes as u32,
     };
     let mut frame = Vec::new();
-    encode_frame(&header, &payload, &mut frame);
-    mark_commit_start(&mut frame, gap);
+    encode_frame(&header, &payload, SEED, &mut frame);
+    mark_commit_start(&mut frame, gap, SEED);
     frame
 }
 

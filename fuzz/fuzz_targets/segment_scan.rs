@@ -5,7 +5,7 @@
 //! end, and the digest, tail block and counts it returns match the image. A clean image gives
 //! exactly the predicted result. With one flipped byte: damage is never handed on, a damaged
 //! sealed segment is an error (unless it hit the payload of a frame the checkpoint covers, which
-//! only a full scan reads), and damage followed by a later commit that vouches for it (its
+//! only a full scan reads, or lies past the footer: format 6 trims what follows it), and damage followed by a later commit that vouches for it (its
 //! start less its durable gap lies past the last complete commit before the damage) is an error:
 //! acknowledged data was hit.
 #![no_main]
@@ -13,7 +13,7 @@
 use libfuzzer_sys::fuzz_target;
 use mailvault_engine::block_on;
 use mailvault_engine::format::{
-    BLOCK_BYTES, FRAME_FLAG_COMMIT_START, FRAME_HEADER_BYTES, FrameDecode, RecordKind, SEGMENT_HEADER_BYTES,
+    BLOCK_BYTES, CrcSeed, FRAME_FLAG_COMMIT_START, FRAME_HEADER_BYTES, FrameDecode, RecordKind, SEGMENT_HEADER_BYTES,
     SegmentDigest, decode_frame, skip_block_gap,
 };
 use mailvault_engine::segment::{ScanEnd, ScanError, ScannedFrame, scan_segment};
@@ -23,6 +23,8 @@ use mailvault_fuzz::segment_recipe::{SEGMENT_ID, SegmentImage, build, segment_di
 /// Header bytes from here to `SEGMENT_HEADER_BYTES` are neither checked nor CRC-covered: only a
 /// footer's digest notices a change there.
 const HEADER_CHECKED_BYTES: usize = 36;
+/// The recipe's segment is of this build's format: its frames' CRCs start from its seed.
+const SEED: CrcSeed = CrcSeed::of_segment(SEGMENT_ID);
 
 /// What the scan returned, in plain values.
 #[derive(Debug)]
@@ -80,7 +82,7 @@ fn check_delivered(image: &SegmentImage, outcome: &Outcome, delivered: &[Scanned
         }
         after_commit_end = frame.header.is_commit_end();
         let at = usize::try_from(offset).expect("offset fits");
-        match decode_frame(&image.bytes[at..]) {
+        match decode_frame(&image.bytes[at..], SEED) {
             Ok(FrameDecode::Frame(decoded)) => {
                 assert_eq!(decoded.header, frame.header);
                 assert_eq!(decoded.payload, frame.payload.as_slice());
@@ -101,16 +103,14 @@ fn check_delivered(image: &SegmentImage, outcome: &Outcome, delivered: &[Scanned
             assert_eq!(record_count, count);
             let at = usize::try_from(offset).expect("offset fits");
             let at = usize::try_from(skip_block_gap(&image.bytes[at..], offset)).expect("offset fits");
-            let Ok(FrameDecode::Frame(footer)) = decode_frame(&image.bytes[at..]) else {
+            let Ok(FrameDecode::Frame(footer)) = decode_frame(&image.bytes[at..], SEED) else {
                 panic!("sealed without a footer at {offset}");
             };
             assert_eq!(footer.header.kind, RecordKind::SegmentSealed as u8);
             let footer_end = at + footer.encoded_bytes;
             match untrimmed_end {
-                Some(end) => {
-                    assert_eq!(end as usize, footer_end);
-                    assert!(image.bytes[footer_end..].iter().all(|byte| *byte == 0), "untrimmed tail is not zero");
-                }
+                // Format 6: whatever follows the footer (a reused file's earlier bytes) is trimmed.
+                Some(end) => assert_eq!(end as usize, footer_end),
                 None => assert_eq!(footer_end, image.bytes.len()),
             }
         }
@@ -159,7 +159,18 @@ fn check_one_flip(image: &SegmentImage, at: usize, outcome: &Outcome, delivered:
     let in_covered_payload = image.frames.iter().any(|frame| {
         frame.offset < image.start.offset && (frame.offset + header_bytes..frame.end).contains(&at_offset)
     });
-    // Otherwise a sealed segment is checked end to end (header block, digest, footer, zero tail).
+    // Past the footer (format 6): an earlier segment's bytes in a reused file, trimmed.
+    if let Some((_, footer_end)) = image.footer.filter(|(_, end)| at_offset >= *end) {
+        match clean {
+            Outcome::Sealed { .. } => assert!(
+                matches!(outcome, Outcome::Sealed { untrimmed_end: Some(end), .. } if *end == footer_end),
+                "flip at {at} past the footer: {outcome:?}"
+            ),
+            _ => assert!(failed, "flip at {at} past a footer that failed without it: {outcome:?}"),
+        }
+        return;
+    }
+    // Otherwise a sealed segment is checked end to end (header block, digest, footer).
     if image.footer.is_some() && !(image.is_last && in_footer) && !in_covered_payload {
         assert!(failed, "flip at {at} in a sealed segment went unnoticed: {outcome:?}");
         return;

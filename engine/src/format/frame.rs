@@ -34,6 +34,31 @@ pub const DURABLE_GAP_UNIT_BYTES: u64 = 64 * 1024;
 const FRAME_FLAGS_KNOWN: u8 = FRAME_FLAG_COMMIT_END | FRAME_FLAG_COMMIT_START | FRAME_FLAG_RELOCATED;
 const ASSOCIATED_DATA_BYTES: usize = 25;
 
+/// Where a frame's CRC32C starts: a segment's own value from format version 6 on, so that a
+/// frame an earlier segment left in a reused file (docs/format.md §2.5) fails its checksum in
+/// the new one and reads as the end of the log, never as a record. Versions 2 to 5 start from
+/// nothing ([`CrcSeed::UNSEEDED`]: the plain CRC32C).
+///
+/// A CRC that starts from a different value differs for the same bytes whatever they are (the
+/// CRC's register update is invertible), so two segments whose seeds differ never accept each
+/// other's frames: not a matter of chance, as a random salt's collisions would be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrcSeed(u32);
+
+impl CrcSeed {
+    /// Format versions 2 to 5.
+    pub const UNSEEDED: Self = Self(0);
+
+    /// The seed of segment `segment_id` in format version 6 on: the complement of its low 32
+    /// bits. Distinct for segment ids less than 2^32 apart (a shard's ids count up from 1, one
+    /// per segment), and never [`CrcSeed::UNSEEDED`] below id 2^32 − 1, so a file that held a
+    /// version 5 segment is safe to reuse too.
+    pub const fn of_segment(segment_id: u64) -> Self {
+        #[allow(clippy::cast_possible_truncation)] // the low 32 bits, on purpose
+        Self(!(segment_id as u32))
+    }
+}
+
 /// The clear part of a frame. Everything here except `payload_length` and `flags` is associated
 /// data of the payload's AEAD, so a frame moved to another account, mailbox or uid fails to decrypt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,11 +136,11 @@ pub const fn frame_encoded_bytes(payload_length: usize) -> usize {
 }
 
 /// Appends one frame (header, payload, zero padding) to `out`.
-pub fn encode_frame(header: &FrameHeader, payload: &[u8], out: &mut Vec<u8>) {
+pub fn encode_frame(header: &FrameHeader, payload: &[u8], seed: CrcSeed, out: &mut Vec<u8>) {
     debug_assert_eq!(header.payload_length as usize, payload.len());
     assert!(payload.len() <= RECORD_PAYLOAD_BYTES_MAX, "payload bound is checked by callers");
     let mut bytes = header.encode_without_crc();
-    let crc = frame_crc(&bytes, payload);
+    let crc = frame_crc(seed, &bytes, payload);
     bytes[8..12].copy_from_slice(&crc.to_le_bytes());
     let start = out.len();
     out.extend_from_slice(&bytes);
@@ -125,37 +150,37 @@ pub fn encode_frame(header: &FrameHeader, payload: &[u8], out: &mut Vec<u8>) {
 
 /// Turns `out[frame_start..]`, a zeroed header's room followed by the payload, into an encoded
 /// frame: writes the header with its CRC and pads to 8. The zero-copy twin of [`encode_frame`].
-pub fn finish_frame(header: &FrameHeader, out: &mut Vec<u8>, frame_start: usize) {
+pub fn finish_frame(header: &FrameHeader, seed: CrcSeed, out: &mut Vec<u8>, frame_start: usize) {
     let payload_length = out.len() - frame_start - FRAME_HEADER_BYTES;
     debug_assert_eq!(header.payload_length as usize, payload_length);
     assert!(payload_length <= RECORD_PAYLOAD_BYTES_MAX, "payload bound is checked by callers");
     let mut bytes = header.encode_without_crc();
-    let crc = frame_crc(&bytes, &out[frame_start + FRAME_HEADER_BYTES..]);
+    let crc = frame_crc(seed, &bytes, &out[frame_start + FRAME_HEADER_BYTES..]);
     bytes[8..12].copy_from_slice(&crc.to_le_bytes());
     out[frame_start..frame_start + FRAME_HEADER_BYTES].copy_from_slice(&bytes);
     out.resize(frame_start + frame_encoded_bytes(payload_length), 0);
 }
 
 /// Adds `flags` (`COMMIT_START`, `COMMIT_END`) to the encoded frame at the start of `frame` and
-/// refreshes its CRC.
-pub fn add_frame_flags(frame: &mut [u8], flags: u8) {
+/// refreshes its CRC (from `seed`: the segment's it is written to).
+pub fn add_frame_flags(frame: &mut [u8], flags: u8, seed: CrcSeed) {
     let current = frame.get(13).copied().unwrap_or(0);
-    set_frame_flags(frame, current | flags);
+    set_frame_flags(frame, current | flags, seed);
 }
 
 /// Replaces the flags of the encoded frame at the start of `frame` and refreshes its CRC. A
 /// frame that no longer starts a commit loses its durable gap (a verbatim copy by compaction).
-pub fn set_frame_flags(frame: &mut [u8], flags: u8) {
+pub fn set_frame_flags(frame: &mut [u8], flags: u8, seed: CrcSeed) {
     let gap = if flags & FRAME_FLAG_COMMIT_START != 0 { commit_durable_gap(frame) } else { 0 };
-    rewrite_flags_and_gap(frame, flags, gap);
+    rewrite_flags_and_gap(frame, flags, gap, seed);
 }
 
 /// Marks the encoded frame at the start of `frame` as the first of its commit, whose writes
 /// began while the log was durable only up to `durable_gap_units` × 64 KiB before the frame
 /// (0: every byte before it), and refreshes its CRC.
-pub fn mark_commit_start(frame: &mut [u8], durable_gap_units: u16) {
+pub fn mark_commit_start(frame: &mut [u8], durable_gap_units: u16, seed: CrcSeed) {
     let current = frame.get(13).copied().unwrap_or(0);
-    rewrite_flags_and_gap(frame, current | FRAME_FLAG_COMMIT_START, durable_gap_units);
+    rewrite_flags_and_gap(frame, current | FRAME_FLAG_COMMIT_START, durable_gap_units, seed);
 }
 
 /// The durable gap of the encoded frame at the start of `frame`, in 64 KiB units (0 unless it
@@ -167,7 +192,7 @@ pub fn commit_durable_gap(frame: &[u8]) -> u16 {
     }
 }
 
-fn rewrite_flags_and_gap(frame: &mut [u8], flags: u8, gap: u16) {
+fn rewrite_flags_and_gap(frame: &mut [u8], flags: u8, gap: u16, seed: CrcSeed) {
     let Some(header_bytes) = frame.first_chunk_mut::<FRAME_HEADER_BYTES>() else {
         return;
     };
@@ -179,17 +204,17 @@ fn rewrite_flags_and_gap(frame: &mut [u8], flags: u8, gap: u16) {
     let Some(payload) = frame.get(FRAME_HEADER_BYTES..payload_end) else {
         return;
     };
-    let crc = frame_crc(&header_copy, payload);
+    let crc = frame_crc(seed, &header_copy, payload);
     frame[8..12].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Marks the encoded frame at the start of `frame` as the last of its commit.
-pub fn mark_commit_end(frame: &mut [u8]) {
-    add_frame_flags(frame, FRAME_FLAG_COMMIT_END);
+pub fn mark_commit_end(frame: &mut [u8], seed: CrcSeed) {
+    add_frame_flags(frame, FRAME_FLAG_COMMIT_END, seed);
 }
 
-fn frame_crc(header: &[u8; FRAME_HEADER_BYTES], payload: &[u8]) -> u32 {
-    let crc = crc32c::crc32c(&header[0..8]);
+fn frame_crc(seed: CrcSeed, header: &[u8; FRAME_HEADER_BYTES], payload: &[u8]) -> u32 {
+    let crc = crc32c::crc32c_append(seed.0, &header[0..8]);
     let crc = crc32c::crc32c_append(crc, &header[12..40]);
     crc32c::crc32c_append(crc, payload)
 }
@@ -267,9 +292,10 @@ pub fn verified_frame(input: &[u8]) -> Option<(FrameHeader, usize)> {
     (input.len() >= encoded_bytes).then(|| (FrameHeader::decode(header_bytes).0, encoded_bytes))
 }
 
-/// Decodes the frame at the start of `input`.
-pub fn decode_frame(input: &[u8]) -> Result<FrameDecode<'_>, FrameError> {
-    decode_frame_checking(input, Checksum::Verify)
+/// Decodes the frame at the start of `input`, read from a segment whose frames' CRCs start
+/// from `seed`.
+pub fn decode_frame(input: &[u8], seed: CrcSeed) -> Result<FrameDecode<'_>, FrameError> {
+    decode_frame_checking(input, Checksum::Verify(seed))
 }
 
 /// Decodes the frame at the start of `input` without its checksum, for a caller that opens the
@@ -283,20 +309,20 @@ pub fn decode_frame_for_aead(input: &[u8]) -> Result<FrameDecode<'_>, FrameError
 }
 
 /// Whether the frame at the start of `input` (its header and payload all there) has the
-/// checksum it stores.
-pub fn frame_checksum_matches(input: &[u8]) -> bool {
+/// checksum it stores, from `seed`.
+pub fn frame_checksum_matches(input: &[u8], seed: CrcSeed) -> bool {
     let Some(header_bytes) = input.first_chunk::<FRAME_HEADER_BYTES>() else {
         return false;
     };
     let (header, stored_crc) = FrameHeader::decode(header_bytes);
     input
         .get(FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + header.payload_length as usize)
-        .is_some_and(|payload| frame_crc(header_bytes, payload) == stored_crc)
+        .is_some_and(|payload| frame_crc(seed, header_bytes, payload) == stored_crc)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Checksum {
-    Verify,
+    Verify(CrcSeed),
     LeaveToAead,
 }
 
@@ -323,7 +349,9 @@ fn decode_frame_checking(input: &[u8], checksum: Checksum) -> Result<FrameDecode
         return Ok(FrameDecode::NeedsMoreData { bytes_needed: encoded_bytes });
     };
     let payload = &frame_bytes[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + payload_length];
-    if checksum == Checksum::Verify && frame_crc(header_bytes, payload) != stored_crc {
+    if let Checksum::Verify(seed) = checksum
+        && frame_crc(seed, header_bytes, payload) != stored_crc
+    {
         return Err(FrameError::BadChecksum);
     }
     if frame_bytes[FRAME_HEADER_BYTES + payload_length..].iter().any(|byte| *byte != 0) {

@@ -12,10 +12,11 @@ mod segment_header;
 
 pub use bytes::{ByteReader, ByteWriter, ReadError};
 pub use frame::{
-    DURABLE_GAP_UNIT_BYTES, FRAME_ALIGN_BYTES, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, FRAME_FLAG_RELOCATED,
-    FRAME_HEADER_BYTES, Frame, FrameDecode, FrameError, FrameHeader, add_frame_flags, commit_durable_gap, decode_frame,
-    decode_frame_for_aead, encode_frame, finish_frame, frame_checksum_matches, frame_encoded_bytes, frame_extent,
-    mark_commit_end, mark_commit_start, set_frame_flags, skip_block_gap, verified_frame,
+    CrcSeed, DURABLE_GAP_UNIT_BYTES, FRAME_ALIGN_BYTES, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START,
+    FRAME_FLAG_RELOCATED, FRAME_HEADER_BYTES, Frame, FrameDecode, FrameError, FrameHeader, add_frame_flags,
+    commit_durable_gap, decode_frame, decode_frame_for_aead, encode_frame, finish_frame, frame_checksum_matches,
+    frame_encoded_bytes, frame_extent, mark_commit_end, mark_commit_start, set_frame_flags, skip_block_gap,
+    verified_frame,
 };
 pub use record::{
     ACCESS_FIELD_BYTES_MAX, ACCOUNT_SNAPSHOT_PART_BYTES, ACCOUNT_SNAPSHOT_PART_BYTES_MAX, AccessEvent, Flags,
@@ -37,7 +38,10 @@ pub const BLOCK_BYTES: usize = 4096;
 /// Version 5: an account snapshot over one record is split over `AccountSnapshotPart` records
 /// (kind 21), which a version 4 reader would take for damage; this build reads kind 21 in any
 /// version.
-pub const FORMAT_VERSION: u32 = 5;
+/// Version 6: frames' CRCs start from a seed of the segment's own (`CrcSeed`), so that a
+/// compacted segment's file can be reused for a new segment: the earlier segment's frames left
+/// past the new log fail their checksums. Bytes after a footer need not be zeros.
+pub const FORMAT_VERSION: u32 = 6;
 
 /// The oldest segment and checkpoint format this build reads: version 2 differs only in never
 /// carrying a durable gap (every commit began once the one before it was written).

@@ -61,7 +61,7 @@ mod tests {
             payload_length: payload.len() as u32,
         };
         let mut out = Vec::new();
-        encode_frame(&header, payload, &mut out);
+        encode_frame(&header, payload, crate::format::CrcSeed::UNSEEDED, &mut out);
         out
     }
 

@@ -7,7 +7,7 @@
 //! 12 u32 shard_id
 //! ```
 
-use super::{FORMAT_VERSION, FORMAT_VERSION_READ_MIN};
+use super::{CrcSeed, FORMAT_VERSION, FORMAT_VERSION_READ_MIN};
 
 pub const SEGMENT_HEADER_BYTES: usize = 64;
 const SEGMENT_MAGIC: [u8; 8] = *b"MVSEGMT\0";
@@ -54,6 +54,19 @@ impl SegmentHeader {
     /// end the previous commit's block (format version 4 on).
     pub fn allows_block_gaps(&self) -> bool {
         self.format_version >= 4
+    }
+
+    /// Where its frames' CRCs start: the segment's own seed from format version 6 on (its file
+    /// may be a reused one, holding an earlier segment's frames past its log), none before.
+    pub fn crc_seed(&self) -> CrcSeed {
+        if self.may_be_in_a_reused_file() { CrcSeed::of_segment(self.segment_id) } else { CrcSeed::UNSEEDED }
+    }
+
+    /// Whether its file may hold an earlier segment's bytes past its log (format version 6 on:
+    /// a compacted segment's file reused, docs/format.md §2.5). Those bytes are neither frames
+    /// of this segment (their CRCs start from another seed) nor zeros.
+    pub fn may_be_in_a_reused_file(&self) -> bool {
+        self.format_version >= 6
     }
 
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_BYTES] {

@@ -225,6 +225,23 @@ impl Storage for DiskStorage {
     async fn sync_directory(&self) -> io::Result<()> {
         File::open(&*self.directory).await?.sync_all().await
     }
+
+    /// Takes a write lease on the file and lets it go at once: Linux grants one only while no
+    /// other descriptor, in any process, has the file open (`fcntl(2)`, `F_SETLEASE`). A file
+    /// system without leases, or a file of another owner, answers `false`. (Neither rustix nor
+    /// compio wraps `F_SETLEASE`.)
+    #[allow(unsafe_code)]
+    async fn is_unopened(&self, name: &str) -> io::Result<bool> {
+        let file = std::fs::File::open(self.path(name))?;
+        let descriptor = std::os::fd::AsRawFd::as_raw_fd(&file);
+        // SAFETY: fcntl on a descriptor this function owns; F_SETLEASE takes an int argument.
+        let leased = unsafe { libc::fcntl(descriptor, libc::F_SETLEASE, libc::F_WRLCK) } == 0;
+        if leased {
+            // SAFETY: as above; the lease is given back before the descriptor closes.
+            unsafe { libc::fcntl(descriptor, libc::F_SETLEASE, libc::F_UNLCK) };
+        }
+        Ok(leased)
+    }
 }
 
 fn read_only() -> io::Error {

@@ -321,6 +321,11 @@ impl Storage for FaultyStorage {
         Ok(())
     }
 
+    async fn is_unopened(&self, name: &str) -> io::Result<bool> {
+        self.check_alive("is_unopened")?;
+        self.inner.is_unopened(name).await
+    }
+
     async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         self.check_alive("rename")?;
         let result = self.inner.rename(from, to).await;

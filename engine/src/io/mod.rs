@@ -36,6 +36,14 @@ pub trait Storage: Clone + 'static {
     async fn rename(&self, from: &str, to: &str) -> io::Result<()>;
     /// Makes creations, renames and removals in the directory durable.
     async fn sync_directory(&self) -> io::Result<()>;
+    /// Whether no descriptor anywhere (this process or another) has the file open: a file about
+    /// to be overwritten for reuse must not be, since a reader holding it (a fetch in flight, a
+    /// backup copying it) would read the new bytes in place of the old. `false` when it cannot
+    /// tell.
+    async fn is_unopened(&self, name: &str) -> io::Result<bool> {
+        let _ = name;
+        Ok(false)
+    }
 }
 
 #[allow(async_fn_in_trait)]

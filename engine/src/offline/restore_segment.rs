@@ -22,8 +22,8 @@ use mailvault_hsm::{Dek, WrappedDek};
 
 use crate::crypto::{RecordCipher, TAG_BYTES};
 use crate::format::{
-    ACCOUNT_SNAPSHOT_PART_BYTES, BLOCK_BYTES, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, FrameHeader, Record,
-    RecordKind, SHARD_ID_SHIFT, SegmentHeader, add_frame_flags, align_up, encode_frame, snapshot_records,
+    ACCOUNT_SNAPSHOT_PART_BYTES, BLOCK_BYTES, CrcSeed, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, FrameHeader,
+    Record, RecordKind, SHARD_ID_SHIFT, SegmentHeader, add_frame_flags, align_up, encode_frame, snapshot_records,
 };
 use crate::index::Index;
 
@@ -107,10 +107,12 @@ impl RestoreSegment<'_> {
     /// this nor a replay of it holds more than one account's snapshot at a time.
     pub fn write(&self, out: impl Write) -> io::Result<()> {
         let mut header = vec![0; BLOCK_BYTES];
-        let encoded = SegmentHeader::new(self.shard_id, self.segment_id, self.created_unix_ms).encode();
+        let segment_header = SegmentHeader::new(self.shard_id, self.segment_id, self.created_unix_ms);
+        let encoded = segment_header.encode();
         header[..encoded.len()].copy_from_slice(&encoded);
         let mut commits = CommitWriter {
             out,
+            seed: segment_header.crc_seed(),
             written: 0,
             next_record_id: self.first_record_id,
             commit: Vec::new(),
@@ -139,6 +141,8 @@ impl RestoreSegment<'_> {
 /// Frames gathered into one commit, then written out.
 struct CommitWriter<W> {
     out: W,
+    /// The segment's frame CRC seed.
+    seed: CrcSeed,
     written: usize,
     next_record_id: u64,
     commit: Vec<u8>,
@@ -162,15 +166,16 @@ impl<W: Write> CommitWriter<W> {
         }
         self.next_record_id += 1;
         self.last_frame_start = self.commit.len();
-        encode_frame(&frame, &payload, &mut self.commit);
+        encode_frame(&frame, &payload, self.seed, &mut self.commit);
     }
 
     fn end_commit(&mut self) -> io::Result<()> {
         if self.commit.is_empty() {
             return Ok(());
         }
-        add_frame_flags(&mut self.commit, FRAME_FLAG_COMMIT_START);
-        add_frame_flags(&mut self.commit[self.last_frame_start..], FRAME_FLAG_COMMIT_END);
+        let seed = self.seed;
+        add_frame_flags(&mut self.commit, FRAME_FLAG_COMMIT_START, seed);
+        add_frame_flags(&mut self.commit[self.last_frame_start..], FRAME_FLAG_COMMIT_END, seed);
         let commit = std::mem::take(&mut self.commit);
         self.write(&commit)
     }

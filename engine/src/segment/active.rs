@@ -15,9 +15,10 @@ use std::io;
 use std::rc::Rc;
 
 use super::commit_frames::{self, CommitFrames};
+use super::recycling;
 use super::{segment_name, temporary_segment_name};
 use crate::format::{
-    BLOCK_BYTES, FrameHeader, Record, RecordKind, SegmentDigest, SegmentHeader, align_up, encode_frame,
+    BLOCK_BYTES, CrcSeed, FrameHeader, Record, RecordKind, SegmentDigest, SegmentHeader, align_up, encode_frame,
 };
 use crate::io::{BlockBuffer, SharedBlocks, Storage, StorageFile};
 
@@ -43,6 +44,9 @@ pub struct ActiveSegment<F> {
     /// Its header: the format version says what its readers understand (overlapping commits,
     /// block gaps).
     header: SegmentHeader,
+    /// Whether its file held an earlier segment, whose bytes may lie past the log (until the
+    /// seal trims them, or an open clears them).
+    holds_older_bytes: bool,
 }
 
 /// Where the recovery scan left an unsealed segment, for [`ActiveSegment::resume`].
@@ -63,15 +67,19 @@ pub struct OpenLog {
 impl<F: StorageFile> ActiveSegment<F> {
     /// Creates, preallocates and syncs a new segment whose header block is durable on return.
     /// It is written under a temporary name and renamed into place, so a crash never leaves a
-    /// segment file without a valid header (leftover temporaries are removed on open).
+    /// segment file without a valid header (leftover temporaries are removed on open). `reuse`
+    /// names a spare file to write it into (see `segment::recycling`); its bytes past the new
+    /// header stay until commits overwrite them.
     pub async fn create<S: Storage<File = F>>(
         storage: &S,
         header: SegmentHeader,
         preallocate_bytes: u64,
+        reuse: Option<String>,
     ) -> io::Result<Self> {
+        debug_assert!(reuse.is_none() || header.may_be_in_a_reused_file());
         let name = segment_name(header.segment_id);
         let temporary = temporary_segment_name(header.segment_id);
-        let file = storage.create(&temporary).await?;
+        let (file, reused_size) = recycling::file_for_new_segment(storage, &temporary, reuse).await?;
         file.preallocate(preallocate_bytes).await?;
         let mut block = BlockBuffer::with_capacity(BLOCK_BYTES);
         block.extend_from_slice(&header.encode());
@@ -90,9 +98,10 @@ impl<F: StorageFile> ActiveSegment<F> {
             tail_offset: BLOCK_BYTES as u64,
             record_count: 0,
             digest,
-            file_size: BLOCK_BYTES as u64,
-            reserved_bytes: preallocate_bytes,
+            file_size: reused_size.max(BLOCK_BYTES as u64),
+            reserved_bytes: preallocate_bytes.max(reused_size),
             header,
+            holds_older_bytes: reused_size > 0,
         })
     }
 
@@ -114,11 +123,23 @@ impl<F: StorageFile> ActiveSegment<F> {
             file_size,
             reserved_bytes,
             header,
+            // The open cleared everything past the log (`clear_after`).
+            holds_older_bytes: false,
         }
     }
 
     pub fn segment_id(&self) -> u64 {
         self.segment_id
+    }
+
+    /// Whether bytes of an earlier segment (a reused file's) may lie past its log.
+    pub fn holds_older_bytes(&self) -> bool {
+        self.holds_older_bytes
+    }
+
+    /// Where the CRCs of its frames start (its format version's rule).
+    pub fn crc_seed(&self) -> CrcSeed {
+        self.header.crc_seed()
     }
 
     /// Where the next frame will start.
@@ -267,7 +288,7 @@ impl<F: StorageFile> ActiveSegment<F> {
             payload_length: footer.len() as u32,
         };
         let mut frame = Vec::new();
-        encode_frame(&header, &footer, &mut frame);
+        encode_frame(&header, &footer, self.crc_seed(), &mut frame);
         self.tail.extend_from_slice(&frame);
         self.write_tail().await?;
         self.file.set_len(records_end + frame.len() as u64).await?;
@@ -436,7 +457,7 @@ mod tests {
         let storage = DiskStorage::new(directory.path());
         crate::block_on(async {
             let header = SegmentHeader::new(0, 1, 0);
-            let mut segment = ActiveSegment::create(&storage, header, 4 * 1024 * 1024).await.unwrap();
+            let mut segment = ActiveSegment::create(&storage, header, 4 * 1024 * 1024, None).await.unwrap();
             let mut expected = Vec::new();
             for (round, length) in [5000_usize, 300_000, 10, 70_000].into_iter().enumerate() {
                 let bytes = frame_bytes(length, round as u8);

@@ -21,9 +21,9 @@ use std::io;
 
 use super::OpenLog;
 use crate::format::{
-    BLOCK_BYTES, DURABLE_GAP_UNIT_BYTES, FRAME_ALIGN_BYTES, FRAME_HEADER_BYTES, FrameDecode, FrameHeader, Record,
-    RecordKind, SEGMENT_HEADER_BYTES, SegmentDigest, SegmentHeader, SegmentHeaderError, commit_durable_gap,
-    decode_frame, frame_extent, skip_block_gap,
+    BLOCK_BYTES, CrcSeed, DURABLE_GAP_UNIT_BYTES, FRAME_ALIGN_BYTES, FRAME_HEADER_BYTES, FrameDecode, FrameHeader,
+    Record, RecordKind, SEGMENT_HEADER_BYTES, SegmentDigest, SegmentHeader, SegmentHeaderError, commit_durable_gap,
+    decode_frame, decode_frame_for_aead, frame_extent, skip_block_gap,
 };
 use crate::io::StorageFile;
 
@@ -45,8 +45,9 @@ pub struct ScannedFrame {
 
 #[derive(Debug)]
 pub enum ScanEnd {
-    /// A sealed segment. `untrimmed_end` is set when only zeroes follow the footer: a crash
-    /// came between writing the footer and trimming the preallocated space; trim it there.
+    /// A sealed segment. `untrimmed_end` is set when only zeroes follow the footer (or, from
+    /// format 6, anything: a reused file's earlier bytes): a crash came between writing the
+    /// footer and trimming the file; trim it there.
     Sealed { record_count: u64, untrimmed_end: Option<u64> },
     /// The active segment: appending resumes at the end of its last complete commit, as `log`
     /// says. `torn` gives the reason when torn commits follow it (cut on resume).
@@ -93,6 +94,7 @@ pub async fn scan_segment<F: StorageFile>(
     let mut reader = ChunkReader { file, file_length, buffer: Vec::new(), buffer_offset: 0 };
 
     let (header, mut digest) = check_header_and_digest_prefix(&mut reader, segment_id, start).await?;
+    let seed = header.crc_seed();
     let mut offset = start.offset;
     // Frames are handed on only once their commit is complete: a crash must never leave half
     // of a commit (say, an account without its INBOX) visible.
@@ -105,7 +107,7 @@ pub async fn scan_segment<F: StorageFile>(
             yielded_at = offset;
         }
         fill_for_frame(&mut reader, offset).await.map_err(io_error)?;
-        let decoded = decode_frame(reader.bytes_at(offset));
+        let decoded = decode_frame(reader.bytes_at(offset), seed);
         let problem = match decoded {
             Ok(FrameDecode::Frame(frame)) if frame.header.kind == RecordKind::SegmentSealed as u8 => {
                 if !pending.is_empty() {
@@ -115,14 +117,7 @@ pub async fn scan_segment<F: StorageFile>(
                 let record_count = committed.record_count;
                 check_footer(frame.payload, offset, record_count, &committed.digest)
                     .map_err(|reason| corrupt(offset, reason))?;
-                if frame_end == file_length {
-                    return Ok(ScanEnd::Sealed { record_count, untrimmed_end: None });
-                }
-                if !only_zeroes_after(&mut reader, frame_end).await.map_err(io_error)? {
-                    let reason = format!("{} bytes follow the footer", file_length - frame_end);
-                    return Err(corrupt(frame_end, reason));
-                }
-                return Ok(ScanEnd::Sealed { record_count, untrimmed_end: Some(frame_end) });
+                return after_footer(&mut reader, &header, frame_end, record_count).await;
             }
             Ok(FrameDecode::Frame(frame)) => {
                 let frame_bytes = frame.encoded_bytes;
@@ -180,7 +175,8 @@ pub async fn scan_segment<F: StorageFile>(
             }
             None => committed.log_end,
         };
-        let vouching = find_commit_vouching_past(&mut reader, offset, first_incomplete).await.map_err(io_error)?;
+        let vouching =
+            find_commit_vouching_past(&mut reader, seed, offset, first_incomplete).await.map_err(io_error)?;
         if let Some(start) = vouching {
             let reason = problem.unwrap_or_else(|| "the log ends early".to_owned());
             return Err(corrupt(offset, format!("{reason}; a later commit starts at offset {start}")));
@@ -189,10 +185,39 @@ pub async fn scan_segment<F: StorageFile>(
         let tail_start = log_end / BLOCK_BYTES as u64 * BLOCK_BYTES as u64;
         reader.fill(tail_start, (log_end - tail_start) as usize).await.map_err(io_error)?;
         let tail_block = reader.bytes_at(tail_start)[..(log_end - tail_start) as usize].to_vec();
+        // From format 6 the file may be a reused one, whose earlier segment's bytes follow the
+        // log and read as damage: where no commit was under way that is the log's end, as zeros
+        // are. (So is a lost or torn commit whose first frame did not survive, which then goes
+        // without the torn-tail warning; a later commit vouching past it was looked for above.)
+        let torn = problem.filter(|_| !(pending.is_empty() && header.may_be_in_a_reused_file()));
         let Committed { digest, record_count, .. } = committed;
         let log = OpenLog { segment_id, log_end, digest, tail_block, record_count, header };
-        return Ok(ScanEnd::Open { log: Box::new(log), torn: problem });
+        return Ok(ScanEnd::Open { log: Box::new(log), torn });
     }
+}
+
+/// How a sealed segment whose footer ends at `frame_end` ends: there, or with bytes after it
+/// that a crash between writing the footer and trimming the file left (zeros of the
+/// preallocation; from format 6, also a reused file's earlier bytes: nothing a segment writes
+/// lies past its footer), to be trimmed. Anything else after it is corruption.
+async fn after_footer<F: StorageFile>(
+    reader: &mut ChunkReader<'_, F>,
+    header: &SegmentHeader,
+    frame_end: u64,
+    record_count: u64,
+) -> Result<ScanEnd, ScanError> {
+    let file_length = reader.file_length;
+    if frame_end == file_length {
+        return Ok(ScanEnd::Sealed { record_count, untrimmed_end: None });
+    }
+    let segment_id = header.segment_id;
+    let trimmable = header.may_be_in_a_reused_file()
+        || only_zeroes_after(reader, frame_end).await.map_err(|source| ScanError::Io { segment_id, source })?;
+    if !trimmable {
+        let reason = format!("{} bytes follow the footer", file_length - frame_end);
+        return Err(ScanError::Corrupt { segment_id, offset: frame_end, reason });
+    }
+    Ok(ScanEnd::Sealed { record_count, untrimmed_end: Some(frame_end) })
 }
 
 /// Checks the header block and digests the frames before `start` (for the footer); returns
@@ -245,7 +270,8 @@ async fn check_header_and_digest_prefix<F: StorageFile>(
 
 /// Reads as much of the file at `offset` as decoding the frame there needs.
 async fn fill_for_frame<F: StorageFile>(reader: &mut ChunkReader<'_, F>, offset: u64) -> io::Result<()> {
-    while let Ok(FrameDecode::NeedsMoreData { bytes_needed }) = decode_frame(reader.bytes_at(offset)) {
+    // Only the frame's extent matters here; its CRC is checked once it is all in the window.
+    while let Ok(FrameDecode::NeedsMoreData { bytes_needed }) = decode_frame_for_aead(reader.bytes_at(offset)) {
         if !reader.can_grow(offset, bytes_needed) {
             break;
         }
@@ -341,6 +367,7 @@ async fn only_zeroes_after<F: StorageFile>(reader: &mut ChunkReader<'_, F>, from
 /// and is cut with it.
 async fn find_commit_vouching_past<F: StorageFile>(
     reader: &mut ChunkReader<'_, F>,
+    seed: CrcSeed,
     from: u64,
     durable_end: u64,
 ) -> io::Result<Option<u64>> {
@@ -369,7 +396,7 @@ async fn find_commit_vouching_past<F: StorageFile>(
             Some(_) => {}
         }
         let vouched_end = loop {
-            match decode_frame(reader.bytes_at(offset)) {
+            match decode_frame(reader.bytes_at(offset), seed) {
                 Ok(FrameDecode::Frame(frame)) if frame.header.is_commit_start() => {
                     let gap = u64::from(commit_durable_gap(reader.bytes_at(offset))) * DURABLE_GAP_UNIT_BYTES;
                     break Some(offset.saturating_sub(gap));

@@ -20,7 +20,6 @@ use crate::format::{
 };
 use crate::index::{BlobUsage, RecordLocation};
 use crate::io::{BlockBuffer, Storage};
-use crate::segment::segment_name;
 
 /// Bytes copied per background step under an IO budget (one commit and fdatasync each). A
 /// delivery that arrives during a step waits for its write and fdatasync, so what the
@@ -151,6 +150,7 @@ impl<S: Storage> Shard<S> {
                 self.compaction_forced.clear();
                 self.compaction_spare_buffer = None;
                 self.finish_segment_removals().await;
+                self.remove_withheld_spares().await;
                 if std::mem::take(&mut self.compaction_checkpoint_due) {
                     self.checkpoint().await;
                 }
@@ -358,7 +358,7 @@ impl<S: Storage> Shard<S> {
             let start = batch.frames.len();
             if carries_purge {
                 batch.frames.extend_from_slice(&job.bytes.as_slice()[job.cursor..job.cursor + encoded_bytes]);
-                set_frame_flags(&mut batch.frames.as_mut_slice()[start..], 0);
+                set_frame_flags(&mut batch.frames.as_mut_slice()[start..], 0, self.active.crc_seed());
                 batch.last_frame_start = start;
                 batch.frame_count += 1;
             } else if copies_body {
@@ -368,7 +368,12 @@ impl<S: Storage> Shard<S> {
                     frame_bytes: encoded_bytes as u32,
                 };
                 batch.frames.extend_from_slice(&job.bytes.as_slice()[job.cursor..job.cursor + encoded_bytes]);
-                set_frame_flags(&mut batch.frames.as_mut_slice()[start..], FRAME_FLAG_RELOCATED);
+                // The copy's CRC is made anew, from the active segment's seed (format 6).
+                set_frame_flags(
+                    &mut batch.frames.as_mut_slice()[start..],
+                    FRAME_FLAG_RELOCATED,
+                    self.active.crc_seed(),
+                );
                 batch.last_frame_start = start;
                 batch.frame_count += 1;
                 relocated.push((header.record_id, location));
@@ -418,24 +423,39 @@ impl<S: Storage> Shard<S> {
         self.compaction_checkpoint_due = true;
     }
 
-    /// Removes a compacted segment's file on a task of its own: unlinking 64 MiB and syncing
-    /// the directory took 15-17 ms, an eighth of a victim's time on the shard. Nothing waits
-    /// for it but the end of the run (`finish_segment_removals`): until the removal is durable
-    /// a crash only brings the file back, every record in it superseded by the copies and
-    /// snapshots committed before this point, and the next compaction removes it again.
+    /// Retires a compacted segment's file on a task of its own (kept for reuse as a new
+    /// segment, or removed: `segment::recycling`): unlinking 64 MiB and syncing the directory
+    /// took 15-17 ms, an eighth of a victim's time on the shard. Nothing waits for it but the
+    /// end of the run (`finish_segment_removals`): until the change is durable a crash only
+    /// brings the file back, every record in it superseded by the copies and snapshots
+    /// committed before this point, and the next compaction retires it again.
     fn remove_segment_file(&mut self, victim: u64) {
-        let storage = self.storage.clone();
+        let retirement = self.recycled.retire(self.storage.clone(), victim);
         let shard_id = self.config.shard_id;
         let removal = compio::runtime::spawn(async move {
-            let removed = match storage.remove(&segment_name(victim)).await {
-                Ok(()) => storage.sync_directory().await,
-                Err(error) => Err(error),
-            };
-            if let Err(error) = removed {
+            if let Err(error) = retirement.await {
                 tracing::warn!(shard = shard_id, segment = victim, %error, "compacted segment not removed");
             }
         });
         self.segment_removals.push(removal);
+    }
+
+    /// Removes the spare segment files, at the end of a run a prune or purge forced.
+    async fn remove_withheld_spares(&mut self) {
+        if let Err(error) = self.recycled.remove_withheld(&self.storage).await {
+            tracing::warn!(shard = self.config.shard_id, %error, "spare segment files not removed");
+        }
+    }
+
+    /// Marks what a prune or purge needs rewritten beyond the segments holding its bodies:
+    /// the active segment, if its file was reused and may still hold an earlier segment's
+    /// bytes past its log (sealing trims them), and the spare files (removed at the end of
+    /// the run).
+    pub(super) fn force_out_older_bytes(&mut self) {
+        self.recycled.withhold();
+        if self.active.holds_older_bytes() {
+            self.compaction_forced.insert(self.active.segment_id());
+        }
     }
 
     /// Waits until every compacted segment's removal is done (and durable, unless it failed):

@@ -75,7 +75,7 @@ impl<S: Storage> Shard<S> {
             }
             None => frames.extend_from_slice(body),
         }
-        finish_frame(&header, frames, frame_start);
+        finish_frame(&header, self.active.crc_seed(), frames, frame_start);
         let frame_bytes = (frames.len() - frame_start) as u32;
         let frame_start = frame_start - first_frame_at; // from here on, a position in the batch
         let location = RecordLocation {

@@ -60,6 +60,7 @@ impl<S: Storage> Shard<S> {
         let segments = self.index.purge_account(account_id);
         self.keys.remove(account_id);
         self.compaction_forced.extend(segments);
+        self.force_out_older_bytes();
         self.compaction_wanted = true;
         self.compaction_rejected.clear();
         Ok(Outcome::Done)

@@ -86,6 +86,8 @@ pub(crate) struct ShardConfig {
     pub scrub_interval: Option<std::time::Duration>,
     /// The scrub's reads per second at most; `None`: unthrottled.
     pub scrub_bytes_per_second: Option<u64>,
+    /// Compacted segment files kept for reuse, at most (`EngineConfig::recycled_segments_max`).
+    pub recycled_segments_max: usize,
 }
 
 pub(crate) struct Shard<S: Storage> {
@@ -137,6 +139,8 @@ pub(crate) struct Shard<S: Storage> {
     compaction_spare_buffer: Option<crate::io::BlockBuffer>,
     /// Compacted segments being removed off the shard's path (see `finish_job`).
     segment_removals: Vec<compio::runtime::JoinHandle<()>>,
+    /// Compacted segments' files kept to be written over by new segments.
+    recycled: crate::segment::RecycledSegments,
     pipeline: pipeline::Pipeline,
     /// Which reads the index can answer while commits are in flight.
     read_fence: read_fence::ReadFence,

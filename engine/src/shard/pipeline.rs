@@ -150,8 +150,9 @@ impl<S: Storage> Shard<S> {
         let start = self.active.log_end();
         let io = has_frames.then(|| {
             let mut frames = frames;
-            mark_commit_start(frames.as_mut_slice(), durable_gap);
-            add_frame_flags(&mut frames.as_mut_slice()[*last_frame_start..], FRAME_FLAG_COMMIT_END);
+            let seed = self.active.crc_seed();
+            mark_commit_start(frames.as_mut_slice(), durable_gap, seed);
+            add_frame_flags(&mut frames.as_mut_slice()[*last_frame_start..], FRAME_FLAG_COMMIT_END, seed);
             self.records_since_checkpoint += *frame_count;
             self.bytes_since_checkpoint += frames_bytes as u64;
             self.active_has_data = true;

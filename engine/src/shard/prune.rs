@@ -28,6 +28,7 @@ impl<S: Storage> Shard<S> {
         // still needs the pruned bodies (retained): copied under it, they would move to the
         // active segment instead of leaving the store.
         self.use_for_compaction_in_flight(&usage);
+        self.force_out_older_bytes();
         self.compaction_wanted = true;
         self.compaction_rejected.clear();
         Ok(Outcome::Count(pruned.len() as u32))

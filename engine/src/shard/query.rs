@@ -225,5 +225,5 @@ async fn read_message<F: StorageFile>(located: Located<F>) -> Result<SealedMessa
         return Err(corrupt("frame is not the record the index names"));
     }
     let frame = read[..FRAME_HEADER_BYTES + payload_length].to_vec();
-    Ok(SealedMessage { info, header, frame, cipher })
+    Ok(SealedMessage { info, header, frame, segment_id: location.segment_id, cipher })
 }

@@ -16,13 +16,14 @@ use super::{BATCH_REQUESTS_MAX, Shard, ShardConfig};
 use crate::crypto::{KeyTable, KeyTableError, RecordCipher};
 use crate::error::OpenError;
 use crate::format::{
-    BLOCK_BYTES, FrameDecode, FrameHeader, Record, RecordKind, SHARD_ID_SHIFT, SegmentHeader, align_up, decode_frame,
+    BLOCK_BYTES, FrameDecode, FrameHeader, Record, RecordKind, SHARD_ID_SHIFT, SegmentHeader, align_up,
+    decode_frame_for_aead,
 };
 use crate::index::{ApplyError, BlobLocation, Index, RecordLocation};
 use crate::io::{Storage, StorageFile};
 use crate::segment::{
-    ActiveSegment, OpenLog, ScanEnd, ScanError, ScanStart, ScannedFrame, TEMPORARY_SUFFIX, parse_segment_name,
-    scan_segment, segment_name,
+    ActiveSegment, OpenLog, RecycledSegments, ScanEnd, ScanError, ScanStart, ScannedFrame, TEMPORARY_SUFFIX,
+    parse_segment_name, scan_segment, segment_name,
 };
 
 const RECORD_ID_GAP: u64 = 1 << 24;
@@ -216,7 +217,8 @@ impl Replay<'_> {
                     .read_exact(location.offset, location.frame_bytes as usize)
                     .await
                     .map_err(|error| format!("reading a record again: {error}"))?;
-                let Ok(FrameDecode::Frame(frame)) = decode_frame(&bytes) else {
+                // The scan checked its CRC; its AEAD tag is checked as it is applied.
+                let Ok(FrameDecode::Frame(frame)) = decode_frame_for_aead(&bytes) else {
                     return Err(format!("the record at offset {} changed since it was scanned", location.offset));
                 };
                 let kind = RecordKind::from_u8(frame.header.kind).ok_or("unknown record kind")?;
@@ -315,13 +317,14 @@ pub(crate) async fn open_shard<S: Storage>(
             .await
             .map_err(|reason| OpenError::Shard { shard_id, source: crate::error::EngineError::Corrupt(reason) })?;
     }
+    let recycled = RecycledSegments::load(&storage, config.recycled_segments_max, shard_id).await?;
     let active = if let Some(active) = active {
         active
     } else {
         // A fresh shard, or a crash right after sealing: start the next segment.
         let segment_id = segment_ids.last().map_or(1, |last| last + 1);
         let header = SegmentHeader::new(shard_id, segment_id, config.clock.now_unix_ms());
-        let active = ActiveSegment::create(&storage, header, config.segment_bytes_max).await?;
+        let active = ActiveSegment::create(&storage, header, config.segment_bytes_max, recycled.take()).await?;
         readers.insert(segment_id, Rc::new(storage.open(&segment_name(segment_id), false).await?));
         active
     };
@@ -370,6 +373,7 @@ pub(crate) async fn open_shard<S: Storage>(
         compaction_waiters: Vec::new(),
         compaction_spare_buffer: None,
         segment_removals: Vec::new(),
+        recycled,
         pipeline: super::pipeline::Pipeline::default(),
         read_fence: super::read_fence::ReadFence::default(),
         active_has_data,
@@ -511,7 +515,8 @@ impl<S: Storage> Shard<S> {
         self.active_has_data = false;
         let segment_id = sealed_id + 1;
         let header = SegmentHeader::new(self.config.shard_id, segment_id, self.config.clock.now_unix_ms());
-        self.active = ActiveSegment::create(&self.storage, header, self.config.segment_bytes_max).await?;
+        let reuse = self.recycled.take();
+        self.active = ActiveSegment::create(&self.storage, header, self.config.segment_bytes_max, reuse).await?;
         let reader = self.storage.open(&segment_name(segment_id), false).await?;
         self.readers.insert(segment_id, Rc::new(reader));
         Ok(())

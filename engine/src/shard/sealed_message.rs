@@ -9,13 +9,15 @@ use std::sync::Arc;
 use crate::api::{Message, MessageInfo};
 use crate::crypto::{RecordCipher, TAG_BYTES};
 use crate::error::EngineError;
-use crate::format::{FRAME_HEADER_BYTES, FrameHeader, appended_digest_and_body, frame_checksum_matches};
+use crate::format::{CrcSeed, FRAME_HEADER_BYTES, FrameHeader, appended_digest_and_body, frame_checksum_matches};
 
 pub(crate) struct SealedMessage {
     pub(super) info: MessageInfo,
     pub(super) header: FrameHeader,
     /// The frame's header and payload (ciphertext, then tag), as read.
     pub(super) frame: Vec<u8>,
+    /// The segment it was read from: its CRC seed depends on it (format version 6).
+    pub(super) segment_id: u64,
     pub(super) cipher: Arc<RecordCipher>,
 }
 
@@ -31,13 +33,16 @@ impl SealedMessage {
     /// the body, its stored digest and the header fields that matter; the CRC is consulted
     /// only when the tag fails, to report damage as damage.
     pub(crate) fn open(self) -> Result<Message, EngineError> {
-        let Self { info, header, frame, cipher } = self;
+        let Self { info, header, frame, segment_id, cipher } = self;
         let corrupt = |what: &str| EngineError::Corrupt(format!("message uid {}: {what}", info.uid));
         let payload = frame.get(FRAME_HEADER_BYTES..).unwrap_or_default();
         let mut plaintext = vec![0; payload.len().saturating_sub(TAG_BYTES)];
         if cipher.open_into(&header, payload, &mut plaintext).is_err() {
-            let what =
-                if frame_checksum_matches(&frame) { "payload fails authentication" } else { "frame checksum mismatch" };
+            // The segment's format version is not at hand here; its frames' CRCs start from one
+            // of these two seeds, and a frame that matches neither is damaged.
+            let seeds = [CrcSeed::UNSEEDED, CrcSeed::of_segment(segment_id)];
+            let crc_matches = seeds.into_iter().any(|seed| frame_checksum_matches(&frame, seed));
+            let what = if crc_matches { "payload fails authentication" } else { "frame checksum mismatch" };
             return Err(corrupt(what));
         }
         let Ok((digest, body)) = appended_digest_and_body(&plaintext) else {
@@ -60,6 +65,8 @@ mod tests {
     use crate::format::{Flags, Record, RecordKind, encode_frame};
 
     const BODY: &[u8] = b"Subject: sealed\r\n\r\nopened by the caller";
+    /// A format 6 segment: its frames' CRCs start from its own seed.
+    const SEGMENT_ID: u64 = 12;
 
     fn info(digest: [u8; 32]) -> MessageInfo {
         MessageInfo { uid: 7, flags: Flags::default(), size: BODY.len() as u64, internal_date_unix_ms: 1, digest }
@@ -86,9 +93,9 @@ mod tests {
         };
         cipher.seal(&header, &mut payload);
         let mut frame = Vec::new();
-        encode_frame(&header, &payload, &mut frame);
+        encode_frame(&header, &payload, CrcSeed::of_segment(SEGMENT_ID), &mut frame);
         frame.truncate(FRAME_HEADER_BYTES + payload.len());
-        SealedMessage { info: info(stored_digest), header, frame, cipher }
+        SealedMessage { info: info(stored_digest), header, frame, segment_id: SEGMENT_ID, cipher }
     }
 
     fn refusal(message: SealedMessage) -> String {

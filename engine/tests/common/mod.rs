@@ -68,13 +68,16 @@ impl FrameSpan {
 
 /// Every frame of a segment's bytes, from the first record block to the end of the log, across
 /// block gaps (zeros to a block boundary before a commit, format version 4); panics on anything
-/// that is not a valid frame (these are segments the engine just wrote).
+/// that is not a valid frame (these are segments the engine just wrote), except, from format 6,
+/// after the last frame: a reused file's earlier bytes.
 pub fn frame_spans(segment: &[u8]) -> Vec<FrameSpan> {
-    use mailvault_engine::format::{BLOCK_BYTES, FrameDecode, decode_frame, skip_block_gap};
+    use mailvault_engine::format::{BLOCK_BYTES, FrameDecode, SegmentHeader, decode_frame, skip_block_gap};
+    let header = SegmentHeader::decode(segment).expect("a segment header");
+    let seed = header.crc_seed();
     let mut spans = Vec::new();
     let mut offset = BLOCK_BYTES;
     while offset < segment.len() {
-        match decode_frame(&segment[offset..]) {
+        match decode_frame(&segment[offset..], seed) {
             Ok(FrameDecode::Frame(frame)) => {
                 spans.push(FrameSpan { offset, header: frame.header, encoded_bytes: frame.encoded_bytes });
                 offset += frame.encoded_bytes;
@@ -87,6 +90,7 @@ pub fn frame_spans(segment: &[u8]) -> Vec<FrameSpan> {
                 assert!(segment[offset..next].iter().all(|byte| *byte == 0), "block gap at {offset} is not zero");
                 offset = next;
             }
+            Err(_) if header.may_be_in_a_reused_file() => break,
             other => panic!("segment holds no valid frame at offset {offset}: {other:?}"),
         }
     }

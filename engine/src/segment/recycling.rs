@@ -1,0 +1,162 @@
+//! Compacted segment files kept to be reused as new segments (docs/format.md §2.5).
+//!
+//! A new segment in a fresh, fallocated file writes into unwritten extents, and every
+//! fdatasync of a commit then also journals their conversion to written ones: on the disks
+//! measured, durable writes over blocks written before ran 1.5-1.8x faster (bench/README.md,
+//! sessions 11-14). A compacted segment's file is such blocks. So, up to
+//! `EngineConfig::recycled_segments_max` per shard, compaction renames the file it is done with
+//! to `<id>.spare` instead of removing it, and the next new segment is written into it: a new
+//! header over the old one, then commits over the old frames. The old frames left past the new
+//! log are never taken for the new segment's: from format version 6 a frame's CRC starts from
+//! its segment's own seed (`format::CrcSeed`).
+//!
+//! A file is reused only while no descriptor has it open ([`Storage::is_unopened`]): a read
+//! still under way (a fetch that looked the body up before compaction moved it, a backup or
+//! scrub copying the segment from another process) would otherwise read the new segment's
+//! bytes in place of the old ones. Such a file is removed instead.
+
+use std::cell::RefCell;
+use std::io;
+use std::rc::Rc;
+
+use super::{parse_spare_name, segment_name, spare_name};
+use crate::format::{BLOCK_BYTES, align_up};
+use crate::io::{Storage, StorageFile};
+
+/// The shard's spare files: those ready for reuse, and how many are being renamed into place.
+#[derive(Debug, Clone, Default)]
+pub struct RecycledSegments {
+    state: Rc<RefCell<Pool>>,
+}
+
+#[derive(Debug, Default)]
+struct Pool {
+    /// Ids of the segments whose files wait, renamed and durable, as `<id>.spare`.
+    ready: Vec<u64>,
+    /// `ready` plus retirements still renaming: never more than `max`.
+    kept: usize,
+    max: usize,
+    /// Set by a prune or purge: no spare is handed out until they are all removed, since their
+    /// bytes may hold the ciphertext it promised is gone.
+    withheld: bool,
+}
+
+impl RecycledSegments {
+    /// The spares in a shard's directory, at most `max` of them (the others are removed: the
+    /// setting may have been lowered since they were kept).
+    pub async fn load<S: Storage>(storage: &S, max: usize, shard_id: u32) -> io::Result<Self> {
+        let mut ids: Vec<u64> = storage.list().await?.iter().filter_map(|name| parse_spare_name(name)).collect();
+        ids.sort_unstable();
+        let surplus = ids.len().saturating_sub(max);
+        for id in ids.drain(..surplus) {
+            tracing::info!(shard = shard_id, segment = id, "removing a spare segment file over the limit");
+            storage.remove(&spare_name(id)).await?;
+        }
+        if surplus > 0 {
+            storage.sync_directory().await?;
+        }
+        let pool = Pool { kept: ids.len(), ready: ids, max, withheld: false };
+        Ok(Self { state: Rc::new(RefCell::new(pool)) })
+    }
+
+    /// Spare files ready for reuse.
+    pub fn len(&self) -> usize {
+        self.state.borrow().ready.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Retires the file of compacted segment `segment_id`, whose records were all moved and
+    /// which the index no longer names: kept as a spare while the pool has room, else removed.
+    /// The returned future (run on a task of its own) makes the change durable. Until it is, a
+    /// crash only brings the segment back, every record in it superseded.
+    pub fn retire<S: Storage>(&self, storage: S, segment_id: u64) -> impl Future<Output = io::Result<()>> + 'static {
+        let keep = {
+            let mut pool = self.state.borrow_mut();
+            let keep = pool.kept < pool.max;
+            pool.kept += usize::from(keep);
+            keep
+        };
+        let state = Rc::clone(&self.state);
+        async move {
+            let name = segment_name(segment_id);
+            let moved =
+                if keep { storage.rename(&name, &spare_name(segment_id)).await } else { storage.remove(&name).await };
+            let durable = match moved {
+                Ok(()) => storage.sync_directory().await,
+                Err(error) => Err(error),
+            };
+            if keep {
+                let mut pool = state.borrow_mut();
+                match durable {
+                    Ok(()) => pool.ready.push(segment_id),
+                    Err(_) => pool.kept -= 1,
+                }
+            }
+            durable
+        }
+    }
+
+    /// A spare to write the next segment into (its name), if one is ready and spares are not
+    /// withheld.
+    pub fn take(&self) -> Option<String> {
+        let mut pool = self.state.borrow_mut();
+        if pool.withheld {
+            return None;
+        }
+        let id = pool.ready.pop()?;
+        pool.kept -= 1;
+        Some(spare_name(id))
+    }
+
+    /// Hands out no spare until [`RecycledSegments::remove_withheld`] has removed them all: a
+    /// prune or purge promises its mail's ciphertext leaves the store's files, and a spare may
+    /// hold an earlier copy of it (compaction copies deleted mail still inside its window).
+    pub fn withhold(&self) {
+        self.state.borrow_mut().withheld = true;
+    }
+
+    /// If spares are withheld: removes every one, and hands spares out again (later ones).
+    /// Retirements still renaming must have finished.
+    pub async fn remove_withheld<S: Storage>(&self, storage: &S) -> io::Result<()> {
+        if !std::mem::take(&mut self.state.borrow_mut().withheld) {
+            return Ok(());
+        }
+        let ids = std::mem::take(&mut self.state.borrow_mut().ready);
+        self.state.borrow_mut().kept -= ids.len();
+        for id in &ids {
+            storage.remove(&spare_name(*id)).await?;
+        }
+        if !ids.is_empty() {
+            storage.sync_directory().await?;
+        }
+        Ok(())
+    }
+}
+
+/// A writable file for a new segment, under the name `temporary`: the spare `reuse` renamed
+/// there, if no descriptor has it open, or else a fresh file. Answers the file and its size
+/// (a reused file keeps its size, rounded up to a block; a fresh one is empty).
+pub(super) async fn file_for_new_segment<S: Storage>(
+    storage: &S,
+    temporary: &str,
+    reuse: Option<String>,
+) -> io::Result<(S::File, u64)> {
+    if let Some(spare) = reuse {
+        storage.rename(&spare, temporary).await?;
+        if storage.is_unopened(temporary).await? {
+            let file = storage.open(temporary, true).await?;
+            let size = file.size().await?;
+            let block_size = align_up(usize::try_from(size).map_err(io::Error::other)?, BLOCK_BYTES) as u64;
+            if block_size != size {
+                file.set_len(block_size).await?; // the new log's writes are whole blocks
+            }
+            return Ok((file, block_size));
+        }
+        tracing::info!(file = spare, "a spare segment file is open elsewhere: not reused");
+        storage.remove(temporary).await?;
+    }
+    Ok((storage.create(temporary).await?, 0))
+}
