@@ -51,10 +51,16 @@ impl DeliveryLatency {
 
 /// 4 KiB deliveries, one at a time, for `window`: each one's latency in microseconds.
 pub(crate) fn deliver_for(engine: &Engine, window: Duration) -> anyhow::Result<Vec<f64>> {
+    deliver_at_most(engine, window, usize::MAX)
+}
+
+/// As [`deliver_for`], stopping after `deliveries_max` if the window has not ended (the
+/// recycle bench keeps them within the segment files it prepared).
+pub(crate) fn deliver_at_most(engine: &Engine, window: Duration, deliveries_max: usize) -> anyhow::Result<Vec<f64>> {
     block_on(async {
         let mut latencies = Vec::new();
         let started = Instant::now();
-        while started.elapsed() < window {
+        while started.elapsed() < window && latencies.len() < deliveries_max {
             let mut body = format!("Subject: delivery {}\r\n\r\n", latencies.len()).into_bytes();
             body.resize(DELIVERY_BYTES, b'd');
             let sent = Instant::now();
@@ -66,7 +72,7 @@ pub(crate) fn deliver_for(engine: &Engine, window: Duration) -> anyhow::Result<V
 }
 
 #[allow(clippy::cast_sign_loss, clippy::cast_precision_loss)] // quantile in [0, 1]; counts far below 2^52
-fn percentile(values: &mut [f64], quantile: f64) -> f64 {
+pub(crate) fn percentile(values: &mut [f64], quantile: f64) -> f64 {
     if values.is_empty() {
         return 0.0;
     }

@@ -7,6 +7,12 @@
 //! session 7 it was the engine's `--file-mib` (512 MiB by default), which fio filled in a fifth
 //! of a second and then overwrote for the rest of the run, at 1.7× the rate of fresh space on
 //! the development VM (bench/README.md, session 7).
+//!
+//! The `*Overwrite` jobs measure exactly that on purpose: the durable write rate over blocks
+//! already written, which a recycled segment file gets (the recycle bench compares the two).
+//! Their file is written whole and synced by a layout run first, then the timed run writes it
+//! once from the start and stops at its end (it never wraps around, so every write it times
+//! lands on a written block).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +28,13 @@ pub enum FioJob {
     DurableWrite64k,
     /// 4 KiB sequential writes, O_DIRECT, each followed by fdatasync: one durable append at a time.
     AppendFdatasync4k,
+    /// [`Self::DurableWrite64k`] over blocks already written (see the module docs): the
+    /// commits of a 64 KiB load into a recycled segment file. ext4 syncs such writes without
+    /// converting unwritten extents in its journal, so the rate differs from fresh space.
+    DurableWrite64kOverwrite,
+    /// [`Self::AppendFdatasync4k`] over blocks already written: one durable append at a time
+    /// into a recycled segment file.
+    AppendFdatasync4kOverwrite,
     /// 4 KiB random reads, O_DIRECT, io_uring at depth 32.
     RandomRead4k,
     /// Random reads as [`Self::RandomRead4k`] of `bytes` each, at offsets aligned to `align`:
@@ -46,6 +59,8 @@ impl FioJob {
             Self::SequentialWrite64k => "seq-write-64k",
             Self::DurableWrite64k => "durable-write-64k",
             Self::AppendFdatasync4k => "append-fdatasync-4k",
+            Self::DurableWrite64kOverwrite => "durable-write-64k-overwrite",
+            Self::AppendFdatasync4kOverwrite => "append-fdatasync-4k-overwrite",
             Self::RandomRead4k => "rand-read-4k",
             Self::RandomReadSpan { .. } => "rand-read-span",
             Self::CompactionMix1m => "compaction-mix-1m",
@@ -64,6 +79,8 @@ impl FioJob {
     /// The job-specific fio arguments.
     pub fn arguments(self) -> Vec<String> {
         let fixed: &[&str] = match self {
+            Self::DurableWrite64kOverwrite => return overwriting(Self::DurableWrite64k),
+            Self::AppendFdatasync4kOverwrite => return overwriting(Self::AppendFdatasync4k),
             Self::SequentialWrite64k => {
                 &["--rw=write", "--bs=64k", "--direct=1", "--ioengine=io_uring", "--iodepth=8", "--end_fsync=1"]
             }
@@ -109,7 +126,47 @@ impl FioJob {
     fn writes_fresh_space(self) -> bool {
         matches!(self, Self::SequentialWrite64k | Self::DurableWrite64k)
     }
+
+    /// For the jobs that write over blocks already written: the fastest rate their file is
+    /// sized for (see [`file_size`]). The file is written whole before the run, which costs
+    /// real writes, so it holds what a disk this fast writes in the run and no more; a faster
+    /// disk ends the run at the file's end, early, rather than wrapping around.
+    fn overwrite_bytes_per_second_max(self) -> Option<u64> {
+        match self {
+            Self::DurableWrite64kOverwrite => Some(OVERWRITE_64K_BYTES_PER_SECOND_MAX),
+            Self::AppendFdatasync4kOverwrite => Some(APPEND_4K_BYTES_PER_SECOND_MAX),
+            _ => None,
+        }
+    }
+
+    /// Whether fio runs for the whole runtime, going round its file as often as it takes: not
+    /// the jobs whose every write must land on fresh space, or on written blocks.
+    fn time_based(self) -> bool {
+        !self.writes_fresh_space() && self.overwrite_bytes_per_second_max().is_none()
+    }
 }
+
+/// `fresh`'s arguments with `--overwrite=1`: were the file missing or short, fio would lay it
+/// out by writing it rather than by fallocate (the layout run has written it already, so fio
+/// finds it whole and leaves it).
+fn overwriting(fresh: FioJob) -> Vec<String> {
+    let mut arguments = fresh.arguments();
+    arguments.push("--overwrite=1".to_owned());
+    arguments
+}
+
+/// 32k durable 4 KiB writes a second, one at a time: twice what the development VM did over
+/// written blocks (16.5k). The 4 KiB overwrite job's file holds a run at this rate; a
+/// time-based 4 KiB job into fresh space needs a file as large to never wrap around.
+pub const APPEND_4K_BYTES_PER_SECOND_MAX: u64 = 32_000 * 4096;
+
+/// The 64 KiB overwrite job's rate at most ([`FioJob::overwrite_bytes_per_second_max`]): 1.5x
+/// what the development VM did over written blocks (fdatasync every 5 writes of 128 KiB: 561 MB/s).
+const OVERWRITE_64K_BYTES_PER_SECOND_MAX: u64 = 800 << 20;
+
+/// The block size of the layout run that writes an overwrite job's file (a multiple of every
+/// job's block size, so that the file's size is too).
+const LAYOUT_BLOCK_BYTES: u64 = 1 << 20;
 
 /// The sequential-write job's file holds what a disk this fast writes in its run, so that fio
 /// never wraps around; the job stops at the end of the file if the disk is faster still.
@@ -117,13 +174,45 @@ const FRESH_WRITE_BYTES_PER_SECOND_MAX: u64 = 8 << 30;
 
 /// The size of `job`'s file: see [`FioJob::writes_fresh_space`]. The fresh-space file is at
 /// most half the free space under `directory`, and never smaller than the engine's file.
+/// An overwrite job's file is [`FioJob::overwrite_bytes_per_second_max`] times the run's
+/// seconds, at most half the free space, in whole [`LAYOUT_BLOCK_BYTES`].
 fn file_size(job: FioJob, options: &FioOptions, directory: &Path) -> u64 {
+    let free = || rustix::fs::statvfs(directory).map_or(0, |stats| stats.f_bavail.saturating_mul(stats.f_frsize));
+    if let Some(rate) = job.overwrite_bytes_per_second_max() {
+        let wanted = options.seconds.max(1).saturating_mul(rate).min(free() / 2);
+        return (wanted / LAYOUT_BLOCK_BYTES).max(1) * LAYOUT_BLOCK_BYTES;
+    }
     if !job.writes_fresh_space() {
         return options.file_bytes;
     }
     let wanted = options.seconds.max(1).saturating_mul(FRESH_WRITE_BYTES_PER_SECOND_MAX);
-    let free = rustix::fs::statvfs(directory).map_or(0, |stats| stats.f_bavail.saturating_mul(stats.f_frsize));
-    wanted.min(free / 2).max(options.file_bytes)
+    wanted.min(free() / 2).max(options.file_bytes)
+}
+
+/// The fio run that writes `file` whole (`size` bytes, 1 MiB O_DIRECT writes, synced at the
+/// end) before an overwrite job: afterwards none of its extents is unwritten.
+fn layout_command(job: FioJob, file: &Path, size: u64) -> Command {
+    let mut command = Command::new("fio");
+    command
+        .arg(format!("--name={}-layout", job.name()))
+        .arg(format!("--filename={}", file.display()))
+        .arg(format!("--size={size}"))
+        .args(["--rw=write", &format!("--bs={LAYOUT_BLOCK_BYTES}"), "--direct=1", "--ioengine=io_uring"])
+        .args(["--iodepth=8", "--end_fsync=1", "--output-format=json"]);
+    command
+}
+
+/// Runs `command`, a fio run whose output is not wanted.
+fn run_quietly(mut command: Command) -> Result<(), FioError> {
+    let output = command.output().map_err(|error| match error.kind() {
+        std::io::ErrorKind::NotFound => FioError::NotInstalled,
+        _ => FioError::Io(error),
+    })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        return Err(FioError::Failed { status: output.status, stderr });
+    }
+    Ok(())
 }
 
 /// Where and how long fio runs.
@@ -206,18 +295,29 @@ pub fn run(job: FioJob, options: &FioOptions) -> Result<FioResult, FioError> {
     if job.writes() {
         remove_file(&file)?;
     }
+    let size = file_size(job, options, &directory);
+    let layout = job.overwrite_bytes_per_second_max().map(|_| layout_command(job, &file, size));
     let mut command = Command::new("fio");
     command
         .arg(format!("--name={}", job.name()))
         .arg(format!("--filename={}", file.display()))
-        .arg(format!("--size={}", file_size(job, options, &directory)))
+        .arg(format!("--size={size}"))
         .args(job.arguments());
-    if !job.writes_fresh_space() {
+    if job.time_based() {
         // Stops at the runtime, going round the file as often as it takes.
         command.arg("--time_based");
     }
     command.args([&format!("--runtime={}", options.seconds), "--output-format=json"]);
-    let command_line = render(&command);
+    let command_line = match &layout {
+        Some(layout) => format!("{} && {}", render(layout), render(&command)),
+        None => render(&command),
+    };
+    if let Some(layout) = layout
+        && let Err(error) = run_quietly(layout)
+    {
+        remove_file(&file)?;
+        return Err(error);
+    }
     // Added after rendering: the logs are the report's business, not part of the job to rerun.
     let log_prefix = directory.join(job.name());
     command.args([
@@ -295,7 +395,11 @@ pub fn parse(job: FioJob, stdout: &[u8]) -> Result<FioResult, FioError> {
     let directions: &[&str] = match job {
         FioJob::CompactionMix1m => &["read", "write"],
         FioJob::RandomRead4k | FioJob::RandomReadSpan { .. } | FioJob::SequentialRead8m => &["read"],
-        FioJob::SequentialWrite64k | FioJob::DurableWrite64k | FioJob::AppendFdatasync4k => &["write"],
+        FioJob::SequentialWrite64k
+        | FioJob::DurableWrite64k
+        | FioJob::AppendFdatasync4k
+        | FioJob::DurableWrite64kOverwrite
+        | FioJob::AppendFdatasync4kOverwrite => &["write"],
     };
     let number = |direction: &str, field: &str| {
         value["jobs"][0][direction][field]
@@ -353,6 +457,26 @@ mod tests {
         let log = "100, 1612, 1, 0, 0, 0\n200, 1580, 1, 0, 0, 0\nbad line\n300, 1601, 1, 0, 0\n";
         assert_eq!(parse_log(log), vec![1612.0, 1580.0, 1601.0]);
         assert!(parse_log("").is_empty());
+    }
+
+    #[test]
+    fn overwrite_jobs_are_their_fresh_jobs_over_a_file_written_once() {
+        for (overwrite, fresh) in [
+            (FioJob::DurableWrite64kOverwrite, FioJob::DurableWrite64k),
+            (FioJob::AppendFdatasync4kOverwrite, FioJob::AppendFdatasync4k),
+        ] {
+            let arguments = overwrite.arguments();
+            assert_eq!(arguments[..arguments.len() - 1], fresh.arguments()[..]);
+            assert_eq!(arguments.last().map(String::as_str), Some("--overwrite=1"));
+            assert!(!overwrite.time_based(), "{overwrite:?} would wrap around its file");
+            assert!(overwrite.writes());
+            let options = FioOptions { directory: std::env::temp_dir(), seconds: 3, file_bytes: 1 << 40 };
+            let size = file_size(overwrite, &options, &options.directory);
+            assert_eq!(size % LAYOUT_BLOCK_BYTES, 0);
+            assert!(size <= 3 * overwrite.overwrite_bytes_per_second_max().unwrap_or(0).max(LAYOUT_BLOCK_BYTES));
+        }
+        assert!(FioJob::AppendFdatasync4k.time_based());
+        assert!(!FioJob::DurableWrite64k.time_based());
     }
 
     #[test]

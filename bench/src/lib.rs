@@ -14,6 +14,7 @@ pub mod html_report;
 pub mod page_cache;
 pub mod placement;
 pub mod profile;
+pub mod recycle_bench;
 pub mod report;
 pub mod scrub_bench;
 pub mod store;
