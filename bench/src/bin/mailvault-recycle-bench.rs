@@ -13,7 +13,7 @@ use mailvault_bench::recycle_bench::{self, RecycleBenchOptions};
 ///
 /// Runs fio (64 KiB durable writes and 4 KiB write+fdatasync, each fresh and over written
 /// blocks), then one engine store: rounds of 64 KiB appends and 4 KiB appends one at a time
-/// into fresh segments; every message expunged, pruned and compacted, so that the engine keeps
+/// into fresh segments; every message expunged (no retention window) and compacted, so that the engine keeps
 /// up to --spares retired segment files; the same appends again, each round into those files
 /// if the engine recycles them. An engine that does not recycle shows ratios near 1 and 0 spare files.
 ///
