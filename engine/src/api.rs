@@ -171,6 +171,10 @@ pub struct ShardStats {
     /// The background scrub's progress and findings (`EngineConfig::scrub_interval`); with the
     /// scrub off, what earlier passes recorded; `None` if none ever ran on this shard.
     pub scrub: Option<ScrubStatus>,
+    /// Compacted segment files kept to be written over by new segments
+    /// (`EngineConfig::recycled_segments_max`), and the disk space they hold.
+    pub spare_segment_files: u64,
+    pub spare_segment_bytes: u64,
 }
 
 /// What the background scrub has done: each pass reads every sealed segment of the shard and

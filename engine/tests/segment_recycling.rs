@@ -99,6 +99,11 @@ fn new_segments_are_written_over_compacted_files_and_read_back_with_and_without_
     let store = store_with_spares();
     let spare_inodes: BTreeSet<u64> = spares(&store).into_values().collect();
     let engine = store.open();
+    // The open found them, and `stats` tells what they hold.
+    let stats = &block_on(engine.stats()).unwrap()[0];
+    let spare_bytes: u64 =
+        spares(&store).keys().map(|name| std::fs::metadata(shard_directory(&store).join(name)).unwrap().len()).sum();
+    assert_eq!((stats.spare_segment_files, stats.spare_segment_bytes), (SPARES as u64, spare_bytes));
     // Enough for two rotations; then stop with the active segment in a reused file, part full.
     let mut next = 40;
     let reused_active = loop {
@@ -111,6 +116,7 @@ fn new_segments_are_written_over_compacted_files_and_read_back_with_and_without_
         }
         assert!(next < 80, "no new segment was written into a spare file");
     };
+    assert_eq!(block_on(engine.stats()).unwrap()[0].spare_segment_files, 0);
     let reused: Vec<String> =
         segments(&store).into_iter().filter(|(_, inode)| spare_inodes.contains(inode)).map(|(name, _)| name).collect();
     assert_eq!(reused.len(), SPARES, "segments in reused files: {reused:?}");

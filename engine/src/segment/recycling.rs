@@ -31,8 +31,9 @@ pub struct RecycledSegments {
 
 #[derive(Debug, Default)]
 struct Pool {
-    /// Ids of the segments whose files wait, renamed and durable, as `<id>.spare`.
-    ready: Vec<u64>,
+    /// Ids of the segments whose files wait, renamed and durable, as `<id>.spare`, and their
+    /// sizes.
+    ready: Vec<(u64, u64)>,
     /// `ready` plus retirements still renaming: never more than `max`.
     kept: usize,
     max: usize,
@@ -55,24 +56,31 @@ impl RecycledSegments {
         if surplus > 0 {
             storage.sync_directory().await?;
         }
-        let pool = Pool { kept: ids.len(), ready: ids, max, withheld: false };
+        let mut ready = Vec::with_capacity(ids.len());
+        for id in ids {
+            ready.push((id, storage.open(&spare_name(id), false).await?.size().await?));
+        }
+        let pool = Pool { kept: ready.len(), ready, max, withheld: false };
         Ok(Self { state: Rc::new(RefCell::new(pool)) })
     }
 
-    /// Spare files ready for reuse.
-    pub fn len(&self) -> usize {
-        self.state.borrow().ready.len()
+    /// Spare files ready for reuse, and their bytes on disk.
+    pub fn files_and_bytes(&self) -> (u64, u64) {
+        let pool = self.state.borrow();
+        (pool.ready.len() as u64, pool.ready.iter().map(|(_, bytes)| bytes).sum())
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Retires the file of compacted segment `segment_id`, whose records were all moved and
-    /// which the index no longer names: kept as a spare while the pool has room, else removed.
+    /// Retires the file of compacted segment `segment_id` (of `bytes`), whose records were all
+    /// moved and which the index no longer names: kept as a spare while the pool has room, else
+    /// removed.
     /// The returned future (run on a task of its own) makes the change durable. Until it is, a
     /// crash only brings the segment back, every record in it superseded.
-    pub fn retire<S: Storage>(&self, storage: S, segment_id: u64) -> impl Future<Output = io::Result<()>> + 'static {
+    pub fn retire<S: Storage>(
+        &self,
+        storage: S,
+        segment_id: u64,
+        bytes: u64,
+    ) -> impl Future<Output = io::Result<()>> + 'static {
         let keep = {
             let mut pool = self.state.borrow_mut();
             let keep = pool.kept < pool.max;
@@ -91,7 +99,7 @@ impl RecycledSegments {
             if keep {
                 let mut pool = state.borrow_mut();
                 match durable {
-                    Ok(()) => pool.ready.push(segment_id),
+                    Ok(()) => pool.ready.push((segment_id, bytes)),
                     Err(_) => pool.kept -= 1,
                 }
             }
@@ -106,7 +114,7 @@ impl RecycledSegments {
         if pool.withheld {
             return None;
         }
-        let id = pool.ready.pop()?;
+        let (id, _) = pool.ready.pop()?;
         pool.kept -= 1;
         Some(spare_name(id))
     }
@@ -126,7 +134,7 @@ impl RecycledSegments {
         }
         let ids = std::mem::take(&mut self.state.borrow_mut().ready);
         self.state.borrow_mut().kept -= ids.len();
-        for id in &ids {
+        for (id, _) in &ids {
             storage.remove(&spare_name(*id)).await?;
         }
         if !ids.is_empty() {

@@ -413,7 +413,7 @@ impl<S: Storage> Shard<S> {
         let bytes = self.sealed_segment_bytes.remove(&victim).unwrap_or(0);
         self.compaction_forced.remove(&victim);
         self.compaction_spare_buffer = Some(job.bytes);
-        self.remove_segment_file(victim);
+        self.remove_segment_file(victim, bytes);
         self.compaction_report.segments_compacted += 1;
         self.compaction_report.bytes_reclaimed += bytes;
         // A checkpoint per victim cost as much as copying half of it; the open does not need
@@ -429,8 +429,8 @@ impl<S: Storage> Shard<S> {
     /// end of the run (`finish_segment_removals`): until the change is durable a crash only
     /// brings the file back, every record in it superseded by the copies and snapshots
     /// committed before this point, and the next compaction retires it again.
-    fn remove_segment_file(&mut self, victim: u64) {
-        let retirement = self.recycled.retire(self.storage.clone(), victim);
+    fn remove_segment_file(&mut self, victim: u64, bytes: u64) {
+        let retirement = self.recycled.retire(self.storage.clone(), victim, bytes);
         let shard_id = self.config.shard_id;
         let removal = compio::runtime::spawn(async move {
             if let Err(error) = retirement.await {

@@ -134,6 +134,7 @@ impl<S: Storage> Shard<S> {
             messages += account.mailboxes.values().map(|mailbox| mailbox.messages.len() as u64).sum::<u64>();
             deleted_messages += account.deleted.len() as u64;
         }
+        let (spare_segment_files, spare_segment_bytes) = self.recycled.files_and_bytes();
         ShardStats {
             shard_id: self.config.shard_id,
             accounts: account_count,
@@ -149,6 +150,8 @@ impl<S: Storage> Shard<S> {
             segment_details: self.segment_details(),
             compacting: self.compaction_progress(),
             scrub: self.scrub_status(),
+            spare_segment_files,
+            spare_segment_bytes,
         }
     }
 

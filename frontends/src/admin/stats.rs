@@ -1,5 +1,6 @@
 //! `stats`: per shard, its counts, its segments (bytes, live and retained message bytes, the
-//! rest), the segment compaction is rewriting, and the background scrub's progress and findings.
+//! rest), the segment compaction is rewriting, the spare segment files kept for reuse, and the
+//! background scrub's progress and findings.
 //! Run by the server for `mailvault stats` beside it (admin socket), or by the CLI on a store no
 //! server has open.
 
@@ -50,6 +51,13 @@ pub(super) async fn stats(engine: &Engine) -> Result<String, AdminError> {
                 output,
                 "\nshard {}: compacting segment {} ({} of {} bytes gone through)",
                 shard.shard_id, progress.segment_id, progress.done_bytes, progress.bytes
+            );
+        }
+        if shard.spare_segment_files > 0 {
+            let _ = write!(
+                output,
+                "\nshard {}: {} compacted segment files ({} bytes) kept for new segments to be written over",
+                shard.shard_id, shard.spare_segment_files, shard.spare_segment_bytes
             );
         }
         describe_scrub(&mut output, shard);
