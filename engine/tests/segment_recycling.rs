@@ -164,6 +164,21 @@ fn a_spare_file_someone_holds_open_is_not_reused() {
     assert_eq!(observe(&engine).len(), 40);
 }
 
+/// A spare removed behind the shard's back (by an operator freeing space, say) only costs the
+/// speed it would have given: the next segment gets a fresh file, and the shard serves on.
+#[test]
+fn a_spare_file_gone_from_the_directory_only_costs_its_speed() {
+    let store = store_with_spares();
+    let engine = store.open();
+    for name in spares(&store).keys() {
+        std::fs::remove_file(shard_directory(&store).join(name)).unwrap();
+    }
+    append_bodies(&engine, 40..70); // three segments' worth: every rotation wants a spare
+    assert_eq!(observe(&engine).len(), 40);
+    drop(engine);
+    assert_eq!(observe(&store.open()).len(), 40);
+}
+
 /// A prune promises the pruned bodies' ciphertext leaves every file of the store. Spares hold
 /// copies that compaction moved (deleted mail still inside its window is copied, not dropped),
 /// and an active segment in a reused file holds an earlier segment's bytes past its log: after

@@ -146,25 +146,43 @@ impl RecycledSegments {
 
 /// A writable file for a new segment, under the name `temporary`: the spare `reuse` renamed
 /// there, if no descriptor has it open, or else a fresh file. Answers the file and its size
-/// (a reused file keeps its size, rounded up to a block; a fresh one is empty).
+/// (a reused file keeps its size, rounded up to a block; a fresh one is empty). A spare that
+/// cannot be reused (open elsewhere, gone, or failing) only costs the speed it would have
+/// given: the segment gets a fresh file.
 pub(super) async fn file_for_new_segment<S: Storage>(
     storage: &S,
     temporary: &str,
     reuse: Option<String>,
 ) -> io::Result<(S::File, u64)> {
     if let Some(spare) = reuse {
-        storage.rename(&spare, temporary).await?;
-        if storage.is_unopened(temporary).await? {
-            let file = storage.open(temporary, true).await?;
-            let size = file.size().await?;
-            let block_size = align_up(usize::try_from(size).map_err(io::Error::other)?, BLOCK_BYTES) as u64;
-            if block_size != size {
-                file.set_len(block_size).await?; // the new log's writes are whole blocks
-            }
-            return Ok((file, block_size));
+        match reuse_spare(storage, &spare, temporary).await {
+            Ok(Some(reused)) => return Ok(reused),
+            Ok(None) => tracing::info!(file = spare, "a spare segment file is open elsewhere: not reused"),
+            Err(error) => tracing::warn!(file = spare, %error, "a spare segment file could not be reused"),
         }
-        tracing::info!(file = spare, "a spare segment file is open elsewhere: not reused");
-        storage.remove(temporary).await?;
+        // Renamed or not, it is not to be written over: gone, so that the fresh file can take
+        // the name (a reader holding it keeps its bytes, as with any removed file).
+        match storage.remove(temporary).await {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
     }
     Ok((storage.create(temporary).await?, 0))
+}
+
+/// The spare renamed to `temporary` and opened for writing, with its size rounded up to a
+/// block; `None` if a descriptor has it open.
+async fn reuse_spare<S: Storage>(storage: &S, spare: &str, temporary: &str) -> io::Result<Option<(S::File, u64)>> {
+    storage.rename(spare, temporary).await?;
+    if !storage.is_unopened(temporary).await? {
+        return Ok(None);
+    }
+    let file = storage.open(temporary, true).await?;
+    let size = file.size().await?;
+    let block_size = align_up(usize::try_from(size).map_err(io::Error::other)?, BLOCK_BYTES) as u64;
+    if block_size != size {
+        file.set_len(block_size).await?; // the new log's writes are whole blocks
+    }
+    Ok(Some((file, block_size)))
 }
