@@ -329,6 +329,15 @@ impl RecipeWriter {
         self
     }
 
+    /// A whole valid frame of an earlier segment (its CRC from that segment's seed, or from
+    /// none: a format 5 segment's), as a reused file holds past the new log.
+    pub fn earlier_frame(mut self, selector: u8, format_5: bool, payload: &[u8]) -> Self {
+        let op = OP_GARBAGE | OP_BIT_START | if format_5 { OP_BIT_END } else { 0 };
+        self.bytes.extend_from_slice(&[op, selector, payload.len().min(255) as u8]);
+        self.bytes.extend_from_slice(&payload[..payload.len().min(255)]);
+        self
+    }
+
     pub fn zeroes(mut self, units_of_8: u8) -> Self {
         self.bytes.extend_from_slice(&[OP_ZEROES, units_of_8]);
         self

@@ -9,7 +9,7 @@ use mailvault_backup::{
     KeyTable, MANIFEST_FORMAT, Manifest, ManifestFile, ManifestSegment, StoreIdentity, join_signed,
 };
 use mailvault_engine::format::{
-    AccessEvent, ByteWriter, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, Flags, FrameHeader, MessageReference,
+    AccessEvent, ByteWriter, CrcSeed, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, Flags, FrameHeader, MessageReference,
     Record, ScrubState, SegmentHeader, encode_frame,
 };
 use mailvault_engine::ScrubPass;
@@ -121,7 +121,9 @@ fn frame(record: &Record, flags: u8, record_id: u64) -> Vec<u8> {
         payload_length: payload.len() as u32,
     };
     let mut out = Vec::new();
-    encode_frame(&header, &payload, &mut out);
+    // `frame_decode` reads its input as a format 5 segment's frames (and writes each into a
+    // format 6 segment itself).
+    encode_frame(&header, &payload, CrcSeed::UNSEEDED, &mut out);
     out
 }
 
@@ -258,6 +260,14 @@ fn segment_seeds(corpus: &mut Corpus) {
                 .frame(5, true, true, small(5)),
         ),
         ("garbage_tail", three_commits(OPTION_IS_LAST).garbage(b"MVRF\x10\x00\x00\x00garbage")),
+        (
+            "reused_file_earlier_frames",
+            three_commits(OPTION_IS_LAST).earlier_frame(2, false, small(2)).earlier_frame(3, true, small(3)),
+        ),
+        (
+            "reused_file_block_gap_then_earlier_frame",
+            three_commits(OPTION_IS_LAST).block_gap().earlier_frame(7, false, small(7)),
+        ),
         ("zero_gap_then_commit", three_commits(OPTION_IS_LAST).zeroes(4).frame(7, true, true, small(7))),
         ("cut_inside_frame", three_commits(OPTION_IS_LAST).cut(13)),
         ("block_gap_then_commit", three_commits(OPTION_IS_LAST).block_gap().frame(7, true, true, small(7))),
