@@ -41,6 +41,9 @@ pub struct CompactionBenchOptions {
     pub delivery_seconds: u64,
     /// The background budget during the latency measurement.
     pub compaction_bytes_per_second: Option<u64>,
+    /// Compacted segment files the shard keeps and writes new segments over
+    /// (`EngineConfig::recycled_segments_max`): compaction's copies land in them.
+    pub recycled_segments: usize,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -129,6 +132,7 @@ fn fio_options(options: &CompactionBenchOptions) -> FioOptions {
 fn config(directory: &Path, options: &CompactionBenchOptions, clock: &ManualClock) -> EngineConfig {
     let mut config = EngineConfig::new(directory);
     config.segment_bytes_max = options.segment_bytes;
+    config.recycled_segments_max = options.recycled_segments;
     config.clock = Arc::new(clock.clone());
     config
 }

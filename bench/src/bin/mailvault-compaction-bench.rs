@@ -32,6 +32,10 @@ struct Arguments {
     /// Background compaction's budget during the latency measurement, MB/s (0: unthrottled).
     #[arg(long, default_value_t = mailvault_engine::COMPACTION_BYTES_PER_SECOND_DEFAULT / 1_000_000)]
     compaction_mb_per_second: u64,
+    /// Compacted segment files the shard keeps and writes new segments over (the server's
+    /// `--recycled-segments`; 0: every compacted file removed).
+    #[arg(long, default_value_t = mailvault_engine::RECYCLED_SEGMENTS_MAX_DEFAULT)]
+    recycled_segments: usize,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -47,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         delivery_seconds: arguments.delivery_seconds.max(1),
         compaction_bytes_per_second: (arguments.compaction_mb_per_second > 0)
             .then(|| arguments.compaction_mb_per_second * 1_000_000),
+        recycled_segments: arguments.recycled_segments,
     };
     let report = compaction_bench::run(&options)?;
     print!("{}", report.table());

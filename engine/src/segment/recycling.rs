@@ -73,6 +73,7 @@ impl RecycledSegments {
     /// Retires the file of compacted segment `segment_id` (of `bytes`), whose records were all
     /// moved and which the index no longer names: kept as a spare while the pool has room, else
     /// removed.
+    ///
     /// The returned future (run on a task of its own) makes the change durable. Until it is, a
     /// crash only brings the segment back, every record in it superseded.
     pub fn retire<S: Storage>(
