@@ -91,9 +91,9 @@ pub struct EngineConfig {
     pub scrub_bytes_per_second: Option<u64>,
     /// Compacted segment files each shard keeps to reuse as new segments, at most (0: every
     /// compacted file is removed). Commits into a reused file write over blocks that were
-    /// written before, which the file system syncs without converting fresh extents: 1.5-1.8x
-    /// the durable write rate on the disks measured (bench/README.md). Each kept file holds its
-    /// disk space (up to `segment_bytes_max`) until it is reused.
+    /// written before, which the file system syncs without converting fresh extents: appends
+    /// ran 1.4x faster on the development VM (bench/README.md, session 19). Each kept file
+    /// holds its disk space (up to `segment_bytes_max`) until it is reused.
     pub recycled_segments_max: usize,
 }
 

@@ -7,7 +7,9 @@
 //!  8  u32 crc32c            14 u16 durable_gap 36 u32 uid
 //!                           16 u64 record_id   40 payload, then zero padding to 8
 //! ```
-//! The CRC32C covers bytes 0..8, 12..40 and the payload: everything but itself.
+//! The CRC32C covers bytes 0..8, 12..40 and the payload: everything but itself. From format
+//! version 6 it starts from a seed of the segment's own ([`CrcSeed`]), so that frames an
+//! earlier segment left in a reused file never pass as the new segment's.
 //! Flags: bit 0 `COMMIT_END` marks the last frame of a commit, bit 1 `COMMIT_START` its first
 //! (one frame may carry both); recovery uses them to tell a torn last commit from damage to an
 //! earlier one (see `segment::scan`). Flags are CRC-covered but not associated data, so marking
