@@ -280,6 +280,11 @@ impl ServerProcess {
 
     /// As [`Self::start`], with `options` (global ones, say) before `serve`'s.
     pub fn start_with(token: &TestToken, data_dir: &Path, options: &[&str]) -> Self {
+        Self::start_serving(token, data_dir, options, &[])
+    }
+
+    /// As [`Self::start_with`], with `serve_options` after `serve`'s own.
+    pub fn start_serving(token: &TestToken, data_dir: &Path, options: &[&str], serve_options: &[&str]) -> Self {
         let mut child = mailvault_command(token, data_dir)
             .args(options)
             .args(["serve", "--shards", "2", "--listener-threads", "2"])
@@ -295,6 +300,7 @@ impl ServerProcess {
                 "--imaps-port",
                 "0",
             ])
+            .args(serve_options)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
