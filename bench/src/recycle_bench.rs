@@ -52,10 +52,6 @@ const EXPUNGE_CHUNK: usize = 5000;
 /// What a 4 KiB append takes in a segment at most, frames and records included, for
 /// [`appends_max`]: generous, so that the bound errs towards fewer appends.
 const APPEND_4K_FOOTPRINT_BYTES: u64 = 6 * 1024;
-/// The shard directory of a one-shard store (`engine/src/store.rs`).
-const SHARD_DIRECTORY: &str = "shard-000";
-/// How the engine names a segment file it keeps for reuse.
-const SPARE_SUFFIX: &str = ".spare";
 
 #[derive(Debug, Clone)]
 pub struct RecycleBenchOptions {
@@ -262,9 +258,9 @@ pub fn run(options: &RecycleBenchOptions) -> anyhow::Result<RecycleBenchReport> 
     let engine = open_store(&directory, options, &token.hsm)?;
     report.fresh.bulk_64k = bulk_run(&engine, &directory, options, false)?;
     report.fresh.appends_4k = append_run(&engine, &directory, options)?;
-    report.spare_files_after_compaction = make_spares(&engine, &directory)?;
+    report.spare_files_after_compaction = make_spares(&engine)?;
     report.recycled.bulk_64k = bulk_run(&engine, &directory, options, true)?;
-    make_spares(&engine, &directory)?;
+    make_spares(&engine)?;
     report.recycled.appends_4k = append_run(&engine, &directory, options)?;
     drop(engine);
     std::fs::remove_dir_all(&directory)?;
@@ -364,14 +360,15 @@ struct Mark {
     spare_files: usize,
 }
 
-fn mark(engine: &Engine, directory: &Path) -> anyhow::Result<Mark> {
+fn mark(engine: &Engine) -> anyhow::Result<Mark> {
     let stats = block_on(engine.stats())?;
     let shard = stats.first().ok_or_else(|| anyhow::anyhow!("the store has no shard"))?;
-    Ok(Mark { active_segment_id: shard.active_segment_id, spare_files: count_spare_files(directory)? })
+    let spare_files = usize::try_from(shard.spare_segment_files)?;
+    Ok(Mark { active_segment_id: shard.active_segment_id, spare_files })
 }
 
-fn segment_use(engine: &Engine, directory: &Path, before: &Mark) -> anyhow::Result<SegmentUse> {
-    let after = mark(engine, directory)?;
+fn segment_use(engine: &Engine, before: &Mark) -> anyhow::Result<SegmentUse> {
+    let after = mark(engine)?;
     Ok(SegmentUse {
         segments_started: after.active_segment_id.saturating_sub(before.active_segment_id),
         spare_files_before: before.spare_files,
@@ -390,7 +387,7 @@ fn bulk_run(
     let mut run = BulkRun::default();
     for round in 0..options.rounds.max(1) {
         if recycled && round > 0 {
-            make_spares(engine, directory)?;
+            make_spares(engine)?;
         }
         run.rounds.push(bulk_round(engine, directory, options)?);
     }
@@ -404,12 +401,12 @@ fn bulk_run(
 /// to the last acknowledged.
 fn bulk_round(engine: &Engine, directory: &Path, options: &RecycleBenchOptions) -> anyhow::Result<BulkRound> {
     settle(directory)?;
-    let before = mark(engine, directory)?;
+    let before = mark(engine)?;
     let message_bytes = bulk_bytes(options.segment_bytes, options.spares);
     let started = Instant::now();
     append_64k(engine, message_bytes / MESSAGE_BYTES)?;
     let seconds = started.elapsed().as_secs_f64();
-    Ok(BulkRound { message_bytes, seconds, segments: segment_use(engine, directory, &before)? })
+    Ok(BulkRound { message_bytes, seconds, segments: segment_use(engine, &before)? })
 }
 
 /// `messages` appends of 64 KiB to [`ACCOUNT`] from [`APPEND_TASKS`] tasks.
@@ -437,7 +434,7 @@ fn append_64k(engine: &Engine, messages: u64) -> anyhow::Result<()> {
 /// 4 KiB appends one at a time for `seconds`, or [`appends_max`] of them if that comes first.
 fn append_run(engine: &Engine, directory: &Path, options: &RecycleBenchOptions) -> anyhow::Result<AppendRun> {
     settle(directory)?;
-    let before = mark(engine, directory)?;
+    let before = mark(engine)?;
     let started = Instant::now();
     let mut latencies = deliver_at_most(
         engine,
@@ -451,7 +448,7 @@ fn append_run(engine: &Engine, directory: &Path, options: &RecycleBenchOptions) 
         appends_per_second: count_f64(latencies.len() as u64) / seconds.max(1e-9),
         p50_us: percentile(&mut latencies, 0.50),
         p99_us: percentile(&mut latencies, 0.99),
-        segments: segment_use(engine, directory, &before)?,
+        segments: segment_use(engine, &before)?,
     })
 }
 
@@ -461,14 +458,14 @@ fn append_run(engine: &Engine, directory: &Path, options: &RecycleBenchOptions) 
 /// holds the last run's tail, so that the next run starts in a segment begun now (from a spare
 /// file, if the engine recycles), and compacts again to retire the sealed one too. Returns the
 /// spare files found after the first compaction.
-fn make_spares(engine: &Engine, directory: &Path) -> anyhow::Result<usize> {
+fn make_spares(engine: &Engine) -> anyhow::Result<usize> {
     block_on(async {
         for account in [ACCOUNT, DELIVERY_ACCOUNT] {
             expunge_all(engine, account).await?;
         }
         engine.compact().await
     })?;
-    let spare_files = count_spare_files(directory)?;
+    let spare_files = mark(engine)?.spare_files;
     block_on(async {
         // Sealing holds compaction back, as for a backup, until released.
         engine.seal_active().await?;
@@ -494,22 +491,6 @@ fn settle(directory: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The spare segment files in the store's shard directory.
-fn count_spare_files(directory: &Path) -> anyhow::Result<usize> {
-    let mut count = 0;
-    for entry in std::fs::read_dir(directory.join(SHARD_DIRECTORY))? {
-        if is_spare_file(&entry?.file_name().to_string_lossy()) {
-            count += 1;
-        }
-    }
-    Ok(count)
-}
-
-/// Whether `name` is a spare segment file's (`<anything>.spare`).
-pub fn is_spare_file(name: &str) -> bool {
-    name.len() > SPARE_SUFFIX.len() && name.ends_with(SPARE_SUFFIX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,13 +514,5 @@ mod tests {
         }
         assert_eq!(bulk_bytes(segment, 0), bulk_bytes(segment, 1));
         assert_eq!(bulk_bytes(16 << 20, 2), 30 << 20);
-    }
-
-    #[test]
-    fn spare_files_are_told_by_their_suffix() {
-        assert!(is_spare_file("0000000000000003.spare"));
-        assert!(!is_spare_file("0000000000000003.seg"));
-        assert!(!is_spare_file(".spare"));
-        assert!(!is_spare_file("0000000000000003.spare.tmp"));
     }
 }
