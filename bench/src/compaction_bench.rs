@@ -27,7 +27,7 @@ use crate::fio::{self, FioJob, FioOptions};
 
 const ACCOUNT: &str = "compaction-bench@example.org";
 const MESSAGE_BYTES: usize = 64 * 1024;
-const FILL_TASKS: usize = 32;
+pub(crate) const FILL_TASKS: usize = 32;
 const DAY_MS: i64 = 24 * 3600 * 1000;
 /// Uids expunged per request (below the engine's 10,000 limit).
 const EXPUNGE_CHUNK: usize = 5000;
@@ -162,21 +162,7 @@ pub(crate) fn fill_store(config: &EngineConfig, fill_bytes: u64, expunge_half: b
     block_on(async {
         engine.create_account(ACCOUNT).await?;
         engine.create_account(DELIVERY_ACCOUNT).await?;
-        let mut tasks = Vec::new();
-        for task in 0..FILL_TASKS {
-            let engine = engine.clone();
-            tasks.push(compio::runtime::spawn(async move {
-                for index in (task..messages).step_by(FILL_TASKS) {
-                    let mut body = format!("Subject: bench {index}\r\n\r\n").into_bytes();
-                    body.resize(MESSAGE_BYTES, b'a' + (index % 26) as u8);
-                    engine.append(ACCOUNT, INBOX, body, Flags::default(), None).await?;
-                }
-                Ok::<(), mailvault_engine::EngineError>(())
-            }));
-        }
-        for task in tasks {
-            task.await.map_err(|_| anyhow::anyhow!("a fill task panicked"))??;
-        }
+        append_64k_messages(&engine, ACCOUNT, "bench", messages as u64).await?;
         if !expunge_half {
             return anyhow::Ok(());
         }
@@ -188,6 +174,33 @@ pub(crate) fn fill_store(config: &EngineConfig, fill_bytes: u64, expunge_half: b
         anyhow::Ok(())
     })?;
     drop(engine);
+    Ok(())
+}
+
+/// `messages` appends of 64 KiB messages (`Subject: <subject> <index>`, then one letter) to
+/// `account`, from [`FILL_TASKS`] tasks at once: enough for the engine to commit them in
+/// groups, as a busy shard does. Shared by the benches that fill stores.
+pub(crate) async fn append_64k_messages(
+    engine: &Engine,
+    account: &'static str,
+    subject: &'static str,
+    messages: u64,
+) -> anyhow::Result<()> {
+    let mut tasks = Vec::new();
+    for task in 0..FILL_TASKS as u64 {
+        let engine = engine.clone();
+        tasks.push(compio::runtime::spawn(async move {
+            for index in (task..messages).step_by(FILL_TASKS) {
+                let mut body = format!("Subject: {subject} {index}\r\n\r\n").into_bytes();
+                body.resize(MESSAGE_BYTES, b'a' + (index % 26) as u8);
+                engine.append(account, INBOX, body, Flags::default(), None).await?;
+            }
+            Ok::<(), mailvault_engine::EngineError>(())
+        }));
+    }
+    for task in tasks {
+        task.await.map_err(|_| anyhow::anyhow!("an append task panicked"))??;
+    }
     Ok(())
 }
 

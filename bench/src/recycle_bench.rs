@@ -34,9 +34,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mailvault_engine::{Engine, EngineConfig, EngineError, Flags, INBOX, block_on, init_store};
+use mailvault_engine::{Engine, EngineConfig, EngineError, INBOX, block_on, init_store};
 use mailvault_hsm::Hsm;
 
+use crate::compaction_bench::append_64k_messages;
 use crate::delivery::{DELIVERY_ACCOUNT, deliver_at_most, percentile};
 use crate::fio::{self, FioJob, FioOptions, FioResult};
 use crate::workload::count_f64;
@@ -46,7 +47,7 @@ const ACCOUNT: &str = "recycle-bench@example.org";
 const MESSAGE_BYTES: u64 = 64 * 1024;
 /// 64 KiB appends in flight, as the compaction bench fills its stores: enough for the engine
 /// to commit them in groups, as a busy shard does.
-pub const APPEND_TASKS: usize = 32;
+pub const APPEND_TASKS: usize = crate::compaction_bench::FILL_TASKS;
 /// Uids expunged per request (below the engine's 10,000 limit).
 const EXPUNGE_CHUNK: usize = 5000;
 /// What a 4 KiB append takes in a segment at most, frames and records included, for
@@ -411,24 +412,7 @@ fn bulk_round(engine: &Engine, directory: &Path, options: &RecycleBenchOptions) 
 
 /// `messages` appends of 64 KiB to [`ACCOUNT`] from [`APPEND_TASKS`] tasks.
 fn append_64k(engine: &Engine, messages: u64) -> anyhow::Result<()> {
-    block_on(async {
-        let mut tasks = Vec::new();
-        for task in 0..APPEND_TASKS as u64 {
-            let engine = engine.clone();
-            tasks.push(compio::runtime::spawn(async move {
-                for index in (task..messages).step_by(APPEND_TASKS) {
-                    let mut body = format!("Subject: recycle bench {index}\r\n\r\n").into_bytes();
-                    body.resize(MESSAGE_BYTES as usize, b'a' + (index % 26) as u8);
-                    engine.append(ACCOUNT, INBOX, body, Flags::default(), None).await?;
-                }
-                Ok::<(), EngineError>(())
-            }));
-        }
-        for task in tasks {
-            task.await.map_err(|_| anyhow::anyhow!("an append task panicked"))??;
-        }
-        anyhow::Ok(())
-    })
+    block_on(append_64k_messages(engine, ACCOUNT, "recycle bench", messages))
 }
 
 /// 4 KiB appends one at a time for `seconds`, or [`appends_max`] of them if that comes first.
