@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use futures_util::FutureExt;
 use mailvault_hsm::Hsm;
 
 use crate::api::{
@@ -15,7 +16,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{EngineError, OpenError};
 use crate::io::{DiskStorage, Storage};
 use crate::lifecycle::PurgeObserver;
-use crate::shard::request::{Mutation, Outcome, Query, Reply, Request};
+use crate::shard::request::{Mutation, Outcome, Query, Reply, Request, SpawnRequest};
 use crate::shard::routing::shard_for_account;
 use crate::shard::{ShardConfig, open_shard};
 use crate::store::{StoreMetadata, shard_directory};
@@ -34,6 +35,13 @@ pub const SCRUB_BYTES_PER_SECOND_DEFAULT: u64 = 16 * 1000 * 1000;
 pub const CHECKPOINT_INTERVAL_BYTES_DEFAULT: u64 = 4 << 30;
 /// Cross-thread wakes a runtime can queue: at least the replies it may await at once.
 pub const WAKE_QUEUE_ENTRIES: usize = 4096;
+/// Cross-thread wakes a shard's runtime can queue. Tasks started on a shard's thread
+/// ([`Engine::spawn_on_shard`]) await answers from other threads (other shards, the frontends'
+/// password checkers), and each may need a wake queued at once. A thread waking a task into a
+/// full queue spins until the queue drains, so two shards doing that into each other's full
+/// queues would spin for good: callers keep their tasks per shard well below this (the
+/// frontends' connection limit does).
+pub const SHARD_WAKE_QUEUE_ENTRIES: usize = 2 * WAKE_QUEUE_ENTRIES;
 
 /// Compacted segment files a shard keeps for reuse by default ([`EngineConfig::recycled_segments_max`]).
 pub const RECYCLED_SEGMENTS_MAX_DEFAULT: usize = 2;
@@ -210,9 +218,56 @@ impl Drop for Inner {
             let _ = sender.send(Request::Shutdown);
         }
         if let Ok(mut threads) = self.threads.lock() {
-            for thread in threads.drain(..) {
+            // A task started on a shard's thread (`spawn_on_shard`) may hold the last handle:
+            // that shard stops once its thread gets back to its loop, which cannot be awaited
+            // from inside it.
+            let current = std::thread::current().id();
+            for thread in threads.drain(..).filter(|thread| thread.thread().id() != current) {
                 let _ = thread.join();
             }
+        }
+    }
+}
+
+/// Why a task started with [`Engine::spawn_on_shard`] gave no output.
+enum TaskEnd {
+    Refused(EngineError),
+    Panicked(Box<dyn std::any::Any + Send>),
+}
+
+/// The output of a task started on a shard's thread ([`Engine::spawn_on_shard`]).
+#[derive(Debug)]
+pub struct ShardTaskHandle<T> {
+    output: flume::Receiver<Result<T, TaskEnd>>,
+}
+
+impl std::fmt::Debug for TaskEnd {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(error) => formatter.debug_tuple("Refused").field(error).finish(),
+            Self::Panicked(_) => formatter.write_str("Panicked"),
+        }
+    }
+}
+
+impl<T> ShardTaskHandle<T> {
+    /// Waits for the task's output. The task's panic is resumed here, as `JoinHandle::join`
+    /// hands on a thread's. Errors: the shard refused the task (quarantined), or stopped before
+    /// the task ended (`ShutDown`).
+    pub async fn join(self) -> Result<T, EngineError> {
+        Self::ended(self.output.recv_async().await)
+    }
+
+    /// [`ShardTaskHandle::join`], blocking the calling thread (never call it on a shard's).
+    pub fn join_blocking(self) -> Result<T, EngineError> {
+        Self::ended(self.output.recv())
+    }
+
+    fn ended(received: Result<Result<T, TaskEnd>, flume::RecvError>) -> Result<T, EngineError> {
+        match received.map_err(|_| EngineError::ShutDown)? {
+            Ok(output) => Ok(output),
+            Err(TaskEnd::Refused(error)) => Err(error),
+            Err(TaskEnd::Panicked(panic)) => std::panic::resume_unwind(panic),
         }
     }
 }
@@ -331,6 +386,12 @@ impl Engine {
         self.inner.senders.len()
     }
 
+    /// The shard that owns `account` (whether or not the account exists): the one whose
+    /// thread serves its requests without a hand-off (`run_on_shard`).
+    pub fn shard_of(&self, account: &str) -> usize {
+        shard_for_account(account, self.shard_count())
+    }
+
     /// The shards set aside at open because their data failed verification (only with
     /// `EngineConfig::quarantine_corrupt_shards`), with what was found.
     pub fn quarantined_shards(&self) -> &[QuarantinedShard] {
@@ -339,6 +400,72 @@ impl Engine {
 
     async fn send(&self, shard: usize, request: Request) -> Result<(), EngineError> {
         self.inner.senders[shard].send_async(request).await.map_err(|_| EngineError::ShutDown)
+    }
+
+    /// Starts `task` on shard `shard`'s thread, as a task of the shard's own runtime, and
+    /// returns at once; the handle gives its output. Requests the task makes of that shard cross
+    /// no thread: the shard and its caller take turns on one core, with no wake-up of another
+    /// core between them (which costs tens of microseconds in a VM; DESIGN §9). Frontends use it
+    /// to serve connections on the shards' cores (`mailvault serve --frontends-on-shards`).
+    ///
+    /// The task shares the core with the shard's commits: long CPU work in it delays them, and
+    /// a blocking call in it stalls the shard (a blocking wait for an answer from this same
+    /// shard never ends). Sending the request blocks while the shard's queue is full, so call
+    /// this off the shards' threads; a task already on one uses [`Engine::run_on_shard`].
+    pub fn spawn_on_shard<F, Fut>(&self, shard: usize, task: F) -> Result<ShardTaskHandle<Fut::Output>, EngineError>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + 'static,
+        Fut::Output: Send + 'static,
+    {
+        let (request, handle) = self.spawn_request(shard, task)?;
+        self.inner.senders[shard].send(request).map_err(|_| EngineError::ShutDown)?;
+        Ok(handle)
+    }
+
+    /// [`Engine::spawn_on_shard`] for async callers: waits for room in the shard's queue
+    /// without blocking the caller's thread, then for the task's output.
+    pub async fn run_on_shard<F, Fut>(&self, shard: usize, task: F) -> Result<Fut::Output, EngineError>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + 'static,
+        Fut::Output: Send + 'static,
+    {
+        let (request, handle) = self.spawn_request(shard, task)?;
+        self.send(shard, request).await?;
+        handle.join().await
+    }
+
+    fn spawn_request<F, Fut>(
+        &self,
+        shard: usize,
+        task: F,
+    ) -> Result<(Request, ShardTaskHandle<Fut::Output>), EngineError>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + 'static,
+        Fut::Output: Send + 'static,
+    {
+        if shard >= self.shard_count() {
+            return Err(EngineError::InvalidInput {
+                what: "shard",
+                reason: format!("shard {shard} does not exist; the store has {}", self.shard_count()),
+            });
+        }
+        let (done, output) = flume::bounded(1);
+        let refused = done.clone();
+        let start = Box::new(move || {
+            compio::runtime::spawn(async move {
+                // A panic is handed to the caller, as a thread's is to `join`; the shard goes on.
+                let outcome = std::panic::AssertUnwindSafe(task()).catch_unwind().await;
+                let _ = done.send(outcome.map_err(TaskEnd::Panicked));
+            })
+            .detach();
+        });
+        let refuse = Box::new(move |error| {
+            let _ = refused.send(Err(TaskEnd::Refused(error)));
+        });
+        Ok((Request::Spawn(SpawnRequest { start, refuse }), ShardTaskHandle { output }))
     }
 
     pub(crate) async fn mutate(&self, account: &str, mutation: Mutation) -> Result<Outcome, EngineError> {
@@ -652,6 +779,7 @@ fn run_shard_thread<S: Storage>(
 ) {
     let shard_id = config.shard_id;
     let mut builder = crate::io::prompt_runtime_builder();
+    builder.sync_queue_size(SHARD_WAKE_QUEUE_ENTRIES);
     if let Some(core) = core {
         builder.thread_affinity(std::iter::once(core).collect());
     }

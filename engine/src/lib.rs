@@ -22,7 +22,8 @@ pub use api::*;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
     CHECKPOINT_INTERVAL_BYTES_DEFAULT, COMPACTION_BYTES_PER_SECOND_DEFAULT, Engine, EngineConfig, QuarantinedShard,
-    RECYCLED_SEGMENTS_MAX_DEFAULT, SCRUB_BYTES_PER_SECOND_DEFAULT, WAKE_QUEUE_ENTRIES, block_on, lock_store,
+    RECYCLED_SEGMENTS_MAX_DEFAULT, SCRUB_BYTES_PER_SECOND_DEFAULT, SHARD_WAKE_QUEUE_ENTRIES, ShardTaskHandle,
+    WAKE_QUEUE_ENTRIES, block_on, lock_store,
 };
 pub use error::{EngineError, OpenError};
 pub use lifecycle::{

@@ -143,6 +143,9 @@ fn a_damaged_shard_stops_the_open_unless_quarantined_and_then_only_its_accounts_
         // Work over every shard waits for the quarantined one.
         let stats = engine.stats().await;
         assert!(is_quarantine_refusal(&stats.unwrap_err(), segment_id), "stats");
+        // Its thread runs no runtime to start a caller's task on.
+        let task = engine.run_on_shard(DAMAGED_SHARD as usize, || async {}).await;
+        assert!(is_quarantine_refusal(&task.unwrap_err(), segment_id), "a task on its thread");
     });
     assert!(!serving.is_empty() && !refused.is_empty(), "accounts on both shards: {serving:?} / {refused:?}");
     drop(engine);

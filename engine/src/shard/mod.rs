@@ -227,6 +227,7 @@ impl<S: Storage> Shard<S> {
                         self.backup_hold_until_ms = None;
                         let _ = reply.send(Ok(()));
                     }
+                    Request::Spawn(task) => (task.start)(),
                 }
                 taken += 1;
                 // A read waiting closes the batch: it is answered once this batch is durable,

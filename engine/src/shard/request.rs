@@ -232,7 +232,22 @@ pub(crate) enum Request {
     Seal(Reply<Vec<u64>>),
     /// Ends the hold a `Seal` started.
     ReleaseBackupHold(Reply<()>),
+    /// Start a caller's task on the shard's own runtime (`Engine::spawn_on_shard`).
+    Spawn(SpawnRequest),
     Shutdown,
+}
+
+/// A caller's work to run on a shard's thread: `start` spawns it on the shard's runtime, or
+/// `refuse` tells the caller why it will not run. Exactly one of them is called.
+pub(crate) struct SpawnRequest {
+    pub start: Box<dyn FnOnce() + Send>,
+    pub refuse: Box<dyn FnOnce(EngineError) + Send>,
+}
+
+impl std::fmt::Debug for SpawnRequest {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("SpawnRequest")
+    }
 }
 
 impl Request {
@@ -246,6 +261,7 @@ impl Request {
             Request::RewrapKeys(reply) => refuse(&reply, error),
             Request::Seal(reply) => refuse(&reply, error),
             Request::ReleaseBackupHold(reply) => refuse(&reply, error),
+            Request::Spawn(task) => (task.refuse)(error),
             Request::Shutdown => {}
         }
     }
