@@ -53,8 +53,14 @@ pub(crate) struct ServeArguments {
     #[arg(long, env = "MAILVAULT_HOSTNAME", default_value = "localhost")]
     hostname: String,
     /// Listener threads (default: one per core).
-    #[arg(long, env = "MAILVAULT_LISTENER_THREADS")]
+    #[arg(long, env = "MAILVAULT_LISTENER_THREADS", conflicts_with = "frontends_on_shards")]
     listener_threads: Option<usize>,
+    /// Runs the listeners and their sessions on the engine shards' threads (one worker per
+    /// shard) instead of threads of their own: a session's requests to the shard it runs on
+    /// cross no thread, which halves the CPU a fetch costs (bench/README.md, session 20).
+    /// Connections are then limited to 4096.
+    #[arg(long, env = "MAILVAULT_FRONTENDS_ON_SHARDS")]
+    frontends_on_shards: bool,
     /// Most connections open at once, all listeners together.
     #[arg(long, env = "MAILVAULT_CONNECTIONS_MAX", default_value_t = mailvault_frontends::session::registry::CONNECTIONS_MAX)]
     connections_max: usize,
@@ -122,6 +128,7 @@ fn server_config(context: &Context, arguments: &ServeArguments) -> ServerConfig 
     if let Some(threads) = arguments.listener_threads {
         config.workers = threads;
     }
+    config.frontends_on_shards = arguments.frontends_on_shards;
     config
 }
 
@@ -154,6 +161,9 @@ pub(crate) fn serve(context: &Context, arguments: &ServeArguments) -> anyhow::Re
     }
     if let Some(socket) = server.admin_socket() {
         println!("admin socket {}", socket.display());
+    }
+    if arguments.frontends_on_shards {
+        println!("sessions served on the {} shard threads", engine.shard_count());
     }
     println!("mailvault serving store {} (stop with SIGTERM or Ctrl-C)", context.data_dir.display());
     std::io::stdout().flush()?;

@@ -16,4 +16,6 @@ mod worker;
 pub use certificate::{CERTIFICATE_FILE, KEY_FILE, ensure_self_signed};
 pub use connection::{Connection, READ_CHUNK_BYTES, TLS_HANDSHAKE_TIMEOUT};
 pub use listener::{LISTEN_BACKLOG, ListenerKind, bind_group};
-pub use server::{Ports, RunningServer, SHUTDOWN_GRACE, ServerConfig, StartError, default_tls_directory};
+pub use server::{
+    CONNECTIONS_MAX_ON_SHARDS, Ports, RunningServer, SHUTDOWN_GRACE, ServerConfig, StartError, default_tls_directory,
+};

@@ -4,7 +4,6 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mailvault_engine::Engine;
@@ -12,7 +11,7 @@ use mailvault_hsm::Hsm;
 
 use super::listener::{ListenerKind, bind_group};
 use super::tls::{self, CertificateSource, LoadedTls, TlsSetupError};
-use super::worker::{self, WorkerShared};
+use super::worker::{self, Worker, WorkerShared};
 use crate::admin::server::AdminServer;
 use crate::session::auth::{Authenticator, RateLimit};
 use crate::session::context::{ProtocolSettings, Services};
@@ -59,8 +58,13 @@ pub struct ServerConfig {
     pub certificate: CertificateSource,
     /// The name in greetings and in a generated certificate.
     pub host_name: String,
-    /// Listener threads (one per core by default).
+    /// Listener threads (one per core by default); with `frontends_on_shards`, one worker per
+    /// shard instead.
     pub workers: usize,
+    /// Runs each listener worker, and the sessions it accepts, on an engine shard's thread
+    /// (worker `i` on shard `i`) instead of a thread of its own: a session's requests to that
+    /// shard then cross no thread. A quarantined shard's worker gets a thread of its own.
+    pub frontends_on_shards: bool,
     /// Pin listener thread `i` to core `i`.
     pub pin_threads: bool,
     /// Threads checking passwords (argon2id).
@@ -87,6 +91,7 @@ impl ServerConfig {
             certificate: CertificateSource::SelfSigned { directory: default_tls_directory(data_dir) },
             host_name: "localhost".to_owned(),
             workers: cores,
+            frontends_on_shards: false,
             pin_threads: false,
             verifier_threads: cores.div_ceil(2),
             rate_limit: RateLimit::default(),
@@ -117,14 +122,25 @@ pub enum StartError {
     Admin { path: String, source: std::io::Error },
     #[error("starting threads: {0}")]
     Threads(#[from] std::io::Error),
+    #[error("starting listeners on the shards' threads: {0}")]
+    OnShards(#[from] mailvault_engine::EngineError),
+    /// With frontends on the shards, every connection's task may await another thread at once,
+    /// and each shard's runtime has room for only so many such wakes (`SHARD_WAKE_QUEUE_ENTRIES`).
+    #[error("at most {limit} connections with frontends on the shards' threads ({requested} asked for)")]
+    TooManyConnections { requested: usize, limit: usize },
 }
+
+/// Most connections when frontends run on the shards' threads: half a shard runtime's wake
+/// queue, so that even with every connection on one shard, each awaiting an answer from
+/// another thread, there is room to spare.
+pub const CONNECTIONS_MAX_ON_SHARDS: usize = mailvault_engine::SHARD_WAKE_QUEUE_ENTRIES / 2;
 
 /// A started server. Dropping it stops it (as [`RunningServer::shutdown`] does).
 #[derive(Debug)]
 pub struct RunningServer {
     services: Arc<Services>,
     stop: Option<flume::Sender<()>>,
-    workers: Vec<JoinHandle<()>>,
+    workers: Vec<Worker>,
     listening: Vec<(ListenerKind, SocketAddr)>,
     tls: LoadedTls,
     admin: Option<AdminServer>,
@@ -133,8 +149,14 @@ pub struct RunningServer {
 impl RunningServer {
     /// Loads TLS, binds every port, and starts listening.
     pub fn start(engine: Engine, hsm: &Hsm, config: &ServerConfig) -> Result<Self, StartError> {
+        if config.frontends_on_shards && config.connections_max > CONNECTIONS_MAX_ON_SHARDS {
+            return Err(StartError::TooManyConnections {
+                requested: config.connections_max,
+                limit: CONNECTIONS_MAX_ON_SHARDS,
+            });
+        }
         let tls = tls::load(&config.certificate, std::slice::from_ref(&config.host_name))?;
-        let workers = config.workers.max(1);
+        let workers = if config.frontends_on_shards { engine.shard_count() } else { config.workers.max(1) };
         let mut per_worker: Vec<Vec<(ListenerKind, std::net::TcpListener)>> =
             (0..workers).map(|_| Vec::new()).collect();
         let mut listening = Vec::new();
@@ -175,9 +197,15 @@ impl RunningServer {
             shutdown_grace: config.shutdown_grace,
         };
         let mut server = Self { services, stop: Some(stop), workers: Vec::new(), listening, tls, admin };
+        let quarantined: Vec<usize> =
+            server.engine().quarantined_shards().iter().map(|shard| shard.shard_id as usize).collect();
         for (index, listeners) in per_worker.into_iter().enumerate() {
-            let core = config.pin_threads.then_some(index);
-            server.workers.push(worker::spawn(index, listeners, shared.clone(), core)?);
+            let worker = if config.frontends_on_shards && !quarantined.contains(&index) {
+                worker::spawn_on_shard(server.engine(), index, listeners, shared.clone())?
+            } else {
+                worker::spawn(index, listeners, shared.clone(), config.pin_threads.then_some(index))?
+            };
+            server.workers.push(worker);
         }
         Ok(server)
     }
@@ -220,13 +248,20 @@ impl RunningServer {
     }
 
     fn stop_now(&mut self) {
+        if std::thread::panicking() && self.workers.iter().any(Worker::is_on_shard) {
+            // Stopping wakes the workers' tasks on the shards' runtimes from this thread, and
+            // compio aborts the process on a cross-thread wake made while unwinding. They are
+            // left running: the panic is taking the process (or the test) down anyway.
+            std::mem::forget(self.stop.take());
+            return;
+        }
         self.services.registry.shut_down();
         if let Some(admin) = self.admin.take() {
             admin.stop();
         }
         self.stop = None;
         for worker in self.workers.drain(..) {
-            let _ = worker.join();
+            worker.wait();
         }
     }
 }

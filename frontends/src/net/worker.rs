@@ -1,6 +1,8 @@
-//! One listener thread per core: its own compio runtime, its own `SO_REUSEPORT` socket for every
-//! port, and the sessions of the connections it accepted. On stop it closes its sockets, lets
-//! its sessions finish (they were asked to by the registry) within the grace period, and exits.
+//! One listener worker per core: its own `SO_REUSEPORT` socket for every port, and the sessions
+//! of the connections it accepted, on one compio runtime: a thread of its own, or a task on an
+//! engine shard's thread (`ServerConfig::frontends_on_shards`). On stop it closes its sockets,
+//! lets its sessions finish (they were asked to by the registry) within the grace period, and
+//! ends.
 
 use std::cell::RefCell;
 use std::net::TcpListener;
@@ -10,6 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use compio::runtime::JoinHandle as Task;
+use mailvault_engine::{Engine, EngineError, ShardTaskHandle};
 use rustls::ServerConfig;
 
 use super::dispatch;
@@ -32,14 +35,41 @@ pub(super) struct WorkerShared {
 
 type Sessions = Rc<RefCell<Vec<Task<()>>>>;
 
+/// A running worker, to wait for once the server stops it.
+#[derive(Debug)]
+pub(super) enum Worker {
+    Thread(JoinHandle<()>),
+    OnShard(ShardTaskHandle<()>),
+}
+
+impl Worker {
+    pub(super) fn is_on_shard(&self) -> bool {
+        matches!(self, Self::OnShard(_))
+    }
+
+    /// Returns once the worker has ended (its sessions finished or were cut off).
+    pub(super) fn wait(self) {
+        match self {
+            Self::Thread(thread) => {
+                let _ = thread.join();
+            }
+            Self::OnShard(task) => {
+                if let Err(error) = task.join_blocking() {
+                    tracing::warn!(%error, "a listener worker on a shard's thread did not end cleanly");
+                }
+            }
+        }
+    }
+}
+
 /// Starts worker `index` on its own thread, pinned to `core` if given.
 pub(super) fn spawn(
     index: usize,
     listeners: Vec<(ListenerKind, TcpListener)>,
     shared: WorkerShared,
     core: Option<usize>,
-) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name(format!("mailvault-net-{index}")).spawn(move || {
+) -> std::io::Result<Worker> {
+    let thread = std::thread::Builder::new().name(format!("mailvault-net-{index}")).spawn(move || {
         let mut builder = compio::runtime::RuntimeBuilder::new();
         if let Some(core) = core {
             builder.thread_affinity(std::iter::once(core).collect());
@@ -48,7 +78,19 @@ pub(super) fn spawn(
             Ok(runtime) => runtime.block_on(run(listeners, shared)),
             Err(error) => tracing::error!(%error, index, "cannot start a listener runtime"),
         }
-    })
+    })?;
+    Ok(Worker::Thread(thread))
+}
+
+/// Starts a worker as a task on shard `shard_id`'s thread: its sessions' requests to that
+/// shard then cross no thread (`Engine::spawn_on_shard`).
+pub(super) fn spawn_on_shard(
+    engine: &Engine,
+    shard_id: usize,
+    listeners: Vec<(ListenerKind, TcpListener)>,
+    shared: WorkerShared,
+) -> Result<Worker, EngineError> {
+    Ok(Worker::OnShard(engine.spawn_on_shard(shard_id, move || run(listeners, shared))?))
 }
 
 async fn run(listeners: Vec<(ListenerKind, TcpListener)>, shared: WorkerShared) {

@@ -287,7 +287,9 @@ impl ServerProcess {
     pub fn start_serving(token: &TestToken, data_dir: &Path, options: &[&str], serve_options: &[&str]) -> Self {
         let mut child = mailvault_command(token, data_dir)
             .args(options)
-            .args(["serve", "--shards", "2", "--listener-threads", "2"])
+            .args(["serve", "--shards", "2"])
+            // One listener worker per shard either way (the two options exclude each other).
+            .args(if serve_options.contains(&"--frontends-on-shards") { &[][..] } else { &["--listener-threads", "2"] })
             .args([
                 "--lmtp-port",
                 "0",

@@ -1,0 +1,156 @@
+//! `ServerConfig::frontends_on_shards` (`mailvault serve --frontends-on-shards`): the listeners
+//! and their sessions run on the engine shards' threads, with no listener thread of their own.
+//! Real clients (smtplib.LMTP with STARTTLS, poplib with STLS, imaplib over TLS) deliver to and
+//! read from accounts on both shards, so sessions reach their own shard and the other one.
+#![allow(clippy::expect_used)] // helpers outside #[test] functions: a failed expectation fails the test
+
+mod serve_support;
+
+use mailvault_engine::{Engine, EngineConfig, init_store};
+use mailvault_frontends::net::{CONNECTIONS_MAX_ON_SHARDS, Ports, RunningServer, ServerConfig, StartError};
+use mailvault_hsm::testing::TestToken;
+use serde_json::{Value, json};
+use serve_support::{ServerProcess, TestServer, mailvault_command, run_bounded, run_python};
+
+const PASSWORD: &str = "a password for both";
+
+/// The names of a process's threads (`self`, or a pid).
+fn thread_names_of(process: &str) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{process}/task"))
+        .expect("/proc/<process>/task")
+        .filter_map(|task| std::fs::read_to_string(task.expect("task").path().join("comm")).ok())
+        .map(|name| name.trim_end().to_owned())
+        .collect()
+}
+
+/// A process's thread names once every thread has named itself. A new thread carries its
+/// parent's name until it runs and sets its own, so the listing waits (bounded) until only one
+/// thread carries `parent`, the name of the thread that started the others.
+fn settled_thread_names(process: &str, parent: &str) -> Vec<String> {
+    let parent: String = parent.chars().take(15).collect(); // Linux keeps 15 bytes
+    let mut names = thread_names_of(process);
+    for _ in 0..100 {
+        if names.iter().filter(|name| **name == parent).count() <= 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        names = thread_names_of(process);
+    }
+    names
+}
+
+/// An account name the server's engine routes to `shard`.
+fn account_on(server: &TestServer, shard: usize) -> String {
+    (0..1000).map(|index| format!("user{index}")).find(|name| server.engine.shard_of(name) == shard).expect("a name")
+}
+
+fn message(account: &str) -> Vec<u8> {
+    format!("From: sender@example.org\r\nSubject: for {account}\r\n\r\ndelivered to {account}\r\n").into_bytes()
+}
+
+fn hex_bytes(value: &Value) -> Vec<u8> {
+    hex::decode(value["ok"].as_str().unwrap_or_else(|| panic!("expected a message, got {value}"))).expect("hex")
+}
+
+#[test]
+fn sessions_run_on_the_shards_threads_and_serve_accounts_of_every_shard() {
+    let mut server = TestServer::start_with(|config| config.frontends_on_shards = true);
+    let threads = settled_thread_names("self", std::thread::current().name().expect("a named test thread"));
+    assert!(!threads.iter().any(|name| name.starts_with("mailvault-net")), "listener threads: {threads:?}");
+    assert_eq!(threads.iter().filter(|name| name.starts_with("mailvault-shard")).count(), 2, "{threads:?}");
+
+    let accounts = [account_on(&server, 0), account_on(&server, 1)];
+    for account in &accounts {
+        server.add_account(account, PASSWORD);
+    }
+    for account in &accounts {
+        let delivery = server.python(
+            "lmtp_transaction",
+            &json!({
+                "starttls": true,
+                "sender": "sender@example.org",
+                "recipients": [format!("{account}@example.org")],
+                "message": hex::encode(message(account)),
+            }),
+        );
+        assert_eq!(delivery["data"][0][0], 250, "{delivery}");
+    }
+    for account in &accounts {
+        let steps = json!([["user", account], ["pass", PASSWORD], ["retr", 1], ["quit"]]);
+        let pop3 = server.python("pop3_session", &json!({"mode": "stls", "steps": steps}));
+        // results[0] is the greeting.
+        assert_eq!(hex_bytes(&pop3["results"][3]), message(account), "{account} over POP3");
+        let imap = server.python("imap_select", &json!({"user": account, "password": PASSWORD, "mailbox": "INBOX"}));
+        assert_eq!(imap["uids"], json!([1]), "{account} over IMAP: {imap}");
+    }
+
+    // Stopping the server ends its workers on the shards; the engine serves on.
+    server.stop();
+    for account in &accounts {
+        assert_eq!(server.inbox(account), [message(account)]);
+    }
+}
+
+#[test]
+fn more_connections_than_the_shards_can_wait_for_is_refused_at_start() {
+    let token = TestToken::create_with_keys();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let data_dir = directory.path().join("data");
+    init_store(&data_dir, 1).expect("init store");
+    let engine = Engine::open(&EngineConfig::new(&data_dir), &token.hsm).expect("open engine");
+    let mut config = ServerConfig::new(&data_dir);
+    config.ports = Ports::EPHEMERAL;
+    config.frontends_on_shards = true;
+    config.connections_max = CONNECTIONS_MAX_ON_SHARDS + 1;
+    let Err(error) = RunningServer::start(engine.clone(), &token.hsm, &config) else {
+        panic!("started with {} connections allowed", config.connections_max)
+    };
+    assert!(matches!(error, StartError::TooManyConnections { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "at most {CONNECTIONS_MAX_ON_SHARDS} connections with frontends on the shards' threads ({} asked for)",
+            CONNECTIONS_MAX_ON_SHARDS + 1
+        )
+    );
+    config.connections_max = CONNECTIONS_MAX_ON_SHARDS;
+    RunningServer::start(engine, &token.hsm, &config).expect("starts at the limit").shutdown();
+}
+
+#[test]
+fn serve_frontends_on_shards_runs_no_listener_thread_and_delivers() {
+    let token = TestToken::create_with_keys();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let data_dir = directory.path().join("data");
+    for arguments in [&["init", "--shards", "2"][..], &["account", "add", "alice"]] {
+        let output = run_bounded(mailvault_command(&token, &data_dir).args(arguments), b"");
+        assert!(output.status.success(), "{arguments:?}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let contradiction = run_bounded(
+        mailvault_command(&token, &data_dir).args(["serve", "--frontends-on-shards", "--listener-threads", "2"]),
+        b"",
+    );
+    assert_eq!(contradiction.status.code(), Some(2), "both accepted");
+    let stderr = String::from_utf8_lossy(&contradiction.stderr);
+    assert!(stderr.contains("--frontends-on-shards") && stderr.contains("--listener-threads"), "{stderr}");
+
+    let mut server = ServerProcess::start_serving(&token, &data_dir, &[], &["--frontends-on-shards"]);
+    let threads = settled_thread_names(&server.child.id().to_string(), "mailvault");
+    assert!(!threads.iter().any(|name| name.starts_with("mailvault-net")), "listener threads: {threads:?}");
+    assert_eq!(threads.iter().filter(|name| name.starts_with("mailvault-shard")).count(), 2, "{threads:?}");
+    let delivery = run_python(
+        "lmtp_transaction",
+        &json!({
+            "lmtp_port": server.port("lmtp"),
+            "sender": "sender@example.org",
+            "recipients": ["alice@example.org"],
+            "message": hex::encode(message("alice")),
+        }),
+    );
+    assert_eq!(delivery["data"][0][0], 250, "{delivery}");
+    server.terminate();
+    let (status, _) = server.wait(std::time::Duration::from_secs(60));
+    assert!(status.success(), "{status}");
+    let cat = run_bounded(mailvault_command(&token, &data_dir).args(["cat", "alice", "INBOX", "1"]), b"");
+    assert_eq!(cat.stdout, message("alice"), "{}", String::from_utf8_lossy(&cat.stderr));
+}
