@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use std::cell::Cell;
 
 use compio::runtime::Runtime;
+use futures::future::{FutureExt, LocalBoxFuture};
 use mailvault_engine::{Engine, EngineError};
 use mailvault_hsm::Hsm;
 
@@ -21,6 +22,9 @@ use crate::profile::Timeline;
 use crate::report::{CompareReport, Comparison, InfoRow};
 use crate::store::{BenchStore, hsm_token};
 use crate::workload::{self, LoadResult, ReadSet, Until};
+
+/// What a measured load run ends with.
+type LoadOutcome = Result<LoadResult, EngineError>;
 
 /// Small messages: the typical mail.
 pub const SMALL_MESSAGE_BYTES: usize = 4 * 1024;
@@ -65,6 +69,9 @@ pub struct CompareOptions {
     pub client_wake_queue: usize,
     /// Pins shard `i` to core `i` and the load generator (and fio) to the cores left over.
     pub pin: bool,
+    /// Runs each shard's share of the measured load on that shard's own thread
+    /// (`workload::on_shards`) instead of on the load generator's.
+    pub load_on_shards: bool,
 }
 
 /// Prints one progress line per phase to stderr, with the time since the start.
@@ -123,7 +130,12 @@ pub fn run(options: CompareOptions) -> anyhow::Result<CompareReport> {
     let placement = Placement::new(options.shards, options.pin)?;
     // This thread is the load generator, and fio's parent: both run on its cores.
     placement.pin_generator()?;
-    progress.say(&placement.describe());
+    let threads = if options.load_on_shards {
+        format!("{}; measured load generated on each shard's own thread", placement.describe())
+    } else {
+        placement.describe()
+    };
+    progress.say(&threads);
     let runtime = workload::client_runtime(options.client_wake_queue)?;
     let bench = Bench { options, fio, runtime, progress, disk_stat_file, placement };
     let wanted = |kind| bench.options.only.is_empty() || bench.options.only.contains(&kind);
@@ -154,7 +166,7 @@ pub fn run(options: CompareOptions) -> anyhow::Result<CompareReport> {
         comparisons,
         info,
         cores,
-        threads: bench.placement.describe(),
+        threads,
         load_average_max: bench.progress.load_average_max.get(),
     })
 }
@@ -166,6 +178,41 @@ impl Bench {
 
     fn measure(&self) -> Until {
         Until::Elapsed(Duration::from_secs(self.options.seconds))
+    }
+
+    /// A measured run of `concurrency` durable appends of `body` to the store's accounts, from
+    /// the load generator's thread or (`--load-on-shards`) from each shard's own.
+    fn appends(&self, store: &BenchStore, body: &[u8], concurrency: usize) -> LocalBoxFuture<'static, LoadOutcome> {
+        let (engine, accounts, body, until) =
+            (store.engine.clone(), store.accounts.clone(), body.to_vec(), self.measure());
+        if !self.options.load_on_shards {
+            return async move { workload::appends(&engine, &accounts, &body, concurrency, until).await }.boxed_local();
+        }
+        let load = move |engine: Engine, accounts: Vec<String>, share| {
+            let body = body.clone();
+            async move { workload::appends(&engine, &accounts, &body, share, until).await }
+        };
+        async move { workload::on_shards(&engine, &accounts, concurrency, load).await }.boxed_local()
+    }
+
+    /// A measured run of `concurrency` fetches of random messages of `read_set`, placed as
+    /// [`Bench::appends`] places appends.
+    fn random_fetches(
+        &self,
+        store: &BenchStore,
+        read_set: &ReadSet,
+        concurrency: usize,
+    ) -> LocalBoxFuture<'static, LoadOutcome> {
+        let (engine, read_set, until) = (store.engine.clone(), read_set.clone(), self.measure());
+        if !self.options.load_on_shards {
+            return async move { workload::random_fetches(&engine, &read_set, concurrency, until).await }.boxed_local();
+        }
+        let accounts = read_set.accounts.clone();
+        let load = move |engine: Engine, accounts: Vec<String>, share| {
+            let read_set = read_set.only(&accounts);
+            async move { workload::random_fetches(&engine, &read_set, share, until).await }
+        };
+        async move { workload::on_shards(&engine, &accounts, concurrency, load).await }.boxed_local()
     }
 
     /// Runs one engine load and reports what it cost (CPU per thread, commits, load).
@@ -282,7 +329,7 @@ impl Bench {
             let in_flight = self.options.large_append_concurrency;
             self.progress.say(&format!("engine 64 KiB appends, {in_flight} in flight (round {round})"));
             let store = BenchStore::create_placed(&self.store_directory(), &self.placement, hsm)?;
-            let load = workload::appends(&store.engine, &store.accounts, &body, in_flight, self.measure());
+            let load = self.appends(&store, &body, in_flight);
             let (result, diagnostics) = self.engine_phase(&store.engine, load)?;
             store.close()?;
             let megabytes = result.per_second() * workload::count_f64(LARGE_MESSAGE_BYTES as u64) / 1e6;
@@ -316,7 +363,7 @@ impl Bench {
             let concurrencies = std::iter::once(SMALL_APPEND_CONCURRENCY).chain(SMALL_APPEND_INFO_CONCURRENCIES);
             for (index, concurrency) in concurrencies.enumerate() {
                 self.progress.say(&format!("engine 4 KiB appends, {concurrency} in flight (round {round})"));
-                let load = workload::appends(&store.engine, &store.accounts, &body, concurrency, self.measure());
+                let load = self.appends(&store, &body, concurrency);
                 let (result, diagnostics) = self.engine_phase(&store.engine, load)?;
                 match index.checked_sub(1) {
                     None => {
@@ -366,7 +413,7 @@ impl Bench {
             self.progress.say(&format!("engine 4 KiB random fetches, {READ_CONCURRENCY} in flight (round {round})"));
             page_cache::evict(store.directory())?;
             let evictor = Evictor::start(store.directory().to_owned(), EVICT_INTERVAL)?;
-            let load = workload::random_fetches(&store.engine, &read_set, READ_CONCURRENCY, self.measure());
+            let load = self.random_fetches(&store, &read_set, READ_CONCURRENCY);
             let (result, diagnostics) = self.engine_phase(&store.engine, load)?;
             drop(evictor);
             let cpu_percent: f64 = diagnostics.cpu.iter().map(|thread| thread.cpu_percent).sum();

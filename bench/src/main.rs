@@ -75,6 +75,12 @@ enum Command {
         /// generator on one core, which slows some rounds by a fifth (bench/README.md).
         #[arg(long)]
         pin: bool,
+        /// Runs each shard's share of the measured load on that shard's own thread, as
+        /// frontends serving on the shards' cores do (`mailvault serve --frontends-on-shards`):
+        /// requests and answers then cross no thread. With it, the load generator's core is
+        /// free for a shard of its own (`--shards` = cores).
+        #[arg(long)]
+        load_on_shards: bool,
         /// Also writes the results as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -114,6 +120,7 @@ fn main() -> anyhow::Result<()> {
             file_mib,
             client_wake_queue,
             pin,
+            load_on_shards,
             json,
             html,
         } => {
@@ -127,6 +134,7 @@ fn main() -> anyhow::Result<()> {
                 file_bytes: file_mib.max(1) * 1024 * 1024,
                 client_wake_queue,
                 pin,
+                load_on_shards,
             };
             let report = compare::run(options)?;
             print!("{}", report.table());

@@ -138,6 +138,17 @@ impl LoadProfile {
         self.completions[slot] += 1;
     }
 
+    /// Adds `other`'s requests, slot by slot (two loops that started together).
+    pub fn merge(&mut self, other: &Self) {
+        self.latency.merge(&other.latency);
+        if self.completions.len() < other.completions.len() {
+            self.completions.resize(other.completions.len(), 0);
+        }
+        for (mine, theirs) in self.completions.iter_mut().zip(&other.completions) {
+            *mine += theirs;
+        }
+    }
+
     /// What a report keeps of it: the histogram, and the completions as a rate in the
     /// comparison's unit (`units_per_request`: 1 for ops/s, bytes/1e6 for MB/s). The last slot
     /// is only partly covered by the measurement, so it is left out.
@@ -167,6 +178,18 @@ pub struct RoundProfile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merged_profiles_add_up_slot_by_slot_and_keep_the_longer_timeline() {
+        let mut first = LoadProfile::default();
+        first.record(Duration::from_micros(100), Duration::ZERO);
+        let mut second = LoadProfile::default();
+        second.record(Duration::from_micros(100), Duration::ZERO);
+        second.record(Duration::from_millis(5), TIMELINE_INTERVAL * 2);
+        first.merge(&second);
+        assert_eq!(first.completions, [2, 0, 1]);
+        assert_eq!(first.latency.total(), 3);
+    }
 
     #[test]
     fn buckets_are_log_spaced_and_bound_their_latencies() {

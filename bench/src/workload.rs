@@ -42,6 +42,15 @@ impl LoadResult {
     pub fn per_second(&self) -> f64 {
         count_f64(self.operations) / self.elapsed.as_secs_f64().max(f64::EPSILON)
     }
+
+    /// Two loops that ran side by side, as one: their operations added up over the longer
+    /// one's time.
+    fn side_by_side(mut self, other: &Self) -> Self {
+        self.operations += other.operations;
+        self.elapsed = self.elapsed.max(other.elapsed);
+        self.profile.merge(&other.profile);
+        self
+    }
 }
 
 /// A count as a float for rates and means; counts here stay far below 2^52, where it is exact.
@@ -142,6 +151,46 @@ pub async fn appends(
     .await
 }
 
+/// Runs `load` once per shard, on that shard's own thread (`Engine::run_on_shard`), with the
+/// accounts of `accounts` the shard owns and its share of `concurrency`, and adds up what the
+/// loops did. The load then shares each shard's core, as frontends serving on the shards' cores
+/// would, and its requests and answers cross no thread. A shard that owns none of the accounts,
+/// or whose share is 0 (fewer requests in flight than shards), gets no load.
+pub async fn on_shards<L, F>(
+    engine: &Engine,
+    accounts: &[String],
+    concurrency: usize,
+    load: L,
+) -> Result<LoadResult, EngineError>
+where
+    L: Fn(Engine, Vec<String>, usize) -> F + Clone + Send + 'static,
+    F: Future<Output = Result<LoadResult, EngineError>> + 'static,
+{
+    let shards = engine.shard_count();
+    let mut loops = Vec::new();
+    for shard in 0..shards {
+        let owned: Vec<String> = accounts.iter().filter(|account| engine.shard_of(account) == shard).cloned().collect();
+        let share = concurrency / shards + usize::from(shard < concurrency % shards);
+        if owned.is_empty() || share == 0 {
+            continue;
+        }
+        let (on_shard, load) = (engine.clone(), load.clone());
+        loops.push(engine.run_on_shard(shard, move || load(on_shard, owned, share)));
+    }
+    let mut total: Option<LoadResult> = None;
+    for result in futures::future::join_all(loops).await {
+        let result = result??;
+        total = Some(match total {
+            None => result,
+            Some(total) => total.side_by_side(&result),
+        });
+    }
+    total.ok_or_else(|| EngineError::InvalidInput {
+        what: "load",
+        reason: "no shard owns any of the load's accounts".to_owned(),
+    })
+}
+
 /// The messages a read workload picks from: for each account, uids `1..=count` in its INBOX.
 #[derive(Debug, Clone)]
 pub struct ReadSet {
@@ -162,6 +211,19 @@ impl ReadSet {
 
     pub fn messages(&self) -> u64 {
         self.uid_counts.iter().map(|&count| u64::from(count)).sum()
+    }
+
+    /// The part of this set in `accounts`.
+    #[must_use]
+    pub fn only(&self, accounts: &[String]) -> Self {
+        let (accounts, uid_counts) = self
+            .accounts
+            .iter()
+            .zip(&self.uid_counts)
+            .filter(|(account, _)| accounts.contains(account))
+            .map(|(account, &count)| (account.clone(), count))
+            .unzip();
+        Self { accounts, uid_counts }
     }
 }
 
@@ -206,4 +268,19 @@ fn next_random(state: &Cell<u64>) -> u64 {
     x ^= x << 17;
     state.set(x);
     x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_set_narrowed_to_some_accounts_keeps_their_counts() {
+        let names = |names: &[&str]| names.iter().map(|name| (*name).to_owned()).collect::<Vec<_>>();
+        let set = ReadSet { accounts: names(&["a", "b", "c"]), uid_counts: vec![3, 5, 7] };
+        let narrowed = set.only(&names(&["c", "a", "x"]));
+        assert_eq!(narrowed.accounts, names(&["a", "c"]));
+        assert_eq!(narrowed.uid_counts, [3, 7]);
+        assert_eq!(narrowed.messages(), 10);
+    }
 }
