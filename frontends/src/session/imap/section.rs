@@ -62,7 +62,7 @@ pub(super) fn header_length(message: &[u8]) -> usize {
         return 1;
     }
     let mut from = 0;
-    while let Some(offset) = message[from..].iter().position(|&byte| byte == b'\n') {
+    while let Some(offset) = memchr::memchr(b'\n', &message[from..]) {
         let line_end = from + offset;
         let after = &message[line_end + 1..];
         if after.starts_with(b"\n") {
