@@ -220,7 +220,9 @@ impl Drop for Inner {
         if let Ok(mut threads) = self.threads.lock() {
             // A task started on a shard's thread (`spawn_on_shard`) may hold the last handle:
             // that shard stops once its thread gets back to its loop, which cannot be awaited
-            // from inside it.
+            // from inside it (joining itself would panic). The store lock is then released
+            // before that shard's last checkpoint, so the server and the CLI drop their last
+            // handle on the main thread.
             let current = std::thread::current().id();
             for thread in threads.drain(..).filter(|thread| thread.thread().id() != current) {
                 let _ = thread.join();
@@ -456,8 +458,9 @@ impl Engine {
         let refused = done.clone();
         let start = Box::new(move || {
             compio::runtime::spawn(async move {
-                // A panic is handed to the caller, as a thread's is to `join`; the shard goes on.
-                let outcome = std::panic::AssertUnwindSafe(task()).catch_unwind().await;
+                // A panic (of `task` itself or of its future) is handed to the caller, as a
+                // thread's is to `join`; the shard goes on.
+                let outcome = std::panic::AssertUnwindSafe(async move { task().await }).catch_unwind().await;
                 let _ = done.send(outcome.map_err(TaskEnd::Panicked));
             })
             .detach();

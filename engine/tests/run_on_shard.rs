@@ -114,6 +114,11 @@ fn a_panic_in_a_task_reaches_its_caller_and_the_shard_serves_on() {
         let handle = engine.spawn_on_shard(0, || async { panic!("the task's own panic") }).unwrap();
         let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle.join_blocking())).unwrap_err();
         assert_eq!(panic.downcast_ref::<&str>(), Some(&"the task's own panic"));
+        // A panic of the closure itself, before it makes its future, likewise.
+        let handle =
+            engine.spawn_on_shard(0, || -> std::future::Ready<()> { panic!("the closure's own panic") }).unwrap();
+        let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle.join_blocking())).unwrap_err();
+        assert_eq!(panic.downcast_ref::<&str>(), Some(&"the closure's own panic"));
         let account = account_on(&engine, 0);
         block_on(engine.create_account(&account)).expect("the shard still serves");
         assert_eq!(engine.spawn_on_shard(0, || async { 7 }).unwrap().join_blocking().unwrap(), 7);
