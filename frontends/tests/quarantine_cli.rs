@@ -15,7 +15,7 @@ use std::process::Output;
 use mailvault_engine::{Engine, EngineConfig, EngineError, Flags, INBOX, block_on};
 use mailvault_hsm::testing::TestToken;
 use serde_json::json;
-use serve_support::{ServerProcess, mailvault_command, run_bounded, run_python};
+use serve_support::{ServerProcess, mailvault_command, run_bounded, run_python, settled_thread_names};
 
 const DAMAGED_SHARD: usize = 1;
 
@@ -221,4 +221,34 @@ fn a_server_with_a_quarantined_shard_delivers_to_the_others_and_defers_the_rest(
         store.bytes,
         "the damaged segment was left as it was"
     );
+}
+
+/// With frontends on the shards, the quarantined shard runs no runtime to host a listener
+/// worker: its worker gets a thread of its own, and the healthy shard's accounts get their mail.
+#[test]
+fn frontends_on_shards_give_a_quarantined_shards_worker_its_own_thread() {
+    let store = damaged_store();
+    let mut server = ServerProcess::start_serving(
+        &store.token,
+        &store.data_dir,
+        &["--quarantine-corrupt-shards"],
+        &["--frontends-on-shards"],
+    );
+    let threads = settled_thread_names(&server.child.id().to_string(), "mailvault");
+    let listener_threads: Vec<&String> = threads.iter().filter(|name| name.starts_with("mailvault-net")).collect();
+    assert_eq!(listener_threads, [&format!("mailvault-net-{DAMAGED_SHARD}")], "{threads:?}");
+    let message = b"From: a@example.org\r\nSubject: on the shards\r\n\r\nhello\r\n".to_vec();
+    let result = run_python(
+        "lmtp_transaction",
+        &json!({
+            "lmtp_port": server.port("lmtp"),
+            "sender": "a@example.org",
+            "recipients": [store.served[0]],
+            "message": hex::encode(&message),
+        }),
+    );
+    assert_eq!(result["data"][0][0], 250, "{result}");
+    server.terminate();
+    let (status, _) = server.wait(std::time::Duration::from_secs(30));
+    assert!(status.success(), "{status}");
 }

@@ -401,3 +401,28 @@ impl WaitingClient {
         serde_json::from_str(last).expect("json result")
     }
 }
+
+/// The names of a process's threads (`self`, or a pid).
+pub fn thread_names_of(process: &str) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{process}/task"))
+        .expect("/proc/<process>/task")
+        .filter_map(|task| std::fs::read_to_string(task.expect("task").path().join("comm")).ok())
+        .map(|name| name.trim_end().to_owned())
+        .collect()
+}
+
+/// A process's thread names once every thread has named itself. A new thread carries its
+/// parent's name until it runs and sets its own, so the listing waits (bounded) until only one
+/// thread carries `parent`, the name of the thread that started the others.
+pub fn settled_thread_names(process: &str, parent: &str) -> Vec<String> {
+    let parent: String = parent.chars().take(15).collect(); // Linux keeps 15 bytes
+    let mut names = thread_names_of(process);
+    for _ in 0..100 {
+        if names.iter().filter(|name| **name == parent).count() <= 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        names = thread_names_of(process);
+    }
+    names
+}
