@@ -154,8 +154,9 @@ pub async fn appends(
 /// Runs `load` once per shard, on that shard's own thread (`Engine::run_on_shard`), with the
 /// accounts of `accounts` the shard owns and its share of `concurrency`, and adds up what the
 /// loops did. The load then shares each shard's core, as frontends serving on the shards' cores
-/// would, and its requests and answers cross no thread. A shard that owns none of the accounts,
-/// or whose share is 0 (fewer requests in flight than shards), gets no load.
+/// would, and its requests and answers cross no thread. A shard whose share is 0 (fewer
+/// requests in flight than shards) gets no load; so does a shard that owns none of the
+/// accounts, and its share is not handed to another (`BenchStore` gives every shard accounts).
 pub async fn on_shards<L, F>(
     engine: &Engine,
     accounts: &[String],
