@@ -57,8 +57,9 @@ pub(crate) struct ServeArguments {
     listener_threads: Option<usize>,
     /// Runs the listeners and their sessions on the engine shards' threads (one worker per
     /// shard) instead of threads of their own: a session's requests to the shard it runs on
-    /// cross no thread, which halves the CPU a fetch costs (bench/README.md, session 20).
-    /// Connections are then limited to 4096.
+    /// cross no thread. That halved the engine's CPU per fetch in the operator bench, but gained
+    /// nothing measurable end to end through TLS on 2 cores (bench/README.md, session 20), so it
+    /// is off by default. Connections are then limited to 4096.
     #[arg(long, env = "MAILVAULT_FRONTENDS_ON_SHARDS")]
     frontends_on_shards: bool,
     /// Most connections open at once, all listeners together.
