@@ -10,7 +10,9 @@ use mailvault_engine::{Engine, EngineConfig, init_store};
 use mailvault_frontends::net::{CONNECTIONS_MAX_ON_SHARDS, Ports, RunningServer, ServerConfig, StartError};
 use mailvault_hsm::testing::TestToken;
 use serde_json::{Value, json};
-use serve_support::{ServerProcess, TestServer, mailvault_command, run_bounded, run_python, settled_thread_names};
+use serve_support::{
+    ServerProcess, TestServer, init_with_account, mailvault_command, run_bounded, run_python, settled_thread_names,
+};
 
 const PASSWORD: &str = "a password for both";
 
@@ -97,10 +99,7 @@ fn serve_frontends_on_shards_runs_no_listener_thread_and_delivers() {
     let token = TestToken::create_with_keys();
     let directory = tempfile::tempdir().expect("temporary directory");
     let data_dir = directory.path().join("data");
-    for arguments in [&["init", "--shards", "2"][..], &["account", "add", "alice"]] {
-        let output = run_bounded(mailvault_command(&token, &data_dir).args(arguments), b"");
-        assert!(output.status.success(), "{arguments:?}: {}", String::from_utf8_lossy(&output.stderr));
-    }
+    init_with_account(&token, &data_dir, "alice");
     let contradiction = run_bounded(
         mailvault_command(&token, &data_dir).args(["serve", "--frontends-on-shards", "--listener-threads", "2"]),
         b"",

@@ -14,7 +14,7 @@ use mailvault_frontends::net::ListenerKind;
 use mailvault_hsm::testing::TestToken;
 use serde_json::{Value, json};
 use serve_support::{
-    CLIENT_TIMEOUT, CLIENTS_SCRIPT, RawClient, ServerProcess, TestServer, mailvault_command, run_bounded,
+    CLIENT_TIMEOUT, CLIENTS_SCRIPT, RawClient, ServerProcess, TestServer, init_with_account, run_bounded,
 };
 
 /// The message `lmtp_deliver_many` sends as number `number`.
@@ -33,10 +33,7 @@ fn sigterm_during_deliveries_keeps_every_acknowledged_message() {
     let token = TestToken::create_with_keys();
     let directory = tempfile::tempdir().expect("temporary directory");
     let data_dir = directory.path().join("data");
-    for arguments in [&["init", "--shards", "2"][..], &["account", "add", "alice"]] {
-        let output = run_bounded(mailvault_command(&token, &data_dir).args(arguments), b"");
-        assert!(output.status.success(), "{arguments:?}: {}", String::from_utf8_lossy(&output.stderr));
-    }
+    init_with_account(&token, &data_dir, "alice");
     let mut server = ServerProcess::start(&token, &data_dir);
     let arguments = json!({
         "lmtp_port": server.port("lmtp"),

@@ -265,6 +265,15 @@ pub fn mailvault_command(token: &TestToken, data_dir: &Path) -> Command {
     command
 }
 
+/// A store of two shards made by the binary (`mailvault init`), with `account` added
+/// (`mailvault account add`); fails the test if either command fails.
+pub fn init_with_account(token: &TestToken, data_dir: &Path, account: &str) {
+    for arguments in [&["init", "--shards", "2"][..], &["account", "add", account]] {
+        let output = run_bounded(mailvault_command(token, data_dir).args(arguments), b"");
+        assert!(output.status.success(), "{arguments:?}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+}
+
 /// `mailvault serve` as a child process on ephemeral ports; killed if still running on drop.
 pub struct ServerProcess {
     pub child: Child,
