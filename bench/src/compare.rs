@@ -405,6 +405,11 @@ impl Bench {
         let mut read_bytes = InfoRow::new("engine disk read per fetch, sector-rounded".to_owned(), "B");
         let mut span_fio = InfoRow::new("fio random reads of that size, depth 32".to_owned(), "IOPS");
         let mut span_share = InfoRow::new("4 KiB random reads, engine / those".to_owned(), "%");
+        // The block layer's mean time per read, for the engine's fetches and for fio's reads of
+        // their size: at like queue depths, the disk's own share of a gap (bench/README.md,
+        // session 21).
+        let mut engine_read_time = InfoRow::new("disk time per read, engine fetches".to_owned(), "us");
+        let mut span_read_time = InfoRow::new("disk time per read, fio reads of that size".to_owned(), "us");
         for round in 1..=self.options.rounds {
             let fio = self.fio(FioJob::RandomRead4k, round, |r| r.iops, &mut comparison)?;
             if let Some(fio) = fio.filter(|fio| fio.iops > 0.0 && fio.cpu_percent > 0.0) {
@@ -420,19 +425,25 @@ impl Bench {
             if result.per_second() > 0.0 && cpu_percent > 0.0 {
                 engine_cpu.values.push(cpu_percent / 100.0 / result.per_second() * 1e6);
             }
+            if let Some(disk) = diagnostics.disk.as_ref().filter(|disk| disk.reads_per_second > 0.0) {
+                engine_read_time.values.push(disk.read_us_per_io);
+            }
             if let Some((bytes, align)) = self.fetch_read_span(diagnostics.disk.as_ref())
-                && let Some((fio, _)) = self.run_fio(FioJob::RandomReadSpan { bytes, align }, round)?
+                && let Some((fio, span_disk)) = self.run_fio(FioJob::RandomReadSpan { bytes, align }, round)?
                 && fio.iops > 0.0
             {
                 read_bytes.values.push(f64::from(bytes));
                 span_fio.values.push(fio.iops);
                 span_share.values.push(100.0 * result.per_second() / fio.iops);
+                if let Some(disk) = span_disk.filter(|disk| disk.reads_per_second > 0.0) {
+                    span_read_time.values.push(disk.read_us_per_io);
+                }
             }
             comparison.add_engine(result.per_second(), diagnostics);
             comparison.add_engine_profile(result.profile.to_round(1.0));
         }
         store.close()?;
-        let info = [fio_cpu, engine_cpu, read_bytes, span_fio, span_share]
+        let info = [fio_cpu, engine_cpu, read_bytes, span_fio, span_share, engine_read_time, span_read_time]
             .into_iter()
             .filter(|row| !row.values.is_empty())
             .collect();

@@ -17,6 +17,10 @@ pub struct DiskSnapshot {
 pub struct DiskActivity {
     pub reads_per_second: f64,
     pub read_kib_per_io: f64,
+    /// Mean time from a read's arrival at the block layer to its completion (the scheduler's
+    /// queue included), in µs: with equal sizes and queue depths, a difference here is the
+    /// device treating the two loads differently.
+    pub read_us_per_io: f64,
     pub writes_per_second: f64,
     pub write_kib_per_io: f64,
     pub flushes_per_second: f64,
@@ -26,6 +30,7 @@ pub struct DiskActivity {
 
 const READS: usize = 0;
 const READ_SECTORS: usize = 2;
+const READ_TICKS_MS: usize = 3;
 const WRITES: usize = 4;
 const WRITE_SECTORS: usize = 6;
 const TIME_IN_QUEUE_MS: usize = 10;
@@ -63,6 +68,7 @@ impl DiskSnapshot {
         DiskActivity {
             reads_per_second: delta(READS) / seconds,
             read_kib_per_io: kib_per_io(delta(READ_SECTORS), delta(READS)),
+            read_us_per_io: if delta(READS) > 0.0 { delta(READ_TICKS_MS) * 1000.0 / delta(READS) } else { 0.0 },
             writes_per_second: delta(WRITES) / seconds,
             write_kib_per_io: kib_per_io(delta(WRITE_SECTORS), delta(WRITES)),
             flushes_per_second: delta(FLUSHES) / seconds,
@@ -103,9 +109,10 @@ pub fn settle(directory: &Path, stat_file: &Path, at_most: Duration) -> std::io:
 impl DiskActivity {
     pub fn summary(&self) -> String {
         format!(
-            "disk {:.0} reads/s x {:.1} KiB, {:.0} writes/s x {:.1} KiB, {:.0} flushes/s, queue depth {:.1}",
+            "disk {:.0} reads/s x {:.1} KiB ({:.0} us each), {:.0} writes/s x {:.1} KiB, {:.0} flushes/s, queue depth {:.1}",
             self.reads_per_second,
             self.read_kib_per_io,
+            self.read_us_per_io,
             self.writes_per_second,
             self.write_kib_per_io,
             self.flushes_per_second,
