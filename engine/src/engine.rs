@@ -179,6 +179,8 @@ pub struct QuarantinedShard {
 pub(crate) struct Inner {
     senders: Vec<flume::Sender<Request>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Shard i's thread: a request made on it of shard i crosses no thread (`Engine::on_shard_thread`).
+    shard_thread_ids: Vec<std::thread::ThreadId>,
     pub(crate) data_dir: PathBuf,
     pub(crate) hsm: Hsm,
     pub(crate) purge_delay_days: u32,
@@ -309,6 +311,7 @@ impl Engine {
         let lock = lock_store(&config.data_dir)?;
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let mut senders = Vec::new();
+        let mut shard_thread_ids = Vec::new();
         let mut threads = Vec::new();
         let mut ready = Vec::new();
         for shard_id in 0..metadata.shards {
@@ -340,12 +343,14 @@ impl Engine {
                 run_shard_thread(shard_config, storage, &hsm, core, quarantine_damage, &receiver, &ready_sender);
             })?;
             senders.push(sender);
+            shard_thread_ids.push(thread.thread().id());
             threads.push(thread);
             ready.push(ready_receiver);
         }
         let (lifecycle_stop, stop_receiver) = flume::bounded(1);
         let inner = Arc::new(Inner {
             senders,
+            shard_thread_ids,
             threads: Mutex::new(threads),
             data_dir: config.data_dir.clone(),
             hsm: hsm.clone(),
@@ -402,6 +407,13 @@ impl Engine {
 
     async fn send(&self, shard: usize, request: Request) -> Result<(), EngineError> {
         self.inner.senders[shard].send_async(request).await.map_err(|_| EngineError::ShutDown)
+    }
+
+    /// Whether the calling code runs on shard `shard`'s own thread (in a task started there by
+    /// [`Engine::spawn_on_shard`] or [`Engine::run_on_shard`]): its requests to that shard then
+    /// cross no thread. False for a shard that does not exist.
+    pub fn on_shard_thread(&self, shard: usize) -> bool {
+        self.inner.shard_thread_ids.get(shard) == Some(&std::thread::current().id())
     }
 
     /// Starts `task` on shard `shard`'s thread, as a task of the shard's own runtime, and
@@ -577,7 +589,9 @@ impl Engine {
 
     pub async fn fetch(&self, account: &str, mailbox: &str, uid: u32) -> Result<Message, EngineError> {
         let (account_name, mailbox) = (account.to_owned(), mailbox.to_owned());
-        let sealed = self.query(account, |reply| Query::Fetch { account: account_name, mailbox, uid, reply }).await?;
+        let local = self.on_shard_thread(self.shard_of(account));
+        let sealed =
+            self.query(account, |reply| Query::Fetch { account: account_name, mailbox, uid, local, reply }).await?;
         // Decrypted here, on the caller's thread, not on the shard's (see `SealedMessage`).
         sealed.open()
     }

@@ -1,7 +1,8 @@
 //! Tasks started on a shard's thread (`Engine::spawn_on_shard`, `run_on_shard`): they run on
 //! that thread, their requests to that shard and to the others are served, a full queue of
 //! their own shard's requests does not stall them, a panic reaches the caller, and a shard
-//! that does not exist is a clear error. (A quarantined shard's refusal: tests/quarantine.rs.)
+//! that does not exist is a clear error, and a task knows which shard's thread it is on.
+//! (A quarantined shard's refusal: tests/quarantine.rs.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -134,4 +135,24 @@ fn a_shard_that_does_not_exist_is_a_clear_error() {
     assert_eq!(error.to_string(), "invalid shard: shard 2 does not exist; the store has 2");
     let error = block_on(engine.run_on_shard(usize::MAX, || async {})).unwrap_err();
     assert!(matches!(error, EngineError::InvalidInput { what: "shard", .. }), "{error:?}");
+}
+
+/// `on_shard_thread` (which tells the shard that a fetch's caller is one of its own tasks) is
+/// true on that shard's thread only: not on another shard's, not off the shards, and not for a
+/// shard that does not exist.
+#[test]
+fn a_task_knows_the_shard_whose_thread_it_runs_on() {
+    let store = TestStore::new(2);
+    within_deadline(move || {
+        let engine = store.open();
+        assert_eq!([engine.on_shard_thread(0), engine.on_shard_thread(1)], [false, false], "off the shards");
+        for shard in 0..2 {
+            let on_shard = engine.clone();
+            let seen = block_on(engine.run_on_shard(shard, move || async move {
+                [on_shard.on_shard_thread(0), on_shard.on_shard_thread(1), on_shard.on_shard_thread(2)]
+            }))
+            .unwrap();
+            assert_eq!(seen, [shard == 0, shard == 1, false], "a task on shard {shard}");
+        }
+    });
 }

@@ -131,6 +131,8 @@ pub(crate) enum Query {
         account: String,
         mailbox: String,
         uid: u32,
+        /// Sent from a task on this shard's own thread (`Engine::on_shard_thread`).
+        local: bool,
         reply: Reply<SealedMessage>,
     },
     Deleted {
