@@ -18,7 +18,8 @@
 //! A fetch whose caller is a task on the shard's own thread (`Engine::run_on_shard`) does not
 //! end the round when answered: that caller runs in this round anyway, and its next request
 //! reaches the request loop when the round ends. Ending it there cost a wake and a driver poll
-//! per fetch: 7-24% of the fetch rate (bench/README.md, session 21).
+//! per fetch: without them one shard fetched 1.16× as fast, two the same (bench/README.md,
+//! session 21).
 
 use std::cell::Cell;
 use std::future::Future;

@@ -83,8 +83,7 @@ impl<S: Storage> Shard<S> {
                     // A caller on another thread asks for its next message through the queue,
                     // which the loop takes when the round ends. A caller on this thread is a
                     // task of this round: ending it would only cost a wake and a poll of the
-                    // driver per fetch, which took 7-24% of the fetch rate (bench/README.md,
-                    // session 21).
+                    // driver per fetch (see `io::prompt_loop`).
                     if !local {
                         want_prompt_round();
                     }

@@ -182,8 +182,8 @@ impl Connection {
 /// Appends the plaintext `session` holds (rustls holds about 16 KiB at most) to `buffer`, a
 /// record at a time; answers how many bytes, as `Read::read` would: 0 once the
 /// client sent `close_notify`, `WouldBlock` when nothing is there yet, and an error that follows
-/// data only at the next call. Reading through `Read` instead needs the room zero-filled first:
-/// 16 KiB per call, 3-4% of the server's CPU while clients retrieved mail (bench/README.md,
+/// data only at the next call. Reading through `Read` instead needs the room zero-filled first,
+/// 16 KiB per call; end to end, dropping that did not show beyond the noise (bench/README.md,
 /// session 21).
 fn take_plaintext(session: &mut ServerConnection, buffer: &mut Vec<u8>) -> io::Result<usize> {
     let mut reader = session.reader();
