@@ -326,8 +326,7 @@ mod tests {
     }
 
     /// Lets the server decrypt what the client sent, at most about 8 KiB of it (the server
-    /// holds at most 16 KiB of plaintext not yet taken); answers whether anything was left to
-    /// move.
+    /// holds at most 16 KiB of plaintext not yet taken); answers whether it moved anything.
     fn to_server(client: &mut rustls::ClientConnection, server: &mut ServerConnection, sent: &mut Vec<u8>) -> bool {
         while client.wants_write() {
             client.write_tls(sent).unwrap();
