@@ -491,8 +491,11 @@ impl Engine {
     }
 
     async fn query<T>(&self, account: &str, make: impl FnOnce(Reply<T>) -> Query) -> Result<T, EngineError> {
+        self.query_shard(self.shard_of(account), make).await
+    }
+
+    async fn query_shard<T>(&self, shard: usize, make: impl FnOnce(Reply<T>) -> Query) -> Result<T, EngineError> {
         let (reply, answer) = flume::bounded(1);
-        let shard = shard_for_account(account, self.shard_count());
         self.send(shard, Request::Query(make(reply))).await?;
         answer.recv_async().await.map_err(|_| EngineError::ShutDown)?
     }
@@ -589,9 +592,10 @@ impl Engine {
 
     pub async fn fetch(&self, account: &str, mailbox: &str, uid: u32) -> Result<Message, EngineError> {
         let (account_name, mailbox) = (account.to_owned(), mailbox.to_owned());
-        let local = self.on_shard_thread(self.shard_of(account));
+        let shard = self.shard_of(account);
+        let local = self.on_shard_thread(shard);
         let sealed =
-            self.query(account, |reply| Query::Fetch { account: account_name, mailbox, uid, local, reply }).await?;
+            self.query_shard(shard, |reply| Query::Fetch { account: account_name, mailbox, uid, local, reply }).await?;
         // Decrypted here, on the caller's thread, not on the shard's (see `SealedMessage`).
         sealed.open()
     }
