@@ -27,6 +27,20 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Delivers `message` from a@example.org to `recipients` through the server's LMTP listener
+/// (Python's `smtplib.LMTP`); answers the client's record of the replies.
+fn lmtp_deliver(server: &ServerProcess, recipients: &[&str], message: &[u8]) -> serde_json::Value {
+    run_python(
+        "lmtp_transaction",
+        &json!({
+            "lmtp_port": server.port("lmtp"),
+            "sender": "a@example.org",
+            "recipients": recipients,
+            "message": hex::encode(message),
+        }),
+    )
+}
+
 fn small_segments(data_dir: &Path) -> EngineConfig {
     let mut config = EngineConfig::new(data_dir);
     config.segment_bytes_max = 16 * 1024;
@@ -165,15 +179,7 @@ fn a_server_with_a_quarantined_shard_delivers_to_the_others_and_defers_the_rest(
     let store = damaged_store();
     let mut server = ServerProcess::start_with(&store.token, &store.data_dir, &["--quarantine-corrupt-shards"]);
     let message = b"From: a@example.org\r\nSubject: while quarantined\r\n\r\nhello\r\n".to_vec();
-    let result = run_python(
-        "lmtp_transaction",
-        &json!({
-            "lmtp_port": server.port("lmtp"),
-            "sender": "a@example.org",
-            "recipients": [store.served[0], store.refused[0]],
-            "message": hex::encode(&message),
-        }),
-    );
+    let result = lmtp_deliver(&server, &[&store.served[0], &store.refused[0]], &message);
     let codes: Vec<i64> = ["rcpt", "data"]
         .iter()
         .flat_map(|step| result[step].as_array().expect("replies").iter().map(|reply| reply[0].as_i64().expect("code")))
@@ -237,16 +243,8 @@ fn frontends_on_shards_give_a_quarantined_shards_worker_its_own_thread() {
     let threads = settled_thread_names(&server.child.id().to_string(), "mailvault");
     let listener_threads: Vec<&String> = threads.iter().filter(|name| name.starts_with("mailvault-net")).collect();
     assert_eq!(listener_threads, [&format!("mailvault-net-{DAMAGED_SHARD}")], "{threads:?}");
-    let message = b"From: a@example.org\r\nSubject: on the shards\r\n\r\nhello\r\n".to_vec();
-    let result = run_python(
-        "lmtp_transaction",
-        &json!({
-            "lmtp_port": server.port("lmtp"),
-            "sender": "a@example.org",
-            "recipients": [store.served[0]],
-            "message": hex::encode(&message),
-        }),
-    );
+    let message = b"From: a@example.org\r\nSubject: on the shards\r\n\r\nhello\r\n";
+    let result = lmtp_deliver(&server, &[&store.served[0]], message);
     assert_eq!(result["data"][0][0], 250, "{result}");
     server.terminate();
     let (status, _) = server.wait(std::time::Duration::from_secs(30));
