@@ -1,14 +1,20 @@
-//! Bytes read for one request, in an aligned buffer the thread reuses.
+//! Bytes read for one request, in an aligned buffer the reading thread reuses.
 //!
 //! A fetch used to read its frame into a fresh aligned allocation (zero-filled, three times
 //! the frame for the alignment slack), move the frame to the front, move the payload to the
 //! front again, and hand the whole allocation to the caller's thread to free: about 13% of a
-//! shard's time in 4 KiB random fetches (bench/README.md, session 11). Now the frame is read
-//! into a buffer this thread used before, checked and decrypted where it lies, and only the
-//! body is copied out; the buffer goes back to the thread's spares when the bytes are dropped.
+//! shard's time in 4 KiB random fetches (bench/README.md, session 11). Then the frame was read
+//! into a buffer the shard used before, and copied out for the caller: the copy was ~7% of the
+//! shard's time, all of it cache misses on bytes the disk had just written to memory (session
+//! 22). Now the buffer itself goes to the caller, and comes back to the thread that read into
+//! it when the caller drops it: through that thread's return queue, which it drains when it
+//! next needs a buffer.
 
 use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use crossbeam_queue::ArrayQueue;
 
 use super::BlockBuffer;
 
@@ -19,23 +25,39 @@ const SPARE_KEPT_MAX: usize = 64;
 /// before: keeping such buffers would hold megabytes per thread for a rare request.
 const REUSED_BYTES_MAX: usize = 256 * 1024;
 
+/// Buffers handed back to the thread that read into them by the threads that dropped them.
+type Returns = Arc<ArrayQueue<BlockBuffer>>;
+
 thread_local! {
     static SPARE: RefCell<Vec<BlockBuffer>> = const { RefCell::new(Vec::new()) };
+    static RETURNS: Returns = Arc::new(ArrayQueue::new(SPARE_KEPT_MAX));
 }
 
 /// An aligned buffer of at least `length` bytes of capacity, reused when this thread has one
 /// spare (its old bytes are still in it: a read overwrites them).
 pub(super) fn reused_buffer(length: usize) -> BlockBuffer {
     let spare = SPARE.with_borrow_mut(|spare| {
+        take_returned(spare);
         let fits = spare.iter().rposition(|buffer| buffer.capacity() >= length)?;
         Some(spare.swap_remove(fits))
     });
     spare.unwrap_or_else(|| BlockBuffer::with_capacity(length))
 }
 
-/// Bytes read from a file: a range of a reused aligned buffer, or a plain vector. A fetch
-/// decrypts in place, so a spare buffer holds the last body read into it until the next read
-/// overwrites it, as the freed allocation did before; `Debug` shows only the length.
+/// Moves the buffers other threads handed back into this thread's spares.
+fn take_returned(spare: &mut Vec<BlockBuffer>) {
+    RETURNS.with(|returns| {
+        while spare.len() < SPARE_KEPT_MAX {
+            let Some(buffer) = returns.pop() else { break };
+            spare.push(buffer);
+        }
+    });
+}
+
+/// Bytes read from a file: a range of a reused aligned buffer, or a plain vector. It may be
+/// dropped on any thread; a reused buffer then goes back to the thread that read into it. The
+/// buffer keeps the ciphertext read into it until the next read overwrites it, as a freed
+/// allocation would; `Debug` shows only the length.
 pub struct ReadBytes {
     held: Held,
     start: usize,
@@ -43,7 +65,8 @@ pub struct ReadBytes {
 }
 
 enum Held {
-    Reused(BlockBuffer),
+    /// A buffer from [`reused_buffer`], and the return queue of the thread it came from.
+    Reused(BlockBuffer, Returns),
     Plain(Vec<u8>),
 }
 
@@ -52,11 +75,17 @@ impl ReadBytes {
         Self { start: 0, length: bytes.len(), held: Held::Plain(bytes) }
     }
 
-    /// `buffer.as_slice()[start..start + length]`; `buffer` came from [`reused_buffer`] and
-    /// goes back to the spares on drop.
+    /// `buffer.as_slice()[start..start + length]`; `buffer` came from [`reused_buffer`] on this
+    /// thread, and comes back to it on drop.
     pub fn in_reused(buffer: BlockBuffer, start: usize, length: usize) -> Self {
         debug_assert!(start + length <= buffer.len(), "read range past the buffer's window");
-        Self { held: Held::Reused(buffer), start, length }
+        let returns = RETURNS.with(Arc::clone);
+        Self { held: Held::Reused(buffer, returns), start, length }
+    }
+
+    /// Keeps the first `length` bytes (all of them if there are fewer).
+    pub fn truncate(&mut self, length: usize) {
+        self.length = self.length.min(length);
     }
 }
 
@@ -72,7 +101,7 @@ impl Deref for ReadBytes {
     fn deref(&self) -> &[u8] {
         let range = self.start..self.start + self.length;
         match &self.held {
-            Held::Reused(buffer) => &buffer.as_slice()[range],
+            Held::Reused(buffer, _) => &buffer.as_slice()[range],
             Held::Plain(bytes) => &bytes[range],
         }
     }
@@ -82,7 +111,7 @@ impl DerefMut for ReadBytes {
     fn deref_mut(&mut self) -> &mut [u8] {
         let range = self.start..self.start + self.length;
         match &mut self.held {
-            Held::Reused(buffer) => &mut buffer.as_mut_slice()[range],
+            Held::Reused(buffer, _) => &mut buffer.as_mut_slice()[range],
             Held::Plain(bytes) => &mut bytes[range],
         }
     }
@@ -90,15 +119,24 @@ impl DerefMut for ReadBytes {
 
 impl Drop for ReadBytes {
     fn drop(&mut self) {
-        let Held::Reused(buffer) = std::mem::replace(&mut self.held, Held::Plain(Vec::new())) else { return };
+        let Held::Reused(buffer, home) = std::mem::replace(&mut self.held, Held::Plain(Vec::new())) else { return };
         if buffer.capacity() > REUSED_BYTES_MAX {
             return;
         }
-        SPARE.with_borrow_mut(|spare| {
-            if spare.len() < SPARE_KEPT_MAX {
-                spare.push(buffer);
-            }
-        });
+        // `try_with`: a thread that is ending may drop bytes after its locals are gone; its
+        // buffer is then freed, or goes home as another thread's would.
+        let at_home = RETURNS.try_with(|returns| Arc::ptr_eq(returns, &home)).unwrap_or(false);
+        if at_home {
+            let _ = SPARE.try_with(|spare| {
+                let mut spare = spare.borrow_mut();
+                if spare.len() < SPARE_KEPT_MAX {
+                    spare.push(buffer);
+                }
+            });
+        } else {
+            // A full queue means the reading thread has spares enough: this buffer is freed.
+            let _ = home.push(buffer);
+        }
     }
 }
 
@@ -119,6 +157,33 @@ mod tests {
         assert_eq!(again.as_slice().as_ptr() as usize, address, "the spare, not a fresh allocation");
         let larger = reused_buffer(64 * 1024);
         assert_ne!(larger.as_slice().as_ptr() as usize, address, "a spare too small is not handed out");
+    }
+
+    #[test]
+    fn bytes_dropped_on_another_thread_give_their_buffer_back_to_the_reading_one() {
+        let mut buffer = reused_buffer(5000);
+        buffer.resize_for_read(5000);
+        let address = buffer.as_slice().as_ptr() as usize;
+        let read = ReadBytes::in_reused(buffer, 0, 5000);
+        std::thread::spawn(move || {
+            assert_eq!(read.len(), 5000);
+            drop(read);
+            let there = reused_buffer(4096);
+            assert_ne!(there.as_slice().as_ptr() as usize, address, "the buffer is not the dropping thread's");
+        })
+        .join()
+        .expect("the dropping thread");
+        let again = reused_buffer(4096);
+        assert_eq!(again.as_slice().as_ptr() as usize, address, "the returned buffer, not a fresh allocation");
+    }
+
+    #[test]
+    fn truncating_keeps_the_front() {
+        let mut read = ReadBytes::from_vec(b"frame and slack".to_vec());
+        read.truncate(5);
+        assert_eq!(&*read, b"frame");
+        read.truncate(50);
+        assert_eq!(&*read, b"frame", "never longer than it was");
     }
 
     #[test]

@@ -221,7 +221,7 @@ struct Located<F> {
 async fn read_message<F: StorageFile>(located: Located<F>) -> Result<SealedMessage, EngineError> {
     let Located { file, location, cipher, account_id, blob_record_id, info } = located;
     let corrupt = |what: &str| EngineError::Corrupt(format!("message uid {}: {what}", info.uid));
-    let read = file.read_reused(location.offset, location.frame_bytes as usize).await?;
+    let mut read = file.read_reused(location.offset, location.frame_bytes as usize).await?;
     let (header, payload_length) = match decode_frame_for_aead(&read) {
         Ok(FrameDecode::Frame(frame)) => (frame.header, frame.payload.len()),
         Ok(_) => return Err(corrupt("frame is incomplete")),
@@ -233,6 +233,7 @@ async fn read_message<F: StorageFile>(located: Located<F>) -> Result<SealedMessa
     {
         return Err(corrupt("frame is not the record the index names"));
     }
-    let frame = read[..FRAME_HEADER_BYTES + payload_length].to_vec();
-    Ok(SealedMessage { info, header, frame, segment_id: location.segment_id, cipher })
+    // The caller gets the bytes where they were read, not a copy (`ReadBytes`).
+    read.truncate(FRAME_HEADER_BYTES + payload_length);
+    Ok(SealedMessage { info, header, frame: read, segment_id: location.segment_id, cipher })
 }

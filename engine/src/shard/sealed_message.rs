@@ -10,12 +10,13 @@ use crate::api::{Message, MessageInfo};
 use crate::crypto::{RecordCipher, TAG_BYTES};
 use crate::error::EngineError;
 use crate::format::{CrcSeed, FRAME_HEADER_BYTES, FrameHeader, appended_digest_and_body, frame_checksum_matches};
+use crate::io::ReadBytes;
 
 pub(crate) struct SealedMessage {
     pub(super) info: MessageInfo,
     pub(super) header: FrameHeader,
-    /// The frame's header and payload (ciphertext, then tag), as read.
-    pub(super) frame: Vec<u8>,
+    /// The frame's header and payload (ciphertext, then tag), in the buffer it was read into.
+    pub(super) frame: ReadBytes,
     /// The segment it was read from: its CRC seed depends on it (format version 6).
     pub(super) segment_id: u64,
     pub(super) cipher: Arc<RecordCipher>,
@@ -95,7 +96,13 @@ mod tests {
         let mut frame = Vec::new();
         encode_frame(&header, &payload, CrcSeed::of_segment(SEGMENT_ID), &mut frame);
         frame.truncate(FRAME_HEADER_BYTES + payload.len());
-        SealedMessage { info: info(stored_digest), header, frame, segment_id: SEGMENT_ID, cipher }
+        SealedMessage {
+            info: info(stored_digest),
+            header,
+            frame: ReadBytes::from_vec(frame),
+            segment_id: SEGMENT_ID,
+            cipher,
+        }
     }
 
     fn refusal(message: SealedMessage) -> String {
