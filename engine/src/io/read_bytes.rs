@@ -5,8 +5,7 @@
 //! front again, and hand the whole allocation to the caller's thread to free: about 13% of a
 //! shard's time in 4 KiB random fetches (bench/README.md, session 11). Then the frame was read
 //! into a buffer the shard used before, and copied out for the caller: the copy was ~7% of the
-//! shard's time, all of it cache misses on bytes the disk had just written to memory (session
-//! 22). Now the buffer itself goes to the caller, and comes back to the thread that read into
+//! shard's samples, cache misses on bytes the disk had just written to memory (session 22). Now the buffer itself goes to the caller, and comes back to the thread that read into
 //! it when the caller drops it: through that thread's return queue, which it drains when it
 //! next needs a buffer.
 
