@@ -3,16 +3,19 @@
 //! when dropped. Without `weed`, tests skip with a message, except in CI (`CI=true`), where
 //! they fail: an S3 test must never pass by not running.
 
+use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use mailvault_backup::{S3Options, TargetSpec};
 
 /// How long `SeaweedFS` may take to answer S3 requests after starting.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
+/// Lines of `weed`'s log a failed start shows.
+const LOG_LINES_SHOWN: usize = 20;
 
 pub struct SeaweedFs {
     child: Child,
@@ -43,6 +46,10 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Starts tried before a test fails: a port picked free can be taken by another test's process
+/// before `weed` binds it, and `weed` then exits (CI saw a start time out once).
+const START_ATTEMPTS: usize = 3;
+
 impl SeaweedFs {
     /// Starts a server, or `None` (after saying so) when `weed` is missing outside CI.
     pub fn start() -> Option<Self> {
@@ -52,7 +59,21 @@ impl SeaweedFs {
             eprintln!("SKIPPED: {message}");
             return None;
         };
+        let mut failures = Vec::new();
+        for _ in 0..START_ATTEMPTS {
+            match Self::start_once(&weed) {
+                Ok(server) => return Some(server),
+                Err(failure) => failures.push(failure),
+            }
+        }
+        panic!("SeaweedFS did not start in {START_ATTEMPTS} attempts:\n{}", failures.join("\n"));
+    }
+
+    /// One start on fresh ports; on failure, what went wrong and the end of `weed`'s log.
+    fn start_once(weed: &Path) -> Result<Self, String> {
         let directory = tempfile::tempdir().unwrap();
+        let log_path = directory.path().join("weed.log");
+        let log = File::create(&log_path).unwrap();
         let ports: Vec<u16> = (0..8).map(|_| free_port()).collect();
         let s3_port = ports[0];
         let child = Command::new(weed)
@@ -72,22 +93,34 @@ impl SeaweedFs {
             .arg("-s3.port.iceberg=0")
             .arg("-s3.port.lance=0")
             .arg("-master.telemetry=false")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .spawn()
             .expect("starting weed");
-        let server = Self { child, s3_port, _directory: directory };
-        server.wait_until_ready();
-        Some(server)
+        let mut server = Self { child, s3_port, _directory: directory };
+        if let Err(failure) = server.wait_until_ready() {
+            // Read before `server` drops: its directory, the log's, goes with it.
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(LOG_LINES_SHOWN).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            return Err(format!("{failure}; the end of its log:\n{}", tail.join("\n")));
+        }
+        Ok(server)
     }
 
-    fn wait_until_ready(&self) {
+    /// Waits until the S3 port answers; an error if `weed` exits or does not answer in time.
+    fn wait_until_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
             if self.request("GET", "/").is_some_and(|status| status < 500) {
-                return;
+                return Ok(());
             }
-            assert!(Instant::now() < deadline, "SeaweedFS did not answer on port {} in time", self.s3_port);
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("weed exited ({status}) before answering on port {}", self.s3_port));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("SeaweedFS did not answer on port {} in time", self.s3_port));
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
     }
