@@ -18,7 +18,9 @@ use crossbeam_queue::ArrayQueue;
 use super::BlockBuffer;
 
 /// Buffers kept for reuse per thread: as many as a shard has fetches in flight in the loads we
-/// measured (32), with room to spare; a thread keeps only as many as it once had in use.
+/// measured (32), with room to spare; a thread keeps only as many as it once had in use (a new
+/// buffer is made only when no spare fits), at most this many spare and as many more handed
+/// back and not yet taken.
 const SPARE_KEPT_MAX: usize = 64;
 /// Reads larger than this (large messages, whole-file reads) get a buffer of their own, as
 /// before: keeping such buffers would hold megabytes per thread for a rare request.
