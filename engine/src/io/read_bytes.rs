@@ -5,9 +5,10 @@
 //! front again, and hand the whole allocation to the caller's thread to free: about 13% of a
 //! shard's time in 4 KiB random fetches (bench/README.md, session 11). Then the frame was read
 //! into a buffer the shard used before, and copied out for the caller: the copy was ~7% of the
-//! shard's samples, cache misses on bytes the disk had just written to memory (session 22). Now the buffer itself goes to the caller, and comes back to the thread that read into
-//! it when the caller drops it: through that thread's return queue, which it drains when it
-//! next needs a buffer.
+//! shard's samples, cache misses on bytes the disk had just written to memory (session 22).
+//! Now the buffer itself goes to the caller. Dropped on any thread, it goes back to the thread
+//! that read into it, through that thread's return queue, which the thread drains when it next
+//! needs a buffer.
 
 use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};
@@ -26,7 +27,8 @@ const SPARE_KEPT_MAX: usize = 64;
 /// before: keeping such buffers would hold megabytes per thread for a rare request.
 const REUSED_BYTES_MAX: usize = 256 * 1024;
 
-/// Buffers handed back to the thread that read into them by the threads that dropped them.
+/// Buffers handed back to the thread that read into them, by whichever thread dropped them
+/// (that thread itself included).
 type Returns = Arc<ArrayQueue<BlockBuffer>>;
 
 thread_local! {
@@ -45,7 +47,7 @@ pub(super) fn reused_buffer(length: usize) -> BlockBuffer {
     spare.unwrap_or_else(|| BlockBuffer::with_capacity(length))
 }
 
-/// Moves the buffers other threads handed back into this thread's spares.
+/// Moves the buffers handed back since the last call into this thread's spares.
 fn take_returned(spare: &mut Vec<BlockBuffer>) {
     RETURNS.with(|returns| {
         while spare.len() < SPARE_KEPT_MAX {
@@ -124,20 +126,8 @@ impl Drop for ReadBytes {
         if buffer.capacity() > REUSED_BYTES_MAX {
             return;
         }
-        // `try_with`: a thread that is ending may drop bytes after its locals are gone; its
-        // buffer is then freed, or goes home as another thread's would.
-        let at_home = RETURNS.try_with(|returns| Arc::ptr_eq(returns, &home)).unwrap_or(false);
-        if at_home {
-            let _ = SPARE.try_with(|spare| {
-                let mut spare = spare.borrow_mut();
-                if spare.len() < SPARE_KEPT_MAX {
-                    spare.push(buffer);
-                }
-            });
-        } else {
-            // A full queue means the reading thread has spares enough: this buffer is freed.
-            let _ = home.push(buffer);
-        }
+        // A full queue means the reading thread has spares enough: this buffer is freed.
+        let _ = home.push(buffer);
     }
 }
 
