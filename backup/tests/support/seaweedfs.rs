@@ -16,6 +16,9 @@ use mailvault_backup::{S3Options, TargetSpec};
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
 /// Lines of `weed`'s log a failed start shows.
 const LOG_LINES_SHOWN: usize = 20;
+/// Starts tried before a test fails: a port picked free can be taken by another test's process
+/// before `weed` binds it, and `weed` then exits (CI saw a start time out once).
+const START_ATTEMPTS: usize = 3;
 
 pub struct SeaweedFs {
     child: Child,
@@ -45,10 +48,6 @@ fn find_weed() -> Option<PathBuf> {
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
-
-/// Starts tried before a test fails: a port picked free can be taken by another test's process
-/// before `weed` binds it, and `weed` then exits (CI saw a start time out once).
-const START_ATTEMPTS: usize = 3;
 
 impl SeaweedFs {
     /// Starts a server, or `None` (after saying so) when `weed` is missing outside CI.
@@ -101,9 +100,9 @@ impl SeaweedFs {
         if let Err(failure) = server.wait_until_ready() {
             // Read before `server` drops: its directory, the log's, goes with it.
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(LOG_LINES_SHOWN).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            return Err(format!("{failure}; the end of its log:\n{}", tail.join("\n")));
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(LOG_LINES_SHOWN)..].join("\n");
+            return Err(format!("{failure}; the end of its log:\n{tail}"));
         }
         Ok(server)
     }
