@@ -18,7 +18,7 @@ pub const CLIENT_WAKE_QUEUE_DEFAULT: usize = 4096;
 
 /// The runtime that runs the load: one thread, io_uring, a wake queue of `wake_queue` entries.
 pub fn client_runtime(wake_queue: usize) -> std::io::Result<compio::runtime::Runtime> {
-    compio::runtime::RuntimeBuilder::new().sync_queue_size(wake_queue.max(1)).build()
+    mailvault_engine::io::build_runtime(compio::runtime::RuntimeBuilder::new().sync_queue_size(wake_queue.max(1)))
 }
 
 /// When a closed loop stops issuing requests (those in flight still complete and count).

@@ -281,7 +281,7 @@ impl<T> ShardTaskHandle<T> {
 pub fn block_on<F: Future>(future: F) -> F::Output {
     // Room for a wake per reply in flight: with compio's default of 64, a shard answering a
     // few hundred requests at once spins until the queue drains (measured by the bench).
-    match compio::runtime::RuntimeBuilder::new().sync_queue_size(WAKE_QUEUE_ENTRIES).build() {
+    match crate::io::build_runtime(compio::runtime::RuntimeBuilder::new().sync_queue_size(WAKE_QUEUE_ENTRIES)) {
         Ok(runtime) => runtime.block_on(future),
         Err(error) => panic!("cannot start an io_uring runtime: {error}"),
     }
@@ -804,7 +804,7 @@ fn run_shard_thread<S: Storage>(
     if let Some(core) = core {
         builder.thread_affinity(std::iter::once(core).collect());
     }
-    let runtime = match builder.build() {
+    let runtime = match crate::io::build_runtime(&mut builder) {
         Ok(runtime) => runtime,
         Err(error) => {
             let _ = ready.send(Err(error.into()));

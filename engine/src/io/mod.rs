@@ -6,6 +6,7 @@ mod disk;
 mod faulty;
 mod prompt_loop;
 mod read_bytes;
+mod ring;
 mod shared_blocks;
 mod yield_now;
 
@@ -14,6 +15,7 @@ pub use disk::{DiskFile, DiskStorage};
 pub use faulty::{FaultController, FaultCounts, FaultRates, FaultyFile, FaultyStorage};
 pub use prompt_loop::{block_on_prompt, prompt_runtime_builder, spawn_started, want_prompt_round};
 pub use read_bytes::ReadBytes;
+pub use ring::build_runtime;
 pub use shared_blocks::SharedBlocks;
 pub use yield_now::yield_now;
 

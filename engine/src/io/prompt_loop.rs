@@ -43,8 +43,8 @@ pub fn want_prompt_round() {
     PROMPT_ROUND_WANTED.set(true);
 }
 
-/// A runtime to run [`block_on_prompt`] on: it hands out ready tasks one at a time, and the
-/// loop makes the rounds.
+/// A runtime to run [`block_on_prompt`] on (built with [`crate::io::build_runtime`]): it hands
+/// out ready tasks one at a time, and the loop makes the rounds.
 pub fn prompt_runtime_builder() -> compio::runtime::RuntimeBuilder {
     let mut builder = compio::runtime::RuntimeBuilder::new();
     builder.event_interval(1);
@@ -124,7 +124,7 @@ mod tests {
     /// Runs three tasks under a request loop that logs each time the loop polls it, until all
     /// three ran; the first task asks for a prompt round if `first_wants_prompt`.
     fn order_of_polls(first_wants_prompt: bool) -> Vec<&'static str> {
-        let runtime = prompt_runtime_builder().build().expect("runtime");
+        let runtime = crate::io::build_runtime(&mut prompt_runtime_builder()).expect("runtime");
         let log = Log::default();
         let spawned = std::cell::Cell::new(false);
         block_on_prompt(
@@ -175,7 +175,7 @@ mod tests {
         let directory = tempfile::tempdir().expect("tempdir");
         let path = directory.path().join("file");
         std::fs::write(&path, b"started bytes").expect("write");
-        let runtime = prompt_runtime_builder().build().expect("runtime");
+        let runtime = crate::io::build_runtime(&mut prompt_runtime_builder()).expect("runtime");
         let polls = Rc::new(std::cell::Cell::new(0));
         let read = Rc::new(RefCell::new(Vec::new()));
         block_on_prompt(&runtime, async {

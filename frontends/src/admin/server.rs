@@ -58,7 +58,7 @@ impl AdminServer {
         let listener = bind(path)?;
         let (stop, stopped) = flume::bounded::<()>(1);
         let thread = std::thread::Builder::new().name("mailvault-admin".to_owned()).spawn(move || {
-            match compio::runtime::Runtime::new() {
+            match mailvault_engine::io::build_runtime(&mut compio::runtime::RuntimeBuilder::new()) {
                 Ok(runtime) => runtime.block_on(run(listener, engine, hsm, registry, stopped)),
                 Err(error) => tracing::error!(%error, "cannot start the admin socket's runtime"),
             }

@@ -74,7 +74,7 @@ pub(super) fn spawn(
         if let Some(core) = core {
             builder.thread_affinity(std::iter::once(core).collect());
         }
-        match builder.build() {
+        match mailvault_engine::io::build_runtime(&mut builder) {
             Ok(runtime) => runtime.block_on(run(listeners, shared)),
             Err(error) => tracing::error!(%error, index, "cannot start a listener runtime"),
         }
