@@ -35,9 +35,7 @@ fn single_thread_ring() -> ProactorBuilder {
 fn tuned_or_plain<T>(mut build: impl FnMut(ProactorBuilder) -> io::Result<T>) -> io::Result<T> {
     match build(single_thread_ring()) {
         Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
-            tracing::info!(
-                "this kernel does not take io_uring's single-thread settings (6.1 or later); using a plain ring"
-            );
+            tracing::info!("io_uring's single-thread settings need Linux 6.1 or later; this runtime uses a plain ring");
             build(ProactorBuilder::new())
         }
         tuned => tuned,
