@@ -41,8 +41,11 @@ pub enum FioJob {
     /// the shape of the engine's fetches, which read a message's whole frame (a little over
     /// 4 KiB for a 4 KiB message) from the sector it starts in. For information: some disks
     /// serve reads over 4 KiB at two thirds of the 4 KiB rate (bench/README.md, session 15).
-    /// Reads [`Self::RandomRead4k`]'s file.
-    RandomReadSpan { bytes: u32, align: u32 },
+    /// With `batch` above 1, fio waits until `batch` reads are done and submits the next
+    /// `batch` together: the pattern of callers that each ask for the next message once they
+    /// have the last, on a disk that answers its reads in flight at once (bench/README.md,
+    /// session 24). Reads [`Self::RandomRead4k`]'s file.
+    RandomReadSpan { bytes: u32, align: u32, batch: u32 },
     /// Sequential 1 MiB reads and writes on one file, two bytes read for each written,
     /// O_DIRECT, io_uring at depth 8: the disk's bandwidth for compaction's shape (it reads
     /// every byte of a victim and writes the part it keeps, half in its bench). Its rate is
@@ -62,7 +65,8 @@ impl FioJob {
             Self::DurableWrite64kOverwrite => "durable-write-64k-overwrite",
             Self::AppendFdatasync4kOverwrite => "append-fdatasync-4k-overwrite",
             Self::RandomRead4k => "rand-read-4k",
-            Self::RandomReadSpan { .. } => "rand-read-span",
+            Self::RandomReadSpan { batch: 0 | 1, .. } => "rand-read-span",
+            Self::RandomReadSpan { .. } => "rand-read-span-batched",
             Self::CompactionMix1m => "compaction-mix-1m",
             Self::SequentialRead8m => "seq-read-8m",
         }
@@ -97,16 +101,20 @@ impl FioJob {
                 &["--rw=write", "--bs=4k", "--direct=1", "--fdatasync=1", "--ioengine=psync", "--iodepth=1"]
             }
             Self::RandomRead4k => &["--rw=randread", "--bs=4k", "--direct=1", "--ioengine=io_uring", "--iodepth=32"],
-            Self::RandomReadSpan { bytes, align } => {
-                return [
+            Self::RandomReadSpan { bytes, align, batch } => {
+                let mut arguments = vec![
                     "--rw=randread".to_owned(),
                     format!("--bs={bytes}"),
                     format!("--blockalign={align}"),
                     "--direct=1".to_owned(),
                     "--ioengine=io_uring".to_owned(),
                     "--iodepth=32".to_owned(),
-                ]
-                .into();
+                ];
+                if batch > 1 {
+                    arguments.push(format!("--iodepth_batch_submit={batch}"));
+                    arguments.push(format!("--iodepth_batch_complete_min={batch}"));
+                }
+                return arguments;
             }
             Self::SequentialRead8m => &["--rw=read", "--bs=8m", "--direct=1", "--ioengine=io_uring", "--iodepth=1"],
             Self::CompactionMix1m => {
@@ -477,6 +485,18 @@ mod tests {
         }
         assert!(FioJob::AppendFdatasync4k.time_based());
         assert!(!FioJob::DurableWrite64k.time_based());
+    }
+
+    #[test]
+    fn a_batched_span_job_is_the_span_job_reaping_and_submitting_in_batches() {
+        let steady = FioJob::RandomReadSpan { bytes: 4608, align: 512, batch: 1 };
+        let batched = FioJob::RandomReadSpan { bytes: 4608, align: 512, batch: 32 };
+        let arguments = batched.arguments();
+        assert_eq!(arguments[..arguments.len() - 2], steady.arguments()[..]);
+        assert_eq!(arguments[arguments.len() - 2..], ["--iodepth_batch_submit=32", "--iodepth_batch_complete_min=32"]);
+        assert!(steady.arguments().contains(&"--bs=4608".to_owned()));
+        assert_ne!(steady.name(), batched.name(), "their progress lines and JSON tell them apart");
+        assert_eq!(batched.file_stem(), FioJob::RandomRead4k.name(), "both read the 4 KiB job's file");
     }
 
     #[test]
