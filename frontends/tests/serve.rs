@@ -123,6 +123,24 @@ fn shutdown_tells_a_client_mid_data_to_retry_and_stores_nothing() {
     assert_eq!(server.message_count(), 0);
 }
 
+/// A log read from a file or a journal is plain text: colour codes only go to a terminal.
+#[test]
+fn the_log_written_to_a_file_has_no_colour_codes() {
+    let token = TestToken::create_with_keys();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let data_dir = directory.path().join("data");
+    init_with_account(&token, &data_dir, "alice");
+    let log_path = directory.path().join("server.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut server = ServerProcess::start_logging_to(&token, &data_dir, log);
+    server.terminate();
+    let (status, _) = server.wait(CLIENT_TIMEOUT);
+    assert!(status.success(), "{status}");
+    let log = std::fs::read_to_string(&log_path).expect("read the log");
+    assert!(log.contains("INFO") && log.contains("scrub pass"), "the log has the start-up lines: {log}");
+    assert!(!log.contains('\u{1b}'), "no escape sequences: {log:?}");
+}
+
 #[test]
 fn a_stopped_server_refuses_new_connections() {
     let mut server = TestServer::start();

@@ -294,7 +294,18 @@ impl ServerProcess {
 
     /// As [`Self::start_with`], with `serve_options` after `serve`'s own.
     pub fn start_serving(token: &TestToken, data_dir: &Path, options: &[&str], serve_options: &[&str]) -> Self {
-        let mut child = mailvault_command(token, data_dir)
+        Self::spawn(mailvault_command(token, data_dir), options, serve_options, Stdio::inherit())
+    }
+
+    /// As [`Self::start`], with the server's log at `info` written to `log`.
+    pub fn start_logging_to(token: &TestToken, data_dir: &Path, log: std::fs::File) -> Self {
+        let mut command = mailvault_command(token, data_dir);
+        command.env("MAILVAULT_LOG", "info");
+        Self::spawn(command, &[], &[], log.into())
+    }
+
+    fn spawn(mut command: Command, options: &[&str], serve_options: &[&str], stderr: Stdio) -> Self {
+        let mut child = command
             .args(options)
             .args(["serve", "--shards", "2"])
             // One listener worker per shard either way (the two options exclude each other).
@@ -314,7 +325,7 @@ impl ServerProcess {
             .args(serve_options)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("mailvault serve");
         let stdout = child.stdout.take().expect("stdout");
