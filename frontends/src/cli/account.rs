@@ -11,34 +11,53 @@ use super::{Context, admin_command};
 #[derive(Debug, Subcommand)]
 pub(crate) enum AccountCommand {
     /// Create an account (with its INBOX and its own data key, wrapped by the HSM).
-    Add { account: String },
+    Add {
+        /// The account (its address, as created with `account add`).
+        account: String,
+    },
     /// List every account with its state (open, or closed and when it will be purged).
     List,
     /// Close an account: unreachable at once (logins fail, delivery is refused, live sessions
     /// end); purged after the delay unless reopened first.
     Close {
+        /// The account (its address, as created with `account add`).
         account: String,
         /// Days until the purge: 37 to 365 (default 37, or the server's `--account-purge-delay-days`).
         #[arg(long)]
         purge_after_days: Option<u32>,
     },
     /// Reopen a closed account before its purge: everything comes back.
-    Reopen { account: String },
+    Reopen {
+        /// The account (its address, as created with `account add`).
+        account: String,
+    },
     /// Purge a closed account now: its mail becomes dead and its data key is crypto-shredded
     /// (new KEK, every other key re-wrapped, old KEK destroyed). Needs `--now`: it cannot be undone.
     Purge {
+        /// The account (its address, as created with `account add`).
         account: String,
         /// Confirms: the account and all its mail are gone for good, backups included.
         #[arg(long)]
         now: bool,
     },
     /// List an account's deleted messages that can still be restored.
-    Deleted { account: String },
+    Deleted {
+        /// The account (its address, as created with `account add`).
+        account: String,
+    },
     /// Restore a deleted message (ids as printed by `account deleted`).
-    Restore { account: String, mailbox_id: u32, uid: u32 },
+    Restore {
+        /// The account (its address, as created with `account add`).
+        account: String,
+        /// The mailbox id of the deleted message, as `account deleted` prints it.
+        mailbox_id: u32,
+        /// Its uid, as `account deleted` prints it.
+        uid: u32,
+    },
     /// Drop the account's deleted mail whatever its retention window, and rewrite the segments
     /// that held it so the bytes are gone (needs `--now`: it cannot be undone).
     Prune {
+        /// The account (its address, as created with `account add`).
         account: String,
         /// Confirms: the deleted mail can no longer be restored.
         #[arg(long)]
@@ -46,15 +65,23 @@ pub(crate) enum AccountCommand {
     },
     /// Set the login password, read from `MAILVAULT_NEW_PASSWORD` or standard input (never an
     /// argument).
-    Password { account: String },
+    Password {
+        /// The account (its address, as created with `account add`).
+        account: String,
+    },
     /// App passwords: one per device, all revoked by `logout`.
     #[command(subcommand)]
     AppPassword(AppPasswordCommand),
     /// End every live session of the account now and revoke its app passwords.
-    Logout { account: String },
+    Logout {
+        /// The account (its address, as created with `account add`).
+        account: String,
+    },
     /// Login attempts (time, result, protocol, remote IP, method), newest first.
     AccessLog {
+        /// The account (its address, as created with `account add`).
         account: String,
+        /// The newest attempts to print at most.
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },

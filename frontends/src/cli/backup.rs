@@ -58,6 +58,7 @@ pub(crate) enum BackupCommand {
     /// 3 = damaged (bad signature, missing or altered file, bad frame or tag); 1 = could not verify.
     #[command(verbatim_doc_comment)]
     Verify {
+        /// The backup: a directory, or s3://bucket/prefix.
         #[arg(long = "from", value_name = "TARGET")]
         target: String,
         /// 1, 2 or 3.
@@ -76,6 +77,7 @@ pub(crate) enum BackupCommand {
     /// may have handed out uids after the backup: IMAP clients fetch their mail list anew,
     /// POP3 clients their mail.
     Restore {
+        /// The backup: a directory, or s3://bucket/prefix.
         #[arg(long = "from", value_name = "TARGET")]
         target: String,
         /// The new store's directory; serve it with `mailvault --data-dir DIR serve`.

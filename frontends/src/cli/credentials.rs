@@ -18,7 +18,12 @@ const NEW_PASSWORD_VARIABLE: &str = "MAILVAULT_NEW_PASSWORD";
 #[derive(Debug, Subcommand)]
 pub(crate) enum AppPasswordCommand {
     /// Create an app password for one device; it is printed once and never again.
-    Add { account: String, label: String },
+    Add {
+        /// The account (its address, as created with `account add`).
+        account: String,
+        /// A name for the device, shown in the access log ("phone", say).
+        label: String,
+    },
 }
 
 /// Reads the new password: `MAILVAULT_NEW_PASSWORD`, or one line of standard input (without

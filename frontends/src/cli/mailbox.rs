@@ -9,25 +9,38 @@ use super::Context;
 pub(crate) enum MailboxCommand {
     /// Mailboxes with UIDVALIDITY, UIDNEXT, message and unseen counts.
     List {
+        /// The account (its address, as created with `account add`).
         account: String,
     },
+    /// Create a mailbox (IMAP clients read a `/` in its name as hierarchy).
     Create {
+        /// The account (its address, as created with `account add`).
         account: String,
+        /// The new mailbox's name.
         name: String,
     },
+    /// Rename a mailbox (not INBOX); its messages keep their uids. Only this mailbox: the names
+    /// of its children stay (IMAP's RENAME renames those too).
     Rename {
+        /// The account (its address, as created with `account add`).
         account: String,
+        /// The mailbox's name now.
         from: String,
+        /// Its new name.
         to: String,
     },
     /// Delete a mailbox; its messages stay restorable for the retention window.
     Delete {
+        /// The account (its address, as created with `account add`).
         account: String,
+        /// The mailbox to delete.
         name: String,
     },
     /// The messages of a mailbox: uid, size, flags.
     Messages {
+        /// The account (its address, as created with `account add`).
         account: String,
+        /// The mailbox (INBOX, say).
         mailbox: String,
     },
 }

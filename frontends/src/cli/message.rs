@@ -11,17 +11,22 @@ use super::Context;
 
 #[derive(Debug, Args)]
 pub(crate) struct AppendArguments {
+    /// The account (its address, as created with `account add`).
     account: String,
     /// The message file (RFC 5322), or `-` for standard input.
     file: PathBuf,
+    /// The mailbox to store it in.
     #[arg(long, default_value = "INBOX")]
     mailbox: String,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct CatArguments {
+    /// The account (its address, as created with `account add`).
     account: String,
+    /// The mailbox (INBOX, say).
     mailbox: String,
+    /// The message's uid, as `append` or `mailbox messages` prints it.
     uid: u32,
 }
 

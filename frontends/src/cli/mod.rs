@@ -107,3 +107,39 @@ pub(crate) fn run(arguments: Arguments) -> anyhow::Result<()> {
         code => Err(anyhow::Error::new(backup::ExitWith(code))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Arguments;
+
+    /// Every command, subcommand and argument below `command`, named by its path, that
+    /// `--help` would show without a word of explanation.
+    fn unexplained(command: &clap::Command, path: &str, found: &mut Vec<String>) {
+        if command.get_about().is_none() && command.get_name() != "help" {
+            found.push(format!("command `{path}`"));
+        }
+        for argument in command.get_arguments() {
+            let id = argument.get_id().as_str();
+            if argument.get_help().is_none() && !matches!(id, "help" | "version") {
+                found.push(format!("argument `{id}` of `{path}`"));
+            }
+        }
+        for subcommand in command.get_subcommands() {
+            unexplained(subcommand, &format!("{path} {}", subcommand.get_name()), found);
+        }
+    }
+
+    #[test]
+    fn help_explains_every_command_and_argument() {
+        let mut found = Vec::new();
+        unexplained(&Arguments::command(), "mailvault", &mut found);
+        assert!(found.is_empty(), "no help text for:\n{}", found.join("\n"));
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Arguments::command().debug_assert();
+    }
+}
