@@ -149,6 +149,17 @@ pub struct CompactionProgress {
     pub done_bytes: u64,
 }
 
+/// A shard's compaction at a glance, cheap to ask for often (unlike [`ShardStats`], whose
+/// per-segment figures walk every message): what `mailvault compact` shows while it waits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactionStatus {
+    pub shard_id: u32,
+    /// The segment being rewritten right now, if any (as [`ShardStats::compacting`]).
+    pub compacting: Option<CompactionProgress>,
+    /// The bytes of every segment of the shard, sealed and active: what compaction shrinks.
+    pub segment_bytes: u64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShardStats {
     pub shard_id: u32,

@@ -9,8 +9,8 @@ use futures_util::FutureExt;
 use mailvault_hsm::Hsm;
 
 use crate::api::{
-    AccessEvent, CompactionReport, Credentials, DeletedMessageId, DeletedMessageInfo, FlagChange, Flags, MailboxInfo,
-    Message, MessageInfo, ShardStats,
+    AccessEvent, CompactionReport, CompactionStatus, Credentials, DeletedMessageId, DeletedMessageInfo, FlagChange,
+    Flags, MailboxInfo, Message, MessageInfo, ShardStats,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::{EngineError, OpenError};
@@ -761,6 +761,12 @@ impl Engine {
 
     pub async fn stats(&self) -> Result<Vec<ShardStats>, EngineError> {
         self.query_all(Query::Stats).await
+    }
+
+    /// Per shard (index = shard id), what compaction is rewriting and the bytes of its
+    /// segments: cheap enough to ask several times a second while a compaction runs.
+    pub async fn compaction_status(&self) -> Result<Vec<CompactionStatus>, EngineError> {
+        self.query_all(Query::Compaction).await
     }
 }
 

@@ -5,7 +5,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::api::{
-    Credentials, DeletedMessageId, DeletedMessageInfo, MailboxInfo, MessageInfo, SegmentStats, ShardStats,
+    CompactionStatus, Credentials, DeletedMessageId, DeletedMessageInfo, MailboxInfo, MessageInfo, SegmentStats,
+    ShardStats,
 };
 use crate::crypto::RecordCipher;
 use crate::error::EngineError;
@@ -61,6 +62,7 @@ impl<S: Storage> Shard<S> {
             Query::Messages { account, mailbox, reply } => respond(&reply, self.messages(&account, &mailbox)),
             Query::Deleted { account, reply } => respond(&reply, self.deleted(&account)),
             Query::Stats(reply) => respond(&reply, Ok(self.stats())),
+            Query::Compaction(reply) => respond(&reply, Ok(self.compaction_status())),
             Query::AccountStates(reply) => respond(&reply, Ok(self.account_states())),
             Query::DuePurges(reply) => respond(&reply, Ok(self.due_purges())),
             Query::Credentials { account, reply } => respond(
@@ -158,6 +160,14 @@ impl<S: Storage> Shard<S> {
             scrub: self.scrub_status(),
             spare_segment_files,
             spare_segment_bytes,
+        }
+    }
+
+    fn compaction_status(&self) -> CompactionStatus {
+        CompactionStatus {
+            shard_id: self.config.shard_id,
+            compacting: self.compaction_progress(),
+            segment_bytes: self.sealed_segment_bytes.values().sum::<u64>() + self.active.log_end(),
         }
     }
 

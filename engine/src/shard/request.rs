@@ -1,8 +1,8 @@
 //! What frontends ask of a shard, and what it answers.
 
 use crate::api::{
-    AccessEvent, AccountState, CompactionReport, Credentials, DeletedMessageId, DeletedMessageInfo, FlagChange, Flags,
-    MailboxInfo, MessageInfo, ShardStats,
+    AccessEvent, AccountState, CompactionReport, CompactionStatus, Credentials, DeletedMessageId, DeletedMessageInfo,
+    FlagChange, Flags, MailboxInfo, MessageInfo, ShardStats,
 };
 use crate::error::EngineError;
 
@@ -140,6 +140,7 @@ pub(crate) enum Query {
         reply: Reply<Vec<DeletedMessageInfo>>,
     },
     Stats(Reply<ShardStats>),
+    Compaction(Reply<CompactionStatus>),
     Credentials {
         account: String,
         reply: Reply<Credentials>,
@@ -165,7 +166,11 @@ impl Query {
             | Query::Deleted { account, .. }
             | Query::Credentials { account, .. }
             | Query::AccessLog { account, .. } => Some(account),
-            Query::Accounts(_) | Query::Stats(_) | Query::AccountStates(_) | Query::DuePurges(_) => None,
+            Query::Accounts(_)
+            | Query::Stats(_)
+            | Query::Compaction(_)
+            | Query::AccountStates(_)
+            | Query::DuePurges(_) => None,
         }
     }
 
@@ -178,6 +183,7 @@ impl Query {
             Query::Fetch { reply, .. } => refuse(&reply, error),
             Query::Deleted { reply, .. } => refuse(&reply, error),
             Query::Stats(reply) => refuse(&reply, error),
+            Query::Compaction(reply) => refuse(&reply, error),
             Query::Credentials { reply, .. } => refuse(&reply, error),
             Query::AccessLog { reply, .. } => refuse(&reply, error),
             Query::AccountStates(reply) => refuse(&reply, error),
