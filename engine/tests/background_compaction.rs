@@ -171,11 +171,11 @@ fn a_prune_during_a_compaction_job_drops_the_pruned_bodies_instead_of_moving_the
     let progress = in_progress.expect("a background compaction job started");
     assert!(progress.done_bytes < progress.bytes, "the job waits part way: {progress:?}");
     // The cheap status says the same as the stats, and counts every segment's bytes.
-    let stats = block_on(engine.stats()).unwrap().remove(0);
-    let status = block_on(engine.compaction_status()).unwrap()[0];
-    assert_eq!(status.compacting, Some(progress));
-    let segment_bytes: u64 = stats.segment_details.iter().map(|segment| segment.bytes).sum();
-    assert_eq!(status.segment_bytes, segment_bytes);
+    let shard_stats = block_on(engine.stats()).unwrap().remove(0);
+    let during = block_on(engine.compaction_status()).unwrap()[0];
+    assert_eq!(during.compacting, Some(progress));
+    let segment_bytes: u64 = shard_stats.segment_details.iter().map(|segment| segment.bytes).sum();
+    assert_eq!(during.segment_bytes, segment_bytes);
 
     let pruned = block_on(engine.prune_deleted(ACCOUNT)).unwrap();
     // The expired ones too: they stay in the deleted list until a snapshot drops them.
@@ -186,7 +186,7 @@ fn a_prune_during_a_compaction_job_drops_the_pruned_bodies_instead_of_moving_the
     assert!(block_on(engine.stats()).unwrap()[0].compacting.is_none());
     let after = block_on(engine.compaction_status()).unwrap()[0];
     assert_eq!(after.compacting, None);
-    assert!(after.segment_bytes < status.segment_bytes, "compaction shrank the segments: {after:?} {status:?}");
+    assert!(after.segment_bytes < during.segment_bytes, "compaction shrank the segments: {after:?} {during:?}");
     let (_, listed) = block_on(engine.list_messages(ACCOUNT, INBOX)).unwrap();
     assert_eq!(listed.len(), live);
 }
