@@ -138,7 +138,7 @@ pub(crate) fn run(context: &Context, command: AccountCommand) -> anyhow::Result<
             AccountCommand::Prune { account, now } => {
                 anyhow::ensure!(now, "pruning cannot be undone: add --now to confirm");
                 let pruned = engine.prune_deleted(&account).await?;
-                let report = engine.compact().await?;
+                let report = super::compaction_progress::showing_progress(&engine, engine.compact()).await?;
                 println!(
                     "pruned {pruned} deleted messages of {account}; {}",
                     super::message::describe_compaction(&report)

@@ -53,7 +53,7 @@ pub(crate) fn cat(context: &Context, arguments: &CatArguments) -> anyhow::Result
 
 pub(crate) fn compact(context: &Context) -> anyhow::Result<()> {
     let engine = context.open_engine()?;
-    let report = block_on(engine.compact())?;
+    let report = block_on(super::compaction_progress::showing_progress(&engine, engine.compact()))?;
     println!("{}", describe_compaction(&report));
     Ok(())
 }

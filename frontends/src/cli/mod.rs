@@ -3,6 +3,7 @@
 mod account;
 mod admin_command;
 mod backup;
+mod compaction_progress;
 mod context;
 mod credentials;
 mod keys;
