@@ -12,7 +12,7 @@ use super::{Context, admin_command};
 pub(crate) enum AccountCommand {
     /// Create an account (with its INBOX and its own data key, wrapped by the HSM).
     Add {
-        /// The account (its address, as created with `account add`).
+        /// The new account's name: the address its mail is delivered to (alice@example.org, say).
         account: String,
     },
     /// List every account with its state (open, or closed and when it will be purged).
