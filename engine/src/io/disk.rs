@@ -188,6 +188,11 @@ async fn open_direct(path: &Path, create_new: bool) -> io::Result<File> {
 impl Storage for DiskStorage {
     type File = DiskFile;
 
+    async fn free_bytes(&self) -> io::Result<Option<u64>> {
+        let stats = rustix::fs::statvfs(self.directory.as_path())?;
+        Ok(Some(stats.f_bavail.saturating_mul(stats.f_frsize)))
+    }
+
     async fn create(&self, name: &str) -> io::Result<DiskFile> {
         let path = self.path(name);
         let direct = open_direct(&path, true).await?;

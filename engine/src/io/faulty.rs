@@ -6,6 +6,7 @@
 //! survived, was lost, or tore at a 512-byte sector boundary, by restoring the bytes that write
 //! replaced. Metadata operations (create, rename, remove, `set_len`, `zero_range`) are passed
 //! through and treated as durable: the engine syncs the directory and data after each of them.
+//! [`FaultController::fill_disk`] makes the filesystem full until freed.
 
 use std::collections::HashMap;
 use std::io;
@@ -41,6 +42,8 @@ pub struct FaultCounts {
     /// Writes issued while another write to an overlapping range of the same file was still
     /// in flight: the engine must never do that (the two could land in either order).
     pub overlapping_writes: u64,
+    /// Preallocations and writes refused with `ENOSPC` while the disk was full.
+    pub out_of_space: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -91,6 +94,8 @@ struct FaultState {
     open_files: Vec<std::sync::Weak<Mutex<PathBuf>>>,
     /// The id of the next write.
     next_write_id: u64,
+    /// The filesystem is full: a file gets no space beyond what it holds already.
+    disk_full: bool,
     counts: FaultCounts,
 }
 
@@ -159,6 +164,7 @@ impl FaultController {
             unsynced: HashMap::new(),
             open_files: Vec::new(),
             next_write_id: 0,
+            disk_full: false,
             writing: HashMap::new(),
             counts: FaultCounts::default(),
         };
@@ -215,6 +221,18 @@ impl FaultController {
     /// Syncs waiting now because syncs are paused.
     pub fn syncs_waiting(&self) -> u64 {
         self.lock().syncs_waiting
+    }
+
+    /// From now until [`Self::free_disk`], the filesystem is full: a preallocation or a write
+    /// that needs space its file does not hold already (its allocated blocks, from the start;
+    /// the engine's files are written and preallocated from offset 0) fails with `ENOSPC`,
+    /// before it touches the file. Power losses leave the disk as full as it was.
+    pub fn fill_disk(&self) {
+        self.lock().disk_full = true;
+    }
+
+    pub fn free_disk(&self) {
+        self.lock().disk_full = false;
     }
 
     pub fn crash_now(&self) {
@@ -326,6 +344,11 @@ impl Storage for FaultyStorage {
         self.inner.is_unopened(name).await
     }
 
+    async fn free_bytes(&self) -> io::Result<Option<u64>> {
+        self.check_alive("free bytes")?;
+        if self.controller.lock().disk_full { Ok(Some(0)) } else { self.inner.free_bytes().await }
+    }
+
     async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         self.check_alive("rename")?;
         let result = self.inner.rename(from, to).await;
@@ -416,6 +439,20 @@ impl FaultyFile {
         *waiting(&mut self.controller.lock()) -= 1;
     }
 
+    /// `ENOSPC` if the disk is full and the file holds no space up to `end`.
+    fn check_room(&self, end: u64, what: &str) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        if !self.controller.lock().disk_full {
+            return Ok(());
+        }
+        let held = std::fs::metadata(self.current_path())?.blocks() * 512;
+        if end <= held {
+            return Ok(());
+        }
+        self.controller.lock().counts.out_of_space += 1;
+        Err(io::Error::new(io::ErrorKind::StorageFull, format!("injected ENOSPC: {what}")))
+    }
+
     /// The faults of one read of `length` bytes: an injected short read (an error), or which
     /// bit to flip in what comes back.
     fn roll_read_faults(&self, length: usize) -> io::Result<Option<u64>> {
@@ -441,6 +478,9 @@ impl FaultyFile {
 impl StorageFile for FaultyFile {
     async fn write_blocks(&self, buffer: BlockBuffer, offset: u64) -> (io::Result<()>, BlockBuffer) {
         self.wait_while_writes_held().await;
+        if let Err(error) = self.check_room(offset + buffer.len() as u64, "write") {
+            return (Err(error), buffer);
+        }
         let crash_now = {
             let mut state = self.controller.lock();
             if state.crashed {
@@ -572,6 +612,7 @@ impl StorageFile for FaultyFile {
 
     async fn preallocate(&self, length: u64) -> io::Result<()> {
         self.check_alive("preallocate")?;
+        self.check_room(length, "preallocate")?;
         self.inner.preallocate(length).await
     }
 

@@ -21,6 +21,13 @@ pub use yield_now::yield_now;
 
 use std::io;
 
+/// Whether `error` says the filesystem has no space left for this (`ENOSPC`), or the user's
+/// quota has none (`EDQUOT`): nothing was written, and the same call can work once space is
+/// freed.
+pub fn is_out_of_space(error: &io::Error) -> bool {
+    matches!(error.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
+}
+
 /// A directory of files. Futures are `!Send` by design: each shard runs on its own core's
 /// single-threaded runtime.
 #[allow(async_fn_in_trait)]
@@ -45,6 +52,11 @@ pub trait Storage: Clone + 'static {
     async fn is_unopened(&self, name: &str) -> io::Result<bool> {
         let _ = name;
         Ok(false)
+    }
+    /// Bytes the filesystem has free for this store (what an unprivileged writer may use);
+    /// `None` when it cannot tell.
+    async fn free_bytes(&self) -> io::Result<Option<u64>> {
+        Ok(None)
     }
 }
 
