@@ -124,6 +124,9 @@ pub struct CompactionReport {
     /// at once, having rewritten nothing now; its compaction runs once the hold is released
     /// or lapses.
     pub held_for_backup: bool,
+    /// A shard stopped compacting for want of disk space to copy live mail into (compaction
+    /// writes before it frees). It tries again at its next look, or at the next `compact`.
+    pub out_of_space: bool,
 }
 
 /// One segment's accounting: its size, the bytes of bodies still in a mailbox (`live`), and

@@ -37,6 +37,12 @@ pub enum EngineError {
     Corrupt(String),
     #[error("HSM: {0}")]
     Hsm(#[from] mailvault_hsm::HsmError),
+    /// The shard's filesystem has no room for this write. Nothing changed; reads go on, and
+    /// writes resume by themselves once space is freed (no restart).
+    #[error(
+        "shard {shard_id} is out of disk space: this write was refused and nothing changed; it works again once space is freed"
+    )]
+    StorageFull { shard_id: u32 },
     #[error("shard {shard_id} stopped accepting writes after a storage failure: {reason}")]
     ShardFailed { shard_id: u32, reason: String },
     /// The shard's data failed verification when the store opened, and the operator chose to

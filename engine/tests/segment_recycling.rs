@@ -109,6 +109,9 @@ fn new_segments_are_written_over_compacted_files_and_read_back_with_and_without_
     let reused_active = loop {
         append_bodies(&engine, next..next + 1);
         next += 1;
+        // An append is answered once durable; a rotation it made due runs after that. The shard
+        // takes the next request only once it is done, so the files are looked at after one.
+        block_on(engine.stats()).unwrap();
         let active = common::active_segment_path(store.directory.path(), 0);
         let reused = spare_inodes.contains(&std::fs::metadata(&active).unwrap().ino());
         if reused && spares(&store).is_empty() {

@@ -20,10 +20,13 @@ use super::{segment_name, temporary_segment_name};
 use crate::format::{
     BLOCK_BYTES, CrcSeed, FrameHeader, Record, RecordKind, SegmentDigest, SegmentHeader, align_up, encode_frame,
 };
-use crate::io::{BlockBuffer, SharedBlocks, Storage, StorageFile};
+use crate::io::{BlockBuffer, SharedBlocks, Storage, StorageFile, is_out_of_space};
 
 /// How far ahead of the log the file size is set.
 const SIZE_STEP_BYTES: u64 = 16 * 1024 * 1024;
+/// How much more space a segment reserves when its log outgrows its reservation (a commit
+/// that passes the segment's size, or a log that cannot rotate for want of space).
+pub const RESERVE_STEP_BYTES: u64 = 8 * 1024 * 1024;
 
 #[derive(Debug)]
 pub struct ActiveSegment<F> {
@@ -65,44 +68,71 @@ pub struct OpenLog {
 }
 
 impl<F: StorageFile> ActiveSegment<F> {
-    /// Creates, preallocates and syncs a new segment whose header block is durable on return.
-    /// It is written under a temporary name and renamed into place, so a crash never leaves a
-    /// segment file without a valid header (leftover temporaries are removed on open). `reuse`
-    /// names a spare file to write it into (see `segment::recycling`); its bytes past the new
-    /// header stay until commits overwrite them.
+    /// Creates, preallocates and syncs a new segment whose header block is durable on return:
+    /// [`Self::prepare`], then [`PreparedSegment::install`].
     pub async fn create<S: Storage<File = F>>(
         storage: &S,
         header: SegmentHeader,
         preallocate_bytes: u64,
         reuse: Option<String>,
     ) -> io::Result<Self> {
+        Self::prepare(storage, header, preallocate_bytes, reuse).await?.install(storage).await
+    }
+
+    /// Creates, preallocates and syncs a new segment under a temporary name, which no open
+    /// reads (leftover temporaries are removed on open), so a crash never leaves a segment file
+    /// without a valid header. `reuse` names a spare file to write it into (see
+    /// `segment::recycling`); its bytes past the new header stay until commits overwrite them.
+    ///
+    /// This is the step that needs disk space, and it changes nothing the store reads: if it
+    /// fails (a full disk), its temporary file is removed and the log goes on where it was.
+    pub async fn prepare<S: Storage<File = F>>(
+        storage: &S,
+        header: SegmentHeader,
+        preallocate_bytes: u64,
+        reuse: Option<String>,
+    ) -> io::Result<PreparedSegment<F>> {
         debug_assert!(reuse.is_none() || header.may_be_in_a_reused_file());
-        let name = segment_name(header.segment_id);
         let temporary = temporary_segment_name(header.segment_id);
-        let (file, reused_size) = recycling::file_for_new_segment(storage, &temporary, reuse).await?;
-        file.preallocate(preallocate_bytes).await?;
-        let mut block = BlockBuffer::with_capacity(BLOCK_BYTES);
-        block.extend_from_slice(&header.encode());
-        block.pad_to_block();
-        let digest = SegmentDigest::new(block.as_slice());
-        let (result, mut tail) = file.write_blocks(block, 0).await;
-        result?;
-        file.sync_data().await?;
-        storage.rename(&temporary, &name).await?;
-        storage.sync_directory().await?;
-        tail.clear();
-        Ok(Self {
-            file: Rc::new(file),
-            segment_id: header.segment_id,
-            tail,
-            tail_offset: BLOCK_BYTES as u64,
-            record_count: 0,
-            digest,
-            file_size: reused_size.max(BLOCK_BYTES as u64),
-            reserved_bytes: preallocate_bytes.max(reused_size),
-            header,
-            holds_older_bytes: reused_size > 0,
-        })
+        let prepared = async {
+            let (file, reused_size) = recycling::file_for_new_segment(storage, &temporary, reuse).await?;
+            file.preallocate(preallocate_bytes).await?;
+            let mut block = BlockBuffer::with_capacity(BLOCK_BYTES);
+            block.extend_from_slice(&header.encode());
+            block.pad_to_block();
+            let digest = SegmentDigest::new(block.as_slice());
+            let (result, mut tail) = file.write_blocks(block, 0).await;
+            result?;
+            file.sync_data().await?;
+            tail.clear();
+            Ok(PreparedSegment {
+                segment: Self {
+                    file: Rc::new(file),
+                    segment_id: header.segment_id,
+                    tail,
+                    tail_offset: BLOCK_BYTES as u64,
+                    record_count: 0,
+                    digest,
+                    file_size: reused_size.max(BLOCK_BYTES as u64),
+                    reserved_bytes: preallocate_bytes.max(reused_size),
+                    header,
+                    holds_older_bytes: reused_size > 0,
+                },
+                temporary: temporary.clone(),
+            })
+        };
+        match prepared.await {
+            Ok(prepared) => Ok(prepared),
+            Err(error) => {
+                // Whatever it reserved goes back to the filesystem.
+                if let Err(removal) = storage.remove(&temporary).await
+                    && removal.kind() != io::ErrorKind::NotFound
+                {
+                    tracing::warn!(file = temporary, error = %removal, "a new segment's temporary file stays until the next open");
+                }
+                Err(error)
+            }
+        }
     }
 
     /// Resumes appending to a segment recovered by the scan, at the end of its last complete
@@ -169,6 +199,33 @@ impl<F: StorageFile> ActiveSegment<F> {
     /// Records committed to this segment so far.
     pub fn record_count(&self) -> u64 {
         self.record_count
+    }
+
+    /// The disk space reserved for the log: writes below it need no block allocation, so they
+    /// cannot fail for want of space.
+    pub fn reserved_bytes(&self) -> u64 {
+        self.reserved_bytes
+    }
+
+    /// Reserves space for the log up to `end` (no-op if it is reserved already), in steps of
+    /// [`RESERVE_STEP_BYTES`], or exactly up to `end` when the filesystem has less than a step
+    /// left. Fails (out of space: `io::is_out_of_space`) before anything is written.
+    pub async fn reserve_through(&mut self, end: u64) -> io::Result<()> {
+        if end <= self.reserved_bytes {
+            return Ok(());
+        }
+        let stepped = end.div_ceil(RESERVE_STEP_BYTES) * RESERVE_STEP_BYTES;
+        let reserved = match self.file.preallocate(stepped).await {
+            Ok(()) => stepped,
+            Err(error) if is_out_of_space(&error) => {
+                let exact = align_up(usize::try_from(end).map_err(io::Error::other)?, BLOCK_BYTES) as u64;
+                self.file.preallocate(exact).await?;
+                exact
+            }
+            Err(error) => return Err(error),
+        };
+        self.reserved_bytes = reserved;
+        Ok(())
     }
 
     pub fn file(&self) -> &F {
@@ -293,6 +350,24 @@ impl<F: StorageFile> ActiveSegment<F> {
         self.write_tail().await?;
         self.file.set_len(records_end + frame.len() as u64).await?;
         self.file.sync_data().await
+    }
+}
+
+/// A new segment written and synced under its temporary name ([`ActiveSegment::prepare`]),
+/// not yet part of the store.
+#[derive(Debug)]
+pub struct PreparedSegment<F> {
+    segment: ActiveSegment<F>,
+    temporary: String,
+}
+
+impl<F: StorageFile> PreparedSegment<F> {
+    /// Renames it into place and syncs the directory: from here on an open finds it.
+    pub async fn install<S: Storage<File = F>>(self, storage: &S) -> io::Result<ActiveSegment<F>> {
+        let Self { segment, temporary } = self;
+        storage.rename(&temporary, &segment_name(segment.segment_id)).await?;
+        storage.sync_directory().await?;
+        Ok(segment)
     }
 }
 

@@ -7,7 +7,7 @@ mod names;
 mod recycling;
 mod scan;
 
-pub use active::{ActiveSegment, OpenLog, TailWrite};
+pub use active::{ActiveSegment, OpenLog, PreparedSegment, RESERVE_STEP_BYTES, TailWrite};
 pub use commit_frames::CommitFrames;
 pub use names::{
     SEGMENT_SUFFIX, SPARE_SUFFIX, TEMPORARY_SUFFIX, parse_segment_name, parse_spare_name, segment_name, spare_name,

@@ -23,6 +23,11 @@ use super::{parse_spare_name, segment_name, spare_name};
 use crate::format::{BLOCK_BYTES, align_up};
 use crate::io::{Storage, StorageFile};
 
+/// A compacted file is kept as a spare only while the filesystem has this many times its size
+/// free: spares make commits faster, but near a full disk the space matters more (and on a
+/// full one, it is what lets the store write again).
+const SPARES_KEPT_FREE_SEGMENTS: u64 = 4;
+
 /// The shard's spare files: those ready for reuse, and how many are being renamed into place.
 #[derive(Debug, Clone, Default)]
 pub struct RecycledSegments {
@@ -71,8 +76,8 @@ impl RecycledSegments {
     }
 
     /// Retires the file of compacted segment `segment_id` (of `bytes`), whose records were all
-    /// moved and which the index no longer names: kept as a spare while the pool has room, else
-    /// removed.
+    /// moved and which the index no longer names: kept as a spare while the pool has room and
+    /// the filesystem has [`SPARES_KEPT_FREE_SEGMENTS`] segments' worth free, else removed.
     ///
     /// The returned future (run on a task of its own) makes the change durable. Until it is, a
     /// crash only brings the segment back, every record in it superseded.
@@ -91,6 +96,14 @@ impl RecycledSegments {
         let state = Rc::clone(&self.state);
         async move {
             let name = segment_name(segment_id);
+            let room_to_keep = match storage.free_bytes().await {
+                Ok(Some(free)) => free >= bytes.saturating_mul(SPARES_KEPT_FREE_SEGMENTS),
+                Ok(None) | Err(_) => true,
+            };
+            if keep && !room_to_keep {
+                state.borrow_mut().kept -= 1;
+            }
+            let keep = keep && room_to_keep;
             let moved =
                 if keep { storage.rename(&name, &spare_name(segment_id)).await } else { storage.remove(&name).await };
             let durable = match moved {

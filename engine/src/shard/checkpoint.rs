@@ -123,9 +123,17 @@ pub(crate) async fn store_checkpoint<S: Storage>(storage: &S, buffer: BlockBuffe
         storage.remove(CHECKPOINT_TEMPORARY_FILE).await.map_err(io)?;
     }
     let file = storage.create(CHECKPOINT_TEMPORARY_FILE).await.map_err(io)?;
-    let (result, _) = file.write_blocks(buffer, 0).await;
-    result.map_err(io)?;
-    file.sync_data().await.map_err(io)?;
+    let written = async {
+        let (result, _) = file.write_blocks(buffer, 0).await;
+        result?;
+        file.sync_data().await
+    };
+    if let Err(error) = written.await {
+        // Its space goes back now, not at the next open (a full disk is the likely cause).
+        drop(file);
+        let _ = storage.remove(CHECKPOINT_TEMPORARY_FILE).await;
+        return Err(io(error));
+    }
     storage.rename(CHECKPOINT_TEMPORARY_FILE, CHECKPOINT_FILE).await.map_err(io)?;
     storage.sync_directory().await.map_err(io)
 }

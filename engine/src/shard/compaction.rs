@@ -135,10 +135,11 @@ impl<S: Storage> Shard<S> {
         if self.failure.is_some() {
             return false;
         }
-        if self.compaction_forced.contains(&self.active.segment_id()) {
-            // Forced data in the active segment: seal it so that it can be rewritten.
-            if let Err(error) = self.rotate_segment().await {
-                self.failure = Some(error.to_string());
+        if self.compaction_forced.contains(&self.active.segment_id()) && self.rotation_may_be_tried() {
+            // Forced data in the active segment: seal it so that it can be rewritten. Without
+            // room for the next segment, the sealed victims go first: rewriting those is what
+            // frees room on a full disk (pruned mail), and the rotation is tried again later.
+            if self.rotate_unless_full().await.is_err() {
                 return false;
             }
         }
@@ -147,7 +148,15 @@ impl<S: Storage> Shard<S> {
             if self.victim_reader.as_ref().is_none_or(|reader| reader.asked.is_none()) {
                 // Nothing left worth compacting: the run ends, and its buffer goes back to the
                 // allocator (a segment's worth of memory per shard, idle until the next run).
+                // An active segment that could not be sealed for want of room stays marked, for
+                // the next run (the idle timer's) once there is room.
+                let active = self.active.segment_id();
+                let active_waits = self.compaction_forced.contains(&active);
                 self.compaction_forced.clear();
+                if active_waits {
+                    self.compaction_forced.insert(active);
+                    self.compaction_lacks_room();
+                }
                 self.compaction_spare_buffer = None;
                 self.finish_segment_removals().await;
                 self.remove_withheld_spares().await;
@@ -183,7 +192,17 @@ impl<S: Storage> Shard<S> {
         let Some(mut job) = self.compaction_job.take() else { return false };
         let mut batch = Batch::default();
         let mut relocated = Vec::new();
+        let cursor = job.cursor;
         self.copy_needed_bodies(&mut job, &mut batch, &mut relocated);
+        // A step that copies nothing (a victim's dead tail) frees a segment without writing
+        // more than its accounts' snapshots: on a full disk, that is what makes room.
+        if !batch.frames.is_empty() && self.make_room(0, super::room::BULK_MARGIN_BYTES, &batch).await.is_err() {
+            // Nothing of the step is applied yet: it is taken again from the same frame.
+            job.cursor = cursor;
+            self.compaction_job = Some(job);
+            return self.compaction_lacks_room();
+        }
+        self.compaction_report.out_of_space = false;
         // The index takes the new places before the commit, as for every record: the commit may
         // rotate the segment and write a checkpoint, which must describe the log up to it.
         for (record_id, location) in relocated {
@@ -204,6 +223,13 @@ impl<S: Storage> Shard<S> {
         }
         self.finish_job(job);
         true
+    }
+
+    /// Compaction needs room to copy into: without it, it stops until its next look, and a
+    /// `compact` waiting is told why. Returns that there is nothing more to do now.
+    fn compaction_lacks_room(&mut self) -> bool {
+        self.compaction_report.out_of_space = true;
+        false
     }
 
     fn skip_victim(&mut self, victim: u64, reason: &str) {
@@ -479,6 +505,7 @@ impl CompactionReport {
         self.segments_compacted += other.segments_compacted;
         self.bytes_reclaimed += other.bytes_reclaimed;
         self.held_for_backup |= other.held_for_backup;
+        self.out_of_space |= other.out_of_space;
     }
 }
 

@@ -24,6 +24,7 @@ mod query;
 mod read_fence;
 pub(crate) mod recovery;
 pub(crate) mod request;
+mod room;
 pub(crate) mod routing;
 mod scrub;
 mod scrub_state;
@@ -152,6 +153,8 @@ pub(crate) struct Shard<S: Storage> {
     /// The background scrub (its task runs when `ShardConfig::scrub_interval` is set), and what
     /// its passes recorded.
     scrubber: scrub::Scrubber<S::File>,
+    /// Whether the filesystem was found full, and when to try rotating again (see `room`).
+    room: room::RoomState,
 }
 
 impl<S: Storage> std::fmt::Debug for Shard<S> {
@@ -198,8 +201,19 @@ impl<S: Storage> Shard<S> {
             while let Some(request) = next.take() {
                 match request {
                     Request::Mutate { mutation, reply } => {
-                        self.read_fence.note_change(mutation.account());
-                        self.plan_into(mutation, reply, &mut batch);
+                        // Refused before it is planned: the index cannot take a change back.
+                        let room = if self.failure.is_none() {
+                            let (bytes, margin) = self.room_needed(&mutation);
+                            self.make_room(bytes, margin, &batch).await
+                        } else {
+                            Ok(())
+                        };
+                        if let Err(error) = room {
+                            let _ = reply.send(Err(error));
+                        } else {
+                            self.read_fence.note_change(mutation.account());
+                            self.plan_into(mutation, reply, &mut batch);
+                        }
                     }
                     Request::Query(query)
                         if (batch.frames.is_empty() && self.pipeline.is_empty())
@@ -212,6 +226,8 @@ impl<S: Storage> Shard<S> {
                     Request::Compact(reply) => {
                         self.compaction_wanted = true;
                         self.compaction_rejected.clear();
+                        // Asked now: a rotation that found no room a moment ago is tried again.
+                        self.retry_rotation_now();
                         if self.backup_held() {
                             // Waiting would take until the backup ends (30 minutes if it never
                             // says so): answer now, and compact after the hold.
@@ -284,7 +300,7 @@ impl<S: Storage> Shard<S> {
     /// durable (both describe the log up to its end).
     pub(super) async fn after_commit(&mut self) {
         self.scrub_tick().await;
-        let rotate = self.failure.is_none() && self.active.log_end() >= self.config.segment_bytes_max;
+        let rotate = self.rotation_due();
         let checkpoint = self.checkpoint_due();
         if !rotate && !checkpoint {
             return;
@@ -293,9 +309,7 @@ impl<S: Storage> Shard<S> {
         if self.failure.is_some() {
             return;
         }
-        if rotate && let Err(error) = self.rotate_segment().await {
-            tracing::error!(shard = self.config.shard_id, %error, "segment rotation failed; shard stops accepting requests");
-            self.failure = Some(error.to_string());
+        if rotate && self.rotate_unless_full().await.is_err() {
             return;
         }
         if checkpoint {
@@ -428,13 +442,14 @@ impl<S: Storage> Shard<S> {
     /// move to the active segment, and the backup must seal again).
     async fn seal_for_backup(&mut self, waiters: Vec<Reply<Vec<u64>>>) {
         let mut rotated = false;
+        // Without room for the next segment the active one cannot be sealed: the backup is told
+        // so, and may try again.
+        let mut out_of_space = false;
         if self.failure.is_none() && self.active_has_data {
-            match self.rotate_segment().await {
-                Ok(()) => rotated = true,
-                Err(error) => {
-                    tracing::error!(shard = self.config.shard_id, %error, "sealing for a backup failed; shard stops accepting requests");
-                    self.failure = Some(error.to_string());
-                }
+            // An error means the shard failed: the answers below say so.
+            if let Ok(sealed) = self.rotate_unless_full().await {
+                rotated = sealed;
+                out_of_space = !sealed;
             }
         }
         // The backup reads the live store's keys offline, from the checkpoint on: without one
@@ -448,16 +463,25 @@ impl<S: Storage> Shard<S> {
         } else {
             self.finish_checkpoint_writing().await;
         }
-        self.backup_hold_until_ms = Some(self.config.clock.now_unix_ms() + BACKUP_HOLD_MS);
+        // A refused backup copies nothing: no hold then, compaction is what frees room.
+        if !out_of_space {
+            self.backup_hold_until_ms = Some(self.config.clock.now_unix_ms() + BACKUP_HOLD_MS);
+        }
         // A `compact` waiting now would wait for the whole hold: answer it with what was done.
-        if !self.compaction_waiters.is_empty() {
+        if !out_of_space && !self.compaction_waiters.is_empty() {
             self.compaction_report.held_for_backup = true;
             self.answer_compaction_waiters(); // takes the report, flag and all
         }
         let mut sealed: Vec<u64> = self.sealed_segment_bytes.keys().copied().collect();
         sealed.sort_unstable();
         for reply in waiters {
-            let answer = if self.failure.is_some() { Err(self.failed_error()) } else { Ok(sealed.clone()) };
+            let answer = if self.failure.is_some() {
+                Err(self.failed_error())
+            } else if out_of_space {
+                Err(crate::error::EngineError::StorageFull { shard_id: self.config.shard_id })
+            } else {
+                Ok(sealed.clone())
+            };
             let _ = reply.send(answer);
         }
     }

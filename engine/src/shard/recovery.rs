@@ -20,10 +20,10 @@ use crate::format::{
     decode_frame_for_aead,
 };
 use crate::index::{ApplyError, BlobLocation, Index, RecordLocation};
-use crate::io::{Storage, StorageFile};
+use crate::io::{Storage, StorageFile, is_out_of_space};
 use crate::segment::{
-    ActiveSegment, OpenLog, RecycledSegments, ScanEnd, ScanError, ScanStart, ScannedFrame, TEMPORARY_SUFFIX,
-    parse_segment_name, scan_segment, segment_name,
+    ActiveSegment, OpenLog, PreparedSegment, RESERVE_STEP_BYTES, RecycledSegments, ScanEnd, ScanError, ScanStart,
+    ScannedFrame, TEMPORARY_SUFFIX, parse_segment_name, scan_segment, segment_name,
 };
 
 const RECORD_ID_GAP: u64 = 1 << 24;
@@ -324,7 +324,8 @@ pub(crate) async fn open_shard<S: Storage>(
         // A fresh shard, or a crash right after sealing: start the next segment.
         let segment_id = segment_ids.last().map_or(1, |last| last + 1);
         let header = SegmentHeader::new(shard_id, segment_id, config.clock.now_unix_ms());
-        let active = ActiveSegment::create(&storage, header, config.segment_bytes_max, recycled.take()).await?;
+        let prepared = prepare_next_segment(&storage, header, config.segment_bytes_max, recycled.take()).await?;
+        let active = prepared.install(&storage).await?;
         readers.insert(segment_id, Rc::new(storage.open(&segment_name(segment_id), false).await?));
         active
     };
@@ -379,6 +380,7 @@ pub(crate) async fn open_shard<S: Storage>(
         active_has_data,
         backup_hold_until_ms: None,
         scrubber,
+        room: super::room::RoomState::default(),
     };
     shard.commit_record_id_floor().await?;
     Ok(shard)
@@ -448,7 +450,7 @@ async fn resume_active<F: StorageFile>(
     reserved_bytes: u64,
 ) -> Result<ActiveSegment<F>, ScanError> {
     let (segment_id, log_end) = (open.segment_id, open.log_end);
-    let file_size =
+    let (file_size, reserved_bytes) =
         clear_after(&file, log_end, reserved_bytes).await.map_err(|source| ScanError::Io { segment_id, source })?;
     Ok(ActiveSegment::resume(file, open, (file_size, reserved_bytes)))
 }
@@ -487,16 +489,55 @@ async fn usable_checkpoint<S: Storage>(
 
 /// Zeroes everything past the log's last whole block, where a crashed commit may have left
 /// frames that must never be read as part of a later one, then restores the preallocation.
-/// Returns the file size.
-async fn clear_after<F: StorageFile>(file: &F, log_end: u64, preallocate_bytes: u64) -> std::io::Result<u64> {
+/// Returns the file size and the space reserved for the log.
+///
+/// On a full disk the preallocation may not fit (a segment started small, see
+/// `prepare_next_segment`): the shard opens all the same, holding no reservation past its log,
+/// and each write reserves its space first (`Shard::make_room`), refused while there is none.
+/// Before, the open failed, and a store whose disk had filled could not start to serve reads.
+async fn clear_after<F: StorageFile>(file: &F, log_end: u64, preallocate_bytes: u64) -> std::io::Result<(u64, u64)> {
     let clear_from = align_up(log_end as usize, BLOCK_BYTES) as u64;
     let length = file.size().await?;
     if length > clear_from {
         file.zero_range(clear_from, length - clear_from).await?;
         file.sync_data().await?;
     }
-    file.preallocate(preallocate_bytes.max(length)).await?;
-    Ok(length)
+    let wanted = preallocate_bytes.max(length);
+    match file.preallocate(wanted).await {
+        Ok(()) => Ok((length, wanted)),
+        Err(error) if is_out_of_space(&error) => {
+            tracing::warn!(%error, "no room to preallocate the active segment; writes reserve their space as they come");
+            Ok((length, clear_from))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// A new segment prepared with `segment_bytes` reserved, or, if the filesystem has not that
+/// much room, with a smaller reservation that grows as its log does (`Shard::make_room`): a
+/// rotation's full segment gives its unused reservation back only when it is sealed, after
+/// this.
+async fn prepare_next_segment<S: Storage>(
+    storage: &S,
+    header: SegmentHeader,
+    segment_bytes: u64,
+    reuse: Option<String>,
+) -> std::io::Result<PreparedSegment<S::File>> {
+    match ActiveSegment::prepare(storage, header, segment_bytes, reuse).await {
+        Err(error) if is_out_of_space(&error) => {
+            ActiveSegment::prepare(storage, header, RESERVE_STEP_BYTES.min(segment_bytes / 4), None).await
+        }
+        prepared => prepared,
+    }
+}
+
+/// Why a rotation did not happen.
+#[derive(Debug)]
+pub(super) enum RotationError {
+    /// No room for the next segment: nothing changed, the active segment stays active.
+    NoRoom(std::io::Error),
+    /// Sealing or installing failed: the log's state on disk is in doubt.
+    Failed(std::io::Error),
 }
 
 impl<S: Storage> Shard<S> {
@@ -505,19 +546,28 @@ impl<S: Storage> Shard<S> {
     /// `checkpoint_due`). The last checkpoint may so name a sealed segment, which an open reads
     /// from there on (docs/format.md §8); if compaction removed that segment before the next
     /// checkpoint, an open after a crash replays the whole log instead, slower but the same.
-    pub(super) async fn rotate_segment(&mut self) -> std::io::Result<()> {
-        self.active.seal().await?;
+    ///
+    /// The next segment is prepared (created and preallocated under a temporary name) before
+    /// the active one is sealed: on a full disk that step fails, and the active segment stays
+    /// active, unsealed, for the writes that still fit (see `room`).
+    pub(super) async fn rotate_segment(&mut self) -> Result<(), RotationError> {
         let sealed_id = self.active.segment_id();
-        let sealed_bytes = self.active.file().size().await?;
+        let segment_id = sealed_id + 1;
+        let header = SegmentHeader::new(self.config.shard_id, segment_id, self.config.clock.now_unix_ms());
+        let reuse = self.recycled.take();
+        let prepared = prepare_next_segment(&self.storage, header, self.config.segment_bytes_max, reuse)
+            .await
+            .map_err(|error| {
+                if is_out_of_space(&error) { RotationError::NoRoom(error) } else { RotationError::Failed(error) }
+            })?;
+        self.active.seal().await.map_err(RotationError::Failed)?;
+        let sealed_bytes = self.active.file().size().await.map_err(RotationError::Failed)?;
         self.sealed_segment_bytes.insert(sealed_id, sealed_bytes);
         self.compaction_wanted = true;
         self.compaction_rejected.clear();
         self.active_has_data = false;
-        let segment_id = sealed_id + 1;
-        let header = SegmentHeader::new(self.config.shard_id, segment_id, self.config.clock.now_unix_ms());
-        let reuse = self.recycled.take();
-        self.active = ActiveSegment::create(&self.storage, header, self.config.segment_bytes_max, reuse).await?;
-        let reader = self.storage.open(&segment_name(segment_id), false).await?;
+        self.active = prepared.install(&self.storage).await.map_err(RotationError::Failed)?;
+        let reader = self.storage.open(&segment_name(segment_id), false).await.map_err(RotationError::Failed)?;
         self.readers.insert(segment_id, Rc::new(reader));
         Ok(())
     }

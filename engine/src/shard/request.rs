@@ -196,7 +196,24 @@ fn refuse<T>(reply: &Reply<T>, error: EngineError) {
     let _ = reply.send(Err(error));
 }
 
+/// Log bytes of a record that carries no body: its frame, with room for the longest names.
+const SMALL_RECORD_BYTES_MAX: u64 = 128 + 2 * crate::format::NAME_BYTES_MAX as u64;
+
 impl Mutation {
+    /// The log bytes this mutation writes at most, as far as the request tells: a body's
+    /// size, or a record per listed uid. What depends on the index (a prune's account
+    /// snapshot) is for `Shard::room_needed` to add.
+    pub(super) fn log_bytes_hint(&self) -> u64 {
+        let records = |count: usize| (count as u64 + 1) * SMALL_RECORD_BYTES_MAX;
+        match self {
+            Mutation::Append { body, .. } => body.len() as u64 + SMALL_RECORD_BYTES_MAX,
+            Mutation::ChangeFlags { uids, .. } | Mutation::Copy { uids, .. } | Mutation::Expunge { uids, .. } => {
+                records(uids.len())
+            }
+            _ => records(1),
+        }
+    }
+
     /// The account this mutation changes (every mutation changes exactly one).
     pub(super) fn account(&self) -> &str {
         match self {
