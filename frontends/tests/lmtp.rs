@@ -156,3 +156,29 @@ fn starttls_discards_commands_sent_before_the_handshake() {
     assert!(result["go_ahead"].as_str().expect("reply").starts_with("220 2.0.0"), "{result}");
     assert!(result["first_reply_in_tls"].as_str().expect("reply").starts_with("221 "), "{result}");
 }
+
+#[test]
+fn a_full_disk_gets_a_temporary_452_and_the_retry_is_delivered_once_space_is_freed() {
+    let disk = mailvault_engine::io::FaultController::new(25);
+    let server = TestServer::start_on_faulty_disk(&disk);
+    server.add_account("alice", "alice password");
+    // A test segment's reservation (1 MiB) leaves less room than an append keeps free beyond
+    // its body: this delivery needs space the full disk does not have.
+    let message = sample_message("when the disk is full");
+    let transaction = json!({
+        "sender": "sender@example.org",
+        "recipients": ["alice@example.org"],
+        "message": hex::encode(&message),
+    });
+
+    disk.fill_disk();
+    let refused = server.python("lmtp_transaction", &transaction);
+    assert_eq!(codes(&refused["data"]), [452], "{refused}");
+    assert!(refused["data"][0][1].as_str().expect("text").starts_with("4.3.1"), "{refused}");
+    assert!(server.inbox("alice").is_empty(), "nothing of the refused message is stored");
+
+    disk.free_disk();
+    let delivered = server.python("lmtp_transaction", &transaction);
+    assert_eq!(codes(&delivered["data"]), [250], "{delivered}");
+    assert_eq!(server.inbox("alice"), [message]);
+}

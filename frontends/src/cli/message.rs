@@ -58,12 +58,19 @@ pub(crate) fn compact(context: &Context) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What a compaction run did, for the operator; says so when a backup held it back.
+/// What a compaction run did, for the operator; says so when a backup held it back, or a full
+/// disk stopped it.
 pub(crate) fn describe_compaction(report: &mailvault_engine::CompactionReport) -> String {
-    let done = format!("rewrote {} segments, reclaimed {} bytes", report.segments_compacted, report.bytes_reclaimed);
+    let mut text =
+        format!("rewrote {} segments, reclaimed {} bytes", report.segments_compacted, report.bytes_reclaimed);
     if report.held_for_backup {
-        format!("{done}; a backup in progress holds compaction back: it runs once the backup ends")
-    } else {
-        done
+        text.push_str("; a backup in progress holds compaction back: it runs once the backup ends");
     }
+    if report.out_of_space {
+        text.push_str(
+            "; stopped for want of disk space: compaction copies live mail before it frees a segment, \
+             so free some space on the store's filesystem and run it again",
+        );
+    }
+    text
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use mailvault_engine::io::{FaultController, FaultyStorage};
 use mailvault_engine::{Engine, EngineConfig, Flags, INBOX, block_on, init_store};
 use mailvault_frontends::admin::{self, AdminCommand};
 use mailvault_frontends::net::{ListenerKind, Ports, RunningServer, ServerConfig};
@@ -37,11 +38,32 @@ impl TestServer {
 
     /// Starts with the defaults changed by `configure` (ports are always ephemeral).
     pub fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::start_on(configure, Engine::open)
+    }
+
+    /// Starts on a store whose files fail as `controller` says (a full disk, say), with 1 MiB
+    /// segments, so that a few messages reach the end of a segment's reserved space.
+    pub fn start_on_faulty_disk(controller: &FaultController) -> Self {
+        let faults = controller.clone();
+        Self::start_on(
+            |_| {},
+            move |config, hsm| {
+                let mut config = config.clone();
+                config.segment_bytes_max = 1024 * 1024;
+                Engine::open_with(&config, hsm, move |_, directory| FaultyStorage::new(directory, faults.clone()))
+            },
+        )
+    }
+
+    fn start_on(
+        configure: impl FnOnce(&mut ServerConfig),
+        open: impl FnOnce(&EngineConfig, &mailvault_hsm::Hsm) -> Result<Engine, mailvault_engine::OpenError>,
+    ) -> Self {
         let token = TestToken::create_with_keys();
         let directory = tempfile::tempdir().expect("temporary directory");
         let data_dir = directory.path().join("data");
         init_store(&data_dir, 2).expect("init store");
-        let engine = Engine::open(&EngineConfig::new(&data_dir), &token.hsm).expect("open engine");
+        let engine = open(&EngineConfig::new(&data_dir), &token.hsm).expect("open engine");
         let mut config = ServerConfig::new(&data_dir);
         config.workers = 2;
         config.verifier_threads = 1;

@@ -187,6 +187,13 @@ impl Reply {
         Self::new(550, Some(EnhancedStatus::new(5, 2, 1)), "Mailbox disabled, not accepting messages")
     }
 
+    /// 452 4.3.1 when the store is out of disk space (RFC 5321's "insufficient system
+    /// storage", RFC 3463's "mail system full"): temporary, so the MTA keeps the message
+    /// queued and retries; the store takes deliveries again by itself once space is freed.
+    pub fn insufficient_storage() -> Self {
+        Self::new(452, Some(EnhancedStatus::new(4, 3, 1)), "Insufficient system storage, try again later")
+    }
+
     /// 451 4.3.0 for a failure of ours that the client should retry.
     pub fn local_error() -> Self {
         Self::new(451, Some(EnhancedStatus::new(4, 3, 0)), "Local error in processing, try again later")

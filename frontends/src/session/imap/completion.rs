@@ -46,10 +46,27 @@ impl Completion {
             EngineError::MessageTooLarge { limit, .. } => {
                 Self::no(format!("Message is larger than {limit} bytes")).with_code(ResponseCode::Limit)
             }
+            // Temporary (RFC 5530): the store takes writes again once space is freed.
+            EngineError::StorageFull { .. } => {
+                Self::no("The server is out of disk space; try again later").with_code(ResponseCode::Unavailable)
+            }
             other => {
                 tracing::error!(error = %other, "IMAP command failed in the engine");
                 Self::no("Internal server error; try again later").with_code(ResponseCode::ServerBug)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_a_temporary_refusal_not_a_server_bug() {
+        let refusal = Completion::from_engine(&EngineError::StorageFull { shard_id: 1 });
+        assert_eq!(refusal.status, Status::No);
+        assert_eq!(refusal.code, Some(ResponseCode::Unavailable), "RFC 5530: the client may retry later");
+        assert!(refusal.text.contains("out of disk space"), "{}", refusal.text);
     }
 }

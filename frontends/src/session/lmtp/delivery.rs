@@ -104,6 +104,8 @@ pub(super) async fn data<Io: SessionIo>(
             Err(EngineError::MessageTooLarge { .. }) => Reply::message_too_large(),
             Err(EngineError::NoSuchAccount(_) | EngineError::NoSuchMailbox(_)) => Reply::no_such_user(),
             Err(EngineError::AccountClosed { .. }) => Reply::mailbox_disabled(),
+            // The engine logs the full disk once, not once per refused copy.
+            Err(EngineError::StorageFull { .. }) => Reply::insufficient_storage(),
             Err(EngineError::InvalidInput { what, reason }) => {
                 Reply::new(554, Some(EnhancedStatus::new(5, 6, 0)), format!("Message refused: {what}: {reason}"))
             }
