@@ -146,6 +146,17 @@ impl<S: Storage> Shard<S> {
         if self.compaction_job.is_none() {
             self.ask_for_next_victim();
             if self.victim_reader.as_ref().is_none_or(|reader| reader.asked.is_none()) {
+                if self.compaction_forced.contains(&self.active.segment_id()) {
+                    // The active segment could not be sealed for want of room, and the files
+                    // this run removed may have made some: try once more.
+                    self.finish_segment_removals().await;
+                    self.retry_rotation_now();
+                    match self.rotate_unless_full().await {
+                        Ok(true) => return true, // the sealed segment is the next victim
+                        Ok(false) => {}
+                        Err(_) => return false,
+                    }
+                }
                 // Nothing left worth compacting: the run ends, and its buffer goes back to the
                 // allocator (a segment's worth of memory per shard, idle until the next run).
                 // An active segment that could not be sealed for want of room stays marked, for
