@@ -189,6 +189,9 @@ pub struct ShardStats {
     /// (`EngineConfig::recycled_segments_max`), and the disk space they hold.
     pub spare_segment_files: u64,
     pub spare_segment_bytes: u64,
+    /// Since when (Unix ms, engine clock) the shard has found its filesystem full, refusing the
+    /// writes that need room (`EngineError::StorageFull`); `None` while it has room.
+    pub out_of_space_since_unix_ms: Option<i64>,
 }
 
 /// What the background scrub has done: each pass reads every sealed segment of the shard and

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{TestStore, segment_paths};
+use common::{START_UNIX_MS, TestStore, segment_paths};
 use mailvault_engine::io::{FaultController, FaultyStorage};
 use mailvault_engine::{AccessEvent, Engine, EngineError, FlagChange, Flags, INBOX, block_on};
 
@@ -90,6 +90,8 @@ fn a_full_disk_refuses_writes_serves_reads_and_recovers_once_space_is_freed() {
         assert!(matches!(refusal, EngineError::StorageFull { shard_id: 0 }), "{refusal:?}");
         assert!(refusal.to_string().contains("out of disk space"), "{refusal}");
         assert!(controller.counts().out_of_space > 0, "the disk said it was full");
+        let stats = engine.stats().await.unwrap();
+        assert_eq!(stats[0].out_of_space_since_unix_ms, Some(START_UNIX_MS), "stats tell the operator");
         // The shard serves reads, and refuses again rather than failing.
         assert_holds_exactly(&engine, &kept).await;
         let again = engine.append(ACCOUNT, INBOX, body(999), Flags::default(), None).await;
@@ -131,6 +133,7 @@ fn a_full_disk_refuses_writes_serves_reads_and_recovers_once_space_is_freed() {
             segment_paths(store.directory.path(), 0).len() > segments_while_full,
             "rotation resumed once space was freed"
         );
+        assert_eq!(engine.stats().await.unwrap()[0].out_of_space_since_unix_ms, None);
         assert_holds_exactly(&engine, &kept).await;
     });
     drop(engine);

@@ -160,6 +160,7 @@ impl<S: Storage> Shard<S> {
             scrub: self.scrub_status(),
             spare_segment_files,
             spare_segment_bytes,
+            out_of_space_since_unix_ms: self.out_of_space_since_unix_ms(),
         }
     }
 

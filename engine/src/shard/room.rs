@@ -39,10 +39,11 @@ const SNAPSHOT_PART_OVERHEAD_BYTES: u64 = 256;
 /// first).
 const ROTATION_RETRY: Duration = Duration::from_secs(1);
 
-/// Whether and since when the shard found its filesystem full, and when to try rotating again.
+/// Whether and since when the shard found its filesystem full (Unix ms, engine clock), and when
+/// to try rotating again.
 #[derive(Debug, Default)]
 pub(super) struct RoomState {
-    out_of_space_since: Option<Instant>,
+    out_of_space_since_unix_ms: Option<i64>,
     rotation_retry_at: Option<Instant>,
 }
 
@@ -128,17 +129,22 @@ impl<S: Storage> Shard<S> {
         }
     }
 
+    /// Since when the shard has found its filesystem full (`ShardStats`).
+    pub(super) fn out_of_space_since_unix_ms(&self) -> Option<i64> {
+        self.room.out_of_space_since_unix_ms
+    }
+
     /// Logged once per episode: every refused write would otherwise log the same line.
     fn note_out_of_space(&mut self, doing: &str, error: &std::io::Error) {
-        if self.room.out_of_space_since.is_none() {
+        if self.room.out_of_space_since_unix_ms.is_none() {
             tracing::warn!(shard = self.config.shard_id, %error, doing, "the filesystem is out of space: writes that need room are refused until space is freed; reads go on");
-            self.room.out_of_space_since = Some(Instant::now());
+            self.room.out_of_space_since_unix_ms = Some(self.config.clock.now_unix_ms());
         }
     }
 
     fn note_room_found(&mut self) {
-        if let Some(since) = self.room.out_of_space_since.take() {
-            let seconds = since.elapsed().as_secs();
+        if let Some(since) = self.room.out_of_space_since_unix_ms.take() {
+            let seconds = (self.config.clock.now_unix_ms() - since) / 1000;
             tracing::info!(shard = self.config.shard_id, seconds, "the filesystem has room again: writes resume");
         }
     }

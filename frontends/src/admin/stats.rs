@@ -1,6 +1,6 @@
 //! `stats`: per shard, its counts, its segments (bytes, live and retained message bytes, the
-//! rest), the segment compaction is rewriting, the spare segment files kept for reuse, and the
-//! background scrub's progress and findings.
+//! rest), the segment compaction is rewriting, the spare segment files kept for reuse, a full
+//! disk, and the background scrub's progress and findings.
 //! Run by the server for `mailvault stats` beside it (admin socket), or by the CLI on a store no
 //! server has open.
 
@@ -51,6 +51,15 @@ pub(super) async fn stats(engine: &Engine) -> Result<String, AdminError> {
                 output,
                 "\nshard {}: compacting segment {} ({} of {} bytes gone through)",
                 shard.shard_id, progress.segment_id, progress.done_bytes, progress.bytes
+            );
+        }
+        if let Some(since) = shard.out_of_space_since_unix_ms {
+            let _ = write!(
+                output,
+                "\nshard {}: out of disk space since {}: deliveries and other writes that need room are refused \
+                 until space is freed (docs/operations.md §7)",
+                shard.shard_id,
+                format_unix_ms(since)
             );
         }
         if shard.spare_segment_files > 0 {
