@@ -7,12 +7,12 @@
 //!   the mutation first (`make_room`); growing it is one `fallocate`, which fails before
 //!   anything is written. Appends need a larger margin than small changes, so that when the
 //!   disk fills, deliveries stop while users can still log in (a login is recorded), flag and
-//!   delete.
+//!   delete, and an operator can prune.
 //! - A segment that cannot be rotated (no room to preallocate the next one) stays active: the
 //!   next segment is prepared before the full one is sealed (`ActiveSegment::prepare`), so a
 //!   refusal leaves the log as it was. Mutations go on into the active segment as long as its
 //!   reservation can grow, and the rotation is tried again a second later, or at once after a
-//!   write found room.
+//!   write found room or on a `compact` request.
 //!
 //! Before, a rotation that failed for want of space stopped the shard, reads included, until a
 //! restart (found by filling a 400 MB ext4 filesystem over LMTP).
@@ -26,9 +26,9 @@ use crate::error::EngineError;
 use crate::io::{Storage, is_out_of_space};
 
 /// Room kept in the active segment's reservation beyond what a bulk write (an append, a
-/// prune's account snapshot, a compaction step) is known to need. What it leaves is kept for
-/// small changes: on a full disk, deliveries are refused first, while logins (each one is
-/// recorded), flag changes and deletions go on in the last of the reservation.
+/// compaction step) is known to need. What it leaves is kept for small changes: on a full
+/// disk, deliveries are refused first, while logins (each one is recorded), flag changes,
+/// deletions and prunes go on in the last of the reservation.
 pub(super) const BULK_MARGIN_BYTES: u64 = 1024 * 1024;
 /// The same for a small change, whose records the request tells (`Mutation::log_bytes_hint`);
 /// sealing needs a block for the footer.
