@@ -68,17 +68,6 @@ pub struct OpenLog {
 }
 
 impl<F: StorageFile> ActiveSegment<F> {
-    /// Creates, preallocates and syncs a new segment whose header block is durable on return:
-    /// [`Self::prepare`], then [`PreparedSegment::install`].
-    pub async fn create<S: Storage<File = F>>(
-        storage: &S,
-        header: SegmentHeader,
-        preallocate_bytes: u64,
-        reuse: Option<String>,
-    ) -> io::Result<Self> {
-        Self::prepare(storage, header, preallocate_bytes, reuse).await?.install(storage).await
-    }
-
     /// Creates, preallocates and syncs a new segment under a temporary name, which no open
     /// reads (leftover temporaries are removed on open), so a crash never leaves a segment file
     /// without a valid header. `reuse` names a spare file to write it into (see
@@ -532,7 +521,8 @@ mod tests {
         let storage = DiskStorage::new(directory.path());
         crate::block_on(async {
             let header = SegmentHeader::new(0, 1, 0);
-            let mut segment = ActiveSegment::create(&storage, header, 4 * 1024 * 1024, None).await.unwrap();
+            let prepared = ActiveSegment::prepare(&storage, header, 4 * 1024 * 1024, None).await.unwrap();
+            let mut segment = prepared.install(&storage).await.unwrap();
             let mut expected = Vec::new();
             for (round, length) in [5000_usize, 300_000, 10, 70_000].into_iter().enumerate() {
                 let bytes = frame_bytes(length, round as u8);

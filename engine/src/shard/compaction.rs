@@ -162,11 +162,9 @@ impl<S: Storage> Shard<S> {
                 // An active segment that could not be sealed for want of room stays marked, for
                 // the next run (the idle timer's) once there is room.
                 let active = self.active.segment_id();
-                let active_waits = self.compaction_forced.contains(&active);
-                self.compaction_forced.clear();
-                if active_waits {
-                    self.compaction_forced.insert(active);
-                    self.compaction_lacks_room();
+                self.compaction_forced.retain(|segment| *segment == active);
+                if !self.compaction_forced.is_empty() {
+                    self.compaction_report.out_of_space = true;
                 }
                 self.compaction_spare_buffer = None;
                 self.finish_segment_removals().await;
@@ -209,9 +207,11 @@ impl<S: Storage> Shard<S> {
         // more than its accounts' snapshots: on a full disk, that is what makes room.
         if !batch.frames.is_empty() && self.make_room(0, super::room::BULK_MARGIN_BYTES, &batch).await.is_err() {
             // Nothing of the step is applied yet: it is taken again from the same frame.
+            // Compaction stops until its next look, and a `compact` waiting is told why.
             job.cursor = cursor;
             self.compaction_job = Some(job);
-            return self.compaction_lacks_room();
+            self.compaction_report.out_of_space = true;
+            return false;
         }
         self.compaction_report.out_of_space = false;
         // The index takes the new places before the commit, as for every record: the commit may
@@ -234,13 +234,6 @@ impl<S: Storage> Shard<S> {
         }
         self.finish_job(job);
         true
-    }
-
-    /// Compaction needs room to copy into: without it, it stops until its next look, and a
-    /// `compact` waiting is told why. Returns that there is nothing more to do now.
-    fn compaction_lacks_room(&mut self) -> bool {
-        self.compaction_report.out_of_space = true;
-        false
     }
 
     fn skip_victim(&mut self, victim: u64, reason: &str) {
