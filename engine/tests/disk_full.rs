@@ -35,6 +35,15 @@ fn sized_body(number: usize, bytes: usize) -> Vec<u8> {
     body
 }
 
+/// A one-shard test store (1 MiB segments) on files that fail as the returned controller
+/// says, and its engine.
+fn faulty_store(seed: u64) -> (TestStore, FaultController, Engine) {
+    let store = TestStore::new(1);
+    let controller = FaultController::new(seed);
+    let engine = open_faulty(&store, &controller);
+    (store, controller, engine)
+}
+
 fn open_faulty(store: &TestStore, controller: &FaultController) -> Engine {
     let faults = controller.clone();
     Engine::open_with(&store.config, &store.token.hsm, move |_, directory| {
@@ -68,9 +77,7 @@ async fn assert_holds_exactly(engine: &Engine, messages: &[(u32, Vec<u8>)]) {
 
 #[test]
 fn a_full_disk_refuses_writes_serves_reads_and_recovers_once_space_is_freed() {
-    let store = TestStore::new(1);
-    let controller = FaultController::new(25);
-    let engine = open_faulty(&store, &controller);
+    let (store, controller, engine) = faulty_store(25);
     let mut kept = Vec::new();
     block_on(async {
         engine.create_account(ACCOUNT).await.unwrap();
@@ -145,9 +152,7 @@ fn a_full_disk_refuses_writes_serves_reads_and_recovers_once_space_is_freed() {
 
 #[test]
 fn a_backup_seal_on_a_full_disk_is_refused_and_the_shard_goes_on() {
-    let store = TestStore::new(1);
-    let controller = FaultController::new(26);
-    let engine = open_faulty(&store, &controller);
+    let (_store, controller, engine) = faulty_store(26); // the store lives as long as the test
     block_on(async {
         engine.create_account(ACCOUNT).await.unwrap();
         let uid = engine.append(ACCOUNT, INBOX, body(1), Flags::default(), None).await.unwrap();
@@ -188,9 +193,7 @@ fn spare_files(store: &TestStore) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn on_a_full_disk_a_prune_is_compacted_from_the_sealed_segments_first() {
-    let store = TestStore::new(1);
-    let controller = FaultController::new(27);
-    let engine = open_faulty(&store, &controller);
+    let (store, controller, engine) = faulty_store(27);
     block_on(async {
         // Seventeen: two sealed segments, and the active one holds deleted mail too, so it must
         // be sealed (a new segment, which the full disk has no room for) to be rewritten.
@@ -213,10 +216,8 @@ fn on_a_full_disk_a_prune_is_compacted_from_the_sealed_segments_first() {
 
 #[test]
 fn on_a_full_disk_compacted_segments_go_back_to_the_filesystem_not_to_the_spares() {
-    let store = TestStore::new(1);
+    let (store, controller, engine) = faulty_store(28);
     assert!(store.config.recycled_segments_max > 0, "spares are kept when there is room");
-    let controller = FaultController::new(28);
-    let engine = open_faulty(&store, &controller);
     block_on(async {
         let last = sealed_segments_of_deleted_mail(&engine, 16).await;
         // The deleted mail's retention window ends: compaction may drop it.
