@@ -145,7 +145,7 @@ pub struct SegmentStats {
 
 /// The segment compaction is rewriting at the moment: how far its copy got (`done_bytes` of
 /// `bytes`, in the victim's offsets).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CompactionProgress {
     pub segment_id: u64,
     pub bytes: u64,
@@ -154,7 +154,7 @@ pub struct CompactionProgress {
 
 /// A shard's compaction at a glance, cheap to ask for often (unlike [`ShardStats`], whose
 /// per-segment figures walk every message): what `mailvault compact` shows while it waits.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CompactionStatus {
     pub shard_id: u32,
     /// The segment being rewritten right now, if any (as [`ShardStats::compacting`]).

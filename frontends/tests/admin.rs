@@ -5,11 +5,15 @@
 
 mod serve_support;
 
+use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Duration;
 
-use mailvault_engine::{Engine, EngineConfig, block_on};
+use mailvault_engine::{CompactionStatus, Engine, EngineConfig, block_on};
+use mailvault_frontends::admin::{self, AdminCommand};
 use mailvault_hsm::testing::TestToken;
 use serde_json::json;
 use serve_support::{ServerProcess, WaitingClient, mailvault_command, run_bounded};
@@ -94,8 +98,9 @@ fn account_commands_reach_a_running_server_through_its_admin_socket() {
     )));
     // A store the server holds cannot be opened by the CLI for commands the server does not
     // run for it; `stats` it runs (its scrub pass at start is over: the store was empty).
-    let compact = mailvault(&token, &data_dir, &["compact"], b"");
-    assert!(!compact.status.success());
+    let cat = mailvault(&token, &data_dir, &["cat", "alice", "INBOX", "1"], b"");
+    assert!(!cat.status.success());
+    assert!(String::from_utf8_lossy(&cat.stderr).contains("stop it first"), "{}", String::from_utf8_lossy(&cat.stderr));
     let stats = succeeded(&mailvault(&token, &data_dir, &["stats"], b""));
     let accounts: u64 = stats
         .lines()
@@ -154,4 +159,122 @@ fn account_commands_reach_a_running_server_through_its_admin_socket() {
     );
     assert!(rows[1].contains("success") && rows[1].contains("imap") && rows[1].contains("127.0.0.1"), "{log}");
     drop(server);
+}
+
+/// The rows of a table the CLI printed (its header line skipped).
+fn rows(table: &str) -> Vec<Vec<String>> {
+    table.lines().skip(1).map(|line| line.split_whitespace().map(str::to_owned).collect()).collect()
+}
+
+#[test]
+fn mail_and_compaction_commands_reach_a_running_server_and_work_without_one() {
+    let token = TestToken::create_with_keys();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let data_dir = directory.path().join("data");
+    let mut server = ServerProcess::start(&token, &data_dir);
+    let run = |arguments: &[&str]| succeeded(&mailvault(&token, &data_dir, arguments, b"")).trim().to_owned();
+    run(&["account", "add", "alice"]);
+    succeeded(&mailvault(&token, &data_dir, &["account", "password", "alice"], b"alice password\n"));
+    for number in 1..=3 {
+        let message = format!("Subject: message {number}\r\n\r\nbody {number}\r\n");
+        let delivered = serve_support::run_python(
+            "lmtp_transaction",
+            &json!({"lmtp_port": server.port("lmtp"), "sender": "s@example.org",
+                    "recipients": ["alice@example.org"], "message": hex::encode(message)}),
+        );
+        assert_eq!(delivered["data"][0][0], 250, "{delivered}");
+    }
+
+    assert_eq!(run(&["mailbox", "create", "alice", "Work"]), "mailbox Work of alice created");
+    assert_eq!(run(&["mailbox", "rename", "alice", "Work", "Archive"]), "mailbox Work of alice renamed to Archive");
+    let mailboxes = rows(&run(&["mailbox", "list", "alice"]));
+    let names: Vec<(&str, &str)> = mailboxes.iter().map(|row| (row[4].as_str(), row[2].as_str())).collect();
+    assert_eq!(names, [("INBOX", "3"), ("Archive", "0")], "{mailboxes:?}");
+    let refused = mailvault(&token, &data_dir, &["mailbox", "rename", "alice", "INBOX", "Elsewhere"], b"");
+    assert!(!refused.status.success(), "INBOX cannot be renamed, through the server either");
+    assert_eq!(String::from_utf8_lossy(&refused.stdout), "", "a refused command prints nothing on stdout");
+    assert_eq!(rows(&run(&["mailbox", "messages", "alice", "INBOX"])).len(), 3);
+
+    // Two messages deleted over POP3, one of them restored by the operator.
+    let pop3 = serve_support::run_python(
+        "pop3_session",
+        &json!({"pop3s_port": server.port("pop3s"), "cafile": directory.path().join("tls/cert.pem").display().to_string(),
+                "steps": [["user", "alice"], ["pass", "alice password"], ["dele", 1], ["dele", 2], ["quit"]]}),
+    );
+    assert!(pop3["results"][5]["ok"].as_str().is_some_and(|reply| reply.starts_with("+OK")), "{pop3}");
+    let deleted = rows(&run(&["account", "deleted", "alice"]));
+    assert_eq!(deleted.len(), 2, "{deleted:?}");
+    let restored = run(&["account", "restore", "alice", &deleted[0][0], &deleted[0][1]]);
+    assert_eq!(restored, "restored into INBOX as uid 4");
+    assert_eq!(rows(&run(&["account", "deleted", "alice"])).len(), 1);
+
+    // The prune rewrites the segment that held the pruned message, beside the live server.
+    let refused = mailvault(&token, &data_dir, &["account", "prune", "alice"], b"");
+    assert!(!refused.status.success(), "prune without --now");
+    let pruned = run(&["account", "prune", "alice", "--now"]);
+    assert!(pruned.starts_with("pruned 1 deleted messages of alice; rewrote "), "{pruned}");
+    let rewritten: u64 = pruned
+        .split("rewrote ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .expect("count")
+        .parse()
+        .expect("number");
+    assert!(rewritten >= 1, "{pruned}");
+    assert!(rows(&run(&["account", "deleted", "alice"])).is_empty());
+    assert!(run(&["compact"]).starts_with("rewrote "));
+    let status = admin::send(&data_dir.join("admin.sock"), &AdminCommand::CompactionStatus).expect("status");
+    assert!(status.ok, "{}", status.output);
+    let shards: Vec<CompactionStatus> = serde_json::from_str(&status.output).expect("JSON status");
+    assert_eq!(shards.iter().map(|shard| shard.shard_id).collect::<Vec<_>>(), [0, 1]);
+
+    // Two messages left, readable over IMAP after all that.
+    let mut curl = Command::new("curl");
+    curl.args(["--silent", "--show-error", "--max-time", "30", "--cacert"]).arg(directory.path().join("tls/cert.pem"));
+    curl.args(["--user", "alice:alice password"])
+        .arg(format!("imaps://127.0.0.1:{}/INBOX;UID=4", server.port("imaps")));
+    let fetched = run_bounded(&mut curl, b"");
+    assert_eq!(String::from_utf8_lossy(&fetched.stdout), "Subject: message 1\r\n\r\nbody 1\r\n");
+
+    // The same commands on the stopped store open it themselves.
+    server.terminate();
+    assert!(server.wait(Duration::from_secs(60)).0.success());
+    let messages = rows(&run(&["mailbox", "messages", "alice", "INBOX"]));
+    assert_eq!(messages.iter().map(|row| row[0].as_str()).collect::<Vec<_>>(), ["3", "4"]);
+    assert_eq!(run(&["mailbox", "delete", "alice", "Archive"]).lines().count(), 1);
+    assert!(run(&["compact"]).starts_with("rewrote "));
+}
+
+#[test]
+fn the_admin_socket_serves_commands_at_once_and_refuses_past_its_limit() {
+    let token = TestToken::create_with_keys();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let data_dir = directory.path().join("data");
+    let _server = ServerProcess::start(&token, &data_dir);
+    let socket = data_dir.join("admin.sock");
+    // Connections that never send their command: each holds one of the server's slots until
+    // its 10-second timeout.
+    let mut idle: Vec<UnixStream> =
+        (0..16).map(|_| UnixStream::connect(&socket).expect("connect to the admin socket")).collect();
+    let busy = admin::send(&socket, &AdminCommand::AccountList).expect("reply");
+    assert!(!busy.ok && busy.output.contains("16 admin commands are running"), "{}", busy.output);
+
+    // One slot freed: the next command is served while the other idle connections still wait.
+    drop(idle.pop());
+    let mut answered = None;
+    for _ in 0..50 {
+        let reply = admin::send(&socket, &AdminCommand::AccountList).expect("reply");
+        if reply.ok {
+            answered = Some(reply);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(answered.is_some_and(|reply| reply.output.starts_with("account")), "no slot came free");
+    for stream in &mut idle {
+        stream.set_nonblocking(true).expect("nonblocking");
+        let mut byte = [0_u8; 1];
+        let waiting = stream.read(&mut byte).is_err_and(|error| error.kind() == std::io::ErrorKind::WouldBlock);
+        assert!(waiting, "an idle connection was answered before the command after it");
+    }
 }

@@ -14,10 +14,13 @@ use super::command::{AdminCommand, AdminReply};
 /// a busy engine may add more).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Sends `command` to the server listening on `socket` and returns its reply.
+/// Sends `command` to the server listening on `socket` and returns its reply. A command that
+/// waits for compaction is waited for as long as it takes (Ctrl-C leaves it running in the
+/// server); any other times out after two minutes.
 pub fn send(socket: &Path, command: &AdminCommand) -> std::io::Result<AdminReply> {
     let mut stream = UnixStream::connect(socket)?;
-    stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+    let reply_timeout = (!command.waits_for_compaction()).then_some(REPLY_TIMEOUT);
+    stream.set_read_timeout(reply_timeout)?;
     stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
     let mut request = serde_json::to_vec(command).map_err(std::io::Error::other)?;
     request.push(b'\n');

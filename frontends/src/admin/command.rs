@@ -35,6 +35,35 @@ pub enum AdminCommand {
     ReleaseBackupHold,
     /// Per-shard statistics, segments, compaction and scrub progress.
     Stats,
+    /// An account's mailboxes with UIDVALIDITY, UIDNEXT, message and unseen counts.
+    MailboxList { account: String },
+    /// Create a mailbox.
+    MailboxCreate { account: String, name: String },
+    /// Rename a mailbox (not INBOX).
+    MailboxRename { account: String, from: String, to: String },
+    /// Delete a mailbox; its messages stay restorable for the retention window.
+    MailboxDelete { account: String, name: String },
+    /// A mailbox's messages: uid, size, flags.
+    MailboxMessages { account: String, mailbox: String },
+    /// An account's deleted messages that can still be restored.
+    AccountDeleted { account: String },
+    /// Restore one deleted message (ids as `AccountDeleted` prints them).
+    AccountRestore { account: String, mailbox_id: u32, uid: u32 },
+    /// Drop the account's deleted mail now and compact until the segments that held it are
+    /// rewritten. Takes as long as the rewrite: the client waits without a timeout.
+    AccountPrune { account: String },
+    /// Compact until no segment qualifies. Takes as long as the rewrite, like `AccountPrune`.
+    Compact,
+    /// Each shard's compaction at a glance, as JSON (`Vec<CompactionStatus>`): what the CLI's
+    /// progress line asks a few times a second while it waits for `Compact` or `AccountPrune`.
+    CompactionStatus,
+}
+
+impl AdminCommand {
+    /// Whether the command waits for compaction, which has no bound on its time.
+    pub fn waits_for_compaction(&self) -> bool {
+        matches!(self, Self::Compact | Self::AccountPrune { .. })
+    }
 }
 
 impl fmt::Debug for AdminCommand {
@@ -55,6 +84,18 @@ impl fmt::Debug for AdminCommand {
             Self::SealForBackup => write!(formatter, "SealForBackup"),
             Self::ReleaseBackupHold => write!(formatter, "ReleaseBackupHold"),
             Self::Stats => write!(formatter, "Stats"),
+            Self::MailboxList { account } => write!(formatter, "MailboxList({account})"),
+            Self::MailboxCreate { account, name } => write!(formatter, "MailboxCreate({account}, {name})"),
+            Self::MailboxRename { account, from, to } => write!(formatter, "MailboxRename({account}, {from}, {to})"),
+            Self::MailboxDelete { account, name } => write!(formatter, "MailboxDelete({account}, {name})"),
+            Self::MailboxMessages { account, mailbox } => write!(formatter, "MailboxMessages({account}, {mailbox})"),
+            Self::AccountDeleted { account } => write!(formatter, "AccountDeleted({account})"),
+            Self::AccountRestore { account, mailbox_id, uid } => {
+                write!(formatter, "AccountRestore({account}, {mailbox_id}, {uid})")
+            }
+            Self::AccountPrune { account } => write!(formatter, "AccountPrune({account})"),
+            Self::Compact => write!(formatter, "Compact"),
+            Self::CompactionStatus => write!(formatter, "CompactionStatus"),
         }
     }
 }

@@ -10,6 +10,7 @@ use zeroize::Zeroize;
 
 use super::command::AdminCommand;
 use super::time::format_unix_ms;
+use super::{compaction, mail};
 use crate::session::registry::SessionRegistry;
 
 /// App passwords per account: each login attempt checks them all (argon2id each), so their
@@ -87,6 +88,30 @@ pub async fn execute(
             Ok("compaction resumed".to_owned())
         }
         AdminCommand::Stats => super::stats::stats(engine).await,
+        AdminCommand::MailboxList { account } => mail::mailbox_list(engine, &account).await,
+        AdminCommand::MailboxCreate { account, name } => {
+            engine.create_mailbox(&account, &name).await?;
+            Ok(format!("mailbox {name} of {account} created"))
+        }
+        AdminCommand::MailboxRename { account, from, to } => {
+            engine.rename_mailbox(&account, &from, &to).await?;
+            Ok(format!("mailbox {from} of {account} renamed to {to}"))
+        }
+        AdminCommand::MailboxDelete { account, name } => {
+            engine.delete_mailbox(&account, &name).await?;
+            Ok(format!(
+                "mailbox {name} of {account} deleted; its messages stay restorable for the retention window \
+                 (`account deleted` lists them)"
+            ))
+        }
+        AdminCommand::MailboxMessages { account, mailbox } => mail::mailbox_messages(engine, &account, &mailbox).await,
+        AdminCommand::AccountDeleted { account } => mail::deleted(engine, &account).await,
+        AdminCommand::AccountRestore { account, mailbox_id, uid } => {
+            mail::restore(engine, &account, mailbox_id, uid).await
+        }
+        AdminCommand::AccountPrune { account } => compaction::prune(engine, &account).await,
+        AdminCommand::Compact => compaction::compact(engine).await,
+        AdminCommand::CompactionStatus => compaction::status(engine).await,
     }
 }
 

@@ -5,7 +5,9 @@
 
 mod client;
 mod command;
+mod compaction;
 mod execute;
+mod mail;
 pub mod server;
 mod stats;
 mod time;

@@ -1,8 +1,10 @@
 //! The admin socket's server side: its own thread and runtime, one command per connection,
-//! connections served one at a time (operators are few; a slow one is cut off by a timeout).
+//! up to [`COMMANDS_AT_ONCE_MAX`] connections served at once (a client slow to send its
+//! command is cut off by a timeout).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use std::time::Duration;
 use compio::buf::BufResult;
 use compio::io::{AsyncRead, AsyncWriteExt};
 use compio::net::UnixStream;
+
 use mailvault_engine::Engine;
 use mailvault_hsm::Hsm;
 use zeroize::Zeroize;
@@ -70,7 +73,7 @@ impl AdminServer {
         &self.path
     }
 
-    /// Closes the socket (after the command in progress, if any) and removes its file.
+    /// Closes the socket, cancels the commands still waiting for their answer, and removes its file.
     pub fn stop(mut self) {
         self.stop_now();
     }
@@ -90,6 +93,11 @@ impl Drop for AdminServer {
     }
 }
 
+/// Commands served at once. A `compact` waits as long as the rewrite takes; the others (and
+/// the progress polls of the CLI waiting for it) go on beside it. Operators are few: more is a
+/// runaway script, told to wait.
+const COMMANDS_AT_ONCE_MAX: usize = 16;
+
 async fn run(
     listener: std::os::unix::net::UnixListener,
     engine: Engine,
@@ -104,10 +112,26 @@ async fn run(
             return;
         }
     };
+    let served = Rc::new((engine, hsm, registry));
+    // Dropped on return, which cancels the commands still running: a stopping server does not
+    // wait for a compaction (the shards finish or resume it by themselves).
+    let mut running: Vec<compio::runtime::JoinHandle<()>> = Vec::new();
     loop {
         match first(stopped.recv_async(), listener.accept()).await {
             Either::Left(_) => return,
-            Either::Right(Ok((stream, _))) => serve(stream, &engine, &hsm, &registry).await,
+            Either::Right(Ok((stream, _))) => {
+                running.retain(|command| !command.is_finished());
+                if running.len() >= COMMANDS_AT_ONCE_MAX {
+                    let busy = format!("{COMMANDS_AT_ONCE_MAX} admin commands are running: try again when one ends");
+                    reply(stream, AdminReply { ok: false, output: busy }).await;
+                    continue;
+                }
+                let served = Rc::clone(&served);
+                running.push(compio::runtime::spawn(async move {
+                    let (engine, hsm, registry) = &*served;
+                    serve(stream, engine, hsm, registry).await;
+                }));
+            }
             Either::Right(Err(error)) => {
                 tracing::warn!(%error, "admin socket accept failed");
                 compio::time::sleep(Duration::from_millis(100)).await;
@@ -116,10 +140,16 @@ async fn run(
     }
 }
 
-async fn serve(mut stream: UnixStream, engine: &Engine, hsm: &Hsm, registry: &SessionRegistry) {
-    let reply = match compio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream)).await {
+async fn serve(stream: UnixStream, engine: &Engine, hsm: &Hsm, registry: &SessionRegistry) {
+    let mut stream = stream;
+    let answer = match compio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream)).await {
         Ok(Ok(command)) => {
-            tracing::info!(?command, "admin command");
+            // The progress line polls this a few times a second: not worth a log line each.
+            if command == AdminCommand::CompactionStatus {
+                tracing::debug!(?command, "admin command");
+            } else {
+                tracing::info!(?command, "admin command");
+            }
             match execute(command, engine, hsm, Some(registry)).await {
                 Ok(output) => AdminReply { ok: true, output },
                 Err(error) => AdminReply { ok: false, output: error.to_string() },
@@ -128,6 +158,10 @@ async fn serve(mut stream: UnixStream, engine: &Engine, hsm: &Hsm, registry: &Se
         Ok(Err(error)) => AdminReply { ok: false, output: error },
         Err(_elapsed) => AdminReply { ok: false, output: "timed out waiting for the command".to_owned() },
     };
+    reply(stream, answer).await;
+}
+
+async fn reply(mut stream: UnixStream, reply: AdminReply) {
     let mut bytes = serde_json::to_vec(&reply).unwrap_or_default();
     bytes.push(b'\n');
     let BufResult(result, _) = stream.write_all(bytes).await;

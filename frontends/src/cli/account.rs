@@ -2,7 +2,6 @@
 //! `credentials.rs`).
 
 use clap::Subcommand;
-use mailvault_engine::{DeletedMessageId, block_on};
 use mailvault_frontends::admin::AdminCommand;
 
 use super::credentials::{self, AppPasswordCommand};
@@ -87,65 +86,34 @@ pub(crate) enum AccountCommand {
     },
 }
 
+/// Every account command works while the server runs (through its admin socket).
 pub(crate) fn run(context: &Context, command: AccountCommand) -> anyhow::Result<()> {
-    // These also work while the server runs (through its admin socket).
     let command = match command {
-        AccountCommand::Add { account } => {
-            return admin_command::run(context, AdminCommand::AccountAdd { account });
-        }
+        AccountCommand::Add { account } => AdminCommand::AccountAdd { account },
         AccountCommand::Password { account } => return credentials::set_password(context, account),
         AccountCommand::AppPassword(command) => return credentials::app_password(context, command),
         AccountCommand::Logout { account } => return credentials::logout(context, account),
         AccountCommand::AccessLog { account, limit } => return credentials::access_log(context, account, limit),
-        AccountCommand::List => return admin_command::run(context, AdminCommand::AccountList),
+        AccountCommand::List => AdminCommand::AccountList,
         AccountCommand::Close { account, purge_after_days } => {
             if let Some(days) = purge_after_days {
                 mailvault_engine::check_purge_delay_days(days)?;
             }
-            return admin_command::run(context, AdminCommand::AccountClose { account, purge_after_days });
+            AdminCommand::AccountClose { account, purge_after_days }
         }
-        AccountCommand::Reopen { account } => {
-            return admin_command::run(context, AdminCommand::AccountReopen { account });
-        }
+        AccountCommand::Reopen { account } => AdminCommand::AccountReopen { account },
         AccountCommand::Purge { account, now } => {
             anyhow::ensure!(now, "purging cannot be undone: add --now to confirm");
-            return admin_command::run(context, AdminCommand::AccountPurge { account });
+            AdminCommand::AccountPurge { account }
         }
-        other => other,
+        AccountCommand::Deleted { account } => AdminCommand::AccountDeleted { account },
+        AccountCommand::Restore { account, mailbox_id, uid } => {
+            AdminCommand::AccountRestore { account, mailbox_id, uid }
+        }
+        AccountCommand::Prune { account, now } => {
+            anyhow::ensure!(now, "pruning cannot be undone: add --now to confirm");
+            AdminCommand::AccountPrune { account }
+        }
     };
-    let engine = context.open_engine()?;
-    block_on(async {
-        match command {
-            AccountCommand::Deleted { account } => {
-                // Asked first, so that an error (no such account) comes without a table header.
-                let deleted = engine.list_deleted(&account).await?;
-                println!("{:>10} {:>8} {:>10} {:>14} mailbox", "mailbox-id", "uid", "bytes", "restorable-for");
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |elapsed| elapsed.as_millis() as i64);
-                for message in deleted {
-                    let hours = (message.restorable_until_unix_ms - now) / 3_600_000;
-                    println!(
-                        "{:>10} {:>8} {:>10} {:>13}h {}",
-                        message.id.mailbox_id, message.id.uid, message.size, hours, message.mailbox_name
-                    );
-                }
-            }
-            AccountCommand::Restore { account, mailbox_id, uid } => {
-                let (mailbox, new_uid) = engine.restore(&account, DeletedMessageId { mailbox_id, uid }).await?;
-                println!("restored into {mailbox} as uid {new_uid}");
-            }
-            AccountCommand::Prune { account, now } => {
-                anyhow::ensure!(now, "pruning cannot be undone: add --now to confirm");
-                let pruned = engine.prune_deleted(&account).await?;
-                let report = super::compaction_progress::showing_progress(&engine, engine.compact()).await?;
-                println!(
-                    "pruned {pruned} deleted messages of {account}; {}",
-                    super::message::describe_compaction(&report)
-                );
-            }
-            _ => unreachable!("handled above"),
-        }
-        Ok(())
-    })
+    admin_command::run(context, command)
 }

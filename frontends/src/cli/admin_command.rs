@@ -1,4 +1,4 @@
-//! Runs an account command where the store is: on the engine directly when no server has it
+//! Runs an operator command where the store is: on the engine directly when no server has it
 //! open, or through the running server's admin socket when one does (the store is locked by
 //! the server, and only the server can end its live sessions).
 
@@ -7,28 +7,34 @@ use mailvault_engine::{Engine, OpenError, block_on};
 use mailvault_frontends::admin::{self, AdminCommand};
 
 use super::Context;
+use super::compaction_progress::{showing_progress, showing_remote_progress};
+use super::context::warn_of_quarantined_shards;
 
-/// Runs `command` and prints its output.
+/// Runs `command` and prints its output. Commands that wait for compaction show its progress
+/// on a terminal meanwhile.
 pub(crate) fn run(context: &Context, command: AdminCommand) -> anyhow::Result<()> {
     mailvault_engine::StoreMetadata::read(&context.data_dir)?;
     let hsm = context.hsm()?;
-    match Engine::open(&context.engine_config(&hsm), &hsm) {
+    let waits_for_compaction = command.waits_for_compaction();
+    let output = match Engine::open(&context.engine_config(&hsm), &hsm) {
         Ok(engine) => {
-            let output = block_on(admin::execute(command, &engine, &hsm, None))?;
-            println!("{output}");
-            Ok(())
+            warn_of_quarantined_shards(&engine);
+            let running = admin::execute(command, &engine, &hsm, None);
+            if waits_for_compaction { block_on(showing_progress(&engine, running)) } else { block_on(running) }?
         }
         Err(OpenError::InUse(_)) => {
             let socket = context.data_dir.join(admin::SOCKET_FILE);
-            let reply = admin::send(&socket, &command)
-                .with_context(|| format!("the store is in use; asking the server at {}", socket.display()))?;
-            if reply.ok {
-                println!("{}", reply.output);
-                Ok(())
+            let reply = if waits_for_compaction {
+                showing_remote_progress(&socket, &command)
             } else {
-                anyhow::bail!("{}", reply.output)
+                admin::send(&socket, &command)
             }
+            .with_context(|| format!("the store is in use; asking the server at {}", socket.display()))?;
+            anyhow::ensure!(reply.ok, "{}", reply.output);
+            reply.output
         }
-        Err(error) => Err(context.open_failed(error)),
-    }
+        Err(error) => return Err(context.open_failed(error)),
+    };
+    println!("{output}");
+    Ok(())
 }

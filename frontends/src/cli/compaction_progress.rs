@@ -1,28 +1,37 @@
 //! While `mailvault compact` or `account prune` waits for compaction, a line on standard error
 //! says which segment each shard is rewriting, how far it got and what has been reclaimed, so
 //! a long rewrite visibly moves. It asks the shards' cheap `compaction_status` a few times a
-//! second (not their stats, which walk every message). Hidden when standard error is no
-//! terminal, as in tests and scripts.
+//! second (not their stats, which walk every message): of the engine the CLI opened, or of the
+//! running server through its admin socket. Hidden, and nothing asked, when standard error is
+//! no terminal, as in tests and scripts.
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::pin;
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
 use indicatif::{ProgressBar, ProgressStyle};
 use mailvault_engine::{CompactionStatus, Engine};
+use mailvault_frontends::admin::{self, AdminCommand, AdminReply};
 
 /// How often the line is refreshed.
 const REFRESH_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Runs `compaction` (a future that waits for the engine's compaction) with the progress line
-/// beside it; returns its output.
-pub(crate) async fn showing_progress<T>(engine: &Engine, compaction: impl Future<Output = T>) -> T {
+fn progress_line() -> ProgressBar {
     let line = ProgressBar::new_spinner();
     let style = ProgressStyle::with_template("{spinner} compacting ({elapsed}): {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
     line.set_style(style);
-    let start = engine.compaction_status().await.ok();
+    line
+}
+
+/// Runs `compaction` (a future that waits for the engine's compaction) with the progress line
+/// beside it; returns its output.
+pub(crate) async fn showing_progress<T>(engine: &Engine, compaction: impl Future<Output = T>) -> T {
+    let line = progress_line();
+    let start = if line.is_hidden() { None } else { engine.compaction_status().await.ok() };
     let mut compaction = pin!(compaction);
     loop {
         match select(compaction.as_mut(), pin!(compio::time::sleep(REFRESH_INTERVAL))).await {
@@ -35,6 +44,40 @@ pub(crate) async fn showing_progress<T>(engine: &Engine, compaction: impl Future
                     line.set_message(describe(start, &now));
                 }
                 line.tick();
+            }
+        }
+    }
+}
+
+/// Sends `command` (one that waits for compaction) to the server on `socket`, with the
+/// progress line beside it, fed by `CompactionStatus` commands on connections of their own.
+pub(crate) fn showing_remote_progress(socket: &Path, command: &AdminCommand) -> std::io::Result<AdminReply> {
+    let line = progress_line();
+    let status = || -> Option<Vec<CompactionStatus>> {
+        let reply = admin::send(socket, &AdminCommand::CompactionStatus).ok()?;
+        reply.ok.then(|| serde_json::from_str(&reply.output).ok()).flatten()
+    };
+    let start = if line.is_hidden() { None } else { status() };
+    let (answered, answer) = std::sync::mpsc::channel();
+    let (socket_owned, command) = (socket.to_owned(), command.clone());
+    std::thread::spawn(move || {
+        let _ = answered.send(admin::send(&socket_owned, &command));
+    });
+    loop {
+        match answer.recv_timeout(REFRESH_INTERVAL) {
+            Ok(reply) => {
+                line.finish_and_clear();
+                return reply;
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if let (Some(start), Some(now)) = (start.as_deref(), status()) {
+                    line.set_message(describe(start, &now));
+                }
+                line.tick();
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                line.finish_and_clear();
+                return Err(std::io::Error::other("the thread waiting for the server's answer ended without one"));
             }
         }
     }

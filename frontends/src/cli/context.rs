@@ -53,12 +53,7 @@ impl Context {
     /// way is named on stderr.
     pub(crate) fn open_engine_with(&self, config: &EngineConfig, hsm: &Hsm) -> anyhow::Result<Engine> {
         let engine = Engine::open(config, hsm).map_err(|error| self.open_failed(error))?;
-        for shard in engine.quarantined_shards() {
-            eprintln!(
-                "warning: shard {} is quarantined, its accounts unavailable until it is repaired: {}",
-                shard.shard_id, shard.reason
-            );
-        }
+        warn_of_quarantined_shards(&engine);
         Ok(engine)
     }
 
@@ -73,5 +68,15 @@ impl Context {
             ));
         }
         anyhow::Error::new(error).context(opening)
+    }
+}
+
+/// Names on stderr each shard the open quarantined (`--quarantine-corrupt-shards`).
+pub(crate) fn warn_of_quarantined_shards(engine: &Engine) {
+    for shard in engine.quarantined_shards() {
+        eprintln!(
+            "warning: shard {} is quarantined, its accounts unavailable until it is repaired: {}",
+            shard.shard_id, shard.reason
+        );
     }
 }

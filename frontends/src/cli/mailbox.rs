@@ -1,9 +1,10 @@
-//! `mailbox list|create|rename|delete|messages`.
+//! `mailbox list|create|rename|delete|messages`: admin commands (they also work while the
+//! server runs, through its admin socket).
 
 use clap::Subcommand;
-use mailvault_engine::{Flags, block_on};
+use mailvault_frontends::admin::AdminCommand;
 
-use super::Context;
+use super::{Context, admin_command};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum MailboxCommand {
@@ -45,45 +46,13 @@ pub(crate) enum MailboxCommand {
     },
 }
 
-fn describe_flags(flags: &Flags) -> String {
-    let names = [
-        (Flags::SEEN, "\\Seen"),
-        (Flags::ANSWERED, "\\Answered"),
-        (Flags::FLAGGED, "\\Flagged"),
-        (Flags::DELETED, "\\Deleted"),
-        (Flags::DRAFT, "\\Draft"),
-    ];
-    let mut words: Vec<&str> = names.iter().filter(|(bit, _)| flags.contains(*bit)).map(|(_, name)| *name).collect();
-    words.extend(flags.keywords.iter().map(String::as_str));
-    words.join(" ")
-}
-
 pub(crate) fn run(context: &Context, command: MailboxCommand) -> anyhow::Result<()> {
-    let engine = context.open_engine()?;
-    block_on(async {
-        match command {
-            MailboxCommand::List { account } => {
-                // Asked first, so that an error (no such account) comes without a table header.
-                let mailboxes = engine.list_mailboxes(&account).await?;
-                println!("{:>12} {:>8} {:>8} {:>8} name", "uidvalidity", "uidnext", "messages", "unseen");
-                for mailbox in mailboxes {
-                    println!(
-                        "{:>12} {:>8} {:>8} {:>8} {}",
-                        mailbox.uid_validity, mailbox.uid_next, mailbox.messages, mailbox.unseen, mailbox.name
-                    );
-                }
-            }
-            MailboxCommand::Create { account, name } => engine.create_mailbox(&account, &name).await?,
-            MailboxCommand::Rename { account, from, to } => engine.rename_mailbox(&account, &from, &to).await?,
-            MailboxCommand::Delete { account, name } => engine.delete_mailbox(&account, &name).await?,
-            MailboxCommand::Messages { account, mailbox } => {
-                let (_, messages) = engine.list_messages(&account, &mailbox).await?;
-                println!("{:>8} {:>10} flags", "uid", "bytes");
-                for message in messages {
-                    println!("{:>8} {:>10} {}", message.uid, message.size, describe_flags(&message.flags));
-                }
-            }
-        }
-        Ok(())
-    })
+    let command = match command {
+        MailboxCommand::List { account } => AdminCommand::MailboxList { account },
+        MailboxCommand::Create { account, name } => AdminCommand::MailboxCreate { account, name },
+        MailboxCommand::Rename { account, from, to } => AdminCommand::MailboxRename { account, from, to },
+        MailboxCommand::Delete { account, name } => AdminCommand::MailboxDelete { account, name },
+        MailboxCommand::Messages { account, mailbox } => AdminCommand::MailboxMessages { account, mailbox },
+    };
+    admin_command::run(context, command)
 }

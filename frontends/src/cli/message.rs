@@ -1,4 +1,4 @@
-//! `append`, `cat` and `stats`.
+//! `append` and `cat`.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -49,28 +49,4 @@ pub(crate) fn cat(context: &Context, arguments: &CatArguments) -> anyhow::Result
     let message = block_on(engine.fetch(&arguments.account, &arguments.mailbox, arguments.uid))?;
     std::io::stdout().write_all(&message.body)?;
     Ok(())
-}
-
-pub(crate) fn compact(context: &Context) -> anyhow::Result<()> {
-    let engine = context.open_engine()?;
-    let report = block_on(super::compaction_progress::showing_progress(&engine, engine.compact()))?;
-    println!("{}", describe_compaction(&report));
-    Ok(())
-}
-
-/// What a compaction run did, for the operator; says so when a backup held it back, or a full
-/// disk stopped it.
-pub(crate) fn describe_compaction(report: &mailvault_engine::CompactionReport) -> String {
-    let mut text =
-        format!("rewrote {} segments, reclaimed {} bytes", report.segments_compacted, report.bytes_reclaimed);
-    if report.held_for_backup {
-        text.push_str("; a backup in progress holds compaction back: it runs once the backup ends");
-    }
-    if report.out_of_space {
-        text.push_str(
-            "; stopped for want of disk space: compaction copies live mail before it frees a segment, \
-             so free some space on the store's filesystem and run it again",
-        );
-    }
-    text
 }

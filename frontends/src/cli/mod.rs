@@ -98,7 +98,7 @@ pub(crate) fn run(arguments: Arguments) -> anyhow::Result<()> {
         Command::Append(append) => done(message::append(&context, &append)),
         Command::Cat(cat) => done(message::cat(&context, &cat)),
         Command::Stats => done(admin_command::run(&context, mailvault_frontends::admin::AdminCommand::Stats)),
-        Command::Compact => done(message::compact(&context)),
+        Command::Compact => done(admin_command::run(&context, mailvault_frontends::admin::AdminCommand::Compact)),
         Command::Keys(command) => done(keys::run(&context, &command)),
         Command::Backup(command) => backup::run(&context, command),
         Command::Scrub => scrub::run(&context),

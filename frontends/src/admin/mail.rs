@@ -1,0 +1,67 @@
+//! `mailbox list|create|rename|delete|messages` and `account deleted|restore`: an operator's
+//! view of an account's mail, run by the server beside its live sessions (admin socket) or by
+//! the CLI on a store no server has open.
+
+use std::fmt::Write as _;
+
+use mailvault_engine::{DeletedMessageId, Engine, Flags};
+
+use super::execute::AdminError;
+
+pub(super) async fn mailbox_list(engine: &Engine, account: &str) -> Result<String, AdminError> {
+    // Asked first, so that an error (no such account) comes without a table header.
+    let mailboxes = engine.list_mailboxes(account).await?;
+    let mut output = format!("{:>12} {:>8} {:>8} {:>8} name", "uidvalidity", "uidnext", "messages", "unseen");
+    for mailbox in mailboxes {
+        let _ = write!(
+            output,
+            "\n{:>12} {:>8} {:>8} {:>8} {}",
+            mailbox.uid_validity, mailbox.uid_next, mailbox.messages, mailbox.unseen, mailbox.name
+        );
+    }
+    Ok(output)
+}
+
+pub(super) async fn mailbox_messages(engine: &Engine, account: &str, mailbox: &str) -> Result<String, AdminError> {
+    let (_, messages) = engine.list_messages(account, mailbox).await?;
+    let mut output = format!("{:>8} {:>10} flags", "uid", "bytes");
+    for message in messages {
+        let _ = write!(output, "\n{:>8} {:>10} {}", message.uid, message.size, describe_flags(&message.flags));
+    }
+    Ok(output)
+}
+
+pub(super) async fn deleted(engine: &Engine, account: &str) -> Result<String, AdminError> {
+    let deleted = engine.list_deleted(account).await?;
+    let mut output = format!("{:>10} {:>8} {:>10} {:>14} mailbox", "mailbox-id", "uid", "bytes", "restorable-for");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX));
+    for message in deleted {
+        let hours = (message.restorable_until_unix_ms - now) / 3_600_000;
+        let _ = write!(
+            output,
+            "\n{:>10} {:>8} {:>10} {:>13}h {}",
+            message.id.mailbox_id, message.id.uid, message.size, hours, message.mailbox_name
+        );
+    }
+    Ok(output)
+}
+
+pub(super) async fn restore(engine: &Engine, account: &str, mailbox_id: u32, uid: u32) -> Result<String, AdminError> {
+    let (mailbox, new_uid) = engine.restore(account, DeletedMessageId { mailbox_id, uid }).await?;
+    Ok(format!("restored into {mailbox} as uid {new_uid}"))
+}
+
+fn describe_flags(flags: &Flags) -> String {
+    let names = [
+        (Flags::SEEN, "\\Seen"),
+        (Flags::ANSWERED, "\\Answered"),
+        (Flags::FLAGGED, "\\Flagged"),
+        (Flags::DELETED, "\\Deleted"),
+        (Flags::DRAFT, "\\Draft"),
+    ];
+    let mut words: Vec<&str> = names.iter().filter(|(bit, _)| flags.contains(*bit)).map(|(_, name)| *name).collect();
+    words.extend(flags.keywords.iter().map(String::as_str));
+    words.join(" ")
+}
