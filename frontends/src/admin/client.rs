@@ -30,7 +30,38 @@ pub fn send(socket: &Path, command: &AdminCommand) -> std::io::Result<AdminReply
     let mut reply = Vec::new();
     let mut reader = BufReader::new(stream).take(MESSAGE_BYTES_MAX as u64);
     reader.read_until(b'\n', &mut reply)?;
+    if reply.is_empty() {
+        // A server stopped (or killed) while the command ran: what it did is unknown.
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the server closed the connection without an answer (did it stop?); check what the command did",
+        ));
+    }
     serde_json::from_slice(&reply).map_err(|error| {
         std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad reply from the admin socket: {error}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server killed while a command ran closes the connection without a reply: the error
+    /// says so, instead of a JSON parser's "EOF while parsing" (seen by hand, session 26).
+    #[test]
+    fn a_server_that_closes_without_an_answer_is_named() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let socket = directory.path().join("admin.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let mut request = Vec::new();
+            BufReader::new(&mut stream).read_until(b'\n', &mut request).expect("read the command");
+            // Dropped here: closed without a reply.
+        });
+        let error = send(&socket, &AdminCommand::Compact).expect_err("no reply");
+        server.join().expect("server thread");
+        assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(error.to_string().contains("closed the connection without an answer"), "{error}");
+    }
 }
