@@ -33,6 +33,22 @@ fn generated_password(output: &str) -> String {
     output.trim().rsplit(": ").next().expect("password").to_owned()
 }
 
+/// A store a `mailvault serve` process holds, on a fresh token.
+struct ServedStore {
+    token: TestToken,
+    directory: tempfile::TempDir,
+    data_dir: std::path::PathBuf,
+    server: ServerProcess,
+}
+
+fn served_store() -> ServedStore {
+    let token = TestToken::create_with_keys();
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let data_dir = directory.path().join("data");
+    let server = ServerProcess::start(&token, &data_dir);
+    ServedStore { token, directory, data_dir, server }
+}
+
 #[test]
 fn account_commands_work_without_a_server() {
     let token = TestToken::create_with_keys();
@@ -79,10 +95,7 @@ fn account_commands_work_without_a_server() {
 
 #[test]
 fn account_commands_reach_a_running_server_through_its_admin_socket() {
-    let token = TestToken::create_with_keys();
-    let directory = tempfile::tempdir().expect("temporary directory");
-    let data_dir = directory.path().join("data");
-    let server = ServerProcess::start(&token, &data_dir);
+    let ServedStore { token, directory, data_dir, server } = served_store();
     let socket = data_dir.join("admin.sock");
     let metadata = std::fs::metadata(&socket).expect("admin socket");
     assert!(metadata.file_type().is_socket());
@@ -168,10 +181,7 @@ fn rows(table: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn mail_and_compaction_commands_reach_a_running_server_and_work_without_one() {
-    let token = TestToken::create_with_keys();
-    let directory = tempfile::tempdir().expect("temporary directory");
-    let data_dir = directory.path().join("data");
-    let mut server = ServerProcess::start(&token, &data_dir);
+    let ServedStore { token, directory, data_dir, mut server } = served_store();
     let run = |arguments: &[&str]| succeeded(&mailvault(&token, &data_dir, arguments, b"")).trim().to_owned();
     run(&["account", "add", "alice"]);
     succeeded(&mailvault(&token, &data_dir, &["account", "password", "alice"], b"alice password\n"));
@@ -247,10 +257,7 @@ fn mail_and_compaction_commands_reach_a_running_server_and_work_without_one() {
 
 #[test]
 fn the_admin_socket_serves_commands_at_once_and_refuses_past_its_limit() {
-    let token = TestToken::create_with_keys();
-    let directory = tempfile::tempdir().expect("temporary directory");
-    let data_dir = directory.path().join("data");
-    let _server = ServerProcess::start(&token, &data_dir);
+    let ServedStore { data_dir, .. } = &served_store();
     let socket = data_dir.join("admin.sock");
     // Connections that never send their command: each holds one of the server's slots until
     // its 10-second timeout.
