@@ -7,7 +7,6 @@
 //! the copy into memory that such a late read then overwrote.
 #![allow(clippy::expect_used)] // helpers outside #[test] functions: a failed expectation fails the test
 
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::time::Duration;
 
 use compio::BufResult;
@@ -28,7 +27,7 @@ const ROUNDS: usize = 20;
 /// hands a freed read buffer out again), filled with `byte`.
 fn filled_buffer(byte: u8) -> BlockBuffer {
     let mut buffer = BlockBuffer::with_capacity(READ_BYTES);
-    buffer.extend_from_slice(&[byte; READ_BYTES]);
+    buffer.extend_from_slice(&vec![byte; READ_BYTES]);
     buffer
 }
 
