@@ -111,9 +111,11 @@ fn account_commands_reach_a_running_server_through_its_admin_socket() {
     )));
     // A store the server holds cannot be opened by the CLI for commands the server does not
     // run for it; `stats` it runs (its scrub pass at start is over: the store was empty).
-    let cat = mailvault(&token, &data_dir, &["cat", "alice", "INBOX", "1"], b"");
-    assert!(!cat.status.success());
-    assert!(String::from_utf8_lossy(&cat.stderr).contains("stop it first"), "{}", String::from_utf8_lossy(&cat.stderr));
+    let nowhere = directory.path().join("no-backup").display().to_string();
+    let restore = mailvault(&token, &data_dir, &["backup", "restore", "--from", &nowhere, "--shard", "0"], b"");
+    assert!(!restore.status.success());
+    let stderr = String::from_utf8_lossy(&restore.stderr);
+    assert!(stderr.contains("stop it first"), "{stderr}");
     let stats = succeeded(&mailvault(&token, &data_dir, &["stats"], b""));
     let accounts: u64 = stats
         .lines()
@@ -204,6 +206,18 @@ fn mail_and_compaction_commands_reach_a_running_server_and_work_without_one() {
     assert!(!refused.status.success(), "INBOX cannot be renamed, through the server either");
     assert_eq!(String::from_utf8_lossy(&refused.stdout), "", "a refused command prints nothing on stdout");
     assert_eq!(rows(&run(&["mailbox", "messages", "alice", "INBOX"])).len(), 3);
+
+    // `append` and `cat` through the socket: any bytes, and more than a request line may hold.
+    let mut message = b"Subject: binary\r\n\r\n".to_vec();
+    message.extend((0..3 * 1024 * 1024).map(|index: usize| (index * 7 % 251) as u8));
+    let appended =
+        succeeded(&mailvault(&token, &data_dir, &["append", "alice", "-", "--mailbox", "Archive"], &message));
+    assert_eq!(appended.trim(), "1");
+    let cat = mailvault(&token, &data_dir, &["cat", "alice", "Archive", "1"], b"");
+    assert!(cat.status.success(), "{}", String::from_utf8_lossy(&cat.stderr));
+    assert!(cat.stdout == message, "cat gave {} other bytes", cat.stdout.len());
+    let missing = mailvault(&token, &data_dir, &["cat", "alice", "Archive", "2"], b"");
+    assert!(!missing.status.success() && missing.stdout.is_empty(), "no such message");
 
     // Two messages deleted over POP3, one of them restored by the operator.
     let pop3 = serve_support::run_python(

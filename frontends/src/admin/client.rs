@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use zeroize::Zeroize;
 
-use super::MESSAGE_BYTES_MAX;
 use super::command::{AdminCommand, AdminReply};
+use super::{LINE_BYTES_MAX, PAYLOAD_BYTES_MAX};
 
 /// How long the server may take to answer (hashing a password takes a fraction of a second;
 /// a busy engine may add more).
@@ -24,22 +24,34 @@ pub fn send(socket: &Path, command: &AdminCommand) -> std::io::Result<AdminReply
     stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
     let mut request = serde_json::to_vec(command).map_err(std::io::Error::other)?;
     request.push(b'\n');
-    let written = stream.write_all(&request);
+    let written = stream.write_all(&request).and_then(|()| stream.write_all(command.payload()));
     request.zeroize();
     written?;
-    let mut reply = Vec::new();
-    let mut reader = BufReader::new(stream).take(MESSAGE_BYTES_MAX as u64);
-    reader.read_until(b'\n', &mut reply)?;
-    if reply.is_empty() {
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    (&mut reader).take(LINE_BYTES_MAX as u64).read_until(b'\n', &mut line)?;
+    if line.is_empty() {
         // A server stopped (or killed) while the command ran: what it did is unknown.
         return Err(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
             "the server closed the connection without an answer (did it stop?); check what the command did",
         ));
     }
-    serde_json::from_slice(&reply).map_err(|error| {
+    let mut reply: AdminReply = serde_json::from_slice(&line).map_err(|error| {
         std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad reply from the admin socket: {error}"))
-    })
+    })?;
+    if reply.payload_bytes > PAYLOAD_BYTES_MAX {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "the admin socket announced a payload of {} bytes, more than a message can be",
+                reply.payload_bytes
+            ),
+        ));
+    }
+    reply.payload = vec![0; reply.payload_bytes];
+    reader.read_exact(&mut reply.payload)?;
+    Ok(reply)
 }
 
 #[cfg(test)]

@@ -57,9 +57,33 @@ pub enum AdminCommand {
     /// Each shard's compaction at a glance, as JSON (`Vec<CompactionStatus>`): what the CLI's
     /// progress line asks a few times a second while it waits for `Compact` or `AccountPrune`.
     CompactionStatus,
+    /// Store a message; the reply is its uid once durable. On the socket the message's bytes
+    /// follow the command's line, `message_bytes` of them (make it with [`AdminCommand::append`]).
+    Append {
+        account: String,
+        mailbox: String,
+        message_bytes: usize,
+        #[serde(skip)]
+        message: Vec<u8>,
+    },
+    /// A message's bytes, checked (CRC, AEAD tag, BLAKE3): the reply's payload.
+    Cat { account: String, mailbox: String, uid: u32 },
 }
 
 impl AdminCommand {
+    /// An `Append` of `message` to `mailbox`.
+    pub fn append(account: String, mailbox: String, message: Vec<u8>) -> Self {
+        Self::Append { account, mailbox, message_bytes: message.len(), message }
+    }
+
+    /// The bytes that follow the command's line on the socket.
+    pub fn payload(&self) -> &[u8] {
+        match self {
+            Self::Append { message, .. } => message,
+            _ => &[],
+        }
+    }
+
     /// Whether the command waits for compaction, which has no bound on its time.
     pub fn waits_for_compaction(&self) -> bool {
         matches!(self, Self::Compact | Self::AccountPrune { .. })
@@ -96,15 +120,66 @@ impl fmt::Debug for AdminCommand {
             Self::AccountPrune { account } => write!(formatter, "AccountPrune({account})"),
             Self::Compact => write!(formatter, "Compact"),
             Self::CompactionStatus => write!(formatter, "CompactionStatus"),
+            // Never the message: it is someone's mail.
+            Self::Append { account, mailbox, message_bytes, .. } => {
+                write!(formatter, "Append({account}, {mailbox}, {message_bytes} bytes)")
+            }
+            Self::Cat { account, mailbox, uid } => write!(formatter, "Cat({account}, {mailbox}, {uid})"),
         }
     }
 }
 
-/// The answer: what to print, or why the command failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The answer: what to print, or why the command failed. On the socket, `payload_bytes` of
+/// payload (a message `Cat` read) follow its line.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct AdminReply {
     pub ok: bool,
     pub output: String,
+    #[serde(default)]
+    pub payload_bytes: usize,
+    #[serde(skip)]
+    pub payload: Vec<u8>,
+}
+
+impl AdminReply {
+    pub fn failed(why: String) -> Self {
+        Self { ok: false, output: why, ..Self::default() }
+    }
+
+    pub fn answered(output: AdminOutput) -> Self {
+        Self { ok: true, output: output.text, payload_bytes: output.bytes.len(), payload: output.bytes }
+    }
+}
+
+impl fmt::Debug for AdminReply {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the payload: it is someone's mail.
+        formatter
+            .debug_struct("AdminReply")
+            .field("ok", &self.ok)
+            .field("output", &self.output)
+            .field("payload_bytes", &self.payload_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a command produced: text for the operator, and for `Cat` a message's bytes.
+#[derive(Default, PartialEq, Eq)]
+pub struct AdminOutput {
+    pub text: String,
+    pub bytes: Vec<u8>,
+}
+
+impl From<String> for AdminOutput {
+    fn from(text: String) -> Self {
+        Self { text, bytes: Vec::new() }
+    }
+}
+
+impl fmt::Debug for AdminOutput {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "AdminOutput({:?}, {} bytes)", self.text, self.bytes.len())
+    }
 }
 
 #[cfg(test)]
@@ -117,5 +192,16 @@ mod tests {
         assert!(!format!("{command:?}").contains("hunter2"));
         let json = serde_json::to_string(&command).unwrap();
         assert_eq!(serde_json::from_str::<AdminCommand>(&json).unwrap(), command);
+    }
+
+    #[test]
+    fn a_message_travels_beside_the_json_and_never_shows_in_debug() {
+        let command = AdminCommand::append("alice".into(), "INBOX".into(), b"Subject: secret plans".to_vec());
+        assert!(!format!("{command:?}").contains("secret"), "{command:?}");
+        let json = serde_json::to_string(&command).unwrap();
+        assert!(!json.contains("secret") && json.contains("\"message_bytes\":21"), "{json}");
+        assert_eq!(command.payload(), b"Subject: secret plans");
+        let reply = AdminReply::answered(AdminOutput { text: String::new(), bytes: b"secret body".to_vec() });
+        assert!(!format!("{reply:?}").contains("secret") && reply.payload_bytes == 11, "{reply:?}");
     }
 }

@@ -8,7 +8,7 @@ use mailvault_hsm::password::{self, PASSWORD_BYTES_MAX, PasswordParams};
 use mailvault_hsm::{Hsm, HsmError};
 use zeroize::Zeroize;
 
-use super::command::AdminCommand;
+use super::command::{AdminCommand, AdminOutput};
 use super::time::format_unix_ms;
 use super::{compaction, mail};
 use crate::session::registry::SessionRegistry;
@@ -40,8 +40,8 @@ pub async fn execute(
     engine: &Engine,
     hsm: &Hsm,
     registry: Option<&SessionRegistry>,
-) -> Result<String, AdminError> {
-    match command {
+) -> Result<AdminOutput, AdminError> {
+    let text = match command {
         AdminCommand::AccountAdd { account } => {
             engine.create_account(&account).await?;
             Ok(format!("account {account} created"))
@@ -112,7 +112,12 @@ pub async fn execute(
         AdminCommand::AccountPrune { account } => compaction::prune(engine, &account).await,
         AdminCommand::Compact => compaction::compact(engine).await,
         AdminCommand::CompactionStatus => compaction::status(engine).await,
-    }
+        AdminCommand::Append { account, mailbox, message, .. } => {
+            mail::append(engine, &account, &mailbox, message).await
+        }
+        AdminCommand::Cat { account, mailbox, uid } => return mail::cat(engine, &account, &mailbox, uid).await,
+    };
+    text.map(AdminOutput::from)
 }
 
 async fn account_list(engine: &Engine) -> Result<String, AdminError> {

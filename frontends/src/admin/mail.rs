@@ -1,11 +1,12 @@
-//! `mailbox list|create|rename|delete|messages` and `account deleted|restore`: an operator's
-//! view of an account's mail, run by the server beside its live sessions (admin socket) or by
+//! `mailbox list|create|rename|delete|messages`, `account deleted|restore`, `append` and
+//! `cat`: an operator's view of an account's mail, run by the server beside its live sessions (admin socket) or by
 //! the CLI on a store no server has open.
 
 use std::fmt::Write as _;
 
 use mailvault_engine::{DeletedMessageId, Engine, Flags};
 
+use super::command::AdminOutput;
 use super::execute::AdminError;
 
 pub(super) async fn mailbox_list(engine: &Engine, account: &str) -> Result<String, AdminError> {
@@ -51,6 +52,23 @@ pub(super) async fn deleted(engine: &Engine, account: &str) -> Result<String, Ad
 pub(super) async fn restore(engine: &Engine, account: &str, mailbox_id: u32, uid: u32) -> Result<String, AdminError> {
     let (mailbox, new_uid) = engine.restore(account, DeletedMessageId { mailbox_id, uid }).await?;
     Ok(format!("restored into {mailbox} as uid {new_uid}"))
+}
+
+/// Stores `message`; answers with its uid once it is durable.
+pub(super) async fn append(
+    engine: &Engine,
+    account: &str,
+    mailbox: &str,
+    message: Vec<u8>,
+) -> Result<String, AdminError> {
+    let uid = engine.append(account, mailbox, message, Flags::default(), None).await?;
+    Ok(uid.to_string())
+}
+
+/// The message's bytes, checked by the fetch (CRC, AEAD tag, BLAKE3).
+pub(super) async fn cat(engine: &Engine, account: &str, mailbox: &str, uid: u32) -> Result<AdminOutput, AdminError> {
+    let message = engine.fetch(account, mailbox, uid).await?;
+    Ok(AdminOutput { text: String::new(), bytes: message.body })
 }
 
 fn describe_flags(flags: &Flags) -> String {

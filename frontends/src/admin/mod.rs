@@ -13,11 +13,14 @@ mod stats;
 mod time;
 
 pub use client::send;
-pub use command::{AdminCommand, AdminReply};
+pub use command::{AdminCommand, AdminOutput, AdminReply};
 pub use execute::{APP_PASSWORDS_MAX, AdminError, execute, generate_app_password};
 pub use time::format_unix_ms;
 
 /// The socket's file name in the data directory.
 pub const SOCKET_FILE: &str = "admin.sock";
 /// Longest request or reply line, in bytes.
-pub const MESSAGE_BYTES_MAX: usize = 1024 * 1024;
+pub const LINE_BYTES_MAX: usize = 1024 * 1024;
+/// Longest payload after a line (a message `append` stores or `cat` reads): the largest the
+/// engine stores.
+pub const PAYLOAD_BYTES_MAX: usize = mailvault_engine::format::MESSAGE_BYTES_MAX;

@@ -17,9 +17,9 @@ use mailvault_engine::Engine;
 use mailvault_hsm::Hsm;
 use zeroize::Zeroize;
 
-use super::MESSAGE_BYTES_MAX;
 use super::command::{AdminCommand, AdminReply};
 use super::execute::execute;
+use super::{LINE_BYTES_MAX, PAYLOAD_BYTES_MAX};
 use crate::session::context::{Either, first};
 use crate::session::registry::SessionRegistry;
 
@@ -123,7 +123,7 @@ async fn run(
                 running.retain(|command| !command.is_finished());
                 if running.len() >= COMMANDS_AT_ONCE_MAX {
                     let busy = format!("{COMMANDS_AT_ONCE_MAX} admin commands are running: try again when one ends");
-                    reply(stream, AdminReply { ok: false, output: busy }).await;
+                    reply(stream, AdminReply::failed(busy)).await;
                     continue;
                 }
                 let served = Rc::clone(&served);
@@ -151,44 +151,74 @@ async fn serve(stream: UnixStream, engine: &Engine, hsm: &Hsm, registry: &Sessio
                 tracing::info!(?command, "admin command");
             }
             match execute(command, engine, hsm, Some(registry)).await {
-                Ok(output) => AdminReply { ok: true, output },
-                Err(error) => AdminReply { ok: false, output: error.to_string() },
+                Ok(output) => AdminReply::answered(output),
+                Err(error) => AdminReply::failed(error.to_string()),
             }
         }
-        Ok(Err(error)) => AdminReply { ok: false, output: error },
-        Err(_elapsed) => AdminReply { ok: false, output: "timed out waiting for the command".to_owned() },
+        Ok(Err(error)) => AdminReply::failed(error),
+        Err(_elapsed) => AdminReply::failed("timed out waiting for the command".to_owned()),
     };
     reply(stream, answer).await;
 }
 
-async fn reply(mut stream: UnixStream, reply: AdminReply) {
+/// Writes the reply's line, then its payload.
+async fn reply(mut stream: UnixStream, mut reply: AdminReply) {
+    let payload = std::mem::take(&mut reply.payload);
     let mut bytes = serde_json::to_vec(&reply).unwrap_or_default();
     bytes.push(b'\n');
-    let BufResult(result, _) = stream.write_all(bytes).await;
+    let BufResult(mut result, _) = stream.write_all(bytes).await;
+    if result.is_ok() && !payload.is_empty() {
+        result = stream.write_all(payload).await.0;
+    }
     if let Err(error) = result {
         tracing::debug!(%error, "admin reply not delivered");
     }
 }
 
-/// Reads one JSON line.
+/// Reads one JSON line, and the payload after it that the command announces.
 async fn read_request(stream: &mut UnixStream) -> Result<AdminCommand, String> {
     let mut request = Vec::new();
     loop {
         if let Some(end) = request.iter().position(|&byte| byte == b'\n') {
-            request.truncate(end);
-            let parsed = serde_json::from_slice(&request).map_err(|error| format!("bad admin request: {error}"));
+            let after_line = request.split_off(end + 1);
+            let parsed = serde_json::from_slice(&request[..end]).map_err(|error| format!("bad admin request: {error}"));
             // It may carry a password.
             request.zeroize();
-            return parsed;
+            return match parsed? {
+                AdminCommand::Append { account, mailbox, message_bytes, .. } => {
+                    let message = read_payload(stream, after_line, message_bytes).await?;
+                    Ok(AdminCommand::Append { account, mailbox, message_bytes, message })
+                }
+                command => Ok(command),
+            };
         }
-        if request.len() > MESSAGE_BYTES_MAX {
+        if request.len() > LINE_BYTES_MAX {
             return Err("admin request too long".to_owned());
         }
-        let BufResult(result, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;
-        match result {
-            Ok(0) => return Err("admin request ended early".to_owned()),
-            Ok(_) => request.extend_from_slice(&chunk),
-            Err(error) => return Err(format!("reading the admin request: {error}")),
-        }
+        request.extend_from_slice(&read_some(stream).await?);
+    }
+}
+
+/// The `length` bytes after the line, of which `started` came with it.
+async fn read_payload(stream: &mut UnixStream, mut started: Vec<u8>, length: usize) -> Result<Vec<u8>, String> {
+    if length > PAYLOAD_BYTES_MAX {
+        return Err(format!("the message is {length} bytes; the largest a store takes is {PAYLOAD_BYTES_MAX}"));
+    }
+    started.reserve(length.saturating_sub(started.len()));
+    while started.len() < length {
+        started.extend_from_slice(&read_some(stream).await?);
+    }
+    if started.len() > length {
+        return Err("more bytes followed the message than announced".to_owned());
+    }
+    Ok(started)
+}
+
+async fn read_some(stream: &mut UnixStream) -> Result<Vec<u8>, String> {
+    let BufResult(result, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;
+    match result {
+        Ok(0) => Err("admin request ended early".to_owned()),
+        Ok(_) => Ok(chunk),
+        Err(error) => Err(format!("reading the admin request: {error}")),
     }
 }

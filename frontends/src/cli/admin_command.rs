@@ -4,7 +4,9 @@
 
 use anyhow::Context as _;
 use mailvault_engine::{Engine, OpenError, block_on};
-use mailvault_frontends::admin::{self, AdminCommand};
+use std::io::Write as _;
+
+use mailvault_frontends::admin::{self, AdminCommand, AdminOutput};
 
 use super::Context;
 use super::compaction_progress::{showing_progress, showing_remote_progress};
@@ -31,10 +33,20 @@ pub(crate) fn run(context: &Context, command: AdminCommand) -> anyhow::Result<()
             }
             .with_context(|| format!("the store is in use; asking the server at {}", socket.display()))?;
             anyhow::ensure!(reply.ok, "{}", reply.output);
-            reply.output
+            AdminOutput { text: reply.output, bytes: reply.payload }
         }
         Err(error) => return Err(context.open_failed(error)),
     };
-    println!("{output}");
+    print(&output)
+}
+
+/// The text as a line, the bytes (a message) as they are.
+fn print(output: &AdminOutput) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    if !output.text.is_empty() {
+        writeln!(stdout, "{}", output.text)?;
+    }
+    stdout.write_all(&output.bytes)?;
+    stdout.flush()?;
     Ok(())
 }

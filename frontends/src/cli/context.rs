@@ -42,13 +42,6 @@ impl Context {
         config
     }
 
-    pub(crate) fn open_engine(&self) -> anyhow::Result<Engine> {
-        // A missing store is the likelier mistake, and its error says what to run.
-        mailvault_engine::StoreMetadata::read(&self.data_dir)?;
-        let hsm = self.hsm()?;
-        self.open_engine_with(&self.engine_config(&hsm), &hsm)
-    }
-
     /// Opens the engine (see [`Self::open_failed`] for its errors); a shard quarantined on the
     /// way is named on stderr.
     pub(crate) fn open_engine_with(&self, config: &EngineConfig, hsm: &Hsm) -> anyhow::Result<Engine> {

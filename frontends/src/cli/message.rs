@@ -1,13 +1,14 @@
-//! `append` and `cat`.
+//! `append` and `cat`: admin commands (they also work while the server runs, through its
+//! admin socket).
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
-use mailvault_engine::{Flags, block_on};
+use mailvault_frontends::admin::AdminCommand;
 
-use super::Context;
+use super::{Context, admin_command};
 
 #[derive(Debug, Args)]
 pub(crate) struct AppendArguments {
@@ -30,23 +31,18 @@ pub(crate) struct CatArguments {
     uid: u32,
 }
 
-pub(crate) fn append(context: &Context, arguments: &AppendArguments) -> anyhow::Result<()> {
-    let body = if arguments.file.as_os_str() == "-" {
-        let mut body = Vec::new();
-        std::io::stdin().read_to_end(&mut body).context("reading standard input")?;
-        body
+pub(crate) fn append(context: &Context, arguments: AppendArguments) -> anyhow::Result<()> {
+    let message = if arguments.file.as_os_str() == "-" {
+        let mut message = Vec::new();
+        std::io::stdin().read_to_end(&mut message).context("reading standard input")?;
+        message
     } else {
         std::fs::read(&arguments.file).with_context(|| format!("reading {}", arguments.file.display()))?
     };
-    let engine = context.open_engine()?;
-    let uid = block_on(engine.append(&arguments.account, &arguments.mailbox, body, Flags::default(), None))?;
-    println!("{uid}");
-    Ok(())
+    admin_command::run(context, AdminCommand::append(arguments.account, arguments.mailbox, message))
 }
 
-pub(crate) fn cat(context: &Context, arguments: &CatArguments) -> anyhow::Result<()> {
-    let engine = context.open_engine()?;
-    let message = block_on(engine.fetch(&arguments.account, &arguments.mailbox, arguments.uid))?;
-    std::io::stdout().write_all(&message.body)?;
-    Ok(())
+pub(crate) fn cat(context: &Context, arguments: CatArguments) -> anyhow::Result<()> {
+    let CatArguments { account, mailbox, uid } = arguments;
+    admin_command::run(context, AdminCommand::Cat { account, mailbox, uid })
 }

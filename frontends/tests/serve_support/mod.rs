@@ -99,7 +99,9 @@ impl TestServer {
     /// Runs an admin command the way the admin socket does.
     pub fn admin(&self, command: AdminCommand) -> String {
         let registry = self.server.as_ref().map(|server| server.registry().clone());
-        block_on(admin::execute(command, &self.engine, &self.token.hsm, registry.as_deref())).expect("admin command")
+        block_on(admin::execute(command, &self.engine, &self.token.hsm, registry.as_deref()))
+            .expect("admin command")
+            .text
     }
 
     /// Creates `account` with `password` (argon2id, HSM-peppered, as the CLI does).
