@@ -1,6 +1,6 @@
 //! The admin socket's client side, for the CLI: send one command, wait for its reply.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use zeroize::Zeroize;
 
 use super::command::{AdminCommand, AdminReply};
-use super::{LINE_BYTES_MAX, PAYLOAD_BYTES_MAX};
+use super::wire::{Decoded, decode_reply, encode_request};
 
 /// How long the server may take to answer (hashing a password takes a fraction of a second;
 /// a busy engine may add more).
@@ -22,36 +22,29 @@ pub fn send(socket: &Path, command: &AdminCommand) -> std::io::Result<AdminReply
     let reply_timeout = (!command.waits_for_compaction()).then_some(REPLY_TIMEOUT);
     stream.set_read_timeout(reply_timeout)?;
     stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
-    let mut request = serde_json::to_vec(command).map_err(std::io::Error::other)?;
-    request.push(b'\n');
-    let written = stream.write_all(&request).and_then(|()| stream.write_all(command.payload()));
-    request.zeroize();
+    let mut request = encode_request(command);
+    let written = stream.write_all(&request);
+    request.zeroize(); // it may carry a password
     written?;
-    let mut reader = BufReader::new(stream);
-    let mut line = Vec::new();
-    (&mut reader).take(LINE_BYTES_MAX as u64).read_until(b'\n', &mut line)?;
-    if line.is_empty() {
-        // A server stopped (or killed) while the command ran: what it did is unknown.
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "the server closed the connection without an answer (did it stop?); check what the command did",
-        ));
+    let mut received = Vec::new();
+    let mut chunk = vec![0; 64 * 1024];
+    loop {
+        let decoded =
+            decode_reply(&received).map_err(|why| std::io::Error::new(std::io::ErrorKind::InvalidData, why))?;
+        if let Decoded::Complete { value, .. } = decoded {
+            return Ok(value);
+        }
+        match stream.read(&mut chunk)? {
+            // A server stopped (or killed) while the command ran: what it did is unknown.
+            0 => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection without an answer (did it stop?); check what the command did",
+                ));
+            }
+            read => received.extend_from_slice(&chunk[..read]),
+        }
     }
-    let mut reply: AdminReply = serde_json::from_slice(&line).map_err(|error| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad reply from the admin socket: {error}"))
-    })?;
-    if reply.payload_bytes > PAYLOAD_BYTES_MAX {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "the admin socket announced a payload of {} bytes, more than a message can be",
-                reply.payload_bytes
-            ),
-        ));
-    }
-    reply.payload = vec![0; reply.payload_bytes];
-    reader.read_exact(&mut reply.payload)?;
-    Ok(reply)
 }
 
 #[cfg(test)]
@@ -68,7 +61,8 @@ mod tests {
         let server = std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().expect("accept");
             let mut request = Vec::new();
-            BufReader::new(&mut stream).read_until(b'\n', &mut request).expect("read the command");
+            std::io::BufRead::read_until(&mut std::io::BufReader::new(&mut stream), b'\n', &mut request)
+                .expect("read the command");
             // Dropped here: closed without a reply.
         });
         let error = send(&socket, &AdminCommand::Compact).expect_err("no reply");

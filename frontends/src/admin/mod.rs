@@ -11,6 +11,7 @@ mod mail;
 pub mod server;
 mod stats;
 mod time;
+pub mod wire;
 
 pub use client::send;
 pub use command::{AdminCommand, AdminOutput, AdminReply};

@@ -19,7 +19,7 @@ use zeroize::Zeroize;
 
 use super::command::{AdminCommand, AdminReply};
 use super::execute::execute;
-use super::{LINE_BYTES_MAX, PAYLOAD_BYTES_MAX};
+use super::wire::{Decoded, decode_request, encode_reply};
 use crate::session::context::{Either, first};
 use crate::session::registry::SessionRegistry;
 
@@ -162,56 +162,29 @@ async fn serve(stream: UnixStream, engine: &Engine, hsm: &Hsm, registry: &Sessio
 }
 
 /// Writes the reply's line, then its payload.
-async fn reply(mut stream: UnixStream, mut reply: AdminReply) {
-    let payload = std::mem::take(&mut reply.payload);
-    let mut bytes = serde_json::to_vec(&reply).unwrap_or_default();
-    bytes.push(b'\n');
-    let BufResult(mut result, _) = stream.write_all(bytes).await;
-    if result.is_ok() && !payload.is_empty() {
-        result = stream.write_all(payload).await.0;
-    }
+async fn reply(mut stream: UnixStream, reply: AdminReply) {
+    let BufResult(result, _) = stream.write_all(encode_reply(&reply)).await;
     if let Err(error) = result {
         tracing::debug!(%error, "admin reply not delivered");
     }
 }
 
-/// Reads one JSON line, and the payload after it that the command announces.
+/// Reads one command: its JSON line, and the payload after it that it announces.
 async fn read_request(stream: &mut UnixStream) -> Result<AdminCommand, String> {
     let mut request = Vec::new();
-    loop {
-        if let Some(end) = request.iter().position(|&byte| byte == b'\n') {
-            let after_line = request.split_off(end + 1);
-            let parsed = serde_json::from_slice(&request[..end]).map_err(|error| format!("bad admin request: {error}"));
-            // It may carry a password.
-            request.zeroize();
-            return match parsed? {
-                AdminCommand::Append { account, mailbox, message_bytes, .. } => {
-                    let message = read_payload(stream, after_line, message_bytes).await?;
-                    Ok(AdminCommand::Append { account, mailbox, message_bytes, message })
-                }
-                command => Ok(command),
-            };
+    let command = loop {
+        match decode_request(&request) {
+            Ok(Decoded::Complete { value, consumed_bytes }) if consumed_bytes == request.len() => break Ok(value),
+            Ok(Decoded::Complete { .. }) => break Err("more bytes followed the command than it announced".to_owned()),
+            Ok(Decoded::NeedsMore) => match read_some(stream).await {
+                Ok(chunk) => request.extend_from_slice(&chunk),
+                Err(error) => break Err(error),
+            },
+            Err(error) => break Err(error),
         }
-        if request.len() > LINE_BYTES_MAX {
-            return Err("admin request too long".to_owned());
-        }
-        request.extend_from_slice(&read_some(stream).await?);
-    }
-}
-
-/// The `length` bytes after the line, of which `started` came with it.
-async fn read_payload(stream: &mut UnixStream, mut started: Vec<u8>, length: usize) -> Result<Vec<u8>, String> {
-    if length > PAYLOAD_BYTES_MAX {
-        return Err(format!("the message is {length} bytes; the largest a store takes is {PAYLOAD_BYTES_MAX}"));
-    }
-    started.reserve(length.saturating_sub(started.len()));
-    while started.len() < length {
-        started.extend_from_slice(&read_some(stream).await?);
-    }
-    if started.len() > length {
-        return Err("more bytes followed the message than announced".to_owned());
-    }
-    Ok(started)
+    };
+    request.zeroize(); // it may carry a password
+    command
 }
 
 async fn read_some(stream: &mut UnixStream) -> Result<Vec<u8>, String> {

@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 use mailvault_backup::{
     KeyTable, MANIFEST_FORMAT, Manifest, ManifestFile, ManifestSegment, StoreIdentity, join_signed,
 };
-use mailvault_engine::format::{
-    AccessEvent, ByteWriter, CrcSeed, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, Flags, FrameHeader, MessageReference,
-    Record, ScrubState, SegmentHeader, encode_frame,
-};
 use mailvault_engine::ScrubPass;
+use mailvault_engine::format::{
+    AccessEvent, ByteWriter, CrcSeed, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, Flags, FrameHeader,
+    MessageReference, Record, ScrubState, SegmentHeader, encode_frame,
+};
 use mailvault_engine::index::{Index, RecordLocation};
+use mailvault_frontends::admin::{AdminCommand, AdminReply, wire};
 use mailvault_frontends::proto::imap::encode_mailbox_name;
 use mailvault_frontends::proto::lmtp::{self, BodyType, ForwardPath, MailParameters, ReversePath};
 use mailvault_frontends::proto::sasl::{self, PlainCredentials, SaslResponse};
@@ -151,11 +152,7 @@ fn engine_seeds(corpus: &mut Corpus) {
         let header = SegmentHeader::new(1, segment_id, 1_700_000_000_000);
         corpus.add("segment_header", name, &header.encode());
     }
-    corpus.add(
-        "segment_header",
-        "padded",
-        &[SegmentHeader::new(0, 7, 0).encode().as_slice(), &[0; 64]].concat(),
-    );
+    corpus.add("segment_header", "padded", &[SegmentHeader::new(0, 7, 0).encode().as_slice(), &[0; 64]].concat());
 
     corpus.add("index_snapshot", "empty", &[0; 8]);
     corpus.add("index_snapshot", "accounts", &snapshot());
@@ -278,7 +275,12 @@ fn segment_seeds(corpus: &mut Corpus) {
         ),
         (
             "block_gap_inside_commit",
-            RecipeWriter::new(OPTION_IS_LAST).frame(1, true, false, small(1)).block_gap().frame(4, false, true, small(4)),
+            RecipeWriter::new(OPTION_IS_LAST).frame(1, true, false, small(1)).block_gap().frame(
+                4,
+                false,
+                true,
+                small(4),
+            ),
         ),
     ];
     for (name, recipe) in seeds {
@@ -388,6 +390,20 @@ fn line_protocol_seeds(corpus: &mut Corpus) {
     corpus.add("sasl", "plain", format!("{}\r\n", base64_plain("tim", "tanstaaftanstaaf")).as_bytes());
     corpus.add("sasl", "responses", b"*\r\n=\r\nAGFsaWNlAHNlY3JldA==\r\n!!!\r\n");
     corpus.add("sasl", "plain_message", &plain(Some("admin"), "alice", "secret"));
+
+    let append = AdminCommand::append("alice".into(), "INBOX".into(), b"Subject: hi\r\n\r\nhello\r\n".to_vec());
+    corpus.add("admin_wire", "append", &wire::encode_request(&append));
+    corpus.add(
+        "admin_wire",
+        "account_password",
+        &wire::encode_request(&AdminCommand::AccountPassword {
+            account: "alice".into(),
+            password: "correct horse".into(),
+        }),
+    );
+    let cat = AdminReply { ok: true, output: String::new(), payload_bytes: 5, payload: b"hello".to_vec() };
+    corpus.add("admin_wire", "cat_reply", &wire::encode_reply(&cat));
+    corpus.add("admin_wire", "failed_reply", &wire::encode_reply(&AdminReply::failed("no such account".into())));
 }
 
 fn stuffed(body: &[u8]) -> Vec<u8> {
