@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use zeroize::Zeroize;
 
+use super::REPLY_LINE_BYTES_MAX;
 use super::command::{AdminCommand, AdminReply};
 use super::wire::{Decoded, decode_reply, encode_request};
 
@@ -28,11 +29,16 @@ pub fn send(socket: &Path, command: &AdminCommand) -> std::io::Result<AdminReply
     written?;
     let mut received = Vec::new();
     let mut chunk = vec![0; 64 * 1024];
+    // Decoded only once its line has ended (or grown too long): a long listing arrives in many
+    // chunks, and looking at all of it after each one would take time squared in its length.
+    let mut line_ended = false;
     loop {
-        let decoded =
-            decode_reply(&received).map_err(|why| std::io::Error::new(std::io::ErrorKind::InvalidData, why))?;
-        if let Decoded::Complete { value, .. } = decoded {
-            return Ok(value);
+        if line_ended || received.len() > REPLY_LINE_BYTES_MAX {
+            let decoded =
+                decode_reply(&received).map_err(|why| std::io::Error::new(std::io::ErrorKind::InvalidData, why))?;
+            if let Decoded::Complete { value, .. } = decoded {
+                return Ok(value);
+            }
         }
         match stream.read(&mut chunk)? {
             // A server stopped (or killed) while the command ran: what it did is unknown.
@@ -42,7 +48,10 @@ pub fn send(socket: &Path, command: &AdminCommand) -> std::io::Result<AdminReply
                     "the server closed the connection without an answer (did it stop?); check what the command did",
                 ));
             }
-            read => received.extend_from_slice(&chunk[..read]),
+            read => {
+                line_ended |= chunk[..read].contains(&b'\n');
+                received.extend_from_slice(&chunk[..read]);
+            }
         }
     }
 }

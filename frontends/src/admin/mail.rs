@@ -1,6 +1,6 @@
 //! `mailbox list|create|rename|delete|messages`, `account deleted|restore`, `append` and
-//! `cat`: an operator's view of an account's mail, run by the server beside its live sessions (admin socket) or by
-//! the CLI on a store no server has open.
+//! `cat`: an operator's view of an account's mail, run by the server beside its live sessions
+//! (admin socket) or by the CLI on a store no server has open.
 
 use std::fmt::Write as _;
 

@@ -20,8 +20,11 @@ pub use time::format_unix_ms;
 
 /// The socket's file name in the data directory.
 pub const SOCKET_FILE: &str = "admin.sock";
-/// Longest request or reply line, in bytes.
-pub const LINE_BYTES_MAX: usize = 1024 * 1024;
+/// Longest request line, in bytes (a command and its names; a message follows as payload).
+pub const REQUEST_LINE_BYTES_MAX: usize = 1024 * 1024;
+/// Longest reply line, in bytes: a listing (`mailbox messages` of a mailbox of millions, say)
+/// comes from the server the client trusts.
+pub const REPLY_LINE_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// Longest payload after a line (a message `append` stores or `cat` reads): the largest the
 /// engine stores.
 pub const PAYLOAD_BYTES_MAX: usize = mailvault_engine::format::MESSAGE_BYTES_MAX;

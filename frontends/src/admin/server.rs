@@ -12,7 +12,6 @@ use std::time::Duration;
 use compio::buf::BufResult;
 use compio::io::{AsyncRead, AsyncWriteExt};
 use compio::net::UnixStream;
-
 use mailvault_engine::Engine;
 use mailvault_hsm::Hsm;
 use zeroize::Zeroize;
@@ -140,8 +139,7 @@ async fn run(
     }
 }
 
-async fn serve(stream: UnixStream, engine: &Engine, hsm: &Hsm, registry: &SessionRegistry) {
-    let mut stream = stream;
+async fn serve(mut stream: UnixStream, engine: &Engine, hsm: &Hsm, registry: &SessionRegistry) {
     let answer = match compio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream)).await {
         Ok(Ok(command)) => {
             // The progress line polls this a few times a second: not worth a log line each.

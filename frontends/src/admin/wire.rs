@@ -4,7 +4,7 @@
 //! [`decode_request`] or [`decode_reply`] says a frame is complete.
 
 use super::command::{AdminCommand, AdminReply};
-use super::{LINE_BYTES_MAX, PAYLOAD_BYTES_MAX};
+use super::{PAYLOAD_BYTES_MAX, REPLY_LINE_BYTES_MAX, REQUEST_LINE_BYTES_MAX};
 
 /// What the bytes read so far hold.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,7 +35,7 @@ fn encode(value: &impl serde::Serialize, payload: &[u8]) -> Vec<u8> {
 
 /// A command from the start of `bytes`; `Err` says why the bytes are no command.
 pub fn decode_request(bytes: &[u8]) -> Result<Decoded<AdminCommand>, String> {
-    decode(bytes, "admin request", |command: &mut AdminCommand, payload| match command {
+    decode(bytes, "admin request", REQUEST_LINE_BYTES_MAX, |command: &mut AdminCommand, payload| match command {
         AdminCommand::Append { message_bytes, message, .. } => match payload {
             None => Some(*message_bytes),
             Some(bytes) => {
@@ -49,13 +49,18 @@ pub fn decode_request(bytes: &[u8]) -> Result<Decoded<AdminCommand>, String> {
 
 /// A reply from the start of `bytes`; `Err` says why the bytes are no reply.
 pub fn decode_reply(bytes: &[u8]) -> Result<Decoded<AdminReply>, String> {
-    decode(bytes, "reply from the admin socket", |reply: &mut AdminReply, payload| match payload {
-        None => Some(reply.payload_bytes),
-        Some(bytes) => {
-            reply.payload = bytes.to_vec();
-            None
-        }
-    })
+    decode(
+        bytes,
+        "reply from the admin socket",
+        REPLY_LINE_BYTES_MAX,
+        |reply: &mut AdminReply, payload| match payload {
+            None => Some(reply.payload_bytes),
+            Some(bytes) => {
+                reply.payload = bytes.to_vec();
+                None
+            }
+        },
+    )
 }
 
 /// The line, parsed; then `payload(value, None)` says how many bytes follow it, and
@@ -63,11 +68,12 @@ pub fn decode_reply(bytes: &[u8]) -> Result<Decoded<AdminReply>, String> {
 fn decode<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     what: &str,
+    line_bytes_max: usize,
     mut payload: impl FnMut(&mut T, Option<&[u8]>) -> Option<usize>,
 ) -> Result<Decoded<T>, String> {
-    let Some(line_end) = bytes.iter().take(LINE_BYTES_MAX + 1).position(|&byte| byte == b'\n') else {
-        if bytes.len() > LINE_BYTES_MAX {
-            return Err(format!("{what} too long: no line end in its first {LINE_BYTES_MAX} bytes"));
+    let Some(line_end) = bytes.iter().take(line_bytes_max + 1).position(|&byte| byte == b'\n') else {
+        if bytes.len() > line_bytes_max {
+            return Err(format!("{what} too long: no line end in its first {line_bytes_max} bytes"));
         }
         return Ok(Decoded::NeedsMore);
     };
@@ -141,9 +147,10 @@ mod tests {
 
     #[test]
     fn oversized_lines_and_payloads_are_refused() {
-        let endless = vec![b'x'; LINE_BYTES_MAX + 1];
+        let endless = vec![b'x'; REQUEST_LINE_BYTES_MAX + 1];
         assert!(decode_request(&endless).is_err_and(|why| why.contains("too long")));
-        assert_eq!(decode_request(&endless[..LINE_BYTES_MAX]), Ok(Decoded::NeedsMore));
+        assert_eq!(decode_request(&endless[..REQUEST_LINE_BYTES_MAX]), Ok(Decoded::NeedsMore));
+        assert_eq!(decode_reply(&endless), Ok(Decoded::NeedsMore), "a reply's line may be longer: a long listing");
         let huge = format!(
             "{{\"command\":\"append\",\"account\":\"a\",\"mailbox\":\"INBOX\",\"message_bytes\":{}}}\n",
             PAYLOAD_BYTES_MAX + 1
