@@ -4,6 +4,7 @@
 //! panic on any input (property-tested and fuzzed).
 
 mod bytes;
+mod forced_compaction;
 mod frame;
 mod record;
 mod scrub_state;
@@ -11,6 +12,7 @@ mod segment_digest;
 mod segment_header;
 
 pub use bytes::{ByteReader, ByteWriter, ReadError};
+pub use forced_compaction::ForcedCompaction;
 pub use frame::{
     CrcSeed, DURABLE_GAP_UNIT_BYTES, FRAME_ALIGN_BYTES, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START,
     FRAME_FLAG_RELOCATED, FRAME_HEADER_BYTES, Frame, FrameDecode, FrameError, FrameHeader, add_frame_flags,

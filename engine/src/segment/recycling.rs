@@ -140,6 +140,11 @@ impl RecycledSegments {
         self.state.borrow_mut().withheld = true;
     }
 
+    /// Whether spares are withheld (until [`RecycledSegments::remove_withheld`]).
+    pub fn is_withheld(&self) -> bool {
+        self.state.borrow().withheld
+    }
+
     /// If spares are withheld: removes every one, and hands spares out again (later ones).
     /// Retirements still renaming must have finished.
     pub async fn remove_withheld<S: Storage>(&self, storage: &S) -> io::Result<()> {

@@ -169,6 +169,8 @@ impl<S: Storage> Shard<S> {
                 self.compaction_spare_buffer = None;
                 self.finish_segment_removals().await;
                 self.remove_withheld_spares().await;
+                // Done (or left to the next run): the file says so, for the next open.
+                self.save_forced_compaction().await;
                 if std::mem::take(&mut self.compaction_checkpoint_due) {
                     self.checkpoint().await;
                 }

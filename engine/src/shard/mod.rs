@@ -15,6 +15,7 @@ pub(crate) mod checkpoint;
 mod compaction;
 mod credentials;
 mod emit;
+mod forced_compaction;
 mod lifecycle;
 mod pipeline;
 mod plan;
@@ -29,6 +30,7 @@ pub(crate) mod routing;
 mod scrub;
 mod scrub_state;
 mod sealed_message;
+mod small_file;
 mod throttle;
 mod usage_summary;
 mod victim_read;
@@ -126,6 +128,8 @@ pub(crate) struct Shard<S: Storage> {
     victim_reader: Option<victim_read::VictimReader<S::File>>,
     /// Segments to rewrite whatever their live share (they hold pruned mail).
     compaction_forced: std::collections::BTreeSet<u64>,
+    /// What the `compaction-forced` file says (see `forced_compaction.rs`).
+    forced_compaction_saved: crate::format::ForcedCompaction,
     /// Segments found not worth compacting, with their needed body bytes then; looked at again
     /// after the next change, or when a timer tick finds fewer bytes needed.
     compaction_rejected: std::collections::BTreeMap<u64, u64>,
@@ -259,6 +263,8 @@ impl<S: Storage> Shard<S> {
             }
             let seal_waiters = std::mem::take(&mut batch.seal_waiters);
             let reads_wait = !batch.deferred_queries.is_empty();
+            // A prune planned in this batch is answered once its rewrite would survive a restart.
+            self.save_forced_compaction().await;
             self.start_commit(batch).await;
             if reads_wait {
                 // The index is ahead of the disk by the commits in flight: answered from it
@@ -287,9 +293,16 @@ impl<S: Storage> Shard<S> {
             }
             self.after_commit().await;
         }
+        self.shut_down().await;
+    }
+
+    /// Leaves the files as the next open wants them: every commit durable, compacted segments
+    /// removed, what a prune still has to rewrite written down, and a checkpoint at the end.
+    async fn shut_down(&mut self) {
         self.drain_commits().await;
         self.after_commit().await;
         self.finish_segment_removals().await;
+        self.save_forced_compaction().await;
         if self.records_since_checkpoint > 1 {
             self.checkpoint().await;
         }

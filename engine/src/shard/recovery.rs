@@ -318,6 +318,13 @@ pub(crate) async fn open_shard<S: Storage>(
             .map_err(|reason| OpenError::Shard { shard_id, source: crate::error::EngineError::Corrupt(reason) })?;
     }
     let recycled = RecycledSegments::load(&storage, config.recycled_segments_max, shard_id).await?;
+    // A prune's or purge's rewrite that a restart interrupted goes on (format.md §10.4).
+    let forced_compaction =
+        super::forced_compaction::load_forced_compaction(&storage, shard_id, |segment| segment_ids.contains(&segment))
+            .await;
+    if forced_compaction.spares_withheld {
+        recycled.withhold();
+    }
     let active = if let Some(active) = active {
         active
     } else {
@@ -365,7 +372,8 @@ pub(crate) async fn open_shard<S: Storage>(
         usage_passes: 0,
         compaction_job: None,
         victim_reader: None,
-        compaction_forced: std::collections::BTreeSet::new(),
+        compaction_forced: forced_compaction.segments.clone(),
+        forced_compaction_saved: forced_compaction,
         compaction_skipped: std::collections::BTreeSet::new(),
         compaction_rejected: std::collections::BTreeMap::new(),
         compaction_budget: super::throttle::IoBudget::new(config_budget),

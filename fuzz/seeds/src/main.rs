@@ -10,8 +10,8 @@ use mailvault_backup::{
 };
 use mailvault_engine::ScrubPass;
 use mailvault_engine::format::{
-    AccessEvent, ByteWriter, CrcSeed, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, Flags, FrameHeader,
-    MessageReference, Record, ScrubState, SegmentHeader, encode_frame,
+    AccessEvent, ByteWriter, CrcSeed, FRAME_FLAG_COMMIT_END, FRAME_FLAG_COMMIT_START, Flags, ForcedCompaction,
+    FrameHeader, MessageReference, Record, ScrubState, SegmentHeader, encode_frame,
 };
 use mailvault_engine::index::{Index, RecordLocation};
 use mailvault_frontends::admin::{AdminCommand, AdminReply, wire};
@@ -167,6 +167,8 @@ fn engine_seeds(corpus: &mut Corpus) {
         damaged: [(7, "segment 7 is corrupt at offset 1048576: frame checksum mismatch".to_owned())].into(),
     };
     corpus.add("scrub_state", "sample-state", damaged.encode().as_bytes());
+    let forced = ForcedCompaction { segments: [3, 12, 40].into(), spares_withheld: true };
+    corpus.add("forced_compaction", "prune", forced.encode().as_bytes());
 
     segment_seeds(corpus);
 }
