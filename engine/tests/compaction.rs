@@ -13,7 +13,7 @@ use mailvault_engine::format::{
     ACCOUNT_SNAPSHOT_PART_BYTES, BLOCK_BYTES, FrameDecode, RecordKind, SegmentHeader, decode_frame,
 };
 use mailvault_engine::io::{FaultController, FaultyStorage};
-use mailvault_engine::{Engine, Flags, INBOX, block_on};
+use mailvault_engine::{Engine, EngineConfig, Flags, INBOX, OpenError, block_on};
 
 const ACCOUNT: &str = "max@example.org";
 const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -276,6 +276,31 @@ fn pruned_mail_leaves_no_ciphertext_in_any_file() {
     assert_eq!(observe(&engine), state);
 }
 
+/// A copy of `store`'s files, opened through storage that crashes after `crash_at` writes.
+/// Armed before the open: compaction may start on its own as soon as the store opens.
+struct CrashingCopy {
+    directory: tempfile::TempDir,
+    config: EngineConfig,
+    controller: FaultController,
+    opened: Result<Engine, OpenError>,
+}
+
+impl CrashingCopy {
+    fn new(store: &TestStore, crash_at: u64) -> Self {
+        let directory = tempfile::tempdir().unwrap();
+        common::copy_store(store.directory.path(), directory.path());
+        let mut config = store.config.clone();
+        config.data_dir = directory.path().to_path_buf();
+        let controller = FaultController::new(crash_at);
+        controller.crash_after_writes(crash_at);
+        let faults = controller.clone();
+        let opened = Engine::open_with(&config, &store.token.hsm, move |_, directory| {
+            FaultyStorage::new(directory, faults.clone())
+        });
+        Self { directory, config, controller, opened }
+    }
+}
+
 /// A prune's rewrite that a crash interrupts goes on after the restart: the segments it forced
 /// (and the spares it withheld) are written down, in `compaction-forced`, before the prune is
 /// answered. Before, a restart forgot them, and the pruned ciphertext stayed wherever the live
@@ -292,17 +317,9 @@ fn a_prune_interrupted_by_a_crash_finishes_its_rewrite_after_the_restart() {
 
     let mut interrupted = 0;
     for crash_at in 0..80 {
-        let copy = tempfile::tempdir().unwrap();
-        common::copy_store(store.directory.path(), copy.path());
-        let mut config = store.config.clone();
-        config.data_dir = copy.path().to_path_buf();
-        let controller = FaultController::new(crash_at);
-        controller.crash_after_writes(crash_at);
-        let faults = controller.clone();
-        let opened = Engine::open_with(&config, &store.token.hsm, move |_, directory| {
-            FaultyStorage::new(directory, faults.clone())
-        });
-        let Ok(engine) = opened else { continue }; // the crash came during the open: no prune
+        let copy = CrashingCopy::new(&store, crash_at);
+        let Ok(engine) = copy.opened else { continue }; // the crash came during the open: no prune
+        let (config, controller) = (copy.config, copy.controller);
         let pruned = block_on(engine.prune_deleted(ACCOUNT)).is_ok();
         let finished = pruned && block_on(engine.compact()).is_ok() && !controller.has_crashed();
         controller.crash_now();
@@ -316,7 +333,7 @@ fn a_prune_interrupted_by_a_crash_finishes_its_rewrite_after_the_restart() {
         block_on(engine.compact()).unwrap();
         assert!(block_on(engine.list_deleted(ACCOUNT)).unwrap().is_empty(), "crash at write {crash_at}");
         drop(engine);
-        let all = all_store_bytes(copy.path());
+        let all = all_store_bytes(copy.directory.path());
         let survived = all.windows(pruned_ciphertext.len()).any(|window| window == pruned_ciphertext.as_slice());
         assert!(!survived, "crash at write {crash_at}: the pruned ciphertext is still in the store's files");
         if finished {
@@ -353,18 +370,9 @@ fn crash_at_every_write_of_a_compaction(account_snapshot_part_bytes: usize) {
 
     let mut crashes = 0;
     for crash_at in 0..40 {
-        let copy = tempfile::tempdir().unwrap();
-        common::copy_store(store.directory.path(), copy.path());
-        let mut config = store.config.clone();
-        config.data_dir = copy.path().to_path_buf();
-        let controller = FaultController::new(crash_at);
-        // Armed before the open: compaction starts on its own as soon as the store opens.
-        controller.crash_after_writes(crash_at);
-        let faults = controller.clone();
-        let opened = Engine::open_with(&config, &store.token.hsm, move |_, directory| {
-            FaultyStorage::new(directory, faults.clone())
-        });
-        let finished = match opened {
+        let copy = CrashingCopy::new(&store, crash_at);
+        let (config, controller) = (copy.config, copy.controller);
+        let finished = match copy.opened {
             Ok(engine) => {
                 let finished = block_on(engine.compact()).is_ok() && !controller.has_crashed();
                 controller.crash_now();

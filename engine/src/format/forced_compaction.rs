@@ -16,6 +16,8 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use super::checked_text::{append_crc_line, checked_body};
+
 const FIRST_LINE: &str = "mailvault compaction-forced 1";
 const SPARES_WITHHELD: &str = "spares_withheld";
 
@@ -41,21 +43,13 @@ impl ForcedCompaction {
         for segment_id in &self.segments {
             let _ = writeln!(text, "segment {segment_id}");
         }
-        let crc = crc32c::crc32c(text.as_bytes());
-        let _ = writeln!(text, "crc {crc:08x}");
+        append_crc_line(&mut text);
         text
     }
 
     /// The state `encode` wrote (zero padding after it is ignored); anything else is refused.
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let end = bytes.iter().position(|byte| *byte == 0).unwrap_or(bytes.len());
-        let text = std::str::from_utf8(&bytes[..end]).map_err(|_| "not UTF-8")?;
-        let body_end = text.trim_end_matches('\n').rfind('\n').map_or(0, |newline| newline + 1);
-        let (body, crc_line) = text.split_at(body_end);
-        let stored = crc_line.strip_prefix("crc ").and_then(|rest| rest.strip_suffix('\n')).ok_or("no crc line")?;
-        if stored != format!("{:08x}", crc32c::crc32c(body.as_bytes())) {
-            return Err("its crc does not match".into());
-        }
+        let body = checked_body(bytes, |_| Ok(()))?;
         let mut lines = body.split_terminator('\n');
         if lines.next() != Some(FIRST_LINE) {
             return Err("not a compaction-forced file (or of a later version)".into());

@@ -4,6 +4,7 @@
 //! panic on any input (property-tested and fuzzed).
 
 mod bytes;
+mod checked_text;
 mod forced_compaction;
 mod frame;
 mod record;

@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use super::checked_text::{append_crc_line, checked_body};
 use crate::api::ScrubPass;
 
 const FIRST_LINE: &str = "mailvault scrub-state 1";
@@ -54,25 +55,12 @@ impl ScrubState {
             let reason: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
             let _ = writeln!(text, "damaged {segment_id} {reason}");
         }
-        let crc = crc32c::crc32c(text.as_bytes());
-        let _ = writeln!(text, "crc {crc:08x}");
+        append_crc_line(&mut text);
         text
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let end = bytes.iter().position(|byte| *byte == 0).unwrap_or(bytes.len());
-        let text = std::str::from_utf8(&bytes[..end]).map_err(|_| "not UTF-8")?;
-        // `encode` writes none (it blanks them in reasons): a state holding one would not
-        // re-encode to itself.
-        if text.chars().any(|c| c.is_control() && c != '\n') {
-            return Err("a control character".into());
-        }
-        let body_end = text.trim_end_matches('\n').rfind('\n').map_or(0, |newline| newline + 1);
-        let (body, crc_line) = text.split_at(body_end);
-        let stored = crc_line.strip_prefix("crc ").and_then(|rest| rest.strip_suffix('\n')).ok_or("no crc line")?;
-        if stored != format!("{:08x}", crc32c::crc32c(body.as_bytes())) {
-            return Err("its crc does not match".into());
-        }
+        let body = checked_body(bytes, refuse_control_characters)?;
         let mut lines = body.lines();
         if lines.next() != Some(FIRST_LINE) {
             return Err("not a scrub state (or of a later version)".into());
@@ -110,6 +98,12 @@ fn last_pass(text: &str) -> Result<Option<ScrubPass>, String> {
     }
     let (started, finished) = text.split_once(' ').ok_or("last_pass needs two times")?;
     Ok(Some(ScrubPass { started_unix_ms: number(started)?, finished_unix_ms: number(finished)? }))
+}
+
+// `encode` writes no control character but newlines (it blanks them in reasons): a state
+// holding one would not re-encode to itself.
+fn refuse_control_characters(c: char) -> Result<(), String> {
+    if c.is_control() && c != '\n' { Err("a control character".into()) } else { Ok(()) }
 }
 
 #[cfg(test)]
