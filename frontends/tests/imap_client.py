@@ -253,6 +253,28 @@ def scenario_append_fetch():
     imap.logout()
 
 
+def scenario_fetch_many():
+    """One FETCH of many bodies (read ahead by the server) answers each message once, in order,
+    byte-identical: small ones, ones of hundreds of KiB, and one larger than the read-ahead
+    window."""
+    imap = connect()
+    sizes = [n * 37 % 5000 for n in range(40)] + [300_000, 40, 700_000, 1_500_000, 60, 250_000]
+    sent = {}
+    for n, size in enumerate(sizes):
+        raw = message(f"Many {n}", body="x" * size + "\r\n")
+        sent[append(imap, "INBOX", raw)] = raw
+    ok(imap.select("INBOX", readonly=True))
+    data = ok(imap.uid("FETCH", "1:*", "(UID BODY.PEEK[])"))
+    answers = [item for item in data if isinstance(item, tuple)]
+    uids = [int(re.search(rb"UID (\d+)", prefix).group(1)) for prefix, _ in answers]
+    expect(uids == sorted(sent), f"one answer per message, in uid order: {uids}")
+    for (prefix, body), uid in zip(answers, uids):
+        expect(body == sent[uid], f"uid {uid} is byte-identical ({len(body)} of {len(sent[uid])} bytes)")
+    numbers = [int(prefix.split()[0]) for prefix, _ in answers]
+    expect(numbers == list(range(1, len(sent) + 1)), "sequence numbers in order")
+    imap.logout()
+
+
 def scenario_flags():
     imap = connect()
     uids = [append(imap, "INBOX", message(f"Flags {n}")) for n in range(3)]
@@ -350,6 +372,26 @@ def scenario_search():
     status, data = imap.search("KOI8-R", "SUBJECT", "x")
     expect(status == "NO" and b"BADCHARSET" in data[0], f"{status} {data}")
     expect(search("CHARSET", "UTF-8", "SUBJECT", "draft") == [3], "CHARSET UTF-8")
+    imap.logout()
+
+
+def scenario_search_limits():
+    """The server allows 2 bodies and 15,000 bytes per SEARCH: a search that would read more is
+    refused with NO [LIMIT] before it reads anything; one within both runs."""
+    imap = connect()
+    append(imap, "INBOX", message("Quarterly report"))
+    append(imap, "INBOX", message("Lunch", body="Pineapple pizza?\r\n" + "x" * 20000 + "\r\n"), r"(\Flagged)")
+    append(imap, "INBOX", message("Report draft"))
+    ok(imap.select("INBOX"))
+
+    def refused(*criteria):
+        status, data = imap.search(None, *criteria)
+        return status == "NO" and data[0].startswith(b"[LIMIT]")
+
+    expect(refused("BODY", "pineapple"), "three bodies are over the limit of two")
+    expect(refused("1:2", "BODY", "pineapple"), "20 KB of bodies are over the limit of 15,000 bytes")
+    expect(ok(imap.search(None, "1,3", "SUBJECT", "quarterly")) == [b"1"], "two small bodies are within both")
+    expect(ok(imap.search(None, "FLAGGED")) == [b"2"], "keys the view decides read no body")
     imap.logout()
 
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use imap_harness::{ACCOUNT, ImapServer, curl};
 use mailvault_engine::{Flags, block_on};
 use mailvault_frontends::session::context::ProtocolSettings;
+use mailvault_frontends::session::imap::ImapOptions;
 use mailvault_frontends::session::registry::Protocol;
 
 const DELIVERED: &[u8] = b"From: Postmaster <postmaster@example.com>\r\nTo: alice@example.org\r\n\
@@ -64,6 +65,12 @@ fn append_then_fetch_is_byte_identical() {
 }
 
 #[test]
+fn one_fetch_of_many_bodies_answers_each_in_order() {
+    let server = ImapServer::start();
+    server.run_scenario("fetch_many");
+}
+
+#[test]
 fn flags_store_and_fetch() {
     ImapServer::start().run_scenario("flags");
 }
@@ -84,6 +91,18 @@ fn copy_move_expunge_and_restore() {
 #[test]
 fn search_over_flags_headers_bodies_and_dates() {
     ImapServer::start().run_scenario("search");
+}
+
+#[test]
+fn a_search_over_its_budget_is_refused() {
+    let options = ImapOptions {
+        idle_poll_interval: Duration::from_millis(100),
+        search_messages_max: 2,
+        search_bytes_max: 15_000,
+        ..ImapOptions::default()
+    };
+    ImapServer::start_with_options(ProtocolSettings::default_for(Protocol::Imap), options)
+        .run_scenario("search_limits");
 }
 
 #[test]

@@ -51,6 +51,11 @@ impl ImapServer {
     /// [`ImapServer::start`] with other IMAP limits and idle timeout.
     pub fn start_with(imap: ProtocolSettings) -> Self {
         let options = ImapOptions { idle_poll_interval: Duration::from_millis(100), ..ImapOptions::default() };
+        Self::start_with_options(imap, options)
+    }
+
+    /// [`ImapServer::start_with`] with other IMAP-only options (search budgets, say).
+    pub fn start_with_options(imap: ProtocolSettings, options: ImapOptions) -> Self {
         let token = TestToken::create_with_keys();
         let directory = tempfile::tempdir().expect("temporary directory");
         let data_dir = directory.path().join("store");

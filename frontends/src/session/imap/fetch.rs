@@ -1,12 +1,14 @@
 //! FETCH and UID FETCH: flags, dates and sizes from the session's view; bodies, sections and
-//! structures from the engine, one message at a time so that memory stays bounded by the
-//! largest message. A body fetch without PEEK sets `\Seen` first, so the responses carry it.
+//! structures from the engine, read a few messages ahead of the one being written
+//! (`read_ahead.rs`), so memory stays bounded by the largest message plus the read-ahead
+//! window. A body fetch without PEEK sets `\Seen` first, so the responses carry it.
 
 use mailvault_engine::{EngineError, FlagChange, Flags};
 
 use super::client::Client;
 use super::completion::Completion;
 use super::flags::to_imap;
+use super::read_ahead::{ReadAhead, Window};
 use super::section;
 use super::state::Selected;
 use super::view::Target;
@@ -70,23 +72,34 @@ pub(super) async fn run<C: SessionIo>(
         Vec::new()
     };
     let mut vanished = false;
-    for target in &targets {
-        let body = if plan.needs_body {
-            match client.engine().fetch(&state.account, &state.view.name, target.uid).await {
-                Ok(message) => Some(message.body),
+    if plan.needs_body {
+        let engine = client.engine();
+        let (account, mailbox) = (&state.account, &state.view.name);
+        let sized = targets.iter().map(|target| (*target, message_size(state, target.uid))).collect();
+        let mut bodies =
+            ReadAhead::new(sized, Window::DEFAULT, |target: Target| engine.fetch(account, mailbox, target.uid));
+        while let Some((target, fetched)) = bodies.next().await {
+            let body = match fetched {
+                Ok(message) => message.body,
                 Err(EngineError::NoSuchMessage(_)) => {
                     vanished = true;
                     continue;
                 }
                 Err(error) => return Ok(Completion::from_engine(&error)),
+            };
+            let add_flags = newly_seen.binary_search(&target.uid).is_ok();
+            write_message(state, target, &attributes, plan, Some(&body), add_flags, &mut client.output);
+            if client.output.len() >= OUTPUT_FLUSH_BYTES {
+                client.flush().await?;
             }
-        } else {
-            None
-        };
-        let add_flags = newly_seen.binary_search(&target.uid).is_ok();
-        write_message(state, *target, &attributes, plan, body.as_deref(), add_flags, &mut client.output);
-        if client.output.len() >= OUTPUT_FLUSH_BYTES {
-            client.flush().await?;
+        }
+    } else {
+        for target in &targets {
+            let add_flags = newly_seen.binary_search(&target.uid).is_ok();
+            write_message(state, *target, &attributes, plan, None, add_flags, &mut client.output);
+            if client.output.len() >= OUTPUT_FLUSH_BYTES {
+                client.flush().await?;
+            }
         }
     }
     if vanished {
@@ -124,6 +137,12 @@ async fn mark_seen<C: SessionIo>(
         }
     }
     Ok(unseen)
+}
+
+/// The message's size as the view knows it (0 once it is gone from the view: its read then
+/// finds it gone too).
+fn message_size(state: &Selected, uid: u32) -> u64 {
+    state.view.index_of(uid).map_or(0, |index| state.view.messages()[index].size)
 }
 
 /// Writes one `* n FETCH (...)` response.

@@ -23,6 +23,7 @@ mod list_pattern;
 mod mailboxes;
 mod not_authenticated;
 mod options;
+mod read_ahead;
 mod search;
 mod search_match;
 mod section;
