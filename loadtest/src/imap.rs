@@ -1,5 +1,6 @@
 //! An `IMAP4rev1` client, just enough to read a mailbox back: STARTTLS, LOGIN, EXAMINE,
-//! UID SEARCH ALL, and UID FETCH BODY.PEEK[] one message at a time (as a mail client opens them).
+//! UID SEARCH ALL, and UID FETCH BODY.PEEK[] one message at a time (as a mail client opens them)
+//! or many in one command (as a client syncing a mailbox for offline use fetches them).
 
 use std::time::Duration;
 
@@ -85,6 +86,23 @@ impl ImapClient {
         Err(ClientError::malformed("IMAP", format!("no BODY[] for uid {uid}").as_bytes()))
     }
 
+    /// The whole messages `uids` (BODY.PEEK[]) in one command, as `(uid, body)` in the order
+    /// the server sent them.
+    pub fn fetch_bodies(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, ClientError> {
+        let set: Vec<String> = uids.iter().map(u32::to_string).collect();
+        let responses = self.command(&format!("UID FETCH {} BODY.PEEK[]", set.join(",")), "FETCH")?;
+        let mut bodies = Vec::with_capacity(uids.len());
+        for mut response in responses {
+            let is_fetch = response.text.windows(7).any(|window| window.eq_ignore_ascii_case(b" FETCH "));
+            if !is_fetch || !contains_ignore_case(&response.text, b"BODY[]") || response.literals.is_empty() {
+                continue; // flags of another message, or an unsolicited update
+            }
+            let uid = uid_of(&response.text).ok_or_else(|| ClientError::malformed("IMAP", &response.text))?;
+            bodies.push((uid, response.literals.swap_remove(0)));
+        }
+        Ok(bodies)
+    }
+
     /// LOGOUT, errors ignored.
     pub fn logout(mut self) {
         let _ = self.command("LOGOUT", "LOGOUT");
@@ -145,6 +163,13 @@ fn literal_length(line: &[u8]) -> Option<usize> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
+/// The number after `UID ` in a FETCH response.
+fn uid_of(text: &[u8]) -> Option<u32> {
+    let at = text.windows(4).position(|window| window.eq_ignore_ascii_case(b"UID "))?;
+    let digits: Vec<u8> = text[at + 4..].iter().copied().take_while(u8::is_ascii_digit).collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
+}
+
 fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|window| window.eq_ignore_ascii_case(needle))
 }
@@ -178,5 +203,8 @@ mod tests {
         assert_eq!(literal_length(b"* OK {x}"), None);
         assert_eq!(quoted("a\"b\\c").unwrap(), "\"a\\\"b\\\\c\"");
         assert!(quoted("a\r\n").is_err());
+        assert_eq!(uid_of(b"* 3 FETCH (UID 41 BODY[] {12})"), Some(41));
+        assert_eq!(uid_of(b"* 3 FETCH (BODY[] {12} uid 7)"), Some(7));
+        assert_eq!(uid_of(b"* 3 FETCH (BODY[] {12})"), None);
     }
 }

@@ -169,7 +169,7 @@ fn plan(arguments: &RunArguments, steps: &Steps, tag_required: bool) -> anyhow::
     for protocol in &steps.retrieve {
         used.push(match protocol {
             Protocol::Pop3 => &arguments.pop3,
-            Protocol::Imap => &arguments.imap,
+            Protocol::Imap | Protocol::ImapBatch => &arguments.imap,
         });
     }
     let tls = if used.iter().all(|endpoint| endpoint.security == Security::Plain) {

@@ -57,7 +57,7 @@ impl Recorder {
 /// One phase's results.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct PhaseReport {
-    /// `deliver/lmtp`, `retrieve/pop3` or `retrieve/imap`.
+    /// `deliver/lmtp`, `retrieve/pop3`, `retrieve/imap` or `retrieve/imap-batch`.
     pub name: String,
     pub endpoint: String,
     pub connections: usize,

@@ -2,6 +2,7 @@
 //! checked against what was delivered. Threads take the next account, so a phase uses at most
 //! min(connections, accounts) connections, one per mailbox at a time.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
@@ -80,11 +81,60 @@ impl Mailbox for ImapClient {
     }
 }
 
+/// Messages per command in `retrieve/imap-batch`.
+pub const IMAP_BATCH_MESSAGES: usize = 50;
+
+/// IMAP as a client syncing a mailbox for offline use reads it: `UID FETCH` of
+/// [`IMAP_BATCH_MESSAGES`] messages per command. A message's latency is the time until its
+/// batch was read whole (the first of each batch waits for all of it; the rest for nothing).
+struct ImapBatches {
+    client: ImapClient,
+    uids: Vec<u32>,
+    fetched: HashMap<u32, Vec<u8>>,
+}
+
+impl Mailbox for ImapBatches {
+    const NAME: &'static str = "retrieve/imap-batch";
+
+    fn endpoint(plan: &Plan) -> &Endpoint {
+        &plan.imap
+    }
+
+    fn open(plan: &Plan, user: &str, password: &str) -> Result<Self, ClientError> {
+        let client = <ImapClient as Mailbox>::open(plan, user, password)?;
+        Ok(Self { client, uids: Vec::new(), fetched: HashMap::new() })
+    }
+
+    fn list(&mut self) -> Result<Vec<u32>, ClientError> {
+        self.uids = self.client.uid_search_all()?;
+        Ok(self.uids.clone())
+    }
+
+    fn fetch(&mut self, key: u32, out: &mut Vec<u8>) -> Result<(), ClientError> {
+        if !self.fetched.contains_key(&key) {
+            let from = self.uids.iter().position(|uid| *uid == key).unwrap_or(self.uids.len());
+            let batch = &self.uids[from..(from + IMAP_BATCH_MESSAGES).min(self.uids.len())];
+            self.fetched = self.client.fetch_bodies(batch)?.into_iter().collect();
+        }
+        *out = self.fetched.remove(&key).ok_or_else(|| {
+            ClientError::malformed("IMAP", format!("no BODY[] for uid {key} in its batch").as_bytes())
+        })?;
+        Ok(())
+    }
+
+    fn close(self) {
+        self.client.logout();
+    }
+}
+
 /// Which protocol to read back with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Protocol {
     Pop3,
+    /// One message per `UID FETCH`, as a client opens mail.
     Imap,
+    /// Many messages per `UID FETCH`, as a client syncs a mailbox.
+    ImapBatch,
 }
 
 /// Reads every mailbox back over `protocol`; `acknowledged` says which messages were delivered.
@@ -92,6 +142,7 @@ pub fn retrieve(plan: &Plan, protocol: Protocol, acknowledged: &[bool]) -> Phase
     match protocol {
         Protocol::Pop3 => run::<Pop3Client>(plan, acknowledged),
         Protocol::Imap => run::<ImapClient>(plan, acknowledged),
+        Protocol::ImapBatch => run::<ImapBatches>(plan, acknowledged),
     }
 }
 

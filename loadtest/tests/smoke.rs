@@ -182,18 +182,22 @@ fn delivers_and_reads_back_every_message_byte_identical() {
     }
     assert!(report["sizes"]["max"].as_u64().expect("max") <= 204_800);
 
-    // The same corpus read back alone, over IMAPS this time and trusting any certificate: the
-    // tag and seed find it again, and the server still holds exactly one copy of each.
+    // The same corpus read back alone, over IMAPS this time and trusting any certificate, one
+    // message per FETCH and then many: the tag and seed find it again, and the server still
+    // holds exactly one copy of each.
     let imaps = format!("tls://{}", server.address(ListenerKind::ImapTls));
     let output = loadtest(&arguments(
         &server,
         "retrieve",
         &imaps,
         &json,
-        &["--tag", "smoke1", "--retrieve", "imap", "--insecure"],
+        &["--tag", "smoke1", "--retrieve", "imap,imap-batch", "--insecure"],
     ));
     let report = read_report(&output, &json);
     assert_eq!(report["errors_total"], 0);
-    assert_eq!(report["phases"][0]["verification"]["matched"], MESSAGES);
+    for (phase, name) in ["retrieve/imap", "retrieve/imap-batch"].into_iter().enumerate() {
+        assert_eq!(report["phases"][phase]["name"], name);
+        assert_eq!(report["phases"][phase]["verification"]["matched"], MESSAGES, "{name}");
+    }
     assert!(started.elapsed() < Duration::from_secs(40), "took {:?}", started.elapsed());
 }
