@@ -819,7 +819,11 @@ fn run_shard_thread<S: Storage>(
     };
     let quarantined = crate::io::block_on_prompt(&runtime, async {
         let opened = match hsm.session() {
-            Ok(session) => open_shard(storage, config, session).await,
+            // A storage error says which shard it met.
+            Ok(session) => open_shard(storage, config, session).await.map_err(|error| match error {
+                OpenError::Io(error) => OpenError::Shard { shard_id, source: error.into() },
+                other => other,
+            }),
             Err(error) => Err(OpenError::Shard { shard_id, source: error.into() }),
         };
         match opened {

@@ -70,6 +70,10 @@ pub enum OpenError {
     Recovery { shard_id: u32, source: ScanError },
     #[error("shard {shard_id}: {source}")]
     Shard { shard_id: u32, source: EngineError },
+    /// The store has the shard (`store.meta`) but its directory is gone: its mail is missing,
+    /// which is damage (it may be quarantined), not a storage error.
+    #[error("shard {shard_id}: {}", missing_shard_reason(*shard_id))]
+    MissingShard { shard_id: u32 },
     #[error("HSM: {0}")]
     Hsm(#[from] mailvault_hsm::HsmError),
     #[error("storage: {0}")]
@@ -88,6 +92,7 @@ impl OpenError {
                 ScanError::Header { .. } | ScanError::Corrupt { .. } | ScanError::Replay { .. } => true,
             },
             Self::Shard { source, .. } => matches!(source, EngineError::Corrupt(_)),
+            Self::MissingShard { .. } => true,
             _ => false,
         }
     }
@@ -98,9 +103,14 @@ impl OpenError {
         match self {
             Self::Recovery { source, .. } => source.to_string(),
             Self::Shard { source, .. } => source.to_string(),
+            Self::MissingShard { shard_id } => missing_shard_reason(*shard_id),
             other => other.to_string(),
         }
     }
+}
+
+fn missing_shard_reason(shard_id: u32) -> String {
+    format!("its directory shard-{shard_id:03} is missing from the store")
 }
 
 #[cfg(test)]
@@ -119,6 +129,9 @@ mod tests {
         assert!(recovery(ScanError::Header { segment_id: 2, source: SegmentHeaderError::BadChecksum }).is_damage());
         let shard = |source| OpenError::Shard { shard_id: 1, source };
         assert!(shard(EngineError::Corrupt("message uid 3 has no stored body".into())).is_damage());
+        let missing = OpenError::MissingShard { shard_id: 7 };
+        assert!(missing.is_damage());
+        assert_eq!(missing.to_string(), "shard 7: its directory shard-007 is missing from the store");
 
         let newer = SegmentHeaderError::UnsupportedVersion { found: 99 };
         assert!(!recovery(ScanError::Header { segment_id: 2, source: newer }).is_damage());

@@ -194,3 +194,42 @@ fn a_store_whose_every_shard_is_damaged_does_not_open_even_when_told_to_quaranti
     assert!(error.is_damage(), "{error}");
     assert_eq!(std::fs::read(&path).unwrap(), damaged, "the refused open changed the damaged segment");
 }
+
+/// A shard whose directory is gone (store.meta still counts it) is named in the refusal, and
+/// quarantines like a damaged one: the other shard serves, and nothing recreates the directory.
+#[test]
+fn a_missing_shard_directory_is_named_and_can_be_quarantined() {
+    let (store, mut config) = filled_store();
+    let directory = shard_directory(&config, DAMAGED_SHARD);
+    let moved = config.data_dir.join("elsewhere");
+    std::fs::rename(&directory, &moved).unwrap();
+
+    let Err(error) = Engine::open(&config, &store.token.hsm) else {
+        panic!("the store opened without one of its shards")
+    };
+    assert!(error.is_damage(), "{error}");
+    assert_eq!(error.to_string(), format!("shard {DAMAGED_SHARD}: its directory shard-001 is missing from the store"));
+
+    config.quarantine_corrupt_shards = true;
+    let engine = Engine::open(&config, &store.token.hsm).expect("opens with the missing shard quarantined");
+    let quarantined = engine.quarantined_shards();
+    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+    assert_eq!(quarantined[0].shard_id, DAMAGED_SHARD);
+    let served = block_on(async {
+        let mut served = 0;
+        for index in 0..ACCOUNTS {
+            if engine.list_messages(&account(index), INBOX).await.is_ok() {
+                served += 1;
+            }
+        }
+        served
+    });
+    assert!(served > 0 && served < ACCOUNTS, "{served} of {ACCOUNTS} accounts served");
+    drop(engine);
+    assert!(!directory.exists(), "the quarantined shard's directory was created");
+
+    std::fs::rename(&moved, &directory).unwrap();
+    config.quarantine_corrupt_shards = false;
+    let engine = Engine::open(&config, &store.token.hsm).expect("opens once the directory is back");
+    assert!(engine.quarantined_shards().is_empty());
+}

@@ -262,7 +262,10 @@ pub(crate) async fn open_shard<S: Storage>(
 ) -> Result<Shard<S>, OpenError> {
     let shard_id = config.shard_id;
     let recovery = |source| OpenError::Recovery { shard_id, source };
-    let segment_ids = list_segments(&storage, shard_id).await?;
+    let segment_ids = list_segments(&storage, shard_id).await.map_err(|error| match error.kind() {
+        std::io::ErrorKind::NotFound => OpenError::MissingShard { shard_id },
+        _ => OpenError::Shard { shard_id, source: error.into() },
+    })?;
 
     let checkpoint = usable_checkpoint(&storage, &hsm, shard_id, &segment_ids).await;
     let resume = checkpoint.as_ref().map(|checkpoint| checkpoint.position);
