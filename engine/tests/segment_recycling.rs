@@ -353,3 +353,30 @@ fn append_concurrently(engine: &Engine, appends: usize, tasks: usize) -> Vec<(u3
         acknowledged
     })
 }
+
+/// A spare whose removal failed after a prune stays withheld, and `compaction-forced` says so:
+/// after a restart the spares are removed, never written over with their earlier bytes kept.
+/// Before, the failed removal cleared the flag first, and the restart offered them for reuse.
+#[test]
+fn spares_a_prune_could_not_remove_are_removed_after_the_restart() {
+    let store = store_with_spares();
+    let faults = FaultController::new(7);
+    faults.fail_removes_ending(Some(".spare"));
+    let storage_faults = faults.clone();
+    let engine = Engine::open_with(&store.config, &store.token.hsm, move |_, directory| {
+        FaultyStorage::new(directory, storage_faults.clone())
+    })
+    .unwrap();
+    block_on(engine.expunge(ACCOUNT, INBOX, &[4])).unwrap();
+    assert_eq!(block_on(engine.prune_deleted(ACCOUNT)).unwrap(), 1);
+    block_on(engine.compact()).unwrap();
+    assert_eq!(spares(&store).len(), SPARES, "the injected failure removed nothing");
+    let forced = std::fs::read_to_string(shard_directory(&store).join("compaction-forced")).unwrap();
+    assert!(forced.contains("spares_withheld"), "the state file lost the withheld spares:\n{forced}");
+    drop(engine);
+
+    let engine = store.open();
+    block_on(engine.compact()).unwrap();
+    assert!(spares(&store).is_empty(), "spares left after the restart: {:?}", spares(&store));
+    assert_eq!(observe(&engine).len(), 9);
+}

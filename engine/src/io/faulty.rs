@@ -96,6 +96,8 @@ struct FaultState {
     next_write_id: u64,
     /// The filesystem is full: a file gets no space beyond what it holds already.
     disk_full: bool,
+    /// Removing a file whose name ends so fails with `EIO` (and removes nothing).
+    failing_removes: Option<String>,
     counts: FaultCounts,
 }
 
@@ -165,6 +167,7 @@ impl FaultController {
             open_files: Vec::new(),
             next_write_id: 0,
             disk_full: false,
+            failing_removes: None,
             writing: HashMap::new(),
             counts: FaultCounts::default(),
         };
@@ -233,6 +236,12 @@ impl FaultController {
 
     pub fn free_disk(&self) {
         self.lock().disk_full = false;
+    }
+
+    /// From now on, removing a file whose name ends with `suffix` fails with `EIO`; `None`
+    /// lets removes through again.
+    pub fn fail_removes_ending(&self, suffix: Option<&str>) {
+        self.lock().failing_removes = suffix.map(str::to_owned);
     }
 
     pub fn crash_now(&self) {
@@ -333,6 +342,9 @@ impl Storage for FaultyStorage {
 
     async fn remove(&self, name: &str) -> io::Result<()> {
         self.check_alive("remove")?;
+        if self.controller.lock().failing_removes.as_deref().is_some_and(|suffix| name.ends_with(suffix)) {
+            return Err(io::Error::other(format!("injected: removing {name} failed")));
+        }
         self.inner.remove(name).await?;
         // Its unsynced writes no longer matter, and must not land on a later file of that name.
         self.controller.lock().unsynced.remove(&self.inner.directory().join(name));

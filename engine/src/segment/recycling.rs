@@ -146,19 +146,24 @@ impl RecycledSegments {
     }
 
     /// If spares are withheld: removes every one, and hands spares out again (later ones).
-    /// Retirements still renaming must have finished.
+    /// Retirements still renaming must have finished. On a failure the spares not yet removed
+    /// stay withheld (and so does the flag, which `compaction-forced` records), for a retry.
     pub async fn remove_withheld<S: Storage>(&self, storage: &S) -> io::Result<()> {
-        if !std::mem::take(&mut self.state.borrow_mut().withheld) {
+        if !self.state.borrow().withheld {
             return Ok(());
         }
         let ids = std::mem::take(&mut self.state.borrow_mut().ready);
-        self.state.borrow_mut().kept -= ids.len();
-        for (id, _) in &ids {
-            storage.remove(&spare_name(*id)).await?;
+        for (position, (id, _)) in ids.iter().enumerate() {
+            if let Err(error) = storage.remove(&spare_name(*id)).await {
+                self.state.borrow_mut().ready.extend(ids[position..].iter().copied());
+                return Err(error);
+            }
+            self.state.borrow_mut().kept -= 1;
         }
-        if !ids.is_empty() {
-            storage.sync_directory().await?;
-        }
+        // Also after a retry that had nothing left to remove: the last attempt's sync may be
+        // the one that failed.
+        storage.sync_directory().await?;
+        self.state.borrow_mut().withheld = false;
         Ok(())
     }
 }
