@@ -112,9 +112,10 @@ impl Engine {
         // One purge at a time: a second would rotate the KEK under the first's re-wrapping.
         let gate = &self.inner.purge_gate;
         gate.1.recv_async().await.map_err(|_| EngineError::ShutDown)?;
-        let result = self.purge_holding_gate(accounts).await;
-        let _ = gate.0.send(());
-        result
+        // Given back however this future ends: dropped halfway (a cancelled admin command,
+        // say), it would otherwise leave every later purge waiting forever.
+        let _token = PurgeGateToken(&gate.0);
+        self.purge_holding_gate(accounts).await
     }
 
     async fn purge_holding_gate(&self, accounts: Vec<String>) -> Result<PurgeReport, EngineError> {
@@ -242,6 +243,16 @@ pub(crate) fn spawn_lifecycle_timer(
             }
         }
     })
+}
+
+/// The purge gate's token while a purge holds it; dropping it gives it back.
+struct PurgeGateToken<'a>(&'a flume::Sender<()>);
+
+impl Drop for PurgeGateToken<'_> {
+    fn drop(&mut self) {
+        // The gate holds one token, so its one slot is free: this never waits.
+        let _ = self.0.try_send(());
+    }
 }
 
 /// A one-token channel: whoever holds the token runs the purge.

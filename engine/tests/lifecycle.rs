@@ -440,3 +440,36 @@ fn a_crash_at_any_write_of_a_purge_ends_before_or_after_it_never_half() {
     assert!(outcomes.0 >= 1 && outcomes.1 >= 1, "before/after outcomes: {outcomes:?}");
     assert!(crashed_points >= 4, "the purge crashed at only {crashed_points} points");
 }
+
+/// A purge dropped while it holds the one-purge-at-a-time gate (an admin command cancelled by
+/// a stopping server, say) gives the gate back: the next purge runs. Before, it waited forever.
+#[test]
+fn a_purge_dropped_halfway_leaves_the_next_one_free_to_run() {
+    let store = TestStore::new(1);
+    let engine = store.open();
+    populate(&engine);
+    block_on(engine.close_account(LEAVER, Some(365))).unwrap();
+    block_on(engine.close_account(STAYER, Some(365))).unwrap();
+    let shred_pending = store.directory.path().join(SHRED_PENDING_FILE);
+    block_on(async {
+        let mut purge = std::pin::pin!(engine.purge_account(LEAVER));
+        // Polled until it holds the gate: its first step under it marks the shred pending.
+        for _ in 0..10_000 {
+            let polled = futures_util::future::poll_immediate(purge.as_mut()).await;
+            assert!(polled.is_none(), "the purge finished before it could be dropped halfway");
+            if shred_pending.exists() {
+                return;
+            }
+            compio::time::sleep(std::time::Duration::from_micros(100)).await;
+        }
+        panic!("the purge never took the gate");
+    });
+    // The bound only keeps a lost gate from hanging the test run.
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let next = engine.clone();
+    std::thread::spawn(move || {
+        let _ = sender.send(block_on(next.purge_account(STAYER)).map(|report| report.purged_accounts));
+    });
+    let purged = receiver.recv_timeout(std::time::Duration::from_secs(120)).expect("the next purge never ran");
+    assert_eq!(purged.unwrap(), [STAYER]);
+}
