@@ -2,6 +2,7 @@
 //! up to [`COMMANDS_AT_ONCE_MAX`] connections served at once (a client slow to send its
 //! command is cut off by a timeout).
 
+use std::cell::Cell;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -24,6 +25,10 @@ use crate::session::registry::SessionRegistry;
 
 /// How long a client may take to send its command.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a reply may take to be read (a 50 MiB message from `cat`, say).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a stopping server waits for the commands that change the store to answer.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// The running admin socket; [`AdminServer::stop`] (or dropping it) closes it.
 #[derive(Debug)]
@@ -112,24 +117,35 @@ async fn run(
         }
     };
     let served = Rc::new((engine, hsm, registry));
-    // Dropped on return, which cancels the commands still running: a stopping server does not
-    // wait for a compaction (the shards finish or resume it by themselves).
-    let mut running: Vec<compio::runtime::JoinHandle<()>> = Vec::new();
+    // Dropped on return, which cancels the commands still running. A stopping server first
+    // gives the commands that change the store up to STOP_GRACE to answer (an append's uid, a
+    // new app password shown once); it does not wait for a compaction (the shards finish or
+    // resume it by themselves).
+    let mut running: Vec<Running> = Vec::new();
     loop {
         match first(stopped.recv_async(), listener.accept()).await {
-            Either::Left(_) => return,
+            Either::Left(_) => {
+                let deadline = std::time::Instant::now() + STOP_GRACE;
+                while running.iter().any(Running::must_answer_before_stop) && std::time::Instant::now() < deadline {
+                    compio::time::sleep(Duration::from_millis(20)).await;
+                }
+                return;
+            }
             Either::Right(Ok((stream, _))) => {
-                running.retain(|command| !command.is_finished());
+                running.retain(|command| !command.task.is_finished());
                 if running.len() >= COMMANDS_AT_ONCE_MAX {
                     let busy = format!("{COMMANDS_AT_ONCE_MAX} admin commands are running: try again when one ends");
                     reply(stream, AdminReply::failed(busy)).await;
                     continue;
                 }
                 let served = Rc::clone(&served);
-                running.push(compio::runtime::spawn(async move {
+                let answer_before_stop = Rc::new(Cell::new(false));
+                let flag = Rc::clone(&answer_before_stop);
+                let task = compio::runtime::spawn(async move {
                     let (engine, hsm, registry) = &*served;
-                    serve(stream, engine, hsm, registry).await;
-                }));
+                    serve(stream, engine, hsm, registry, &flag).await;
+                });
+                running.push(Running { task, answer_before_stop });
             }
             Either::Right(Err(error)) => {
                 tracing::warn!(%error, "admin socket accept failed");
@@ -139,9 +155,30 @@ async fn run(
     }
 }
 
-async fn serve(mut stream: UnixStream, engine: &Engine, hsm: &Hsm, registry: &SessionRegistry) {
+/// A command being served.
+struct Running {
+    task: compio::runtime::JoinHandle<()>,
+    /// Set once its command is read, unless it waits for a compaction.
+    answer_before_stop: Rc<Cell<bool>>,
+}
+
+impl Running {
+    fn must_answer_before_stop(&self) -> bool {
+        self.answer_before_stop.get() && !self.task.is_finished()
+    }
+}
+
+/// `answer_before_stop` is set once the command is read, unless it waits for a compaction.
+async fn serve(
+    mut stream: UnixStream,
+    engine: &Engine,
+    hsm: &Hsm,
+    registry: &SessionRegistry,
+    answer_before_stop: &Cell<bool>,
+) {
     let answer = match compio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream)).await {
         Ok(Ok(command)) => {
+            answer_before_stop.set(!command.waits_for_compaction());
             // The progress line polls this a few times a second: not worth a log line each.
             if command == AdminCommand::CompactionStatus {
                 tracing::debug!(?command, "admin command");
@@ -159,11 +196,13 @@ async fn serve(mut stream: UnixStream, engine: &Engine, hsm: &Hsm, registry: &Se
     reply(stream, answer).await;
 }
 
-/// Writes the reply's line, then its payload.
+/// Writes the reply's line, then its payload, within `REPLY_TIMEOUT`: a client that stops
+/// reading would otherwise hold its place among the commands at once for good.
 async fn reply(mut stream: UnixStream, reply: AdminReply) {
-    let BufResult(result, _) = stream.write_all(encode_reply(&reply)).await;
-    if let Err(error) = result {
-        tracing::debug!(%error, "admin reply not delivered");
+    match compio::time::timeout(REPLY_TIMEOUT, stream.write_all(encode_reply(&reply))).await {
+        Ok(BufResult(Ok(()), _)) => {}
+        Ok(BufResult(Err(error), _)) => tracing::debug!(%error, "admin reply not delivered"),
+        Err(_elapsed) => tracing::warn!("admin reply not delivered: the client read none of it for {REPLY_TIMEOUT:?}"),
     }
 }
 
