@@ -26,7 +26,19 @@ pub fn send(socket: &Path, command: &AdminCommand) -> std::io::Result<AdminReply
     let mut request = encode_request(command);
     let written = stream.write_all(&request);
     request.zeroize(); // it may carry a password
-    written?;
+    if let Err(write_error) = written {
+        // The server may have answered before it read the whole request (busy, a message over
+        // the limit, too slow to send) and closed: its answer says why, a broken pipe does not.
+        stream.set_read_timeout(Some(REFUSAL_READ_TIMEOUT))?;
+        return read_reply(&mut stream).map_err(|_| write_error);
+    }
+    read_reply(&mut stream)
+}
+
+/// How long a client whose request could not be written looks for the server's refusal.
+const REFUSAL_READ_TIMEOUT: Duration = Duration::from_secs(1);
+
+fn read_reply(stream: &mut UnixStream) -> std::io::Result<AdminReply> {
     let mut received = Vec::new();
     let mut chunk = vec![0; 64 * 1024];
     // Decoded only once its line has ended (or grown too long): a long listing arrives in many
@@ -62,6 +74,25 @@ mod tests {
 
     /// A server killed while a command ran closes the connection without a reply: the error
     /// says so, instead of a JSON parser's "EOF while parsing" (seen by hand, session 26).
+    /// A server that refuses a command before reading it all (here a 16 MiB append) and
+    /// closes: the client reports the server's answer, not the broken pipe it got writing.
+    #[test]
+    fn a_refusal_sent_before_the_request_was_read_is_what_the_client_reports() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let socket = directory.path().join("admin.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let refusal = AdminReply::failed("16 admin commands are running: try again when one ends".to_owned());
+            stream.write_all(&super::super::wire::encode_reply(&refusal)).expect("write the refusal");
+            // Dropped here, the request unread.
+        });
+        let command = AdminCommand::append("a@example.org".into(), "INBOX".into(), vec![b'x'; 16 << 20]);
+        let reply = send(&socket, &command).expect("the refusal, not a write error");
+        server.join().expect("server thread");
+        assert!(!reply.ok && reply.output.contains("16 admin commands are running"), "{}", reply.output);
+    }
+
     #[test]
     fn a_server_that_closes_without_an_answer_is_named() {
         let directory = tempfile::tempdir().expect("temporary directory");
