@@ -50,6 +50,25 @@ impl<S: Storage> Shard<S> {
         if self.compaction_forced == saved.segments && self.recycled.is_withheld() == saved.spares_withheld {
             return;
         }
+        self.write_forced_compaction().await;
+    }
+
+    /// [`Self::save_forced_compaction`] before a batch's commit: only when a prune or purge
+    /// added to what is forced. What a rewrite finished is written at the run's end (or at
+    /// shutdown): meanwhile the file names more than is left, which a restart only checks
+    /// again (stale ids name removed segments; withheld spares already removed are none).
+    /// Writing each shrink before the next batch put a file write and two syncs in front of
+    /// client commits once per rewritten segment.
+    pub(super) async fn save_forced_compaction_if_grown(&mut self) {
+        let saved = &self.forced_compaction_saved;
+        let grown = !self.compaction_forced.is_subset(&saved.segments)
+            || (self.recycled.is_withheld() && !saved.spares_withheld);
+        if grown {
+            self.write_forced_compaction().await;
+        }
+    }
+
+    async fn write_forced_compaction(&mut self) {
         let forced =
             ForcedCompaction { segments: self.compaction_forced.clone(), spares_withheld: self.recycled.is_withheld() };
         let written = if forced.is_empty() {

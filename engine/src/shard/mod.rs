@@ -264,7 +264,7 @@ impl<S: Storage> Shard<S> {
             let seal_waiters = std::mem::take(&mut batch.seal_waiters);
             let reads_wait = !batch.deferred_queries.is_empty();
             // A prune planned in this batch is answered once its rewrite would survive a restart.
-            self.save_forced_compaction().await;
+            self.save_forced_compaction_if_grown().await;
             self.start_commit(batch).await;
             if reads_wait {
                 // The index is ahead of the disk by the commits in flight: answered from it
