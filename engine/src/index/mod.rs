@@ -22,12 +22,16 @@ pub use usage::BlobUsage;
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 use blob_table::BlobTable;
 
 /// Everything a shard knows about its accounts.
 #[derive(Debug, Default)]
 pub struct Index {
-    accounts: HashMap<u64, Account>,
+    /// By engine-assigned id (never chosen by a client: no flooding risk), with a fixed hasher,
+    /// so that the same history iterates, and so checkpoints encode, in the same order.
+    accounts: FxHashMap<u64, Account>,
     account_ids: HashMap<String, u64>,
     blobs: BlobTable,
     /// Ids of purged accounts: never handed out again, and their records are skipped.
