@@ -70,36 +70,26 @@ fn read_reply(stream: &mut UnixStream) -> std::io::Result<AdminReply> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::net::UnixListener;
+
     use super::*;
+
+    /// A server on a fresh socket that answers one connection with `serve`.
+    fn one_connection_server(
+        serve: impl FnOnce(UnixStream) + Send + 'static,
+    ) -> (tempfile::TempDir, std::path::PathBuf, std::thread::JoinHandle<()>) {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let socket = directory.path().join("admin.sock");
+        let listener = UnixListener::bind(&socket).expect("bind");
+        let server = std::thread::spawn(move || serve(listener.accept().expect("accept").0));
+        (directory, socket, server)
+    }
 
     /// A server killed while a command ran closes the connection without a reply: the error
     /// says so, instead of a JSON parser's "EOF while parsing" (seen by hand, session 26).
-    /// A server that refuses a command before reading it all (here a 16 MiB append) and
-    /// closes: the client reports the server's answer, not the broken pipe it got writing.
-    #[test]
-    fn a_refusal_sent_before_the_request_was_read_is_what_the_client_reports() {
-        let directory = tempfile::tempdir().expect("temporary directory");
-        let socket = directory.path().join("admin.sock");
-        let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
-        let server = std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().expect("accept");
-            let refusal = AdminReply::failed("16 admin commands are running: try again when one ends".to_owned());
-            stream.write_all(&super::super::wire::encode_reply(&refusal)).expect("write the refusal");
-            // Dropped here, the request unread.
-        });
-        let command = AdminCommand::append("a@example.org".into(), "INBOX".into(), vec![b'x'; 16 << 20]);
-        let reply = send(&socket, &command).expect("the refusal, not a write error");
-        server.join().expect("server thread");
-        assert!(!reply.ok && reply.output.contains("16 admin commands are running"), "{}", reply.output);
-    }
-
     #[test]
     fn a_server_that_closes_without_an_answer_is_named() {
-        let directory = tempfile::tempdir().expect("temporary directory");
-        let socket = directory.path().join("admin.sock");
-        let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
-        let server = std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().expect("accept");
+        let (_directory, socket, server) = one_connection_server(|mut stream| {
             let mut request = Vec::new();
             std::io::BufRead::read_until(&mut std::io::BufReader::new(&mut stream), b'\n', &mut request)
                 .expect("read the command");
@@ -109,5 +99,20 @@ mod tests {
         server.join().expect("server thread");
         assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof);
         assert!(error.to_string().contains("closed the connection without an answer"), "{error}");
+    }
+
+    /// A server that refuses a command before reading it all (here a 16 MiB append) and
+    /// closes: the client reports the server's answer, not the broken pipe it got writing.
+    #[test]
+    fn a_refusal_sent_before_the_request_was_read_is_what_the_client_reports() {
+        let (_directory, socket, server) = one_connection_server(|mut stream| {
+            let refusal = AdminReply::failed("16 admin commands are running: try again when one ends".to_owned());
+            stream.write_all(&super::super::wire::encode_reply(&refusal)).expect("write the refusal");
+            // Dropped here, the request unread.
+        });
+        let command = AdminCommand::append("a@example.org".into(), "INBOX".into(), vec![b'x'; 16 << 20]);
+        let reply = send(&socket, &command).expect("the refusal, not a write error");
+        server.join().expect("server thread");
+        assert!(!reply.ok && reply.output.contains("16 admin commands are running"), "{}", reply.output);
     }
 }
