@@ -4,7 +4,7 @@
 //! One read at a time left a client syncing a mailbox (`UID FETCH 1:* BODY.PEEK[]`) one disk
 //! latency per message, with the disk otherwise idle. The window is bounded in messages and in
 //! the bytes of their bodies, so a session holds at most its largest message plus
-//! [`READ_AHEAD_BYTES`], as before at most its largest message.
+//! [`READ_AHEAD_BYTES`] (before, at most its largest message).
 
 use std::collections::VecDeque;
 use std::future::Future;
