@@ -15,62 +15,86 @@ pub enum Decoded<T> {
     Complete { value: T, consumed_bytes: usize },
 }
 
+/// A value framed as its JSON line, then the payload that line announces.
+trait Framed: serde::Serialize + serde::de::DeserializeOwned {
+    /// What the frame is called in errors.
+    const WHAT: &'static str;
+    const LINE_BYTES_MAX: usize;
+    /// How many payload bytes the line announces.
+    fn payload_bytes(&self) -> usize;
+    fn payload(&self) -> &[u8];
+    fn set_payload(&mut self, payload: &[u8]);
+}
+
+impl Framed for AdminCommand {
+    const WHAT: &'static str = "admin request";
+    const LINE_BYTES_MAX: usize = REQUEST_LINE_BYTES_MAX;
+
+    fn payload_bytes(&self) -> usize {
+        match self {
+            Self::Append { message_bytes, .. } => *message_bytes,
+            _ => 0,
+        }
+    }
+
+    fn payload(&self) -> &[u8] {
+        AdminCommand::payload(self)
+    }
+
+    fn set_payload(&mut self, payload: &[u8]) {
+        if let Self::Append { message, .. } = self {
+            *message = payload.to_vec();
+        }
+    }
+}
+
+impl Framed for AdminReply {
+    const WHAT: &'static str = "reply from the admin socket";
+    const LINE_BYTES_MAX: usize = REPLY_LINE_BYTES_MAX;
+
+    fn payload_bytes(&self) -> usize {
+        self.payload_bytes
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    fn set_payload(&mut self, payload: &[u8]) {
+        self.payload = payload.to_vec();
+    }
+}
+
 /// The command's line and its payload.
 pub fn encode_request(command: &AdminCommand) -> Vec<u8> {
-    encode(command, command.payload())
+    encode(command)
 }
 
 /// The reply's line and its payload.
 pub fn encode_reply(reply: &AdminReply) -> Vec<u8> {
-    encode(reply, &reply.payload)
-}
-
-fn encode(value: &impl serde::Serialize, payload: &[u8]) -> Vec<u8> {
-    // Serializing these types cannot fail (string keys, no maps of other keys).
-    let mut bytes = serde_json::to_vec(value).unwrap_or_default();
-    bytes.push(b'\n');
-    bytes.extend_from_slice(payload);
-    bytes
+    encode(reply)
 }
 
 /// A command from the start of `bytes`; `Err` says why the bytes are no command.
 pub fn decode_request(bytes: &[u8]) -> Result<Decoded<AdminCommand>, String> {
-    decode(bytes, "admin request", REQUEST_LINE_BYTES_MAX, |command: &mut AdminCommand, payload| match command {
-        AdminCommand::Append { message_bytes, message, .. } => match payload {
-            None => Some(*message_bytes),
-            Some(bytes) => {
-                *message = bytes.to_vec();
-                None
-            }
-        },
-        _ => None,
-    })
+    decode(bytes)
 }
 
 /// A reply from the start of `bytes`; `Err` says why the bytes are no reply.
 pub fn decode_reply(bytes: &[u8]) -> Result<Decoded<AdminReply>, String> {
-    decode(
-        bytes,
-        "reply from the admin socket",
-        REPLY_LINE_BYTES_MAX,
-        |reply: &mut AdminReply, payload| match payload {
-            None => Some(reply.payload_bytes),
-            Some(bytes) => {
-                reply.payload = bytes.to_vec();
-                None
-            }
-        },
-    )
+    decode(bytes)
 }
 
-/// The line, parsed; then `payload(value, None)` says how many bytes follow it, and
-/// `payload(value, Some(bytes))` hands them over.
-fn decode<T: serde::de::DeserializeOwned>(
-    bytes: &[u8],
-    what: &str,
-    line_bytes_max: usize,
-    mut payload: impl FnMut(&mut T, Option<&[u8]>) -> Option<usize>,
-) -> Result<Decoded<T>, String> {
+fn encode(value: &impl Framed) -> Vec<u8> {
+    // Serializing these types cannot fail (string keys, no maps of other keys).
+    let mut bytes = serde_json::to_vec(value).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes.extend_from_slice(value.payload());
+    bytes
+}
+
+fn decode<T: Framed>(bytes: &[u8]) -> Result<Decoded<T>, String> {
+    let (what, line_bytes_max) = (T::WHAT, T::LINE_BYTES_MAX);
     let Some(line_end) = bytes.iter().take(line_bytes_max + 1).position(|&byte| byte == b'\n') else {
         if bytes.len() > line_bytes_max {
             return Err(format!("{what} too long: no line end in its first {line_bytes_max} bytes"));
@@ -78,16 +102,16 @@ fn decode<T: serde::de::DeserializeOwned>(
         return Ok(Decoded::NeedsMore);
     };
     let mut value: T = serde_json::from_slice(&bytes[..line_end]).map_err(|error| format!("bad {what}: {error}"))?;
-    let payload_bytes = payload(&mut value, None).unwrap_or(0);
+    let payload_bytes = value.payload_bytes();
     if payload_bytes > PAYLOAD_BYTES_MAX {
         return Err(format!("{what} announces {payload_bytes} bytes; the largest message is {PAYLOAD_BYTES_MAX}"));
     }
     let payload_start = line_end + 1;
-    let Some(payload_bytes_there) = bytes.get(payload_start..payload_start + payload_bytes) else {
+    let Some(payload) = bytes.get(payload_start..payload_start + payload_bytes) else {
         return Ok(Decoded::NeedsMore);
     };
     if payload_bytes > 0 {
-        payload(&mut value, Some(payload_bytes_there));
+        value.set_payload(payload);
     }
     Ok(Decoded::Complete { value, consumed_bytes: payload_start + payload_bytes })
 }
