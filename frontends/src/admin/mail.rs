@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use mailvault_engine::{DeletedMessageId, Engine, Flags};
+use mailvault_engine::{Clock as _, DeletedMessageId, Engine, Flags, SystemClock};
 
 use super::command::AdminOutput;
 use super::execute::AdminError;
@@ -35,9 +35,7 @@ pub(super) async fn mailbox_messages(engine: &Engine, account: &str, mailbox: &s
 pub(super) async fn deleted(engine: &Engine, account: &str) -> Result<String, AdminError> {
     let deleted = engine.list_deleted(account).await?;
     let mut output = format!("{:>10} {:>8} {:>10} {:>14} mailbox", "mailbox-id", "uid", "bytes", "restorable-for");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX));
+    let now = SystemClock.now_unix_ms();
     for message in deleted {
         let hours = (message.restorable_until_unix_ms - now) / 3_600_000;
         let _ = write!(
