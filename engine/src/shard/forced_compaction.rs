@@ -1,7 +1,8 @@
 //! What a prune or purge still has to rewrite, kept across restarts in the shard's
 //! `compaction-forced` file (its text: `format::ForcedCompaction`). The set lives in the
-//! shard (`compaction_forced`, and the spares' withholding); this writes it down whenever it
-//! changed, before the commit that changed it is answered, and reads it back at open.
+//! shard (`compaction_forced`, and the spares' withholding); this writes it down when a prune
+//! or purge adds to it, before the commit that did is answered, brings it up to date at the
+//! end of a compaction run and at shutdown, and reads it back at open.
 
 use crate::format::ForcedCompaction;
 use crate::io::Storage;
@@ -41,10 +42,9 @@ pub(super) async fn load_forced_compaction<S: Storage>(
 
 impl<S: Storage> Shard<S> {
     /// Writes down what is forced if it changed since it was last written (removes the file
-    /// once nothing is). Called before a batch's commit starts, so that a prune is answered
-    /// only once a restart would resume its rewrite. A failure (a full disk) is logged and not
-    /// retried until the set changes again: the rewrite goes on, but a restart before it ends
-    /// would leave the rest to compaction by live share.
+    /// once nothing is): at the end of a compaction run and at shutdown. A failure (a full
+    /// disk) is logged and not retried until the set changes again: the rewrite goes on, but a
+    /// restart before it ends would leave the rest to compaction by live share.
     pub(super) async fn save_forced_compaction(&mut self) {
         let saved = &self.forced_compaction_saved;
         if self.compaction_forced == saved.segments && self.recycled.is_withheld() == saved.spares_withheld {
@@ -53,8 +53,9 @@ impl<S: Storage> Shard<S> {
         self.write_forced_compaction().await;
     }
 
-    /// [`Self::save_forced_compaction`] before a batch's commit: only when a prune or purge
-    /// added to what is forced. What a rewrite finished is written at the run's end (or at
+    /// [`Self::save_forced_compaction`] before a batch's commit, so that a prune is answered
+    /// only once a restart would resume its rewrite: only when a prune or purge added to what
+    /// is forced. What a rewrite finished is written at the run's end (or at
     /// shutdown): meanwhile the file names more than is left, which a restart only checks
     /// again (stale ids name removed segments; withheld spares already removed are none).
     /// Writing each shrink before the next batch put a file write and two syncs in front of
