@@ -40,7 +40,9 @@ pub(crate) async fn showing_progress<T>(engine: &Engine, compaction: impl Future
                 return output;
             }
             Either::Right(((), _)) => {
-                if let (Some(start), Ok(now)) = (start.as_deref(), engine.compaction_status().await) {
+                if let Some(start) = start.as_deref()
+                    && let Ok(now) = engine.compaction_status().await
+                {
                     line.set_message(describe(start, &now));
                 }
                 line.tick();
@@ -70,7 +72,9 @@ pub(crate) fn showing_remote_progress(socket: &Path, command: &AdminCommand) -> 
                 return reply;
             }
             Err(RecvTimeoutError::Timeout) => {
-                if let (Some(start), Some(now)) = (start.as_deref(), status()) {
+                if let Some(start) = start.as_deref()
+                    && let Some(now) = status()
+                {
                     line.set_message(describe(start, &now));
                 }
                 line.tick();
