@@ -6,7 +6,6 @@
 //! the bytes of their bodies, so a session holds at most its largest message plus
 //! [`READ_AHEAD_BYTES`] (before, at most its largest message).
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -18,7 +17,8 @@ pub(super) const READ_AHEAD_MESSAGES: usize = 8;
 /// Most bytes of bodies in flight for one command; a larger message is read alone.
 pub(super) const READ_AHEAD_BYTES: u64 = 1024 * 1024;
 
-type Read<'a, T, O> = Pin<Box<dyn Future<Output = (T, O)> + 'a>>;
+/// A read in flight: its item, its size, and the read's answer once done.
+type Read<'a, T, O> = Pin<Box<dyn Future<Output = (T, u64, O)> + 'a>>;
 
 /// The window's bounds (the constants above, smaller in tests).
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +36,6 @@ pub(super) struct ReadAhead<'a, T, O, R> {
     waiting: std::iter::Peekable<std::vec::IntoIter<(T, u64)>>,
     read: R,
     in_flight: FuturesOrdered<Read<'a, T, O>>,
-    in_flight_sizes: VecDeque<u64>,
     in_flight_bytes: u64,
     window: Window,
 }
@@ -52,7 +51,6 @@ where
             waiting: items.into_iter().peekable(),
             read,
             in_flight: FuturesOrdered::new(),
-            in_flight_sizes: VecDeque::new(),
             in_flight_bytes: 0,
             window,
         }
@@ -61,11 +59,10 @@ where
     /// The next item and its read's answer, in the order of `items`; `None` after the last.
     pub(super) async fn next(&mut self) -> Option<(T, O)> {
         self.start_reads();
-        let answer = self.in_flight.next().await?;
-        let size = self.in_flight_sizes.pop_front().unwrap_or_default();
+        let (item, size, answer) = self.in_flight.next().await?;
         self.in_flight_bytes -= size;
         self.start_reads();
-        Some(answer)
+        Some((item, answer))
     }
 
     /// Starts reads while the window has room; an empty window always takes the next one.
@@ -79,8 +76,7 @@ where
             }
             self.waiting.next();
             let read = (self.read)(item);
-            self.in_flight.push_back(Box::pin(async move { (item, read.await) }));
-            self.in_flight_sizes.push_back(size);
+            self.in_flight.push_back(Box::pin(async move { (item, size, read.await) }));
             self.in_flight_bytes += size;
         }
     }
