@@ -237,3 +237,39 @@ fn on_a_full_disk_compacted_segments_go_back_to_the_filesystem_not_to_the_spares
         assert_eq!(engine.fetch(ACCOUNT, INBOX, next).await.unwrap().body, body(16));
     });
 }
+
+/// A prune on a full disk is answered, but its `compaction-forced` file has no room (a new
+/// file). It is written before the first commit once there is room, and from then on a restart
+/// resumes the rewrite. Before, the failed write counted as written: the file never came, and
+/// a restart forgot the active segment that the prune had left to rewrite.
+#[test]
+fn a_prune_made_on_a_full_disk_is_written_down_once_there_is_room() {
+    let (store, controller, engine) = faulty_store(29);
+    let forced_file = store.directory.path().join("shard-000").join("compaction-forced");
+    let last = block_on(async {
+        let last = sealed_segments_of_deleted_mail(&engine, 17).await;
+        controller.fill_disk();
+        assert_eq!(engine.prune_deleted(ACCOUNT).await.unwrap(), 16);
+        assert!(!forced_file.exists(), "a full disk has no room for the file");
+        let report = engine.compact().await.unwrap();
+        assert!(report.out_of_space, "the active segment waits for room: {report:?}");
+        assert!(report.rewrite_unrecorded, "the operator is told: {report:?}");
+
+        controller.free_disk();
+        let seen = FlagChange::Add(Flags { system: Flags::SEEN, keywords: Vec::new() });
+        engine.change_flags(ACCOUNT, INBOX, &[last], seen).await.unwrap();
+        last
+    });
+    let forced = std::fs::read_to_string(&forced_file).expect("written before the next commit");
+    assert!(!forced.trim().is_empty(), "{forced}");
+
+    drop(engine);
+    controller.power_loss().unwrap();
+    let engine = open_faulty(&store, &controller);
+    block_on(async {
+        let report = engine.compact().await.unwrap();
+        assert!(report.segments_compacted >= 1, "the restart resumed the rewrite: {report:?}");
+        assert!(!report.out_of_space && !report.rewrite_unrecorded, "{report:?}");
+        assert_eq!(engine.fetch(ACCOUNT, INBOX, last).await.unwrap().body, body(16));
+    });
+}

@@ -512,6 +512,7 @@ impl CompactionReport {
         self.bytes_reclaimed += other.bytes_reclaimed;
         self.held_for_backup |= other.held_for_backup;
         self.out_of_space |= other.out_of_space;
+        self.rewrite_unrecorded |= other.rewrite_unrecorded;
     }
 }
 

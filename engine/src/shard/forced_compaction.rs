@@ -13,6 +13,21 @@ use super::small_file::{read_small_file, replace_small_file};
 const FORCED_COMPACTION_FILE: &str = "compaction-forced";
 const FORCED_COMPACTION_TEMPORARY_FILE: &str = "compaction-forced.tmp";
 
+/// What the file says, and whether the last write of it failed.
+#[derive(Debug)]
+pub(super) struct ForcedCompactionFile {
+    saved: ForcedCompaction,
+    /// Warned once per run of failures, not at every commit that tries again.
+    write_failing: bool,
+}
+
+impl ForcedCompactionFile {
+    /// The file as it was read at open.
+    pub(super) fn written(saved: ForcedCompaction) -> Self {
+        Self { saved, write_failing: false }
+    }
+}
+
 /// What the file says is still to do, of the segments that `exists`; nothing if there is no
 /// file, or (with a warning) if it cannot be read.
 pub(super) async fn load_forced_compaction<S: Storage>(
@@ -43,10 +58,11 @@ pub(super) async fn load_forced_compaction<S: Storage>(
 impl<S: Storage> Shard<S> {
     /// Writes down what is forced if it changed since it was last written (removes the file
     /// once nothing is): at the end of a compaction run and at shutdown. A failure (a full
-    /// disk) is logged and not retried until the set changes again: the rewrite goes on, but a
-    /// restart before it ends would leave the rest to compaction by live share.
+    /// disk) is logged and tried again before the next batch's commit and at the next run's
+    /// end: meanwhile the rewrite goes on, but a restart would leave what the file lacks to
+    /// compaction by live share ([`Self::forced_compaction_recorded`] says when).
     pub(super) async fn save_forced_compaction(&mut self) {
-        let saved = &self.forced_compaction_saved;
+        let saved = &self.forced_compaction_file.saved;
         if self.compaction_forced == saved.segments && self.recycled.is_withheld() == saved.spares_withheld {
             return;
         }
@@ -61,14 +77,22 @@ impl<S: Storage> Shard<S> {
     /// Writing each shrink before the next batch put a file write and two syncs in front of
     /// client commits once per rewritten segment.
     pub(super) async fn save_forced_compaction_if_grown(&mut self) {
-        let saved = &self.forced_compaction_saved;
-        let grown = !self.compaction_forced.is_subset(&saved.segments)
-            || (self.recycled.is_withheld() && !saved.spares_withheld);
-        if grown {
+        if !self.forced_compaction_recorded() {
             self.write_forced_compaction().await;
         }
     }
 
+    /// Whether the file names everything still forced (more, after a rewrite it has not
+    /// caught up with, is fine: see [`Self::save_forced_compaction_if_grown`]); false after a
+    /// prune or purge whose write failed, until a later write succeeds.
+    pub(super) fn forced_compaction_recorded(&self) -> bool {
+        let saved = &self.forced_compaction_file.saved;
+        self.compaction_forced.is_subset(&saved.segments) && (!self.recycled.is_withheld() || saved.spares_withheld)
+    }
+
+    /// What the file says changes only once it is written: after a failure, the next
+    /// [`Self::save_forced_compaction_if_grown`] tries again. Marking it saved regardless left
+    /// a prune made on a full disk unrecorded for good, space freed or not.
     async fn write_forced_compaction(&mut self) {
         let forced =
             ForcedCompaction { segments: self.compaction_forced.clone(), spares_withheld: self.recycled.is_withheld() };
@@ -79,10 +103,20 @@ impl<S: Storage> Shard<S> {
             replace_small_file(&self.storage, FORCED_COMPACTION_FILE, FORCED_COMPACTION_TEMPORARY_FILE, &text, true)
                 .await
         };
-        if let Err(reason) = written {
-            tracing::warn!(shard = self.config.shard_id, %reason, "cannot write down the segments a prune still has to rewrite; a restart before the rewrite ends would not resume it");
+        let shard = self.config.shard_id;
+        let failing_before = std::mem::replace(&mut self.forced_compaction_file.write_failing, written.is_err());
+        match written {
+            Ok(()) => {
+                self.forced_compaction_file.saved = forced;
+                if failing_before {
+                    tracing::info!(shard, "the segments a prune still has to rewrite are written down now");
+                }
+            }
+            Err(reason) if !failing_before => {
+                tracing::warn!(shard, %reason, "cannot write down the segments a prune still has to rewrite (tried again at each commit); a restart before that succeeds would not resume the rewrite");
+            }
+            Err(reason) => tracing::debug!(shard, %reason, "still cannot write down what a prune has to rewrite"),
         }
-        self.forced_compaction_saved = forced;
     }
 }
 

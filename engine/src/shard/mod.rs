@@ -129,7 +129,7 @@ pub(crate) struct Shard<S: Storage> {
     /// Segments to rewrite whatever their live share (they hold pruned mail).
     compaction_forced: std::collections::BTreeSet<u64>,
     /// What the `compaction-forced` file says (see `forced_compaction.rs`).
-    forced_compaction_saved: crate::format::ForcedCompaction,
+    forced_compaction_file: forced_compaction::ForcedCompactionFile,
     /// Segments found not worth compacting, with their needed body bytes then; looked at again
     /// after the next change, or when a timer tick finds fewer bytes needed.
     compaction_rejected: std::collections::BTreeMap<u64, u64>,
@@ -510,7 +510,8 @@ impl<S: Storage> Shard<S> {
         if self.compaction_waiters.is_empty() {
             return;
         }
-        let report = std::mem::take(&mut self.compaction_report);
+        let mut report = std::mem::take(&mut self.compaction_report);
+        report.rewrite_unrecorded = !self.forced_compaction_recorded();
         let waiters = std::mem::take(&mut self.compaction_waiters);
         for reply in waiters {
             let answer = if self.failure.is_some() { Err(self.failed_error()) } else { Ok(report) };

@@ -376,7 +376,7 @@ pub(crate) async fn open_shard<S: Storage>(
         compaction_job: None,
         victim_reader: None,
         compaction_forced: forced_compaction.segments.clone(),
-        forced_compaction_saved: forced_compaction,
+        forced_compaction_file: super::forced_compaction::ForcedCompactionFile::written(forced_compaction),
         compaction_skipped: std::collections::BTreeSet::new(),
         compaction_rejected: std::collections::BTreeMap::new(),
         compaction_budget: super::throttle::IoBudget::new(config_budget),

@@ -34,5 +34,27 @@ fn describe_compaction(report: &CompactionReport) -> String {
              so free some space on the store's filesystem and run it again",
         );
     }
+    if report.rewrite_unrecorded {
+        text.push_str(
+            "; the segments still to rewrite for a prune could not be written down (compaction-forced): \
+             until they are (the server tries again at each commit), a restart would leave the pruned \
+             mail's ciphertext to ordinary compaction, so free some space before restarting",
+        );
+    }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_and_an_unrecorded_rewrite_are_both_told() {
+        let report = CompactionReport { out_of_space: true, rewrite_unrecorded: true, ..Default::default() };
+        let text = describe_compaction(&report);
+        assert!(text.contains("stopped for want of disk space"), "{text}");
+        assert!(text.contains("could not be written down"), "{text}");
+        let done = describe_compaction(&CompactionReport { segments_compacted: 2, ..Default::default() });
+        assert!(!done.contains("written down") && !done.contains("disk space"), "{done}");
+    }
 }
