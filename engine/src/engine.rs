@@ -18,7 +18,7 @@ use crate::io::{DiskStorage, Storage};
 use crate::lifecycle::PurgeObserver;
 use crate::shard::request::{Mutation, Outcome, Query, Reply, Request, SpawnRequest};
 use crate::shard::routing::shard_for_account;
-use crate::shard::{ShardConfig, open_shard};
+use crate::shard::{ShardConfig, open_named, serve_reopening};
 use crate::store::{StoreMetadata, shard_directory};
 
 /// Requests waiting per shard before senders wait too (back-pressure, not unbounded memory).
@@ -340,7 +340,7 @@ impl Engine {
             let make_storage = make_storage.clone();
             let thread = std::thread::Builder::new().name(format!("mailvault-shard-{shard_id}")).spawn(move || {
                 let storage = make_storage(shard_id as u32, directory);
-                run_shard_thread(shard_config, storage, &hsm, core, quarantine_damage, &receiver, &ready_sender);
+                run_shard_thread(&shard_config, &storage, &hsm, core, quarantine_damage, &receiver, &ready_sender);
             })?;
             senders.push(sender);
             shard_thread_ids.push(thread.thread().id());
@@ -796,8 +796,8 @@ enum ShardOpened {
 }
 
 fn run_shard_thread<S: Storage>(
-    config: ShardConfig,
-    storage: S,
+    config: &ShardConfig,
+    storage: &S,
     hsm: &Hsm,
     core: Option<usize>,
     quarantine_damage: bool,
@@ -818,18 +818,10 @@ fn run_shard_thread<S: Storage>(
         }
     };
     let quarantined = crate::io::block_on_prompt(&runtime, async {
-        let opened = match hsm.session() {
-            // A storage error says which shard it met.
-            Ok(session) => open_shard(storage, config, session).await.map_err(|error| match error {
-                OpenError::Io(error) => OpenError::Shard { shard_id, source: error.into() },
-                other => other,
-            }),
-            Err(error) => Err(OpenError::Shard { shard_id, source: error.into() }),
-        };
-        match opened {
+        match open_named(storage.clone(), config.clone(), hsm).await {
             Ok(shard) => {
                 let _ = ready.send(Ok(ShardOpened::Serving));
-                shard.run(receiver.clone()).await;
+                serve_reopening(shard, storage, config, hsm, receiver).await;
                 None
             }
             Err(error) if quarantine_damage && error.is_damage() => {

@@ -43,7 +43,7 @@ pub enum EngineError {
         "shard {shard_id} is out of disk space: this write was refused and nothing changed; it works again once space is freed"
     )]
     StorageFull { shard_id: u32 },
-    #[error("shard {shard_id} stopped accepting writes after a storage failure: {reason}")]
+    #[error("shard {shard_id} is unavailable after a storage failure: {reason}")]
     ShardFailed { shard_id: u32, reason: String },
     /// The shard's data failed verification when the store opened, and the operator chose to
     /// open the rest of the store without it (`EngineConfig::quarantine_corrupt_shards`). Its

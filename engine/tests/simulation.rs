@@ -329,3 +329,13 @@ fn regression_seed_6_relocations_precede_a_rotation_checkpoint() {
     let report = run_seed(6);
     assert!(report.crashes > 5, "{report:?}");
 }
+
+/// Seed 5, once a shard reopened itself after a failed write or sync (session 28): a segment's
+/// footer whose sync had failed was read back by the reopen, the shard went on in the next
+/// segment, and after the power loss the sealed segment had no footer, so the store did not
+/// open. Recovery now syncs every segment before it reads them.
+#[test]
+fn regression_seed_5_a_reopen_syncs_what_it_reads_back() {
+    let report = run_seed(5);
+    assert!(report.crashes > 5, "{report:?}");
+}

@@ -24,6 +24,7 @@ mod quarantine;
 mod query;
 mod read_fence;
 pub(crate) mod recovery;
+mod reopen;
 pub(crate) mod request;
 mod room;
 pub(crate) mod routing;
@@ -50,6 +51,7 @@ use request::{Reply, Request};
 
 pub(crate) use quarantine::serve_quarantined;
 pub(crate) use recovery::open_shard;
+pub(crate) use reopen::{open_named, serve_reopening};
 
 /// Most requests taken into one commit. Record ids skip ahead by more than the records one
 /// commit can hold after a restart (see `recovery`), so this bounds that gap too.
@@ -171,6 +173,16 @@ impl<S: Storage> std::fmt::Debug for Shard<S> {
     }
 }
 
+/// How [`Shard::run`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum RunEnd {
+    /// Shutdown asked, or the queue closed.
+    Stopped,
+    /// A write or sync failed (the reason): what the disk holds past the last acknowledged
+    /// commit is unknown.
+    Failed(String),
+}
+
 /// One commit's worth of encoded frames and the answers waiting for it.
 #[derive(Default)]
 struct Batch {
@@ -188,10 +200,18 @@ struct Batch {
 }
 
 impl<S: Storage> Shard<S> {
-    /// Serves requests until shutdown or until the queue closes.
-    pub(crate) async fn run(mut self, receiver: flume::Receiver<Request>) {
+    /// Serves requests until shutdown or until the queue closes, or until a write or sync
+    /// fails: then every request taken is answered, and the thread reopens the shard from what
+    /// the disk holds (`shard::reopen`), as a restart would, rather than going on from an index
+    /// that may be ahead of it.
+    pub(crate) async fn run(mut self, receiver: flume::Receiver<Request>) -> RunEnd {
         let mut shutting_down = false;
         while !shutting_down {
+            if let Some(reason) = self.failure.clone() {
+                self.drain_commits().await;
+                self.answer_compaction_waiters();
+                return RunEnd::Failed(reason);
+            }
             let next = if self.pipeline.is_empty() {
                 self.next_request(&receiver).await
             } else {
@@ -294,6 +314,7 @@ impl<S: Storage> Shard<S> {
             self.after_commit().await;
         }
         self.shut_down().await;
+        RunEnd::Stopped
     }
 
     /// Leaves the files as the next open wants them: every commit durable, compacted segments
