@@ -210,6 +210,10 @@ impl<S: Storage> Shard<S> {
             if let Some(reason) = self.failure.clone() {
                 self.drain_commits().await;
                 self.answer_compaction_waiters();
+                // Ended, so that no removal or checkpoint rename lands after the reopen read
+                // the directory.
+                self.finish_segment_removals().await;
+                self.finish_checkpoint_writing().await;
                 return RunEnd::Failed(reason);
             }
             let next = if self.pipeline.is_empty() {
