@@ -208,12 +208,7 @@ impl<S: Storage> Shard<S> {
         let mut shutting_down = false;
         while !shutting_down {
             if let Some(reason) = self.failure.clone() {
-                self.drain_commits().await;
-                self.answer_compaction_waiters();
-                // Ended, so that no removal or checkpoint rename lands after the reopen read
-                // the directory.
-                self.finish_segment_removals().await;
-                self.finish_checkpoint_writing().await;
+                self.wind_down_failed().await;
                 return RunEnd::Failed(reason);
             }
             let next = if self.pipeline.is_empty() {
@@ -319,6 +314,15 @@ impl<S: Storage> Shard<S> {
         }
         self.shut_down().await;
         RunEnd::Stopped
+    }
+
+    /// After a failure: answers everything taken, and ends the IO still running, so that no
+    /// removal or checkpoint rename lands after the reopen read the directory.
+    async fn wind_down_failed(&mut self) {
+        self.drain_commits().await;
+        self.answer_compaction_waiters();
+        self.finish_segment_removals().await;
+        self.finish_checkpoint_writing().await;
     }
 
     /// Leaves the files as the next open wants them: every commit durable, compacted segments
