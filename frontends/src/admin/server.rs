@@ -23,10 +23,20 @@ use super::wire::{Decoded, decode_request, encode_reply};
 use crate::session::context::{Either, first};
 use crate::session::registry::SessionRegistry;
 
-/// How long a client may take to send its command.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a reply may take to be read (a 50 MiB message from `cat`, say).
-const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a client may take to send its command, and to read its reply. A slow client
+/// holds one of the [`COMMANDS_AT_ONCE_MAX`] places until then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminTimeouts {
+    pub request: Duration,
+    pub reply: Duration,
+}
+
+impl Default for AdminTimeouts {
+    /// 10 s to send a command; 120 s to read a reply (a 50 MiB message from `cat`, say).
+    fn default() -> Self {
+        Self { request: Duration::from_secs(10), reply: Duration::from_secs(120) }
+    }
+}
 /// How long a stopping server waits for the commands that change the store to answer.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -62,11 +72,21 @@ fn bind(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
 
 impl AdminServer {
     pub fn start(path: &Path, engine: Engine, hsm: Hsm, registry: Arc<SessionRegistry>) -> std::io::Result<Self> {
+        Self::start_with_timeouts(path, engine, hsm, registry, AdminTimeouts::default())
+    }
+
+    pub fn start_with_timeouts(
+        path: &Path,
+        engine: Engine,
+        hsm: Hsm,
+        registry: Arc<SessionRegistry>,
+        timeouts: AdminTimeouts,
+    ) -> std::io::Result<Self> {
         let listener = bind(path)?;
         let (stop, stopped) = flume::bounded::<()>(1);
         let thread = std::thread::Builder::new().name("mailvault-admin".to_owned()).spawn(move || {
             match mailvault_engine::io::build_runtime(&mut compio::runtime::RuntimeBuilder::new()) {
-                Ok(runtime) => runtime.block_on(run(listener, engine, hsm, registry, stopped)),
+                Ok(runtime) => runtime.block_on(run(listener, engine, hsm, registry, timeouts, stopped)),
                 Err(error) => tracing::error!(%error, "cannot start the admin socket's runtime"),
             }
         })?;
@@ -107,6 +127,7 @@ async fn run(
     engine: Engine,
     hsm: Hsm,
     registry: Arc<SessionRegistry>,
+    timeouts: AdminTimeouts,
     stopped: flume::Receiver<()>,
 ) {
     let listener = match compio::net::UnixListener::from_std(listener) {
@@ -135,7 +156,7 @@ async fn run(
                 running.retain(|command| !command.task.is_finished());
                 if running.len() >= COMMANDS_AT_ONCE_MAX {
                     let busy = format!("{COMMANDS_AT_ONCE_MAX} admin commands are running: try again when one ends");
-                    reply(stream, AdminReply::failed(busy)).await;
+                    reply(stream, AdminReply::failed(busy), timeouts.reply).await;
                     continue;
                 }
                 let served = Rc::clone(&served);
@@ -143,7 +164,7 @@ async fn run(
                 let flag = Rc::clone(&answer_before_stop);
                 let task = compio::runtime::spawn(async move {
                     let (engine, hsm, registry) = &*served;
-                    serve(stream, engine, hsm, registry, &flag).await;
+                    serve(stream, engine, hsm, registry, timeouts, &flag).await;
                 });
                 running.push(Running { task, answer_before_stop });
             }
@@ -174,9 +195,10 @@ async fn serve(
     engine: &Engine,
     hsm: &Hsm,
     registry: &SessionRegistry,
+    timeouts: AdminTimeouts,
     answer_before_stop: &Cell<bool>,
 ) {
-    let answer = match compio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream)).await {
+    let answer = match compio::time::timeout(timeouts.request, read_request(&mut stream)).await {
         Ok(Ok(command)) => {
             answer_before_stop.set(!command.waits_for_compaction());
             // The progress line polls this a few times a second: not worth a log line each.
@@ -193,16 +215,16 @@ async fn serve(
         Ok(Err(error)) => AdminReply::failed(error),
         Err(_elapsed) => AdminReply::failed("timed out waiting for the command".to_owned()),
     };
-    reply(stream, answer).await;
+    reply(stream, answer, timeouts.reply).await;
 }
 
-/// Writes the reply's line, then its payload, within `REPLY_TIMEOUT`: a client that stops
-/// reading would otherwise hold its place among the commands at once for good.
-async fn reply(mut stream: UnixStream, reply: AdminReply) {
-    match compio::time::timeout(REPLY_TIMEOUT, stream.write_all(encode_reply(&reply))).await {
+/// Writes the reply's line, then its payload, within `timeout`: a client that stops reading
+/// would otherwise hold its place among the commands at once for good.
+async fn reply(mut stream: UnixStream, reply: AdminReply, timeout: Duration) {
+    match compio::time::timeout(timeout, stream.write_all(encode_reply(&reply))).await {
         Ok(BufResult(Ok(()), _)) => {}
         Ok(BufResult(Err(error), _)) => tracing::debug!(%error, "admin reply not delivered"),
-        Err(_elapsed) => tracing::warn!("admin reply not delivered: the client read none of it for {REPLY_TIMEOUT:?}"),
+        Err(_elapsed) => tracing::warn!("admin reply not delivered: the client read none of it for {timeout:?}"),
     }
 }
 
