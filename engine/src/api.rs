@@ -127,10 +127,10 @@ pub struct CompactionReport {
     /// A shard stopped compacting for want of disk space to copy live mail into (compaction
     /// writes before it frees). It tries again at its next look, or at the next `compact`.
     pub out_of_space: bool,
-    /// A prune or purge left segments still to rewrite (here the active one, `out_of_space`)
-    /// and a shard could not write them down in its `compaction-forced` file (a full disk):
-    /// a restart before that file is written would leave their deleted mail to compaction by
-    /// live share, which may keep it. The shard tries again at each commit.
+    /// A prune or purge left segments still to rewrite (on a full disk: see `out_of_space`),
+    /// and a shard could not write them down in its `compaction-forced` file (a new file needs
+    /// room): a restart before that file is written would leave their deleted mail to
+    /// compaction by live share, which may keep it. The shard tries again at each commit.
     pub rewrite_unrecorded: bool,
 }
 
