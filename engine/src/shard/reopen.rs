@@ -9,9 +9,9 @@
 //! shard serves, so a disk that still fails keeps it closed. That is the restart an operator
 //! would do, for this shard alone: the other shards' connections stay up.
 //!
-//! A disk that keeps failing must not make it loop: after [`WAITS`]`.len()` failures (runs that
-//! failed, or reopens that did) with less than [`STEADY`] of service between them, the shard
-//! refuses every request until the process restarts. Before each reopen it waits (see
+//! A disk that keeps failing must not make it loop: a failure (of a run, or of a reopen) after
+//! [`WAITS`]`.len()` reopens in a row, none followed by [`STEADY`] of service, leaves the shard
+//! refusing every request until the process restarts. Before each reopen it waits (see
 //! [`WAITS`]), refusing what arrives meanwhile: a client is told to retry rather than left
 //! waiting.
 
