@@ -90,7 +90,8 @@ fn a_disk_that_keeps_failing_leaves_the_shard_refusing_after_three_reopens() {
         engine.create_account(ACCOUNT).await.unwrap();
         controller.set_rates(FaultRates { sync_error_per_mille: 1000, ..FaultRates::default() });
         assert_shard_failed(&engine.append(ACCOUNT, INBOX, message("failed"), Flags::default(), None).await);
-        // The failed commit's sync, then one per reopen (its first commit) until it gives up.
+        // The failed commit's sync, then one per reopen (the first sync it tries: recovery
+        // syncs the segments before it reads them) until it gives up.
         let expected_sync_errors = 1 + 3;
         let started = Instant::now();
         while controller.counts().sync_errors < expected_sync_errors {
