@@ -50,8 +50,8 @@ use crate::segment::ActiveSegment;
 use request::{Reply, Request};
 
 pub(crate) use quarantine::serve_quarantined;
-pub(crate) use recovery::open_shard;
-pub(crate) use reopen::{open_named, serve_reopening};
+pub(crate) use recovery::open_named;
+pub(crate) use reopen::serve_reopening;
 
 /// Most requests taken into one commit. Record ids skip ahead by more than the records one
 /// commit can hold after a restart (see `recovery`), so this bounds that gap too.

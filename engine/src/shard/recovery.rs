@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 
-use mailvault_hsm::{HsmSession, WrappedDek};
+use mailvault_hsm::{Hsm, HsmSession, WrappedDek};
 
 use super::checkpoint::{LoadedCheckpoint, load_checkpoint};
 use super::plan::UIDS_PER_REQUEST_MAX;
@@ -254,12 +254,20 @@ impl Replay<'_> {
     }
 }
 
+/// Opens the shard in `storage`; a storage error names the shard.
+pub(crate) async fn open_named<S: Storage>(storage: S, config: ShardConfig, hsm: &Hsm) -> Result<Shard<S>, OpenError> {
+    let shard_id = config.shard_id;
+    match hsm.session() {
+        Ok(session) => open_shard(storage, config, session).await.map_err(|error| match error {
+            OpenError::Io(error) => OpenError::Shard { shard_id, source: error.into() },
+            other => other,
+        }),
+        Err(error) => Err(OpenError::Shard { shard_id, source: error.into() }),
+    }
+}
+
 #[allow(clippy::too_many_lines)] // most of it is the one literal naming every field of `Shard`
-pub(crate) async fn open_shard<S: Storage>(
-    storage: S,
-    config: ShardConfig,
-    hsm: HsmSession,
-) -> Result<Shard<S>, OpenError> {
+async fn open_shard<S: Storage>(storage: S, config: ShardConfig, hsm: HsmSession) -> Result<Shard<S>, OpenError> {
     let shard_id = config.shard_id;
     let recovery = |source| OpenError::Recovery { shard_id, source };
     let segment_ids = list_segments(&storage, shard_id).await.map_err(|error| match error.kind() {

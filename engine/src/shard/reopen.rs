@@ -19,29 +19,18 @@ use std::time::{Duration, Instant};
 
 use mailvault_hsm::Hsm;
 
-use crate::error::{EngineError, OpenError};
+use crate::error::EngineError;
 use crate::io::Storage;
 
+use super::recovery::open_named;
 use super::request::Request;
-use super::{RunEnd, Shard, ShardConfig, open_shard};
+use super::{RunEnd, Shard, ShardConfig};
 
 /// The wait before the first, second and third reopen in a row; a failure after the third
 /// gives up.
 pub(crate) const WAITS: [Duration; 3] = [Duration::ZERO, Duration::from_secs(1), Duration::from_secs(5)];
 /// Service after a reopen that counts as recovered: a failure after it starts the count again.
 pub(crate) const STEADY: Duration = Duration::from_secs(600);
-
-/// Opens the shard in `storage`; a storage error names the shard.
-pub(crate) async fn open_named<S: Storage>(storage: S, config: ShardConfig, hsm: &Hsm) -> Result<Shard<S>, OpenError> {
-    let shard_id = config.shard_id;
-    match hsm.session() {
-        Ok(session) => open_shard(storage, config, session).await.map_err(|error| match error {
-            OpenError::Io(error) => OpenError::Shard { shard_id, source: error.into() },
-            other => other,
-        }),
-        Err(error) => Err(OpenError::Shard { shard_id, source: error.into() }),
-    }
-}
 
 /// Serves with `shard` until shutdown, reopening it from `storage` whenever a write or sync
 /// fails; once reopening gives up, refuses every request until shutdown.
