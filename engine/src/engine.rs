@@ -817,27 +817,21 @@ fn run_shard_thread<S: Storage>(
             return;
         }
     };
-    let quarantined = crate::io::block_on_prompt(&runtime, async {
+    crate::io::block_on_prompt(&runtime, async {
         match open_named(storage.clone(), config.clone(), hsm).await {
             Ok(shard) => {
                 let _ = ready.send(Ok(ShardOpened::Serving));
                 serve_reopening(shard, storage, config, hsm, receiver).await;
-                None
             }
             Err(error) if quarantine_damage && error.is_damage() => {
                 let reason = error.damage_reason();
                 tracing::error!(shard = shard_id, %reason, "shard quarantined: its data failed verification; its accounts are unavailable until it is repaired");
                 let _ = ready.send(Ok(ShardOpened::Quarantined(error)));
-                Some(reason)
+                crate::shard::serve_quarantined(shard_id, &reason, receiver).await;
             }
             Err(error) => {
                 let _ = ready.send(Err(error));
-                None
             }
         }
     });
-    drop(runtime);
-    if let Some(reason) = quarantined {
-        crate::shard::serve_quarantined(shard_id, &reason, receiver);
-    }
 }

@@ -11,14 +11,10 @@
 
 use crate::error::EngineError;
 
+use super::reopen::refuse_for;
 use super::request::Request;
 
 /// Refuses every request until shutdown or until the queue closes.
-pub(crate) fn serve_quarantined(shard_id: u32, reason: &str, receiver: &flume::Receiver<Request>) {
-    while let Ok(request) = receiver.recv() {
-        if let Request::Shutdown = request {
-            return;
-        }
-        request.refuse(EngineError::Quarantined { shard_id, reason: reason.to_owned() });
-    }
+pub(crate) async fn serve_quarantined(shard_id: u32, reason: &str, receiver: &flume::Receiver<Request>) {
+    refuse_for(receiver, None, || EngineError::Quarantined { shard_id, reason: reason.to_owned() }).await;
 }
