@@ -3,16 +3,18 @@
 //! 16 such clients locked the socket until the server restarted.
 #![allow(clippy::expect_used)] // a failed expectation fails the test
 
+mod serve_support;
+
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use mailvault_engine::{Engine, EngineConfig, Flags, INBOX, block_on, init_store};
+use mailvault_engine::{Engine, Flags, INBOX, block_on};
 use mailvault_frontends::admin::server::{AdminServer, AdminTimeouts};
 use mailvault_frontends::admin::wire::encode_request;
 use mailvault_frontends::admin::{self, AdminCommand};
 use mailvault_frontends::session::registry::SessionRegistry;
-use mailvault_hsm::testing::TestToken;
+use serve_support::EngineStore;
 
 const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Far more than the reply timeout, even on a slow machine.
@@ -20,11 +22,8 @@ const WAIT_BOUND: Duration = Duration::from_secs(60);
 
 #[test]
 fn replies_no_one_reads_free_their_places_after_the_reply_timeout() {
-    let token = TestToken::create_with_keys();
-    let directory = tempfile::tempdir().expect("temporary directory");
-    let data_dir = directory.path().join("store");
-    init_store(&data_dir, 1).expect("init store");
-    let engine = Engine::open(&EngineConfig::new(&data_dir), &token.hsm).expect("open engine");
+    let store = EngineStore::new(1, Engine::open);
+    let (engine, token) = (&store.engine, &store.token);
     // Far larger than a Unix socket's buffer: writing the reply waits for the client to read.
     let mut message = b"Subject: large\r\n\r\n".to_vec();
     message.resize(4 * 1024 * 1024, b'x');
@@ -32,10 +31,10 @@ fn replies_no_one_reads_free_their_places_after_the_reply_timeout() {
         engine.create_account("alice").await.expect("create account");
         engine.append("alice", INBOX, message, Flags::default(), None).await.expect("append")
     });
-    let socket = directory.path().join("admin.sock");
+    let socket = store.directory.path().join("admin.sock");
     let timeouts = AdminTimeouts { reply: REPLY_TIMEOUT, ..AdminTimeouts::default() };
     let _server =
-        AdminServer::start_with_timeouts(&socket, engine, token.hsm.clone(), SessionRegistry::new(), timeouts)
+        AdminServer::start_with_timeouts(&socket, engine.clone(), token.hsm.clone(), SessionRegistry::new(), timeouts)
             .expect("admin socket");
 
     let started = Instant::now();

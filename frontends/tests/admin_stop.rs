@@ -2,29 +2,29 @@
 //! before the socket closes, so the operator learns what it did (here an append's uid).
 #![allow(clippy::expect_used)] // a failed expectation fails the test
 
+mod serve_support;
+
 use std::time::Duration;
 
 use mailvault_engine::io::{FaultController, FaultyStorage};
-use mailvault_engine::{Engine, EngineConfig, INBOX, block_on, init_store};
+use mailvault_engine::{Engine, INBOX, block_on};
 use mailvault_frontends::admin::server::AdminServer;
 use mailvault_frontends::admin::{self, AdminCommand};
 use mailvault_frontends::session::registry::SessionRegistry;
-use mailvault_hsm::testing::TestToken;
+use serve_support::EngineStore;
 
 #[test]
 fn an_append_running_when_the_admin_socket_stops_still_answers() {
-    let token = TestToken::create_with_keys();
-    let directory = tempfile::tempdir().expect("temporary directory");
-    let data_dir = directory.path().join("store");
-    init_store(&data_dir, 1).expect("init store");
     let faults = FaultController::new(1);
     let storage_faults = faults.clone();
-    let engine = Engine::open_with(&EngineConfig::new(&data_dir), &token.hsm, move |_, shard_directory| {
-        FaultyStorage::new(shard_directory, storage_faults.clone())
-    })
-    .expect("open engine");
+    let store = EngineStore::new(1, move |config, hsm| {
+        Engine::open_with(config, hsm, move |_, shard_directory| {
+            FaultyStorage::new(shard_directory, storage_faults.clone())
+        })
+    });
+    let (engine, token) = (&store.engine, &store.token);
     block_on(engine.create_account("alice")).expect("create account");
-    let socket = directory.path().join("admin.sock");
+    let socket = store.directory.path().join("admin.sock");
     let server =
         AdminServer::start(&socket, engine.clone(), token.hsm.clone(), SessionRegistry::new()).expect("admin socket");
 

@@ -6,12 +6,13 @@
 
 mod serve_support;
 
-use mailvault_engine::{Engine, EngineConfig, init_store};
+use mailvault_engine::Engine;
 use mailvault_frontends::net::{CONNECTIONS_MAX_ON_SHARDS, Ports, RunningServer, ServerConfig, StartError};
 use mailvault_hsm::testing::TestToken;
 use serde_json::{Value, json};
 use serve_support::{
-    ServerProcess, TestServer, init_with_account, mailvault_command, run_bounded, run_python, settled_thread_names,
+    EngineStore, ServerProcess, TestServer, init_with_account, mailvault_command, run_bounded, run_python,
+    settled_thread_names,
 };
 
 const PASSWORD: &str = "a password for both";
@@ -70,12 +71,9 @@ fn sessions_run_on_the_shards_threads_and_serve_accounts_of_every_shard() {
 
 #[test]
 fn more_connections_than_the_shards_can_wait_for_is_refused_at_start() {
-    let token = TestToken::create_with_keys();
-    let directory = tempfile::tempdir().expect("temporary directory");
-    let data_dir = directory.path().join("data");
-    init_store(&data_dir, 1).expect("init store");
-    let engine = Engine::open(&EngineConfig::new(&data_dir), &token.hsm).expect("open engine");
-    let mut config = ServerConfig::new(&data_dir);
+    let store = EngineStore::new(1, Engine::open);
+    let (engine, token) = (&store.engine, &store.token);
+    let mut config = ServerConfig::new(&store.data_dir);
     config.ports = Ports::EPHEMERAL;
     config.frontends_on_shards = true;
     config.connections_max = CONNECTIONS_MAX_ON_SHARDS + 1;
@@ -91,7 +89,7 @@ fn more_connections_than_the_shards_can_wait_for_is_refused_at_start() {
         )
     );
     config.connections_max = CONNECTIONS_MAX_ON_SHARDS;
-    RunningServer::start(engine, &token.hsm, &config).expect("starts at the limit").shutdown();
+    RunningServer::start(engine.clone(), &token.hsm, &config).expect("starts at the limit").shutdown();
 }
 
 #[test]

@@ -21,6 +21,30 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The Python helper with every scenario.
 pub const CLIENTS_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mail_clients.py");
 
+/// A store of its own on a fresh SoftHSM test token, and an engine over it.
+pub struct EngineStore {
+    // Fields drop in order: the engine before its store and its token.
+    pub engine: Engine,
+    pub data_dir: PathBuf,
+    pub directory: tempfile::TempDir,
+    pub token: TestToken,
+}
+
+impl EngineStore {
+    /// `shards` shards, opened by `open` (`Engine::open`, or an engine over faulty files).
+    pub fn new(
+        shards: usize,
+        open: impl FnOnce(&EngineConfig, &mailvault_hsm::Hsm) -> Result<Engine, mailvault_engine::OpenError>,
+    ) -> Self {
+        let token = TestToken::create_with_keys();
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let data_dir = directory.path().join("data");
+        init_store(&data_dir, shards).expect("init store");
+        let engine = open(&EngineConfig::new(&data_dir), &token.hsm).expect("open engine");
+        Self { engine, data_dir, directory, token }
+    }
+}
+
 /// A server running in this process, with its own store and token; stops when dropped.
 pub struct TestServer {
     // Fields drop in order: the server before the engine, the engine before its token.
@@ -59,11 +83,7 @@ impl TestServer {
         configure: impl FnOnce(&mut ServerConfig),
         open: impl FnOnce(&EngineConfig, &mailvault_hsm::Hsm) -> Result<Engine, mailvault_engine::OpenError>,
     ) -> Self {
-        let token = TestToken::create_with_keys();
-        let directory = tempfile::tempdir().expect("temporary directory");
-        let data_dir = directory.path().join("data");
-        init_store(&data_dir, 2).expect("init store");
-        let engine = open(&EngineConfig::new(&data_dir), &token.hsm).expect("open engine");
+        let EngineStore { engine, data_dir, directory, token } = EngineStore::new(2, open);
         let mut config = ServerConfig::new(&data_dir);
         config.workers = 2;
         config.verifier_threads = 1;
