@@ -211,25 +211,31 @@ impl Inner {
             let _ = thread.join();
         }
     }
-}
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.stop_lifecycle_timer();
+    /// Asks every shard to stop once it has answered what its queue holds, and waits for their
+    /// threads to end, except the calling thread if it is a shard's: that shard stops once its
+    /// thread gets back to its loop, which cannot be awaited from inside it (joining itself
+    /// would panic). A second call finds nothing left to wait for.
+    fn stop_shards(&self) {
         for sender in &self.senders {
             let _ = sender.send(Request::Shutdown);
         }
         if let Ok(mut threads) = self.threads.lock() {
-            // A task started on a shard's thread (`spawn_on_shard`) may hold the last handle:
-            // that shard stops once its thread gets back to its loop, which cannot be awaited
-            // from inside it (joining itself would panic). The store lock is then released
-            // before that shard's last checkpoint, so the server and the CLI drop their last
-            // handle on the main thread.
             let current = std::thread::current().id();
             for thread in threads.drain(..).filter(|thread| thread.thread().id() != current) {
                 let _ = thread.join();
             }
         }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // A task started on a shard's thread (`spawn_on_shard`) may hold the last handle; the
+        // store lock is then released before that shard's last checkpoint. A caller that must
+        // know the shards have stopped (a process about to exit) uses `Engine::shut_down`.
+        self.stop_lifecycle_timer();
+        self.stop_shards();
     }
 }
 
@@ -391,6 +397,19 @@ impl Engine {
 
     pub fn shard_count(&self) -> usize {
         self.inner.senders.len()
+    }
+
+    /// Stops the engine and returns once every shard's thread has ended: each shard first
+    /// answers what its queue holds, so every acknowledged write is durable, and writes its last
+    /// checkpoint. Dropping the last handle does the same, but a handle may be held where its
+    /// drop comes later, on another thread (a task started on a shard's thread that its runtime
+    /// drops in a later turn); a process about to exit calls this instead, so that it does not
+    /// exit while a shard is still writing. Handles still held elsewhere get
+    /// `EngineError::ShutDown` from then on, and the store stays locked until the last is
+    /// dropped. Call it off the shards' threads.
+    pub fn shut_down(self) {
+        self.inner.stop_lifecycle_timer();
+        self.inner.stop_shards();
     }
 
     /// The shard that owns `account` (whether or not the account exists): the one whose

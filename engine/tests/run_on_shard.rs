@@ -2,6 +2,7 @@
 //! that thread, their requests to that shard and to the others are served, a full queue of
 //! their own shard's requests does not stall them, a panic reaches the caller, and a shard
 //! that does not exist is a clear error, and a task knows which shard's thread it is on.
+//! `Engine::shut_down` stops the shards though a task on one holds a handle.
 //! (A quarantined shard's refusal: tests/quarantine.rs.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::TestStore;
-use mailvault_engine::{Engine, EngineError, Flags, INBOX, block_on};
+use mailvault_engine::{Engine, EngineError, Flags, INBOX, block_on, lock_store};
 
 /// Longest any of these tests may take: a stalled shard fails the test instead of hanging it.
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -154,5 +155,40 @@ fn a_task_knows_the_shard_whose_thread_it_runs_on() {
             .unwrap();
             assert_eq!(seen, [shard == 0, shard == 1, false], "a task on shard {shard}");
         }
+    });
+}
+
+/// A drop of the caller's handle does not wait for the shards while a task on a shard's thread
+/// still holds one; `shut_down` does. `mailvault serve --frontends-on-shards` once exited
+/// while a shard wrote its last checkpoint that way, and SoftHSM, called as the process tore
+/// down, crashed it.
+#[test]
+fn shut_down_stops_the_shards_though_a_task_on_one_still_holds_a_handle() {
+    let store = TestStore::new(2);
+    within_deadline(move || {
+        let engine = store.open();
+        let account = account_on(&engine, 0);
+        block_on(engine.create_account(&account)).unwrap();
+        block_on(engine.append(&account, INBOX, body("before the stop"), Flags::default(), None)).unwrap();
+        let held = engine.clone();
+        let (started, task_started) = flume::bounded(1);
+        let _task = engine
+            .spawn_on_shard(1, move || async move {
+                let _held = held;
+                let _ = started.send(());
+                std::future::pending::<()>().await;
+            })
+            .unwrap();
+        task_started.recv().unwrap();
+        let kept = engine.clone();
+        engine.shut_down();
+
+        let error = block_on(kept.create_account(&account_on(&kept, 1))).unwrap_err();
+        assert!(matches!(error, EngineError::ShutDown), "{error:?}");
+        drop(kept);
+        // Shard 1's runtime dropped the task, and its handle, as the shard stopped.
+        drop(lock_store(&store.config.data_dir).expect("the store is no longer locked"));
+        let engine = store.open();
+        assert_eq!(block_on(engine.fetch(&account, INBOX, 1)).unwrap().body, body("before the stop"));
     });
 }

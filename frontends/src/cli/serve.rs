@@ -171,8 +171,10 @@ pub(crate) fn serve(context: &Context, arguments: &ServeArguments) -> anyhow::Re
     let signal = signals.forever().next();
     println!("signal {} received: stopping", signal.unwrap_or_default());
     server.shutdown();
-    // The shards stop once their queues are drained; every acknowledged write is durable.
-    drop(engine);
+    // The shards stop once their queues are drained; every acknowledged write is durable. Not
+    // a drop: the process must not exit while a shard still writes its last checkpoint, and a
+    // drop returns at once when a handle is still held elsewhere.
+    engine.shut_down();
     println!("mailvault stopped");
     Ok(())
 }
