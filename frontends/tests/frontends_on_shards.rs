@@ -62,8 +62,12 @@ fn sessions_run_on_the_shards_threads_and_serve_accounts_of_every_shard() {
         assert_eq!(imap["uids"], json!([1]), "{account} over IMAP: {imap}");
     }
 
-    // Stopping the server ends its workers on the shards; the engine serves on.
+    // Stopping the server ends its workers on the shards, and every task they started: none is
+    // left on a shard's runtime holding the server's services (with a handle on the engine).
+    // The engine serves on.
+    let services = std::sync::Arc::downgrade(server.server().registry());
     server.stop();
+    assert_eq!(services.strong_count(), 0, "a task of the stopped server outlived it");
     for account in &accounts {
         assert_eq!(server.inbox(account), [message(account)]);
     }

@@ -95,11 +95,14 @@ pub(super) fn spawn_on_shard(
 
 async fn run(listeners: Vec<(ListenerKind, TcpListener)>, shared: WorkerShared) {
     let sessions: Sessions = Rc::default();
+    // Every task the worker starts holds a sender; the receiver disconnects once all are gone.
+    let (alive, all_gone) = flume::bounded::<()>(1);
     let mut accepting = Vec::new();
     for (kind, listener) in listeners {
         match compio::net::TcpListener::from_std(listener) {
             Ok(listener) => {
-                accepting.push(compio::runtime::spawn(accept_loop(listener, kind, shared.clone(), sessions.clone())));
+                let accept = accept_loop(listener, kind, shared.clone(), sessions.clone(), alive.clone());
+                accepting.push(compio::runtime::spawn(holding(alive.clone(), accept)));
             }
             Err(error) => tracing::error!(%error, %kind, "cannot listen"),
         }
@@ -120,19 +123,32 @@ async fn run(listeners: Vec<(ListenerKind, TcpListener)>, shared: WorkerShared) 
     if abandoned > 0 {
         tracing::warn!(abandoned, "sessions still running after the shutdown grace period were cut off");
     }
+    // A task cancelled by dropping its handle is dropped by a later turn of the runtime, not at
+    // once. Waiting for that means that nothing of a stopped worker outlives it: on a shard's
+    // thread, a task left behind would hold a handle on the engine, and drop it after the
+    // server thought every such handle gone.
+    drop(alive);
+    let _ = all_gone.recv_async().await;
 }
 
-async fn accept_loop(listener: compio::net::TcpListener, kind: ListenerKind, shared: WorkerShared, sessions: Sessions) {
+/// Runs `task`, holding `alive` until the task ends or is dropped.
+async fn holding<F: Future>(alive: flume::Sender<()>, task: F) -> F::Output {
+    let _alive = alive;
+    task.await
+}
+
+async fn accept_loop(
+    listener: compio::net::TcpListener,
+    kind: ListenerKind,
+    shared: WorkerShared,
+    sessions: Sessions,
+    alive: flume::Sender<()>,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let session = compio::runtime::spawn(dispatch::serve_connection(
-                    stream,
-                    peer,
-                    kind,
-                    shared.services.clone(),
-                    shared.tls.clone(),
-                ));
+                let serve = dispatch::serve_connection(stream, peer, kind, shared.services.clone(), shared.tls.clone());
+                let session = compio::runtime::spawn(holding(alive.clone(), serve));
                 let mut sessions = sessions.borrow_mut();
                 sessions.retain(|session| !session.is_finished());
                 sessions.push(session);
