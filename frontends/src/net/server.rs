@@ -242,7 +242,8 @@ impl RunningServer {
 
     /// Stops accepting, asks every session to end (LMTP deliveries in progress finish and are
     /// acknowledged; a client mid-DATA is told 421 and nothing of its message is stored), waits
-    /// up to the grace period, and returns once every listener thread has exited.
+    /// up to the grace period, and returns once every listener worker has ended, with every task
+    /// it started dropped (none is left holding a handle on the engine).
     pub fn shutdown(mut self) {
         self.stop_now();
     }
