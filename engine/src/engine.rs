@@ -217,11 +217,18 @@ impl Inner {
     /// thread gets back to its loop, which cannot be awaited from inside it (joining itself
     /// would panic). A second call finds nothing left to wait for.
     fn stop_shards(&self) {
-        for sender in &self.senders {
-            let _ = sender.send(Request::Shutdown);
+        let current = std::thread::current().id();
+        for (sender, thread) in self.senders.iter().zip(&self.shard_thread_ids) {
+            if *thread == current {
+                // Only this thread makes room in its own queue: waiting for room would wait
+                // for good. Without the message, the shard stops once its queue disconnects,
+                // when the last handle is dropped (what called this, on a shard's thread).
+                let _ = sender.try_send(Request::Shutdown);
+            } else {
+                let _ = sender.send(Request::Shutdown);
+            }
         }
         if let Ok(mut threads) = self.threads.lock() {
-            let current = std::thread::current().id();
             for thread in threads.drain(..).filter(|thread| thread.thread().id() != current) {
                 let _ = thread.join();
             }

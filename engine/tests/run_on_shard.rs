@@ -2,7 +2,8 @@
 //! that thread, their requests to that shard and to the others are served, a full queue of
 //! their own shard's requests does not stall them, a panic reaches the caller, and a shard
 //! that does not exist is a clear error, and a task knows which shard's thread it is on.
-//! `Engine::shut_down` stops the shards though a task on one holds a handle.
+//! `Engine::shut_down` stops the shards though a task on one holds a handle, and a task that
+//! drops the last handle while its shard's queue is full does not hang the stop.
 //! (A quarantined shard's refusal: tests/quarantine.rs.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -190,5 +191,40 @@ fn shut_down_stops_the_shards_though_a_task_on_one_still_holds_a_handle() {
         drop(lock_store(&store.config.data_dir).expect("the store is no longer locked"));
         let engine = store.open();
         assert_eq!(block_on(engine.fetch(&account, INBOX, 1)).unwrap().body, body("before the stop"));
+    });
+}
+
+/// The last handle dropped by a task on a shard whose queue is full: the drop must not wait
+/// for room in that queue, which only its own thread (the one dropping) can make.
+#[test]
+fn the_last_handle_dropped_on_a_shard_with_a_full_queue_stops_the_engine() {
+    const REQUESTS: usize = 6000;
+    let store = TestStore::new(2);
+    within_deadline(move || {
+        let engine = store.open();
+        let account = account_on(&engine, 0);
+        block_on(engine.create_account(&account)).unwrap();
+        let uid = block_on(engine.append(&account, INBOX, body("one"), Flags::default(), None)).unwrap();
+        let last = engine.clone();
+        let (flooded, queue_full) = flume::bounded(1);
+        let _task = engine
+            .spawn_on_shard(0, move || async move {
+                // Each fetch is polled once: the first 4096 fill the queue, the rest wait for
+                // room. Then all are dropped, their requests still queued, and the handle too.
+                let mut fetches: Vec<_> = (0..REQUESTS).map(|_| Box::pin(last.fetch(&account, INBOX, uid))).collect();
+                for fetch in &mut fetches {
+                    assert!(futures_util::poll!(fetch.as_mut()).is_pending());
+                }
+                let _ = flooded.send(());
+                drop(fetches);
+                drop(last);
+            })
+            .unwrap();
+        drop(engine);
+        queue_full.recv().unwrap();
+        // The store is unlocked once the engine is gone: poll for it, bounded by the deadline.
+        while lock_store(&store.config.data_dir).is_err() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     });
 }
