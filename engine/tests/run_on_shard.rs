@@ -206,9 +206,12 @@ fn the_last_handle_dropped_on_a_shard_with_a_full_queue_stops_the_engine() {
         block_on(engine.create_account(&account)).unwrap();
         let uid = block_on(engine.append(&account, INBOX, body("one"), Flags::default(), None)).unwrap();
         let last = engine.clone();
+        let (dropped, caller_dropped) = flume::bounded(1);
         let (flooded, queue_full) = flume::bounded(1);
         let _task = engine
             .spawn_on_shard(0, move || async move {
+                // The caller's handle goes first, so that the task's is the last.
+                caller_dropped.recv_async().await.unwrap();
                 // Each fetch is polled once: the first 4096 fill the queue, the rest wait for
                 // room. Then all are dropped, their requests still queued, and the handle too.
                 let mut fetches: Vec<_> = (0..REQUESTS).map(|_| Box::pin(last.fetch(&account, INBOX, uid))).collect();
@@ -221,6 +224,7 @@ fn the_last_handle_dropped_on_a_shard_with_a_full_queue_stops_the_engine() {
             })
             .unwrap();
         drop(engine);
+        dropped.send(()).unwrap();
         queue_full.recv().unwrap();
         // The store is unlocked once the engine is gone: poll for it, bounded by the deadline.
         while lock_store(&store.config.data_dir).is_err() {
