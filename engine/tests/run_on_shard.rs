@@ -26,6 +26,14 @@ fn account_on(engine: &Engine, shard: usize) -> String {
         .expect("some name routes to every shard")
 }
 
+/// An account on shard 0 with one message in its INBOX: the account's name and the uid.
+fn account_with_a_message(engine: &Engine) -> (String, u32) {
+    let account = account_on(engine, 0);
+    block_on(engine.create_account(&account)).unwrap();
+    let uid = block_on(engine.append(&account, INBOX, body("one"), Flags::default(), None)).unwrap();
+    (account, uid)
+}
+
 fn body(tag: &str) -> Vec<u8> {
     format!("Subject: {tag}\r\n\r\nwritten from a shard's own thread\r\n").into_bytes()
 }
@@ -90,9 +98,7 @@ fn tasks_on_a_shard_may_fill_its_queue_without_stalling_it() {
     let store = TestStore::new(1);
     within_deadline(move || {
         let engine = store.open();
-        let account = account_on(&engine, 0);
-        block_on(engine.create_account(&account)).unwrap();
-        let uid = block_on(engine.append(&account, INBOX, body("one"), Flags::default(), None)).unwrap();
+        let (account, uid) = account_with_a_message(&engine);
         let on_shard = engine.clone();
         let answered = block_on(engine.run_on_shard(0, move || async move {
             // Polled in turn in one go: the first 4096 fill the queue before the shard, on
@@ -202,9 +208,7 @@ fn the_last_handle_dropped_on_a_shard_with_a_full_queue_stops_the_engine() {
     let store = TestStore::new(2);
     within_deadline(move || {
         let engine = store.open();
-        let account = account_on(&engine, 0);
-        block_on(engine.create_account(&account)).unwrap();
-        let uid = block_on(engine.append(&account, INBOX, body("one"), Flags::default(), None)).unwrap();
+        let (account, uid) = account_with_a_message(&engine);
         let last = engine.clone();
         let (dropped, caller_dropped) = flume::bounded(1);
         let (flooded, queue_full) = flume::bounded(1);
