@@ -212,6 +212,12 @@ impl Inner {
         }
     }
 
+    /// Stops the lifecycle timer, then the shards (see `stop_shards`).
+    fn stop(&self) {
+        self.stop_lifecycle_timer();
+        self.stop_shards();
+    }
+
     /// Asks every shard to stop once it has answered what its queue holds, and waits for their
     /// threads to end, except the calling thread if it is a shard's: that shard stops once its
     /// thread gets back to its loop, which cannot be awaited from inside it (joining itself
@@ -241,8 +247,7 @@ impl Drop for Inner {
         // A task started on a shard's thread (`spawn_on_shard`) may hold the last handle; the
         // store lock is then released before that shard's last checkpoint. A caller that must
         // know the shards have stopped (a process about to exit) uses `Engine::shut_down`.
-        self.stop_lifecycle_timer();
-        self.stop_shards();
+        self.stop();
     }
 }
 
@@ -415,8 +420,7 @@ impl Engine {
     /// `EngineError::ShutDown` from then on, and the store stays locked until the last is
     /// dropped. Call it off the shards' threads.
     pub fn shut_down(self) {
-        self.inner.stop_lifecycle_timer();
-        self.inner.stop_shards();
+        self.inner.stop();
     }
 
     /// The shard that owns `account` (whether or not the account exists): the one whose
