@@ -102,7 +102,7 @@ async fn run(listeners: Vec<(ListenerKind, TcpListener)>, shared: WorkerShared) 
         match compio::net::TcpListener::from_std(listener) {
             Ok(listener) => {
                 let accept = accept_loop(listener, kind, shared.clone(), sessions.clone(), alive.clone());
-                accepting.push(compio::runtime::spawn(holding(alive.clone(), accept)));
+                accepting.push(compio::runtime::spawn(accept));
             }
             Err(error) => tracing::error!(%error, %kind, "cannot listen"),
         }
@@ -137,6 +137,8 @@ async fn holding<F: Future>(alive: flume::Sender<()>, task: F) -> F::Output {
     task.await
 }
 
+/// Accepts connections and starts their sessions, each holding a clone of `alive` (as this
+/// loop does its own, until it is dropped).
 async fn accept_loop(
     listener: compio::net::TcpListener,
     kind: ListenerKind,
