@@ -255,7 +255,7 @@ fn fetch_path(index: &Index, account: &str, uid: u32) -> Option<u64> {
         .account_by_name(black_box(account))
         .and_then(|account| account.mailbox(INBOX))
         .and_then(|mailbox| mailbox.messages.get(black_box(uid)))
-        .and_then(|entry| index.blob(entry.message.blob_record_id))
+        .and_then(|entry| index.body_location(entry))
         .map(|location| location.offset)
 }
 

@@ -624,8 +624,9 @@ impl Engine {
         let (account_name, mailbox) = (account.to_owned(), mailbox.to_owned());
         let shard = self.shard_of(account);
         let local = self.on_shard_thread(shard);
-        let sealed =
-            self.query_shard(shard, |reply| Query::Fetch { account: account_name, mailbox, uid, local, reply }).await?;
+        let (reply, answer) = futures_channel::oneshot::channel();
+        self.send(shard, Request::Query(Query::Fetch { account: account_name, mailbox, uid, local, reply })).await?;
+        let sealed = answer.await.map_err(|_| EngineError::ShutDown)??;
         // Decrypted here, on the caller's thread, not on the shard's (see `SealedMessage`).
         sealed.open()
     }

@@ -1,5 +1,6 @@
 //! What the index keeps per account, mailbox and message.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::format::{AccessEvent, Flags, MessageReference};
@@ -87,11 +88,57 @@ pub struct Mailbox {
     pub messages: UidMap<MessageEntry>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct MessageEntry {
     pub message: MessageReference,
     pub flags: Flags,
+    /// Where the body was when the index last looked it up (`Index::body_location`). A fetch
+    /// then finds it in the entry it already reads, not in the blob table: that lookup was a
+    /// cache miss, 5-7% of a shard's time in 4 KiB random fetches (bench/README.md, session
+    /// 30). Not part of the entry's value: two entries that differ only here are equal.
+    body_hint: Cell<BodyHint>,
 }
+
+impl MessageEntry {
+    pub fn new(message: MessageReference, flags: Flags) -> Self {
+        Self { message, flags, body_hint: Cell::new(BodyHint::NONE) }
+    }
+
+    /// The body's location as last looked up, if the blob table has changed
+    /// `table_changes` times since, as it had then.
+    pub(super) fn body_hint(&self, table_changes: u64) -> Option<BlobLocation> {
+        let hint = self.body_hint.get();
+        (table_changes.checked_add(1) == Some(hint.taken_at)).then_some(hint.location)
+    }
+
+    /// Remembers where the blob table, changed `table_changes` times, places the body.
+    pub(super) fn remember_body(&self, location: BlobLocation, table_changes: u64) {
+        // At the last count there is no "plus one": such a hint is never taken (see `BodyHint`).
+        self.body_hint.set(BodyHint { location, taken_at: table_changes.checked_add(1).unwrap_or(0) });
+    }
+}
+
+impl PartialEq for MessageEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message && self.flags == other.flags
+    }
+}
+
+impl Eq for MessageEntry {}
+
+/// A body's location and when it was taken: the blob table's change count then, plus one, so
+/// that 0 means never taken (32 bytes: an `Option` would make it 40).
+#[derive(Debug, Clone, Copy)]
+struct BodyHint {
+    location: BlobLocation,
+    taken_at: u64,
+}
+
+impl BodyHint {
+    const NONE: Self = Self { location: BlobLocation { segment_id: 0, offset: 0, frame_bytes: 0 }, taken_at: 0 };
+}
+
+const _: () = assert!(std::mem::size_of::<BodyHint>() == 32);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeletedMessage {

@@ -206,8 +206,10 @@ fn apply_message_record(
                 frame_bytes: location.frame_bytes,
             };
             blobs.insert(record_id, blob);
+            let entry = MessageEntry::new(message, flags);
+            entry.remember_body(blob, blobs.changes());
             let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
-            add_message(mailbox, header.uid, MessageEntry { message, flags });
+            add_message(mailbox, header.uid, entry);
         }
         Record::FlagsChanged { flags } => {
             let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
@@ -215,14 +217,14 @@ fn apply_message_record(
         }
         Record::MessageCopied { message, flags } => {
             let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
-            add_message(mailbox, header.uid, MessageEntry { message, flags });
+            add_message(mailbox, header.uid, MessageEntry::new(message, flags));
         }
         Record::MessageMoved { source_mailbox_id, source_uid, message, flags } => {
             if let Some(source) = account.mailboxes.get_mut(&source_mailbox_id) {
                 source.messages.remove(source_uid);
             }
             let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
-            add_message(mailbox, header.uid, MessageEntry { message, flags });
+            add_message(mailbox, header.uid, MessageEntry::new(message, flags));
         }
         Record::MessageExpunged { at_unix_ms } => {
             let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
@@ -241,7 +243,7 @@ fn apply_message_record(
                 account.deleted.swap_remove(position);
             }
             let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
-            add_message(mailbox, header.uid, MessageEntry { message, flags });
+            add_message(mailbox, header.uid, MessageEntry::new(message, flags));
         }
         _ => {}
     }

@@ -54,11 +54,20 @@ pub(super) struct BlobTable {
     locations: ByRecordId,
     /// The sum of `frame_bytes` over `locations`, per segment (segments with none are absent).
     bytes_by_segment: FxHashMap<u64, u64>,
+    /// Grows whenever a body moves or is forgotten, never when one is placed for the first time.
+    /// A location read from this table while it stood at some value is still the table's own
+    /// as long as it stands there (see `MessageEntry::body_hint`).
+    changes: u64,
 }
 
 impl BlobTable {
     pub(super) fn get(&self, record_id: u64) -> Option<&BlobLocation> {
         self.locations.get(&record_id)
+    }
+
+    /// How many times a body moved or was forgotten (see the field).
+    pub(super) fn changes(&self) -> u64 {
+        self.changes
     }
 
     pub(super) fn contains(&self, record_id: u64) -> bool {
@@ -83,12 +92,14 @@ impl BlobTable {
         *self.bytes_by_segment.entry(location.segment_id).or_default() += u64::from(location.frame_bytes);
         if let Some(previous) = self.locations.insert(record_id, location) {
             self.subtract(&previous);
+            self.changes += 1;
         }
     }
 
     pub(super) fn remove(&mut self, record_id: u64) -> Option<BlobLocation> {
         let removed = self.locations.remove(&record_id)?;
         self.subtract(&removed);
+        self.changes += 1;
         Some(removed)
     }
 
@@ -96,6 +107,7 @@ impl BlobTable {
     pub(super) fn forget_segment(&mut self, segment_id: u64) {
         if self.bytes_by_segment.remove(&segment_id).is_some() {
             self.locations.retain(|_, location| location.segment_id != segment_id);
+            self.changes += 1;
         }
     }
 
@@ -164,6 +176,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Message entries trust the place they remember only while this count stands still
+    /// (`Index::body_location`): it must move whenever a place is no longer the table's.
+    #[test]
+    fn the_change_count_grows_when_a_body_moves_or_goes_and_not_when_one_is_placed() {
+        let mut table = BlobTable::default();
+        table.insert(1, location(1, 100));
+        table.insert(2, location(1, 100));
+        table.insert(3, location(2, 100));
+        assert_eq!(table.changes(), 0, "first places");
+        table.insert(1, location(3, 100));
+        assert_eq!(table.changes(), 1, "a move");
+        table.remove(2);
+        assert_eq!(table.changes(), 2, "a removal");
+        assert_eq!(table.remove(2), None);
+        assert_eq!(table.changes(), 2, "removing what is not there changes nothing");
+        table.forget_segment(2);
+        assert_eq!(table.changes(), 3, "a forgotten segment");
+        table.forget_segment(2);
+        assert_eq!(table.changes(), 3, "forgetting a segment with no bodies changes nothing");
     }
 
     fn slot(id: u64, buckets: u64) -> u64 {

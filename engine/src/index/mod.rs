@@ -8,6 +8,8 @@
 mod account;
 mod apply;
 mod blob_table;
+#[cfg(test)]
+mod body_location_tests;
 mod snapshot;
 mod snapshot_pieces;
 mod uid_map;
@@ -68,6 +70,19 @@ impl Index {
 
     pub fn blob(&self, record_id: u64) -> Option<&BlobLocation> {
         self.blobs.get(record_id)
+    }
+
+    /// Where `entry`'s body is: the location the entry remembers, while no body has moved or
+    /// been forgotten since it was looked up; otherwise the blob table's, which the entry then
+    /// remembers. `None` if the table has no body for it.
+    pub fn body_location(&self, entry: &MessageEntry) -> Option<BlobLocation> {
+        let changes = self.blobs.changes();
+        if let Some(location) = entry.body_hint(changes) {
+            return Some(location);
+        }
+        let location = *self.blobs.get(entry.message.blob_record_id)?;
+        entry.remember_body(location, changes);
+        Some(location)
     }
 
     /// The bytes of the bodies located in a segment, needed or not (kept in step, not walked).

@@ -24,7 +24,7 @@ fn encode_entry(writer: &mut ByteWriter, entry: &MessageEntry) {
 }
 
 fn decode_entry(reader: &mut ByteReader<'_>) -> Result<MessageEntry, ReadError> {
-    Ok(MessageEntry { message: MessageReference::decode(reader)?, flags: Flags::decode(reader)? })
+    Ok(MessageEntry::new(MessageReference::decode(reader)?, Flags::decode(reader)?))
 }
 
 impl Index {

@@ -1,6 +1,7 @@
 //! Mutations: validated in full against the index first, then emitted as records. A mutation
 //! that fails validation emits nothing, so bad input changes nothing.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::api::{DeletedMessageId, FlagChange, INBOX};
@@ -34,9 +35,10 @@ struct CopyTargets<'a> {
     remove_source: bool,
 }
 
-/// IMAP's INBOX is case-insensitive; every other name is kept as given.
-pub(crate) fn normalize_mailbox(name: &str) -> String {
-    if name.eq_ignore_ascii_case(INBOX) { INBOX.to_owned() } else { name.to_owned() }
+/// IMAP's INBOX is case-insensitive; every other name is kept as given. Borrowed where it can
+/// be: every fetch normalizes its mailbox's name.
+pub(crate) fn normalize_mailbox(name: &str) -> Cow<'_, str> {
+    if name.eq_ignore_ascii_case(INBOX) { Cow::Borrowed(INBOX) } else { Cow::Borrowed(name) }
 }
 
 fn validate_name(what: &'static str, name: &str) -> Result<(), EngineError> {
@@ -141,7 +143,7 @@ impl<S: Storage> Shard<S> {
         now: i64,
         batch: &mut Batch,
     ) -> Result<Outcome, EngineError> {
-        let name = normalize_mailbox(name);
+        let name = normalize_mailbox(name).into_owned();
         validate_name("mailbox name", &name)?;
         let (account, cipher) = self.account(account)?;
         if account.mailbox_ids.contains_key(&name) {
@@ -160,7 +162,7 @@ impl<S: Storage> Shard<S> {
         to: &str,
         batch: &mut Batch,
     ) -> Result<Outcome, EngineError> {
-        let (from, to) = (normalize_mailbox(from), normalize_mailbox(to));
+        let (from, to) = (normalize_mailbox(from), normalize_mailbox(to).into_owned());
         validate_name("mailbox name", &to)?;
         let (account, cipher) = self.account(account)?;
         let source = mailbox(account, &from)?;
@@ -256,7 +258,7 @@ impl<S: Storage> Shard<S> {
         let copied = entries(source, uids)?;
         let mut map = Vec::with_capacity(copied.len());
         for ((source_uid, entry), new_uid) in copied.into_iter().zip(first_uid..) {
-            let MessageEntry { message, flags } = entry;
+            let MessageEntry { message, flags, .. } = entry;
             let record = if targets.remove_source {
                 Record::MessageMoved { source_mailbox_id: source_id, source_uid, message, flags }
             } else {
@@ -309,7 +311,7 @@ impl<S: Storage> Shard<S> {
             .ok_or_else(|| EngineError::NoSuchMailbox(INBOX.to_owned()))?;
         let place = Place { account_id: account.id, mailbox_id: target.id, uid: target.uid_next };
         let target_name = target.name.clone();
-        let MessageEntry { message, flags } = found.entry.clone();
+        let MessageEntry { message, flags, .. } = found.entry.clone();
         let (deleted_mailbox_id, deleted_uid) = (deleted.mailbox_id, deleted.uid);
         let record = Record::MessageRestored { deleted_mailbox_id, deleted_uid, message, flags };
         self.emit(batch, place, record, &cipher);

@@ -90,7 +90,9 @@ impl<S: Storage> Shard<S> {
                         want_prompt_round();
                     }
                 }),
-                Err(error) => respond(&reply, Err(error)),
+                Err(error) => {
+                    let _ = reply.send(Err(error));
+                }
             },
         }
     }
@@ -109,7 +111,8 @@ impl<S: Storage> Shard<S> {
 
     fn messages(&self, account: &str, mailbox: &str) -> Result<(MailboxInfo, Vec<MessageInfo>), EngineError> {
         let name = normalize_mailbox(mailbox);
-        let mailbox = self.find_account(account)?.mailbox(&name).ok_or(EngineError::NoSuchMailbox(name))?;
+        let mailbox =
+            self.find_account(account)?.mailbox(&name).ok_or_else(|| EngineError::NoSuchMailbox(name.into_owned()))?;
         let messages = mailbox.messages.iter().map(|(uid, entry)| message_info(uid, entry)).collect();
         Ok((mailbox_info(mailbox), messages))
     }
@@ -198,13 +201,13 @@ impl<S: Storage> Shard<S> {
         let name = normalize_mailbox(mailbox);
         let account = self.find_account(account)?;
         let account_id = account.id;
-        let mailbox = account.mailbox(&name).ok_or(EngineError::NoSuchMailbox(name))?;
+        let mailbox = account.mailbox(&name).ok_or_else(|| EngineError::NoSuchMailbox(name.into_owned()))?;
         let entry = mailbox.messages.get(uid).ok_or(EngineError::NoSuchMessage(uid))?;
         let info = message_info(uid, entry);
         let blob_record_id = entry.message.blob_record_id;
-        let location = *self
+        let location = self
             .index
-            .blob(blob_record_id)
+            .body_location(entry)
             .ok_or_else(|| EngineError::Corrupt(format!("message uid {uid} has no stored body")))?;
         let file = self
             .readers

@@ -10,6 +10,11 @@ use super::sealed_message::SealedMessage;
 
 pub(crate) type Reply<T> = flume::Sender<Result<T, EngineError>>;
 
+/// A fetch's answer: a one-shot channel, one allocation where a `Reply` takes three or four
+/// (its queue, and the waiter's hook when the caller waits first). A shard answers a fetch
+/// for every message read, so this is per message (bench/README.md, session 30).
+pub(crate) type FetchReply = futures_channel::oneshot::Sender<Result<SealedMessage, EngineError>>;
+
 /// A mutation's answer, sent once its batch is durable: its outcome, or why it was refused
 /// (a refusal may rest on changes still in flight, so it waits for them too).
 pub(crate) type Answer = (Reply<Outcome>, Result<Outcome, EngineError>);
@@ -133,7 +138,7 @@ pub(crate) enum Query {
         uid: u32,
         /// Sent from a task on this shard's own thread (`Engine::on_shard_thread`).
         local: bool,
-        reply: Reply<SealedMessage>,
+        reply: FetchReply,
     },
     Deleted {
         account: String,
@@ -180,7 +185,9 @@ impl Query {
             Query::Accounts(reply) | Query::DuePurges(reply) => refuse(&reply, error),
             Query::Mailboxes { reply, .. } => refuse(&reply, error),
             Query::Messages { reply, .. } => refuse(&reply, error),
-            Query::Fetch { reply, .. } => refuse(&reply, error),
+            Query::Fetch { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
             Query::Deleted { reply, .. } => refuse(&reply, error),
             Query::Stats(reply) => refuse(&reply, error),
             Query::Compaction(reply) => refuse(&reply, error),
