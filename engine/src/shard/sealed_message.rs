@@ -4,7 +4,6 @@
 //! need the shard's state, and a shard serves every fetch of its accounts one after the other
 //! (bench/README.md, session 14).
 
-use std::cell::RefCell;
 use std::sync::Arc;
 
 use crate::api::{Message, MessageInfo};
@@ -29,59 +28,33 @@ impl std::fmt::Debug for SealedMessage {
     }
 }
 
-/// Plaintexts up to this size are decrypted into a buffer the thread keeps, and only the body
-/// is copied out. A fresh zero-filled vector per message, then shifted past the record's
-/// prefix, cost about 2.5% of a shard's time in 4 KiB random fetches (bench/README.md, session
-/// 30). Larger ones get a vector of their own: keeping megabytes per thread for a rare large
-/// message would cost more than it saves.
-const SCRATCH_BYTES_MAX: usize = 256 * 1024;
-
-thread_local! {
-    /// Holds the last plaintext opened on this thread until the next overwrites it, as the
-    /// freed vector it replaces would have.
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
 impl SealedMessage {
     /// Decrypts and authenticates the body, and checks that the digest stored with it is the
     /// index's. Neither the body's hash nor the frame's CRC is computed: the tag authenticates
     /// the body, its stored digest and the header fields that matter; the CRC is consulted
     /// only when the tag fails, to report damage as damage.
     pub(crate) fn open(self) -> Result<Message, EngineError> {
-        let plaintext_length = self.frame.len().saturating_sub(FRAME_HEADER_BYTES + TAG_BYTES);
-        let body = if plaintext_length <= SCRATCH_BYTES_MAX {
-            SCRATCH.with_borrow_mut(|scratch| {
-                scratch.resize(plaintext_length, 0);
-                self.open_into(scratch).map(<[u8]>::to_vec)
-            })
-        } else {
-            let mut plaintext = vec![0; plaintext_length];
-            let body_length = self.open_into(&mut plaintext)?.len();
-            plaintext.drain(..plaintext_length - body_length);
-            Ok(plaintext)
-        };
-        Ok(Message { info: self.info, body: body? })
-    }
-
-    /// Decrypts into `plaintext` (the payload's length less the tag) and answers the body in it.
-    fn open_into<'a>(&self, plaintext: &'a mut [u8]) -> Result<&'a [u8], EngineError> {
-        let corrupt = |what: &str| EngineError::Corrupt(format!("message uid {}: {what}", self.info.uid));
-        let payload = self.frame.get(FRAME_HEADER_BYTES..).unwrap_or_default();
-        if self.cipher.open_into(&self.header, payload, plaintext).is_err() {
+        let Self { info, header, frame, segment_id, cipher } = self;
+        let corrupt = |what: &str| EngineError::Corrupt(format!("message uid {}: {what}", info.uid));
+        let payload = frame.get(FRAME_HEADER_BYTES..).unwrap_or_default();
+        let mut plaintext = vec![0; payload.len().saturating_sub(TAG_BYTES)];
+        if cipher.open_into(&header, payload, &mut plaintext).is_err() {
             // The segment's format version is not at hand here; its frames' CRCs start from one
             // of these two seeds, and a frame that matches neither is damaged.
-            let seeds = [CrcSeed::UNSEEDED, CrcSeed::of_segment(self.segment_id)];
-            let crc_matches = seeds.into_iter().any(|seed| frame_checksum_matches(&self.frame, seed));
+            let seeds = [CrcSeed::UNSEEDED, CrcSeed::of_segment(segment_id)];
+            let crc_matches = seeds.into_iter().any(|seed| frame_checksum_matches(&frame, seed));
             let what = if crc_matches { "payload fails authentication" } else { "frame checksum mismatch" };
             return Err(corrupt(what));
         }
-        let Ok((digest, body)) = appended_digest_and_body(plaintext) else {
+        let Ok((digest, body)) = appended_digest_and_body(&plaintext) else {
             return Err(corrupt("record does not decode"));
         };
-        if digest != self.info.digest {
+        if digest != info.digest {
             return Err(corrupt("body digest differs from the index's"));
         }
-        Ok(body)
+        let prefix_length = plaintext.len() - body.len();
+        plaintext.drain(..prefix_length);
+        Ok(Message { info, body: plaintext })
     }
 }
 
@@ -151,21 +124,16 @@ mod tests {
         assert_eq!(message.info.digest, digest);
     }
 
-    fn opened(body: &[u8]) -> Vec<u8> {
-        match sealed_body([1; 32], body, *blake3::hash(body).as_bytes()).open() {
-            Ok(message) => message.body,
-            Err(error) => panic!("a {}-byte message does not open: {error}", body.len()),
-        }
-    }
-
-    /// Bodies at and around the size up to which the thread's own buffer is used, and one far
-    /// above it; and each after a longer one, whose bytes must not show through.
+    /// The record's prefix (date, flags, digest) is gone from every body, whatever its size.
     #[test]
     fn messages_of_any_size_open_to_exactly_their_bodies() {
-        let just_fits = SCRATCH_BYTES_MAX - 100;
-        for length in [3 * SCRATCH_BYTES_MAX, just_fits + 200, just_fits, 5000, 17, 0] {
+        for length in [1_usize << 20, 5000, 17, 0] {
             let body: Vec<u8> = (0..length).map(|index| (index % 251) as u8 + 1).collect();
-            assert_eq!(opened(&body), body, "{length} bytes");
+            let opened = match sealed_body([1; 32], &body, *blake3::hash(&body).as_bytes()).open() {
+                Ok(message) => message.body,
+                Err(error) => panic!("a {length}-byte message does not open: {error}"),
+            };
+            assert_eq!(opened, body, "{length} bytes");
         }
     }
 
