@@ -516,7 +516,7 @@ impl Engine {
     pub(crate) async fn mutate(&self, account: &str, mutation: Mutation) -> Result<Outcome, EngineError> {
         let (reply, answer) = flume::bounded(1);
         let shard = shard_for_account(account, self.shard_count());
-        self.send(shard, Request::Mutate { mutation, reply }).await?;
+        self.send(shard, Request::Mutate { mutation: Box::new(mutation), reply }).await?;
         answer.recv_async().await.map_err(|_| EngineError::ShutDown)?
     }
 

@@ -235,7 +235,7 @@ impl<S: Storage> Shard<S> {
                             let _ = reply.send(Err(error));
                         } else {
                             self.read_fence.note_change(mutation.account());
-                            self.plan_into(mutation, reply, &mut batch);
+                            self.plan_into(*mutation, reply, &mut batch);
                         }
                     }
                     Request::Query(query)
