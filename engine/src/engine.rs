@@ -514,10 +514,10 @@ impl Engine {
     }
 
     pub(crate) async fn mutate(&self, account: &str, mutation: Mutation) -> Result<Outcome, EngineError> {
-        let (reply, answer) = flume::bounded(1);
+        let (reply, answer) = futures_channel::oneshot::channel();
         let shard = shard_for_account(account, self.shard_count());
         self.send(shard, Request::Mutate { mutation: Box::new(mutation), reply }).await?;
-        answer.recv_async().await.map_err(|_| EngineError::ShutDown)?
+        answer.await.map_err(|_| EngineError::ShutDown)?
     }
 
     async fn query<T>(&self, account: &str, make: impl FnOnce(Reply<T>) -> Query) -> Result<T, EngineError> {

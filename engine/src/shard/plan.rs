@@ -12,7 +12,7 @@ use crate::index::{Account, Mailbox, MessageEntry};
 use crate::io::Storage;
 
 use super::emit::Place;
-use super::request::{Mutation, Outcome, Reply};
+use super::request::{Mutation, OneShot, Outcome};
 use super::{Batch, Shard};
 
 /// Most messages one request may touch; bounds the records one commit can hold (see
@@ -79,7 +79,7 @@ fn entries(mailbox: &Mailbox, uids: &[u32]) -> Result<Vec<(u32, MessageEntry)>, 
 }
 
 impl<S: Storage> Shard<S> {
-    pub(super) fn plan_into(&mut self, mutation: Mutation, reply: Reply<Outcome>, batch: &mut Batch) {
+    pub(super) fn plan_into(&mut self, mutation: Mutation, reply: OneShot<Outcome>, batch: &mut Batch) {
         if self.failure.is_some() {
             let _ = reply.send(Err(self.failed_error()));
             return;

@@ -10,14 +10,15 @@ use super::sealed_message::SealedMessage;
 
 pub(crate) type Reply<T> = flume::Sender<Result<T, EngineError>>;
 
-/// A fetch's answer: a one-shot channel, one allocation where a `Reply` takes three or four
-/// (its queue, and the waiter's hook when the caller waits first). A shard answers a fetch
-/// for every message read, so this is per message (bench/README.md, session 30).
-pub(crate) type FetchReply = futures_channel::oneshot::Sender<Result<SealedMessage, EngineError>>;
+/// The answer to one of the requests every message costs (a fetch, an append and every other
+/// mutation): a one-shot channel, one allocation where a `Reply` takes three or four (its
+/// queue, and the waiter's hook when the caller waits first) and a lock (bench/README.md,
+/// session 30).
+pub(crate) type OneShot<T> = futures_channel::oneshot::Sender<Result<T, EngineError>>;
 
 /// A mutation's answer, sent once its batch is durable: its outcome, or why it was refused
 /// (a refusal may rest on changes still in flight, so it waits for them too).
-pub(crate) type Answer = (Reply<Outcome>, Result<Outcome, EngineError>);
+pub(crate) type Answer = (OneShot<Outcome>, Result<Outcome, EngineError>);
 
 /// Changes: validated, turned into records, committed together with the rest of their batch,
 /// and answered only once durable.
@@ -138,7 +139,7 @@ pub(crate) enum Query {
         uid: u32,
         /// Sent from a task on this shard's own thread (`Engine::on_shard_thread`).
         local: bool,
-        reply: FetchReply,
+        reply: OneShot<SealedMessage>,
     },
     Deleted {
         account: String,
@@ -252,7 +253,7 @@ pub(crate) enum Request {
         /// through the queue and the shard's loop, and moves of 160 bytes were `memcpy` calls,
         /// ~1.5% of a shard's time in random fetches (bench/README.md, session 30).
         mutation: Box<Mutation>,
-        reply: Reply<Outcome>,
+        reply: OneShot<Outcome>,
     },
     Query(Query),
     /// Compact every segment that qualifies; answered when compaction has nothing left to do.
@@ -290,7 +291,9 @@ impl Request {
     /// `Shutdown` has no answer.
     pub(super) fn refuse(self, error: EngineError) {
         match self {
-            Request::Mutate { reply, .. } => refuse(&reply, error),
+            Request::Mutate { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
             Request::Query(query) => query.refuse(error),
             Request::Compact(reply) => refuse(&reply, error),
             Request::RewrapKeys(reply) => refuse(&reply, error),
