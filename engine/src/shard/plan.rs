@@ -1,7 +1,6 @@
 //! Mutations: validated in full against the index first, then emitted as records. A mutation
 //! that fails validation emits nothing, so bad input changes nothing.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::api::{DeletedMessageId, FlagChange, INBOX};
@@ -35,10 +34,10 @@ struct CopyTargets<'a> {
     remove_source: bool,
 }
 
-/// IMAP's INBOX is case-insensitive; every other name is kept as given. Borrowed where it can
-/// be: every fetch normalizes its mailbox's name.
-pub(crate) fn normalize_mailbox(name: &str) -> Cow<'_, str> {
-    if name.eq_ignore_ascii_case(INBOX) { Cow::Borrowed(INBOX) } else { Cow::Borrowed(name) }
+/// IMAP's INBOX is case-insensitive; every other name is kept as given. Borrowed, not copied:
+/// every fetch normalizes its mailbox's name.
+pub(crate) fn normalize_mailbox(name: &str) -> &str {
+    if name.eq_ignore_ascii_case(INBOX) { INBOX } else { name }
 }
 
 fn validate_name(what: &'static str, name: &str) -> Result<(), EngineError> {
@@ -143,7 +142,7 @@ impl<S: Storage> Shard<S> {
         now: i64,
         batch: &mut Batch,
     ) -> Result<Outcome, EngineError> {
-        let name = normalize_mailbox(name).into_owned();
+        let name = normalize_mailbox(name).to_owned();
         validate_name("mailbox name", &name)?;
         let (account, cipher) = self.account(account)?;
         if account.mailbox_ids.contains_key(&name) {
@@ -162,10 +161,10 @@ impl<S: Storage> Shard<S> {
         to: &str,
         batch: &mut Batch,
     ) -> Result<Outcome, EngineError> {
-        let (from, to) = (normalize_mailbox(from), normalize_mailbox(to).into_owned());
+        let (from, to) = (normalize_mailbox(from), normalize_mailbox(to).to_owned());
         validate_name("mailbox name", &to)?;
         let (account, cipher) = self.account(account)?;
-        let source = mailbox(account, &from)?;
+        let source = mailbox(account, from)?;
         if from == INBOX {
             return Err(EngineError::InvalidInput { what: "rename", reason: "INBOX cannot be renamed".into() });
         }
@@ -186,7 +185,7 @@ impl<S: Storage> Shard<S> {
     ) -> Result<Outcome, EngineError> {
         let name = normalize_mailbox(name);
         let (account, cipher) = self.account(account)?;
-        let target = mailbox(account, &name)?;
+        let target = mailbox(account, name)?;
         if name == INBOX {
             return Err(EngineError::InvalidInput { what: "delete", reason: "INBOX cannot be deleted".into() });
         }
@@ -212,7 +211,7 @@ impl<S: Storage> Shard<S> {
         }
         validate_flags(&flags)?;
         let (account, cipher) = self.account(account)?;
-        let target = mailbox(account, &normalize_mailbox(mailbox_name))?;
+        let target = mailbox(account, normalize_mailbox(mailbox_name))?;
         let place = Place { account_id: account.id, mailbox_id: target.id, uid: target.uid_next };
         let record = Record::MessageAppended { internal_date_unix_ms, flags, digest, body };
         self.emit(batch, place, record, &cipher);
@@ -228,7 +227,7 @@ impl<S: Storage> Shard<S> {
         batch: &mut Batch,
     ) -> Result<Outcome, EngineError> {
         let (account, cipher) = self.account(account)?;
-        let target = mailbox(account, &normalize_mailbox(mailbox_name))?;
+        let target = mailbox(account, normalize_mailbox(mailbox_name))?;
         let (account_id, mailbox_id) = (account.id, target.id);
         let mut changes = Vec::new();
         for (uid, entry) in entries(target, uids)? {
@@ -252,8 +251,8 @@ impl<S: Storage> Shard<S> {
         batch: &mut Batch,
     ) -> Result<Outcome, EngineError> {
         let (account, cipher) = self.account(account)?;
-        let source = mailbox(account, &normalize_mailbox(targets.from))?;
-        let target = mailbox(account, &normalize_mailbox(targets.to))?;
+        let source = mailbox(account, normalize_mailbox(targets.from))?;
+        let target = mailbox(account, normalize_mailbox(targets.to))?;
         let (account_id, source_id, target_id, first_uid) = (account.id, source.id, target.id, target.uid_next);
         let copied = entries(source, uids)?;
         let mut map = Vec::with_capacity(copied.len());
@@ -279,7 +278,7 @@ impl<S: Storage> Shard<S> {
         batch: &mut Batch,
     ) -> Result<Outcome, EngineError> {
         let (account, cipher) = self.account(account)?;
-        let target = mailbox(account, &normalize_mailbox(mailbox_name))?;
+        let target = mailbox(account, normalize_mailbox(mailbox_name))?;
         let (account_id, mailbox_id) = (account.id, target.id);
         let expunged = entries(target, uids)?;
         for (uid, _) in expunged {

@@ -112,7 +112,7 @@ impl<S: Storage> Shard<S> {
     fn messages(&self, account: &str, mailbox: &str) -> Result<(MailboxInfo, Vec<MessageInfo>), EngineError> {
         let name = normalize_mailbox(mailbox);
         let mailbox =
-            self.find_account(account)?.mailbox(&name).ok_or_else(|| EngineError::NoSuchMailbox(name.into_owned()))?;
+            self.find_account(account)?.mailbox(name).ok_or_else(|| EngineError::NoSuchMailbox(name.to_owned()))?;
         let messages = mailbox.messages.iter().map(|(uid, entry)| message_info(uid, entry)).collect();
         Ok((mailbox_info(mailbox), messages))
     }
@@ -201,7 +201,7 @@ impl<S: Storage> Shard<S> {
         let name = normalize_mailbox(mailbox);
         let account = self.find_account(account)?;
         let account_id = account.id;
-        let mailbox = account.mailbox(&name).ok_or_else(|| EngineError::NoSuchMailbox(name.into_owned()))?;
+        let mailbox = account.mailbox(name).ok_or_else(|| EngineError::NoSuchMailbox(name.to_owned()))?;
         let entry = mailbox.messages.get(uid).ok_or(EngineError::NoSuchMessage(uid))?;
         let info = message_info(uid, entry);
         let blob_record_id = entry.message.blob_record_id;

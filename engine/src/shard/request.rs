@@ -251,7 +251,7 @@ pub(crate) enum Request {
     Mutate {
         /// Boxed: a mutation is 152 bytes, the rest at most 64. Every request is moved
         /// through the queue and the shard's loop, and moves of 160 bytes were `memcpy` calls,
-        /// ~1.5% of a shard's time in random fetches (bench/README.md, session 30).
+        /// 2-3% of a shard's time in random fetches (bench/README.md, session 30).
         mutation: Box<Mutation>,
         reply: OneShot<Outcome>,
     },
