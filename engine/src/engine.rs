@@ -16,7 +16,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{EngineError, OpenError};
 use crate::io::{DiskStorage, Storage};
 use crate::lifecycle::PurgeObserver;
-use crate::shard::request::{Mutation, Outcome, Query, Reply, Request, SpawnRequest};
+use crate::shard::request::{Mutation, OneShot, Outcome, Query, Reply, Request, SpawnRequest};
 use crate::shard::routing::shard_for_account;
 use crate::shard::{ShardConfig, open_named, serve_reopening};
 use crate::store::{StoreMetadata, shard_directory};
@@ -514,9 +514,15 @@ impl Engine {
     }
 
     pub(crate) async fn mutate(&self, account: &str, mutation: Mutation) -> Result<Outcome, EngineError> {
-        let (reply, answer) = futures_channel::oneshot::channel();
         let shard = shard_for_account(account, self.shard_count());
-        self.send(shard, Request::Mutate { mutation: Box::new(mutation), reply }).await?;
+        self.ask(shard, |reply| Request::Mutate { mutation: Box::new(mutation), reply }).await
+    }
+
+    /// Sends shard `shard` the request `make` builds around a one-shot answer, and waits for
+    /// the answer (fetches and mutations: see `OneShot`).
+    async fn ask<T>(&self, shard: usize, make: impl FnOnce(OneShot<T>) -> Request) -> Result<T, EngineError> {
+        let (reply, answer) = futures_channel::oneshot::channel();
+        self.send(shard, make(reply)).await?;
         answer.await.map_err(|_| EngineError::ShutDown)?
     }
 
@@ -624,9 +630,9 @@ impl Engine {
         let (account_name, mailbox) = (account.to_owned(), mailbox.to_owned());
         let shard = self.shard_of(account);
         let local = self.on_shard_thread(shard);
-        let (reply, answer) = futures_channel::oneshot::channel();
-        self.send(shard, Request::Query(Query::Fetch { account: account_name, mailbox, uid, local, reply })).await?;
-        let sealed = answer.await.map_err(|_| EngineError::ShutDown)??;
+        let sealed = self
+            .ask(shard, |reply| Request::Query(Query::Fetch { account: account_name, mailbox, uid, local, reply }))
+            .await?;
         // Decrypted here, on the caller's thread, not on the shard's (see `SealedMessage`).
         sealed.open()
     }
