@@ -9,7 +9,7 @@ mod common;
 
 use common::write_file;
 use mailvault_engine::block_on;
-use mailvault_engine::io::{DiskStorage, StorageFile};
+use mailvault_engine::io::{DiskStorage, Storage, StorageFile};
 use proptest::prelude::*;
 
 /// Ranges are drawn as shares of the file in these parts: fine enough to start and end
@@ -65,5 +65,37 @@ proptest! {
             prop_assert!(reused.is_err(), "reused read of {} bytes at {offset}", size - offset + overrun);
             Ok(())
         })?;
+    }
+}
+
+/// Reads leave a file's access time as it was (`O_NOATIME`): under `relatime` an access time
+/// older than the file's last change is written at the next read, so without the flag the
+/// first read below would move it.
+#[test]
+fn reads_leave_the_access_time_alone() {
+    use std::time::{Duration, SystemTime};
+    let directory = tempfile::tempdir().expect("tempdir");
+    let storage = DiskStorage::new(directory.path());
+    let path = directory.path().join("file");
+    let expected = pattern(20_000);
+    let long_ago = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    let set_access_time = || {
+        let times = std::fs::FileTimes::new().set_accessed(long_ago);
+        std::fs::File::options().write(true).open(&path).expect("open").set_times(times).expect("set_times");
+    };
+    let access_time = || std::fs::metadata(&path).expect("metadata").accessed().expect("atime");
+    block_on(async {
+        drop(write_file(&storage, "file", &expected).await);
+        set_access_time();
+        let file = storage.open("file", false).await.expect("open");
+        assert_eq!(file.read_exact(100, 9000).await.expect("read_exact"), expected[100..9100]);
+        assert_eq!(*file.read_reused(5000, 4608).await.expect("read_reused"), expected[5000..9608]);
+    });
+    assert_eq!(access_time(), long_ago, "a read through the storage moved the access time");
+    // The same read through a plain descriptor does move it, unless the filesystem is mounted
+    // `noatime` (then there was nothing to check).
+    std::fs::read(&path).expect("plain read");
+    if access_time() == long_ago {
+        eprintln!("this filesystem records no access times; nothing was checked");
     }
 }

@@ -63,15 +63,31 @@ struct DirectReads {
 
 /// A read-only O_DIRECT descriptor, or `None` where the filesystem refuses O_DIRECT.
 async fn open_direct_reads(path: &Path) -> io::Result<Option<DirectReads>> {
-    let mut options = OpenOptions::new();
-    options.read(true).custom_flags(libc::O_DIRECT);
-    match options.open(path).await {
+    match open_for_reads(path, libc::O_DIRECT).await {
         Ok(file) => {
             let alignment = direct_read_alignment(&file);
             Ok(Some(DirectReads { file, alignment }))
         }
         Err(error) if error.raw_os_error() == Some(libc::EINVAL) => Ok(None),
         Err(error) => Err(error),
+    }
+}
+
+/// A read-only descriptor with `flags`, that leaves the file's access time alone
+/// (`O_NOATIME`): with the usual `relatime` mount, every read checks whether the access time
+/// is due (about 1% of a shard's time on random fetches, bench/README.md, session 31), and one
+/// a day per segment writes it, a journal write for a read. The kernel grants `O_NOATIME` only
+/// to the file's owner; for a file someone else owns (a store copied in by another user),
+/// the descriptor is opened without it.
+async fn open_for_reads(path: &Path, flags: i32) -> io::Result<File> {
+    let open = |flags| {
+        let mut options = OpenOptions::new();
+        options.read(true).custom_flags(flags);
+        options
+    };
+    match open(flags | libc::O_NOATIME).open(path).await {
+        Err(error) if error.raw_os_error() == Some(libc::EPERM) => open(flags).open(path).await,
+        other => other,
     }
 }
 
@@ -197,7 +213,7 @@ impl Storage for DiskStorage {
         let path = self.path(name);
         let direct = open_direct(&path, true).await?;
         let direct_reads = open_direct_reads(&path).await?;
-        let buffered = OpenOptions::new().read(true).open(&path).await?;
+        let buffered = open_for_reads(&path, 0).await?;
         Ok(DiskFile { direct: Some(direct), direct_reads, buffered })
     }
 
@@ -205,7 +221,7 @@ impl Storage for DiskStorage {
         let path = self.path(name);
         let direct = if writable { Some(open_direct(&path, false).await?) } else { None };
         let direct_reads = open_direct_reads(&path).await?;
-        let buffered = OpenOptions::new().read(true).open(&path).await?;
+        let buffered = open_for_reads(&path, 0).await?;
         Ok(DiskFile { direct, direct_reads, buffered })
     }
 
