@@ -249,6 +249,23 @@ fn index_lookups(criterion: &mut Criterion) {
     group.finish();
 }
 
+/// Compaction's usage pass (which bodies are still needed, and their bytes per segment), which
+/// the shard runs on its own thread: its time per message is how long a shard of a given size
+/// stops serving for each pass (a victim search after a release, the idle timer, `stats`).
+fn usage_pass(criterion: &mut Criterion) {
+    // Two million messages: larger than the caches, as a production shard's index is.
+    for (accounts, messages_per_account) in [(INDEX_ACCOUNTS, INDEX_MESSAGES_PER_ACCOUNT), (2_000, 1_000)] {
+        let index = build_index(accounts, messages_per_account);
+        let mut group =
+            criterion.benchmark_group(format!("index/{accounts}_accounts_x_{messages_per_account}_messages"));
+        group.throughput(Throughput::Elements(accounts * u64::from(messages_per_account)));
+        group.bench_function("usage_pass", |bencher| {
+            bencher.iter(|| black_box(index.segment_usage(&index.blob_usage(0, 0))).len());
+        });
+        group.finish();
+    }
+}
+
 /// Account, INBOX, message, where its body lives: the offset a fetch reads.
 fn fetch_path(index: &Index, account: &str, uid: u32) -> Option<u64> {
     index
@@ -271,5 +288,6 @@ fn main() {
     aes_gcm(&mut criterion);
     blake3_digest(&mut criterion);
     index_lookups(&mut criterion);
+    usage_pass(&mut criterion);
     criterion.final_summary();
 }

@@ -2,8 +2,10 @@
 //! compaction victim search can then tell a segment's share of needed bytes without walking
 //! every body (see `shard::usage_summary`).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::RangeInclusive;
 
 use rustc_hash::FxHashMap;
 
@@ -58,6 +60,25 @@ pub(super) struct BlobTable {
     /// A location read from this table while it stood at some value is still the table's own
     /// as long as it stands there (see `MessageEntry::body_hint`).
     changes: u64,
+    /// The lowest and highest id located, kept in step as bodies are placed; `None` once an end
+    /// may have gone (a removal), until `id_range` walks the table again.
+    ends: Cell<Option<Ends>>,
+}
+
+/// The lowest and highest id of a table, or `Empty`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ends {
+    Empty,
+    Span(u64, u64),
+}
+
+impl Ends {
+    fn with(self, id: u64) -> Self {
+        match self {
+            Self::Empty => Self::Span(id, id),
+            Self::Span(lowest, highest) => Self::Span(lowest.min(id), highest.max(id)),
+        }
+    }
 }
 
 impl BlobTable {
@@ -78,6 +99,21 @@ impl BlobTable {
         self.locations.len()
     }
 
+    /// The lowest and highest record id located, if any: kept in step, except after a removal,
+    /// which the next call answers with a walk over the table (a pass's set of ids is sized
+    /// by it: `Index::blob_usage`).
+    pub(super) fn id_range(&self) -> Option<RangeInclusive<u64>> {
+        let ends = self.ends.get().unwrap_or_else(|| {
+            let ends = self.locations.keys().fold(Ends::Empty, |ends, id| ends.with(*id));
+            self.ends.set(Some(ends));
+            ends
+        });
+        match ends {
+            Ends::Empty => None,
+            Ends::Span(lowest, highest) => Some(lowest..=highest),
+        }
+    }
+
     pub(super) fn iter(&self) -> impl Iterator<Item = (&u64, &BlobLocation)> {
         self.locations.iter()
     }
@@ -90,6 +126,7 @@ impl BlobTable {
     /// Places a body, or moves it (compaction, or a replay meeting a later copy).
     pub(super) fn insert(&mut self, record_id: u64, location: BlobLocation) {
         *self.bytes_by_segment.entry(location.segment_id).or_default() += u64::from(location.frame_bytes);
+        self.ends.set(self.ends.get().map(|ends| ends.with(record_id)));
         if let Some(previous) = self.locations.insert(record_id, location) {
             self.subtract(&previous);
             self.changes += 1;
@@ -98,6 +135,7 @@ impl BlobTable {
 
     pub(super) fn remove(&mut self, record_id: u64) -> Option<BlobLocation> {
         let removed = self.locations.remove(&record_id)?;
+        self.ends.set(None);
         self.subtract(&removed);
         self.changes += 1;
         Some(removed)
@@ -107,6 +145,7 @@ impl BlobTable {
     pub(super) fn forget_segment(&mut self, segment_id: u64) {
         if self.bytes_by_segment.remove(&segment_id).is_some() {
             self.locations.retain(|_, location| location.segment_id != segment_id);
+            self.ends.set(None);
             self.changes += 1;
         }
     }
@@ -152,7 +191,7 @@ mod tests {
 
     proptest! {
         /// Whatever the order of places, moves and removals, each segment's byte count is the
-        /// sum over the bodies located in it.
+        /// sum over the bodies located in it, and the id range is the lowest and highest id.
         #[test]
         fn segment_bytes_stay_the_sum_of_the_bodies_located_there(steps in prop::collection::vec(step(), 0..80)) {
             let mut table = BlobTable::default();
@@ -166,6 +205,9 @@ mod tests {
                     }
                     Step::ForgetSegment { segment_id } => table.forget_segment(segment_id),
                 }
+                let lowest = table.iter().map(|(id, _)| *id).min();
+                let highest = table.iter().map(|(id, _)| *id).max();
+                prop_assert_eq!(table.id_range(), lowest.zip(highest).map(|(lowest, highest)| lowest..=highest));
                 for segment_id in 0..4 {
                     let expected: u64 = table
                         .iter()

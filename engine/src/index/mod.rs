@@ -10,17 +10,20 @@ mod apply;
 mod blob_table;
 #[cfg(test)]
 mod body_location_tests;
+mod record_id_set;
 mod snapshot;
 mod snapshot_pieces;
 mod uid_map;
 mod usage;
+#[cfg(test)]
+mod usage_tests;
 
 pub use account::{
     ACCESS_LOG_ENTRIES_MAX, Account, AppPassword, BlobLocation, Closure, DeletedMessage, Mailbox, MessageEntry,
 };
 pub use apply::{ApplyError, RecordLocation};
 pub use uid_map::UidMap;
-pub use usage::BlobUsage;
+pub use usage::{BlobUsage, SegmentUsage};
 
 use std::collections::HashMap;
 

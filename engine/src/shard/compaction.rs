@@ -18,7 +18,7 @@ use crate::api::CompactionReport;
 use crate::format::{
     BLOCK_BYTES, FRAME_FLAG_RELOCATED, FrameHeader, Record, RecordKind, set_frame_flags, skip_block_gap, verified_frame,
 };
-use crate::index::{BlobUsage, RecordLocation};
+use crate::index::{BlobUsage, RecordLocation, SegmentUsage};
 use crate::io::{BlockBuffer, Storage};
 
 /// Bytes copied per background step under an IO budget (one commit and fdatasync each). A
@@ -47,14 +47,6 @@ pub(crate) struct CompactionJob {
     accounts: BTreeSet<u64>,
 }
 
-/// What compaction keeps of each segment: the bytes of bodies still needed.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct SegmentUsage {
-    pub live_bytes: u64,
-    pub retained_bytes: u64,
-    pub retained_until_unix_ms: Option<i64>,
-}
-
 impl<S: Storage> Shard<S> {
     pub(super) fn blob_usage(&self) -> BlobUsage {
         self.index.blob_usage(self.config.clock.now_unix_ms(), self.config.retention_ms)
@@ -62,17 +54,7 @@ impl<S: Storage> Shard<S> {
 
     /// Needed body bytes per segment.
     pub(super) fn segment_usage(&self, usage: &BlobUsage) -> FxHashMap<u64, SegmentUsage> {
-        let mut segments = FxHashMap::<u64, SegmentUsage>::default();
-        for (record_id, location) in self.index.blobs() {
-            let segment = segments.entry(location.segment_id).or_default();
-            if usage.live.contains(record_id) {
-                segment.live_bytes += u64::from(location.frame_bytes);
-            } else if let Some(until) = usage.retained.get(record_id) {
-                segment.retained_bytes += u64::from(location.frame_bytes);
-                segment.retained_until_unix_ms = Some(segment.retained_until_unix_ms.unwrap_or(*until).max(*until));
-            }
-        }
-        segments
+        self.index.segment_usage(usage)
     }
 
     /// The sealed segment most worth compacting: forced ones first, then the lowest needed

@@ -14,8 +14,7 @@
 
 use rustc_hash::FxHashMap;
 
-use super::compaction::SegmentUsage;
-use crate::index::{BlobUsage, Index};
+use crate::index::{BlobUsage, Index, SegmentUsage};
 
 #[derive(Debug)]
 pub(super) struct UsageSummary {
