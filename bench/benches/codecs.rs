@@ -262,6 +262,13 @@ fn usage_pass(criterion: &mut Criterion) {
         group.bench_function("usage_pass", |bencher| {
             bencher.iter(|| black_box(index.segment_usage(&index.blob_usage(0, 0))).len());
         });
+        group.bench_function("encode_snapshot", |bencher| {
+            bencher.iter(|| {
+                let mut writer = mailvault_engine::format::ByteWriter::new();
+                index.encode_snapshot(&mut writer);
+                black_box(writer.into_inner().len())
+            });
+        });
         group.finish();
     }
 }
