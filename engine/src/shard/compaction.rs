@@ -104,11 +104,20 @@ impl<S: Storage> Shard<S> {
 
     /// The idle timer: look for work again. A segment once found not worth rewriting is looked
     /// at again only if it needs fewer body bytes now (retention ended, mail was deleted).
+    /// While the last usage pass stands (nothing released, no hold ended) its summary tells
+    /// that without walking every message again: a store left alone pays no pass per tick.
     pub(super) fn compaction_tick(&mut self) {
-        let (_, per_segment) = self.usage_pass();
-        self.compaction_rejected.retain(|segment, needed_then| {
-            per_segment.get(segment).map_or(0, |usage| usage.live_bytes + usage.retained_bytes) >= *needed_then
-        });
+        let now = self.config.clock.now_unix_ms();
+        if let Some(summary) = self.usage_summary.as_ref().filter(|summary| summary.stands(&self.index, now)) {
+            let index = &self.index;
+            self.compaction_rejected
+                .retain(|segment, needed_then| summary.needed_bytes(index, *segment) >= *needed_then);
+        } else {
+            let (_, per_segment) = self.usage_pass();
+            self.compaction_rejected.retain(|segment, needed_then| {
+                per_segment.get(segment).map_or(0, |usage| usage.live_bytes + usage.retained_bytes) >= *needed_then
+            });
+        }
         self.compaction_wanted = true;
     }
 
