@@ -3,9 +3,10 @@
 
 use proptest::prelude::*;
 
+use super::test_records::{Place, apply_record};
 use super::{BlobLocation, Index, MessageEntry, RecordLocation};
 use crate::api::INBOX;
-use crate::format::{FRAME_FLAG_COMMIT_END, Flags, FrameHeader, MessageReference, Record};
+use crate::format::{Flags, MessageReference, Record};
 
 const ACCOUNT_ID: u64 = 1;
 const INBOX_ID: u32 = 1;
@@ -25,19 +26,8 @@ fn index_with_an_inbox() -> (Index, u64) {
 fn apply(index: &mut Index, next_record_id: &mut u64, uid: u32, record: Record, segment_id: u64) -> u64 {
     let record_id = *next_record_id;
     *next_record_id += 1;
-    let header = FrameHeader {
-        kind: record.kind() as u8,
-        flags: FRAME_FLAG_COMMIT_END,
-        record_id,
-        account_id: ACCOUNT_ID,
-        mailbox_id: INBOX_ID,
-        uid,
-        payload_length: 0,
-    };
     let location = RecordLocation { segment_id, offset: record_id * 4096, frame_bytes: 4096 };
-    if let Err(error) = index.apply(&header, record, location) {
-        panic!("applying record {record_id}: {error}");
-    }
+    apply_record(index, record_id, record, Place { account_id: ACCOUNT_ID, mailbox_id: INBOX_ID, uid, location });
     record_id
 }
 

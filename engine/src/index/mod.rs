@@ -13,6 +13,8 @@ mod body_location_tests;
 mod record_id_set;
 mod snapshot;
 mod snapshot_pieces;
+#[cfg(test)]
+mod test_records;
 mod uid_map;
 mod usage;
 #[cfg(test)]

@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
+use super::test_records::{Place, apply_record};
 use super::{Index, RecordLocation, SegmentUsage};
 use crate::api::INBOX;
-use crate::format::{FRAME_FLAG_COMMIT_END, Flags, FrameHeader, Record};
+use crate::format::{Flags, Record};
 
 const ACCOUNT_ID: u64 = 1;
 const INBOX_ID: u32 = 1;
@@ -32,20 +33,11 @@ impl Store {
     fn apply(&mut self, uid: u32, record: Record, segment_id: u64) {
         let record_id = self.next_record_id;
         self.next_record_id += 1;
-        let header = FrameHeader {
-            kind: record.kind() as u8,
-            flags: FRAME_FLAG_COMMIT_END,
-            record_id,
-            account_id: ACCOUNT_ID,
-            mailbox_id: INBOX_ID,
-            uid,
-            payload_length: 0,
-        };
-        let location =
-            RecordLocation { segment_id, offset: record_id * 4096, frame_bytes: 4096 + (record_id % 7) as u32 };
-        if let Err(error) = self.index.apply(&header, record, location) {
-            panic!("applying record {record_id}: {error}");
-        }
+        // Frames of a few sizes, so that a body counted in the wrong segment shows.
+        let frame_bytes = 4096 + (record_id % 7) as u32;
+        let location = RecordLocation { segment_id, offset: record_id * 4096, frame_bytes };
+        let place = Place { account_id: ACCOUNT_ID, mailbox_id: INBOX_ID, uid, location };
+        apply_record(&mut self.index, record_id, record, place);
     }
 
     fn nth_uid(&self, nth: usize) -> Option<u32> {
