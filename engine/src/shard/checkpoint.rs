@@ -91,7 +91,7 @@ pub(crate) fn encode_checkpoint(
     let wrapped = hsm.wrap_dek(&dek).map_err(|error| error.to_string())?.to_bytes();
     let body_start = HEADER_BYTES + wrapped.len();
     let room = body_bytes_hint + body_bytes_hint / 8 + TAG_BYTES + 2 * BLOCK_BYTES;
-    let mut storage: Vec<u8> = Vec::with_capacity(BLOCK_BYTES + body_start + room);
+    let mut storage = crate::io::vec_in_huge_pages(BLOCK_BYTES + body_start + room);
     let start = storage.as_ptr().align_offset(BLOCK_BYTES).min(BLOCK_BYTES);
     storage.resize(start + body_start, 0);
 
