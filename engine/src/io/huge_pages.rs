@@ -21,27 +21,30 @@ const ADVISED_BYTES_MIN: usize = 16 * HUGE_PAGE_BYTES;
 /// An empty vector with room for `capacity` bytes, the whole 2 MiB pages of that room advised
 /// for huge pages (`MADV_HUGEPAGE`) before anything is written to them.
 pub fn vec_in_huge_pages(capacity: usize) -> Vec<u8> {
-    let vector = Vec::with_capacity(capacity);
+    let mut vector = Vec::with_capacity(capacity);
     if vector.capacity() >= ADVISED_BYTES_MIN {
-        let start = (vector.as_ptr() as usize).next_multiple_of(HUGE_PAGE_BYTES);
-        let end = (vector.as_ptr() as usize + vector.capacity()) / HUGE_PAGE_BYTES * HUGE_PAGE_BYTES;
-        if end > start {
-            advise_huge_pages(start, end - start);
+        let base = vector.as_ptr() as usize;
+        let skip = base.next_multiple_of(HUGE_PAGE_BYTES) - base;
+        let length = (vector.capacity() - skip) / HUGE_PAGE_BYTES * HUGE_PAGE_BYTES;
+        if length > 0 {
+            advise_huge_pages(&mut vector, skip, length);
         }
     }
     vector
 }
 
-/// `MADV_HUGEPAGE` over `length` bytes at `start`, both multiples of the page size. A kernel
-/// without THP refuses (`EINVAL`): the buffer then stays in small pages, which is only slower.
+/// `MADV_HUGEPAGE` over `length` bytes of `vector`'s capacity from `skip` on, a range of whole
+/// pages. A kernel without THP refuses (`EINVAL`): the buffer then stays in small pages, which
+/// is only slower.
 #[allow(unsafe_code)]
-fn advise_huge_pages(start: usize, length: usize) {
+fn advise_huge_pages(vector: &mut Vec<u8>, skip: usize, length: usize) {
+    debug_assert!(skip + length <= vector.capacity());
+    let start = vector.as_mut_ptr().wrapping_add(skip).cast::<std::ffi::c_void>();
     // SAFETY: `madvise` is unsafe because some advice (`MADV_DONTNEED`, `MADV_FREE`) discards
     // memory's contents. `MADV_HUGEPAGE` only asks the kernel to back the range with larger
-    // pages; the contents and the mapping stay. The range lies inside a live allocation of the
-    // caller's (whole pages of a vector's capacity).
-    let advised =
-        unsafe { rustix::mm::madvise(start as *mut std::ffi::c_void, length, rustix::mm::Advice::LinuxHugepage) };
+    // pages; the contents and the mapping stay. The range lies inside `vector`'s allocation,
+    // which the borrow keeps alive for the call.
+    let advised = unsafe { rustix::mm::madvise(start, length, rustix::mm::Advice::LinuxHugepage) };
     if let Err(error) = advised {
         tracing::debug!(%error, "transparent huge pages refused; the buffer stays in small pages");
     }
