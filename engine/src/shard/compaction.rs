@@ -52,11 +52,6 @@ impl<S: Storage> Shard<S> {
         self.index.blob_usage(self.config.clock.now_unix_ms(), self.config.retention_ms)
     }
 
-    /// Needed body bytes per segment.
-    pub(super) fn segment_usage(&self, usage: &BlobUsage) -> FxHashMap<u64, SegmentUsage> {
-        self.index.segment_usage(usage)
-    }
-
     /// The sealed segment most worth compacting: forced ones first, then the lowest needed
     /// share, if below the ratio. `needed_bytes` gives a segment's needed body bytes.
     #[allow(clippy::cast_precision_loss)] // byte counts stay far below 2^52: exact in an f64
@@ -93,7 +88,7 @@ impl<S: Storage> Shard<S> {
     }
 
     fn needed_bytes(&self, usage: &BlobUsage, segment: u64) -> u64 {
-        self.segment_usage(usage).get(&segment).map_or(0, |usage| usage.live_bytes + usage.retained_bytes)
+        self.index.segment_usage(usage).get(&segment).map_or(0, |usage| usage.live_bytes + usage.retained_bytes)
     }
 
     /// How long background compaction must wait for its IO budget. A `compact` request (an
@@ -107,16 +102,13 @@ impl<S: Storage> Shard<S> {
     /// While the last usage pass stands (nothing released, no hold ended) its summary tells
     /// that without walking every message again: a store left alone pays no pass per tick.
     pub(super) fn compaction_tick(&mut self) {
-        let now = self.config.clock.now_unix_ms();
-        if let Some(summary) = self.usage_summary.as_ref().filter(|summary| summary.stands(&self.index, now)) {
+        if self.standing_usage_summary().is_none() {
+            self.usage_pass();
+        }
+        if let Some(summary) = &self.usage_summary {
             let index = &self.index;
             self.compaction_rejected
                 .retain(|segment, needed_then| summary.needed_bytes(index, *segment) >= *needed_then);
-        } else {
-            let (_, per_segment) = self.usage_pass();
-            self.compaction_rejected.retain(|segment, needed_then| {
-                per_segment.get(segment).map_or(0, |usage| usage.live_bytes + usage.retained_bytes) >= *needed_then
-            });
         }
         self.compaction_wanted = true;
     }
@@ -297,7 +289,7 @@ impl<S: Storage> Shard<S> {
     /// it (`UsageSummary`).
     fn usage_pass(&mut self) -> (BlobUsage, FxHashMap<u64, SegmentUsage>) {
         let usage = self.blob_usage();
-        let per_segment = self.segment_usage(&usage);
+        let per_segment = self.index.segment_usage(&usage);
         self.usage_summary = Some(UsageSummary::of(&self.index, &usage, &per_segment));
         self.usage_passes += 1;
         (usage, per_segment)
@@ -305,11 +297,16 @@ impl<S: Storage> Shard<S> {
 
     /// Whether the last pass shows, without walking the index again, that no segment qualifies.
     fn no_victim_since_last_pass(&self) -> bool {
-        let now = self.config.clock.now_unix_ms();
-        let Some(summary) = self.usage_summary.as_ref().filter(|summary| summary.stands(&self.index, now)) else {
+        let Some(summary) = self.standing_usage_summary() else {
             return false;
         };
         self.next_victim(|segment| summary.needed_bytes(&self.index, segment)).is_none()
+    }
+
+    /// The last usage pass's summary, while it still describes the index (see `UsageSummary`).
+    fn standing_usage_summary(&self) -> Option<&UsageSummary> {
+        let now = self.config.clock.now_unix_ms();
+        self.usage_summary.as_ref().filter(|summary| summary.stands(&self.index, now))
     }
 
     pub(super) fn compaction_progress(&self) -> Option<crate::api::CompactionProgress> {

@@ -176,7 +176,7 @@ impl<S: Storage> Shard<S> {
     }
 
     fn segment_details(&self) -> Vec<SegmentStats> {
-        let per_segment = self.segment_usage(&self.blob_usage());
+        let per_segment = self.index.segment_usage(&self.blob_usage());
         let active = self.active.segment_id();
         let mut sizes: Vec<(u64, u64)> = self.sealed_segment_bytes.iter().map(|(id, bytes)| (*id, *bytes)).collect();
         sizes.push((active, self.active.log_end()));
