@@ -611,7 +611,8 @@ impl Engine {
             internal_date_unix_ms,
         };
         match self.mutate(account, mutation).await? {
-            Outcome::Uid(uid) => Ok(uid),
+            // The body is dropped here, on the thread that allocated it (`SpentBody`).
+            Outcome::Appended { uid, body: _ } => Ok(uid),
             other => Err(unexpected(&other)),
         }
     }

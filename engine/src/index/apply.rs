@@ -3,10 +3,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{
-    ACCESS_LOG_ENTRIES_MAX, Account, AppPassword, BlobLocation, BlobTable, DeletedMessage, Index, Mailbox,
-    MessageEntry, UidMap,
+    ACCESS_LOG_ENTRIES_MAX, Account, AppPassword, BlobLocation, DeletedMessage, Index, Mailbox, MessageEntry, UidMap,
 };
-use crate::format::{FrameHeader, MessageReference, Record};
+use crate::format::{Flags, FrameHeader, MessageReference, Record};
 
 /// The log contradicts itself: a record refers to something that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,8 +32,31 @@ pub struct RecordLocation {
 }
 
 impl Index {
-    /// Applies one (decrypted) record. Clear records (keys, footers) are not index state.
-    pub fn apply(&mut self, header: &FrameHeader, record: Record, location: RecordLocation) -> Result<(), ApplyError> {
+    /// Applies one (decrypted) record. Clear records (keys, footers) are not index state. An
+    /// appended message's body is handed back, as the index keeps only its length: the caller
+    /// chooses the thread that frees it (`Outcome::Appended`).
+    pub fn apply(
+        &mut self,
+        header: &FrameHeader,
+        record: Record,
+        location: RecordLocation,
+    ) -> Result<Option<Vec<u8>>, ApplyError> {
+        let context = RecordContext { header, location };
+        if let Record::MessageAppended { internal_date_unix_ms, flags, digest, body } = record {
+            let message = MessageReference {
+                blob_record_id: header.record_id,
+                size: body.len() as u64,
+                internal_date_unix_ms,
+                digest,
+            };
+            self.apply_append(&context, message, flags)?;
+            return Ok(Some(body));
+        }
+        self.apply_other(&context, record).map(|()| None)
+    }
+
+    fn apply_other(&mut self, context: &RecordContext<'_>, record: Record) -> Result<(), ApplyError> {
+        let header = context.header;
         let record_id = header.record_id;
         match record {
             Record::AccountCreated { name, created_unix_ms } => {
@@ -54,11 +76,7 @@ impl Index {
             }
             _ => {}
         }
-        let account = self
-            .accounts
-            .get_mut(&header.account_id)
-            .ok_or(ApplyError::UnknownAccount { record_id, account_id: header.account_id })?;
-        let context = RecordContext { header, location };
+        let account = self.accounts.get_mut(&header.account_id).ok_or_else(|| context.unknown_account())?;
         if matches!(record, Record::MessageExpunged { .. } | Record::MailboxDeleted { .. }) {
             self.releases += 1;
         }
@@ -79,7 +97,7 @@ impl Index {
                 Ok(())
             }
             Record::MailboxCreated { .. } | Record::MailboxRenamed { .. } | Record::MailboxDeleted { .. } => {
-                apply_mailbox_record(account, &context, record)
+                apply_mailbox_record(account, context, record)
             }
             Record::PasswordSet { .. }
             | Record::AppPasswordAdded { .. }
@@ -88,8 +106,31 @@ impl Index {
                 apply_credential_record(account, record);
                 Ok(())
             }
-            record => apply_message_record(account, &mut self.blobs, &context, record),
+            record => apply_message_record(account, context, record),
         }
+    }
+
+    /// A new message: its body's place goes into the blob table, its entry into the mailbox.
+    fn apply_append(
+        &mut self,
+        context: &RecordContext<'_>,
+        message: MessageReference,
+        flags: Flags,
+    ) -> Result<(), ApplyError> {
+        let header = context.header;
+        let account = self.accounts.get_mut(&header.account_id).ok_or_else(|| context.unknown_account())?;
+        let location = context.location;
+        let blob = BlobLocation {
+            segment_id: location.segment_id,
+            offset: location.offset,
+            frame_bytes: location.frame_bytes,
+        };
+        self.blobs.insert(header.record_id, blob);
+        let entry = MessageEntry::new(message, flags);
+        entry.remember_body(blob, self.blobs.changes());
+        let mailbox = account.mailboxes.get_mut(&header.mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
+        add_message(mailbox, header.uid, entry);
+        Ok(())
     }
 
     fn create_account(&mut self, header: &FrameHeader, name: String, created_unix_ms: i64) -> Result<(), ApplyError> {
@@ -126,6 +167,10 @@ struct RecordContext<'a> {
 }
 
 impl RecordContext<'_> {
+    fn unknown_account(&self) -> ApplyError {
+        ApplyError::UnknownAccount { record_id: self.header.record_id, account_id: self.header.account_id }
+    }
+
     fn unknown_mailbox(&self) -> ApplyError {
         ApplyError::UnknownMailbox { record_id: self.header.record_id, mailbox_id: self.header.mailbox_id }
     }
@@ -186,31 +231,10 @@ fn apply_mailbox_record(account: &mut Account, context: &RecordContext<'_>, reco
     Ok(())
 }
 
-fn apply_message_record(
-    account: &mut Account,
-    blobs: &mut BlobTable,
-    context: &RecordContext<'_>,
-    record: Record,
-) -> Result<(), ApplyError> {
+fn apply_message_record(account: &mut Account, context: &RecordContext<'_>, record: Record) -> Result<(), ApplyError> {
     let header = context.header;
     let mailbox_id = header.mailbox_id;
     match record {
-        Record::MessageAppended { internal_date_unix_ms, flags, digest, body } => {
-            let record_id = header.record_id;
-            let message =
-                MessageReference { blob_record_id: record_id, size: body.len() as u64, internal_date_unix_ms, digest };
-            let location = context.location;
-            let blob = BlobLocation {
-                segment_id: location.segment_id,
-                offset: location.offset,
-                frame_bytes: location.frame_bytes,
-            };
-            blobs.insert(record_id, blob);
-            let entry = MessageEntry::new(message, flags);
-            entry.remember_body(blob, blobs.changes());
-            let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
-            add_message(mailbox, header.uid, entry);
-        }
         Record::FlagsChanged { flags } => {
             let mailbox = account.mailboxes.get_mut(&mailbox_id).ok_or_else(|| context.unknown_mailbox())?;
             mailbox.messages.get_mut(header.uid).ok_or_else(|| context.unknown_message())?.flags = flags;

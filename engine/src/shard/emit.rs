@@ -22,6 +22,19 @@ impl<S: Storage> Shard<S> {
         self.emit_with(batch, place, record, Some(cipher));
     }
 
+    /// [`Self::emit`] for an appended message, handing back its body once sealed into the
+    /// batch (`None` if the index refused the record: the shard has failed then).
+    pub(super) fn emit_append(
+        &mut self,
+        batch: &mut Batch,
+        place: Place,
+        record: Record,
+        cipher: &RecordCipher,
+    ) -> Option<Vec<u8>> {
+        debug_assert!(matches!(record, Record::MessageAppended { .. }));
+        self.emit_with(batch, place, record, Some(cipher))
+    }
+
     /// Encrypts, frames and applies an account's snapshot: one record, or several when it is
     /// over `account_snapshot_part_bytes` (`format::snapshot_records`), in this batch.
     pub(super) fn emit_snapshot(
@@ -43,7 +56,14 @@ impl<S: Storage> Shard<S> {
         self.emit_with(batch, place, record, None);
     }
 
-    fn emit_with(&mut self, batch: &mut Batch, place: Place, record: Record, cipher: Option<&RecordCipher>) {
+    /// Frames `record` into the batch and applies it; answers the message body it carried.
+    fn emit_with(
+        &mut self,
+        batch: &mut Batch,
+        place: Place,
+        record: Record,
+        cipher: Option<&RecordCipher>,
+    ) -> Option<Vec<u8>> {
         let record_id = self.next_record_id;
         self.next_record_id += 1;
         let kind = record.kind();
@@ -86,13 +106,17 @@ impl<S: Storage> Shard<S> {
         batch.last_frame_start = frame_start;
         batch.frame_count += 1;
         if kind.is_clear() {
-            return; // not index state: the key table was filled when the key was made
+            return None; // not index state: the key table was filled when the key was made
         }
-        if let Err(error) = self.index.apply(&header, record, location) {
-            // Validation ran before any record was made, so this is a bug; stop before the
-            // index and the log drift further apart (the batch is not written).
-            tracing::error!(shard = self.config.shard_id, %error, "index rejected a validated record");
-            self.failure = Some(format!("internal error: {error}"));
+        match self.index.apply(&header, record, location) {
+            Ok(body) => body,
+            Err(error) => {
+                // Validation ran before any record was made, so this is a bug; stop before the
+                // index and the log drift further apart (the batch is not written).
+                tracing::error!(shard = self.config.shard_id, %error, "index rejected a validated record");
+                self.failure = Some(format!("internal error: {error}"));
+                None
+            }
         }
     }
 }

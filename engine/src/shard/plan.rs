@@ -11,7 +11,7 @@ use crate::index::{Account, Mailbox, MessageEntry};
 use crate::io::Storage;
 
 use super::emit::Place;
-use super::request::{Mutation, OneShot, Outcome};
+use super::request::{Mutation, OneShot, Outcome, SpentBody};
 use super::{Batch, Shard};
 
 /// Most messages one request may touch; bounds the records one commit can hold (see
@@ -214,8 +214,8 @@ impl<S: Storage> Shard<S> {
         let target = mailbox(account, normalize_mailbox(mailbox_name))?;
         let place = Place { account_id: account.id, mailbox_id: target.id, uid: target.uid_next };
         let record = Record::MessageAppended { internal_date_unix_ms, flags, digest, body };
-        self.emit(batch, place, record, &cipher);
-        Ok(Outcome::Uid(place.uid))
+        let body = self.emit_append(batch, place, record, &cipher).unwrap_or_default();
+        Ok(Outcome::Appended { uid: place.uid, body: SpentBody(body) })
     }
 
     fn change_flags(

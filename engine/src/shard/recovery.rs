@@ -177,7 +177,8 @@ impl Replay<'_> {
         // seen since: the place learned last, from the clear headers, stays.
         let latest_place =
             if kind == RecordKind::MessageAppended { self.index.blob(header.record_id).copied() } else { None };
-        let applied = self.index.apply(&header, record, location);
+        // A replayed body was decrypted on this thread: it is freed here.
+        let applied = self.index.apply(&header, record, location).map(drop);
         if let Some(place) = latest_place {
             let BlobLocation { segment_id, offset, frame_bytes } = place;
             self.index.relocate_blob(header.record_id, RecordLocation { segment_id, offset, frame_bytes });
