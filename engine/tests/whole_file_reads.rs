@@ -54,6 +54,35 @@ fn a_file_larger_than_one_read_chunk_is_read_whole() {
     });
 }
 
+/// Minor page faults this thread has taken (`/proc/thread-self/stat`, field 10).
+fn minor_faults_of_this_thread() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("thread stat");
+    let after_name = &stat[stat.rfind(')').expect("the name's end") + 1..];
+    after_name.split_whitespace().nth(7).expect("minflt").parse().expect("a count")
+}
+
+/// A fresh buffer for a large file is faulted in on another thread (compio's blocking pool):
+/// faulted in by the read, inside its submission on the reading thread, a 64 MiB compaction
+/// victim stalled the shard's requests for tens of milliseconds. 6 MiB stays below the size
+/// that gets huge pages, so each 4 KiB page would be a fault of this thread's.
+#[test]
+fn a_fresh_buffer_for_a_large_file_is_faulted_in_off_the_reading_thread() {
+    let size = 6 * 1024 * 1024;
+    let directory = tempfile::tempdir().expect("tempdir");
+    let storage = DiskStorage::new(directory.path());
+    block_on(async {
+        let expected = pattern(size, 9);
+        let file = write_file(&storage, "victim", &expected).await;
+        let before = minor_faults_of_this_thread();
+        let (read, returned) = file.read_whole(BlockBuffer::default()).await;
+        let faults = minor_faults_of_this_thread() - before;
+        read.expect("read_whole");
+        assert!(returned.as_slice() == expected.as_slice(), "bytes differ");
+        // The 1,536 pages of the buffer; the read itself may fault in a few pages of its own.
+        assert!(faults < 256, "{faults} page faults on the reading thread");
+    });
+}
+
 #[test]
 fn injected_read_faults_reach_whole_file_reads() {
     let expected = pattern(100_000, 3);

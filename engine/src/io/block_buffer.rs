@@ -3,6 +3,9 @@
 
 use crate::format::{BLOCK_BYTES, align_up};
 
+/// The smallest page a kernel maps: touching one byte in each faults the whole buffer in.
+const PAGE_BYTES: usize = 4096;
+
 #[derive(Debug, Default)]
 pub struct BlockBuffer {
     storage: Vec<u8>,
@@ -42,12 +45,34 @@ impl BlockBuffer {
     /// Makes the window `length` bytes long, growing it if needed, for a read to fill: the
     /// bytes are whatever the buffer held (a reused one is not zero-filled again).
     pub fn resize_for_read(&mut self, length: usize) {
-        if self.capacity() < length || self.storage.is_empty() {
-            // A fresh allocation with some room (segments differ in size by a commit or so),
-            // not a doubling: these buffers are large, and the old bytes need no copy.
-            *self = Self::with_capacity(length + length / 8);
+        if self.needs_growing_for(length) {
+            *self = Self::with_capacity(Self::fresh_capacity_for_read(length));
         }
         self.length = length;
+    }
+
+    /// Whether [`Self::resize_for_read`] to `length` would allocate afresh.
+    pub fn needs_growing_for(&self, length: usize) -> bool {
+        self.capacity() < length || self.storage.is_empty()
+    }
+
+    /// The room a fresh buffer gets for a read of `length` bytes: some over it (segments
+    /// differ in size by a commit or so), not a doubling: these buffers are large, and the old
+    /// bytes need no copy.
+    pub fn fresh_capacity_for_read(length: usize) -> usize {
+        length + length / 8
+    }
+
+    /// An empty buffer with room for `capacity_bytes`, every page of it touched, so that the
+    /// thread calling this takes its page faults, not a later read into it.
+    pub fn with_capacity_touched(capacity_bytes: usize) -> Self {
+        let mut buffer = Self::with_capacity(capacity_bytes);
+        for byte in buffer.storage.iter_mut().step_by(PAGE_BYTES) {
+            // An opaque zero: the allocator's pages read as zero already, and a store the
+            // compiler could prove redundant would be dropped.
+            *byte = std::hint::black_box(0);
+        }
+        buffer
     }
 
     pub fn clear(&mut self) {
@@ -89,7 +114,9 @@ impl BlockBuffer {
         // buffers are sized once (a write piece, a read) and zero-filling twice that is waste.
         let exact = align_up(length.max(BLOCK_BYTES), BLOCK_BYTES);
         let capacity = if self.storage.is_empty() { exact } else { exact * 2 };
-        let mut storage = vec![0; capacity + BLOCK_BYTES];
+        // Large ones (a victim segment read whole for compaction, a scrubbed segment) come
+        // from a fresh mapping: in 2 MiB pages the read that fills them faults 512 times less.
+        let mut storage = super::huge_pages::zeroed_vec_in_huge_pages(capacity + BLOCK_BYTES);
         let start = storage.as_ptr().align_offset(BLOCK_BYTES);
         storage[start..start + self.length].copy_from_slice(self.as_slice());
         self.storage = storage;

@@ -265,6 +265,21 @@ impl Storage for DiskStorage {
     }
 }
 
+/// Fresh buffers at least this large for a whole-file read are faulted in on a blocking-pool
+/// thread (`touched_elsewhere`).
+const FAULT_IN_ELSEWHERE_BYTES_MIN: usize = 4 << 20;
+
+/// A buffer with room for `capacity` bytes, its pages faulted in on a thread of compio's
+/// blocking pool. Faulted in by the read instead, inside its submission on the shard's thread,
+/// a 64 MiB compaction victim stalled every request of the shard for as long as 16,384 page
+/// faults take (bench/README.md, session 32). If that thread cannot be had, this thread does it.
+async fn touched_elsewhere(capacity: usize) -> BlockBuffer {
+    match compio::runtime::spawn_blocking(move || BlockBuffer::with_capacity_touched(capacity)).await {
+        Ok(buffer) => buffer,
+        Err(_) => BlockBuffer::with_capacity_touched(capacity),
+    }
+}
+
 fn read_only() -> io::Error {
     io::Error::new(io::ErrorKind::PermissionDenied, "file was opened read-only")
 }
@@ -315,7 +330,11 @@ impl StorageFile for DiskFile {
         };
         if let Some(direct_reads) = &self.direct_reads {
             // Straight into the caller's aligned buffer: no copy, no fresh pages to fault in.
-            buffer.resize_for_read(align_up(size, BLOCK_BYTES));
+            let length = align_up(size, BLOCK_BYTES);
+            if length >= FAULT_IN_ELSEWHERE_BYTES_MIN && buffer.needs_growing_for(length) {
+                buffer = touched_elsewhere(BlockBuffer::fresh_capacity_for_read(length)).await;
+            }
+            buffer.resize_for_read(length);
             let (filled, mut read) = read_direct(direct_reads, 0, size, buffer).await;
             match filled {
                 Ok(filled) if filled >= size => {

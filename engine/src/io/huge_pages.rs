@@ -22,15 +22,31 @@ const ADVISED_BYTES_MIN: usize = 16 * HUGE_PAGE_BYTES;
 /// for huge pages (`MADV_HUGEPAGE`) before anything is written to them.
 pub fn vec_in_huge_pages(capacity: usize) -> Vec<u8> {
     let mut vector = Vec::with_capacity(capacity);
-    if vector.capacity() >= ADVISED_BYTES_MIN {
-        let base = vector.as_ptr() as usize;
-        let skip = base.next_multiple_of(HUGE_PAGE_BYTES) - base;
-        let length = (vector.capacity() - skip) / HUGE_PAGE_BYTES * HUGE_PAGE_BYTES;
-        if length > 0 {
-            advise_huge_pages(&mut vector, skip, length);
-        }
-    }
+    advise_whole_huge_pages(&mut vector);
     vector
+}
+
+/// A vector of `length` zero bytes whose whole 2 MiB pages are advised for huge pages. Large
+/// zeroed vectors come from `calloc`, which for a fresh mapping writes nothing: the pages are
+/// still untouched when the advice is given, so the first touch (an O_DIRECT read filling the
+/// buffer, or a write) faults each 2 MiB in at once instead of each 4 KiB.
+pub(crate) fn zeroed_vec_in_huge_pages(length: usize) -> Vec<u8> {
+    let mut vector = vec![0; length];
+    advise_whole_huge_pages(&mut vector);
+    vector
+}
+
+/// Advises the whole 2 MiB pages of `vector`'s room (its capacity), if it is large enough.
+fn advise_whole_huge_pages(vector: &mut Vec<u8>) {
+    if vector.capacity() < ADVISED_BYTES_MIN {
+        return;
+    }
+    let base = vector.as_ptr() as usize;
+    let skip = base.next_multiple_of(HUGE_PAGE_BYTES) - base;
+    let length = vector.capacity().saturating_sub(skip) / HUGE_PAGE_BYTES * HUGE_PAGE_BYTES;
+    if length > 0 {
+        advise_huge_pages(vector, skip, length);
+    }
 }
 
 /// `MADV_HUGEPAGE` over `length` bytes of `vector`'s capacity from `skip` on, a range of whole
@@ -89,6 +105,26 @@ mod tests {
         match transparent_huge_pages().as_deref() {
             // Asked for, so given while memory is free (the defrag setting makes the kernel
             // compact for advised ranges).
+            Some("madvise" | "always") => {
+                assert!(huge_kib.is_some_and(|kib| kib >= 2048), "no huge pages: {huge_kib:?} kB");
+            }
+            other => eprintln!("THP is {other:?} here: only the contents were checked"),
+        }
+    }
+
+    /// A zeroed buffer (a large `BlockBuffer`) is all zeroes, and once touched it sits in huge
+    /// pages where the kernel offers them: the advice came before any page was faulted in.
+    #[test]
+    fn a_zeroed_buffer_reads_as_zeroes_and_gets_huge_pages_where_the_kernel_offers_them() {
+        let length = ADVISED_BYTES_MIN + 5 * HUGE_PAGE_BYTES + 777;
+        let mut buffer = zeroed_vec_in_huge_pages(length);
+        assert_eq!(buffer.len(), length);
+        assert!(buffer.iter().all(|byte| *byte == 0));
+        for byte in buffer.iter_mut().step_by(4096) {
+            *byte = 1;
+        }
+        let huge_kib = huge_kib_at(buffer.as_ptr() as usize + length / 2);
+        match transparent_huge_pages().as_deref() {
             Some("madvise" | "always") => {
                 assert!(huge_kib.is_some_and(|kib| kib >= 2048), "no huge pages: {huge_kib:?} kB");
             }
