@@ -89,7 +89,23 @@ pub struct EngineDiagnostics {
     pub steal_percent: Option<f64>,
 }
 
+/// What the kernel shows of a shard thread's name (`mailvault-shard-N`, cut to 15 bytes).
+const SHARD_THREAD_NAME: &str = "mailvault-shard";
+
 impl EngineDiagnostics {
+    /// The shards' CPU per operation, in µs, at `rate` operations per second (`None` without
+    /// either). Where it times the rate comes near 100% per shard, the shards' cores are the
+    /// limit; far below, something else is (the disk's flushes, for durable appends here).
+    pub fn shard_cpu_us_per_operation(&self, rate: f64) -> Option<f64> {
+        let percent: f64 = self
+            .cpu
+            .iter()
+            .filter(|usage| usage.name.starts_with(SHARD_THREAD_NAME))
+            .map(|usage| usage.cpu_percent)
+            .sum();
+        (rate > 0.0 && percent > 0.0).then(|| percent / 100.0 / rate * 1e6)
+    }
+
     pub fn summary(&self) -> String {
         let cpu: Vec<String> = self
             .cpu
@@ -211,6 +227,29 @@ mod tests {
 
     const STAT_BEFORE: &str = "cpu  100 0 50 800 10 0 5 35 0 0\ncpu0 50 0 25 400 5 0 2 18 0 0\nintr 1 2\n";
     const STAT_AFTER: &str = "cpu  160 0 80 1000 10 0 10 75 7 0\ncpu0 80 0 40 500 5 0 5 38 7 0\nintr 3 4\n";
+
+    fn usage(name: &str, cpu_percent: f64) -> ThreadUsage {
+        ThreadUsage { name: name.to_owned(), threads: 1, cpu_percent, waiting_percent: 0.0 }
+    }
+
+    #[test]
+    fn shard_cpu_per_operation_counts_only_the_shards_threads() {
+        let diagnostics = EngineDiagnostics {
+            operations_per_second: 0.0,
+            commits_per_second: 0.0,
+            records_per_commit: 0.0,
+            cpu: vec![usage("mailvault-bench", 55.0), usage("mailvault-shard", 60.0), usage("iou-wrk-1234", 9.0)],
+            load_average: None,
+            disk: None,
+            steal_percent: None,
+        };
+        // 0.6 of a core over 150,000 appends a second: 4 µs each.
+        let per_operation = diagnostics.shard_cpu_us_per_operation(150_000.0).unwrap();
+        assert!((per_operation - 4.0).abs() < 1e-9, "{per_operation}");
+        assert_eq!(diagnostics.shard_cpu_us_per_operation(0.0), None);
+        let without_shards = EngineDiagnostics { cpu: vec![usage("mailvault-bench", 55.0)], ..diagnostics };
+        assert_eq!(without_shards.shard_cpu_us_per_operation(150_000.0), None);
+    }
 
     #[test]
     fn steal_is_the_share_of_all_cores_time_the_hypervisor_took() {

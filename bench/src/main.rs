@@ -14,7 +14,8 @@ Three comparisons, each run as fio, engine, fio, engine (--rounds 2):
   - 64 KiB durable appends, 64 in flight (MB/s) vs fio 64 KiB O_DIRECT sequential writes,
     io_uring depth 8 (target >= 0.85);
   - 4 KiB durable appends, 256 in flight (ops/s) vs fio 4 KiB O_DIRECT writes each followed
-    by fdatasync (target >= 30); 1 and 64 in flight are printed for information;
+    by fdatasync (target >= 30); 1 and 64 in flight, and the shards' CPU per append, are
+    printed for information;
   - 4 KiB random fetches, 32 in flight, page cache evicted (ops/s) vs fio 4 KiB O_DIRECT
     random reads, io_uring depth 32 (target >= 0.80).
 Without fio, the engine numbers are printed alone.
