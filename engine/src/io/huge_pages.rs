@@ -94,6 +94,19 @@ mod tests {
         None
     }
 
+    /// Where THP is `madvise` or `always`, the mapping holding `address` has huge pages:
+    /// asked for, they are given while memory is free (the defrag setting makes the kernel
+    /// compact for advised ranges). Elsewhere only the caller's checks of the contents count.
+    fn assert_in_huge_pages_where_offered(address: usize) {
+        let huge_kib = huge_kib_at(address);
+        match transparent_huge_pages().as_deref() {
+            Some("madvise" | "always") => {
+                assert!(huge_kib.is_some_and(|kib| kib >= 2048), "no huge pages: {huge_kib:?} kB");
+            }
+            other => eprintln!("THP is {other:?} here: only the contents were checked"),
+        }
+    }
+
     #[test]
     fn an_advised_buffer_holds_what_is_written_and_gets_huge_pages_where_the_kernel_offers_them() {
         let length = ADVISED_BYTES_MIN + 3 * HUGE_PAGE_BYTES + 12_345;
@@ -101,15 +114,7 @@ mod tests {
         assert!(buffer.is_empty() && buffer.capacity() >= length);
         buffer.extend((0..length).map(|index| (index % 251) as u8));
         assert!(buffer.iter().enumerate().all(|(index, byte)| *byte == (index % 251) as u8));
-        let huge_kib = huge_kib_at(buffer.as_ptr() as usize + length / 2);
-        match transparent_huge_pages().as_deref() {
-            // Asked for, so given while memory is free (the defrag setting makes the kernel
-            // compact for advised ranges).
-            Some("madvise" | "always") => {
-                assert!(huge_kib.is_some_and(|kib| kib >= 2048), "no huge pages: {huge_kib:?} kB");
-            }
-            other => eprintln!("THP is {other:?} here: only the contents were checked"),
-        }
+        assert_in_huge_pages_where_offered(buffer.as_ptr() as usize + length / 2);
     }
 
     /// A zeroed buffer (a large `BlockBuffer`) is all zeroes, and once touched it sits in huge
@@ -123,13 +128,7 @@ mod tests {
         for byte in buffer.iter_mut().step_by(4096) {
             *byte = 1;
         }
-        let huge_kib = huge_kib_at(buffer.as_ptr() as usize + length / 2);
-        match transparent_huge_pages().as_deref() {
-            Some("madvise" | "always") => {
-                assert!(huge_kib.is_some_and(|kib| kib >= 2048), "no huge pages: {huge_kib:?} kB");
-            }
-            other => eprintln!("THP is {other:?} here: only the contents were checked"),
-        }
+        assert_in_huge_pages_where_offered(buffer.as_ptr() as usize + length / 2);
     }
 
     #[test]
