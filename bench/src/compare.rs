@@ -35,8 +35,9 @@ pub const LARGE_APPEND_CONCURRENCY: usize = 64;
 /// Appends in flight for the 4 KiB measurement that group commit should multiply.
 pub const SMALL_APPEND_CONCURRENCY: usize = 256;
 /// Other 4 KiB concurrencies, reported for information: 1 shows the cost of one durable
-/// append alone (about fio's append+fdatasync), 64 how fast group commit ramps up.
-pub const SMALL_APPEND_INFO_CONCURRENCIES: [usize; 2] = [1, 64];
+/// append alone (about fio's append+fdatasync), 8 a lightly loaded server (a few deliveries at
+/// once: commits of a few records), 64 how fast group commit ramps up.
+pub const SMALL_APPEND_INFO_CONCURRENCIES: [usize; 3] = [1, 8, 64];
 /// Fetches in flight, matching fio's random-read iodepth.
 pub const READ_CONCURRENCY: usize = 32;
 /// Appends in flight while filling the read set.

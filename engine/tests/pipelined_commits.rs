@@ -22,8 +22,12 @@ const APPENDS: usize = 48;
 const BODY_BYTES: usize = 40 * 1024;
 
 fn body(index: usize) -> Vec<u8> {
+    body_of(index, BODY_BYTES)
+}
+
+fn body_of(index: usize, bytes: usize) -> Vec<u8> {
     let mut body = format!("Subject: message {index}\r\n\r\n").into_bytes();
-    body.extend((0..BODY_BYTES).map(|offset| b'a' + ((index + offset) % 26) as u8));
+    body.extend((0..bytes).map(|offset| b'a' + ((index + offset) % 26) as u8));
     body
 }
 
@@ -116,7 +120,9 @@ fn commits(engine: &Engine) -> u64 {
 
 /// Group commit: appends that arrive while a commit's blocks are being written do not each
 /// start a commit of their own (a write queued behind those blocks, then an fdatasync each);
-/// they wait, and share the one commit that starts when the disk has taken the writes.
+/// they wait, and share the one commit that starts when the disk has taken the writes. (The
+/// first commit here is written in several pieces; one of a single piece is written durably,
+/// and holds nothing back: see the next test.)
 #[test]
 fn appends_arriving_while_a_commit_writes_wait_and_share_the_next_commit() {
     const LATER: usize = 10;
@@ -125,14 +131,16 @@ fn appends_arriving_while_a_commit_writes_wait_and_share_the_next_commit() {
     let commits_before = commits(&engine);
     controller.hold_writes();
     let uids = std::thread::scope(|scope| {
-        let first = scope.spawn(|| block_on(append(&engine, 0)));
-        wait_for("the first commit's write", || controller.writes_waiting() == 1);
+        // 160 KiB: a commit of two 128 KiB pieces.
+        let large = body_of(0, 160 * 1024);
+        let first = scope.spawn(|| block_on(engine.append(ACCOUNT, "INBOX", large, Flags::default(), None)));
+        wait_for("the first commit's writes", || controller.writes_waiting() == 2);
         let later =
             scope.spawn(|| block_on(futures_util::future::join_all((1..=LATER).map(|index| append(&engine, index)))));
         // Ample time for the later appends to reach the shard and, if it did not hold them,
         // for their commits' writes to reach the disk beside the held one.
         std::thread::sleep(std::time::Duration::from_millis(500));
-        assert_eq!(controller.writes_waiting(), 1, "a commit started while another was still writing");
+        assert_eq!(controller.writes_waiting(), 2, "a commit started while another was still writing");
         controller.release_writes();
         let mut uids = vec![first.join().unwrap().unwrap()];
         uids.extend(later.join().unwrap().into_iter().map(Result::unwrap));
@@ -140,6 +148,27 @@ fn appends_arriving_while_a_commit_writes_wait_and_share_the_next_commit() {
     });
     assert_eq!(uids.iter().collect::<std::collections::BTreeSet<_>>().len(), LATER + 1);
     assert_eq!(commits(&engine) - commits_before, 2, "the later appends did not share one commit");
+}
+
+/// A commit of one piece is written durably (`O_DSYNC`: write and sync in one request), so
+/// the shard cannot tell when its write part ends; holding the next batch until the whole
+/// durable write completed made a lightly loaded shard commit one batch at a time (8 appends
+/// in flight: 15% fewer appends per second, bench/README.md, session 33). An append that
+/// arrives meanwhile starts its own commit at once, on a fresh block.
+#[test]
+fn a_commit_written_durably_does_not_hold_back_the_next() {
+    let (store, controller) = (TestStore::new(1), FaultController::new(17));
+    let engine = open_faulty_with_account(&store, &controller);
+    controller.hold_writes();
+    let uids = std::thread::scope(|scope| {
+        let first = scope.spawn(|| block_on(append(&engine, 0)));
+        wait_for("the first commit's write", || controller.writes_waiting() == 1);
+        let second = scope.spawn(|| block_on(append(&engine, 1)));
+        wait_for("the second commit's write, beside the first", || controller.writes_waiting() == 2);
+        controller.release_writes();
+        [first.join().unwrap().unwrap(), second.join().unwrap().unwrap()]
+    });
+    assert!(uids[0] < uids[1], "uids {uids:?}");
 }
 
 /// Pipelining: a commit's fdatasync does not hold up the next commit. Appends that arrive

@@ -43,6 +43,9 @@ impl DiskStorage {
 #[derive(Debug)]
 pub struct DiskFile {
     direct: Option<File>,
+    /// The same file opened with `O_DSYNC` as well, for writes that must be durable when they
+    /// complete (`write_*_durably`); `None` when read-only.
+    durable: Option<File>,
     direct_reads: Option<DirectReads>,
     buffered: File,
 }
@@ -187,11 +190,13 @@ async fn read_direct(
     (result.map(|()| filled), BlockBuffer::from_parts(storage, start, span))
 }
 
-async fn open_direct(path: &Path, create_new: bool) -> io::Result<File> {
+/// A descriptor for O_DIRECT writes (buffered where the filesystem refuses O_DIRECT), with
+/// `flags` added (`O_DSYNC` or none).
+async fn open_direct(path: &Path, create_new: bool, flags: i32) -> io::Result<File> {
     let mut options = OpenOptions::new();
-    options.read(true).write(true).create_new(create_new);
+    options.read(true).write(true).create_new(create_new).custom_flags(flags);
     let mut direct = options.clone();
-    direct.custom_flags(libc::O_DIRECT);
+    direct.custom_flags(libc::O_DIRECT | flags);
     match direct.open(path).await {
         Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
             tracing::debug!(path = %path.display(), "O_DIRECT refused; using buffered writes");
@@ -211,18 +216,23 @@ impl Storage for DiskStorage {
 
     async fn create(&self, name: &str) -> io::Result<DiskFile> {
         let path = self.path(name);
-        let direct = open_direct(&path, true).await?;
+        let direct = open_direct(&path, true, 0).await?;
+        let durable = open_direct(&path, false, libc::O_DSYNC).await?;
         let direct_reads = open_direct_reads(&path).await?;
         let buffered = open_for_reads(&path, 0).await?;
-        Ok(DiskFile { direct: Some(direct), direct_reads, buffered })
+        Ok(DiskFile { direct: Some(direct), durable: Some(durable), direct_reads, buffered })
     }
 
     async fn open(&self, name: &str, writable: bool) -> io::Result<DiskFile> {
         let path = self.path(name);
-        let direct = if writable { Some(open_direct(&path, false).await?) } else { None };
+        let (direct, durable) = if writable {
+            (Some(open_direct(&path, false, 0).await?), Some(open_direct(&path, false, libc::O_DSYNC).await?))
+        } else {
+            (None, None)
+        };
         let direct_reads = open_direct_reads(&path).await?;
         let buffered = open_for_reads(&path, 0).await?;
-        Ok(DiskFile { direct, direct_reads, buffered })
+        Ok(DiskFile { direct, durable, direct_reads, buffered })
     }
 
     async fn list(&self) -> io::Result<Vec<String>> {
@@ -297,6 +307,20 @@ impl StorageFile for DiskFile {
     async fn write_shared(&self, blocks: SharedBlocks, offset: u64) -> io::Result<()> {
         let Some(mut direct) = self.direct.as_ref() else { return Err(read_only()) };
         direct.write_all_at(blocks, offset).await.0
+    }
+
+    async fn write_shared_durably(&self, blocks: SharedBlocks, offset: u64) -> io::Result<()> {
+        let Some(mut durable) = self.durable.as_ref() else { return Err(read_only()) };
+        durable.write_all_at(blocks, offset).await.0
+    }
+
+    async fn write_blocks_durably(&self, buffer: BlockBuffer, offset: u64) -> (io::Result<()>, BlockBuffer) {
+        let Some(mut durable) = self.durable.as_ref() else {
+            return (Err(read_only()), buffer);
+        };
+        let (storage, start, length) = buffer.into_parts();
+        let BufResult(result, slice) = durable.write_all_at(storage.slice(start..start + length), offset).await;
+        (result, BlockBuffer::from_parts(slice.into_inner(), start, length))
     }
 
     async fn read_exact(&self, offset: u64, length: usize) -> io::Result<Vec<u8>> {
@@ -415,4 +439,57 @@ async fn write_zeroes(mut file: &File, offset: u64, length: u64) -> io::Result<(
         written += chunk as u64;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Whether `file`'s descriptor has `O_DSYNC` (by libc's value: rustix's `OFlags::DSYNC`
+    /// is `O_SYNC` on Linux).
+    fn syncs_each_write(file: &File) -> bool {
+        rustix::fs::fcntl_getfl(file).unwrap().bits() & libc::O_DSYNC as u32 != 0
+    }
+
+    /// A durable write goes through a descriptor opened with `O_DSYNC` (the kernel syncs each
+    /// write before it completes, which is what lets a commit skip its fdatasync); plain
+    /// writes do not, and both land where they were asked to.
+    #[test]
+    fn durable_writes_go_through_a_descriptor_that_syncs_each_write() {
+        let directory = tempfile::tempdir().unwrap();
+        let storage = DiskStorage::new(directory.path());
+        crate::block_on(async {
+            let created = storage.create("created").await.unwrap();
+            drop(created);
+            for (name, file) in [
+                ("created", storage.create("other").await.unwrap()),
+                ("reopened", storage.open("created", true).await.unwrap()),
+            ] {
+                let durable = file.durable.as_ref().unwrap();
+                assert!(syncs_each_write(durable), "{name}: the durable descriptor lacks O_DSYNC");
+                assert!(!syncs_each_write(file.direct.as_ref().unwrap()), "{name}: plain writes sync");
+                let mut buffer = BlockBuffer::with_capacity(2 * BLOCK_BYTES);
+                buffer.extend_from_slice(&[7; BLOCK_BYTES]);
+                let (result, _) = file.write_blocks_durably(buffer, 0).await;
+                result.unwrap();
+                let shared = SharedBlocks::new(Rc::new(block_of(9)), 0..BLOCK_BYTES);
+                file.write_shared_durably(shared, BLOCK_BYTES as u64).await.unwrap();
+                let bytes = file.read_exact(0, 2 * BLOCK_BYTES).await.unwrap();
+                assert!(bytes[..BLOCK_BYTES].iter().all(|&byte| byte == 7), "{name}: first block");
+                assert!(bytes[BLOCK_BYTES..].iter().all(|&byte| byte == 9), "{name}: second block");
+            }
+            let reader = storage.open("created", false).await.unwrap();
+            assert!(reader.durable.is_none());
+            let (result, _) = reader.write_blocks_durably(block_of(1), 0).await;
+            assert_eq!(result.unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+        });
+    }
+
+    fn block_of(byte: u8) -> BlockBuffer {
+        let mut buffer = BlockBuffer::with_capacity(BLOCK_BYTES);
+        buffer.extend_from_slice(&[byte; BLOCK_BYTES]);
+        buffer
+    }
 }

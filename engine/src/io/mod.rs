@@ -73,6 +73,21 @@ pub trait StorageFile: 'static {
         buffer.extend_from_slice(blocks.as_slice());
         self.write_blocks(buffer, offset).await.0
     }
+    /// Writes whole blocks of a shared buffer at a block-aligned offset and returns once they
+    /// are durable, as [`Self::write_shared`] then [`Self::sync_data`] would (the default).
+    /// Files that can ask the disk for both in one request (`O_DSYNC`) do.
+    async fn write_shared_durably(&self, blocks: SharedBlocks, offset: u64) -> io::Result<()> {
+        self.write_shared(blocks, offset).await?;
+        self.sync_data().await
+    }
+    /// As [`Self::write_shared_durably`], from a buffer given back for reuse.
+    async fn write_blocks_durably(&self, buffer: BlockBuffer, offset: u64) -> (io::Result<()>, BlockBuffer) {
+        let (result, buffer) = self.write_blocks(buffer, offset).await;
+        match result {
+            Ok(()) => (self.sync_data().await, buffer),
+            Err(error) => (Err(error), buffer),
+        }
+    }
     /// Reads exactly `length` bytes at `offset` (any alignment).
     async fn read_exact(&self, offset: u64, length: usize) -> io::Result<Vec<u8>>;
     /// As [`Self::read_exact`], for bytes the caller checks and transforms in place and then

@@ -392,6 +392,17 @@ impl Piece {
         }
     }
 
+    async fn write_durably<F: StorageFile>(self, file: &F, offset: u64) -> io::Result<()> {
+        match self {
+            Self::Shared(blocks) => file.write_shared_durably(blocks, offset).await,
+            Self::Copied(buffer) => {
+                let (result, buffer) = file.write_blocks_durably(buffer, offset).await;
+                spare_pieces::put(buffer);
+                result
+            }
+        }
+    }
+
     fn discard(self) {
         if let Self::Copied(buffer) = self {
             spare_pieces::put(buffer);
@@ -410,12 +421,21 @@ impl<F: StorageFile> TailWrite<F> {
         }
     }
 
+    /// Whether [`Self::write`] leaves the blocks durable: a commit of one piece asks the disk
+    /// to write and sync it in one request (`O_DSYNC`), where a separate fdatasync would be a
+    /// second round trip through an io_uring worker. Several pieces are written as they are
+    /// and synced once: durable writes would cost a flush each where the disk lacks FUA.
+    pub fn writes_durably(&self) -> bool {
+        self.pieces.len() == 1
+    }
+
     /// Writes the commit's blocks, in pieces in flight together that may land in any order:
     /// the first piece once `first_piece_after` says the previous commit's writes all completed
     /// (it rewrites their shared tail block; `false`: they failed, and it is not written), the
     /// others at once. Recovery tells this commit's pieces, landed ahead of a torn earlier
     /// commit, from proof of damage by the durable gap on the commit's first frame.
     pub async fn write(self, first_piece_after: impl Future<Output = bool>) -> io::Result<()> {
+        let durably = self.writes_durably();
         let Self { file, pieces, shared, .. } = self;
         let mut pieces = pieces.into_iter();
         let first = pieces.next();
@@ -425,7 +445,7 @@ impl<F: StorageFile> TailWrite<F> {
                 piece.discard();
                 return Err(io::Error::other("an earlier commit's write failed"));
             }
-            piece.write(&*file, offset).await
+            if durably { piece.write_durably(&*file, offset).await } else { piece.write(&*file, offset).await }
         };
         let others = futures_util::future::join_all(pieces.map(|(piece, offset)| piece.write(&*file, offset)));
         let (first_result, others) = futures_util::future::join(first_write, others).await;
@@ -538,6 +558,27 @@ mod tests {
             let on_disk = segment.file().read_exact(BLOCK_BYTES as u64, expected.len()).await.unwrap();
             assert!(on_disk == expected, "the log differs from the frames committed");
             assert_eq!(segment.log_end(), (BLOCK_BYTES + expected.len()) as u64);
+        });
+    }
+
+    /// A commit that fits one piece is written durably (no fdatasync after it); one of several
+    /// pieces is not (a durable write per piece would be a flush per piece).
+    #[test]
+    fn only_a_commit_of_one_piece_is_written_durably() {
+        let directory = tempfile::tempdir().unwrap();
+        let storage = DiskStorage::new(directory.path());
+        crate::block_on(async {
+            let header = SegmentHeader::new(0, 1, 0);
+            let prepared = ActiveSegment::prepare(&storage, header, 4 * 1024 * 1024, None).await.unwrap();
+            let mut segment = prepared.install(&storage).await.unwrap();
+            for (length, durably) in [(4200, true), (WRITE_PIECE_BYTES - 2 * BLOCK_BYTES, true), (300_000, false)] {
+                let mut frames = segment.next_commit_frames();
+                frames.extend_from_slice(&frame_bytes(length, 3));
+                let write = segment.begin_commit(frames, 1);
+                assert_eq!(write.writes_durably(), durably, "a commit of {length} bytes");
+                write.grow().await.unwrap();
+                write.write(std::future::ready(true)).await.unwrap();
+            }
         });
     }
 }
