@@ -279,14 +279,14 @@ impl Storage for DiskStorage {
 /// thread (`touched_elsewhere`).
 const FAULT_IN_ELSEWHERE_BYTES_MIN: usize = 4 << 20;
 
-/// A buffer with room for `capacity` bytes, its pages faulted in on a thread of compio's
-/// blocking pool. Faulted in by the read instead, inside its submission on the shard's thread,
-/// a 64 MiB compaction victim stalled every request of the shard for as long as 16,384 page
-/// faults take (bench/README.md, session 32). If that thread cannot be had, this thread does it.
+/// A buffer with room for `capacity` bytes, its pages faulted in off this thread
+/// ([`super::elsewhere`]). Faulted in by the read instead, inside its submission on the shard's
+/// thread, a 64 MiB compaction victim stalled every request of the shard for as long as 16,384
+/// page faults take (bench/README.md, session 32). If that fails, this thread does it.
 async fn touched_elsewhere(capacity: usize) -> BlockBuffer {
-    match compio::runtime::spawn_blocking(move || BlockBuffer::with_capacity_touched(capacity)).await {
-        Ok(buffer) => buffer,
-        Err(_) => BlockBuffer::with_capacity_touched(capacity),
+    match super::elsewhere(move || BlockBuffer::with_capacity_touched(capacity)).await {
+        Some(buffer) => buffer,
+        None => BlockBuffer::with_capacity_touched(capacity),
     }
 }
 

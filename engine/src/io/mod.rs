@@ -3,6 +3,7 @@
 
 mod block_buffer;
 mod disk;
+mod elsewhere;
 mod faulty;
 mod huge_pages;
 mod prompt_loop;
@@ -13,6 +14,7 @@ mod yield_now;
 
 pub use block_buffer::BlockBuffer;
 pub use disk::{DiskFile, DiskStorage};
+pub use elsewhere::elsewhere;
 pub use faulty::{FaultController, FaultCounts, FaultRates, FaultyFile, FaultyStorage};
 pub use huge_pages::vec_in_huge_pages;
 pub use prompt_loop::{block_on_prompt, prompt_runtime_builder, spawn_started, want_prompt_round};
