@@ -6,10 +6,15 @@
 //! turns with the shard. So each piece of work first widens its thread's affinity to the main
 //! thread's (all of the process's cores, or those the operator pinned the process to).
 
+/// The name the pool's threads take (they would otherwise keep the name of the thread that
+/// started them, and their time would show as the shard's in `top -H` and in the bench).
+const POOL_THREAD_NAME: &std::ffi::CStr = c"mailvault-pool";
+
 /// Runs `work` on a thread of the blocking pool; `None` if it panicked there.
 pub async fn elsewhere<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     let widened = move || {
         widen_to_main_thread_cpus();
+        let _ = rustix::thread::set_name(POOL_THREAD_NAME);
         work()
     };
     compio::runtime::spawn_blocking(widened).await.ok()
@@ -48,14 +53,19 @@ mod tests {
             pinned.set(first_cpu);
             sched_setaffinity(None, &pinned).unwrap();
             let runtime = compio::runtime::Runtime::new().unwrap();
-            let (worker, cpus) = runtime
-                .block_on(elsewhere(|| (std::thread::current().id(), sched_getaffinity(None).unwrap())))
+            let (worker, cpus, name) = runtime
+                .block_on(elsewhere(|| {
+                    let name = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
+                    (std::thread::current().id(), sched_getaffinity(None).unwrap(), name)
+                }))
                 .unwrap();
-            (std::thread::current().id(), worker, cpus)
+            (std::thread::current().id(), worker, (cpus, name))
         })
         .join()
         .unwrap();
+        let (worker_cpus, worker_name) = worker_cpus;
         assert_ne!(caller, worker, "the work ran on the calling thread");
+        assert_eq!(worker_name.trim_end(), "mailvault-pool");
         assert_eq!(cpu_count(&worker_cpus), cpu_count(&main_cpus), "the work's thread kept the pinned affinity");
     }
 
