@@ -290,18 +290,23 @@ async fn touched_elsewhere(capacity: usize) -> BlockBuffer {
     }
 }
 
+/// Writes the buffer's blocks at `offset` through `file` and gives the buffer back.
+async fn write_buffer(mut file: &File, buffer: BlockBuffer, offset: u64) -> (io::Result<()>, BlockBuffer) {
+    let (storage, start, length) = buffer.into_parts();
+    let BufResult(result, slice) = file.write_all_at(storage.slice(start..start + length), offset).await;
+    (result, BlockBuffer::from_parts(slice.into_inner(), start, length))
+}
+
 fn read_only() -> io::Error {
     io::Error::new(io::ErrorKind::PermissionDenied, "file was opened read-only")
 }
 
 impl StorageFile for DiskFile {
     async fn write_blocks(&self, buffer: BlockBuffer, offset: u64) -> (io::Result<()>, BlockBuffer) {
-        let Some(mut direct) = self.direct.as_ref() else {
-            return (Err(read_only()), buffer);
-        };
-        let (storage, start, length) = buffer.into_parts();
-        let BufResult(result, slice) = direct.write_all_at(storage.slice(start..start + length), offset).await;
-        (result, BlockBuffer::from_parts(slice.into_inner(), start, length))
+        match self.direct.as_ref() {
+            Some(direct) => write_buffer(direct, buffer, offset).await,
+            None => (Err(read_only()), buffer),
+        }
     }
 
     async fn write_shared(&self, blocks: SharedBlocks, offset: u64) -> io::Result<()> {
@@ -315,12 +320,10 @@ impl StorageFile for DiskFile {
     }
 
     async fn write_blocks_durably(&self, buffer: BlockBuffer, offset: u64) -> (io::Result<()>, BlockBuffer) {
-        let Some(mut durable) = self.durable.as_ref() else {
-            return (Err(read_only()), buffer);
-        };
-        let (storage, start, length) = buffer.into_parts();
-        let BufResult(result, slice) = durable.write_all_at(storage.slice(start..start + length), offset).await;
-        (result, BlockBuffer::from_parts(slice.into_inner(), start, length))
+        match self.durable.as_ref() {
+            Some(durable) => write_buffer(durable, buffer, offset).await,
+            None => (Err(read_only()), buffer),
+        }
     }
 
     async fn read_exact(&self, offset: u64, length: usize) -> io::Result<Vec<u8>> {

@@ -381,22 +381,17 @@ enum Piece {
 }
 
 impl Piece {
-    async fn write<F: StorageFile>(self, file: &F, offset: u64) -> io::Result<()> {
+    /// Writes the piece at `offset`; `durably`: durable once written (`StorageFile::write_*_durably`).
+    async fn write<F: StorageFile>(self, file: &F, offset: u64, durably: bool) -> io::Result<()> {
         match self {
+            Self::Shared(blocks) if durably => file.write_shared_durably(blocks, offset).await,
             Self::Shared(blocks) => file.write_shared(blocks, offset).await,
             Self::Copied(buffer) => {
-                let (result, buffer) = file.write_blocks(buffer, offset).await;
-                spare_pieces::put(buffer);
-                result
-            }
-        }
-    }
-
-    async fn write_durably<F: StorageFile>(self, file: &F, offset: u64) -> io::Result<()> {
-        match self {
-            Self::Shared(blocks) => file.write_shared_durably(blocks, offset).await,
-            Self::Copied(buffer) => {
-                let (result, buffer) = file.write_blocks_durably(buffer, offset).await;
+                let (result, buffer) = if durably {
+                    file.write_blocks_durably(buffer, offset).await
+                } else {
+                    file.write_blocks(buffer, offset).await
+                };
                 spare_pieces::put(buffer);
                 result
             }
@@ -445,9 +440,9 @@ impl<F: StorageFile> TailWrite<F> {
                 piece.discard();
                 return Err(io::Error::other("an earlier commit's write failed"));
             }
-            if durably { piece.write_durably(&*file, offset).await } else { piece.write(&*file, offset).await }
+            piece.write(&*file, offset, durably).await
         };
-        let others = futures_util::future::join_all(pieces.map(|(piece, offset)| piece.write(&*file, offset)));
+        let others = futures_util::future::join_all(pieces.map(|(piece, offset)| piece.write(&*file, offset, false)));
         let (first_result, others) = futures_util::future::join(first_write, others).await;
         if let Some(buffer) = shared.and_then(|buffer| Rc::try_unwrap(buffer).ok()) {
             commit_frames::recycle(buffer.into_parts().0);
@@ -532,6 +527,13 @@ mod tests {
         shared
     }
 
+    /// A new segment of 4 MiB, installed in `storage`.
+    async fn installed_segment(storage: &DiskStorage) -> ActiveSegment<crate::io::DiskFile> {
+        let header = SegmentHeader::new(0, 1, 0);
+        let prepared = ActiveSegment::prepare(storage, header, 4 * 1024 * 1024, None).await.unwrap();
+        prepared.install(storage).await.unwrap()
+    }
+
     /// Batches laid out behind the tail are written from where they were built, including
     /// the one after a commit that ended mid-block; a batch that was not is copied; and the
     /// file holds the same bytes either way.
@@ -540,9 +542,7 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let storage = DiskStorage::new(directory.path());
         crate::block_on(async {
-            let header = SegmentHeader::new(0, 1, 0);
-            let prepared = ActiveSegment::prepare(&storage, header, 4 * 1024 * 1024, None).await.unwrap();
-            let mut segment = prepared.install(&storage).await.unwrap();
+            let mut segment = installed_segment(&storage).await;
             let mut expected = Vec::new();
             for (round, length) in [5000_usize, 300_000, 10, 70_000].into_iter().enumerate() {
                 let bytes = frame_bytes(length, round as u8);
@@ -568,9 +568,7 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let storage = DiskStorage::new(directory.path());
         crate::block_on(async {
-            let header = SegmentHeader::new(0, 1, 0);
-            let prepared = ActiveSegment::prepare(&storage, header, 4 * 1024 * 1024, None).await.unwrap();
-            let mut segment = prepared.install(&storage).await.unwrap();
+            let mut segment = installed_segment(&storage).await;
             for (length, durably) in [(4200, true), (WRITE_PIECE_BYTES - 2 * BLOCK_BYTES, true), (300_000, false)] {
                 let mut frames = segment.next_commit_frames();
                 frames.extend_from_slice(&frame_bytes(length, 3));
