@@ -153,7 +153,7 @@ fn appends_arriving_while_a_commit_writes_wait_and_share_the_next_commit() {
 /// A commit of one piece is written durably (`O_DSYNC`: write and sync in one request), so
 /// the shard cannot tell when its write part ends; holding the next batch until the whole
 /// durable write completed made a lightly loaded shard commit one batch at a time (8 appends
-/// in flight: 15% fewer appends per second, bench/README.md, session 33). An append that
+/// in flight: 22% fewer appends per second, bench/README.md, session 33). An append that
 /// arrives meanwhile starts its own commit at once, on a fresh block.
 #[test]
 fn a_commit_written_durably_does_not_hold_back_the_next() {

@@ -3,18 +3,19 @@
 //! Each commit with frames runs as its own IO task on the shard's runtime: it grows the file if
 //! it must (in commit order), writes its blocks, several pieces at once, then fdatasyncs. A
 //! commit of one piece (up to 128 KiB: every commit of a lightly loaded shard) is written
-//! durably instead, write and sync in one request (`O_DSYNC`): one trip through an io_uring
-//! worker rather than two, 15–25% more appends per second at 1 and 8 in flight
-//! (bench/README.md, session 33). Its writes overlap those of the commits ahead of it. A commit planned while another is in flight
-//! starts on a fresh block (format version 4), so the two share no block; otherwise its first
+//! durably instead, write and sync in one request (`O_DSYNC`) rather than a write and then an
+//! fdatasync on another thread: 22–25% more appends per second at 1 and 8 in flight, 65% more
+//! one at a time into recycled segments (bench/README.md, session 33). Its writes overlap
+//! those of the commits ahead of it. A commit planned while another is in flight starts on a
+//! fresh block (format version 4), so the two share no block; otherwise its first
 //! piece rewrites the tail block it shares with the previous commit, and waits for that
 //! commit's writes (see `TailWrite::write`). Its first frame carries its durable gap: how far
 //! before it the log was synced when it was planned, which is what lets recovery cut several
 //! torn commits without mistaking one that landed ahead of a torn one for proof of damage
 //! (docs/format.md §7, §8.3).
-//! Commits are answered strictly in order, each only after its own fdatasync returned: an
-//! fdatasync vouches only for writes completed before it was issued, so commit N's sync never
-//! stands in for N+1's.
+//! Commits are answered strictly in order, each only after its own fdatasync (or durable write)
+//! returned: an fdatasync vouches only for writes completed before it was issued, so commit
+//! N's sync never stands in for N+1's.
 //!
 //! While any commit is in flight the index is ahead of the disk. A read that could see a change
 //! in flight closes the batch it lands in, and the shard drains the pipeline before it plans
