@@ -4,8 +4,9 @@
 //! Always: what the scan hands on is a run of valid frames from the start position to the log
 //! end, and the digest, tail block and counts it returns match the image. A clean image gives
 //! exactly the predicted result. With one flipped byte: damage is never handed on, a damaged
-//! sealed segment is an error (unless it hit the payload of a frame the checkpoint covers, which
-//! only a full scan reads, or lies past the footer: format 6 trims what follows it), and damage followed by a later commit that vouches for it (its
+//! sealed segment is an error (unless it hit the payload of a frame the checkpoint covers, or a
+//! block gap between such frames, which only a full scan reads, or lies past the footer: format
+//! 6 trims what follows it), and damage followed by a later commit that vouches for it (its
 //! start less its durable gap lies past the last complete commit before the damage) is an error:
 //! acknowledged data was hit.
 #![no_main]
@@ -153,12 +154,13 @@ fn check_one_flip(image: &SegmentImage, at: usize, outcome: &Outcome, delivered:
     let unchecked_header_bytes = (HEADER_CHECKED_BYTES..SEGMENT_HEADER_BYTES).contains(&at);
     let failed = matches!(outcome, Outcome::Failed(_));
     // Frames a checkpoint covers are walked by their headers only (docs/format.md §2.3): their
-    // payloads and padding are checked by a full scan (compaction, an open without checkpoint,
-    // backup verify), not by this one.
+    // payloads and padding, and the block gaps between them (zeros after a commit's end), are
+    // checked by a full scan (compaction, an open without checkpoint, backup verify), not by
+    // this one. Regression: a flip inside a block gap before the checkpoint's offset
+    // (corpus `regression-flip-in-a-block-gap-a-checkpoint-covers`).
     let header_bytes = FRAME_HEADER_BYTES as u64;
-    let in_covered_payload = image.frames.iter().any(|frame| {
-        frame.offset < image.start.offset && (frame.offset + header_bytes..frame.end).contains(&at_offset)
-    });
+    let in_a_header = image.frames.iter().any(|frame| (frame.offset..frame.offset + header_bytes).contains(&at_offset));
+    let in_covered_bytes = (BLOCK_BYTES as u64..image.start.offset).contains(&at_offset) && !in_a_header;
     // Past the footer (format 6): an earlier segment's bytes in a reused file, trimmed.
     if let Some((_, footer_end)) = image.footer.filter(|(_, end)| at_offset >= *end) {
         match clean {
@@ -171,7 +173,7 @@ fn check_one_flip(image: &SegmentImage, at: usize, outcome: &Outcome, delivered:
         return;
     }
     // Otherwise a sealed segment is checked end to end (header block, digest, footer).
-    if image.footer.is_some() && !(image.is_last && in_footer) && !in_covered_payload {
+    if image.footer.is_some() && !(image.is_last && in_footer) && !in_covered_bytes {
         assert!(failed, "flip at {at} in a sealed segment went unnoticed: {outcome:?}");
         return;
     }
